@@ -1,0 +1,3 @@
+/* PLACEHOLDER */
+#include "nabla/nabla.h"
+int main(void) { return 0; }

@@ -1,0 +1,35 @@
+/* nabla: pictures of graphs. Exports a tensor's history as Graphviz DOT:
+ * one node per op (name, output shape, dtype), leaves and parameters drawn
+ * distinctly with their names, scopes as clusters. */
+#ifndef NABLA_DOT_H
+#define NABLA_DOT_H
+
+#include "autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_dot_opts {
+    const char *title;  /* graph label; NULL: none */
+    bool backward;      /* also draw the backward pass: one node per rule,
+                           gradients flowing back to the leaves */
+    bool values;        /* show values of tensors with at most 8 elements */
+} nb_dot_opts;
+
+/* The DOT text of root's history (opts NULL: defaults), allocated through
+ * the nabla allocator: release it with nb_dot_free. NULL on error. */
+char *nb_dot_string(nb_tensor *root, const nb_dot_opts *opts);
+void nb_dot_free(char *dot);
+/* Writes the DOT text to path. 0, or -1 on error. */
+int nb_dot_write(nb_tensor *root, const char *path, const nb_dot_opts *opts);
+/* Renders to path with Graphviz's library; the format comes from the
+ * extension (.svg or .png). -1 with an error when built without Graphviz. */
+int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts);
+/* Whether this build can render (was built with Graphviz's libgvc). */
+bool nb_dot_can_render(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+/* nabla: reverse-mode automatic differentiation for C. One include. */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include "tensor.h"
+#include "autograd.h"
+#include "ops.h"
+#include "check.h"
+#include "dot.h"
+
+#define NB_VERSION "0.1.0"
+
+#endif

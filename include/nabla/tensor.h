@@ -1,0 +1,141 @@
+/* nabla: tensors, their creation, inspection and lifetime.
+ *
+ * Two lifetimes. Tensors made by the factories below (nb_zeros ... nb_clone)
+ * live on the heap and belong to the caller, who frees them with nb_free.
+ * Tensors made by ops (ops.h) live in the current graph (autograd.h) and go
+ * away when that graph is reset or freed.
+ *
+ * Storage is always contiguous and row-major. Errors never abort: functions
+ * return NULL (or -1, NAN, false) and leave a message in nb_last_error(). */
+#ifndef NABLA_TENSOR_H
+#define NABLA_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_MAX_DIMS 8
+
+typedef enum nb_dtype { NB_F32 = 1, NB_F64 = 2 } nb_dtype;
+
+typedef struct nb_tensor nb_tensor;
+
+/* NB_SHAPE(2, 3) expands to the pair `2, (const int64_t[]){2, 3}`: an
+ * (ndim, dims) argument pair. NB_AT does the same for element indices. */
+#define NB_SHAPE(...)                                                          \
+    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),           \
+        (const int64_t[]){__VA_ARGS__}
+#define NB_AT(...) NB_SHAPE(__VA_ARGS__)
+
+/* ---- errors (thread-local) ---------------------------------------------- */
+
+/* The message of the last error on this thread, or NULL if none. */
+const char *nb_last_error(void);
+/* Forget the last error. */
+void nb_clear_error(void);
+
+/* ---- random numbers ------------------------------------------------------ */
+
+/* The library's own generator (xoshiro256**): the same seed gives the same
+ * numbers on every platform. A plain value: copy it to fork a stream. */
+typedef struct nb_rng {
+    uint64_t s[4];
+} nb_rng;
+
+nb_rng nb_rng_new(uint64_t seed);
+uint64_t nb_rng_next(nb_rng *rng);
+/* Uniform in [0, 1), 53 random bits. */
+double nb_rng_uniform(nb_rng *rng);
+/* Standard normal (Marsaglia polar method, libm-free so bit-reproducible). */
+double nb_rng_normal(nb_rng *rng);
+/* Uniform integer in [0, n). */
+uint64_t nb_rng_below(nb_rng *rng, uint64_t n);
+
+/* ---- factories: heap tensors owned by the caller --------------------------- */
+
+nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape);
+nb_tensor *nb_ones(nb_dtype dtype, int ndim, const int64_t *shape);
+nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value);
+/* Copies numel elements of `dtype` (float or double) from data. */
+nb_tensor *nb_from_array(nb_dtype dtype, int ndim, const int64_t *shape,
+                         const void *data);
+/* A 0-d tensor holding value. */
+nb_tensor *nb_scalar(nb_dtype dtype, double value);
+/* 1-D [start, start+step, ...) below stop (above it for negative step). */
+nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step);
+/* Uniform in [0, 1) / standard normal, drawn from rng in row-major order. */
+nb_tensor *nb_rand(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng);
+nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng);
+/* A heap copy of any tensor (values only: no history, no grad). */
+nb_tensor *nb_clone(const nb_tensor *t);
+/* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. */
+void nb_free(nb_tensor *t);
+
+/* ---- gradients on leaves ----------------------------------------------------- */
+
+/* Marks t as a trainable parameter (requires grad, drawn as one). Returns t. */
+nb_tensor *nb_param(nb_tensor *t);
+/* Turns gradient tracking of a leaf on or off. Returns t, NULL on error. */
+nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on);
+bool nb_requires_grad(const nb_tensor *t);
+bool nb_is_param(const nb_tensor *t);
+/* The accumulated gradient of a leaf, or NULL before the first backward. */
+nb_tensor *nb_grad_of(const nb_tensor *t);
+/* Sets t's gradient to zero (keeps its storage). */
+void nb_zero_grad(nb_tensor *t);
+
+/* ---- inspection ------------------------------------------------------------ */
+
+nb_dtype nb_dtype_of(const nb_tensor *t);
+const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64" */
+int nb_ndim(const nb_tensor *t);
+/* Size of dimension i; negative i counts from the end. -1 on error. */
+int64_t nb_dim(const nb_tensor *t, int i);
+const int64_t *nb_shape(const nb_tensor *t);
+int64_t nb_numel(const nb_tensor *t);
+/* The contiguous element buffer (float * or double *, as the dtype says). */
+void *nb_data(const nb_tensor *t);
+/* The tensor's name, or NULL. */
+const char *nb_name(const nb_tensor *t);
+/* Names t (copied; shown in errors and pictures). Returns t. */
+nb_tensor *nb_set_name(nb_tensor *t, const char *name);
+
+/* Element at an index (NB_AT(i, j)); NAN and an error when out of range. */
+double nb_get(const nb_tensor *t, int ndim, const int64_t *index);
+/* Writes one element (an in-place write: bumps the version). 0 or -1. */
+int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value);
+/* The value of a one-element tensor; NAN and an error otherwise. */
+double nb_item(const nb_tensor *t);
+/* Copies all elements into out as doubles (out holds nb_numel). 0 or -1. */
+int nb_to_doubles(const nb_tensor *t, double *out);
+
+/* Prints t like PyTorch's repr: values (middle elided when large), shape,
+ * dtype, name and the op that made it. Returns 0, or -1 on error. */
+int nb_print(const nb_tensor *t, FILE *f);
+/* |a - b| <= atol + rtol * |b| elementwise, same shape; NaNs never close. */
+bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double atol);
+
+/* ---- memory ---------------------------------------------------------------- */
+
+/* Every allocation nabla makes goes through this hook (tests count them). */
+typedef struct nb_allocator {
+    void *(*alloc)(size_t size, void *ctx);
+    void (*free)(void *ptr, void *ctx);
+    void *ctx;
+} nb_allocator;
+
+/* Installs a (process-wide) allocator; NULL restores malloc/free. Install it
+ * before creating tensors: memory is freed by the hook that made it. */
+void nb_set_allocator(const nb_allocator *a);
+/* Number of live heap tensors (leak checks). */
+int64_t nb_live_tensors(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,44 @@
+/* full_like: a constant with the dtype (and shape) of another tensor.
+ * It reads only x's metadata, so it has no gradient: y = c; dx = none. */
+#include "internal.h"
+
+typedef struct {
+    double value;
+    bool scalar; /* 0-d instead of x's shape */
+} full_attr;
+
+static int full_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    nb_shape_same(out, x, n, attr);
+    if (((const full_attr *)attr)->scalar)
+        out->ndim = 0;
+    return 0;
+}
+
+static void full_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)x, (void)n;
+    double v = ((const full_attr *)attr)->value;
+    if (y->dtype == NB_F64)
+        for (int64_t i = 0; i < y->numel; i++)
+            ((double *)y->data)[i] = v;
+    else
+        for (int64_t i = 0; i < y->numel; i++)
+            ((float *)y->data)[i] = (float)v;
+}
+
+const nb_op nb_op_full_like = {.name = "full_like", .arity = 1, .attr_size = sizeof(full_attr),
+                               .shape = full_shape, .forward = full_forward};
+
+nb_tensor *nb_full_like(nb_tensor *t, double value)
+{
+    return nb_apply(&nb_op_full_like, &t, 1, &(full_attr){value, false});
+}
+
+nb_tensor *nb_scalar_like(nb_tensor *t, double value)
+{
+    return nb_apply(&nb_op_full_like, &t, 1, &(full_attr){value, true});
+}
+
+nb_tensor *nb_zeros_like(nb_tensor *t) { return nb_full_like(t, 0.0); }
+nb_tensor *nb_ones_like(nb_tensor *t) { return nb_full_like(t, 1.0); }

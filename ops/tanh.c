@@ -1,0 +1,32 @@
+/* y = tanh(x);  dx = dy * (1 - y^2) */
+#include "internal.h"
+
+#include <math.h>
+
+static void tanh_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    if (y->dtype == NB_F64)
+        NB_LOOP1(double, y, x[0], tanh(u));
+    else
+        NB_LOOP1(float, y, x[0], tanhf(u));
+}
+
+static void tanh_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                          int n, const void *attr)
+{
+    (void)x, (void)n, (void)attr;
+    dx[0] = nb_mul(dy, nb_sub(nb_scalar_like(y, 1.0), nb_square(y)));
+}
+
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{-2, 2}}},
+    {.n = 1, .ndim = {0}, .domain = {{-2, 2}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_tanh = {.name = "tanh", .arity = 1, .shape = nb_shape_same,
+                          .forward = tanh_forward, .backward = tanh_backward,
+                          .saves = NB_SAVES_Y, .examples = examples};
+
+nb_tensor *nb_tanh(nb_tensor *x) { return nb_apply(&nb_op_tanh, &x, 1, NULL); }

@@ -1,0 +1,2 @@
+/* PLACEHOLDER: gradcheck to be written. */
+#include "internal.h"

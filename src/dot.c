@@ -1,0 +1,2 @@
+/* PLACEHOLDER: DOT export to be written. */
+#include "internal.h"

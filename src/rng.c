@@ -1,0 +1,90 @@
+/* xoshiro256** seeded by splitmix64. Normals use the polar method with a
+ * log written from + - * / only, so the numbers are the same on every
+ * platform (libm's log may differ in the last bit between systems). */
+#include "internal.h"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+nb_rng nb_rng_new(uint64_t seed)
+{
+    nb_rng r;
+    for (int i = 0; i < 4; i++)
+        r.s[i] = splitmix64(&seed);
+    return r;
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t nb_rng_next(nb_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double nb_rng_uniform(nb_rng *r) { return (double)(nb_rng_next(r) >> 11) * 0x1.0p-53; }
+
+uint64_t nb_rng_below(nb_rng *r, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    /* Rejection keeps it unbiased. */
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do
+        x = nb_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}
+
+/* ln(x) for x > 0: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
+ * ln(m) = 2 atanh(z), z = (m-1)/(m+1), |z| < 0.172, series to 1e-17. */
+static double det_log(double x)
+{
+    int e = 0;
+    while (x >= 1.4142135623730951) {
+        x *= 0.5;
+        e++;
+    }
+    while (x < 0.7071067811865476) {
+        x *= 2.0;
+        e--;
+    }
+    double z = (x - 1.0) / (x + 1.0), z2 = z * z, term = z, sum = 0.0;
+    for (int k = 1; k < 48; k += 2) {
+        sum += term / k;
+        term *= z2;
+    }
+    return 2.0 * sum + e * 0.6931471805599453;
+}
+
+/* sqrt is correctly rounded by IEEE 754, so it is safe to use. */
+#include <math.h>
+
+double nb_rng_normal(nb_rng *r)
+{
+    double u, v, s;
+    do {
+        u = 2.0 * nb_rng_uniform(r) - 1.0;
+        v = 2.0 * nb_rng_uniform(r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    /* One of the pair is discarded: keeps the generator state simple. */
+    return u * sqrt(-2.0 * det_log(s) / s);
+}

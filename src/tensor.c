@@ -1,0 +1,373 @@
+/* Heap factories, inspection, element access, printing, comparison. */
+#include "internal.h"
+
+#include <math.h>
+
+#define NEED(t, fn, ret)                                                       \
+    do {                                                                       \
+        if (!(t)) {                                                            \
+            if (!nb__has_error())                                              \
+                nb__error("%s: tensor is NULL", fn);                           \
+            return ret;                                                        \
+        }                                                                      \
+    } while (0)
+
+nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value)
+{
+    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    if (!t)
+        return NULL;
+    if (dtype == NB_F64)
+        for (int64_t i = 0; i < t->numel; i++)
+            ((double *)t->data)[i] = value;
+    else
+        for (int64_t i = 0; i < t->numel; i++)
+            ((float *)t->data)[i] = (float)value;
+    return t;
+}
+
+nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return nb_full(dtype, ndim, shape, 0.0);
+}
+
+nb_tensor *nb_ones(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return nb_full(dtype, ndim, shape, 1.0);
+}
+
+nb_tensor *nb_scalar(nb_dtype dtype, double value) { return nb_full(dtype, 0, NULL, value); }
+
+nb_tensor *nb_from_array(nb_dtype dtype, int ndim, const int64_t *shape, const void *data)
+{
+    if (!data) {
+        nb__error("nb_from_array: data is NULL");
+        return NULL;
+    }
+    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    if (t)
+        memcpy(t->data, data, (size_t)t->numel * nb__dtype_size(dtype));
+    return t;
+}
+
+nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
+{
+    if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step)) {
+        nb__error("nb_arange: need finite start, stop and a non-zero step, got %g, %g, %g",
+                  start, stop, step);
+        return NULL;
+    }
+    double n = ceil((stop - start) / step);
+    int64_t len = n > 0 ? (int64_t)n : 0;
+    nb_tensor *t = nb__new_heap_tensor(dtype, 1, &len);
+    if (t)
+        for (int64_t i = 0; i < len; i++)
+            nb__put(t, i, start + (double)i * step);
+    return t;
+}
+
+nb_tensor *nb_rand(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
+{
+    if (!rng) {
+        nb__error("nb_rand: rng is NULL");
+        return NULL;
+    }
+    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            nb__put(t, i, nb_rng_uniform(rng));
+    return t;
+}
+
+nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
+{
+    if (!rng) {
+        nb__error("nb_randn: rng is NULL");
+        return NULL;
+    }
+    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            nb__put(t, i, nb_rng_normal(rng));
+    return t;
+}
+
+nb_tensor *nb_clone(const nb_tensor *src)
+{
+    NEED(src, "nb_clone", NULL);
+    nb_tensor *t = nb__new_heap_tensor(src->dtype, src->ndim, src->shape);
+    if (t) {
+        memcpy(t->data, src->data, (size_t)t->numel * nb__dtype_size(t->dtype));
+        if (src->name)
+            nb_set_name(t, src->name);
+    }
+    return t;
+}
+
+/* ---- gradients on leaves ---- */
+
+nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on)
+{
+    NEED(t, "nb_set_requires_grad", NULL);
+    if (t->node) {
+        nb__error("nb_set_requires_grad: '%s' is the result of an op, not a leaf "
+                  "(use nb_detach to make a leaf)", t->node->op->name);
+        return NULL;
+    }
+    t->requires_grad = on;
+    return t;
+}
+
+nb_tensor *nb_param(nb_tensor *t)
+{
+    if (!nb_set_requires_grad(t, true))
+        return NULL;
+    t->param = true;
+    return t;
+}
+
+bool nb_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
+bool nb_is_param(const nb_tensor *t) { return t && t->param; }
+nb_tensor *nb_grad_of(const nb_tensor *t) { return t ? t->grad : NULL; }
+
+void nb_zero_grad(nb_tensor *t)
+{
+    if (t && t->grad) {
+        memset(t->grad->data, 0, (size_t)t->grad->numel * nb__dtype_size(t->grad->dtype));
+        nb__bump(t->grad);
+    }
+}
+
+/* ---- inspection ---- */
+
+nb_dtype nb_dtype_of(const nb_tensor *t) { return t ? t->dtype : (nb_dtype)0; }
+
+const char *nb_dtype_name(nb_dtype d)
+{
+    return d == NB_F32 ? "f32" : d == NB_F64 ? "f64" : "?";
+}
+
+int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
+
+int64_t nb_dim(const nb_tensor *t, int i)
+{
+    NEED(t, "nb_dim", -1);
+    int a = nb__axis(i, t->ndim);
+    if (a < 0) {
+        char b[96];
+        nb__error("nb_dim: dimension %d is out of range for shape %s", i, nb__shape_str(t, b));
+        return -1;
+    }
+    return t->shape[a];
+}
+
+const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
+int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
+void *nb_data(const nb_tensor *t) { return t ? t->data : NULL; }
+const char *nb_name(const nb_tensor *t) { return t ? t->name : NULL; }
+
+nb_tensor *nb_set_name(nb_tensor *t, const char *name)
+{
+    NEED(t, "nb_set_name", NULL);
+    char *copy = NULL;
+    if (name) {
+        size_t n = strlen(name) + 1;
+        if (t->storage == NB_HEAP) {
+            copy = nb__alloc(n);
+            if (copy)
+                memcpy(copy, name, n);
+        } else {
+            nb_graph *g = nb__graph();
+            copy = g ? nb__arena_strdup(g, name) : NULL;
+            if (!g)
+                nb__error("nb_set_name: no current graph for a graph tensor");
+        }
+        if (!copy)
+            return NULL;
+    }
+    if (t->storage == NB_HEAP)
+        nb__free(t->name);
+    t->name = copy;
+    return t;
+}
+
+static int64_t flat_index(const nb_tensor *t, int ndim, const int64_t *index, const char *fn)
+{
+    char b[96], c[96];
+    if (ndim != t->ndim || (ndim > 0 && !index)) {
+        nb__error("%s: index has %d dimensions, tensor %s has %d", fn, ndim,
+                  nb__shape_str(t, b), t->ndim);
+        return -1;
+    }
+    int64_t flat = 0;
+    for (int i = 0; i < ndim; i++) {
+        int64_t k = index[i] < 0 ? index[i] + t->shape[i] : index[i];
+        if (k < 0 || k >= t->shape[i]) {
+            nb__error("%s: index %s is out of range for shape %s", fn,
+                      nb__dims_str(ndim, index, c), nb__shape_str(t, b));
+            return -1;
+        }
+        flat = flat * t->shape[i] + k;
+    }
+    return flat;
+}
+
+double nb_get(const nb_tensor *t, int ndim, const int64_t *index)
+{
+    NEED(t, "nb_get", NAN);
+    int64_t i = flat_index(t, ndim, index, "nb_get");
+    return i < 0 ? NAN : nb__get(t, i);
+}
+
+int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
+{
+    NEED(t, "nb_set", -1);
+    if (t->requires_grad && nb_is_grad_enabled())
+        return nb__error("nb_set: in-place write to a tensor that requires grad while "
+                         "recording (wrap it in nb_set_grad_enabled(false))");
+    int64_t i = flat_index(t, ndim, index, "nb_set");
+    if (i < 0)
+        return -1;
+    nb__put(t, i, value);
+    nb__bump(t);
+    return 0;
+}
+
+double nb_item(const nb_tensor *t)
+{
+    NEED(t, "nb_item", NAN);
+    if (t->numel != 1) {
+        char b[96];
+        nb__error("nb_item: tensor %s has %lld elements, not 1", nb__shape_str(t, b),
+                  (long long)t->numel);
+        return NAN;
+    }
+    return nb__get(t, 0);
+}
+
+int nb_to_doubles(const nb_tensor *t, double *out)
+{
+    NEED(t, "nb_to_doubles", -1);
+    if (!out)
+        return nb__error("nb_to_doubles: out is NULL");
+    for (int64_t i = 0; i < t->numel; i++)
+        out[i] = nb__get(t, i);
+    return 0;
+}
+
+bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double atol)
+{
+    NEED(a, "nb_allclose", false);
+    NEED(b, "nb_allclose", false);
+    if (!nb__same_shape(a, b))
+        return false;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double x = nb__get(a, i), y = nb__get(b, i);
+        if (x == y)
+            continue; /* equal infinities */
+        if (!(fabs(x - y) <= atol + rtol * fabs(y)))
+            return false;
+    }
+    return true;
+}
+
+/* ---- printing ---- */
+
+enum { EDGE = 3, SUMMARIZE_ABOVE = 1000 };
+
+typedef struct {
+    FILE *f;
+    const nb_tensor *t;
+    bool elide;
+    bool sci;
+    int width, prec;
+} printer;
+
+static void print_value(printer *p, double v)
+{
+    if (p->sci)
+        fprintf(p->f, "%*.*e", p->width, p->prec, v);
+    else
+        fprintf(p->f, "%*.*f", p->width, p->prec, v);
+}
+
+static void print_rec(printer *p, int dim, int64_t offset, int indent)
+{
+    const nb_tensor *t = p->t;
+    int64_t n = t->shape[dim], stride = 1;
+    for (int i = dim + 1; i < t->ndim; i++)
+        stride *= t->shape[i];
+    fputc('[', p->f);
+    for (int64_t i = 0; i < n; i++) {
+        if (p->elide && n > 2 * EDGE && i == EDGE) {
+            if (dim == t->ndim - 1)
+                fputs("..., ", p->f);
+            else
+                fprintf(p->f, "...,\n%*s", indent + 1, "");
+            i = n - EDGE - 1;
+            continue;
+        }
+        if (dim == t->ndim - 1)
+            print_value(p, nb__get(t, offset + i));
+        else
+            print_rec(p, dim + 1, offset + i * stride, indent + 1);
+        if (i < n - 1) {
+            if (dim == t->ndim - 1)
+                fputs(", ", p->f);
+            else {
+                fputc(',', p->f);
+                for (int k = dim; k < t->ndim - 1; k++)
+                    fputc('\n', p->f);
+                fprintf(p->f, "%*s", indent + 1, "");
+            }
+        }
+    }
+    fputc(']', p->f);
+}
+
+int nb_print(const nb_tensor *t, FILE *f)
+{
+    NEED(t, "nb_print", -1);
+    if (!f)
+        return nb__error("nb_print: FILE is NULL");
+    printer p = {f, t, t->numel > SUMMARIZE_ABOVE, false, 0, 4};
+    /* One format for all values, chosen from their range, as PyTorch does. */
+    double amax = 0, amin = INFINITY;
+    bool all_int = true;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = fabs(nb__get(t, i));
+        if (!isfinite(v))
+            continue;
+        if (v > amax)
+            amax = v;
+        if (v < amin && v > 0)
+            amin = v;
+        if (v != floor(v))
+            all_int = false;
+    }
+    if (amax >= 1e8 || (amin < 1e-4 && amin > 0) || (amax / amin > 1e4 && !all_int)) {
+        p.sci = true;
+        p.width = 11;
+    } else {
+        p.prec = all_int ? 0 : 4;
+        int digits = 1;
+        for (double m = amax; m >= 10; m /= 10)
+            digits++;
+        p.width = digits + 1 + (all_int ? 1 : p.prec + 1);
+    }
+    fputs("tensor(", f);
+    if (t->ndim == 0)
+        print_value(&p, nb__get(t, 0));
+    else
+        print_rec(&p, 0, 0, 7);
+    char b[96];
+    fprintf(f, ", shape=%s, dtype=%s", nb__shape_str(t, b), nb_dtype_name(t->dtype));
+    if (t->name)
+        fprintf(f, ", name='%s'", t->name);
+    if (t->node)
+        fprintf(f, ", op=%s", t->node->op->name);
+    else if (t->requires_grad)
+        fputs(", requires_grad", f);
+    fputs(")\n", f);
+    return ferror(f) ? nb__error("nb_print: write failed") : 0;
+}
