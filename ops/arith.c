@@ -75,9 +75,9 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 static const nb_op_example div_examples[] = {
-    {.n = 2, .ndim = {2, 2}, .shape = {{3, 4}, {3, 4}}, .domain = {{-1, 1}, {0.5, 2}}},
-    {.n = 2, .ndim = {2, 1}, .shape = {{3, 4}, {4}}, .domain = {{-1, 1}, {-2, -0.5}}},
-    {.n = 2, .ndim = {1, 3}, .shape = {{4}, {2, 3, 1}}, .domain = {{-1, 1}, {0.5, 2}}},
+    {.n = 2, .ndim = {2, 2}, .shape = {{3, 4}, {3, 4}}, .domain = {{.lo = -1, .hi = 1}, {.lo = 0.5, .hi = 2}}},
+    {.n = 2, .ndim = {2, 1}, .shape = {{3, 4}, {4}}, .domain = {{.lo = -1, .hi = 1}, {.lo = -2, .hi = -0.5}}},
+    {.n = 2, .ndim = {1, 3}, .shape = {{4}, {2, 3, 1}}, .domain = {{.lo = -1, .hi = 1}, {.lo = 0.5, .hi = 2}}},
     {.n = 0},
 };
 

@@ -1,13 +1,65 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* y = clamp(x, lo, hi) = min(max(x, lo), hi);  dx = dy * (x >= lo) * (x <= hi)
+ * attr {lo, hi}; lo > hi (or a NaN bound) is an error. The gradient is 1 on
+ * the closed interval, including its ends (as in PyTorch). NaN stays NaN. */
 #include "internal.h"
 
-const nb_op nb_op_clamp = {.name = "clamp"};
+#include <math.h>
+
+typedef struct {
+    double lo, hi;
+} clamp_attr;
+
+static int clamp_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    const clamp_attr *a = attr;
+    char b[96];
+    if (!(a->lo <= a->hi)) /* also catches NaN */
+        return nb__error("nb_clamp: lo (%g) must not be greater than hi (%g); x is %s %s",
+                         a->lo, a->hi, nb_dtype_name(x[0]->dtype), nb__shape_str(x[0], b));
+    return nb_shape_same(out, x, n, attr);
+}
+
+#define CLAMP(T, y, x, lo, hi)                                                 \
+    do {                                                                       \
+        const T l_ = (T)(lo), h_ = (T)(hi);                                    \
+        NB_LOOP1(T, y, x, u < l_ ? l_ : (u > h_ ? h_ : u));                    \
+    } while (0)
+
+static void clamp_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n;
+    const clamp_attr *a = attr;
+    NB_BY_DTYPE(y, CLAMP, y, x[0], a->lo, a->hi);
+}
+
+/* The mask is made of comparisons (constants): the second derivative is 0.
+ * The bounds are compared in x's dtype, like the forward. */
+static void clamp_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                           int n, const void *attr)
+{
+    (void)y, (void)n;
+    const clamp_attr *a = attr;
+    nb_tensor *in = nb_mul(nb_ge(x[0], nb_scalar_like(x[0], a->lo)),
+                           nb_le(x[0], nb_scalar_like(x[0], a->hi)));
+    dx[0] = nb_mul(dy, in);
+}
+
+/* Bounds inside the domain so that all three pieces occur; random draws do
+ * not land within the finite-difference step of a bound. */
+static const clamp_attr mid = {-0.5, 0.5}, low = {-INFINITY, 0.25};
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &mid},
+    {.n = 1, .ndim = {3}, .shape = {{2, 3, 4}}, .domain = {{.lo = -2, .hi = 2}}, .attr = &mid},
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &low},
+    {.n = 0},
+};
+
+const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .attr_size = sizeof(clamp_attr),
+                           .shape = clamp_shape, .forward = clamp_forward,
+                           .backward = clamp_backward, .saves = NB_SAVES_X(0),
+                           .examples = examples};
 
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi)
 {
-    (void)x;
-    (void)lo;
-    (void)hi;
-    nb__error("nb_clamp: not implemented yet");
-    return NULL;
+    return nb_apply(&nb_op_clamp, &x, 1, &(clamp_attr){lo, hi});
 }

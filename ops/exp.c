@@ -1,11 +1,33 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* y = exp(x);  dx = dy * y */
 #include "internal.h"
 
-const nb_op nb_op_exp = {.name = "exp"};
+#include <math.h>
 
-nb_tensor *nb_exp(nb_tensor *x)
+static void exp_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
 {
-    (void)x;
-    nb__error("nb_exp: not implemented yet");
-    return NULL;
+    (void)n, (void)attr;
+    if (y->dtype == NB_F64)
+        NB_LOOP1(double, y, x[0], exp(u));
+    else
+        NB_LOOP1(float, y, x[0], expf(u));
 }
+
+/* y is exp(x) as recorded, so dy * y differentiates again (d2y = y). */
+static void exp_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                         int n, const void *attr)
+{
+    (void)x, (void)n, (void)attr;
+    dx[0] = nb_mul(dy, y);
+}
+
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{.lo = -2, .hi = 2}}},
+    {.n = 1, .ndim = {0}, .domain = {{.lo = -2, .hi = 2}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_exp = {.name = "exp", .arity = 1, .shape = nb_shape_same,
+                         .forward = exp_forward, .backward = exp_backward,
+                         .saves = NB_SAVES_Y, .examples = examples};
+
+nb_tensor *nb_exp(nb_tensor *x) { return nb_apply(&nb_op_exp, &x, 1, NULL); }

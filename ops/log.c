@@ -1,11 +1,34 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* y = log(x);  dx = dy / x
+ * (natural log; log(0) = -inf and log(x < 0) = NaN, as in C and NumPy) */
 #include "internal.h"
 
-const nb_op nb_op_log = {.name = "log"};
+#include <math.h>
 
-nb_tensor *nb_log(nb_tensor *x)
+static void log_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
 {
-    (void)x;
-    nb__error("nb_log: not implemented yet");
-    return NULL;
+    (void)n, (void)attr;
+    if (y->dtype == NB_F64)
+        NB_LOOP1(double, y, x[0], log(u));
+    else
+        NB_LOOP1(float, y, x[0], logf(u));
 }
+
+static void log_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                         int n, const void *attr)
+{
+    (void)y, (void)n, (void)attr;
+    dx[0] = nb_div(dy, x[0]);
+}
+
+/* x kept in [0.5, 2], away from the pole at 0. */
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{.lo = 0.5, .hi = 2}}},
+    {.n = 1, .ndim = {0}, .domain = {{.lo = 0.5, .hi = 2}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_log = {.name = "log", .arity = 1, .shape = nb_shape_same,
+                         .forward = log_forward, .backward = log_backward,
+                         .saves = NB_SAVES_X(0), .examples = examples};
+
+nb_tensor *nb_log(nb_tensor *x) { return nb_apply(&nb_op_log, &x, 1, NULL); }

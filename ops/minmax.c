@@ -1,21 +1,89 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* maximum, minimum: broadcasting elementwise max / min.
+ *   y = maximum(a, b)   ma = (a > b) + 0.5 * (a == b)   mb = (a < b) + 0.5 * (a == b)
+ *   y = minimum(a, b)   ma = (a < b) + 0.5 * (a == b)   mb = (a > b) + 0.5 * (a == b)
+ *   da = sum_to(dy * ma, a)   db = sum_to(dy * mb, b)
+ * A tie sends half the gradient to each side (the mean of the two one-sided
+ * derivatives, as for nb_max). A NaN in either input gives NaN and no
+ * gradient to either side (all comparisons with NaN are false). */
 #include "internal.h"
 
-const nb_op nb_op_maximum = {.name = "maximum"};
-const nb_op nb_op_minimum = {.name = "minimum"};
+/* NaN propagates from either side: (u > v || u != u) picks a NaN u, and a
+ * NaN v fails the comparison and is picked. */
+static void maximum_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    NB_BY_DTYPE(y, NB_LOOP2, y, x[0], x[1], (u > v || u != u) ? u : v);
+}
+
+static void minimum_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    NB_BY_DTYPE(y, NB_LOOP2, y, x[0], x[1], (u < v || u != u) ? u : v);
+}
+
+/* Sums a broadcast gradient back down to the shape of the input it is for. */
+static nb_tensor *to(nb_tensor *g, const nb_tensor *x)
+{
+    return (!g || nb__same_shape(g, x)) ? g : nb_sum_to(g, x->ndim, x->shape);
+}
+
+/* The masks are comparisons (constants), so the second derivative is 0 almost
+ * everywhere, as it should be; dy stays differentiable. */
+static void minmax_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *const x[], bool is_max)
+{
+    nb_tensor *a = x[0], *b = x[1];
+    nb_tensor *half = nb_mul(nb_eq(a, b), nb_scalar_like(dy, 0.5));
+    if (a->requires_grad) {
+        nb_tensor *wins = is_max ? nb_gt(a, b) : nb_lt(a, b);
+        dx[0] = to(nb_mul(dy, nb_add(wins, half)), a);
+    }
+    if (b->requires_grad) {
+        nb_tensor *wins = is_max ? nb_lt(a, b) : nb_gt(a, b);
+        dx[1] = to(nb_mul(dy, nb_add(wins, half)), b);
+    }
+}
+
+static void maximum_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
+                             nb_tensor *const x[], int n, const void *attr)
+{
+    (void)y, (void)n, (void)attr;
+    minmax_backward(dx, dy, x, true);
+}
+
+static void minimum_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
+                             nb_tensor *const x[], int n, const void *attr)
+{
+    (void)y, (void)n, (void)attr;
+    minmax_backward(dx, dy, x, false);
+}
+
+/* Inputs are continuous random draws, so exact ties (and near ties within the
+ * finite-difference step) do not happen; overlapping ranges make both sides
+ * win somewhere. The last example uses separated ranges (b always wins for
+ * maximum, a for minimum) to check an all-or-nothing mask with broadcasting. */
+static const nb_op_example examples[] = {
+    {.n = 2, .ndim = {2, 2}, .shape = {{3, 4}, {3, 4}}},
+    {.n = 2, .ndim = {2, 1}, .shape = {{3, 4}, {4}}},
+    {.n = 2, .ndim = {3, 2}, .shape = {{2, 1, 4}, {3, 1}}},
+    {.n = 2, .ndim = {0, 2}, .shape = {{0}, {2, 3}}},
+    {.n = 2, .ndim = {2, 1}, .shape = {{3, 4}, {4}},
+     .domain = {{.lo = -2, .hi = -1}, {.lo = 1, .hi = 2}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_maximum = {.name = "maximum", .arity = 2, .shape = nb_shape_broadcast,
+                             .forward = maximum_forward, .backward = maximum_backward,
+                             .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
+const nb_op nb_op_minimum = {.name = "minimum", .arity = 2, .shape = nb_shape_broadcast,
+                             .forward = minimum_forward, .backward = minimum_backward,
+                             .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
 
 nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b)
 {
-    (void)a;
-    (void)b;
-    nb__error("nb_maximum: not implemented yet");
-    return NULL;
+    return nb_apply(&nb_op_maximum, (nb_tensor *[]){a, b}, 2, NULL);
 }
 
 nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b)
 {
-    (void)a;
-    (void)b;
-    nb__error("nb_minimum: not implemented yet");
-    return NULL;
+    return nb_apply(&nb_op_minimum, (nb_tensor *[]){a, b}, 2, NULL);
 }

@@ -1,11 +1,31 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* y = max(x, 0);  dx = dy * (x > 0)   (0 at x = 0; NaN stays NaN) */
 #include "internal.h"
 
-const nb_op nb_op_relu = {.name = "relu"};
-
-nb_tensor *nb_relu(nb_tensor *x)
+static void relu_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
 {
-    (void)x;
-    nb__error("nb_relu: not implemented yet");
-    return NULL;
+    (void)n, (void)attr;
+    NB_BY_DTYPE(y, NB_LOOP1, y, x[0], u < 0 ? 0 : u);
 }
+
+/* The mask is a comparison (a constant), so the second derivative is 0. */
+static void relu_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                          int n, const void *attr)
+{
+    (void)y, (void)n, (void)attr;
+    dx[0] = nb_mul(dy, nb_gt(x[0], nb_scalar_like(x[0], 0.0)));
+}
+
+/* Away from the kink at 0. */
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}},
+     .domain = {{.lo = -1, .hi = 1, .away_from_zero = true}}},
+    {.n = 1, .ndim = {3}, .shape = {{2, 3, 4}},
+     .domain = {{.lo = -2, .hi = 2, .away_from_zero = true}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_relu = {.name = "relu", .arity = 1, .shape = nb_shape_same,
+                          .forward = relu_forward, .backward = relu_backward,
+                          .saves = NB_SAVES_X(0), .examples = examples};
+
+nb_tensor *nb_relu(nb_tensor *x) { return nb_apply(&nb_op_relu, &x, 1, NULL); }

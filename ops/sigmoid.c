@@ -1,11 +1,53 @@
-/* PLACEHOLDER: to be written (forward + backward + examples). */
+/* y = sigmoid(x) = 1 / (1 + exp(-x));  dx = dy * y * (1 - y)
+ * Evaluated without overflow: for x < 0 as e / (1 + e) with e = exp(x), so
+ * exp only ever sees a non-positive argument (sigmoid(-1000) = 0 exactly,
+ * sigmoid(1000) = 1, and no overflow is raised). */
 #include "internal.h"
 
-const nb_op nb_op_sigmoid = {.name = "sigmoid"};
+#include <math.h>
 
-nb_tensor *nb_sigmoid(nb_tensor *x)
+static inline double sigmoid_f64(double u)
 {
-    (void)x;
-    nb__error("nb_sigmoid: not implemented yet");
-    return NULL;
+    if (u >= 0)
+        return 1.0 / (1.0 + exp(-u));
+    double e = exp(u); /* NaN lands here and stays NaN */
+    return e / (1.0 + e);
 }
+
+static inline float sigmoid_f32(float u)
+{
+    if (u >= 0)
+        return 1.0f / (1.0f + expf(-u));
+    float e = expf(u);
+    return e / (1.0f + e);
+}
+
+static void sigmoid_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    if (y->dtype == NB_F64)
+        NB_LOOP1(double, y, x[0], sigmoid_f64(u));
+    else
+        NB_LOOP1(float, y, x[0], sigmoid_f32(u));
+}
+
+/* y is sigmoid(x) as recorded, so the rule differentiates again. */
+static void sigmoid_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
+                             nb_tensor *const x[], int n, const void *attr)
+{
+    (void)x, (void)n, (void)attr;
+    dx[0] = nb_mul(dy, nb_mul(y, nb_sub(nb_scalar_like(y, 1.0), y)));
+}
+
+/* Both branches of the kernel are exercised (x of either sign). */
+static const nb_op_example examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{.lo = -4, .hi = 4}}},
+    {.n = 1, .ndim = {0}, .domain = {{.lo = -4, .hi = 4}}},
+    {.n = 0},
+};
+
+const nb_op nb_op_sigmoid = {.name = "sigmoid", .arity = 1, .shape = nb_shape_same,
+                             .forward = sigmoid_forward, .backward = sigmoid_backward,
+                             .saves = NB_SAVES_Y, .examples = examples};
+
+nb_tensor *nb_sigmoid(nb_tensor *x) { return nb_apply(&nb_op_sigmoid, &x, 1, NULL); }

@@ -20,8 +20,8 @@ static void tanh_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tenso
 }
 
 static const nb_op_example examples[] = {
-    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{-2, 2}}},
-    {.n = 1, .ndim = {0}, .domain = {{-2, 2}}},
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{.lo = -2, .hi = 2}}},
+    {.n = 1, .ndim = {0}, .domain = {{.lo = -2, .hi = 2}}},
     {.n = 0},
 };
 

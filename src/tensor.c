@@ -283,12 +283,20 @@ typedef struct {
     int width, prec;
 } printer;
 
-static void print_value(printer *p, double v)
+static int format_value(const printer *p, double v, char *buf, size_t n)
 {
     if (p->sci)
-        fprintf(p->f, "%*.*e", p->width, p->prec, v);
-    else
-        fprintf(p->f, "%*.*f", p->width, p->prec, v);
+        return snprintf(buf, n, "%.*e", p->prec, v);
+    if (p->prec == 0 && isfinite(v))
+        return snprintf(buf, n, "%.0f.", v); /* whole numbers print as "2." */
+    return snprintf(buf, n, "%.*f", p->prec, v);
+}
+
+static void print_value(printer *p, double v)
+{
+    char buf[64];
+    format_value(p, v, buf, sizeof buf);
+    fprintf(p->f, "%*s", p->width, buf);
 }
 
 static void print_rec(printer *p, int dim, int64_t offset, int indent)
@@ -345,15 +353,16 @@ int nb_print(const nb_tensor *t, FILE *f)
         if (v != floor(v))
             all_int = false;
     }
-    if (amax >= 1e8 || (amin < 1e-4 && amin > 0) || (amax / amin > 1e4 && !all_int)) {
+    if (amax >= 1e8 || (amin < 1e-4 && amin > 0) || (amax / amin > 1e4 && !all_int))
         p.sci = true;
-        p.width = 11;
-    } else {
+    else
         p.prec = all_int ? 0 : 4;
-        int digits = 1;
-        for (double m = amax; m >= 10; m /= 10)
-            digits++;
-        p.width = digits + 1 + (all_int ? 1 : p.prec + 1);
+    /* Right-align every value to the widest one. */
+    char buf[64];
+    for (int64_t i = 0; i < t->numel; i++) {
+        int w = format_value(&p, nb__get(t, i), buf, sizeof buf);
+        if (w > p.width)
+            p.width = w;
     }
     fputs("tensor(", f);
     if (t->ndim == 0)

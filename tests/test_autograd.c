@@ -1,0 +1,315 @@
+/* The engine: backward, accumulation, nb_grad, higher order, retain_graph,
+ * version counters, no-grad mode, graph lifetime. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "nabla/nabla.h"
+
+#define ERR_HAS(s) assert_non_null(strstr(nb_last_error(), (s)))
+
+static nb_tensor *vec(const double *v, int64_t n)
+{
+    return nb_from_array(NB_F64, NB_SHAPE(n), v);
+}
+
+static void test_backward_accumulates(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_param(vec((double[]){1, 2, 3}, 3));
+    nb_graph *g = nb_graph_new();
+    for (int k = 0; k < 2; k++) {
+        /* y = sum(x * x): dy/dx = 2x, accumulated twice -> 4x */
+        nb_tensor *y = nb_sum(nb_mul(x, x), NB_ALL, false);
+        assert_int_equal(nb_backward(y), 0);
+        nb_graph_reset(g);
+    }
+    nb_tensor *gx = nb_grad_of(x);
+    assert_non_null(gx);
+    for (int i = 0; i < 3; i++)
+        assert_true(nb_get(gx, NB_AT(i)) == 4.0 * (i + 1));
+    nb_zero_grad(x);
+    for (int i = 0; i < 3; i++)
+        assert_true(nb_get(gx, NB_AT(i)) == 0.0);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_shared_subexpression_and_seed(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_param(vec((double[]){0.5, -1}, 2));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = nb_tanh(x);
+    nb_tensor *y = nb_add(nb_mul(t, t), t); /* t used three times */
+    nb_tensor *seed = nb_from_array(NB_F64, NB_SHAPE(2), (double[]){1, 2});
+    assert_int_equal(nb_backward(y, .seed = seed), 0);
+    for (int i = 0; i < 2; i++) {
+        double xv = nb_get(x, NB_AT(i)), tv = tanh(xv), s = nb_get(seed, NB_AT(i));
+        double want = s * (2 * tv + 1) * (1 - tv * tv);
+        assert_true(fabs(nb_get(nb_grad_of(x), NB_AT(i)) - want) < 1e-12);
+    }
+    /* A non-scalar root needs a seed. */
+    nb_graph_reset(g);
+    y = nb_tanh(x);
+    assert_int_equal(nb_backward(y), -1);
+    ERR_HAS("nb_backward");
+    ERR_HAS("seed");
+    /* A seed of the wrong shape is refused. */
+    nb_tensor *bad = nb_zeros(NB_F64, NB_SHAPE(3));
+    assert_int_equal(nb_backward(y, .seed = bad), -1);
+    ERR_HAS("(3,)");
+    nb_free(bad);
+    nb_free(seed);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_retain_graph(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_param(vec((double[]){1, 2}, 2));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *y = nb_sum(nb_mul(x, x), NB_ALL, false);
+    assert_int_equal(nb_backward(y, .retain_graph = true), 0);
+    assert_int_equal(nb_backward(y), 0); /* second pass allowed, accumulates */
+    assert_true(nb_get(nb_grad_of(x), NB_AT(1)) == 8.0);
+    nb_clear_error();
+    assert_int_equal(nb_backward(y), -1); /* third: graph was released */
+    ERR_HAS("retain_graph");
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_version_counter(void **state)
+{
+    (void)state;
+    nb_tensor *w = nb_set_name(nb_param(vec((double[]){1, 2}, 2)), "w");
+    nb_tensor *x = vec((double[]){3, 4}, 2);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *y = nb_sum(nb_mul(x, w), NB_ALL, false); /* backward of mul reads w */
+    nb_tensor *two = nb_scalar(NB_F64, 2.0);
+    /* In-place writes to a tensor that requires grad are refused while recording. */
+    assert_int_equal(nb_assign(w, two), -1);
+    ERR_HAS("nb_assign");
+    bool prev = nb_set_grad_enabled(false);
+    assert_int_equal(nb_assign(w, two), 0);
+    nb_set_grad_enabled(prev);
+    assert_true(nb_get(w, NB_AT(0)) == 2.0);
+    assert_int_equal(nb_backward(y), -1);
+    ERR_HAS("modified in place");
+    ERR_HAS("'w'");
+    ERR_HAS("nb_mul");
+    /* An op whose backward does not read the tensor is unaffected. */
+    nb_graph_reset(g);
+    y = nb_sum(nb_add(x, w), NB_ALL, false);
+    prev = nb_set_grad_enabled(false);
+    nb_assign(w, x);
+    nb_set_grad_enabled(prev);
+    assert_int_equal(nb_backward(y), 0);
+    nb_free(two);
+    nb_graph_free(g);
+    nb_free(w);
+    nb_free(x);
+}
+
+static void test_no_grad(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_param(vec((double[]){1, 2}, 2));
+    nb_graph *g = nb_graph_new();
+    bool prev = nb_set_grad_enabled(false);
+    assert_true(prev);
+    assert_false(nb_is_grad_enabled());
+    nb_tensor *y = nb_mul(x, x);
+    assert_false(nb_requires_grad(y));
+    assert_null(nb_op_of(y));
+    assert_int_equal(nb_graph_nodes(g), 0);
+    assert_true(nb_get(y, NB_AT(1)) == 4.0); /* still computed */
+    nb_set_grad_enabled(prev);
+    y = nb_mul(x, x);
+    assert_true(nb_requires_grad(y));
+    assert_int_equal(nb_graph_nodes(g), 1);
+    /* Inputs that do not require grad record nothing either. */
+    nb_tensor *c = vec((double[]){1, 1}, 2);
+    assert_false(nb_requires_grad(nb_add(c, c)));
+    assert_int_equal(nb_graph_nodes(g), 1);
+    nb_graph_reset(g);
+    assert_int_equal(nb_graph_nodes(g), 0);
+    assert_int_equal(nb_graph_bytes(g), 0);
+    nb_free(c);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_detach_stops_gradient(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_param(vec((double[]){1, 2}, 2));
+    nb_graph *g = nb_graph_new();
+    /* y = x * detach(x): dy/dx = detach(x) only */
+    nb_tensor *d = nb_detach(x);
+    assert_non_null(d);
+    assert_false(nb_requires_grad(d));
+    nb_tensor *y = nb_sum(nb_mul(x, d), NB_ALL, false);
+    assert_int_equal(nb_backward(y), 0);
+    assert_true(nb_get(nb_grad_of(x), NB_AT(1)) == 2.0);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_functional_grad(void **state)
+{
+    (void)state;
+    nb_tensor *a = nb_param(vec((double[]){1, 2}, 2));
+    nb_tensor *b = nb_param(vec((double[]){3, 5}, 2));
+    nb_tensor *c = nb_param(vec((double[]){0, 0}, 2));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *h = nb_mul(a, b);
+    nb_tensor *y = nb_sum(nb_mul(h, h), NB_ALL, false); /* sum (ab)^2 */
+    nb_tensor *grads[3];
+    assert_int_equal(nb_grad(y, .n = 3, .inputs = (nb_tensor *[]){a, h, c}, .grads = grads,
+                             .allow_unused = true),
+                     0);
+    /* dy/da = 2 a b^2; dy/dh = 2h (an intermediate); c unused -> NULL */
+    assert_true(nb_get(grads[0], NB_AT(1)) == 2 * 2 * 25.0);
+    assert_true(nb_get(grads[1], NB_AT(0)) == 2 * 3.0);
+    assert_null(grads[2]);
+    assert_null(nb_grad_of(a)); /* .grad untouched */
+    /* Unused input without allow_unused is an error. */
+    nb_graph_reset(g);
+    y = nb_sum(nb_mul(a, b), NB_ALL, false);
+    assert_int_equal(nb_grad(y, .n = 1, .inputs = &c, .grads = grads), -1);
+    ERR_HAS("not used");
+    nb_graph_free(g);
+    nb_free(a);
+    nb_free(b);
+    nb_free(c);
+}
+
+/* f(x) = sum(x^3) + (sum x)^2; H = diag(6x) + 2 (all ones). */
+static void test_hessian_vector_product(void **state)
+{
+    (void)state;
+    const double xv[] = {0.5, -1.0, 2.0, 0.25}, vv[] = {1.0, 2.0, -1.0, 0.5};
+    nb_tensor *x = nb_param(vec(xv, 4));
+    nb_tensor *v = vec(vv, 4);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *s = nb_sum(x, NB_ALL, false);
+    nb_tensor *f = nb_add(nb_sum(nb_mul(nb_mul(x, x), x), NB_ALL, false), nb_mul(s, s));
+    nb_tensor *gx;
+    assert_int_equal(nb_grad(f, .n = 1, .inputs = &x, .grads = &gx, .create_graph = true), 0);
+    assert_true(nb_requires_grad(gx));
+    nb_tensor *hv;
+    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v), NB_ALL, false), .n = 1, .inputs = &x,
+                             .grads = &hv),
+                     0);
+    double vsum = 0;
+    for (int j = 0; j < 4; j++)
+        vsum += vv[j];
+    for (int i = 0; i < 4; i++) {
+        double want = 6 * xv[i] * vv[i] + 2 * vsum;
+        assert_true(fabs(nb_get(hv, NB_AT(i)) - want) < 1e-12);
+    }
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(v);
+}
+
+/* f(x) = x^T A x through matmul; H = A + A^T, so Hv = (A + A^T) v. */
+static void test_hvp_matmul(void **state)
+{
+    (void)state;
+    const double A[9] = {1, 2, 0, -1, 3, 4, 0.5, 0, 2}, xv[3] = {1, -2, 0.5}, vv[3] = {0.5, 1, -1};
+    nb_tensor *a = nb_from_array(NB_F64, NB_SHAPE(3, 3), A);
+    nb_tensor *x = nb_param(nb_from_array(NB_F64, NB_SHAPE(3, 1), xv));
+    nb_tensor *v = nb_from_array(NB_F64, NB_SHAPE(3, 1), vv);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *f = nb_sum(nb_matmul_t(x, nb_matmul(a, x), true, false), NB_ALL, false);
+    nb_tensor *gx, *hv;
+    assert_int_equal(nb_grad(f, .n = 1, .inputs = &x, .grads = &gx, .create_graph = true), 0);
+    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v), NB_ALL, false), .n = 1, .inputs = &x,
+                             .grads = &hv),
+                     0);
+    for (int i = 0; i < 3; i++) {
+        double want = 0;
+        for (int j = 0; j < 3; j++)
+            want += (A[i * 3 + j] + A[j * 3 + i]) * vv[j];
+        assert_true(fabs(nb_get(hv, NB_AT(i, 0)) - want) < 1e-12);
+    }
+    nb_graph_free(g);
+    nb_free(a);
+    nb_free(x);
+    nb_free(v);
+}
+
+static void test_deep_chain(void **state)
+{
+    (void)state;
+    /* 20000 ops deep: the backward walk must not recurse on the C stack. */
+    nb_tensor *x = nb_param(nb_scalar(NB_F64, 1.0));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *y = x, *c = nb_scalar_like(x, 1.0001);
+    for (int i = 0; i < 20000; i++)
+        y = nb_mul(y, c);
+    assert_int_equal(nb_backward(y), 0);
+    assert_true(fabs(nb_item(nb_grad_of(x)) - pow(1.0001, 20000)) < 1e-6);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+static void test_nested_graphs(void **state)
+{
+    (void)state;
+    nb_graph *outer = nb_graph_new();
+    nb_graph *inner = nb_graph_new();
+    assert_ptr_equal(nb_graph_current(), inner);
+    nb_graph_free(inner);
+    assert_ptr_equal(nb_graph_current(), outer);
+    nb_graph_free(outer);
+    assert_null(nb_graph_current());
+    /* Ops without a graph are an error, not a crash. */
+    nb_tensor *x = nb_scalar(NB_F32, 1);
+    assert_null(nb_add(x, x));
+    ERR_HAS("nb_graph_new");
+    nb_free(x);
+}
+
+static void test_scopes(void **state)
+{
+    (void)state;
+    nb_graph *g = nb_graph_new();
+    assert_int_equal(nb_scope_push("model"), 0);
+    assert_int_equal(nb_scope_push("dense_1"), 0);
+    nb_scope_pop();
+    nb_scope_pop();
+    nb_scope_pop(); /* extra pops are harmless */
+    assert_int_equal(nb_scope_push(""), -1);
+    nb_graph_free(g);
+    assert_int_equal(nb_scope_push("x"), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_shared_subexpression_and_seed),
+        cmocka_unit_test(test_retain_graph),
+        cmocka_unit_test(test_version_counter),
+        cmocka_unit_test(test_no_grad),
+        cmocka_unit_test(test_detach_stops_gradient),
+        cmocka_unit_test(test_functional_grad),
+        cmocka_unit_test(test_hessian_vector_product),
+        cmocka_unit_test(test_hvp_matmul),
+        cmocka_unit_test(test_deep_chain),
+        cmocka_unit_test(test_nested_graphs),
+        cmocka_unit_test(test_scopes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
