@@ -18,8 +18,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    nb_tensor *x = nb_from_array(NB_F32, NB_SHAPE(4, 2), (float[]){0, 0, 0, 1, 1, 0, 1, 1});
-    nb_tensor *y = nb_from_array(NB_F32, NB_SHAPE(4, 1), (float[]){0, 1, 1, 0});
+    nb_tensor *x = nb_set_name(nb_from_array(NB_F32, NB_SHAPE(4, 2), (float[]){0, 0, 0, 1, 1, 0, 1, 1}), "x");
+    nb_tensor *y = nb_set_name(nb_from_array(NB_F32, NB_SHAPE(4, 1), (float[]){0, 1, 1, 0}), "y");
     nb_rng rng = nb_rng_new(42);
     nb_tensor *p[4] = {
         nb_set_name(nb_param(nb_randn(NB_F32, NB_SHAPE(2, hidden), &rng)), "W1"),

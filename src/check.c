@@ -1,2 +1,691 @@
-/* PLACEHOLDER: gradcheck to be written. */
+/* Gradient checking.
+ *
+ * The output y = f(x) is contracted with a fixed random vector v, so one
+ * backward pass gives the vector-Jacobian product g = J^T v, and one central
+ * difference per input element gives the same numbers numerically:
+ *
+ *   L(x) = sum(f(x) * v)
+ *   analytic  g_j = nb_grad(y, .seed = v)[j]        (= dL/dx_j by backward)
+ *   numeric   n_j = (L(x + eps e_j) - L(x - eps e_j)) / (2 eps)   in f64
+ *   element j fails when |g_j - n_j| > atol + rtol * |n_j|  (NaN fails)
+ *
+ * Every evaluation runs in a graph of its own (reset between evaluations,
+ * freed at the end), so a check never leaves tensors in the caller's graph.
+ * The f64 inputs are perturbed in place through their data pointer and
+ * restored bit for bit; their version counters are not touched.
+ *
+ * With opts.dtype = NB_F32 the function and its backward run on f32 copies
+ * of the inputs; the numeric side stays in f64 on the originals.
+ *
+ * gradgradcheck is gradcheck of the scalar function
+ *   G(x..., v) = sum_i sum(grad(sum(f(x) * v), x_i, create_graph) * w_i)
+ * with fixed random w_i, with respect to the x_i that require grad and v. */
 #include "internal.h"
+
+#include <math.h>
+
+#define DEFAULT_SEED 0x6e61626c61ull /* "nabla" */
+
+typedef struct {
+    double eps, atol, rtol;
+    nb_dtype dtype;
+    uint64_t seed;
+} opts_t;
+
+static opts_t resolve(const nb_check_opts *o)
+{
+    opts_t r = {0};
+    bool f32 = o && o->dtype == NB_F32;
+    r.dtype = f32 ? NB_F32 : NB_F64;
+    r.eps = o && o->eps > 0 ? o->eps : 1e-6;
+    r.atol = o && o->atol > 0 ? o->atol : (f32 ? 1e-3 : 1e-5);
+    r.rtol = o && o->rtol > 0 ? o->rtol : (f32 ? 1e-2 : 1e-3);
+    r.seed = o ? o->seed : 0;
+    return r;
+}
+
+static void report_init(nb_check_report *r, int n, int order)
+{
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->order = order;
+    for (int i = 0; i < NB_CHECK_MAX_INPUTS; i++) {
+        r->input[i].ok = true;
+        r->input[i].worst = -1; /* not checked */
+        for (int d = 0; d < NB_MAX_DIMS; d++)
+            r->input[i].worst_index[d] = -1;
+    }
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static bool fail(nb_check_report *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    r->ok = false;
+    return false;
+}
+
+/* The function failed: keep its error message. */
+static bool fail_fn(nb_check_report *r, const char *what)
+{
+    const char *e = nb_last_error();
+    if (e)
+        return fail(r, "%s", e);
+    return fail(r, "%s returned NULL without an error message", what);
+}
+
+/* Validates the arguments shared by nb_gradcheck and nb_gradgradcheck. */
+static bool check_args(const char *fn, nb_check_fn f, int n, nb_tensor *const x[],
+                       int max_n, const nb_check_opts *opts, nb_check_report *r)
+{
+    if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
+        return fail(r, "%s: opts.dtype is %d, not NB_F32 or NB_F64", fn, (int)opts->dtype);
+    if (!f)
+        return fail(r, "%s: the function is NULL", fn);
+    if (n < 1 || n > max_n)
+        return fail(r, "%s: needs 1 to %d inputs, got %d", fn, max_n, n);
+    if (!x)
+        return fail(r, "%s: the input array is NULL", fn);
+    for (int i = 0; i < n; i++) {
+        if (!x[i])
+            return fail(r, "%s: input %d is NULL", fn, i + 1);
+        if (x[i]->dtype != NB_F64)
+            return fail(r,
+                        "%s: input %d is %s; inputs must be f64 (they are perturbed in "
+                        "f64; set opts.dtype = NB_F32 to run the function in f32)",
+                        fn, i + 1, nb_dtype_name(x[i]->dtype));
+    }
+    return true;
+}
+
+/* ---- the core: gradcheck of f at x ---- */
+
+typedef struct {
+    nb_check_fn f;
+    void *ctx;
+    int n;
+    nb_tensor *const *x;
+} fn_t;
+
+/* L = sum(y * v) in f64, or NAN with the report filled when f fails or
+ * changes its output size. */
+static bool evaluate(const fn_t *fn, nb_graph *g, const double *v, int64_t ny, double *out,
+                     nb_check_report *r)
+{
+    nb_graph_reset(g);
+    nb_tensor *y = fn->f(fn->x, fn->n, fn->ctx);
+    if (!y)
+        return fail_fn(r, "the function");
+    if (y->numel != ny)
+        return fail(r, "the function's output changed size from %lld to %lld elements",
+                    (long long)ny, (long long)y->numel);
+    double s = 0;
+    for (int64_t i = 0; i < ny; i++)
+        s += nb__get(y, i) * v[i];
+    *out = s;
+    return true;
+}
+
+/* The index tuple of a flat index; entries past the tensor's ndim are -1, so
+ * the tuple's length can be read back (a 0-d tensor gives all -1). */
+static void unravel(const nb_tensor *t, int64_t flat, int64_t *index)
+{
+    for (int d = 0; d < NB_MAX_DIMS; d++)
+        index[d] = -1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        index[d] = t->shape[d] ? flat % t->shape[d] : 0;
+        flat = t->shape[d] ? flat / t->shape[d] : 0;
+    }
+}
+
+/* Fills one input's entry from the analytic and numeric gradients. */
+static void compare(const nb_tensor *x, const double *a, const double *num, const opts_t *o,
+                    nb_check_input *res)
+{
+    bool any_fail = false, any_nan = false;
+    double best = -INFINITY;
+    int64_t worst = 0;
+    res->max_abs_err = 0;
+    res->max_rel_err = 0;
+    for (int64_t j = 0; j < x->numel; j++) {
+        double err = fabs(a[j] - num[j]);
+        double tol = o->atol + o->rtol * fabs(num[j]);
+        bool bad = !(err <= tol);
+        double rel = err / fmax(fabs(num[j]), 1e-8);
+        if (isnan(err)) {
+            any_nan = true;
+        } else {
+            res->max_abs_err = fmax(res->max_abs_err, err);
+            res->max_rel_err = fmax(res->max_rel_err, rel);
+        }
+        /* Failing elements rank by their excess over tolerance and always
+         * beat passing ones, which rank by their error. */
+        double key = bad ? (isnan(err) ? INFINITY : err - tol) : err;
+        if (bad && !any_fail) {
+            any_fail = true;
+            best = key;
+            worst = j;
+        } else if (bad == any_fail && key > best) {
+            best = key;
+            worst = j;
+        }
+    }
+    if (any_nan) {
+        res->max_abs_err = NAN;
+        res->max_rel_err = NAN;
+    }
+    res->ok = !any_fail;
+    res->worst = worst;
+    unravel(x, worst, res->worst_index);
+    res->analytic = a[worst];
+    res->numeric = num[worst];
+}
+
+/* f32 heap copies of the inputs, with the same requires-grad flags. An input
+ * passed twice gets one copy (used twice), as the f64 side sees it. */
+static bool make_f32_copies(nb_tensor *const x[], int n, nb_tensor **c, nb_check_report *r)
+{
+    for (int i = 0; i < n; i++) {
+        c[i] = NULL;
+        for (int j = 0; j < i && !c[i]; j++)
+            if (x[j] == x[i])
+                c[i] = c[j];
+        if (c[i])
+            continue;
+        c[i] = nb_zeros(NB_F32, x[i]->ndim, x[i]->shape);
+        if (!c[i])
+            return fail_fn(r, "nb_zeros");
+        for (int64_t j = 0; j < x[i]->numel; j++)
+            ((float *)c[i]->data)[j] = (float)((const double *)x[i]->data)[j];
+        c[i]->requires_grad = x[i]->requires_grad;
+    }
+    return true;
+}
+
+/* The analytic gradients d<f(x), v>/dx_i into a[i] (zeros when unused). */
+static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double *v, int64_t ny,
+                     double *a[], nb_check_report *r)
+{
+    nb_tensor *copies[NB_CHECK_MAX_INPUTS] = {0};
+    nb_tensor *const *xs = fn->x;
+    bool ok = true;
+    if (o->dtype == NB_F32) {
+        ok = make_f32_copies(fn->x, fn->n, copies, r);
+        xs = copies;
+    }
+    nb_graph_reset(g);
+    nb_tensor *y = ok ? fn->f(xs, fn->n, fn->ctx) : NULL;
+    if (ok && !y)
+        ok = fail_fn(r, "the function");
+    if (ok && y->numel != ny)
+        ok = fail(r, "the function's output has %lld elements in %s but %lld in f64",
+                  (long long)y->numel, nb_dtype_name(o->dtype), (long long)ny);
+    nb_tensor *in[NB_CHECK_MAX_INPUTS], *gs[NB_CHECK_MAX_INPUTS] = {0};
+    int map[NB_CHECK_MAX_INPUTS], k = 0;
+    for (int i = 0; ok && i < fn->n; i++)
+        if (xs[i]->requires_grad) {
+            in[k] = xs[i];
+            map[k++] = i;
+        }
+    /* An output that does not require grad does not depend (differentiably)
+     * on any input: every analytic gradient is zero. */
+    if (ok && k > 0 && y->requires_grad) {
+        nb_tensor *seed = nb_zeros_like(y);
+        if (!seed) {
+            ok = fail_fn(r, "nb_zeros_like");
+        } else {
+            for (int64_t i = 0; i < ny; i++)
+                nb__put(seed, i, v[i]);
+            if (nb_grad(y, .n = k, .inputs = in, .grads = gs, .seed = seed,
+                        .retain_graph = true, .allow_unused = true) != 0)
+                ok = fail(r, "the analytic gradient failed: %s",
+                          nb_last_error() ? nb_last_error() : "?");
+        }
+    }
+    for (int m = 0; ok && m < k; m++) {
+        const nb_tensor *gr = gs[m];
+        int i = map[m];
+        for (int64_t j = 0; j < fn->x[i]->numel; j++)
+            a[i][j] = gr ? nb__get(gr, j) : 0.0;
+    }
+    nb_graph_reset(g);
+    for (int i = 0; i < fn->n; i++) {
+        bool first = true;
+        for (int j = 0; j < i; j++)
+            first &= copies[j] != copies[i];
+        if (first)
+            nb_free(copies[i]);
+    }
+    return ok;
+}
+
+static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
+{
+    double *a[NB_CHECK_MAX_INPUTS] = {0}, *num[NB_CHECK_MAX_INPUTS] = {0}, *v = NULL;
+    bool ok = true;
+    int k = 0;
+    for (int i = 0; i < fn->n; i++)
+        k += fn->x[i]->requires_grad;
+    if (k == 0)
+        return fail(r, "no input requires grad: nothing to check "
+                       "(mark inputs with nb_set_requires_grad)");
+
+    nb_graph *g = nb_graph_new();
+    if (!g)
+        return fail_fn(r, "nb_graph_new");
+
+    /* The output's size, then the projection v (never near zero, so every
+     * output element counts). f32 checks use v rounded to f32 on both sides. */
+    nb_tensor *y0 = fn->f(fn->x, fn->n, fn->ctx);
+    int64_t ny = y0 ? y0->numel : 0;
+    if (!y0)
+        ok = fail_fn(r, "the function");
+    else if (!(v = nb__alloc((size_t)(ny ? ny : 1) * sizeof *v)))
+        ok = fail_fn(r, "nb__alloc");
+    if (ok) {
+        nb_rng rng = nb_rng_new(o->seed ^ DEFAULT_SEED);
+        for (int64_t i = 0; i < ny; i++) {
+            double u = 0.5 + nb_rng_uniform(&rng);
+            v[i] = nb_rng_next(&rng) & 1 ? u : -u;
+            if (o->dtype == NB_F32)
+                v[i] = (double)(float)v[i];
+        }
+    }
+    for (int i = 0; ok && i < fn->n; i++) {
+        if (!fn->x[i]->requires_grad)
+            continue;
+        size_t bytes = (size_t)fn->x[i]->numel * sizeof(double);
+        a[i] = nb__alloc(bytes);
+        num[i] = nb__alloc(bytes);
+        if (!a[i] || !num[i])
+            ok = fail_fn(r, "nb__alloc");
+    }
+
+    if (ok)
+        ok = analytic(fn, g, o, v, ny, a, r);
+
+    for (int i = 0; ok && i < fn->n; i++) {
+        if (!fn->x[i]->requires_grad)
+            continue;
+        double *d = fn->x[i]->data;
+        for (int64_t j = 0; ok && j < fn->x[i]->numel; j++) {
+            double old = d[j], lp = 0, lm = 0;
+            d[j] = old + o->eps;
+            ok = evaluate(fn, g, v, ny, &lp, r);
+            d[j] = old - o->eps;
+            ok = ok && evaluate(fn, g, v, ny, &lm, r);
+            d[j] = old;
+            num[i][j] = (lp - lm) / (2 * o->eps);
+        }
+    }
+
+    if (ok) {
+        r->ok = true;
+        for (int i = 0; i < fn->n; i++)
+            if (fn->x[i]->requires_grad) {
+                compare(fn->x[i], a[i], num[i], o, &r->input[i]);
+                r->ok &= r->input[i].ok;
+            }
+    }
+    nb_graph_free(g);
+    for (int i = 0; i < fn->n; i++) {
+        nb__free(a[i]);
+        nb__free(num[i]);
+    }
+    nb__free(v);
+    return ok && r->ok;
+}
+
+bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                  const nb_check_opts *opts, nb_check_report *report)
+{
+    nb_check_report dummy;
+    nb_check_report *r = report ? report : &dummy;
+    report_init(r, n > 0 && n <= NB_CHECK_MAX_INPUTS ? n : 0, 1);
+    if (!report) {
+        nb__error("nb_gradcheck: report is NULL");
+        return false;
+    }
+    nb_clear_error();
+    if (!check_args("nb_gradcheck", f, n, x, NB_CHECK_MAX_INPUTS, opts, r)) {
+        nb__error("%s", r->message);
+        return false;
+    }
+    opts_t o = resolve(opts);
+    fn_t fn = {f, ctx, n, x};
+    return run_check(&fn, &o, r);
+}
+
+/* ---- second order ---- */
+
+typedef struct {
+    nb_check_fn f;
+    void *ctx;
+    int n;             /* inputs of f; G has n + 1 (the last is v) */
+    const double *w[NB_CHECK_MAX_INPUTS];
+} gg_ctx;
+
+/* G(x..., v) = sum_i sum(grad(sum(f(x) * v), x_i) * w_i), a scalar. */
+static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
+{
+    (void)n;
+    const gg_ctx *gc = c;
+    nb_tensor *v = x[gc->n];
+    nb_tensor *y = gc->f(x, gc->n, gc->ctx);
+    if (!y)
+        return NULL;
+    if (!nb__same_shape(y, v)) {
+        char b[96], d[96];
+        nb__error("nb_gradgradcheck: the function's output changed shape from %s to %s",
+                  nb__shape_str(v, d), nb__shape_str(y, b));
+        return NULL;
+    }
+    nb_tensor *s = nb_sum(nb_mul(y, v), NB_ALL, false);
+    if (!s)
+        return NULL;
+    nb_tensor *in[NB_CHECK_MAX_INPUTS], *gs[NB_CHECK_MAX_INPUTS];
+    int map[NB_CHECK_MAX_INPUTS], k = 0;
+    for (int i = 0; i < gc->n; i++)
+        if (x[i]->requires_grad) {
+            in[k] = x[i];
+            map[k++] = i;
+        }
+    nb_tensor *total = NULL;
+    if (k > 0 && s->requires_grad) {
+        if (nb_grad(s, .n = k, .inputs = in, .grads = gs, .create_graph = true,
+                    .allow_unused = true) != 0)
+            return NULL;
+        for (int m = 0; m < k; m++) {
+            if (!gs[m])
+                continue;
+            nb_tensor *w = nb_zeros_like(in[m]);
+            if (!w)
+                return NULL;
+            for (int64_t j = 0; j < w->numel; j++)
+                nb__put(w, j, gc->w[map[m]][j]);
+            nb_tensor *term = nb_sum(nb_mul(gs[m], w), NB_ALL, false);
+            total = total ? nb_add(total, term) : term;
+            if (!total)
+                return NULL;
+        }
+    }
+    return total ? total : nb_scalar_like(s, 0.0);
+}
+
+bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                      const nb_check_opts *opts, nb_check_report *report)
+{
+    nb_check_report dummy;
+    nb_check_report *r = report ? report : &dummy;
+    report_init(r, n > 0 && n < NB_CHECK_MAX_INPUTS ? n + 1 : 0, 2);
+    if (!report) {
+        nb__error("nb_gradgradcheck: report is NULL");
+        return false;
+    }
+    nb_clear_error();
+    /* One slot is taken by the projection v. */
+    if (!check_args("nb_gradgradcheck", f, n, x, NB_CHECK_MAX_INPUTS - 1, opts, r)) {
+        nb__error("%s", r->message);
+        return false;
+    }
+    opts_t o = resolve(opts);
+
+    /* The shape of f(x), for v. */
+    nb_graph *g = nb_graph_new();
+    if (!g)
+        return fail_fn(r, "nb_graph_new");
+    nb_tensor *y = f(x, n, ctx);
+    int ndim = y ? y->ndim : 0;
+    int64_t shape[NB_MAX_DIMS] = {0};
+    if (y)
+        memcpy(shape, y->shape, sizeof shape);
+    else
+        fail_fn(r, "the function");
+    bool y_f64 = y && y->dtype == NB_F64;
+    nb_graph_free(g);
+    if (!y)
+        return false;
+    if (!y_f64)
+        return fail(r, "nb_gradgradcheck: the function's output is not f64");
+
+    gg_ctx gc = {.f = f, .ctx = ctx, .n = n};
+    double *w[NB_CHECK_MAX_INPUTS] = {0};
+    nb_tensor *v = nb_zeros(NB_F64, ndim, shape);
+    bool ok = v != NULL;
+    if (!ok)
+        fail_fn(r, "nb_zeros");
+    nb_rng rng = nb_rng_new(o.seed ^ DEFAULT_SEED ^ 0x2222222222ull);
+    if (ok) {
+        for (int64_t j = 0; j < v->numel; j++)
+            ((double *)v->data)[j] = 2 * nb_rng_uniform(&rng) - 1;
+        v->requires_grad = true;
+    }
+    for (int i = 0; ok && i < n; i++) {
+        w[i] = nb__alloc((size_t)x[i]->numel * sizeof(double));
+        if (!w[i]) {
+            ok = fail_fn(r, "nb__alloc");
+            break;
+        }
+        for (int64_t j = 0; j < x[i]->numel; j++) {
+            double u = 0.5 + nb_rng_uniform(&rng);
+            w[i][j] = nb_rng_next(&rng) & 1 ? u : -u;
+            if (o.dtype == NB_F32)
+                w[i][j] = (double)(float)w[i][j];
+        }
+        gc.w[i] = w[i];
+    }
+    if (ok) {
+        nb_tensor *xs[NB_CHECK_MAX_INPUTS];
+        for (int i = 0; i < n; i++)
+            xs[i] = x[i];
+        xs[n] = v;
+        fn_t fn = {gg_fn, &gc, n + 1, xs};
+        o.seed ^= 0x1111111111ull; /* a different projection for the outer check */
+        ok = run_check(&fn, &o, r);
+    }
+    for (int i = 0; i < n; i++)
+        nb__free(w[i]);
+    nb_free(v);
+    return ok;
+}
+
+/* ---- ops and their examples ---- */
+
+typedef struct {
+    const nb_op *op;
+    const void *attr;
+} op_ctx;
+
+static nb_tensor *apply_fn(nb_tensor *const x[], int n, void *c)
+{
+    const op_ctx *oc = c;
+    return nb_apply(oc->op, x, n, oc->attr);
+}
+
+/* Which input of a built-in op holds integers (indices or a 0/1 mask), or -1. */
+static int integer_input(const nb_op *op)
+{
+    if (!strcmp(op->name, "index_select") || !strcmp(op->name, "index_add"))
+        return 1;
+    if (!strcmp(op->name, "one_hot") || !strcmp(op->name, "where"))
+        return 0;
+    return -1;
+}
+
+static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
+                        nb_tensor **x, nb_check_report *r)
+{
+    nb_rng rng = nb_rng_new(seed ^ 0x1234567ull);
+    int int_in = integer_input(op);
+    for (int i = 0; i < ex->n; i++) {
+        x[i] = nb_zeros(NB_F64, ex->ndim[i], ex->shape[i]);
+        if (!x[i])
+            return fail(r, "%s example: input %d: %s", op->name, i + 1,
+                        nb_last_error() ? nb_last_error() : "?");
+        double *d = x[i]->data;
+        nb_domain dom = ex->domain[i];
+        bool zero = dom.lo == 0 && dom.hi == 0;
+        if (i == int_in) {
+            int64_t lo = (int64_t)ceil(dom.lo), hi = (int64_t)ceil(dom.hi);
+            if (zero || hi <= lo) {
+                lo = 0;
+                hi = strcmp(op->name, "where") ? 1 : 2;
+            }
+            for (int64_t j = 0; j < x[i]->numel; j++)
+                d[j] = (double)(lo + (int64_t)nb_rng_below(&rng, (uint64_t)(hi - lo)));
+            continue; /* never requires grad */
+        }
+        double lo = zero ? -1 : dom.lo, hi = zero ? 1 : dom.hi;
+        double away = (hi - lo) / 10;
+        for (int64_t j = 0; j < x[i]->numel; j++) {
+            double u = lo + (hi - lo) * nb_rng_uniform(&rng);
+            for (int t = 0; dom.away_from_zero && fabs(u) < away && t < 10000; t++)
+                u = lo + (hi - lo) * nb_rng_uniform(&rng);
+            d[j] = u;
+        }
+        x[i]->requires_grad = true;
+    }
+    return true;
+}
+
+bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
+                      const nb_check_opts *opts, nb_check_report *report)
+{
+    nb_check_report dummy;
+    nb_check_report *r = report ? report : &dummy;
+    int n = ex && ex->n > 0 && ex->n <= NB_CHECK_MAX_INPUTS ? ex->n : 0;
+    report_init(r, order == 2 ? n + (n > 0) : n, order);
+    if (!report) {
+        nb__error("nb_check_example: report is NULL");
+        return false;
+    }
+    nb_clear_error();
+    if (!op || !op->name)
+        fail(r, "nb_check_example: op is NULL or has no name");
+    else if (!op->shape || !op->forward)
+        fail(r, "%s: not implemented (no shape rule or forward)", op->name);
+    else if (!ex)
+        fail(r, "nb_check_example: example of %s is NULL", op->name);
+    else if (ex->n < 1 || ex->n > (order == 2 ? NB_CHECK_MAX_INPUTS - 1 : NB_CHECK_MAX_INPUTS))
+        fail(r, "nb_check_example: example of %s has %d inputs (at most %d)", op->name, ex->n,
+             order == 2 ? NB_CHECK_MAX_INPUTS - 1 : NB_CHECK_MAX_INPUTS);
+    else if (order != 1 && order != 2)
+        fail(r, "nb_check_example: order must be 1 or 2, got %d", order);
+    else
+        for (int i = 0; i < ex->n; i++)
+            if (ex->ndim[i] < 0 || ex->ndim[i] > NB_MAX_DIMS) {
+                fail(r, "nb_check_example: example of %s: input %d has %d dimensions",
+                     op->name, i + 1, ex->ndim[i]);
+                break;
+            }
+    if (r->message[0]) {
+        nb__error("%s", r->message);
+        return false;
+    }
+    if (order == 2 && ex->once_differentiable && op->backward) {
+        r->ok = true;
+        snprintf(r->message, sizeof r->message, "once differentiable");
+        return true;
+    }
+
+    nb_tensor *x[NB_CHECK_MAX_INPUTS] = {0};
+    op_ctx oc = {op, ex->attr};
+    bool ok = make_inputs(op, ex, opts ? opts->seed : 0, x, r);
+    if (ok && !op->backward) {
+        /* No gradient by design: the output must exist and not require it. */
+        r->n = ex->n;
+        nb_graph *g = nb_graph_new();
+        nb_tensor *y = g ? nb_apply(op, x, ex->n, ex->attr) : NULL;
+        if (!y)
+            ok = fail_fn(r, op->name);
+        else if (y->requires_grad)
+            ok = fail(r, "%s has no backward but its output requires grad", op->name);
+        else
+            snprintf(r->message, sizeof r->message, "no gradient (by design)");
+        r->ok = ok;
+        nb_graph_free(g);
+    } else if (ok) {
+        ok = order == 1 ? nb_gradcheck(apply_fn, &oc, ex->n, x, opts, r)
+                        : nb_gradgradcheck(apply_fn, &oc, ex->n, x, opts, r);
+    }
+    for (int i = 0; i < ex->n; i++)
+        nb_free(x[i]);
+    return ok;
+}
+
+bool nb_gradcheck_op(const nb_op *op, const void *attr, int n,
+                     const int64_t shapes[][NB_MAX_DIMS], nb_check_report *report)
+{
+    nb_op_example ex;
+    memset(&ex, 0, sizeof ex);
+    if (n < 1 || n > NB_CHECK_MAX_INPUTS || !shapes) {
+        if (report) {
+            report_init(report, 0, 1);
+            fail(report, "nb_gradcheck_op: needs 1 to %d input shapes, got %d%s",
+                 NB_CHECK_MAX_INPUTS, n, shapes ? "" : " (shapes is NULL)");
+            nb__error("%s", report->message);
+        } else {
+            nb__error("nb_gradcheck_op: report is NULL");
+        }
+        return false;
+    }
+    ex.n = n;
+    ex.attr = attr;
+    for (int i = 0; i < n; i++) {
+        int d = 0;
+        while (d < NB_MAX_DIMS && shapes[i][d] != 0)
+            d++;
+        ex.ndim[i] = d;
+        memcpy(ex.shape[i], shapes[i], sizeof ex.shape[i]);
+    }
+    return nb_check_example(op, &ex, 1, NULL, report);
+}
+
+/* ---- printing ---- */
+
+void nb_check_report_print(const nb_check_report *r, FILE *f)
+{
+    if (!f)
+        return;
+    if (!r) {
+        fprintf(f, "(no report)\n");
+        return;
+    }
+    fprintf(f, "%s: %s%s%s\n", r->order == 2 ? "gradgradcheck" : "gradcheck",
+            r->ok ? "ok" : "FAIL", r->message[0] ? ": " : "", r->message);
+    bool ran = false;
+    for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++)
+        ran |= r->input[i].worst >= 0;
+    if (!ran)
+        return;
+    for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++) {
+        const nb_check_input *in = &r->input[i];
+        bool is_v = r->order == 2 && i == r->n - 1;
+        if (is_v)
+            fprintf(f, "  v (projection):");
+        else
+            fprintf(f, "  input %d:", i + 1);
+        if (in->worst < 0) {
+            fprintf(f, " skipped (does not require grad)\n");
+            continue;
+        }
+        fprintf(f, " %s max abs %.1e rel %.1e", in->ok ? "ok  " : "FAIL", in->max_abs_err,
+                in->max_rel_err);
+        if (!in->ok || in->max_abs_err > 0) {
+            fprintf(f, " at (");
+            int nd = 0;
+            while (nd < NB_MAX_DIMS && in->worst_index[nd] >= 0) {
+                fprintf(f, nd ? ",%lld" : "%lld", (long long)in->worst_index[nd]);
+                nd++;
+            }
+            fprintf(f, "%s): analytic %.6g numeric %.6g", nd == 1 ? "," : "", in->analytic,
+                    in->numeric);
+        }
+        fprintf(f, "\n");
+    }
+}

@@ -27,7 +27,9 @@ typedef struct nb_check_opts {
 } nb_check_opts;
 
 /* One input's result. Element `worst` has the largest error beyond tolerance
- * (or the largest error, when all pass). */
+ * (or the largest error, when all pass); -1 when the input was skipped
+ * because it does not require grad. worst_index entries past the input's
+ * ndim are -1. */
 typedef struct nb_check_input {
     bool ok;
     double max_abs_err;  /* max |analytic - numeric| */
@@ -48,12 +50,14 @@ typedef struct nb_check_report {
 /* Checks d f(x) / d x[i] for every input that requires grad. The output is
  * contracted with a fixed random vector, so one backward checks the whole
  * Jacobian-vector product. x must be f64 (they are perturbed in place and
- * restored). opts NULL: defaults. Returns report->ok. */
+ * restored). opts NULL: defaults. Clears the pending error first; a failure
+ * to run leaves its reason in report->message. Returns report->ok. */
 bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                   const nb_check_opts *opts, nb_check_report *report);
 
 /* Checks the second derivative: gradcheck of x -> grad(<f(x), v>, x) with
- * create_graph, with respect to x and the projection v. */
+ * create_graph, with respect to x and the projection v (reported as input
+ * n + 1, so n is at most NB_CHECK_MAX_INPUTS - 1). */
 bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       const nb_check_opts *opts, nb_check_report *report);
 
