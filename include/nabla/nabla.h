@@ -7,6 +7,9 @@
 #include "ops.h"
 #include "check.h"
 #include "dot.h"
+#include "optim.h"
+#include "nn.h"
+#include "io.h"
 
 #define NB_VERSION "0.1.0"
 

@@ -1,0 +1,47 @@
+/* nabla: reading data and reading/writing tensors. Every reader checks
+ * what it reads and fails with a message naming the file and the problem
+ * (bad magic, truncated data, mismatched counts); nothing aborts. */
+#ifndef NABLA_IO_H
+#define NABLA_IO_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reads an IDX file (the MNIST format), gzipped or not, as an f32 heap tensor
+ * of the raw values with the file's shape. NULL on error. */
+nb_tensor *nb_read_idx(const char *path);
+
+/* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):
+ * images scaled to [0, 1] and flattened to (N, 784) f32, labels one-hot
+ * (N, 10) f32. The caller frees the four tensors. 0 or -1. */
+int nb_load_mnist(const char *dir, nb_tensor **x_train, nb_tensor **y_train,
+                  nb_tensor **x_test, nb_tensor **y_test);
+
+/* Images (N, 28, 28) or (N, 784) values 0..255 -> (N, 784) in [0, 1]. */
+nb_tensor *nb_scale_images(const nb_tensor *images);
+/* Labels (N,) whole numbers in [0, classes) -> (N, classes) one-hot f32. */
+nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes);
+
+/* Reads a numeric CSV table: every column but label_column becomes a
+ * feature (N, F) f32, label_column (negative: from the end) the labels
+ * (N,) f32. A first line that is not numeric is taken as a header.
+ * 0 or -1 (the message names the line and column of a bad cell). */
+int nb_read_csv(const char *path, int label_column, nb_tensor **features,
+                nb_tensor **labels);
+
+/* Writes tensors in the safetensors format (a JSON header, then raw
+ * little-endian data) under their names (each needs one, all distinct).
+ * Atomic: written to a temporary file in the same folder, then renamed. */
+int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
+/* Reads into existing tensors, matched by name; each must be in the file
+ * with the same shape (F32 or F64 in the file converts to the tensor's
+ * dtype). Extra tensors in the file are ignored. 0 or -1. */
+int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,182 @@
+/* nabla: neural-network building blocks, all compositions of ops (so every
+ * piece is gradient-checkable and shows up in graph pictures), and a
+ * Keras-style Sequential model. */
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include "ops.h"
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- activations ----------------------------------------------------------- */
+
+typedef enum nb_activation {
+    NB_LINEAR = 0, /* identity (the default) */
+    NB_RELU,
+    NB_LEAKY_RELU, /* slope 0.2 below zero (keras.activations.leaky_relu) */
+    NB_ELU,        /* alpha 1 */
+    NB_GELU,       /* exact: x * Phi(x), through erf */
+    NB_SIGMOID,
+    NB_TANH,
+    NB_SOFTPLUS,
+    NB_SOFTMAX,     /* over the last axis */
+    NB_LOG_SOFTMAX, /* over the last axis */
+} nb_activation;
+
+/* max(x, alpha * x) for 0 <= alpha <= 1. */
+nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha);
+/* x for x > 0, alpha * (exp(x) - 1) otherwise (no overflow for large x). */
+nb_tensor *nb_elu(nb_tensor *x, double alpha);
+/* x * (1 + erf(x / sqrt 2)) / 2. */
+nb_tensor *nb_gelu(nb_tensor *x);
+/* log(1 + exp(x)), stable for large |x|. */
+nb_tensor *nb_softplus(nb_tensor *x);
+/* Applies an activation by name (softmax variants over the last axis). */
+nb_tensor *nb_activate(nb_tensor *x, nb_activation a);
+/* "relu", "softmax", ... and back; -1 / NULL when unknown. */
+int nb_activation_from_name(const char *name);
+const char *nb_activation_name(nb_activation a);
+
+/* ---- losses: mean over the batch (the first axis) --------------------------- */
+
+nb_tensor *nb_mse(nb_tensor *pred, nb_tensor *target);
+nb_tensor *nb_mae(nb_tensor *pred, nb_tensor *target);
+/* Quadratic within delta of the target, linear beyond (Keras: delta 1). */
+nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta);
+/* From probabilities (clipped to [1e-7, 1 - 1e-7], as Keras does) ... */
+nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target);
+/* ... and from logits (stable for any logit). */
+nb_tensor *nb_binary_crossentropy_logits(nb_tensor *logits, nb_tensor *target);
+/* One-hot (or soft) targets over the last axis. */
+nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target);
+nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *target);
+/* Integer labels (whole numbers in [0, classes)), shape = pred's without the last axis. */
+nb_tensor *nb_sparse_categorical_crossentropy(nb_tensor *prob, nb_tensor *labels);
+nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *labels);
+
+/* ---- metrics: 0-d tensors, no gradient ------------------------------------------ */
+
+/* Fraction of rows whose arg-max matches the target's arg-max / label. */
+nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target);
+nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels);
+
+/* ---- layers ------------------------------------------------------------------------ */
+
+typedef struct nb_layer nb_layer;
+
+typedef struct nb_dense_opts {
+    int64_t units;            /* output features (required) */
+    nb_activation activation; /* default NB_LINEAR */
+    int64_t input;            /* input features; 0: from the previous layer */
+    bool no_bias;             /* default: a bias, initialised to zero */
+    const char *name;         /* default "dense_<k>" */
+} nb_dense_opts;
+
+/* A fully connected layer y = activation(x @ kernel + bias); kernel is
+ * Glorot-uniform. nb_dense(64, .activation = NB_RELU, .input = 784).
+ * The model it is added to owns it. NULL on error. */
+#define nb_dense(...) nb_dense_((nb_dense_opts){.units = __VA_ARGS__})
+nb_layer *nb_dense_(nb_dense_opts opts);
+/* Frees a layer that was never added to a model. */
+void nb_layer_free(nb_layer *layer);
+
+/* ---- the model ----------------------------------------------------------------------- */
+
+typedef struct nb_model nb_model;
+
+typedef enum nb_loss {
+    NB_MEAN_SQUARED_ERROR = 1,
+    NB_MEAN_ABSOLUTE_ERROR,
+    NB_HUBER,
+    NB_BINARY_CROSSENTROPY,
+    NB_CATEGORICAL_CROSSENTROPY,
+    NB_SPARSE_CATEGORICAL_CROSSENTROPY,
+} nb_loss;
+
+typedef enum nb_metric {
+    NB_NO_METRIC = 0,
+    NB_ACCURACY, /* categorical or sparse, following the loss */
+} nb_metric;
+
+/* Data for fit/evaluate: x is (N, features); y is (N, classes) one-hot,
+ * (N,) labels for the sparse loss, or (N, outputs) for regression. */
+typedef struct nb_dataset {
+    nb_tensor *x, *y;
+} nb_dataset;
+
+/* A model of the given layers, in order (it takes ownership of them):
+ * nb_sequential(nb_dense(64, ...), nb_dense(10, ...)). NULL on error. */
+#define nb_sequential(...)                                                     \
+    nb_sequential_((int)(sizeof((nb_layer *[]){__VA_ARGS__}) / sizeof(nb_layer *)), \
+                   (nb_layer *[]){__VA_ARGS__})
+nb_model *nb_sequential_(int n, nb_layer *const layers[]);
+/* Appends a layer (the model owns it, also on error). 0 or -1. */
+int nb_model_add(nb_model *m, nb_layer *layer);
+/* Frees the model, its layers, parameters and optimizer. */
+void nb_model_free(nb_model *m);
+
+/* Creates the parameters for inputs of `features`, drawing initial weights
+ * from seed. Done by nb_compile when the first layer has .input. 0 or -1. */
+int nb_build(nb_model *m, int64_t features, uint64_t seed);
+
+/* Sets the optimizer (the model takes ownership), loss and metric, and
+ * builds the model when it can. Softmax + categorical cross-entropy is
+ * computed from the logits through log-softmax, as Keras does. 0 or -1. */
+int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric);
+
+/* Prints the Keras-style table: layers, output shapes, parameter counts. */
+int nb_summary(const nb_model *m, FILE *f);
+int64_t nb_count_params(const nb_model *m);
+
+/* Per-epoch results of fit, owned by the model (valid until the next fit). */
+typedef struct nb_history {
+    int epochs;
+    double *loss, *metric;         /* training, averaged over the epoch */
+    double *val_loss, *val_metric; /* NAN when there was no validation data */
+    double *seconds;               /* wall time of each epoch's training */
+} nb_history;
+
+typedef struct nb_fit_opts {
+    nb_dataset data;       /* training data (required) */
+    int epochs;            /* default 1 */
+    int batch_size;        /* default 32 */
+    nb_dataset validation; /* optional */
+    uint64_t seed;         /* shuffling; default 0 */
+    bool no_shuffle;       /* default: shuffle every epoch */
+    int verbose;           /* 0: progress bar on a terminal, a line per epoch
+                              otherwise; -1: silent */
+    FILE *out;             /* default stdout */
+} nb_fit_opts;
+
+/* Trains: nb_fit(m, train, .epochs = 10, .validation = test). Needs a
+ * compiled model; makes no heap allocation per step. NULL on error. */
+#define nb_fit(m, ...) nb_fit_((m), (nb_fit_opts){.data = __VA_ARGS__})
+const nb_history *nb_fit_(nb_model *m, nb_fit_opts opts);
+
+/* Mean loss and metric over data (batches of batch_size, 0: 32). 0 or -1. */
+int nb_evaluate(nb_model *m, nb_dataset data, int batch_size, double *loss, double *metric);
+/* The model's outputs for x, as a new heap tensor (caller frees). */
+nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size);
+/* The model's output for x in the current graph, recorded, with each layer
+ * in its own scope: for custom training loops and pictures. */
+nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x);
+/* The loss the model was compiled with, of a forward's output. */
+nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
+/* The trainable parameters, in layer order (kernel, bias per layer). */
+int nb_model_params(const nb_model *m, nb_tensor *const **params);
+/* The optimizer the model was compiled with, or NULL. */
+nb_optimizer *nb_model_optimizer(const nb_model *m);
+
+/* Weights in the safetensors format, named "dense_1.kernel", "dense_1.bias"
+ * (f32, little-endian). Writing is atomic (temporary file, then rename).
+ * Loading checks names, shapes and dtypes. 0 or -1. */
+int nb_save_weights(const nb_model *m, const char *path);
+int nb_load_weights(nb_model *m, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

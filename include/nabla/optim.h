@@ -1,0 +1,82 @@
+/* nabla: optimizers. Each update is written with nabla ops under no-grad
+ * and stored in place (nb_assign), in the current graph's arena. Defaults
+ * are Keras's; a field left 0 takes its default. */
+#ifndef NABLA_OPTIM_H
+#define NABLA_OPTIM_H
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Learning-rate schedules: the rate used at step t (counting from 0). */
+typedef enum nb_schedule_kind {
+    NB_CONSTANT = 0,
+    NB_STEP_DECAY,        /* lr * gamma^floor(t / step_size) */
+    NB_EXPONENTIAL_DECAY, /* lr * rate^(t / steps) */
+    NB_COSINE_DECAY,      /* lr * ((1 - alpha) * (1 + cos(pi * min(t, steps) / steps)) / 2 + alpha) */
+} nb_schedule_kind;
+
+typedef struct nb_schedule {
+    nb_schedule_kind kind;
+    int64_t steps; /* step_size (step), decay_steps (exponential, cosine) */
+    double rate;   /* gamma (step), decay_rate (exponential), alpha (cosine) */
+} nb_schedule;
+
+/* The learning rate of schedule s with base rate lr at step t. */
+double nb_schedule_lr(nb_schedule s, double lr, int64_t t);
+
+typedef struct nb_optim_opts {
+    int _defaults;       /* reserved: lets nb_adam() take no arguments */
+    double lr;           /* SGD 0.01, Adagrad 0.001, the others 0.001 */
+    double momentum;     /* SGD, RMSprop: 0 */
+    bool nesterov;       /* SGD */
+    double beta1, beta2; /* Adam, AdamW: 0.9, 0.999 */
+    double rho;          /* RMSprop: 0.9 */
+    double eps;          /* 1e-7 */
+    double weight_decay; /* decoupled, p -= lr * wd * p (Keras); AdamW 0.004, others 0 */
+    double initial_accumulator; /* Adagrad: 0.1 */
+    double clipnorm;     /* > 0: scale gradients so their global norm is at most this */
+    double clipvalue;    /* > 0: clamp each gradient element to [-v, v] */
+    nb_schedule schedule;
+} nb_optim_opts;
+
+typedef struct nb_optimizer nb_optimizer;
+
+/* nb_adam(), nb_sgd(.lr = 0.1, .momentum = 0.9, .nesterov = true), ...
+ * NULL on error (a negative rate, say). Free with nb_optimizer_free, unless
+ * a model took it. */
+#define nb_sgd(...) nb_sgd_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
+#define nb_adam(...) nb_adam_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
+#define nb_adamw(...) nb_adamw_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
+#define nb_rmsprop(...) nb_rmsprop_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
+#define nb_adagrad(...) nb_adagrad_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
+nb_optimizer *nb_sgd_(nb_optim_opts o);
+nb_optimizer *nb_adam_(nb_optim_opts o);
+nb_optimizer *nb_adamw_(nb_optim_opts o);
+nb_optimizer *nb_rmsprop_(nb_optim_opts o);
+nb_optimizer *nb_adagrad_(nb_optim_opts o);
+void nb_optimizer_free(nb_optimizer *opt);
+
+/* One update of params from their .grad (params without a grad are left
+ * alone). The first call fixes the parameter list; later calls must pass the
+ * same tensors. Needs a current graph for temporaries; runs with recording
+ * off. After the first step it allocates nothing. 0 or -1. */
+int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[]);
+/* Steps taken, and the learning rate the next step will use. */
+int64_t nb_optimizer_steps(const nb_optimizer *opt);
+double nb_optimizer_lr(const nb_optimizer *opt);
+/* "adam", "sgd", ... */
+const char *nb_optimizer_name(const nb_optimizer *opt);
+
+/* Scales the gradients of params so that their global L2 norm is at most
+ * max_norm; returns the norm before clipping, or -1 on error. */
+double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm);
+/* Clamps every gradient element to [-v, v]. 0 or -1. */
+int nb_clip_grad_value(int n, nb_tensor *const params[], double v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
