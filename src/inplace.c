@@ -26,8 +26,10 @@ int nb_assign(nb_tensor *dst, nb_tensor *src)
                          dst->name ? "'" : "", nb__shape_str(dst, b));
     if (src->data == dst->data)
         return 0;
-    /* dst as both output and (broadcast) first operand: y = v. */
-    NB_BY_DTYPE(dst, NB_LOOP2, dst, dst, src, ((void)u, v));
+    if (nb__same_shape(dst, src))
+        memcpy(dst->data, src->data, (size_t)dst->numel * nb__dtype_size(dst->dtype));
+    else /* dst as both output and (broadcast) first operand: y = v. */
+        NB_BY_DTYPE(dst, NB_LOOP2, dst, dst, src, ((void)u, v));
     nb__bump(dst);
     return 0;
 }

@@ -149,8 +149,6 @@ void nb__bstrides(const nb_tensor *t, int ndim, const int64_t *oshape, int64_t *
 /* ---- the op registry (src/registry.c) ---- */
 bool nb__is_builtin(const nb_op *op);
 
-#endif
-
 /* ---- elementwise loops ----
  * An iterator over a broadcast output: dims are collapsed where every
  * operand stays contiguous, leaving an outer loop over `outer` rows and an
@@ -265,4 +263,4 @@ void nb__keep_shape(const nb_tensor *x, unsigned mask, int64_t *shape);
 void nb__reduce_sum(nb_tensor *y, const nb_tensor *x, unsigned mask);
 void nb__reduce_max(nb_tensor *y, const nb_tensor *x, unsigned mask);
 
-/* Registry of built-in ops, defined by each ops/ file. */
+#endif

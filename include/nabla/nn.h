@@ -122,6 +122,10 @@ void nb_model_free(nb_model *m);
  * from seed. Done by nb_compile when the first layer has .input. 0 or -1. */
 int nb_build(nb_model *m, int64_t features, uint64_t seed);
 
+/* Converts the parameters to dtype (f32 by default; f64 to gradient-check a
+ * model). Call it before training: optimizer state is not converted. */
+int nb_model_set_dtype(nb_model *m, nb_dtype dtype);
+
 /* Sets the optimizer (the model takes ownership), loss and metric, and
  * builds the model when it can. Softmax + categorical cross-entropy is
  * computed from the logits through log-softmax, as Keras does. 0 or -1. */

@@ -1,6 +1,7 @@
-/* nabla: optimizers. Each update is written with nabla ops under no-grad
- * and stored in place (nb_assign), in the current graph's arena. Defaults
- * are Keras's; a field left 0 takes its default. */
+/* nabla: optimizers (Keras 3 formulas; docs/optimizers.md). Each update is
+ * written with nabla ops under no-grad, its temporaries in the current
+ * graph's arena, and stored in place (nb_assign). Defaults are Keras's; a
+ * field left 0 takes its default. */
 #ifndef NABLA_OPTIM_H
 #define NABLA_OPTIM_H
 
@@ -10,7 +11,8 @@
 extern "C" {
 #endif
 
-/* Learning-rate schedules: the rate used at step t (counting from 0). */
+/* Learning-rate schedules: the rate used at step t (counting from 0; an
+ * optimizer's k-th update, k = 1, 2, ..., uses t = k - 1). */
 typedef enum nb_schedule_kind {
     NB_CONSTANT = 0,
     NB_STEP_DECAY,        /* lr * gamma^floor(t / step_size) */
@@ -20,26 +22,37 @@ typedef enum nb_schedule_kind {
 
 typedef struct nb_schedule {
     nb_schedule_kind kind;
-    int64_t steps; /* step_size (step), decay_steps (exponential, cosine) */
-    double rate;   /* gamma (step), decay_rate (exponential), alpha (cosine) */
+    int64_t steps; /* step_size (step), decay_steps (exponential, cosine): > 0 */
+    double rate;   /* gamma (step), decay_rate (exponential): > 0;
+                      alpha (cosine): the final fraction of lr, in [0, 1].
+                      Both stay 0 for NB_CONSTANT. */
 } nb_schedule;
 
-/* The learning rate of schedule s with base rate lr at step t. */
+/* The learning rate of schedule s with base rate lr at step t; NAN and an
+ * error for an invalid schedule or t < 0. */
 double nb_schedule_lr(nb_schedule s, double lr, int64_t t);
 
+/* Options; 0 (or false) means the default shown. Because of that, beta1,
+ * beta2, rho and initial_accumulator cannot be set to exactly 0, and AdamW's
+ * decay cannot be turned off (use nb_adam). Negative or non-finite values,
+ * and options the optimizer does not read, make the constructor fail. */
 typedef struct nb_optim_opts {
     int _defaults;       /* reserved: lets nb_adam() take no arguments */
-    double lr;           /* SGD 0.01, Adagrad 0.001, the others 0.001 */
-    double momentum;     /* SGD, RMSprop: 0 */
-    bool nesterov;       /* SGD */
-    double beta1, beta2; /* Adam, AdamW: 0.9, 0.999 */
-    double rho;          /* RMSprop: 0.9 */
-    double eps;          /* 1e-7 */
-    double weight_decay; /* decoupled, p -= lr * wd * p (Keras); AdamW 0.004, others 0 */
+    double lr;           /* SGD 0.01, the others 0.001 */
+    double momentum;     /* SGD, RMSprop: 0 (off); in [0, 1) */
+    bool nesterov;       /* SGD: false */
+    double beta1, beta2; /* Adam, AdamW: 0.9, 0.999; in [0, 1) */
+    double rho;          /* RMSprop: 0.9; in [0, 1) */
+    double eps;          /* 1e-7. Adam adds it to sqrt(v); RMSprop and Adagrad
+                            under the root, sqrt(v + eps), as Keras does */
+    double weight_decay; /* decoupled, p -= lr * wd * p before the update
+                            (Keras); AdamW 0.004, others 0 */
     double initial_accumulator; /* Adagrad: 0.1 */
-    double clipnorm;     /* > 0: scale gradients so their global norm is at most this */
+    double clipnorm;     /* > 0: scale gradients so their GLOBAL L2 norm (over
+                            all parameters, Keras's global_clipnorm) is at
+                            most this; applied after clipvalue */
     double clipvalue;    /* > 0: clamp each gradient element to [-v, v] */
-    nb_schedule schedule;
+    nb_schedule schedule; /* default: constant */
 } nb_optim_opts;
 
 typedef struct nb_optimizer nb_optimizer;
@@ -59,10 +72,14 @@ nb_optimizer *nb_rmsprop_(nb_optim_opts o);
 nb_optimizer *nb_adagrad_(nb_optim_opts o);
 void nb_optimizer_free(nb_optimizer *opt);
 
-/* One update of params from their .grad (params without a grad are left
- * alone). The first call fixes the parameter list; later calls must pass the
- * same tensors. Needs a current graph for temporaries; runs with recording
- * off. After the first step it allocates nothing. 0 or -1. */
+/* One update of params (heap tensors) from their .grad; params without a
+ * grad are left alone (no decay either). Clipping works on temporaries: the
+ * .grad tensors are not changed. The first successful call fixes the
+ * parameter list and makes the state (heap tensors in each parameter's
+ * dtype and shape, freed with the optimizer); later calls must pass the same
+ * tensors. Needs a current graph for temporaries; runs with recording off
+ * and restores it. After the first step it allocates nothing (once the
+ * graph's arena is warm). 0, or -1 with an error (no update counted). */
 int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[]);
 /* Steps taken, and the learning rate the next step will use. */
 int64_t nb_optimizer_steps(const nb_optimizer *opt);
@@ -70,10 +87,15 @@ double nb_optimizer_lr(const nb_optimizer *opt);
 /* "adam", "sgd", ... */
 const char *nb_optimizer_name(const nb_optimizer *opt);
 
+/* For hand-written loops (PyTorch's clip_grad_norm_ / clip_grad_value_):
+ * these rewrite the .grad tensors in place (bumping their versions) and skip
+ * params without a grad. They use the current graph for temporaries, or a
+ * short-lived one of their own if there is none. */
 /* Scales the gradients of params so that their global L2 norm is at most
- * max_norm; returns the norm before clipping, or -1 on error. */
+ * max_norm (left alone if the norm is not finite); returns the norm before
+ * clipping, or -1 on error. */
 double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm);
-/* Clamps every gradient element to [-v, v]. 0 or -1. */
+/* Clamps every gradient element to [-v, v] (v > 0). 0 or -1. */
 int nb_clip_grad_value(int n, nb_tensor *const params[], double v);
 
 #ifdef __cplusplus

@@ -2,6 +2,7 @@
  *
  *   nabla ops                 list the built-in ops
  *   nabla gradcheck [OP...]   gradient-check built-in ops (all by default)
+ *   nabla train [options]     train an MLP on Fashion-MNIST (the Keras example)
  *   nabla help                usage
  *
  * Subcommands sit in one table (name, function, summary); a new one is a
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include "nabla/nabla.h"
+
+#include "cli.h"
 
 typedef struct command {
     const char *name;
@@ -31,6 +34,9 @@ static const command commands[] = {
      "check every op's gradients on its examples (all ops by default):\n"
      "                           f64 first and second order, f32 first order;\n"
      "                           -v prints every report; exit 1 on any failure"},
+    {"train", cli_train, "[options]",
+     "train an MLP on Fashion-MNIST (default: the classic Keras example);\n"
+     "                           see nabla train --help"},
     {"help", cmd_help, "", "this text"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

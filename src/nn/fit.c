@@ -1,2 +1,359 @@
-/* PLACEHOLDER */
+/* Training, evaluation and prediction loops. Each step gathers a batch into
+ * buffers made once per call, runs forward, loss, backward and the
+ * optimizer in one graph, and resets it: no heap allocation per step. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "internal.h"
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Copies rows idx[0..n) of src into dst (a heap tensor of n rows). */
+static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t n)
+{
+    size_t row = (size_t)(src->numel / (src->shape[0] ? src->shape[0] : 1)) * nb__dtype_size(src->dtype);
+    for (int64_t i = 0; i < n; i++)
+        memcpy((char *)dst->data + (size_t)i * row, (const char *)src->data + (size_t)idx[i] * row,
+               row);
+    nb__bump(dst);
+}
+
+/* A heap tensor shaped like src with `rows` rows. */
+static nb_tensor *rows_like(const nb_tensor *src, int64_t rows)
+{
+    int64_t shape[NB_MAX_DIMS];
+    memcpy(shape, src->shape, sizeof shape);
+    shape[0] = rows;
+    return nb__new_heap_tensor(src->dtype, src->ndim, shape);
+}
+
+static int check_data(const nb_model *m, nb_dataset d, const char *fn, const char *what)
+{
+    char b[96];
+    if (!d.x)
+        return nb__error("%s: %s x is NULL", fn, what);
+    if (d.x->ndim != 2 || d.x->shape[1] != m->in_features || d.x->dtype != m->dtype)
+        return nb__error("%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
+                         nb_dtype_name(d.x->dtype), nb__shape_str(d.x, b),
+                         nb_dtype_name(m->dtype), (long long)m->in_features);
+    if (d.x->shape[0] < 1)
+        return nb__error("%s: %s data has no rows", fn, what);
+    return nb__check_targets(m, d.y, d.x->shape[0], fn);
+}
+
+/* Batch buffers: a full batch and the smaller last one. */
+typedef struct {
+    nb_tensor *x[2], *y[2];
+} batches;
+
+static int batches_make(batches *b, nb_dataset d, int64_t bs)
+{
+    int64_t n = d.x->shape[0], full = n < bs ? n : bs, rest = n % bs;
+    memset(b, 0, sizeof *b);
+    b->x[0] = rows_like(d.x, full);
+    b->y[0] = rows_like(d.y, full);
+    if (rest && n > bs) {
+        b->x[1] = rows_like(d.x, rest);
+        b->y[1] = rows_like(d.y, rest);
+        if (!b->x[1] || !b->y[1])
+            return -1;
+    }
+    return b->x[0] && b->y[0] ? 0 : -1;
+}
+
+static void batches_free(batches *b)
+{
+    for (int i = 0; i < 2; i++) {
+        nb_free(b->x[i]);
+        nb_free(b->y[i]);
+    }
+}
+
+/* Evaluates in batches with recording off: sums of loss and metric * rows. */
+static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batches *b,
+                     double *loss, double *metric)
+{
+    int64_t n = d.x->shape[0];
+    double ls = 0, ms = 0;
+    bool prev = nb_set_grad_enabled(false);
+    nb_graph *g = nb_graph_new();
+    int rc = g ? 0 : -1;
+    for (int64_t start = 0; rc == 0 && start < n; start += bs) {
+        int64_t k = n - start < bs ? n - start : bs;
+        int w = k == bs || !b->x[1] ? 0 : 1;
+        gather_rows(b->x[w], d.x, idx + start, k);
+        gather_rows(b->y[w], d.y, idx + start, k);
+        nb_tensor *out = nb_model_forward(m, b->x[w]);
+        nb_tensor *l = nb_model_loss(m, out, b->y[w]);
+        if (!l) {
+            rc = -1;
+            break;
+        }
+        ls += nb_item(l) * (double)k;
+        ms += nb__batch_metric(m, out, b->y[w]) * (double)k;
+        nb_graph_reset(g);
+    }
+    nb_graph_free(g);
+    nb_set_grad_enabled(prev);
+    *loss = ls / (double)n;
+    *metric = ms / (double)n;
+    return rc;
+}
+
+static int64_t *identity_index(int64_t n)
+{
+    int64_t *idx = nb__alloc((size_t)n * sizeof *idx);
+    if (idx)
+        for (int64_t i = 0; i < n; i++)
+            idx[i] = i;
+    return idx;
+}
+
+int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double *metric)
+{
+    if (!m)
+        return nb__null_model("nb_evaluate");
+    if (!m->compiled)
+        return nb__error("nb_evaluate: the model is not compiled (call nb_compile)");
+    if (!m->built)
+        return nb__error("nb_evaluate: the model is not built");
+    if (batch_size < 0)
+        return nb__error("nb_evaluate: batch_size must be positive, got %d", batch_size);
+    if (check_data(m, d, "nb_evaluate", "the"))
+        return -1;
+    int64_t bs = batch_size ? batch_size : 32;
+    batches b;
+    memset(&b, 0, sizeof b);
+    int64_t *idx = identity_index(d.x->shape[0]);
+    int rc = idx && batches_make(&b, d, bs) == 0 ? 0 : -1;
+    double l = NAN, mt = NAN;
+    if (rc == 0)
+        rc = eval_sums(m, d, bs, idx, &b, &l, &mt);
+    batches_free(&b);
+    nb__free(idx);
+    if (loss)
+        *loss = l;
+    if (metric)
+        *metric = mt;
+    return rc;
+}
+
+nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
+{
+    char b[96];
+    if (!m || !x) {
+        if (!nb__has_error() || !m)
+            nb__error("nb_predict: %s is NULL", m ? "x" : "model");
+        return NULL;
+    }
+    if (!m->built) {
+        nb__error("nb_predict: the model is not built");
+        return NULL;
+    }
+    if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
+        nb__error("nb_predict: x is %s %s; the model takes %s (N,%lld)",
+                  nb_dtype_name(x->dtype), nb__shape_str(x, b), nb_dtype_name(m->dtype),
+                  (long long)m->in_features);
+        return NULL;
+    }
+    if (batch_size < 0) {
+        nb__error("nb_predict: batch_size must be positive, got %d", batch_size);
+        return NULL;
+    }
+    int64_t bs = batch_size ? batch_size : 32, n = x->shape[0];
+    int64_t units = m->layers[m->n - 1]->opts.units;
+    nb_tensor *out = nb__new_heap_tensor(m->dtype, 2, (const int64_t[]){n, units});
+    if (!out)
+        return NULL;
+    bool prev = nb_set_grad_enabled(false);
+    nb_graph *g = nb_graph_new();
+    for (int64_t start = 0; g && start < n; start += bs) {
+        int64_t k = n - start < bs ? n - start : bs;
+        nb_tensor *y = nb_model_forward(m, nb_slice(x, 0, start, start + k, 1));
+        if (!y) {
+            nb_free(out);
+            out = NULL;
+            break;
+        }
+        size_t es = nb__dtype_size(m->dtype);
+        memcpy((char *)out->data + (size_t)(start * units) * es, y->data, (size_t)(k * units) * es);
+        nb_graph_reset(g);
+    }
+    nb_graph_free(g);
+    nb_set_grad_enabled(prev);
+    return out;
+}
+
+/* ---- progress ---- */
+
+static void progress(FILE *f, int64_t done, int64_t total, double elapsed, double loss,
+                     double metric)
+{
+    int width = 30, fill = (int)(width * done / total);
+    double eta = done ? elapsed * (double)(total - done) / (double)done : 0;
+    fprintf(f, "\r%6lld/%lld [", (long long)done, (long long)total);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '=' : i == fill ? '>' : '.', f);
+    fprintf(f, "] - ETA: %3.0fs - loss: %.4f", eta, loss);
+    if (!isnan(metric))
+        fprintf(f, " - accuracy: %.4f", metric);
+    fflush(f);
+}
+
+static int history_alloc(nb_model *m, int epochs)
+{
+    nb__free(m->hist.loss);
+    memset(&m->hist, 0, sizeof m->hist);
+    double *v = nb__alloc((size_t)epochs * 5 * sizeof(double));
+    if (!v)
+        return -1;
+    for (int i = 0; i < epochs * 5; i++)
+        v[i] = NAN;
+    m->hist.loss = v;
+    m->hist.metric = v + epochs;
+    m->hist.val_loss = v + 2 * epochs;
+    m->hist.val_metric = v + 3 * epochs;
+    m->hist.seconds = v + 4 * epochs;
+    return 0;
+}
+
+const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
+{
+    const char *fn = "nb_fit";
+    if (!m) {
+        nb__null_model("nb_fit");
+        return NULL;
+    }
+    if (!m->compiled) {
+        nb__error("nb_fit: the model is not compiled (call nb_compile first)");
+        return NULL;
+    }
+    if (!m->built) {
+        if (!o.data.x || o.data.x->ndim != 2) {
+            nb__error("nb_fit: the model is not built and x is not (N, features)");
+            return NULL;
+        }
+        if (nb_build(m, o.data.x->shape[1], 0))
+            return NULL;
+    }
+    if (o.epochs < 0 || o.batch_size < 0) {
+        nb__error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
+                  o.batch_size);
+        return NULL;
+    }
+    if (check_data(m, o.data, fn, "training"))
+        return NULL;
+    bool val = o.validation.x || o.validation.y;
+    if (val && check_data(m, o.validation, fn, "validation"))
+        return NULL;
+    int epochs = o.epochs ? o.epochs : 1;
+    int64_t bs = o.batch_size ? o.batch_size : 32;
+    int64_t n = o.data.x->shape[0], steps = (n + bs - 1) / bs;
+    FILE *out = o.out ? o.out : stdout;
+    bool tty = o.verbose == 0 && isatty(fileno(out));
+
+    batches b, vb;
+    memset(&vb, 0, sizeof vb);
+    int64_t *idx = identity_index(n), *vidx = val ? identity_index(o.validation.x->shape[0]) : NULL;
+    nb_graph *g = NULL;
+    memset(&b, 0, sizeof b);
+    int rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
+    if (rc == 0)
+        rc = batches_make(&b, o.data, bs);
+    if (rc == 0 && val)
+        rc = batches_make(&vb, o.validation, bs);
+    if (rc == 0 && !(g = nb_graph_new()))
+        rc = -1;
+    nb_rng rng = nb_rng_new(o.seed);
+
+    for (int e = 0; rc == 0 && e < epochs; e++) {
+        if (!o.no_shuffle)
+            for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+                int64_t j = (int64_t)nb_rng_below(&rng, (uint64_t)(i + 1)), t = idx[i];
+                idx[i] = idx[j];
+                idx[j] = t;
+            }
+        if (o.verbose >= 0 && tty)
+            fprintf(out, "Epoch %d/%d\n", e + 1, epochs);
+        double t0 = now(), ls = 0, ms = 0, last_print = 0;
+        int64_t seen = 0;
+        for (int64_t s = 0; s < steps; s++) {
+            int64_t start = s * bs, k = n - start < bs ? n - start : bs;
+            int w = k == bs || !b.x[1] ? 0 : 1;
+            gather_rows(b.x[w], o.data.x, idx + start, k);
+            gather_rows(b.y[w], o.data.y, idx + start, k);
+            nb_tensor *output = nb_model_forward(m, b.x[w]);
+            nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
+            if (!loss) {
+                rc = -1;
+                break;
+            }
+            for (int i = 0; i < m->nparams; i++)
+                nb_zero_grad(m->params[i]);
+            if (nb_backward(loss) || nb_optimizer_step(m->opt, m->nparams, m->params)) {
+                rc = -1;
+                break;
+            }
+            double lv = nb_item(loss);
+            if (!isfinite(lv)) {
+                rc = nb__error("nb_fit: the loss became %g at epoch %d, step %lld (lower the "
+                               "learning rate?)",
+                               lv, e + 1, (long long)s + 1);
+                break;
+            }
+            ls += lv * (double)k;
+            ms += nb__batch_metric(m, output, b.y[w]) * (double)k;
+            seen += k;
+            nb_graph_reset(g);
+            if (tty && (now() - last_print > 0.1 || s == steps - 1)) {
+                last_print = now();
+                progress(out, s + 1, steps, last_print - t0, ls / (double)seen,
+                         ms / (double)seen);
+            }
+        }
+        if (rc)
+            break;
+        double secs = now() - t0;
+        m->hist.loss[e] = ls / (double)n;
+        m->hist.metric[e] = m->metric == NB_ACCURACY ? ms / (double)n : NAN;
+        m->hist.seconds[e] = secs;
+        if (val && eval_sums(m, o.validation, bs, vidx, &vb, &m->hist.val_loss[e],
+                             &m->hist.val_metric[e]))
+            rc = -1;
+        m->hist.epochs = e + 1;
+        if (o.verbose < 0 || rc)
+            continue;
+        if (tty)
+            fprintf(out, "\r%6lld/%lld [==============================] - %.1fs %.0fus/step",
+                    (long long)steps, (long long)steps, secs, 1e6 * secs / (double)steps);
+        else
+            fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", e + 1, epochs, secs,
+                    1e6 * secs / (double)steps);
+        fprintf(out, " - loss: %.4f", m->hist.loss[e]);
+        if (m->metric == NB_ACCURACY)
+            fprintf(out, " - accuracy: %.4f", m->hist.metric[e]);
+        if (val) {
+            fprintf(out, " - val_loss: %.4f", m->hist.val_loss[e]);
+            if (m->metric == NB_ACCURACY)
+                fprintf(out, " - val_accuracy: %.4f", m->hist.val_metric[e]);
+        }
+        fputc('\n', out);
+        fflush(out);
+    }
+    nb_graph_free(g);
+    batches_free(&b);
+    batches_free(&vb);
+    nb__free(idx);
+    nb__free(vidx);
+    return rc ? NULL : &m->hist;
+}

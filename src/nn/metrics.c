@@ -1,2 +1,31 @@
-/* PLACEHOLDER */
+/* Metrics: 0-d tensors in pred's dtype, computed with recording off (they
+ * carry no gradient).
+ *
+ *   categorical_accuracy(p, t)        = mean(argmax(p, -1) == argmax(t, -1))
+ *   sparse_categorical_accuracy(p, l) = mean(argmax(p, -1) == l)
+ *
+ * argmax takes the first maximum, so a row of ties counts as class 0. */
 #include "internal.h"
+#include "nn_internal.h"
+
+nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
+{
+    if (nb__loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, true))
+        return NULL;
+    bool prev = nb_set_grad_enabled(false);
+    nb_tensor *hit = nb_eq(nb_argmax(pred, -1, false), nb_argmax(target, -1, false));
+    nb_tensor *acc = nb_mean(hit, NB_ALL, false);
+    nb_set_grad_enabled(prev);
+    return acc;
+}
+
+nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
+{
+    if (nb__loss_labels("nb_sparse_categorical_accuracy", "pred", pred, labels))
+        return NULL;
+    bool prev = nb_set_grad_enabled(false);
+    nb_tensor *hit = nb_eq(nb_argmax(pred, -1, false), labels);
+    nb_tensor *acc = nb_mean(hit, NB_ALL, false);
+    nb_set_grad_enabled(prev);
+    return acc;
+}

@@ -1,2 +1,508 @@
-/* PLACEHOLDER */
+/* Dense layers and the Sequential model: building, forward, loss, summary,
+ * weights. Everything here is composition: a Dense layer is
+ * activation(matmul(x, kernel) + bias), recorded under the layer's scope. */
 #include "internal.h"
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* ---- layers ---- */
+
+nb_layer *nb_dense_(nb_dense_opts o)
+{
+    if (o.units < 1) {
+        nb__error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
+        return NULL;
+    }
+    if (o.input < 0) {
+        nb__error("nb_dense: input must be positive, got %lld", (long long)o.input);
+        return NULL;
+    }
+    if ((int)o.activation < NB_LINEAR || o.activation > NB_LOG_SOFTMAX) {
+        nb__error("nb_dense: unknown activation %d", (int)o.activation);
+        return NULL;
+    }
+    if (o.name && (!*o.name || strlen(o.name) >= sizeof(((nb_layer *)0)->name))) {
+        nb__error("nb_dense: a layer name needs 1 to %zu characters",
+                  sizeof(((nb_layer *)0)->name) - 1);
+        return NULL;
+    }
+    nb_layer *l = nb__alloc(sizeof *l);
+    if (!l)
+        return NULL;
+    memset(l, 0, sizeof *l);
+    l->opts = o;
+    if (o.name)
+        strcpy(l->name, o.name);
+    l->opts.name = NULL;
+    return l;
+}
+
+void nb_layer_free(nb_layer *l)
+{
+    if (!l)
+        return;
+    nb_free(l->kernel);
+    nb_free(l->bias);
+    nb__free(l);
+}
+
+/* ---- the model ---- */
+
+static int model_grow(nb_model *m)
+{
+    if (m->n < m->cap)
+        return 0;
+    int cap = m->cap ? 2 * m->cap : 8;
+    nb_layer **v = nb__alloc((size_t)cap * sizeof *v);
+    if (!v)
+        return -1;
+    if (m->n)
+        memcpy(v, m->layers, (size_t)m->n * sizeof *v);
+    nb__free(m->layers);
+    m->layers = v;
+    m->cap = cap;
+    return 0;
+}
+
+int nb_model_add(nb_model *m, nb_layer *l)
+{
+    if (!m || !l) {
+        nb_layer_free(l);
+        if (!nb__has_error() || m)
+            nb__error("nb_model_add: %s is NULL", m ? "layer" : "model");
+        return -1;
+    }
+    if (m->built) {
+        nb_layer_free(l);
+        return nb__error("nb_model_add: the model is already built; add layers before "
+                         "nb_build/nb_compile");
+    }
+    if (m->n > 0 && l->opts.input) {
+        int64_t prev = m->layers[m->n - 1]->opts.units;
+        if (l->opts.input != prev) {
+            nb_layer_free(l);
+            return nb__error("nb_model_add: layer %d declares %lld inputs, the previous layer "
+                             "gives %lld",
+                             m->n + 1, (long long)l->opts.input, (long long)prev);
+        }
+    }
+    if (model_grow(m)) {
+        nb_layer_free(l);
+        return -1;
+    }
+    if (!l->name[0])
+        snprintf(l->name, sizeof l->name, "dense_%d", ++m->dense_count);
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->layers[i]->name, l->name) == 0) {
+            nb__error("nb_model_add: a layer named '%s' is already in the model", l->name);
+            nb_layer_free(l);
+            return -1;
+        }
+    m->layers[m->n++] = l;
+    return 0;
+}
+
+nb_model *nb_sequential_(int n, nb_layer *const layers[])
+{
+    nb_model *m = nb__alloc(sizeof *m);
+    bool bad = !m || n < 0 || (n > 0 && !layers);
+    for (int i = 0; !bad && i < n; i++)
+        bad = !layers[i];
+    if (bad) {
+        /* The model owns its layers, also when it cannot be made. */
+        for (int i = 0; layers && i < n; i++)
+            nb_layer_free(layers[i]);
+        if (m) {
+            nb__free(m);
+            if (!nb__has_error())
+                nb__error("nb_sequential: a layer is NULL");
+        }
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < n; i++)
+        if (nb_model_add(m, layers[i])) {
+            for (int k = i + 1; k < n; k++)
+                nb_layer_free(layers[k]);
+            nb_model_free(m);
+            return NULL;
+        }
+    return m;
+}
+
+static void free_history(nb_model *m)
+{
+    nb__free(m->hist.loss);
+    memset(&m->hist, 0, sizeof m->hist);
+}
+
+void nb_model_free(nb_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n; i++)
+        nb_layer_free(m->layers[i]);
+    nb__free(m->layers);
+    nb__free(m->params);
+    nb_optimizer_free(m->opt);
+    free_history(m);
+    nb__free(m);
+}
+
+/* Glorot uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)). */
+static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
+{
+    nb_tensor *w = nb__new_heap_tensor(NB_F32, 2, (const int64_t[]){in, out});
+    if (!w)
+        return NULL;
+    double limit = sqrt(6.0 / (double)(in + out));
+    float *d = w->data;
+    for (int64_t i = 0; i < w->numel; i++)
+        d[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * limit);
+    return w;
+}
+
+int nb_build(nb_model *m, int64_t features, uint64_t seed)
+{
+    if (!m)
+        return nb__null_model("nb_build");
+    if (m->n == 0)
+        return nb__error("nb_build: the model has no layers");
+    if (m->built)
+        return nb__error("nb_build: the model is already built");
+    if (features < 1)
+        return nb__error("nb_build: features must be at least 1, got %lld", (long long)features);
+    if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
+        return nb__error("nb_build: the first layer declares %lld inputs, got %lld",
+                         (long long)m->layers[0]->opts.input, (long long)features);
+    nb_rng rng = nb_rng_new(seed);
+    int np = 0;
+    for (int i = 0; i < m->n; i++)
+        np += m->layers[i]->opts.no_bias ? 1 : 2;
+    m->params = nb__alloc((size_t)np * sizeof *m->params);
+    if (!m->params)
+        return -1;
+    int64_t in = features;
+    m->nparams = 0;
+    for (int i = 0; i < m->n; i++) {
+        nb_layer *l = m->layers[i];
+        char name[64];
+        l->in = in;
+        l->kernel = glorot_uniform(in, l->opts.units, &rng);
+        snprintf(name, sizeof name, "%s.kernel", l->name);
+        if (!l->kernel || !nb_set_name(nb_param(l->kernel), name))
+            return -1;
+        m->params[m->nparams++] = l->kernel;
+        if (!l->opts.no_bias) {
+            l->bias = nb_zeros(NB_F32, NB_SHAPE(l->opts.units));
+            snprintf(name, sizeof name, "%s.bias", l->name);
+            if (!l->bias || !nb_set_name(nb_param(l->bias), name))
+                return -1;
+            m->params[m->nparams++] = l->bias;
+        }
+        in = l->opts.units;
+    }
+    m->in_features = features;
+    m->dtype = NB_F32;
+    m->built = true;
+    return 0;
+}
+
+int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
+{
+    if (!m)
+        return nb__error("nb_model_set_dtype: model is NULL");
+    if (!nb__dtype_ok(dtype))
+        return nb__error("nb_model_set_dtype: unknown dtype %d", (int)dtype);
+    if (!m->built)
+        return nb__error("nb_model_set_dtype: the model is not built");
+    if (m->opt && nb_optimizer_steps(m->opt) > 0)
+        return nb__error("nb_model_set_dtype: the optimizer has already taken steps");
+    for (int i = 0; i < m->nparams; i++) {
+        nb_tensor *p = m->params[i];
+        nb_tensor *c = nb__new_heap_tensor(dtype, p->ndim, p->shape);
+        if (!c || !nb_set_name(nb_param(c), p->name)) {
+            nb_free(c);
+            return -1;
+        }
+        for (int64_t k = 0; k < p->numel; k++)
+            nb__put(c, k, nb__get(p, k));
+        for (int l = 0; l < m->n; l++) {
+            if (m->layers[l]->kernel == p)
+                m->layers[l]->kernel = c;
+            if (m->layers[l]->bias == p)
+                m->layers[l]->bias = c;
+        }
+        m->params[i] = c;
+        nb_free(p);
+    }
+    m->dtype = dtype;
+    return 0;
+}
+
+int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
+{
+    if (!m || !opt) {
+        nb_optimizer_free(opt);
+        if (!nb__has_error() || m)
+            nb__error("nb_compile: %s is NULL", m ? "optimizer" : "model");
+        return -1;
+    }
+    if (loss < NB_MEAN_SQUARED_ERROR || loss > NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
+        nb_optimizer_free(opt);
+        return nb__error("nb_compile: unknown loss %d", (int)loss);
+    }
+    if (metric != NB_NO_METRIC && metric != NB_ACCURACY) {
+        nb_optimizer_free(opt);
+        return nb__error("nb_compile: unknown metric %d", (int)metric);
+    }
+    if (m->n == 0) {
+        nb_optimizer_free(opt);
+        return nb__error("nb_compile: the model has no layers");
+    }
+    nb_optimizer_free(m->opt);
+    m->opt = opt;
+    m->loss = loss;
+    m->metric = metric;
+    m->compiled = true;
+    if (!m->built && m->layers[0]->opts.input)
+        return nb_build(m, m->layers[0]->opts.input, 0);
+    return 0;
+}
+
+int64_t nb_count_params(const nb_model *m)
+{
+    int64_t n = 0;
+    if (m)
+        for (int i = 0; i < m->nparams; i++)
+            n += m->params[i]->numel;
+    return n;
+}
+
+int nb_model_params(const nb_model *m, nb_tensor *const **params)
+{
+    if (!m || !params)
+        return nb__error("nb_model_params: %s is NULL", m ? "params" : "model");
+    *params = m->params;
+    return m->nparams;
+}
+
+nb_optimizer *nb_model_optimizer(const nb_model *m) { return m ? m->opt : NULL; }
+
+/* ---- forward and loss ---- */
+
+nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
+{
+    char b[96];
+    if (!m) {
+        nb__null_model("nb_model_forward");
+        return NULL;
+    }
+    if (!x) {
+        if (!nb__has_error())
+            nb__error("nb_model_forward: x is NULL");
+        return NULL;
+    }
+    if (!m->built) {
+        nb__error("nb_model_forward: the model is not built (give the first layer .input, "
+                  "or call nb_build)");
+        return NULL;
+    }
+    if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
+        nb__error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
+                  nb_dtype_name(x->dtype), nb__shape_str(x, b), nb_dtype_name(m->dtype),
+                  (long long)m->in_features);
+        return NULL;
+    }
+    nb_tensor *h = x, *z = NULL;
+    for (int i = 0; i < m->n; i++) {
+        nb_layer *l = m->layers[i];
+        if (nb_scope_push(l->name))
+            return NULL;
+        z = nb_matmul(h, l->kernel);
+        if (l->bias)
+            z = nb_add(z, l->bias);
+        h = nb_activate(z, l->opts.activation);
+        nb_scope_pop();
+    }
+    m->last_out = h;
+    m->last_logits = z;
+    return h;
+}
+
+/* Checks y against the model's output and loss; -1 with an error naming fn. */
+int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn)
+{
+    char b[96];
+    int64_t out = m->layers[m->n - 1]->opts.units;
+    if (!y)
+        return nb__error("%s: y is NULL", fn);
+    if (y->dtype != m->dtype)
+        return nb__error("%s: y is %s; the model is %s", fn, nb_dtype_name(y->dtype),
+                         nb_dtype_name(m->dtype));
+    if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
+        if (y->ndim != 1 || y->shape[0] != rows)
+            return nb__error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
+                             nb__shape_str(y, b));
+        for (int64_t i = 0; i < rows; i++) {
+            double v = nb__get(y, i);
+            if (!(v >= 0 && v < (double)out && v == floor(v)))
+                return nb__error("%s: label %g at row %lld is not a class in [0, %lld)", fn, v,
+                                 (long long)i, (long long)out);
+        }
+        return 0;
+    }
+    if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != out)
+        return nb__error("%s: y is %s; the model's output is (%lld,%lld)", fn,
+                         nb__shape_str(y, b), (long long)rows, (long long)out);
+    if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
+        for (int64_t i = 0; i < y->numel; i++) {
+            double v = nb__get(y, i);
+            if (!(v >= 0 && v <= 1))
+                return nb__error("%s: categorical targets must be in [0, 1]; y has %g at row "
+                                 "%lld (one-hot encode labels, or use the sparse loss)",
+                                 fn, v, (long long)(i / out));
+        }
+    }
+    return 0;
+}
+
+nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
+{
+    if (!m) {
+        nb__null_model("nb_model_loss");
+        return NULL;
+    }
+    if (!output || !y) {
+        if (!nb__has_error())
+            nb__error("nb_model_loss: %s is NULL", output ? "y" : "output");
+        return NULL;
+    }
+    if (!m->compiled) {
+        nb__error("nb_model_loss: the model is not compiled (call nb_compile)");
+        return NULL;
+    }
+    /* Softmax / sigmoid outputs take the loss from their logits, so that a
+     * confident wrong prediction costs a large finite loss, never NaN. */
+    nb_activation last = m->layers[m->n - 1]->opts.activation;
+    nb_tensor *logits = output == m->last_out ? m->last_logits : NULL;
+    switch (m->loss) {
+    case NB_MEAN_SQUARED_ERROR:
+        return nb_mse(output, y);
+    case NB_MEAN_ABSOLUTE_ERROR:
+        return nb_mae(output, y);
+    case NB_HUBER:
+        return nb_huber(output, y, 1.0);
+    case NB_BINARY_CROSSENTROPY:
+        return logits && last == NB_SIGMOID ? nb_binary_crossentropy_logits(logits, y)
+                                            : nb_binary_crossentropy(output, y);
+    case NB_CATEGORICAL_CROSSENTROPY:
+        if (logits && last == NB_SOFTMAX)
+            return nb_categorical_crossentropy_logits(logits, y);
+        if (last == NB_LOG_SOFTMAX)
+            return nb_neg(nb_mean(nb_sum(nb_mul(y, output), NB_AXES(-1), false), NB_ALL, false));
+        return nb_categorical_crossentropy(output, y);
+    case NB_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return logits && last == NB_SOFTMAX ? nb_sparse_categorical_crossentropy_logits(logits, y)
+                                            : nb_sparse_categorical_crossentropy(output, y);
+    }
+    nb__error("nb_model_loss: unknown loss");
+    return NULL;
+}
+
+/* The metric of a batch as a fraction, or NAN without a metric. */
+double nb__batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y)
+{
+    if (m->metric != NB_ACCURACY)
+        return NAN;
+    nb_tensor *a = m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY
+                       ? nb_sparse_categorical_accuracy(output, y)
+                       : nb_categorical_accuracy(output, y);
+    return a ? nb_item(a) : NAN;
+}
+
+/* ---- summary ---- */
+
+static const char *with_commas(int64_t v, char *buf)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%lld", (long long)v), k = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0 && raw[i - 1] != '-')
+            buf[k++] = ',';
+        buf[k++] = raw[i];
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+static const char *human_bytes(double bytes, char *buf)
+{
+    static const char *unit[] = {"B", "KB", "MB", "GB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 3) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, 32, "%.2f %s", bytes, unit[u]);
+    return buf;
+}
+
+int nb_summary(const nb_model *m, FILE *f)
+{
+    if (!m)
+        return nb__null_model("nb_summary");
+    if (!f)
+        return nb__error("nb_summary: FILE is NULL");
+    static const char line[] =
+        "_________________________________________________________________\n";
+    static const char dline[] =
+        "=================================================================\n";
+    char c1[40], c2[40], c3[40];
+    fprintf(f, "Model: \"sequential\"\n%s", line);
+    fprintf(f, " %-28s%-26s%s\n%s", "Layer (type)", "Output Shape", "Param #", dline);
+    for (int i = 0; i < m->n; i++) {
+        const nb_layer *l = m->layers[i];
+        char name[64], shape[40];
+        snprintf(name, sizeof name, "%s (Dense)", l->name);
+        snprintf(shape, sizeof shape, "(None, %lld)", (long long)l->opts.units);
+        int64_t params = l->kernel ? l->kernel->numel + (l->bias ? l->bias->numel : 0) : -1;
+        fprintf(f, " %-28s%-26s%s\n", name, shape,
+                params < 0 ? "0 (unbuilt)" : with_commas(params, c1));
+        if (i < m->n - 1)
+            fputc('\n', f);
+    }
+    int64_t total = nb_count_params(m);
+    double bytes = (double)nb__dtype_size(m->built ? m->dtype : NB_F32) * (double)total;
+    fprintf(f, "%sTotal params: %s (%s)\n", dline, with_commas(total, c1), human_bytes(bytes, c2));
+    fprintf(f, "Trainable params: %s (%s)\n", with_commas(total, c1), human_bytes(bytes, c3));
+    fprintf(f, "Non-trainable params: 0 (0.00 B)\n%s", line);
+    return ferror(f) ? nb__error("nb_summary: write failed") : 0;
+}
+
+/* ---- weights ---- */
+
+int nb_save_weights(const nb_model *m, const char *path)
+{
+    if (!m)
+        return nb__null_model("nb_save_weights");
+    if (!path)
+        return nb__error("nb_save_weights: path is NULL");
+    if (!m->built)
+        return nb__error("nb_save_weights: the model is not built");
+    return nb_save_safetensors(path, m->nparams, m->params);
+}
+
+int nb_load_weights(nb_model *m, const char *path)
+{
+    if (!m)
+        return nb__null_model("nb_load_weights");
+    if (!path)
+        return nb__error("nb_load_weights: path is NULL");
+    if (!m->built)
+        return nb__error("nb_load_weights: the model is not built (build it with the same "
+                         "layers first)");
+    return nb_load_safetensors(path, m->nparams, m->params);
+}

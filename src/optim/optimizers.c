@@ -1,2 +1,457 @@
-/* PLACEHOLDER */
+/* Optimizers (Keras 3 formulas) and learning-rate schedules.
+ *
+ * Every update is a few nabla ops evaluated with recording off in the
+ * current graph, then stored in place with nb_assign (which bumps versions,
+ * so a graph that still needs the old values fails loudly in backward).
+ * With g the (clipped) gradient, lr the scheduled rate and t = 1, 2, ...:
+ *
+ *   weight decay  p = p - p * (wd * lr)                    (before the update)
+ *   SGD           p = p - lr * g
+ *     momentum    v = momentum * v - lr * g;  p = p + v
+ *     nesterov    v = momentum * v - lr * g;  p = p + momentum * v - lr * g
+ *   Adam(W)       m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g^2
+ *                 p = p - m * (lr * sqrt(1 - b2^t) / (1 - b1^t)) / (sqrt(v) + eps)
+ *   RMSprop       v = rho * v + (1 - rho) * g^2;  inc = lr * g / sqrt(v + eps)
+ *                 p = p - inc, or with momentum: buf = momentum * buf + inc; p = p - buf
+ *   Adagrad       acc = acc + g^2 (acc starts at initial_accumulator)
+ *                 p = p - lr * g / sqrt(acc + eps)
+ *
+ * Gradient processing happens on temporaries (the .grad tensors are never
+ * written): clamp to [-clipvalue, clipvalue], then scale by
+ * clipnorm / max(norm, clipnorm) where norm is the GLOBAL L2 norm over every
+ * parameter that has a gradient (Keras's global_clipnorm; Keras's clipnorm is
+ * per variable).
+ *
+ * State tensors (heap, in each parameter's dtype and shape) are made for the
+ * whole parameter list on the first step; after that a step allocates
+ * nothing outside the graph's arena. */
 #include "internal.h"
+
+#include <math.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+typedef enum { SGD, ADAM, RMSPROP, ADAGRAD } algo;
+
+/* Which options an optimizer reads; giving it another one is an error. */
+enum {
+    USES_MOMENTUM = 1u << 0,
+    USES_NESTEROV = 1u << 1,
+    USES_BETAS = 1u << 2,
+    USES_RHO = 1u << 3,
+    USES_INITIAL_ACC = 1u << 4,
+};
+
+typedef struct {
+    algo algo;
+    const char *name; /* nb_optimizer_name */
+    const char *fn;   /* the constructor, for messages */
+    double lr, weight_decay;
+    unsigned uses;
+} kind_info;
+
+static const kind_info SGD_INFO = {SGD, "sgd", "nb_sgd", 0.01, 0, USES_MOMENTUM | USES_NESTEROV};
+static const kind_info ADAM_INFO = {ADAM, "adam", "nb_adam", 1e-3, 0, USES_BETAS};
+static const kind_info ADAMW_INFO = {ADAM, "adamw", "nb_adamw", 1e-3, 0.004, USES_BETAS};
+static const kind_info RMSPROP_INFO = {RMSPROP, "rmsprop", "nb_rmsprop", 1e-3, 0,
+                                       USES_MOMENTUM | USES_RHO};
+static const kind_info ADAGRAD_INFO = {ADAGRAD, "adagrad", "nb_adagrad", 1e-3, 0,
+                                       USES_INITIAL_ACC};
+
+struct nb_optimizer {
+    const kind_info *kind;
+    nb_optim_opts o; /* defaults filled in */
+    int64_t t;       /* steps taken */
+    int n;           /* parameters, fixed by the first step; -1 before it */
+    nb_tensor **params; /* copies of the first step's pointers */
+    nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
+};
+
+/* ---- schedules ---- */
+
+static int check_schedule(const char *fn, nb_schedule s)
+{
+    switch (s.kind) {
+    case NB_CONSTANT:
+        if (s.steps != 0 || s.rate != 0)
+            return nb__error("%s: schedule.steps/rate are set but schedule.kind is "
+                             "NB_CONSTANT (pick NB_STEP_DECAY, NB_EXPONENTIAL_DECAY "
+                             "or NB_COSINE_DECAY)", fn);
+        return 0;
+    case NB_STEP_DECAY:
+    case NB_EXPONENTIAL_DECAY:
+    case NB_COSINE_DECAY:
+        break;
+    default:
+        return nb__error("%s: unknown schedule kind %d", fn, (int)s.kind);
+    }
+    const char *what = s.kind == NB_STEP_DECAY          ? "step decay"
+                       : s.kind == NB_EXPONENTIAL_DECAY ? "exponential decay"
+                                                        : "cosine decay";
+    if (s.steps <= 0)
+        return nb__error("%s: %s needs schedule.steps > 0, got %lld", fn, what,
+                         (long long)s.steps);
+    if (s.kind == NB_COSINE_DECAY) {
+        if (!(s.rate >= 0 && s.rate <= 1))
+            return nb__error("%s: cosine decay needs schedule.rate (alpha, the final "
+                             "fraction of lr) in [0, 1], got %g", fn, s.rate);
+    } else if (!(s.rate > 0 && isfinite(s.rate))) {
+        return nb__error("%s: %s needs a positive schedule.rate (%s), got %g", fn, what,
+                         s.kind == NB_STEP_DECAY ? "gamma" : "decay_rate", s.rate);
+    }
+    return 0;
+}
+
+static double schedule_lr(nb_schedule s, double lr, int64_t t)
+{
+    switch (s.kind) {
+    case NB_STEP_DECAY:
+        return lr * pow(s.rate, (double)(t / s.steps));
+    case NB_EXPONENTIAL_DECAY:
+        return lr * pow(s.rate, (double)t / (double)s.steps);
+    case NB_COSINE_DECAY: {
+        double done = (double)(t < s.steps ? t : s.steps) / (double)s.steps;
+        return lr * ((1 - s.rate) * (1 + cos(M_PI * done)) / 2 + s.rate);
+    }
+    default:
+        return lr;
+    }
+}
+
+double nb_schedule_lr(nb_schedule s, double lr, int64_t t)
+{
+    if (check_schedule("nb_schedule_lr", s) < 0)
+        return NAN;
+    if (!isfinite(lr)) {
+        nb__error("nb_schedule_lr: lr must be a finite number, got %g", lr);
+        return NAN;
+    }
+    if (t < 0) {
+        nb__error("nb_schedule_lr: step must be >= 0, got %lld", (long long)t);
+        return NAN;
+    }
+    return schedule_lr(s, lr, t);
+}
+
+/* ---- construction ---- */
+
+/* A hyper-parameter: finite, >= 0, and < 1 when `below_one`. */
+static int check_value(const char *fn, const char *field, double v, bool below_one)
+{
+    if (!isfinite(v))
+        return nb__error("%s: %s must be a finite number, got %g", fn, field, v);
+    if (v < 0)
+        return nb__error("%s: %s must be %s, got %g", fn, field,
+                         below_one ? "in [0, 1)" : "positive", v);
+    if (below_one && v >= 1)
+        return nb__error("%s: %s must be in [0, 1), got %g", fn, field, v);
+    return 0;
+}
+
+static int check_unused(const kind_info *k, const nb_optim_opts *o)
+{
+    static const struct {
+        unsigned bit;
+        const char *field, *who;
+    } opts[] = {
+        {USES_MOMENTUM, "momentum", "nb_sgd and nb_rmsprop"},
+        {USES_NESTEROV, "nesterov", "nb_sgd"},
+        {USES_BETAS, "beta1/beta2", "nb_adam and nb_adamw"},
+        {USES_RHO, "rho", "nb_rmsprop"},
+        {USES_INITIAL_ACC, "initial_accumulator", "nb_adagrad"},
+    };
+    const bool set[] = {o->momentum != 0, o->nesterov, o->beta1 != 0 || o->beta2 != 0,
+                        o->rho != 0, o->initial_accumulator != 0};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (set[i] && !(k->uses & opts[i].bit))
+            return nb__error("%s: %s is not an option of %s (only %s take it)", k->fn,
+                             opts[i].field, k->name, opts[i].who);
+    return 0;
+}
+
+static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
+{
+    const char *fn = k->fn;
+    if (check_unused(k, &o) < 0 || check_value(fn, "lr", o.lr, false) < 0 ||
+        check_value(fn, "momentum", o.momentum, true) < 0 ||
+        check_value(fn, "beta1", o.beta1, true) < 0 ||
+        check_value(fn, "beta2", o.beta2, true) < 0 ||
+        check_value(fn, "rho", o.rho, true) < 0 || check_value(fn, "eps", o.eps, false) < 0 ||
+        check_value(fn, "weight_decay", o.weight_decay, false) < 0 ||
+        check_value(fn, "initial_accumulator", o.initial_accumulator, false) < 0 ||
+        check_value(fn, "clipnorm", o.clipnorm, false) < 0 ||
+        check_value(fn, "clipvalue", o.clipvalue, false) < 0 ||
+        check_schedule(fn, o.schedule) < 0)
+        return NULL;
+    /* Zero means "the default". */
+    if (o.lr == 0)
+        o.lr = k->lr;
+    if (o.beta1 == 0)
+        o.beta1 = 0.9;
+    if (o.beta2 == 0)
+        o.beta2 = 0.999;
+    if (o.rho == 0)
+        o.rho = 0.9;
+    if (o.eps == 0)
+        o.eps = 1e-7;
+    if (o.weight_decay == 0)
+        o.weight_decay = k->weight_decay;
+    if (o.initial_accumulator == 0)
+        o.initial_accumulator = 0.1;
+    nb_optimizer *opt = nb__alloc(sizeof *opt);
+    if (!opt)
+        return NULL;
+    memset(opt, 0, sizeof *opt);
+    opt->kind = k;
+    opt->o = o;
+    opt->n = -1;
+    return opt;
+}
+
+nb_optimizer *nb_sgd_(nb_optim_opts o) { return make(&SGD_INFO, o); }
+nb_optimizer *nb_adam_(nb_optim_opts o) { return make(&ADAM_INFO, o); }
+nb_optimizer *nb_adamw_(nb_optim_opts o) { return make(&ADAMW_INFO, o); }
+nb_optimizer *nb_rmsprop_(nb_optim_opts o) { return make(&RMSPROP_INFO, o); }
+nb_optimizer *nb_adagrad_(nb_optim_opts o) { return make(&ADAGRAD_INFO, o); }
+
+static void free_state(nb_optimizer *opt)
+{
+    if (opt->n > 0) {
+        for (int i = 0; i < opt->n; i++) {
+            nb_free(opt->s1[i]);
+            nb_free(opt->s2[i]);
+        }
+        nb__free(opt->params); /* one block holds params, s1 and s2 */
+    }
+    opt->params = opt->s1 = opt->s2 = NULL;
+    opt->n = -1;
+}
+
+void nb_optimizer_free(nb_optimizer *opt)
+{
+    if (!opt)
+        return;
+    free_state(opt);
+    nb__free(opt);
+}
+
+int64_t nb_optimizer_steps(const nb_optimizer *opt)
+{
+    if (!opt) {
+        nb__error("nb_optimizer_steps: optimizer is NULL");
+        return -1;
+    }
+    return opt->t;
+}
+
+double nb_optimizer_lr(const nb_optimizer *opt)
+{
+    if (!opt) {
+        nb__error("nb_optimizer_lr: optimizer is NULL");
+        return NAN;
+    }
+    return schedule_lr(opt->o.schedule, opt->o.lr, opt->t);
+}
+
+const char *nb_optimizer_name(const nb_optimizer *opt)
+{
+    if (!opt) {
+        nb__error("nb_optimizer_name: optimizer is NULL");
+        return NULL;
+    }
+    return opt->kind->name;
+}
+
+/* ---- the step ---- */
+
+/* The first step records the list and makes the state. */
+static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
+{
+    if (n == 0) {
+        opt->n = 0;
+        return 0;
+    }
+    nb_tensor **block = nb__alloc(3 * (size_t)n * sizeof *block);
+    if (!block)
+        return -1;
+    memset(block, 0, 3 * (size_t)n * sizeof *block);
+    opt->params = block;
+    opt->s1 = block + n;
+    opt->s2 = block + 2 * n;
+    opt->n = n;
+    const nb_optim_opts *o = &opt->o;
+    algo a = opt->kind->algo;
+    for (int i = 0; i < n; i++) {
+        nb_tensor *p = params[i];
+        opt->params[i] = p;
+        /* s1: SGD velocity, Adam m, RMSprop v, Adagrad accumulator;
+         * s2: Adam v, RMSprop momentum buffer. */
+        if (a != SGD || o->momentum > 0) {
+            opt->s1[i] = a == ADAGRAD ? nb_full(p->dtype, p->ndim, p->shape, o->initial_accumulator)
+                                      : nb_zeros(p->dtype, p->ndim, p->shape);
+            if (!opt->s1[i])
+                goto fail;
+        }
+        if (a == ADAM || (a == RMSPROP && o->momentum > 0)) {
+            opt->s2[i] = nb_zeros(p->dtype, p->ndim, p->shape);
+            if (!opt->s2[i])
+                goto fail;
+        }
+    }
+    return 0;
+fail:
+    free_state(opt);
+    return -1;
+}
+
+static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[])
+{
+    const char *fn = "nb_optimizer_step";
+    char b[96], c[96];
+    if (n < 0 || (n > 0 && !params))
+        return nb__error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
+    if (opt->n >= 0) {
+        if (n != opt->n)
+            return nb__error("%s: the parameter list changed: the first step had %d "
+                             "parameters, this one has %d (an optimizer updates one fixed "
+                             "list; make a new optimizer for other parameters)",
+                             fn, opt->n, n);
+        for (int i = 0; i < n; i++)
+            if (params[i] != opt->params[i])
+                return nb__error("%s: the parameter list changed: params[%d] is not the "
+                                 "tensor the first step had there (an optimizer updates "
+                                 "one fixed list; make a new optimizer for other "
+                                 "parameters)", fn, i);
+    } else {
+        for (int i = 0; i < n; i++) {
+            nb_tensor *p = params[i];
+            if (!p)
+                return nb__error("%s: params[%d] is NULL", fn, i);
+            if (p->storage != NB_HEAP)
+                return nb__error("%s: params[%d] %s is an op's result in a graph; "
+                                 "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
+                                 fn, i, nb__shape_str(p, b));
+            for (int j = 0; j < i; j++)
+                if (params[j] == p)
+                    return nb__error("%s: params[%d] and params[%d] are the same tensor",
+                                     fn, j, i);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        nb_tensor *p = params[i], *g = p->grad;
+        if (g && (g->dtype != p->dtype || !nb__same_shape(g, p)))
+            return nb__error("%s: params[%d] is %s %s but its gradient is %s %s", fn, i,
+                             nb_dtype_name(p->dtype), nb__shape_str(p, b),
+                             nb_dtype_name(g->dtype), nb__shape_str(g, c));
+    }
+    return 0;
+}
+
+/* Runs with recording off. gs[i]: params[i]'s processed gradient or NULL. */
+static int update(nb_optimizer *opt, nb_graph *graph)
+{
+    const nb_optim_opts *o = &opt->o;
+    int n = opt->n;
+    int64_t t = opt->t + 1;
+    double lr = schedule_lr(o->schedule, o->lr, t - 1);
+    nb_tensor **gs = NULL;
+    if (n > 0) {
+        gs = nb__arena_alloc(graph, (size_t)n * sizeof *gs);
+        if (!gs)
+            return -1;
+    }
+
+    /* Gradient processing on temporaries: clipvalue, then global clipnorm. */
+    double sumsq = 0;
+    for (int i = 0; i < n; i++) {
+        nb_tensor *g = opt->params[i]->grad;
+        if (g && o->clipvalue > 0)
+            g = nb_clamp(g, -o->clipvalue, o->clipvalue);
+        gs[i] = g;
+        if (g && o->clipnorm > 0) {
+            nb_tensor *s = nb_sum(nb_square(g), NB_ALL, false);
+            if (!s)
+                return -1;
+            sumsq += nb_item(s);
+        }
+        if (opt->params[i]->grad && !g)
+            return -1;
+    }
+    if (o->clipnorm > 0) {
+        double norm = sqrt(sumsq);
+        double scale = norm > o->clipnorm ? o->clipnorm / norm : 1.0;
+        for (int i = 0; i < n; i++)
+            if (gs[i] && !(gs[i] = nb_mul(gs[i], nb_scalar_like(gs[i], scale))))
+                return -1;
+    }
+
+    /* Bias corrections of Adam, folded into the rate as Keras does. */
+    double alpha = lr * sqrt(1 - pow(o->beta2, (double)t)) / (1 - pow(o->beta1, (double)t));
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        nb_tensor *p = opt->params[i], *g = gs[i], *s1 = opt->s1[i], *s2 = opt->s2[i];
+        if (!g)
+            continue;
+#define K(v) nb_scalar_like(p, (v))
+        if (o->weight_decay > 0)
+            rc |= nb_assign(p, nb_sub(p, nb_mul(p, K(o->weight_decay * lr))));
+        nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, K(lr));
+        switch (opt->kind->algo) {
+        case SGD:
+            if (!s1) {
+                rc |= nb_assign(p, nb_sub(p, lr_g));
+            } else {
+                rc |= nb_assign(s1, nb_sub(nb_mul(s1, K(o->momentum)), lr_g));
+                nb_tensor *step = o->nesterov ? nb_sub(nb_mul(s1, K(o->momentum)), lr_g) : s1;
+                rc |= nb_assign(p, nb_add(p, step));
+            }
+            break;
+        case ADAM:
+            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(o->beta1)), nb_mul(g, K(1 - o->beta1))));
+            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(o->beta2)),
+                                       nb_mul(nb_square(g), K(1 - o->beta2))));
+            rc |= nb_assign(p, nb_sub(p, nb_div(nb_mul(s1, K(alpha)),
+                                                nb_add(nb_sqrt(s2), K(o->eps)))));
+            break;
+        case RMSPROP: {
+            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(o->rho)),
+                                       nb_mul(nb_square(g), K(1 - o->rho))));
+            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(s1, K(o->eps))));
+            if (s2) {
+                rc |= nb_assign(s2, nb_add(nb_mul(s2, K(o->momentum)), inc));
+                inc = s2;
+            }
+            rc |= nb_assign(p, nb_sub(p, inc));
+            break;
+        }
+        case ADAGRAD:
+            rc |= nb_assign(s1, nb_add(s1, nb_square(g)));
+            rc |= nb_assign(p, nb_sub(p, nb_div(lr_g, nb_sqrt(nb_add(s1, K(o->eps))))));
+            break;
+        }
+#undef K
+    }
+    return rc ? -1 : 0;
+}
+
+int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[])
+{
+    if (!opt)
+        return nb__error("nb_optimizer_step: optimizer is NULL");
+    if (check_params(opt, n, params) < 0)
+        return -1;
+    nb_graph *g = nb__graph();
+    if (!g)
+        return nb__error("nb_optimizer_step: no current graph (create one with "
+                         "nb_graph_new; the update's temporaries live there)");
+    if (opt->n < 0 && build(opt, n, params) < 0)
+        return -1;
+    bool prev = nb_set_grad_enabled(false);
+    int rc = update(opt, g);
+    nb_set_grad_enabled(prev);
+    if (rc == 0)
+        opt->t++;
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* The classic Keras example, line for line, trained on Fashion-MNIST.
+ *
+ *   fashion_mnist [data-dir=/usr/share/datasets/fashion-mnist] [epochs=10]
+ *
+ * Keras:
+ *   model = Sequential()
+ *   model.add(Dense(64, activation='relu', input_shape=(784,)))
+ *   model.add(Dense(32, activation='relu'))
+ *   model.add(Dense(10, activation='softmax'))
+ *   model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+ *   model.summary()
+ *   model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_test, y_test)) */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nabla/nabla.h"
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
+    int epochs = argc > 2 ? atoi(argv[2]) : 10;
+
+    nb_tensor *x_train, *y_train, *x_test, *y_test;
+    if (nb_load_mnist(dir, &x_train, &y_train, &x_test, &y_test)) {
+        fprintf(stderr, "%s\n", nb_last_error());
+        return 1;
+    }
+
+    nb_model *model = nb_sequential(
+        nb_dense(64, .activation = NB_RELU, .input = 784),
+        nb_dense(32, .activation = NB_RELU),
+        nb_dense(10, .activation = NB_SOFTMAX));
+    nb_compile(model, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY);
+    nb_summary(model, stdout);
+    const nb_history *history =
+        nb_fit(model, (nb_dataset){x_train, y_train}, .epochs = epochs, .batch_size = 32,
+               .validation = (nb_dataset){x_test, y_test});
+    if (!history) { /* one check covers every call above: the first error is kept */
+        fprintf(stderr, "%s\n", nb_last_error());
+        return 1;
+    }
+    printf("test accuracy: %.4f\n", history->val_metric[history->epochs - 1]);
+
+    nb_model_free(model);
+    nb_free(x_train);
+    nb_free(y_train);
+    nb_free(x_test);
+    nb_free(y_test);
+    return 0;
+}

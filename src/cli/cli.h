@@ -1,0 +1,7 @@
+/* Subcommands of the nabla tool that live in their own files. */
+#ifndef NABLA_CLI_H
+#define NABLA_CLI_H
+
+int cli_train(int argc, char **argv);
+
+#endif

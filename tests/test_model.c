@@ -1,0 +1,354 @@
+/* The Keras-style model: summary, building, gradcheck of a model in f64,
+ * training that learns, bit-for-bit reproducibility, evaluate/predict,
+ * weights round trip, and misuse. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nabla/nabla.h"
+
+#define ERR_HAS(s)                                                             \
+    do {                                                                       \
+        const char *e_ = nb_last_error();                                      \
+        if (!e_ || !strstr(e_, (s)))                                           \
+            fail_msg("error \"%s\" lacks \"%s\"", e_ ? e_ : "(none)", (s));     \
+    } while (0)
+
+static nb_model *seed_model(void)
+{
+    nb_model *m = nb_sequential(nb_dense(64, .activation = NB_RELU, .input = 784),
+                                nb_dense(32, .activation = NB_RELU),
+                                nb_dense(10, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_compile(m, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    return m;
+}
+
+static void test_summary_of_seed_model(void **state)
+{
+    (void)state;
+    nb_model *m = seed_model();
+    assert_int_equal(nb_count_params(m), 52650);
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(nb_summary(m, f), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "Layer (type)"));
+    assert_non_null(strstr(buf, "Output Shape"));
+    assert_non_null(strstr(buf, "Param #"));
+    assert_non_null(strstr(buf, "dense_1 (Dense)"));
+    assert_non_null(strstr(buf, "(None, 64)"));
+    assert_non_null(strstr(buf, "50,240"));
+    assert_non_null(strstr(buf, "2,080"));
+    assert_non_null(strstr(buf, "330"));
+    assert_non_null(strstr(buf, "Total params: 52,650 (205.66 KB)"));
+    assert_non_null(strstr(buf, "Trainable params: 52,650"));
+    assert_non_null(strstr(buf, "Non-trainable params: 0"));
+    /* Parameter names and Keras initialisation: zero bias, Glorot bound. */
+    nb_tensor *const *p;
+    assert_int_equal(nb_model_params(m, &p), 6);
+    assert_string_equal(nb_name(p[0]), "dense_1.kernel");
+    assert_string_equal(nb_name(p[5]), "dense_3.bias");
+    double limit = sqrt(6.0 / (784 + 64)), maxabs = 0;
+    for (int64_t i = 0; i < nb_numel(p[0]); i++) {
+        double v = fabs(((float *)nb_data(p[0]))[i]);
+        maxabs = v > maxabs ? v : maxabs;
+    }
+    assert_true(maxabs <= limit && maxabs > 0.9 * limit);
+    for (int64_t i = 0; i < nb_numel(p[1]); i++)
+        assert_true(((float *)nb_data(p[1]))[i] == 0.0f);
+    nb_model_free(m);
+}
+
+/* A model in f64, gradient-checked end to end through nb_model_forward and
+ * the compiled loss (softmax + cross-entropy from logits). */
+typedef struct {
+    nb_model *m;
+    nb_tensor *x, *y;
+} model_ctx;
+
+static nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
+{
+    (void)params, (void)n;
+    model_ctx *c = ctx;
+    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
+}
+
+static void test_gradcheck_model(void **state)
+{
+    (void)state;
+    nb_activation acts[] = {NB_TANH, NB_GELU, NB_SIGMOID, NB_ELU, NB_SOFTPLUS};
+    for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
+        nb_model *m = nb_sequential(nb_dense(5, .activation = acts[k], .input = 4),
+                                    nb_dense(3, .activation = NB_SOFTMAX));
+        assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+        assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
+        nb_rng rng = nb_rng_new(k);
+        model_ctx c = {m, nb_randn(NB_F64, NB_SHAPE(6, 4), &rng),
+                       nb_zeros(NB_F64, NB_SHAPE(6, 3))};
+        for (int i = 0; i < 6; i++)
+            nb_set(c.y, NB_AT(i, i % 3), 1.0);
+        nb_tensor *const *p;
+        int np = nb_model_params(m, &p);
+        nb_check_report r;
+        if (!nb_gradcheck(model_loss, &c, np, p, NULL, &r)) {
+            nb_check_report_print(&r, stderr);
+            fail_msg("model with activation %s fails gradcheck", nb_activation_name(acts[k]));
+        }
+        nb_free(c.x);
+        nb_free(c.y);
+        nb_model_free(m);
+    }
+}
+
+/* A small, separable 3-class problem: class = which of three blobs. */
+static void blobs(int64_t n, uint64_t seed, nb_tensor **x, nb_tensor **y, bool sparse)
+{
+    nb_rng rng = nb_rng_new(seed);
+    *x = nb_zeros(NB_F32, NB_SHAPE(n, 4));
+    *y = sparse ? nb_zeros(NB_F32, NB_SHAPE(n)) : nb_zeros(NB_F32, NB_SHAPE(n, 3));
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)nb_rng_below(&rng, 3);
+        for (int j = 0; j < 4; j++)
+            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.5 * nb_rng_normal(&rng));
+        if (sparse)
+            nb_set(*y, NB_AT(i), c);
+        else
+            nb_set(*y, NB_AT(i, c), 1.0);
+    }
+}
+
+static nb_model *small_model(nb_loss loss, uint64_t seed)
+{
+    nb_model *m = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_int_equal(nb_build(m, 4, seed), 0);
+    assert_int_equal(nb_compile(m, nb_adam(.lr = 0.01), loss, NB_ACCURACY), 0);
+    return m;
+}
+
+static void test_fit_learns(void **state)
+{
+    (void)state;
+    nb_loss losses[] = {NB_CATEGORICAL_CROSSENTROPY, NB_SPARSE_CATEGORICAL_CROSSENTROPY};
+    for (int k = 0; k < 2; k++) {
+        nb_tensor *x, *y, *vx, *vy;
+        blobs(600, 1, &x, &y, k == 1);
+        blobs(200, 2, &vx, &vy, k == 1);
+        nb_model *m = small_model(losses[k], 3);
+        FILE *devnull = fopen("/dev/null", "w");
+        const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 5, .batch_size = 32,
+                                     .validation = (nb_dataset){vx, vy}, .out = devnull);
+        fclose(devnull);
+        if (!h)
+            fail_msg("fit: %s", nb_last_error());
+        assert_int_equal(h->epochs, 5);
+        assert_true(h->loss[4] < h->loss[0]);
+        assert_true(h->metric[4] > 0.9);
+        assert_true(h->val_metric[4] > 0.9);
+        assert_true(h->seconds[0] >= 0);
+        double loss, acc;
+        assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy}, 0, &loss, &acc), 0);
+        assert_true(fabs(loss - h->val_loss[4]) < 1e-6);
+        assert_true(fabs(acc - h->val_metric[4]) < 1e-9);
+        /* predict: probabilities per row that agree with evaluate's accuracy. */
+        nb_tensor *p = nb_predict(m, vx, 7);
+        assert_non_null(p);
+        assert_int_equal(nb_dim(p, 0), 200);
+        assert_int_equal(nb_dim(p, 1), 3);
+        int correct = 0;
+        for (int i = 0; i < 200; i++) {
+            int best = 0;
+            double s = 0;
+            for (int j = 0; j < 3; j++) {
+                s += nb_get(p, NB_AT(i, j));
+                if (nb_get(p, NB_AT(i, j)) > nb_get(p, NB_AT(i, best)))
+                    best = j;
+            }
+            assert_true(fabs(s - 1) < 1e-5);
+            int want = k == 1 ? (int)nb_get(vy, NB_AT(i)) : 0;
+            if (k == 0)
+                for (int j = 0; j < 3; j++)
+                    if (nb_get(vy, NB_AT(i, j)) == 1.0)
+                        want = j;
+            correct += best == want;
+        }
+        assert_true(fabs(correct / 200.0 - acc) < 1e-9);
+        nb_free(p);
+        nb_model_free(m);
+        nb_free(x);
+        nb_free(y);
+        nb_free(vx);
+        nb_free(vy);
+    }
+}
+
+static void test_reproducible_bit_for_bit(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(300, 5, &x, &y, false);
+    nb_tensor *w[2];
+    for (int run = 0; run < 2; run++) {
+        nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
+        assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .seed = 9, .verbose = -1));
+        nb_tensor *const *p;
+        nb_model_params(m, &p);
+        w[run] = nb_clone(p[0]);
+        nb_model_free(m);
+    }
+    assert_int_equal(memcmp(nb_data(w[0]), nb_data(w[1]), (size_t)nb_numel(w[0]) * 4), 0);
+    /* A different shuffling seed gives different weights. */
+    nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
+    assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .seed = 10, .verbose = -1));
+    nb_tensor *const *p;
+    nb_model_params(m, &p);
+    assert_int_not_equal(memcmp(nb_data(w[0]), nb_data(p[0]), (size_t)nb_numel(w[0]) * 4), 0);
+    nb_model_free(m);
+    nb_free(w[0]);
+    nb_free(w[1]);
+    nb_free(x);
+    nb_free(y);
+}
+
+static void test_weights_round_trip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nabla_model_XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    nb_model *a = small_model(NB_CATEGORICAL_CROSSENTROPY, 1);
+    nb_model *b = small_model(NB_CATEGORICAL_CROSSENTROPY, 2);
+    assert_int_equal(nb_save_weights(a, path), 0);
+    assert_int_equal(nb_load_weights(b, path), 0);
+    nb_tensor *const *pa, *const *pb;
+    int n = nb_model_params(a, &pa);
+    nb_model_params(b, &pb);
+    for (int i = 0; i < n; i++)
+        assert_true(nb_allclose(pa[i], pb[i], 0, 0));
+    /* A model of another shape refuses the file, naming the tensor. */
+    nb_model *c = nb_sequential(nb_dense(8, .input = 4), nb_dense(3));
+    assert_int_equal(nb_build(c, 4, 0), 0);
+    assert_int_equal(nb_load_weights(c, path), -1);
+    ERR_HAS("dense_1.kernel");
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_model_free(c);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_misuse(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(40, 1, &x, &y, false);
+    /* fit before compile */
+    nb_model *m = nb_sequential(nb_dense(3, .input = 4));
+    assert_null(nb_fit(m, (nb_dataset){x, y}));
+    ERR_HAS("nb_compile");
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    /* x with the wrong number of features */
+    nb_tensor *bad = nb_zeros(NB_F32, NB_SHAPE(40, 5));
+    assert_null(nb_fit(m, (nb_dataset){bad, y}));
+    ERR_HAS("(40,5)");
+    ERR_HAS("(N,4)");
+    /* y rows differ from x rows */
+    nb_tensor *short_y = nb_zeros(NB_F32, NB_SHAPE(39, 3));
+    assert_null(nb_fit(m, (nb_dataset){x, short_y}));
+    ERR_HAS("(39,3)");
+    /* labels out of range for the sparse loss */
+    nb_model *s = small_model(NB_SPARSE_CATEGORICAL_CROSSENTROPY, 0);
+    nb_tensor *labels = nb_full(NB_F32, NB_SHAPE(40), 1.0);
+    nb_set(labels, NB_AT(7), 3.0);
+    assert_null(nb_fit(s, (nb_dataset){x, labels}, .verbose = -1));
+    ERR_HAS("label 3 at row 7");
+    /* one-hot targets given to a categorical loss must be in [0, 1] */
+    nb_tensor *y2 = nb_full(NB_F32, NB_SHAPE(40, 3), 2.0);
+    assert_null(nb_fit(m, (nb_dataset){x, y2}));
+    ERR_HAS("one-hot");
+    /* f64 data for an f32 model */
+    nb_tensor *x64 = nb_zeros(NB_F64, NB_SHAPE(40, 4));
+    assert_null(nb_predict(m, x64, 0));
+    ERR_HAS("f64");
+    /* bad layers and constructors */
+    assert_null(nb_dense(0));
+    ERR_HAS("nb_dense");
+    assert_null(nb_sequential(nb_dense(4, .input = 2), nb_dense(3, .input = 5)));
+    ERR_HAS("5 inputs");
+    /* The first error survives a chain of calls on a NULL model. */
+    nb_clear_error();
+    nb_model *none = nb_sequential(nb_dense(-1));
+    assert_int_equal(nb_compile(none, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), -1);
+    assert_int_equal(nb_summary(none, stdout), -1);
+    assert_null(nb_fit(none, (nb_dataset){x, y}));
+    ERR_HAS("nb_dense: units");
+    nb_model_free(m);
+    nb_model_free(s);
+    nb_free(bad);
+    nb_free(short_y);
+    nb_free(labels);
+    nb_free(y2);
+    nb_free(x64);
+    nb_free(x);
+    nb_free(y);
+}
+
+static long allocs;
+static void *count_alloc(size_t n, void *ctx)
+{
+    (void)ctx;
+    allocs++;
+    return malloc(n);
+}
+static void count_free(void *p, void *ctx)
+{
+    (void)ctx;
+    free(p);
+}
+
+static void test_fit_allocations_do_not_grow_with_steps(void **state)
+{
+    (void)state;
+    /* Allocations per fit are fixed: 4x the data means 4x the steps, same count. */
+    nb_set_allocator(&(nb_allocator){count_alloc, count_free, NULL});
+    long counts[2];
+    for (int k = 0; k < 2; k++) {
+        nb_tensor *x, *y;
+        blobs(k ? 1280 : 320, 1, &x, &y, false);
+        nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 0);
+        long before = allocs;
+        assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 1, .verbose = -1));
+        counts[k] = allocs - before;
+        nb_model_free(m);
+        nb_free(x);
+        nb_free(y);
+    }
+    nb_set_allocator(NULL);
+    assert_int_equal(counts[0], counts[1]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_summary_of_seed_model),
+        cmocka_unit_test(test_gradcheck_model),
+        cmocka_unit_test(test_fit_learns),
+        cmocka_unit_test(test_reproducible_bit_for_bit),
+        cmocka_unit_test(test_weights_round_trip),
+        cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_fit_allocations_do_not_grow_with_steps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
