@@ -45,6 +45,11 @@ def main(path):
               f"{med(accs):9.4f}")
         print(f"{'':<8} test_acc after epoch {last_epoch}, per round: "
               + ", ".join(f"{a:.4f}" for a in accs))
+        by_epoch = ", ".join(
+            f"{e}: {med([x['seconds'] for x in r if x['epoch'] == e]):.2f}"
+            f"/{med([x['cpu_seconds'] for x in r if x['epoch'] == e]):.2f}"
+            for e in range(1, last_epoch + 1))
+        print(f"{'':<8} median by epoch (wall/cpu s): {by_epoch}")
         cores = sorted({x["blas_core"] for x in r if "blas_core" in x})
         if cores:
             print(f"{'':<8} OpenBLAS kernel (openblas_get_corename): {', '.join(cores)}")

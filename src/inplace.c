@@ -28,8 +28,8 @@ int nb_assign(nb_tensor *dst, nb_tensor *src)
         return 0;
     if (nb__same_shape(dst, src))
         memcpy(dst->data, src->data, (size_t)dst->numel * nb__dtype_size(dst->dtype));
-    else /* dst as both output and (broadcast) first operand: y = v. */
-        NB_BY_DTYPE(dst, NB_LOOP2, dst, dst, src, ((void)u, v));
+    else /* repeat src along dst's broadcast dimensions */
+        NB_BY_DTYPE(dst, NB_LOOP2, dst, src, src, ((void)v, u));
     nb__bump(dst);
     return 0;
 }

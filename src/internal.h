@@ -167,7 +167,9 @@ typedef struct nb_iter {
 void nb__iter_init(nb_iter *it, const nb_tensor *y, int nin, nb_tensor *const in[]);
 void nb__iter_next(nb_iter *it);
 
-/* y = EXPR(u, v) over broadcast a, b; T is float or double. */
+/* y = EXPR(u, v) over broadcast a, b; T is float or double. y must not
+ * alias a or b (every op writes a fresh output). Scalars are hoisted into
+ * locals so that the compiler vectorises each case. */
 #define NB_LOOP2(T, y, a, b, EXPR)                                             \
     do {                                                                       \
         nb_iter it_;                                                           \
@@ -176,28 +178,32 @@ void nb__iter_next(nb_iter *it);
         T *Y_ = (T *)(y)->data;                                                \
         const T *A_ = (const T *)in_[0]->data, *B_ = (const T *)in_[1]->data;  \
         for (int64_t o_ = 0; o_ < it_.outer; o_++, Y_ += it_.inner) {           \
-            const T *pa_ = A_ + it_.off[0], *pb_ = B_ + it_.off[1];            \
+            T *restrict py_ = Y_;                                              \
+            const T *restrict pa_ = A_ + it_.off[0];                           \
+            const T *restrict pb_ = B_ + it_.off[1];                           \
             int64_t n_ = it_.inner;                                            \
-            if (it_.is[0] && it_.is[1])                                        \
+            if (it_.is[0] && it_.is[1]) {                                      \
                 for (int64_t i_ = 0; i_ < n_; i_++) {                          \
                     T u = pa_[i_], v = pb_[i_];                                \
-                    Y_[i_] = (EXPR);                                           \
+                    py_[i_] = (EXPR);                                          \
                 }                                                              \
-            else if (it_.is[0])                                                \
+            } else if (it_.is[0]) {                                            \
+                const T v = pb_[0];                                            \
                 for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T u = pa_[i_], v = pb_[0];                                 \
-                    Y_[i_] = (EXPR);                                           \
+                    T u = pa_[i_];                                             \
+                    py_[i_] = (EXPR);                                          \
                 }                                                              \
-            else if (it_.is[1])                                                \
+            } else if (it_.is[1]) {                                            \
+                const T u = pa_[0];                                            \
                 for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T u = pa_[0], v = pb_[i_];                                 \
-                    Y_[i_] = (EXPR);                                           \
+                    T v = pb_[i_];                                             \
+                    py_[i_] = (EXPR);                                          \
                 }                                                              \
-            else                                                               \
-                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T u = pa_[0], v = pb_[0];                                  \
-                    Y_[i_] = (EXPR);                                           \
-                }                                                              \
+            } else {                                                           \
+                const T u = pa_[0], v = pb_[0];                                \
+                for (int64_t i_ = 0; i_ < n_; i_++)                            \
+                    py_[i_] = (EXPR);                                          \
+            }                                                                  \
             nb__iter_next(&it_);                                               \
         }                                                                      \
     } while (0)
@@ -226,8 +232,8 @@ void nb__iter_next(nb_iter *it);
 /* y = EXPR(u) over x, same shape. */
 #define NB_LOOP1(T, y, x, EXPR)                                                \
     do {                                                                       \
-        T *Y_ = (T *)(y)->data;                                                \
-        const T *X_ = (const T *)(x)->data;                                    \
+        T *restrict Y_ = (T *)(y)->data;                                       \
+        const T *restrict X_ = (const T *)(x)->data;                           \
         int64_t n_ = (y)->numel;                                               \
         for (int64_t i_ = 0; i_ < n_; i_++) {                                  \
             T u = X_[i_];                                                      \

@@ -77,13 +77,16 @@ nb_tensor *nb__new_heap_tensor(nb_dtype dtype, int ndim, const int64_t *shape)
         return NULL;
     }
     int64_t numel = 1;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++)
+        empty |= shape[i] == 0;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (shape[i] > 0 && numel > INT64_MAX / 8 / shape[i])) {
+        if (shape[i] < 0 || (!empty && shape[i] > 0 && numel > INT64_MAX / 8 / shape[i])) {
             char b[96];
             nb__error("nabla: invalid shape %s", nb__dims_str(ndim, shape, b));
             return NULL;
         }
-        numel *= shape[i];
+        numel = empty ? 0 : numel * shape[i];
     }
     size_t head = (sizeof(nb_tensor) + 63) & ~(size_t)63;
     size_t bytes = (size_t)numel * nb__dtype_size(dtype);

@@ -11,12 +11,16 @@ extern "C" {
 #endif
 
 /* Reads an IDX file (the MNIST format), gzipped or not, as an f32 heap tensor
- * of the raw values with the file's shape. NULL on error. */
+ * of the raw values with the file's shape (types u8, i8, i16, i32, f32, f64;
+ * up to 8 dimensions). The data must be exactly as long as the header says:
+ * "truncated data" and "trailing data" are errors. NULL on error. */
 nb_tensor *nb_read_idx(const char *path);
 
 /* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):
  * images scaled to [0, 1] and flattened to (N, 784) f32, labels one-hot
- * (N, 10) f32. The caller frees the four tensors. 0 or -1. */
+ * (N, 10) f32. The caller frees the four tensors. 0, or -1 with all four
+ * outputs NULL (the message names the file: mismatched counts, a label out
+ * of range, a truncated file, ...). */
 int nb_load_mnist(const char *dir, nb_tensor **x_train, nb_tensor **y_train,
                   nb_tensor **x_test, nb_tensor **y_test);
 
@@ -33,12 +37,15 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
                 nb_tensor **labels);
 
 /* Writes tensors in the safetensors format (a JSON header, then raw
- * little-endian data) under their names (each needs one, all distinct).
- * Atomic: written to a temporary file in the same folder, then renamed. */
+ * little-endian data) under their names (each needs one, all distinct), in
+ * the order given, without metadata. Atomic: written to a temporary file in
+ * the same folder, then renamed; on failure path is untouched. 0 or -1. */
 int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
 /* Reads into existing tensors, matched by name; each must be in the file
  * with the same shape (F32 or F64 in the file converts to the tensor's
- * dtype). Extra tensors in the file are ignored. 0 or -1. */
+ * dtype). Extra tensors in the file are ignored. Everything is checked
+ * before anything is written; the writes bump the tensors' versions like
+ * any in-place write. 0 or -1. */
 int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[]);
 
 #ifdef __cplusplus

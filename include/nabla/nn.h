@@ -176,7 +176,7 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
 
 /* Weights in the safetensors format, named "dense_1.kernel", "dense_1.bias"
  * (f32, little-endian). Writing is atomic (temporary file, then rename).
- * Loading checks names, shapes and dtypes. 0 or -1. */
+ * Loading checks names and shapes (f32 and f64 in the file convert). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
 int nb_load_weights(nb_model *m, const char *path);
 
