@@ -305,6 +305,38 @@ static void test_misuse(void **state)
     nb_free(y);
 }
 
+/* The seed model on a slice of the real Fashion-MNIST (installed by the
+ * setup step): 3000 training images, 3 epochs, must beat 70% on 2000 test
+ * images (chance is 10%). */
+static nb_tensor *head(nb_tensor *t, int64_t n)
+{
+    int64_t shape[2] = {n, nb_ndim(t) > 1 ? nb_dim(t, 1) : 0};
+    nb_tensor *c = nb_from_array(NB_F32, nb_ndim(t), shape, nb_data(t));
+    nb_free(t);
+    return c;
+}
+
+static void test_seed_model_learns_fashion_mnist_slice(void **state)
+{
+    (void)state;
+    nb_tensor *xtr, *ytr, *xte, *yte;
+    if (nb_load_mnist("/usr/share/datasets/fashion-mnist", &xtr, &ytr, &xte, &yte))
+        fail_msg("%s (the setup step installs dataset-fashion-mnist)", nb_last_error());
+    xtr = head(xtr, 3000), ytr = head(ytr, 3000), xte = head(xte, 2000), yte = head(yte, 2000);
+    nb_model *m = seed_model();
+    const nb_history *h = nb_fit(m, (nb_dataset){xtr, ytr}, .epochs = 3,
+                                 .validation = (nb_dataset){xte, yte}, .verbose = -1);
+    if (!h)
+        fail_msg("fit: %s", nb_last_error());
+    assert_true(h->loss[2] < h->loss[0]);
+    assert_true(h->val_metric[2] > 0.7);
+    nb_model_free(m);
+    nb_free(xtr);
+    nb_free(ytr);
+    nb_free(xte);
+    nb_free(yte);
+}
+
 static long allocs;
 static void *count_alloc(size_t n, void *ctx)
 {
@@ -345,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_summary_of_seed_model),
         cmocka_unit_test(test_gradcheck_model),
         cmocka_unit_test(test_fit_learns),
+        cmocka_unit_test(test_seed_model_learns_fashion_mnist_slice),
         cmocka_unit_test(test_reproducible_bit_for_bit),
         cmocka_unit_test(test_weights_round_trip),
         cmocka_unit_test(test_misuse),
