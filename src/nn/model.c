@@ -82,10 +82,11 @@ int nb_model_add(nb_model *m, nb_layer *l)
     if (m->n > 0 && l->opts.input) {
         int64_t prev = m->layers[m->n - 1]->opts.units;
         if (l->opts.input != prev) {
+            nb__error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
+                      "%lld",
+                      m->n + 1, (long long)l->opts.input, (long long)prev);
             nb_layer_free(l);
-            return nb__error("nb_model_add: layer %d declares %lld inputs, the previous layer "
-                             "gives %lld",
-                             m->n + 1, (long long)l->opts.input, (long long)prev);
+            return -1;
         }
     }
     if (model_grow(m)) {
@@ -369,6 +370,8 @@ int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const
     return 0;
 }
 
+static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
+
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
     if (!m) {
@@ -386,6 +389,15 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
     }
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
      * confident wrong prediction costs a large finite loss, never NaN. */
+    if (nb_scope_push("loss"))
+        return NULL;
+    nb_tensor *l = compiled_loss(m, output, y);
+    nb_scope_pop();
+    return l;
+}
+
+static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
+{
     nb_activation last = m->layers[m->n - 1]->opts.activation;
     nb_tensor *logits = output == m->last_out ? m->last_logits : NULL;
     switch (m->loss) {
@@ -408,7 +420,7 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
         return logits && last == NB_SOFTMAX ? nb_sparse_categorical_crossentropy_logits(logits, y)
                                             : nb_sparse_categorical_crossentropy(output, y);
     }
-    nb__error("nb_model_loss: unknown loss");
+    nb__error("nb_model_loss: unknown loss %d", (int)m->loss);
     return NULL;
 }
 
