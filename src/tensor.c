@@ -66,30 +66,29 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
     return t;
 }
 
-nb_tensor *nb_rand(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
+/* A heap tensor filled in row-major order by draw(rng). */
+static nb_tensor *random_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape,
+                                nb_rng *rng, double (*draw)(nb_rng *))
 {
     if (!rng) {
-        nb__error("nb_rand: rng is NULL");
+        nb__error("%s: rng is NULL", fn);
         return NULL;
     }
     nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
     if (t)
         for (int64_t i = 0; i < t->numel; i++)
-            nb__put(t, i, nb_rng_uniform(rng));
+            nb__put(t, i, draw(rng));
     return t;
+}
+
+nb_tensor *nb_rand(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
+{
+    return random_tensor("nb_rand", dtype, ndim, shape, rng, nb_rng_uniform);
 }
 
 nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
 {
-    if (!rng) {
-        nb__error("nb_randn: rng is NULL");
-        return NULL;
-    }
-    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
-    if (t)
-        for (int64_t i = 0; i < t->numel; i++)
-            nb__put(t, i, nb_rng_normal(rng));
-    return t;
+    return random_tensor("nb_randn", dtype, ndim, shape, rng, nb_rng_normal);
 }
 
 nb_tensor *nb_clone(const nb_tensor *src)
