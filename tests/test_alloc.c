@@ -7,25 +7,11 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <stdlib.h>
 
 #include "nabla/nabla.h"
-
-static long allocs, frees;
-
-static void *count_alloc(size_t n, void *ctx)
-{
-    (void)ctx;
-    allocs++;
-    return malloc(n);
-}
-
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    frees++;
-    free(p);
-}
 
 /* One SGD step of a 2-layer MLP written from ops. */
 static double step(nb_graph *g, nb_tensor *x, nb_tensor *y, nb_tensor *const p[4])
@@ -51,7 +37,7 @@ static double step(nb_graph *g, nb_tensor *x, nb_tensor *y, nb_tensor *const p[4
 static void test_steady_state_allocates_nothing(void **state)
 {
     (void)state;
-    nb_set_allocator(&(nb_allocator){count_alloc, count_free, NULL});
+    nb_set_allocator(&counting_allocator);
     int64_t live0 = nb_live_tensors();
     nb_rng rng = nb_rng_new(1);
     nb_tensor *x = nb_randn(NB_F32, NB_SHAPE(32, 8), &rng);

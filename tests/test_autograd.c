@@ -7,12 +7,13 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <math.h>
 #include <string.h>
 
 #include "nabla/nabla.h"
 
-#define ERR_HAS(s) assert_non_null(strstr(nb_last_error(), (s)))
 
 static nb_tensor *vec(const double *v, int64_t n)
 {

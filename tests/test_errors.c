@@ -8,34 +8,15 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <math.h>
 #include <string.h>
 
 #include "nabla/nabla.h"
 
 /* The call fails (returns NULL) with a message containing each given string. */
-#define FAILS(call, ...)                                                       \
-    do {                                                                       \
-        nb_clear_error();                                                      \
-        assert_null(call);                                                     \
-        expect_msg(#call, (const char *[]){__VA_ARGS__, NULL});                \
-    } while (0)
-#define FAILS_RC(call, ...)                                                    \
-    do {                                                                       \
-        nb_clear_error();                                                      \
-        assert_int_equal((call), -1);                                          \
-        expect_msg(#call, (const char *[]){__VA_ARGS__, NULL});                \
-    } while (0)
 
-static void expect_msg(const char *call, const char *const *want)
-{
-    const char *msg = nb_last_error();
-    if (!msg)
-        fail_msg("%s: no error message", call);
-    for (; *want; want++)
-        if (!strstr(msg, *want))
-            fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, *want);
-}
 
 static nb_tensor *a23, *b32, *c4, *d23, *s;
 static nb_graph *g;

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -109,30 +111,9 @@ static int count_entries(const char *d)
     return n;
 }
 
-static void expect_msg(const char *call, const char *const *want)
-{
-    const char *msg = nb_last_error();
-    if (!msg)
-        fail_msg("%s: no error message", call);
-    for (; *want; want++)
-        if (!strstr(msg, *want))
-            fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, *want);
-}
 
 /* The call returns -1 (FAILS_RC) or NULL (FAILS) with a message containing
  * each given string. */
-#define FAILS_RC(call, ...)                                                    \
-    do {                                                                       \
-        nb_clear_error();                                                      \
-        assert_int_equal((call), -1);                                          \
-        expect_msg(#call, (const char *[]){__VA_ARGS__, NULL});                \
-    } while (0)
-#define FAILS(call, ...)                                                       \
-    do {                                                                       \
-        nb_clear_error();                                                      \
-        assert_null(call);                                                     \
-        expect_msg(#call, (const char *[]){__VA_ARGS__, NULL});                \
-    } while (0)
 
 /* ---- gzip without zlib: stored (uncompressed) deflate blocks, which zlib
  * reads like any other gzip stream. (The test links only libnabla.) ---- */

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +19,6 @@
 #include <unistd.h>
 
 #include "nabla/nabla.h"
-
-#define ERR_HAS(s)                                                             \
-    do {                                                                       \
-        const char *e_ = nb_last_error();                                      \
-        if (!e_ || !strstr(e_, (s)))                                           \
-            fail_msg("error \"%s\" lacks \"%s\"", e_ ? e_ : "(none)", (s));     \
-    } while (0)
 
 static nb_model *seed_model(void)
 {
@@ -337,24 +332,11 @@ static void test_seed_model_learns_fashion_mnist_slice(void **state)
     nb_free(yte);
 }
 
-static long allocs;
-static void *count_alloc(size_t n, void *ctx)
-{
-    (void)ctx;
-    allocs++;
-    return malloc(n);
-}
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    free(p);
-}
-
 static void test_fit_allocations_do_not_grow_with_steps(void **state)
 {
     (void)state;
     /* Allocations per fit are fixed: 4x the data means 4x the steps, same count. */
-    nb_set_allocator(&(nb_allocator){count_alloc, count_free, NULL});
+    nb_set_allocator(&counting_allocator);
     long counts[2];
     for (int k = 0; k < 2; k++) {
         nb_tensor *x, *y;

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,21 +146,6 @@ static void all_finite(const char *what, nb_tensor *t)
 static const nb_dtype dtypes[] = {NB_F32, NB_F64};
 
 /* The call fails (returns NULL) with a message containing each string. */
-static void expect_msg(const char *call, const char *const *want)
-{
-    const char *msg = nb_last_error();
-    if (!msg)
-        fail_msg("%s: no error message", call);
-    for (; *want; want++)
-        if (!strstr(msg, *want))
-            fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, *want);
-}
-#define FAILS(call, ...)                                                       \
-    do {                                                                       \
-        nb_clear_error();                                                      \
-        assert_null(call);                                                     \
-        expect_msg(#call, (const char *[]){__VA_ARGS__, NULL});                \
-    } while (0)
 
 /* ---- functions under gradient check ---- */
 

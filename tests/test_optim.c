@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "testing.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,19 +623,6 @@ static void test_clip_grad_functions(void **state)
 
 /* ---- allocation: after the first step, none ------------------------------------- */
 
-static long allocs;
-static void *count_alloc(size_t n, void *ctx)
-{
-    (void)ctx;
-    allocs++;
-    return malloc(n);
-}
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    free(p);
-}
-
 static nb_optimizer *full_sgd(void)
 {
     return nb_sgd(.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 0.01,
@@ -655,7 +644,7 @@ static void test_no_allocations_after_first_step(void **state)
     (void)state;
     nb_optimizer *(*makers[])(void) = {sgd_plain, full_sgd, adam, full_adamw, rmsprop,
                                        full_rmsprop, adagrad_custom};
-    nb_set_allocator(&(nb_allocator){count_alloc, count_free, NULL});
+    nb_set_allocator(&counting_allocator);
     int64_t live0 = nb_live_tensors();
     for (size_t k = 0; k < sizeof makers / sizeof makers[0]; k++) {
         nb_optimizer *opt = makers[k]();
