@@ -119,8 +119,12 @@ static int parse_args(int argc, char **argv, train_args *a)
             return -1;
         }
     }
-    if (a->epochs < 1 || a->batch < 1 || a->threads < 1 || a->lr < 0 || a->limit < 0) {
+    if (a->epochs < 1 || a->batch < 1 || a->threads < 1 || a->limit < 0) {
         fprintf(stderr, "nabla train: epochs, batch size and threads must be positive\n");
+        return -1;
+    }
+    if (!(a->lr >= 0)) {
+        fprintf(stderr, "nabla train: --lr must be positive, got %g\n", a->lr);
         return -1;
     }
     return 0;
@@ -186,9 +190,16 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "nabla train: cannot create %s: %s\n", a.out, strerror(errno));
         return 1;
     }
+    nb_optimizer *opt = make_optimizer(a.optimizer, a.lr);
+    if (!opt) {
+        if (nb_last_error())
+            fprintf(stderr, "nabla train: %s\n", nb_last_error());
+        return 2;
+    }
     nb_tensor *xtr, *ytr, *xte, *yte;
     if (nb_load_mnist(a.data, &xtr, &ytr, &xte, &yte)) {
         fprintf(stderr, "nabla train: %s\n", nb_last_error());
+        nb_optimizer_free(opt);
         return 1;
     }
     xtr = first_rows(xtr, a.limit);
@@ -201,14 +212,16 @@ int cli_train(int argc, char **argv)
         nb_model_add(m, nb_dense(10, .activation = NB_SOFTMAX));
     int rc = 1;
     const nb_history *h = NULL;
-    nb_optimizer *opt = make_optimizer(a.optimizer, a.lr);
-    if (!m || !opt || nb_build(m, 784, a.seed) ||
-        nb_compile(m, opt, NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY)) {
+    int built = m ? nb_build(m, 784, a.seed) : -1;
+    if (built == 0) {
+        built = nb_compile(m, opt, NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY);
+        opt = NULL; /* the model owns it now, also when compile failed */
+    }
+    if (built) {
         if (nb_last_error())
             fprintf(stderr, "nabla train: %s\n", nb_last_error());
         goto done;
     }
-    opt = NULL; /* the model owns it now */
     nb_summary(m, stdout);
     printf("training on %lld examples, testing on %lld\n", (long long)nb_dim(xtr, 0),
            (long long)nb_dim(xte, 0));
