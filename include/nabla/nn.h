@@ -126,9 +126,10 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed);
  * model). Call it before training: optimizer state is not converted. */
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype);
 
-/* Sets the optimizer (the model takes ownership, also on error), loss and metric, and
- * builds the model when it can. Softmax + categorical cross-entropy is
- * computed from the logits through log-softmax, as Keras does. 0 or -1. */
+/* Sets the optimizer (the model takes ownership, also on error), the loss
+ * and the metric, and builds the model when it can. Softmax + categorical
+ * cross-entropy is computed from the logits through log-softmax, as Keras
+ * does. 0 or -1. */
 int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric);
 
 /* Prints the Keras-style table: layers, output shapes, parameter counts. */
