@@ -64,6 +64,16 @@ static void test_summary_of_seed_model(void **state)
     for (int64_t i = 0; i < nb_numel(p[1]); i++)
         assert_true(((float *)nb_data(p[1]))[i] == 0.0f);
     nb_model_free(m);
+
+    /* Without biases: kernels only, and a named layer keeps its name. */
+    m = nb_sequential(nb_dense(8, .input = 4, .no_bias = true, .name = "encoder"),
+                      nb_dense(2, .no_bias = true));
+    assert_int_equal(nb_build(m, 4, 0), 0);
+    assert_int_equal(nb_count_params(m), 4 * 8 + 8 * 2);
+    assert_int_equal(nb_model_params(m, &p), 2);
+    assert_string_equal(nb_name(p[0]), "encoder.kernel");
+    assert_string_equal(nb_name(p[1]), "dense_1.kernel");
+    nb_model_free(m);
 }
 
 /* A model in f64, gradient-checked end to end through nb_model_forward and
