@@ -116,24 +116,23 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *at
         nb__error("nb_apply: op is NULL or lacks a name, shape rule or forward");
         return NULL;
     }
-    const char *pre = nb__op_prefix(op);
     if (n < 0 || n > 64 || (op->arity >= 0 && n != op->arity) || (op->arity < 0 && n < 1)) {
-        nb__error("%s%s: takes %d inputs, got %d", pre, op->name, op->arity, n);
+        nb_op_error(op, "takes %d inputs, got %d", op->arity, n);
         return NULL;
     }
     for (int i = 0; i < n; i++)
         if (!x || !x[i]) {
             if (!nb__has_error())
-                nb__error("%s%s: input %d is NULL", pre, op->name, i + 1);
+                nb_op_error(op, "input %d is NULL", i + 1);
             return NULL;
         }
     if (op->attr_size && !attr) {
-        nb__error("%s%s: attributes are NULL", pre, op->name);
+        nb_op_error(op, "attributes are NULL");
         return NULL;
     }
     nb_graph *g = nb__graph();
     if (!g) {
-        nb__error("%s%s: no current graph (create one with nb_graph_new)", pre, op->name);
+        nb_op_error(op, "no current graph (create one with nb_graph_new)");
         return NULL;
     }
     nb_meta m;
@@ -144,11 +143,11 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *at
     applying = outer;
     if (rc != 0) {
         if (!nb__has_error())
-            nb__error("%s%s: invalid inputs", pre, op->name);
+            nb_op_error(op, "invalid inputs");
         return NULL;
     }
     if (!nb__dtype_ok(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
-        nb__error("%s%s: shape rule gave dtype %d with %d dimensions", pre, op->name,
+        nb_op_error(op, "shape rule gave dtype %d with %d dimensions",
                   (int)m.dtype, m.ndim);
         return NULL;
     }

@@ -66,6 +66,19 @@ void nb__free(void *p)
 
 /* ---- heap tensors ---- */
 
+/* Metadata common to heap and graph tensors; data is set by the caller. */
+static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
+                        uint8_t storage)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    t->version = &t->own_version;
+    t->storage = storage;
+}
+
 nb_tensor *nb__new_heap_tensor(nb_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!nb__dtype_ok(dtype)) {
@@ -93,15 +106,9 @@ nb_tensor *nb__new_heap_tensor(nb_dtype dtype, int ndim, const int64_t *shape)
     nb_tensor *t = nb__alloc(head + bytes);
     if (!t)
         return NULL;
-    memset(t, 0, sizeof *t);
-    t->dtype = dtype;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++)
-        t->shape[i] = shape[i];
-    t->numel = numel;
+    init_header(t, dtype, ndim, shape, NB_HEAP);
+    t->numel = numel; /* checked above, also where a huge shape has a 0 */
     t->data = (char *)t + head;
-    t->version = &t->own_version;
-    t->storage = NB_HEAP;
     live_tensors++;
     return t;
 }
@@ -239,14 +246,8 @@ nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim,
     nb_tensor *t = nb__arena_alloc(g, sizeof *t);
     if (!t)
         return NULL;
-    memset(t, 0, sizeof *t);
-    t->dtype = dtype;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++)
-        t->shape[i] = shape[i];
+    init_header(t, dtype, ndim, shape, NB_ARENA);
     t->numel = nb__numel(ndim, shape);
-    t->version = &t->own_version;
-    t->storage = NB_ARENA;
     t->id = g->next_id++;
     if (alloc_data) {
         t->data = nb__arena_alloc(g, (size_t)t->numel * nb__dtype_size(dtype));
