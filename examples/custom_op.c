@@ -156,7 +156,7 @@ int main(void)
     /* 1. Use the ops like built-ins. */
     nb_tensor *x = nb_param(nb_from_array(NB_F64, NB_SHAPE(4), (double[]){-2, -0.5, 0.5, 3}));
     nb_graph *g = nb_graph_new();
-    nb_tensor *loss = nb_sum(softplus(x), NB_ALL, false);
+    nb_tensor *loss = nb_sum(softplus(x));
     if (!loss || nb_backward(loss) != 0) {
         fprintf(stderr, "custom_op: %s\n", nb_last_error());
         return 1;

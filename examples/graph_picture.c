@@ -74,8 +74,7 @@ int main(int argc, char **argv)
     nb_scope_push("loss");
     nb_tensor *onehot = nb_one_hot(labels, k);
     nb_tensor *loss = nb_neg(
-        nb_mean(nb_sum(nb_mul(onehot, nb_log_softmax(logits, 1)), NB_AXES(1), false), NB_ALL,
-                false));
+        nb_mean(nb_sum(nb_mul(onehot, nb_log_softmax(logits, 1)), .axes = NB_AXES(1))));
     nb_scope_pop();
     nb_set_name(loss, "loss");
 

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         nb_scope_push("output");
         prob = nb_sigmoid(nb_add(nb_matmul(h, p[2]), p[3]));
         nb_scope_pop();
-        nb_tensor *loss = nb_mean(nb_square(nb_sub(prob, y)), NB_ALL, false);
+        nb_tensor *loss = nb_mean(nb_square(nb_sub(prob, y)));
         if (!loss || nb_backward(loss) != 0) {
             fprintf(stderr, "xor: %s\n", nb_last_error());
             return 1;

@@ -3,14 +3,8 @@
 
 #include <math.h>
 
-static void abs_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], fabs(u));
-    else
-        NB_LOOP1(float, y, x[0], fabsf(u));
-}
+NB_UNARY_KERNEL_(abs_f32, float, fabsf(u))
+NB_UNARY_KERNEL_(abs_f64, double, fabs(u))
 
 /* sign(x) is a constant (no gradient), so the second derivative is 0. */
 static void abs_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -29,7 +23,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_abs = {.name = "abs", .arity = 1, .shape = nb_shape_same,
-                         .forward = abs_forward, .backward = abs_backward,
+                         .forward = NB_KERNELS(abs), .backward = abs_backward,
                          .saves = NB_SAVES_X(0), .examples = examples};
 
 nb_tensor *nb_abs(nb_tensor *x) { return nb_apply(&nb_op_abs, &x, 1, NULL); }

@@ -1,38 +1,26 @@
 /* add, sub, mul, div: broadcasting arithmetic.
- *   y = a + b   da = sum_to(dy, a)         db = sum_to(dy, b)
- *   y = a - b   da = sum_to(dy, a)         db = sum_to(-dy, b)
- *   y = a * b   da = sum_to(dy * b, a)     db = sum_to(dy * a, b)
- *   y = a / b   da = sum_to(dy / b, a)     db = sum_to(-dy * y / b, b)  */
+ *   y = a + b   da = dy         db = dy
+ *   y = a - b   da = dy         db = -dy
+ *   y = a * b   da = dy * b     db = dy * a
+ *   y = a / b   da = dy / b     db = -dy * a / b^2
+ * each summed back to its input's shape where that input was broadcast. */
 #include "internal.h"
 
-/* Sums a broadcast gradient back down to the shape of the input it is for. */
-static nb_tensor *to(nb_tensor *g, const nb_tensor *x)
-{
-    return nb__same_shape(g, x) ? g : nb_sum_to(g, x->ndim, x->shape);
-}
+NB_BINARY_KERNELS(add, u + v)
+NB_BINARY_KERNELS(sub, u - v)
+NB_BINARY_KERNELS(mul, u *v)
+NB_BINARY_KERNELS(div, u / v)
 
-#define ARITH_FORWARD(name, EXPR)                                              \
-    static void name##_forward(nb_tensor *y, nb_tensor *const x[], int n,      \
-                               const void *attr)                              \
-    {                                                                          \
-        (void)n;                                                               \
-        (void)attr;                                                            \
-        NB_BY_DTYPE(y, NB_LOOP2, y, x[0], x[1], EXPR);                         \
-    }
-
-ARITH_FORWARD(add, u + v)
-ARITH_FORWARD(sub, u - v)
-ARITH_FORWARD(mul, u *v)
-ARITH_FORWARD(div, u / v)
-
+/* Gradients come back in the output's shape; the engine sums them down to
+ * each input's (these ops declare .broadcast). */
 static void add_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                          int n, const void *attr)
 {
     (void)y, (void)n, (void)attr;
     if (x[0]->requires_grad)
-        dx[0] = to(dy, x[0]);
+        dx[0] = dy;
     if (x[1]->requires_grad)
-        dx[1] = to(dy, x[1]);
+        dx[1] = dy;
 }
 
 static void sub_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -40,9 +28,9 @@ static void sub_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor
 {
     (void)y, (void)n, (void)attr;
     if (x[0]->requires_grad)
-        dx[0] = to(dy, x[0]);
+        dx[0] = dy;
     if (x[1]->requires_grad)
-        dx[1] = to(nb_neg(dy), x[1]);
+        dx[1] = nb_neg(dy);
 }
 
 static void mul_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -50,9 +38,9 @@ static void mul_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor
 {
     (void)y, (void)n, (void)attr;
     if (x[0]->requires_grad)
-        dx[0] = to(nb_mul(dy, x[1]), x[0]);
+        dx[0] = nb_mul(dy, x[1]);
     if (x[1]->requires_grad)
-        dx[1] = to(nb_mul(dy, x[0]), x[1]);
+        dx[1] = nb_mul(dy, x[0]);
 }
 
 static void div_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -61,10 +49,10 @@ static void div_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor
     (void)y, (void)n, (void)attr;
     nb_tensor *g = nb_div(dy, x[1]);
     if (x[0]->requires_grad)
-        dx[0] = to(g, x[0]);
+        dx[0] = g;
     /* -dy * a / b^2, written from the inputs (not y) so it differentiates again. */
     if (x[1]->requires_grad)
-        dx[1] = to(nb_neg(nb_div(nb_mul(g, x[0]), x[1])), x[1]);
+        dx[1] = nb_neg(nb_div(nb_mul(g, x[0]), x[1]));
 }
 
 static const nb_op_example examples[] = {
@@ -82,16 +70,16 @@ static const nb_op_example div_examples[] = {
 };
 
 const nb_op nb_op_add = {.name = "add", .arity = 2, .shape = nb_shape_broadcast,
-                         .forward = add_forward, .backward = add_backward,
+                         .forward = NB_KERNELS(add), .backward = add_backward, .broadcast = true,
                          .saves = NB_SAVES_NONE, .examples = examples};
 const nb_op nb_op_sub = {.name = "sub", .arity = 2, .shape = nb_shape_broadcast,
-                         .forward = sub_forward, .backward = sub_backward,
+                         .forward = NB_KERNELS(sub), .backward = sub_backward, .broadcast = true,
                          .saves = NB_SAVES_NONE, .examples = examples};
 const nb_op nb_op_mul = {.name = "mul", .arity = 2, .shape = nb_shape_broadcast,
-                         .forward = mul_forward, .backward = mul_backward,
+                         .forward = NB_KERNELS(mul), .backward = mul_backward, .broadcast = true,
                          .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
 const nb_op nb_op_div = {.name = "div", .arity = 2, .shape = nb_shape_broadcast,
-                         .forward = div_forward, .backward = div_backward,
+                         .forward = NB_KERNELS(div), .backward = div_backward, .broadcast = true,
                          .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = div_examples};
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return nb_apply(&nb_op_add, (nb_tensor *[]){a, b}, 2, NULL); }

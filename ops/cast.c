@@ -10,34 +10,20 @@ typedef struct {
 static int cast_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     nb_dtype d = ((const cast_attr *)attr)->dtype;
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!nb__dtype_ok(d))
         return nb__error("nb_cast: unknown dtype %d (use NB_F32 or NB_F64) for x %s %s",
-                         (int)d, nb_dtype_name(x[0]->dtype), nb__shape_str(x[0], b));
+                         (int)d, nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b));
     nb_shape_same(out, x, n, attr);
     out->dtype = d;
     return 0;
 }
 
-static void cast_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+/* By the output's dtype; the input may have either (the one conversion). */
+static void cast_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n, (void)attr;
-    const nb_tensor *s = x[0];
-    int64_t N = y->numel;
-    if (y->dtype == s->dtype) {
-        if (N)
-            memcpy(y->data, s->data, (size_t)N * nb__dtype_size(y->dtype));
-    } else if (y->dtype == NB_F64) {
-        const float *X = s->data;
-        double *Y = y->data;
-        for (int64_t i = 0; i < N; i++)
-            Y[i] = (double)X[i];
-    } else {
-        const double *X = s->data;
-        float *Y = y->data;
-        for (int64_t i = 0; i < N; i++)
-            Y[i] = (float)X[i];
-    }
+    nb__copy(y, &x[0]);
 }
 
 static void cast_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -58,7 +44,8 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_cast = {.name = "cast", .arity = 1, .attr_size = sizeof(cast_attr),
-                          .shape = cast_shape, .forward = cast_forward,
+                          .shape = cast_shape,
+                          .forward = {[NB_F32] = cast_kernel, [NB_F64] = cast_kernel},
                           .backward = cast_backward, .saves = NB_SAVES_NONE,
                           .examples = examples};
 

@@ -12,25 +12,23 @@ typedef struct {
 static int clamp_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     const clamp_attr *a = attr;
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!(a->lo <= a->hi)) /* also catches NaN */
         return nb__error("nb_clamp: lo (%g) must not be greater than hi (%g); x is %s %s",
-                         a->lo, a->hi, nb_dtype_name(x[0]->dtype), nb__shape_str(x[0], b));
+                         a->lo, a->hi, nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b));
     return nb_shape_same(out, x, n, attr);
 }
 
-#define CLAMP(T, y, x, lo, hi)                                                 \
-    do {                                                                       \
-        const T l_ = (T)(lo), h_ = (T)(hi);                                    \
-        NB_LOOP1(T, y, x, u < l_ ? l_ : (u > h_ ? h_ : u));                    \
-    } while (0)
-
-static void clamp_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n;
-    const clamp_attr *a = attr;
-    NB_BY_DTYPE(y, CLAMP, y, x[0], a->lo, a->hi);
-}
+#define CLAMP_KERNEL(fn, T)                                                    \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n;                                                               \
+        const clamp_attr *a = attr;                                            \
+        const T lo = (T)a->lo, hi = (T)a->hi;                                  \
+        NB_MAP1(T, y, &x[0], u < lo ? lo : (u > hi ? hi : u));                 \
+    }
+CLAMP_KERNEL(clamp_f32, float)
+CLAMP_KERNEL(clamp_f64, double)
 
 /* The mask is made of comparisons (constants): the second derivative is 0.
  * The bounds are compared in x's dtype, like the forward. */
@@ -55,7 +53,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .attr_size = sizeof(clamp_attr),
-                           .shape = clamp_shape, .forward = clamp_forward,
+                           .shape = clamp_shape, .forward = NB_KERNELS(clamp),
                            .backward = clamp_backward, .saves = NB_SAVES_X(0),
                            .examples = examples};
 

@@ -1,7 +1,8 @@
 /* y = concat(x_1, ..., x_n, axis): the inputs joined along axis.
  *   dx_i = slice(dy, axis, o_i, o_i + x_i.shape[axis], 1),  o_i = sum_{j<i} x_j.shape[axis]
  * Shapes: all inputs share dtype, ndim (>= 1) and every dimension except
- * axis; y.shape[axis] is the sum. Any number (>= 1) of inputs. Copies. */
+ * axis; y.shape[axis] is the sum. The op takes 1 to NB_MAX_INPUTS inputs;
+ * nb_concat takes any number, in groups. Copies. */
 #include "internal.h"
 
 typedef struct {
@@ -12,10 +13,10 @@ static int concat_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
 {
     int raw = ((const concat_attr *)attr)->axis;
     int ax = nb__axis(raw, x[0]->ndim);
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (ax < 0)
         return nb__error("nb_concat: axis %d is out of range for shape %s (input 1)", raw,
-                         nb__shape_str(x[0], b));
+                         nb_shape_str(x[0], b));
     nb_shape_same(out, x, 1, NULL);
     for (int i = 1; i < n; i++) {
         if (x[i]->dtype != x[0]->dtype)
@@ -27,27 +28,26 @@ static int concat_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
         if (!ok)
             return nb__error("nb_concat: input %d has shape %s but input 1 has %s; only "
                              "axis %d may differ",
-                             i + 1, nb__shape_str(x[i], b), nb__shape_str(x[0], c), ax);
+                             i + 1, nb_shape_str(x[i], b), nb_shape_str(x[0], c), ax);
         out->shape[ax] += x[i]->shape[ax];
     }
     return 0;
 }
 
-static void concat_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+/* Each input goes to its slab of y along the axis. */
+static void concat_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     int ax = nb__axis(((const concat_attr *)attr)->axis, y->ndim);
-    size_t el = nb__dtype_size(y->dtype);
-    int64_t outer = nb__numel(ax, y->shape);
-    size_t inner = (size_t)nb__numel(y->ndim - ax - 1, y->shape + ax + 1) * el;
-    char *Y = y->data;
-    for (int64_t o = 0; o < outer; o++)
-        for (int i = 0; i < n; i++) {
-            size_t row = (size_t)x[i]->shape[ax] * inner;
-            if (row) {
-                memcpy(Y, (const char *)x[i]->data + (size_t)o * row, row);
-                Y += row;
-            }
-        }
+    size_t es = nb__dtype_size(y->dtype);
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        nb_view part = *y;
+        part.data = (char *)y->data + (size_t)(off * y->strides[ax]) * es;
+        part.shape[ax] = x[i].shape[ax];
+        part.numel = x[i].numel;
+        nb__copy(&part, &x[i]);
+        off += x[i].shape[ax];
+    }
 }
 
 static void concat_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -74,18 +74,27 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_concat = {.name = "concat", .arity = -1, .attr_size = sizeof(concat_attr),
-                            .shape = concat_shape, .forward = concat_forward,
+                            .shape = concat_shape,
+                            .forward = {[NB_F32] = concat_kernel, [NB_F64] = concat_kernel},
                             .backward = concat_backward, .saves = NB_SAVES_NONE,
                             .examples = examples};
 
 nb_tensor *nb_concat(int n, nb_tensor *const xs[], int axis)
 {
-    if (n < 1 || n > 64 || !xs) {
-        nb__error("nb_concat: needs 1 to 64 tensors, got %d%s", n, xs ? "" : " (NULL array)");
+    if (n < 1 || !xs) {
+        nb__error("nb_concat: needs at least one tensor, got %d%s", n, xs ? "" : " (NULL array)");
         return NULL;
     }
     concat_attr a = {axis};
     if (xs[0] && nb__axis(axis, xs[0]->ndim) >= 0)
         a.axis = nb__axis(axis, xs[0]->ndim);
-    return nb_apply(&nb_op_concat, xs, n, &a);
+    if (n <= NB_MAX_INPUTS)
+        return nb_apply(&nb_op_concat, xs, n, &a);
+    /* More inputs than an op takes: concatenate groups, then the groups. */
+    nb_tensor *parts[NB_MAX_INPUTS];
+    int per = (n + NB_MAX_INPUTS - 1) / NB_MAX_INPUTS, k = 0;
+    for (int i = 0; i < n; i += per, k++)
+        if (!(parts[k] = nb_concat(n - i < per ? n - i : per, xs + i, axis)))
+            return NULL;
+    return nb_apply(&nb_op_concat, parts, k, &a);
 }

@@ -5,14 +5,8 @@
 
 #include <math.h>
 
-static void erf_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], erf(u));
-    else
-        NB_LOOP1(float, y, x[0], erff(u));
-}
+NB_UNARY_KERNEL_(erf_f32, float, erff(u))
+NB_UNARY_KERNEL_(erf_f64, double, erf(u))
 
 /* Written with ops on the recorded x, so it differentiates again
  * (d2y = -2x * 2/sqrt(pi) * exp(-x^2)). For large |x| the square overflows
@@ -36,7 +30,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_erf = {.name = "erf", .arity = 1, .shape = nb_shape_same,
-                         .forward = erf_forward, .backward = erf_backward,
+                         .forward = NB_KERNELS(erf), .backward = erf_backward,
                          .saves = NB_SAVES_X(0), .examples = examples};
 
 nb_tensor *nb_erf(nb_tensor *x) { return nb_apply(&nb_op_erf, &x, 1, NULL); }

@@ -3,14 +3,8 @@
 
 #include <math.h>
 
-static void exp_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], exp(u));
-    else
-        NB_LOOP1(float, y, x[0], expf(u));
-}
+NB_UNARY_KERNEL_(exp_f32, float, expf(u))
+NB_UNARY_KERNEL_(exp_f64, double, exp(u))
 
 /* y is exp(x) as recorded, so dy * y differentiates again (d2y = y). */
 static void exp_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -27,7 +21,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_exp = {.name = "exp", .arity = 1, .shape = nb_shape_same,
-                         .forward = exp_forward, .backward = exp_backward,
+                         .forward = NB_KERNELS(exp), .backward = exp_backward,
                          .saves = NB_SAVES_Y, .examples = examples};
 
 nb_tensor *nb_exp(nb_tensor *x) { return nb_apply(&nb_op_exp, &x, 1, NULL); }

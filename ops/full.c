@@ -1,5 +1,5 @@
 /* full_like: a constant with the dtype (and shape) of another tensor.
- * It reads only x's metadata, so it has no gradient: y = c; dx = none. */
+ * It reads only x's metadata, so it has no gradient by design: y = c. */
 #include "internal.h"
 
 typedef struct {
@@ -15,20 +15,21 @@ static int full_shape(nb_meta *out, nb_tensor *const x[], int n, const void *att
     return 0;
 }
 
-static void full_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)x, (void)n;
-    double v = ((const full_attr *)attr)->value;
-    if (y->dtype == NB_F64)
-        for (int64_t i = 0; i < y->numel; i++)
-            ((double *)y->data)[i] = v;
-    else
-        for (int64_t i = 0; i < y->numel; i++)
-            ((float *)y->data)[i] = (float)v;
-}
+#define FULL_KERNEL(fn, T)                                                     \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)x, (void)n;                                                      \
+        const T v = (T)((const full_attr *)attr)->value;                       \
+        T *p = y->data;                                                        \
+        for (int64_t i = 0; i < y->numel; i++)                                 \
+            p[i] = v;                                                          \
+    }
+FULL_KERNEL(full_f32, float)
+FULL_KERNEL(full_f64, double)
 
 const nb_op nb_op_full_like = {.name = "full_like", .arity = 1, .attr_size = sizeof(full_attr),
-                               .shape = full_shape, .forward = full_forward};
+                               .shape = full_shape, .forward = NB_KERNELS(full),
+                               .no_gradient = true};
 
 nb_tensor *nb_full_like(nb_tensor *t, double value)
 {

@@ -4,14 +4,8 @@
 
 #include <math.h>
 
-static void log_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], log(u));
-    else
-        NB_LOOP1(float, y, x[0], logf(u));
-}
+NB_UNARY_KERNEL_(log_f32, float, logf(u))
+NB_UNARY_KERNEL_(log_f64, double, log(u))
 
 static void log_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                          int n, const void *attr)
@@ -28,7 +22,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_log = {.name = "log", .arity = 1, .shape = nb_shape_same,
-                         .forward = log_forward, .backward = log_backward,
+                         .forward = NB_KERNELS(log), .backward = log_backward,
                          .saves = NB_SAVES_X(0), .examples = examples};
 
 nb_tensor *nb_log(nb_tensor *x) { return nb_apply(&nb_op_log, &x, 1, NULL); }

@@ -18,21 +18,26 @@ static int max_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
 {
     (void)n;
     const nb_reduce_attr *a = attr;
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     nb__reduce_shape(out, x[0], a);
     int64_t outn = nb__numel(out->ndim, out->shape);
     for (int i = 0; i < x[0]->ndim; i++)
         if ((a->mask & (1u << i)) && x[0]->shape[i] == 0 && outn > 0)
             return nb__error("nb_max: cannot take the max over axis %d of size 0 (shape %s)",
-                             i, nb__shape_str(x[0], b));
+                             i, nb_shape_str(x[0], b));
     return 0;
 }
 
-static void max_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n;
-    nb__reduce_max(y, x[0], ((const nb_reduce_attr *)attr)->mask);
-}
+/* A NaN wins (and stays): (u > acc || u != u) picks it, nothing beats it. */
+#define MAX_KERNEL(fn, T)                                                      \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n;                                                               \
+        unsigned mask = ((const nb_reduce_attr *)attr)->mask;                  \
+        NB_REDUCE(T, T, y, &x[0], mask, -INFINITY, (u > acc || u != u) ? u : acc); \
+    }
+MAX_KERNEL(max_f32, float)
+MAX_KERNEL(max_f64, double)
 
 static void max_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                          int n, const void *attr)
@@ -40,15 +45,15 @@ static void max_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor
     (void)n;
     const nb_reduce_attr *a = attr;
     int64_t keep[NB_MAX_DIMS];
-    int axes[NB_MAX_DIMS], naxes = 0;
+    nb_axes axes = {0};
     nb__keep_shape(x[0], a->mask, keep);
     for (int i = 0; i < x[0]->ndim; i++)
         if (a->mask & (1u << i))
-            axes[naxes++] = i;
+            axes.axis[axes.n++] = i;
     /* The weights m / count do not depend on dy and carry no gradient. */
     bool prev = nb_set_grad_enabled(false);
     nb_tensor *m = nb_eq(x[0], nb_reshape(y, x[0]->ndim, keep));
-    nb_tensor *w = naxes ? nb_div(m, nb_sum(m, naxes, axes, true)) : m;
+    nb_tensor *w = axes.n ? nb_div(m, nb_sum(m, .axes = axes, .keepdims = true)) : m;
     nb_set_grad_enabled(prev);
     dx[0] = nb_mul(nb_reshape(dy, x[0]->ndim, keep), w);
 }
@@ -68,18 +73,15 @@ static const nb_op_example max_examples[] = {
 };
 
 const nb_op nb_op_max = {.name = "max", .arity = 1, .attr_size = sizeof(nb_reduce_attr),
-                         .shape = max_shape, .forward = max_forward, .backward = max_backward,
+                         .shape = max_shape, .forward = NB_KERNELS(max), .backward = max_backward,
                          .saves = NB_SAVES_X(0) | NB_SAVES_Y, .examples = max_examples};
 
-nb_tensor *nb_max(nb_tensor *x, int naxes, const int *axes, bool keepdims)
+nb_tensor *nb_max_(nb_reduce_args args)
 {
     nb_reduce_attr a = {0};
-    if (x) {
-        if (nb__reduce_attr("nb_max", x, naxes, axes, keepdims, &a))
-            return NULL;
-        a.mask &= (1u << x->ndim) - 1u;
-    }
-    return nb_apply(&nb_op_max, &x, 1, &a);
+    if (args.x && nb__reduce_attr("nb_max", args.x, &args.axes, args.keepdims, &a))
+        return NULL;
+    return nb_apply(&nb_op_max, &args.x, 1, &a);
 }
 
 /* ---- argmax ---- */
@@ -93,11 +95,11 @@ static int argmax_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
 {
     (void)n;
     const argmax_attr *a = attr;
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     int ax = nb__axis(a->axis, x[0]->ndim);
     if (ax < 0)
         return nb__error("nb_argmax: axis %d is out of range for shape %s", a->axis,
-                         nb__shape_str(x[0], b));
+                         nb_shape_str(x[0], b));
     out->dtype = x[0]->dtype;
     out->ndim = 0;
     for (int i = 0; i < x[0]->ndim; i++) {
@@ -108,41 +110,44 @@ static int argmax_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     }
     if (x[0]->shape[ax] == 0 && nb__numel(out->ndim, out->shape) > 0)
         return nb__error("nb_argmax: axis %d of shape %s is empty", a->axis,
-                         nb__shape_str(x[0], b));
+                         nb_shape_str(x[0], b));
     return 0;
 }
 
-/* For each (outer, inner) position, the first j with the largest value. */
-#define ARGMAX(T, y, x, outer, len, inner)                                     \
-    do {                                                                       \
-        const T *X = (const T *)(x)->data;                                     \
-        T *Y = (T *)(y)->data;                                                 \
-        for (int64_t o = 0; o < (outer); o++)                                  \
-            for (int64_t i = 0; i < (inner); i++) {                            \
-                const T *p = X + o * (len) * (inner) + i;                      \
-                T best = p[0];                                                 \
-                int64_t bi = 0;                                                \
-                for (int64_t j = 1; j < (len) && !isnan(best); j++) {          \
-                    T v = p[j * (inner)];                                      \
-                    if (v > best || isnan(v)) {                                \
-                        best = v;                                              \
-                        bi = j;                                                \
-                    }                                                          \
-                }                                                              \
-                Y[o * (inner) + i] = (T)bi;                                    \
+/* For each output position, the first j along the axis with the largest
+ * value; the other dimensions are walked with an odometer (any strides). */
+#define ARGMAX_KERNEL(fn, T)                                                   \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n;                                                               \
+        int ax = nb__axis(((const argmax_attr *)attr)->axis, x->ndim);         \
+        int64_t len = x->shape[ax], s = x->strides[ax];                        \
+        int64_t shp[NB_MAX_DIMS], st[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0}, off = 0; \
+        int m = 0;                                                             \
+        for (int i = 0; i < x->ndim; i++)                                      \
+            if (i != ax) {                                                     \
+                shp[m] = x->shape[i];                                          \
+                st[m++] = x->strides[i];                                       \
             }                                                                  \
-    } while (0)
-
-static void argmax_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n;
-    int ax = nb__axis(((const argmax_attr *)attr)->axis, x[0]->ndim);
-    int64_t outer = nb__numel(ax, x[0]->shape), len = x[0]->shape[ax];
-    int64_t inner = nb__numel(x[0]->ndim - ax - 1, x[0]->shape + ax + 1);
-    if (y->numel == 0)
-        return;
-    NB_BY_DTYPE(y, ARGMAX, y, x[0], outer, len, inner);
-}
+        T *Y = y->data;                                                        \
+        const T *X = x->data;                                                  \
+        for (int64_t o = 0; o < y->numel; o++) {                               \
+            const T *p = X + off;                                              \
+            T best = p[0];                                                     \
+            int64_t bi = 0;                                                    \
+            for (int64_t j = 1; j < len && !isnan(best); j++) {                \
+                T v = p[j * s];                                                \
+                if (v > best || isnan(v)) {                                    \
+                    best = v;                                                  \
+                    bi = j;                                                    \
+                }                                                              \
+            }                                                                  \
+            Y[o] = (T)bi;                                                      \
+            NB_ODOMETER(m, shp, st, idx, off)                                  \
+        }                                                                      \
+    }
+ARGMAX_KERNEL(argmax_f32, float)
+ARGMAX_KERNEL(argmax_f64, double)
 
 static const argmax_attr am1 = {1, false}, am0k = {0, true};
 static const nb_op_example argmax_examples[] = {
@@ -152,13 +157,13 @@ static const nb_op_example argmax_examples[] = {
 };
 
 const nb_op nb_op_argmax = {.name = "argmax", .arity = 1, .attr_size = sizeof(argmax_attr),
-                            .shape = argmax_shape, .forward = argmax_forward,
-                            .examples = argmax_examples};
+                            .shape = argmax_shape, .forward = NB_KERNELS(argmax),
+                            .no_gradient = true, .examples = argmax_examples};
 
-nb_tensor *nb_argmax(nb_tensor *x, int axis, bool keepdims)
+nb_tensor *nb_argmax_(nb_argmax_args args)
 {
-    argmax_attr a = {.axis = axis, .keepdims = keepdims};
-    if (x && nb__axis(axis, x->ndim) >= 0)
-        a.axis = nb__axis(axis, x->ndim);
-    return nb_apply(&nb_op_argmax, &x, 1, &a);
+    argmax_attr a = {.axis = args.axis, .keepdims = args.keepdims};
+    if (args.x && nb__axis(args.axis, args.x->ndim) >= 0)
+        a.axis = nb__axis(args.axis, args.x->ndim);
+    return nb_apply(&nb_op_argmax, &args.x, 1, &a);
 }

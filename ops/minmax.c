@@ -1,7 +1,7 @@
 /* maximum, minimum: broadcasting elementwise max / min.
  *   y = maximum(a, b)   ma = (a > b) + 0.5 * (a == b)   mb = (a < b) + 0.5 * (a == b)
  *   y = minimum(a, b)   ma = (a < b) + 0.5 * (a == b)   mb = (a > b) + 0.5 * (a == b)
- *   da = sum_to(dy * ma, a)   db = sum_to(dy * mb, b)
+ *   da = dy * ma   db = dy * mb   (summed back over broadcast dimensions)
  * A tie sends half the gradient to each side (the mean of the two one-sided
  * derivatives, as for nb_max). A NaN in either input gives NaN and no
  * gradient to either side (all comparisons with NaN are false). */
@@ -9,23 +9,8 @@
 
 /* NaN propagates from either side: (u > v || u != u) picks a NaN u, and a
  * NaN v fails the comparison and is picked. */
-static void maximum_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    NB_BY_DTYPE(y, NB_LOOP2, y, x[0], x[1], (u > v || u != u) ? u : v);
-}
-
-static void minimum_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    NB_BY_DTYPE(y, NB_LOOP2, y, x[0], x[1], (u < v || u != u) ? u : v);
-}
-
-/* Sums a broadcast gradient back down to the shape of the input it is for. */
-static nb_tensor *to(nb_tensor *g, const nb_tensor *x)
-{
-    return (!g || nb__same_shape(g, x)) ? g : nb_sum_to(g, x->ndim, x->shape);
-}
+NB_BINARY_KERNELS(maximum, (u > v || u != u) ? u : v)
+NB_BINARY_KERNELS(minimum, (u < v || u != u) ? u : v)
 
 /* The masks are comparisons (constants), so the second derivative is 0 almost
  * everywhere, as it should be; dy stays differentiable. */
@@ -35,11 +20,11 @@ static void minmax_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *const x[]
     nb_tensor *half = nb_mul(nb_eq(a, b), nb_scalar_like(dy, 0.5));
     if (a->requires_grad) {
         nb_tensor *wins = is_max ? nb_gt(a, b) : nb_lt(a, b);
-        dx[0] = to(nb_mul(dy, nb_add(wins, half)), a);
+        dx[0] = nb_mul(dy, nb_add(wins, half));
     }
     if (b->requires_grad) {
         nb_tensor *wins = is_max ? nb_lt(a, b) : nb_gt(a, b);
-        dx[1] = to(nb_mul(dy, nb_add(wins, half)), b);
+        dx[1] = nb_mul(dy, nb_add(wins, half));
     }
 }
 
@@ -72,10 +57,12 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_maximum = {.name = "maximum", .arity = 2, .shape = nb_shape_broadcast,
-                             .forward = maximum_forward, .backward = maximum_backward,
+                             .forward = NB_KERNELS(maximum), .backward = maximum_backward,
+                             .broadcast = true,
                              .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
 const nb_op nb_op_minimum = {.name = "minimum", .arity = 2, .shape = nb_shape_broadcast,
-                             .forward = minimum_forward, .backward = minimum_backward,
+                             .forward = NB_KERNELS(minimum), .backward = minimum_backward,
+                             .broadcast = true,
                              .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
 
 nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b)

@@ -1,11 +1,7 @@
 /* y = -x;  dx = -dy */
 #include "internal.h"
 
-static void neg_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    NB_BY_DTYPE(y, NB_LOOP1, y, x[0], -u);
-}
+NB_UNARY_KERNELS(neg, -u)
 
 static void neg_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                          int n, const void *attr)
@@ -20,7 +16,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_neg = {.name = "neg", .arity = 1, .shape = nb_shape_same,
-                         .forward = neg_forward, .backward = neg_backward,
+                         .forward = NB_KERNELS(neg), .backward = neg_backward,
                          .saves = NB_SAVES_NONE, .examples = examples};
 
 nb_tensor *nb_neg(nb_tensor *x) { return nb_apply(&nb_op_neg, &x, 1, NULL); }

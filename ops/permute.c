@@ -1,5 +1,6 @@
-/* y = permute(x, perm): y.shape[i] = x.shape[perm[i]], copied into a new
- * contiguous tensor;  dx = permute(dy, inverse(perm)) with inverse[perm[i]] = i.
+/* y = permute(x, perm): y.shape[i] = x.shape[perm[i]], a view with the
+ * strides permuted the same way;  dx = permute(dy, inverse(perm)) with
+ * inverse[perm[i]] = i.
  * perm must name every dimension of x once (negative entries count from the
  * end; the stored attribute holds them normalised). */
 #include "internal.h"
@@ -15,7 +16,7 @@ static int permute_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
 {
     (void)n;
     const permute_attr *a = attr;
-    char b[96], p[96];
+    char b[NB_SHAPE_STR_LEN], p[NB_SHAPE_STR_LEN];
     unsigned seen = 0;
     bool ok = a->ndim == x[0]->ndim;
     for (int i = 0; ok && i < a->ndim; i++) {
@@ -34,52 +35,17 @@ static int permute_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
         p[k++] = ')';
         p[k] = '\0';
         return nb__error("nb_permute: %s is not a permutation of the %d dimensions of %s",
-                         p, x[0]->ndim, nb__shape_str(x[0], b));
+                         p, x[0]->ndim, nb_shape_str(x[0], b));
     }
     out->dtype = x[0]->dtype;
     out->ndim = a->ndim;
-    for (int i = 0; i < a->ndim; i++)
+    out->view = true;
+    out->offset = x[0]->offset;
+    for (int i = 0; i < a->ndim; i++) {
         out->shape[i] = x[0]->shape[a->perm[i]];
+        out->strides[i] = x[0]->strides[a->perm[i]];
+    }
     return 0;
-}
-
-/* Walks y in order; the source offset follows x's strides permuted. The
- * innermost dimension is a strided copy loop. */
-#define PERMUTE(T, y, x, a)                                                    \
-    do {                                                                       \
-        int nd = (y)->ndim;                                                    \
-        T *Y = (T *)(y)->data;                                                 \
-        const T *X = (const T *)(x)->data;                                     \
-        if ((y)->numel == 0)                                                   \
-            break;                                                             \
-        if (nd == 0) {                                                         \
-            Y[0] = X[0];                                                       \
-            break;                                                             \
-        }                                                                      \
-        int64_t xst[NB_MAX_DIMS], st[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};     \
-        nb__strides((x)->ndim, (x)->shape, xst);                               \
-        for (int i = 0; i < nd; i++)                                           \
-            st[i] = xst[(a)->perm[i]];                                         \
-        int64_t len = (y)->shape[nd - 1], s = st[nd - 1], off = 0;             \
-        for (int64_t r = 0; r < (y)->numel / len; r++, Y += len) {             \
-            const T *px = X + off;                                             \
-            for (int64_t j = 0; j < len; j++)                                  \
-                Y[j] = px[j * s];                                              \
-            for (int i = nd - 2; i >= 0; i--) {                                \
-                off += st[i];                                                  \
-                if (++idx[i] < (y)->shape[i])                                  \
-                    break;                                                     \
-                off -= st[i] * (y)->shape[i];                                  \
-                idx[i] = 0;                                                    \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
-
-static void permute_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n;
-    const permute_attr *a = attr;
-    NB_BY_DTYPE(y, PERMUTE, y, x[0], a);
 }
 
 static void permute_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
@@ -105,7 +71,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_permute = {.name = "permute", .arity = 1, .attr_size = sizeof(permute_attr),
-                             .shape = permute_shape, .forward = permute_forward,
+                             .shape = permute_shape,
                              .backward = permute_backward, .saves = NB_SAVES_NONE,
                              .examples = examples};
 
@@ -113,9 +79,9 @@ nb_tensor *nb_permute(nb_tensor *x, int ndim, const int *perm)
 {
     permute_attr a = {.ndim = ndim};
     if (x && (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !perm))) {
-        char b[96];
+        char b[NB_SHAPE_STR_LEN];
         nb__error("nb_permute: needs a permutation of the %d dimensions of %s, got %d entries%s",
-                  x->ndim, nb__shape_str(x, b), ndim, ndim > 0 && !perm ? " and NULL" : "");
+                  x->ndim, nb_shape_str(x, b), ndim, ndim > 0 && !perm ? " and NULL" : "");
         return NULL;
     }
     for (int i = 0; x && i < ndim; i++)

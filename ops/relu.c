@@ -1,11 +1,7 @@
 /* y = max(x, 0);  dx = dy * (x > 0)   (0 at x = 0; NaN stays NaN) */
 #include "internal.h"
 
-static void relu_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    NB_BY_DTYPE(y, NB_LOOP1, y, x[0], u < 0 ? 0 : u);
-}
+NB_UNARY_KERNELS(relu, u < 0 ? 0 : u)
 
 /* The mask is a comparison (a constant), so the second derivative is 0. */
 static void relu_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -25,7 +21,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_relu = {.name = "relu", .arity = 1, .shape = nb_shape_same,
-                          .forward = relu_forward, .backward = relu_backward,
+                          .forward = NB_KERNELS(relu), .backward = relu_backward,
                           .saves = NB_SAVES_X(0), .examples = examples};
 
 nb_tensor *nb_relu(nb_tensor *x) { return nb_apply(&nb_op_relu, &x, 1, NULL); }

@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-static inline double sigmoid_f64(double u)
+static inline double sigmoid_d(double u)
 {
     if (u >= 0)
         return 1.0 / (1.0 + exp(-u));
@@ -14,7 +14,7 @@ static inline double sigmoid_f64(double u)
     return e / (1.0 + e);
 }
 
-static inline float sigmoid_f32(float u)
+static inline float sigmoid_s(float u)
 {
     if (u >= 0)
         return 1.0f / (1.0f + expf(-u));
@@ -22,14 +22,8 @@ static inline float sigmoid_f32(float u)
     return e / (1.0f + e);
 }
 
-static void sigmoid_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], sigmoid_f64(u));
-    else
-        NB_LOOP1(float, y, x[0], sigmoid_f32(u));
-}
+NB_UNARY_KERNEL_(sigmoid_f32, float, sigmoid_s(u))
+NB_UNARY_KERNEL_(sigmoid_f64, double, sigmoid_d(u))
 
 /* y is sigmoid(x) as recorded, so the rule differentiates again. */
 static void sigmoid_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
@@ -47,7 +41,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_sigmoid = {.name = "sigmoid", .arity = 1, .shape = nb_shape_same,
-                             .forward = sigmoid_forward, .backward = sigmoid_backward,
+                             .forward = NB_KERNELS(sigmoid), .backward = sigmoid_backward,
                              .saves = NB_SAVES_Y, .examples = examples};
 
 nb_tensor *nb_sigmoid(nb_tensor *x) { return nb_apply(&nb_op_sigmoid, &x, 1, NULL); }

@@ -4,14 +4,8 @@
 
 #include <math.h>
 
-static void sqrt_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], sqrt(u));
-    else
-        NB_LOOP1(float, y, x[0], sqrtf(u));
-}
+NB_UNARY_KERNEL_(sqrt_f32, float, sqrtf(u))
+NB_UNARY_KERNEL_(sqrt_f64, double, sqrt(u))
 
 /* y is sqrt(x) as recorded, so the rule differentiates again. */
 static void sqrt_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -29,7 +23,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_sqrt = {.name = "sqrt", .arity = 1, .shape = nb_shape_same,
-                          .forward = sqrt_forward, .backward = sqrt_backward,
+                          .forward = NB_KERNELS(sqrt), .backward = sqrt_backward,
                           .saves = NB_SAVES_Y, .examples = examples};
 
 nb_tensor *nb_sqrt(nb_tensor *x) { return nb_apply(&nb_op_sqrt, &x, 1, NULL); }

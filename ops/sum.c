@@ -1,7 +1,9 @@
 /* sum, sum_to, broadcast_to: each is the others' backward.
  *   y = sum(x, axes)        dx = broadcast_to(reshape(dy, keep-shape), x)
  *   y = sum_to(x, shape)    dx = broadcast_to(dy, x)
- *   y = broadcast_to(x, s)  dx = sum_to(dy, x)                          */
+ *   y = broadcast_to(x, s)  dx = sum_to(dy, x)
+ * broadcast_to is a view (stride 0 along the repeated dimensions), so the
+ * gradient of a sum costs no copy. Sums accumulate in double, f32 too. */
 #include "internal.h"
 
 /* ---- sum over axes ---- */
@@ -12,10 +14,16 @@ static int sum_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
     return nb__reduce_shape(out, x[0], attr);
 }
 
-static void sum_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+static void sum_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
-    nb__reduce_sum(y, x[0], ((const nb_reduce_attr *)attr)->mask);
+    NB_REDUCE(float, double, y, &x[0], ((const nb_reduce_attr *)attr)->mask, 0.0, acc + u);
+}
+
+static void sum_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n;
+    NB_REDUCE(double, double, y, &x[0], ((const nb_reduce_attr *)attr)->mask, 0.0, acc + u);
 }
 
 static void sum_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -38,17 +46,15 @@ static const nb_op_example sum_examples[] = {
 };
 
 const nb_op nb_op_sum = {.name = "sum", .arity = 1, .attr_size = sizeof(nb_reduce_attr),
-                         .shape = sum_shape, .forward = sum_forward, .backward = sum_backward,
+                         .shape = sum_shape, .forward = NB_KERNELS(sum), .backward = sum_backward,
                          .saves = NB_SAVES_NONE, .examples = sum_examples};
 
-nb_tensor *nb_sum(nb_tensor *x, int naxes, const int *axes, bool keepdims)
+nb_tensor *nb_sum_(nb_reduce_args args)
 {
-    nb_reduce_attr a;
-    if (x && nb__reduce_attr("nb_sum", x, naxes, axes, keepdims, &a))
+    nb_reduce_attr a = {0};
+    if (args.x && nb__reduce_attr("nb_sum", args.x, &args.axes, args.keepdims, &a))
         return NULL;
-    if (x)
-        a.mask &= (1u << x->ndim) - 1u;
-    return nb_apply(&nb_op_sum, &x, 1, x ? &a : NULL);
+    return nb_apply(&nb_op_sum, &args.x, 1, &a);
 }
 
 /* ---- shape attributes shared by sum_to and broadcast_to ---- */
@@ -63,28 +69,39 @@ static int sum_to_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     (void)n;
     const shape_attr *s = attr;
     int64_t b[NB_MAX_DIMS];
-    char p[96], q[96];
+    char p[NB_SHAPE_STR_LEN], q[NB_SHAPE_STR_LEN];
     if (s->ndim > x[0]->ndim ||
         nb__broadcast_shape(s->ndim, s->shape, x[0]->ndim, x[0]->shape, b) != x[0]->ndim ||
         memcmp(b, x[0]->shape, sizeof(int64_t) * (size_t)x[0]->ndim) != 0)
         return nb__error("nb_sum_to: shape %s does not broadcast to %s",
-                         nb__dims_str(s->ndim, s->shape, p), nb__shape_str(x[0], q));
+                         nb_dims_str(s->ndim, s->shape, p), nb_shape_str(x[0], q));
     out->dtype = x[0]->dtype;
     out->ndim = s->ndim;
     memcpy(out->shape, s->shape, sizeof s->shape);
     return 0;
 }
 
-static void sum_to_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
+/* The axes of x that shape does not have, or has as 1 where x does not. */
+static unsigned sum_to_mask(const nb_view *x, const shape_attr *s)
+{
+    unsigned mask = 0;
+    int lead = x->ndim - s->ndim;
+    for (int i = 0; i < x->ndim; i++)
+        if (i < lead || (s->shape[i - lead] == 1 && x->shape[i] != 1))
+            mask |= 1u << i;
+    return mask;
+}
+
+static void sum_to_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
-    const shape_attr *s = attr;
-    unsigned mask = 0;
-    int lead = x[0]->ndim - s->ndim;
-    for (int i = 0; i < x[0]->ndim; i++)
-        if (i < lead || (s->shape[i - lead] == 1 && x[0]->shape[i] != 1))
-            mask |= 1u << i;
-    nb__reduce_sum(y, x[0], mask);
+    NB_REDUCE(float, double, y, &x[0], sum_to_mask(&x[0], attr), 0.0, acc + u);
+}
+
+static void sum_to_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n;
+    NB_REDUCE(double, double, y, &x[0], sum_to_mask(&x[0], attr), 0.0, acc + u);
 }
 
 static void sum_to_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
@@ -103,7 +120,7 @@ static const nb_op_example sum_to_examples[] = {
 };
 
 const nb_op nb_op_sum_to = {.name = "sum_to", .arity = 1, .attr_size = sizeof(shape_attr),
-                            .shape = sum_to_shape, .forward = sum_to_forward,
+                            .shape = sum_to_shape, .forward = NB_KERNELS(sum_to),
                             .backward = sum_to_backward, .saves = NB_SAVES_NONE,
                             .examples = sum_to_examples};
 
@@ -133,40 +150,24 @@ static int broadcast_to_shape(nb_meta *out, nb_tensor *const x[], int n, const v
     (void)n;
     const shape_attr *s = attr;
     int64_t b[NB_MAX_DIMS];
-    char p[96], q[96];
+    char p[NB_SHAPE_STR_LEN], q[NB_SHAPE_STR_LEN];
     if (x[0]->ndim > s->ndim ||
         nb__broadcast_shape(x[0]->ndim, x[0]->shape, s->ndim, s->shape, b) != s->ndim ||
         memcmp(b, s->shape, sizeof(int64_t) * (size_t)s->ndim) != 0)
         return nb__error("nb_broadcast_to: shape %s does not broadcast to %s",
-                         nb__shape_str(x[0], q), nb__dims_str(s->ndim, s->shape, p));
+                         nb_shape_str(x[0], q), nb_dims_str(s->ndim, s->shape, p));
     out->dtype = x[0]->dtype;
     out->ndim = s->ndim;
     memcpy(out->shape, s->shape, sizeof s->shape);
+    /* A view: stride 0 where x is repeated. */
+    out->view = true;
+    out->offset = x[0]->offset;
+    for (int i = 0; i < s->ndim; i++) {
+        int j = i - (s->ndim - x[0]->ndim);
+        out->strides[i] = j < 0 || (x[0]->shape[j] == 1 && s->shape[i] != 1) ? 0
+                                                                             : x[0]->strides[j];
+    }
     return 0;
-}
-
-#define BCAST(T, y, x)                                                         \
-    do {                                                                       \
-        nb_iter it;                                                            \
-        nb__iter_init(&it, y, 1, &x);                                          \
-        T *Y = (T *)y->data;                                                   \
-        const T *X = (const T *)x->data;                                       \
-        for (int64_t o = 0; o < it.outer; o++, Y += it.inner) {                \
-            const T *px = X + it.off[0];                                       \
-            if (it.is[0])                                                      \
-                memcpy(Y, px, (size_t)it.inner * sizeof(T));                   \
-            else                                                               \
-                for (int64_t i = 0; i < it.inner; i++)                         \
-                    Y[i] = px[0];                                              \
-            nb__iter_next(&it);                                                \
-        }                                                                      \
-    } while (0)
-
-static void broadcast_to_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    nb_tensor *src = x[0];
-    NB_BY_DTYPE(y, BCAST, y, src);
 }
 
 static void broadcast_to_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
@@ -186,7 +187,6 @@ static const nb_op_example broadcast_examples[] = {
 
 const nb_op nb_op_broadcast_to = {.name = "broadcast_to", .arity = 1,
                                   .attr_size = sizeof(shape_attr), .shape = broadcast_to_shape,
-                                  .forward = broadcast_to_forward,
                                   .backward = broadcast_to_backward, .saves = NB_SAVES_NONE,
                                   .examples = broadcast_examples};
 

@@ -3,14 +3,8 @@
 
 #include <math.h>
 
-static void tanh_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    if (y->dtype == NB_F64)
-        NB_LOOP1(double, y, x[0], tanh(u));
-    else
-        NB_LOOP1(float, y, x[0], tanhf(u));
-}
+NB_UNARY_KERNEL_(tanh_f32, float, tanhf(u))
+NB_UNARY_KERNEL_(tanh_f64, double, tanh(u))
 
 static void tanh_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                           int n, const void *attr)
@@ -26,7 +20,7 @@ static const nb_op_example examples[] = {
 };
 
 const nb_op nb_op_tanh = {.name = "tanh", .arity = 1, .shape = nb_shape_same,
-                          .forward = tanh_forward, .backward = tanh_backward,
+                          .forward = NB_KERNELS(tanh), .backward = tanh_backward,
                           .saves = NB_SAVES_Y, .examples = examples};
 
 nb_tensor *nb_tanh(nb_tensor *x) { return nb_apply(&nb_op_tanh, &x, 1, NULL); }

@@ -1,16 +1,19 @@
 /* The engine: nb_apply runs an op and records a node; nb_backward and
  * nb_grad walk the recorded nodes in reverse topological order and call each
  * op's backward rule, which is itself written with ops (so create_graph just
- * leaves recording on). */
+ * leaves recording on).
+ *
+ * nb_apply checks what an op promises instead of trusting it: the shape
+ * rule's dims, element count and (for views) bounds; a kernel for the
+ * dtype; a backward, or a declaration that there is none, whenever an input
+ * requires grad. The backward pass keeps its scratch state (the order, the
+ * running gradients) in tables of its own in the current graph's arena, and
+ * writes nothing into the tensors it walks except the .grad of leaves in
+ * nb_backward: threads with graphs of their own may run nb_grad through
+ * shared parameters at once. */
 #include "internal.h"
 
-#include <stdatomic.h>
-#if defined(__SSE2__)
-#include <xmmintrin.h>
-#endif
-
 static _Thread_local bool grad_disabled; /* recording is on by default */
-static _Atomic uint32_t pass_counter;
 
 bool nb_set_grad_enabled(bool on)
 {
@@ -38,53 +41,39 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int6
     return n;
 }
 
-void nb__bstrides(const nb_tensor *t, int ndim, const int64_t *oshape, int64_t *st)
-{
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        int k = i - (ndim - t->ndim);
-        if (k < 0 || t->shape[k] == 1) {
-            st[i] = 0;
-        } else {
-            st[i] = s;
-        }
-        if (k >= 0)
-            s *= t->shape[k];
-        (void)oshape;
-    }
-}
+/* Called through nb_apply, which sets the op for the messages. */
+static _Thread_local const nb_op *applying;
 
 int nb_shape_same(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
-    (void)n;
     (void)attr;
+    if (!out || !x || n < 1 || !x[0])
+        return nb_op_error(applying, "nb_shape_same: needs an output and at least one input");
     out->dtype = x[0]->dtype;
     out->ndim = x[0]->ndim;
     memcpy(out->shape, x[0]->shape, sizeof out->shape);
     return 0;
 }
 
-/* Called through nb_apply, which fills in the op for the message. */
-static _Thread_local const nb_op *applying;
-
 int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)attr;
-    char b[96], c[96];
-    out->dtype = x[0]->dtype;
-    out->ndim = x[0]->ndim;
-    memcpy(out->shape, x[0]->shape, sizeof out->shape);
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
+    if (nb_shape_same(out, x, n, attr))
+        return -1;
     for (int i = 1; i < n; i++) {
+        if (!x[i])
+            return nb_op_error(applying, "input %d is NULL", i + 1);
         if (x[i]->dtype != out->dtype)
             return nb_op_error(applying, "dtypes differ: %s %s and %s %s",
-                               nb_dtype_name(x[0]->dtype), nb__shape_str(x[0], b),
-                               nb_dtype_name(x[i]->dtype), nb__shape_str(x[i], c));
+                               nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b),
+                               nb_dtype_name(x[i]->dtype), nb_shape_str(x[i], c));
         int64_t shape[NB_MAX_DIMS];
         int nd = nb__broadcast_shape(out->ndim, out->shape, x[i]->ndim, x[i]->shape, shape);
         if (nd < 0) {
-            char d[96];
+            char d[NB_SHAPE_STR_LEN];
             return nb_op_error(applying, "shapes do not broadcast: %s and %s",
-                               nb__dims_str(out->ndim, out->shape, d), nb__shape_str(x[i], c));
+                               nb_dims_str(out->ndim, out->shape, d), nb_shape_str(x[i], c));
         }
         out->ndim = nd;
         memcpy(out->shape, shape, sizeof shape);
@@ -94,34 +83,99 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
 
 /* ---- apply ---- */
 
-/* Kernels run with subnormal floats flushed to zero (as TensorFlow does):
- * Adam's moments of idle units decay into the subnormal range, where x86
- * arithmetic is ~100x slower. The caller's mode is restored afterwards. */
-static void run_forward(const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
-                        const void *attr)
+/* The name the user called, "nb_tanh" or "myop", into buf (64 bytes). */
+static const char *fn_name(const nb_op *op, char *buf)
 {
-#if defined(__SSE2__)
-    unsigned mode = _mm_getcsr();
-    _mm_setcsr(mode | 0x8040u); /* FTZ (bit 15) and DAZ (bit 6) */
-    op->forward(y, x, n, attr);
-    _mm_setcsr(mode);
-#else
-    op->forward(y, x, n, attr);
-#endif
+    snprintf(buf, 64, "%s%s", nb__op_prefix(op), op->name);
+    return buf;
 }
 
-nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr)
+/* A view must stay inside the storage it looks into. */
+static int check_view(const nb_op *op, const nb_meta *m, const nb_tensor *base, int64_t numel)
 {
-    if (!op || !op->name || !op->shape || !op->forward) {
-        nb__error("nb_apply: op is NULL or lacks a name, shape rule or forward");
-        return NULL;
+    char f[64], b[NB_SHAPE_STR_LEN];
+    if (m->dtype != base->dtype)
+        return nb_op_error(op, "a view must keep the dtype of input 1 (%s), the shape rule "
+                           "gave %s", nb_dtype_name(base->dtype), nb_dtype_name(m->dtype));
+    if (numel == 0)
+        return 0;
+    int64_t lo = m->offset, hi = m->offset;
+    for (int i = 0; i < m->ndim; i++) {
+        int64_t ext = m->shape[i] - 1, s = m->strides[i];
+        if (ext == 0)
+            continue;
+        if (s > INT64_MAX / ext || s < -(INT64_MAX / ext))
+            goto out;
+        if (s < 0)
+            lo += s * ext;
+        else
+            hi += s * ext;
+        if (lo < -NB_MAX_NUMEL || hi > NB_MAX_NUMEL)
+            goto out;
     }
-    if (n < 0 || n > 64 || (op->arity >= 0 && n != op->arity) || (op->arity < 0 && n < 1)) {
-        nb_op_error(op, "takes %d inputs, got %d", op->arity, n);
-        return NULL;
+    if (lo >= 0 && (uint64_t)(hi + 1) * nb__dtype_size(base->dtype) <= base->storage->bytes)
+        return 0;
+out:
+    return nb__error("%s: the view %s (offset %lld) reaches outside the storage of its input "
+                     "(%zu bytes)", fn_name(op, f), nb_dims_str(m->ndim, m->shape, b),
+                     (long long)m->offset, base->storage->bytes);
+}
+
+/* The op struct itself: what nb_apply needs before it can call anything. */
+static int check_op(const nb_op *op, int n)
+{
+    if (!op || !op->name || !op->shape)
+        return nb__error("nb_apply: op is NULL or lacks a name or shape rule");
+    if (op->arity == 0 || op->arity < -1 || op->arity > NB_MAX_INPUTS)
+        return nb_op_error(op, "arity %d is not -1 or 1 to %d (NB_MAX_INPUTS)", op->arity,
+                           NB_MAX_INPUTS);
+    if (n < 1 || n > NB_MAX_INPUTS || (op->arity > 0 && n != op->arity)) {
+        if (op->arity > 0)
+            return nb_op_error(op, "takes %d inputs, got %d", op->arity, n);
+        return nb_op_error(op, "takes 1 to %d inputs, got %d", NB_MAX_INPUTS, n);
     }
+    unsigned inputs = (1u << n) - 1u, all = NB_SAVES_Y | NB_SAVES_NONE | inputs;
+    if ((op->nondiff | op->contiguous) & ~inputs)
+        return nb_op_error(op, "its nondiff/contiguous masks name inputs beyond its %d", n);
+    if (op->saves & ~all)
+        return nb_op_error(op, "its saves mask names inputs beyond its %d", n);
+    if (op->no_gradient && op->backward)
+        return nb_op_error(op, "declares no_gradient but has a backward rule");
+    return 0;
+}
+
+/* Records a node on y for the inputs x. */
+static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
+                  const void *attr)
+{
+    nb_node *node = nb__arena_alloc(g, sizeof *node);
+    nb_tensor **xs = nb__arena_alloc(g, (size_t)n * sizeof *xs);
+    uint32_t *vs = nb__arena_alloc(g, (size_t)(n + 1) * sizeof *vs);
+    void *a = op->attr_size ? nb__arena_alloc(g, op->attr_size) : NULL;
+    if (!node || !xs || !vs || (op->attr_size && !a))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        xs[i] = x[i];
+        vs[i] = x[i]->storage->version;
+    }
+    vs[n] = y->storage->version;
+    if (a)
+        memcpy(a, attr, op->attr_size);
+    *node = (nb_node){.op = op, .n = n, .x = xs, .attr = a, .versions = vs,
+                      .scope = nb__scope(g)};
+    y->node = node;
+    y->requires_grad = true;
+    nb__count_node(g);
+    return 0;
+}
+
+nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void *attr)
+{
+    char f[64];
+    if (check_op(op, n))
+        return NULL;
     for (int i = 0; i < n; i++)
-        if (!x || !x[i]) {
+        if (!x_in || !x_in[i]) {
             if (!nb__has_error())
                 nb_op_error(op, "input %d is NULL", i + 1);
             return NULL;
@@ -135,6 +189,13 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *at
         nb_op_error(op, "no current graph (create one with nb_graph_new)");
         return NULL;
     }
+    nb_tensor *x[NB_MAX_INPUTS];
+    for (int i = 0; i < n; i++) {
+        x[i] = x_in[i];
+        if ((op->contiguous & NB_INPUT(i)) && !x[i]->contiguous && !(x[i] = nb_contiguous(x[i])))
+            return NULL;
+    }
+
     nb_meta m;
     memset(&m, 0, sizeof m);
     const nb_op *outer = applying;
@@ -146,104 +207,67 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *at
             nb_op_error(op, "invalid inputs");
         return NULL;
     }
+    int64_t numel;
     if (!nb__dtype_ok(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
-        nb_op_error(op, "shape rule gave dtype %d with %d dimensions",
-                  (int)m.dtype, m.ndim);
+        nb_op_error(op, "shape rule gave dtype %d with %d dimensions", (int)m.dtype, m.ndim);
         return NULL;
     }
-    nb_tensor *y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, !op->view);
-    if (!y)
+    if (nb__check_shape(fn_name(op, f), m.ndim, m.shape, &numel) ||
+        (m.view && check_view(op, &m, x[0], numel)))
         return NULL;
-    run_forward(op, y, x, n, attr);
 
-    bool record = false;
-    if (op->backward && !grad_disabled)
+    bool need = false;
+    int wants = -1;
+    for (int i = 0; i < n && !grad_disabled; i++)
+        if (x[i]->requires_grad && !(op->nondiff & NB_INPUT(i))) {
+            need = true;
+            wants = i;
+            break;
+        }
+    if (need && !op->backward && !op->no_gradient) {
+        nb_op_error(op, "backward not implemented (input %d requires grad; an op without "
+                    "a gradient by design declares .no_gradient)", wants + 1);
+        return NULL;
+    }
+
+    nb_tensor *y;
+    if (m.view) {
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false)))
+            return NULL;
+        y->storage = x[0]->storage;
+        y->offset = m.offset;
+        memcpy(y->strides, m.strides, sizeof y->strides);
+        y->contiguous = nb__layout_contiguous(y->ndim, y->shape, y->strides);
+    } else {
+        nb_kernel k = op->forward[m.dtype];
+        if (!k) {
+            nb_op_error(op, "has no %s kernel (nb_op.forward[NB_%s] is NULL)",
+                        nb_dtype_name(m.dtype), m.dtype == NB_F32 ? "F32" : "F64");
+            return NULL;
+        }
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true)))
+            return NULL;
+        nb_view yv, xv[NB_MAX_INPUTS];
+        nb__view(y, &yv);
         for (int i = 0; i < n; i++)
-            record |= x[i]->requires_grad;
-    if (!record)
-        return y;
-
-    nb_node *node = nb__arena_alloc(g, sizeof *node);
-    nb_tensor **xs = nb__arena_alloc(g, (size_t)n * sizeof *xs);
-    uint32_t *vs = nb__arena_alloc(g, (size_t)(n + 1) * sizeof *vs);
-    void *a = op->attr_size ? nb__arena_alloc(g, op->attr_size) : NULL;
-    if (!node || !xs || !vs || (op->attr_size && !a))
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        xs[i] = x[i];
-        vs[i] = *x[i]->version;
+            nb__view(x[i], &xv[i]);
+        uint64_t errors = nb__error_count();
+        nb__run(k, &yv, xv, n, attr);
+        if (nb__error_count() != errors)
+            return NULL; /* the kernel could not finish and said why */
     }
-    vs[n] = *y->version;
-    if (a)
-        memcpy(a, attr, op->attr_size);
-    *node = (nb_node){.op = op, .n = n, .x = xs, .attr = a, .versions = vs,
-                      .scope = nb__scope(g)};
-    y->node = node;
-    y->requires_grad = true;
-    nb__count_node(g);
+    if (need && op->backward && record(g, op, y, x, n, attr))
+        return NULL;
     return y;
 }
 
 /* ---- backward ---- */
 
-/* Nodes reachable from root in topological order (inputs before outputs). */
-typedef struct {
-    nb_tensor **v;
-    int64_t n, cap;
-} tlist;
-
-static int tlist_push(nb_graph *g, tlist *l, nb_tensor *t)
-{
-    if (l->n == l->cap) {
-        int64_t cap = l->cap ? 2 * l->cap : 256;
-        nb_tensor **v = nb__arena_alloc(g, (size_t)cap * sizeof *v);
-        if (!v)
-            return -1;
-        if (l->n)
-            memcpy(v, l->v, (size_t)l->n * sizeof *v);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = t;
-    return 0;
-}
-
-/* Iterative DFS; t->pass marks visited, t->acc doubles as the child cursor
- * until accumulation starts (reset afterwards). */
-static int topo_sort(nb_graph *g, nb_tensor *root, uint32_t pass, tlist *order)
-{
-    tlist stack = {0};
-    tlist cursor = {0}; /* parallel stack of child indices, stored as pointers */
-    root->pass = pass;
-    if (tlist_push(g, &stack, root) || tlist_push(g, &cursor, NULL))
-        return -1;
-    while (stack.n) {
-        nb_tensor *t = stack.v[stack.n - 1];
-        intptr_t i = (intptr_t)cursor.v[cursor.n - 1];
-        if (t->node && i < t->node->n) {
-            cursor.v[cursor.n - 1] = (nb_tensor *)(i + 1);
-            nb_tensor *c = t->node->x[i];
-            if (c->requires_grad && c->pass != pass) {
-                c->pass = pass;
-                c->acc = NULL;
-                if (tlist_push(g, &stack, c) || tlist_push(g, &cursor, NULL))
-                    return -1;
-            }
-            continue;
-        }
-        stack.n--;
-        cursor.n--;
-        if (tlist_push(g, order, t))
-            return -1;
-    }
-    return 0;
-}
-
 static int check_versions(const nb_tensor *y, const char *fn)
 {
     const nb_node *nd = y->node;
     unsigned saves = nd->op->saves;
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (saves & NB_SAVES_NONE)
         return 0;
     for (int i = 0; i <= nd->n; i++) {
@@ -251,136 +275,172 @@ static int check_versions(const nb_tensor *y, const char *fn)
         if (saves && !(saves & (is_y ? NB_SAVES_Y : NB_SAVES_X(i))))
             continue;
         const nb_tensor *t = is_y ? y : nd->x[i];
-        if (*t->version != nd->versions[i])
+        if (t->storage->version != nd->versions[i])
             return nb__error("%s: %s%s%s %s was modified in place after %s%s recorded it "
                              "(version %u, expected %u)",
                              fn, is_y ? "the output of " : "input '",
                              is_y ? nd->op->name : (t->name ? t->name : "?"), is_y ? "" : "'",
-                             nb__shape_str(t, b), nb__op_prefix(nd->op), nd->op->name,
-                             *t->version, nd->versions[i]);
+                             nb_shape_str(t, b), nb__op_prefix(nd->op), nd->op->name,
+                             t->storage->version, nd->versions[i]);
     }
     return 0;
 }
 
-/* Adds g into the running gradient of t (recorded when create_graph). */
-static int accumulate(nb_tensor *t, nb_tensor *grad)
+/* The gradient a rule gave for input i of y's node, checked and summed back
+ * to the input's shape for broadcasting ops; NULL with an error. */
+static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor *g)
 {
-    if (!t->acc) {
-        t->acc = grad;
-        return 0;
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
+    const char *pre = nb__op_prefix(nd->op), *name = nd->op->name;
+    nb_tensor *x = nd->x[i];
+    if (!g) {
+        if (nb__has_error())
+            nb__error("%s: backward of %s%s failed: %s", fn, pre, name, nb_last_error());
+        else
+            nb__error("%s: backward of %s%s gave no gradient for input %d", fn, pre, name,
+                      i + 1);
+        return NULL;
     }
-    nb_tensor *s = nb_add(t->acc, grad);
-    if (!s)
+    if (nd->op->broadcast && !nb__same_shape(g, x) && g->dtype == x->dtype) {
+        nb_tensor *s = nb_sum_to(g, x->ndim, x->shape);
+        if (!s) {
+            nb__error("%s: backward of %s%s gave a %s gradient for input %d of shape %s, "
+                      "which does not sum to it", fn, pre, name, nb_shape_str(g, b), i + 1,
+                      nb_shape_str(x, c));
+            return NULL;
+        }
+        g = s;
+    }
+    if (!nb__same_shape(g, x) || g->dtype != x->dtype) {
+        nb__error("%s: backward of %s%s gave a %s %s gradient for input %d of %s %s", fn, pre,
+                  name, nb_dtype_name(g->dtype), nb_shape_str(g, b), i + 1,
+                  nb_dtype_name(x->dtype), nb_shape_str(x, c));
+        return NULL;
+    }
+    return g;
+}
+
+/* grad += acc, in place. */
+static void accumulate_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n, (void)attr;
+    nb__accumulate(y, &x[0]);
+}
+
+/* Adds a leaf's gradient of this pass into its .grad (made on first use). */
+static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
+{
+    if (!t->grad) {
+        t->grad = t->lifetime == NB_HEAP
+                      ? nb__new_heap_tensor("nb_backward", t->dtype, t->ndim, t->shape)
+                      : nb__new_graph_tensor(g, t->dtype, t->ndim, t->shape, true);
+        if (!t->grad)
+            return -1;
+        memset(t->grad->own.data, 0, t->grad->own.bytes);
+    }
+    nb_view gv, av;
+    nb__view(t->grad, &gv);
+    nb__view(a, &av);
+    nb__run(accumulate_kernel, &gv, &av, 1, NULL);
+    nb__bump(t->grad);
+    return 0;
+}
+
+typedef struct {
+    const char *fn;
+    nb_tensor *root, *seed;
+    bool create_graph, retain, leaves_grad;
+    /* nb_grad: where the gradients of these inputs go */
+    int n;
+    nb_tensor *const *inputs;
+    nb_tensor **grads;
+    bool allow_unused;
+} pass_args;
+
+/* One backward pass from root: the tensors that require grad in reverse
+ * topological order, each node's rule called with the sum of the gradients
+ * reaching its output. */
+static int backward_pass(nb_graph *g, const pass_args *p)
+{
+    nb_walk w;
+    if (nb__walk(&w, p->root, true, g))
         return -1;
-    t->acc = s;
-    return 0;
-}
+    int64_t count = w.order.n;
+    nb_tensor **order = w.order.v;
+    nb_tensor **acc = nb__arena_alloc(g, (size_t)count * sizeof *acc);
+    if (!acc)
+        return -1;
+    memset(acc, 0, (size_t)count * sizeof *acc);
+    acc[count - 1] = p->seed; /* the root comes last */
 
-/* Runs the backward pass from root. With leaves_grad, accumulates into the
- * .grad of leaves; otherwise leaves the gradients in ->acc for nb_grad. */
-static int run_backward(const char *fn, nb_tensor *root, nb_tensor *seed, bool create_graph,
-                        bool retain, bool leaves_grad, uint32_t *pass_out)
-{
-    char b[96], c[96];
-    nb_graph *g = nb__graph();
-    if (!g)
-        return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
-    if (!root->requires_grad)
-        return nb__error("%s: the tensor %s does not require grad (no input of its "
-                         "history requires grad, or it was made with gradients off)",
-                         fn, nb__shape_str(root, b));
-    bool prev = nb_set_grad_enabled(create_graph);
-    if (!seed) {
-        if (root->numel != 1) {
-            nb_set_grad_enabled(prev);
-            return nb__error("%s: a seed gradient is needed for a non-scalar output %s",
-                             fn, nb__shape_str(root, b));
-        }
-        seed = nb_full_like(root, 1.0);
-    } else if (!nb__same_shape(seed, root) || seed->dtype != root->dtype) {
-        nb_set_grad_enabled(prev);
-        return nb__error("%s: seed %s %s does not match output %s %s", fn,
-                         nb_dtype_name(seed->dtype), nb__shape_str(seed, b),
-                         nb_dtype_name(root->dtype), nb__shape_str(root, c));
-    }
-    uint32_t pass = ++pass_counter;
-    if (pass == 0)
-        pass = ++pass_counter;
-    *pass_out = pass;
-    tlist order = {0};
-    int rc = seed ? topo_sort(g, root, pass, &order) : -1;
-    for (int64_t k = 0; rc == 0 && k < order.n; k++)
-        order.v[k]->acc = NULL;
-    if (rc == 0)
-        root->acc = seed;
-
-    for (int64_t k = order.n - 1; rc == 0 && k >= 0; k--) {
-        nb_tensor *y = order.v[k];
+    for (int64_t k = count - 1; k >= 0; k--) {
+        nb_tensor *y = order[k];
         nb_node *nd = y->node;
-        if (!nd || !y->acc)
+        if (!nd || !acc[k])
             continue;
-        if (nd->released) {
-            rc = nb__error("%s: the graph through %s%s was already backpropagated and "
-                           "freed; pass .retain_graph = true to the first backward to "
-                           "go through it twice",
-                           fn, nb__op_prefix(nd->op), nd->op->name);
-            break;
-        }
-        if ((rc = check_versions(y, fn)) != 0)
-            break;
-        nb_tensor *dx[64] = {0};
-        nd->op->backward(dx, y->acc, y, nd->x, nd->n, nd->attr);
-        for (int i = 0; i < nd->n && rc == 0; i++) {
+        if (nd->released)
+            return nb__error("%s: the graph through %s%s was already backpropagated without "
+                             ".retain_graph; pass .retain_graph = true to the first backward "
+                             "to go through it twice",
+                             p->fn, nb__op_prefix(nd->op), nd->op->name);
+        if (check_versions(y, p->fn))
+            return -1;
+        nb_tensor *dx[NB_MAX_INPUTS] = {0};
+        nd->op->backward(dx, acc[k], y, nd->x, nd->n, nd->attr);
+        for (int i = 0; i < nd->n; i++) {
             nb_tensor *x = nd->x[i];
-            if (!x->requires_grad)
+            if (!x->requires_grad || (nd->op->nondiff & NB_INPUT(i)))
                 continue;
-            if (!dx[i]) {
-                if (nb__has_error())
-                    rc = nb__error("%s: backward of %s%s failed: %s", fn,
-                                   nb__op_prefix(nd->op), nd->op->name, nb_last_error());
-                else
-                    rc = nb__error("%s: backward of %s%s gave no gradient for input %d",
-                                   fn, nb__op_prefix(nd->op), nd->op->name, i + 1);
-            } else if (!nb__same_shape(dx[i], x) || dx[i]->dtype != x->dtype) {
-                rc = nb__error("%s: backward of %s%s gave a %s %s gradient for input %d "
-                               "of %s %s",
-                               fn, nb__op_prefix(nd->op), nd->op->name,
-                               nb_dtype_name(dx[i]->dtype), nb__shape_str(dx[i], b), i + 1,
-                               nb_dtype_name(x->dtype), nb__shape_str(x, c));
-            } else {
-                rc = accumulate(x, dx[i]);
-            }
+            nb_tensor *gi = input_grad(p->fn, nd, i, dx[i]);
+            int64_t j = gi ? nb__pmap_get(&w.index, x) : -1;
+            if (j < 0)
+                return -1;
+            acc[j] = acc[j] ? nb_add(acc[j], gi) : gi;
+            if (!acc[j])
+                return -1;
         }
-        if (rc == 0 && !retain && !create_graph)
+        if (!p->retain && !p->create_graph)
             nd->released = true;
     }
 
-    if (rc == 0 && leaves_grad) {
-        for (int64_t k = 0; k < order.n && rc == 0; k++) {
-            nb_tensor *t = order.v[k];
-            if (t->node || !t->acc)
-                continue;
-            if (!t->grad) {
-                t->grad = t->storage == NB_HEAP
-                              ? nb__new_heap_tensor(t->dtype, t->ndim, t->shape)
-                              : nb__new_graph_tensor(g, t->dtype, t->ndim, t->shape, true);
-                if (!t->grad) {
-                    rc = -1;
-                    break;
-                }
-                memset(t->grad->data, 0, (size_t)t->numel * nb__dtype_size(t->dtype));
-            }
-            nb_tensor *gr = t->grad, *a = t->acc;
-            if (t->dtype == NB_F64)
-                for (int64_t i = 0; i < t->numel; i++)
-                    ((double *)gr->data)[i] += ((const double *)a->data)[i];
-            else
-                for (int64_t i = 0; i < t->numel; i++)
-                    ((float *)gr->data)[i] += ((const float *)a->data)[i];
-            nb__bump(gr);
-        }
+    for (int64_t k = 0; p->leaves_grad && k < count; k++)
+        if (!order[k]->node && acc[k] && add_to_grad(g, order[k], acc[k]))
+            return -1;
+    for (int i = 0; i < p->n; i++) {
+        int64_t j = nb__pmap_get(&w.index, p->inputs[i]);
+        p->grads[i] = j >= 0 ? acc[j] : NULL;
     }
+    return 0;
+}
+
+static int run_backward(const pass_args *a)
+{
+    pass_args p = *a;
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
+    nb_graph *g = nb__graph();
+    if (!g)
+        return nb__error("%s: no current graph (create one with nb_graph_new)", p.fn);
+    if (!p.root->requires_grad)
+        return nb__error("%s: the tensor %s does not require grad (no input of its "
+                         "history requires grad, or it was made with gradients off)",
+                         p.fn, nb_shape_str(p.root, b));
+    if (!p.seed && p.root->numel != 1)
+        return nb__error("%s: a seed gradient is needed for a non-scalar output %s", p.fn,
+                         nb_shape_str(p.root, b));
+    if (p.seed && (!nb__same_shape(p.seed, p.root) || p.seed->dtype != p.root->dtype))
+        return nb__error("%s: seed %s %s does not match output %s %s", p.fn,
+                         nb_dtype_name(p.seed->dtype), nb_shape_str(p.seed, b),
+                         nb_dtype_name(p.root->dtype), nb_shape_str(p.root, c));
+    bool prev = nb_set_grad_enabled(p.create_graph);
+    if (!p.seed)
+        p.seed = nb_full_like(p.root, 1.0);
+    int rc = p.seed ? backward_pass(g, &p) : -1;
     nb_set_grad_enabled(prev);
+    for (int i = 0; rc == 0 && i < p.n; i++)
+        if (!p.grads[i] && !p.allow_unused)
+            rc = nb__error("nb_grad: input %d %s is not used by the output "
+                           "(set .allow_unused to get NULL instead)",
+                           i + 1, nb_shape_str(p.inputs[i], b));
     return rc;
 }
 
@@ -391,8 +451,8 @@ int nb_backward_(nb_backward_args a)
             nb__error("nb_backward: tensor is NULL");
         return -1;
     }
-    uint32_t pass;
-    return run_backward("nb_backward", a.root, a.seed, false, a.retain_graph, true, &pass);
+    return run_backward(&(pass_args){.fn = "nb_backward", .root = a.root, .seed = a.seed,
+                                     .retain = a.retain_graph, .leaves_grad = true});
 }
 
 int nb_grad_(nb_grad_args a)
@@ -411,21 +471,8 @@ int nb_grad_(nb_grad_args a)
             return nb__error("nb_grad: input %d does not require grad", i + 1);
         a.grads[i] = NULL;
     }
-    uint32_t pass;
-    int rc = run_backward("nb_grad", a.output, a.seed, a.create_graph, a.retain_graph, false,
-                          &pass);
-    if (rc)
-        return rc;
-    for (int i = 0; i < a.n; i++) {
-        nb_tensor *x = a.inputs[i];
-        if (x->pass == pass && x->acc) {
-            a.grads[i] = x->acc;
-        } else if (!a.allow_unused) {
-            char b[96];
-            return nb__error("nb_grad: input %d %s is not used by the output "
-                             "(set .allow_unused to get NULL instead)",
-                             i + 1, nb__shape_str(x, b));
-        }
-    }
-    return 0;
+    return run_backward(&(pass_args){.fn = "nb_grad", .root = a.output, .seed = a.seed,
+                                     .create_graph = a.create_graph,
+                                     .retain = a.retain_graph, .n = a.n, .inputs = a.inputs,
+                                     .grads = a.grads, .allow_unused = a.allow_unused});
 }

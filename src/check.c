@@ -201,7 +201,7 @@ static bool make_f32_copies(nb_tensor *const x[], int n, nb_tensor **c, nb_check
         if (!c[i])
             return fail_fn(r, "nb_zeros");
         for (int64_t j = 0; j < x[i]->numel; j++)
-            ((float *)c[i]->data)[j] = (float)((const double *)x[i]->data)[j];
+            ((float *)nb__ptr(c[i]))[j] = (float)((const double *)nb__ptr(x[i]))[j];
         c[i]->requires_grad = x[i]->requires_grad;
     }
     return true;
@@ -312,7 +312,7 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
     for (int i = 0; ok && i < fn->n; i++) {
         if (!fn->x[i]->requires_grad)
             continue;
-        double *d = fn->x[i]->data;
+        double *d = nb__ptr(fn->x[i]);
         for (int64_t j = 0; ok && j < fn->x[i]->numel; j++) {
             double old = d[j], lp = 0, lm = 0;
             d[j] = old + o->eps;
@@ -382,10 +382,10 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
     if (!nb__same_shape(y, v)) {
         char b[96], d[96];
         nb__error("nb_gradgradcheck: the function's output changed shape from %s to %s",
-                  nb__shape_str(v, d), nb__shape_str(y, b));
+                  nb_shape_str(v, d), nb_shape_str(y, b));
         return NULL;
     }
-    nb_tensor *s = nb_sum(nb_mul(y, v), NB_ALL, false);
+    nb_tensor *s = nb_sum(nb_mul(y, v));
     if (!s)
         return NULL;
     nb_tensor *in[NB_CHECK_MAX_INPUTS], *gs[NB_CHECK_MAX_INPUTS];
@@ -408,7 +408,7 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
                 return NULL;
             for (int64_t j = 0; j < w->numel; j++)
                 nb__put(w, j, gc->w[map[m]][j]);
-            nb_tensor *term = nb_sum(nb_mul(gs[m], w), NB_ALL, false);
+            nb_tensor *term = nb_sum(nb_mul(gs[m], w));
             total = total ? nb_add(total, term) : term;
             if (!total)
                 return NULL;
@@ -462,7 +462,7 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
     nb_rng rng = nb_rng_new(o.seed ^ DEFAULT_SEED ^ 0x2222222222ull);
     if (ok) {
         for (int64_t j = 0; j < v->numel; j++)
-            ((double *)v->data)[j] = 2 * nb_rng_uniform(&rng) - 1;
+            ((double *)nb__ptr(v))[j] = 2 * nb_rng_uniform(&rng) - 1;
         v->requires_grad = true;
     }
     for (int i = 0; ok && i < n; i++) {
@@ -527,7 +527,7 @@ static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
         if (!x[i])
             return fail(r, "%s example: input %d: %s", op->name, i + 1,
                         nb_last_error() ? nb_last_error() : "?");
-        double *d = x[i]->data;
+        double *d = nb__ptr(x[i]);
         nb_domain dom = ex->domain[i];
         bool zero = dom.lo == 0 && dom.hi == 0;
         if (i == int_in) {

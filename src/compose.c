@@ -1,22 +1,42 @@
 /* Compositions of primitive ops. No derivative code here: gradients come
- * from the primitives, so everything below is gradient-checkable as is. */
+ * from the primitives, so everything below is gradient-checkable as is.
+ * Each checks its own arguments first, so that an error names the function
+ * the user called rather than an op inside it. */
 #include "internal.h"
 
 #include <math.h>
 
-nb_tensor *nb_square(nb_tensor *x) { return nb_mul(x, x); }
+/* x present (or the first error kept) and a graph to record into. */
+static int need(const char *fn, const nb_tensor *x)
+{
+    if (!x) {
+        if (!nb__has_error())
+            nb__error("%s: x is NULL", fn);
+        return -1;
+    }
+    if (!nb__graph())
+        return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
+    return 0;
+}
+
+static int axis_of(const char *fn, const nb_tensor *x, int axis)
+{
+    char b[NB_SHAPE_STR_LEN];
+    int a = nb__axis(axis, x->ndim);
+    if (a < 0)
+        nb__error("%s: axis %d is out of range for shape %s", fn, axis, nb_shape_str(x, b));
+    return a;
+}
+
+nb_tensor *nb_square(nb_tensor *x) { return need("nb_square", x) ? NULL : nb_mul(x, x); }
 
 nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1)
 {
-    if (!x)
-        return nb_permute(x, 0, NULL);
-    int a = nb__axis(dim0, x->ndim), b = nb__axis(dim1, x->ndim);
-    if (a < 0 || b < 0) {
-        char s[96];
-        nb__error("nb_transpose: dimensions %d, %d are out of range for shape %s", dim0, dim1,
-                  nb__shape_str(x, s));
+    if (need("nb_transpose", x))
         return NULL;
-    }
+    int a = axis_of("nb_transpose", x, dim0), b = a < 0 ? -1 : axis_of("nb_transpose", x, dim1);
+    if (b < 0)
+        return NULL;
     int perm[NB_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++)
         perm[i] = i;
@@ -25,77 +45,152 @@ nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1)
     return nb_permute(x, x->ndim, perm);
 }
 
-nb_tensor *nb_min(nb_tensor *x, int naxes, const int *axes, bool keepdims)
+nb_tensor *nb_squeeze(nb_tensor *x, int axis)
 {
-    return nb_neg(nb_max(nb_neg(x), naxes, axes, keepdims));
-}
-
-/* Number of elements a reduction over (naxes, axes) combines. */
-static double reduced_count(const char *fn, nb_tensor *x, int naxes, const int *axes)
-{
-    nb_reduce_attr a;
-    if (nb__reduce_attr(fn, x, naxes, axes, false, &a))
-        return -1;
-    double n = 1;
-    for (int i = 0; i < x->ndim; i++)
-        if (a.mask & (1u << i))
-            n *= (double)x->shape[i];
-    return n;
-}
-
-nb_tensor *nb_mean(nb_tensor *x, int naxes, const int *axes, bool keepdims)
-{
-    if (!x)
-        return nb_sum(x, naxes, axes, keepdims);
-    double n = reduced_count("nb_mean", x, naxes, axes);
-    if (n < 0)
+    char b[NB_SHAPE_STR_LEN];
+    if (need("nb_squeeze", x))
         return NULL;
-    return nb_div(nb_sum(x, naxes, axes, keepdims), nb_scalar_like(x, n));
+    int a = axis_of("nb_squeeze", x, axis);
+    if (a < 0)
+        return NULL;
+    if (x->shape[a] != 1) {
+        nb__error("nb_squeeze: axis %d of shape %s has size %lld, not 1", axis,
+                  nb_shape_str(x, b), (long long)x->shape[a]);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    for (int i = 0, k = 0; i < x->ndim; i++)
+        if (i != a)
+            shape[k++] = x->shape[i];
+    return nb_reshape(x, x->ndim - 1, shape);
 }
 
-nb_tensor *nb_var(nb_tensor *x, int naxes, const int *axes, bool keepdims)
+nb_tensor *nb_unsqueeze(nb_tensor *x, int axis)
 {
-    nb_tensor *mu = nb_mean(x, naxes, axes, true);
-    return nb_mean(nb_square(nb_sub(x, mu)), naxes, axes, keepdims);
+    char b[NB_SHAPE_STR_LEN];
+    if (need("nb_unsqueeze", x))
+        return NULL;
+    /* Positions run over the result's ndim + 1 places: -1 is the end. */
+    int a = axis < 0 ? axis + x->ndim + 1 : axis;
+    if (a < 0 || a > x->ndim || x->ndim == NB_MAX_DIMS) {
+        nb__error("nb_unsqueeze: cannot insert an axis at %d into shape %s%s", axis,
+                  nb_shape_str(x, b), x->ndim == NB_MAX_DIMS ? " (already NB_MAX_DIMS)" : "");
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    for (int i = 0, k = 0; i <= x->ndim; i++)
+        shape[i] = i == a ? 1 : x->shape[k++];
+    return nb_reshape(x, x->ndim + 1, shape);
 }
 
-nb_tensor *nb_logsumexp(nb_tensor *x, int naxes, const int *axes, bool keepdims)
+/* Checks the axes of a reduction named fn; the count of elements each
+ * output combines into *count. */
+static int reduce_args(const char *fn, const nb_reduce_args *a, nb_reduce_attr *r, double *count)
 {
+    if (need(fn, a->x) || nb__reduce_attr(fn, a->x, &a->axes, a->keepdims, r))
+        return -1;
+    *count = 1;
+    for (int i = 0; i < a->x->ndim; i++)
+        if (r->mask & (1u << i))
+            *count *= (double)a->x->shape[i];
+    return 0;
+}
+
+nb_tensor *nb_min_(nb_reduce_args a)
+{
+    nb_reduce_attr r;
+    double count;
+    if (reduce_args("nb_min", &a, &r, &count))
+        return NULL;
+    char b[NB_SHAPE_STR_LEN];
+    nb_meta out;
+    nb__reduce_shape(&out, a.x, &r);
+    if (count == 0 && nb__numel(out.ndim, out.shape) > 0) {
+        nb__error("nb_min: cannot take the min over an axis of size 0 (shape %s)",
+                  nb_shape_str(a.x, b));
+        return NULL;
+    }
+    a.x = nb_neg(a.x);
+    return nb_neg(nb_max_(a));
+}
+
+nb_tensor *nb_mean_(nb_reduce_args a)
+{
+    nb_reduce_attr r;
+    double count;
+    if (reduce_args("nb_mean", &a, &r, &count))
+        return NULL;
+    return nb_div(nb_sum_(a), nb_scalar_like(a.x, count));
+}
+
+nb_tensor *nb_var_(nb_reduce_args a)
+{
+    nb_reduce_attr r;
+    double count;
+    if (reduce_args("nb_var", &a, &r, &count))
+        return NULL;
+    nb_reduce_args k = a;
+    k.keepdims = true;
+    nb_tensor *x = a.x;
+    a.x = nb_square(nb_sub(x, nb_mean_(k)));
+    return nb_mean_(a);
+}
+
+nb_tensor *nb_logsumexp_(nb_reduce_args a)
+{
+    nb_reduce_attr r;
+    double count;
+    if (reduce_args("nb_logsumexp", &a, &r, &count))
+        return NULL;
+    nb_tensor *x = a.x;
+    /* Over nothing, the sum is 0: log gives -inf, as in PyTorch. */
+    if (count == 0) {
+        a.x = nb_exp(x);
+        return nb_log(nb_sum_(a));
+    }
     /* The shift is detached: lse(x) = m + log(sum(exp(x - m))) for any m, so
      * its gradient through m is zero and need not be recorded. An all -inf
      * row keeps m finite so that it gives -inf, not NaN. */
+    nb_reduce_args k = a;
+    k.keepdims = true;
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *m = nb_max(x, naxes, axes, true);
+    nb_tensor *m = nb_max_(k);
     nb_set_grad_enabled(prev);
     if (m) {
         for (int64_t i = 0; i < m->numel; i++)
             if (!isfinite(nb__get(m, i)))
                 nb__put(m, i, 0.0);
     }
-    nb_tensor *s = nb_log(nb_sum(nb_exp(nb_sub(x, m)), naxes, axes, true));
-    nb_tensor *r = nb_add(s, m);
-    if (!r || keepdims)
-        return r;
+    k.x = nb_exp(nb_sub(x, m));
+    nb_tensor *s = nb_add(nb_log(nb_sum_(k)), m);
+    if (!s || a.keepdims)
+        return s;
     nb_meta out;
-    nb_reduce_attr a;
-    if (nb__reduce_attr("nb_logsumexp", x, naxes, axes, false, &a))
-        return NULL;
-    nb__reduce_shape(&out, x, &a);
-    return nb_reshape(r, out.ndim, out.shape);
+    nb__reduce_shape(&out, x, &r);
+    return nb_reshape(s, out.ndim, out.shape);
 }
 
 nb_tensor *nb_log_softmax(nb_tensor *x, int axis)
 {
-    return nb_sub(x, nb_logsumexp(x, 1, &axis, true));
+    if (need("nb_log_softmax", x) || axis_of("nb_log_softmax", x, axis) < 0)
+        return NULL;
+    return nb_sub(x, nb_logsumexp(x, .axes = NB_AXES(axis), .keepdims = true));
 }
 
 nb_tensor *nb_softmax(nb_tensor *x, int axis)
 {
+    int a;
+    if (need("nb_softmax", x) || (a = axis_of("nb_softmax", x, axis)) < 0)
+        return NULL;
     /* Shifting by the max changes nothing mathematically, so the shift is
-     * a constant (computed without recording). */
-    bool prev = nb_set_grad_enabled(false);
-    nb_tensor *m = nb_max(x, 1, &axis, true);
-    nb_set_grad_enabled(prev);
-    nb_tensor *e = nb_exp(nb_sub(x, m));
-    return nb_div(e, nb_sum(e, 1, &axis, true));
+     * a constant (computed without recording); an empty axis needs none. */
+    nb_tensor *z = x;
+    if (x->shape[a] > 0) {
+        bool prev = nb_set_grad_enabled(false);
+        nb_tensor *m = nb_max(x, .axes = NB_AXES(a), .keepdims = true);
+        nb_set_grad_enabled(prev);
+        z = nb_sub(x, m);
+    }
+    nb_tensor *e = nb_exp(z);
+    return nb_div(e, nb_sum(e, .axes = NB_AXES(a), .keepdims = true));
 }

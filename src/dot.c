@@ -383,7 +383,7 @@ static int scope_common(const dot_ctx *c, int a, int b)
  * step itself made (in the graph's arena). Data and inputs stay outside. */
 static bool follows_users(const nb_tensor *t)
 {
-    return !t->node && (t->param || (!t->requires_grad && t->storage == NB_ARENA));
+    return !t->node && (t->param || (!t->requires_grad && t->lifetime == NB_ARENA));
 }
 
 static int place(dot_ctx *c)
@@ -425,13 +425,13 @@ static int place(dot_ctx *c)
 static void put_shape(sbuf *b, const nb_tensor *t)
 {
     char s[96];
-    sb_printf(b, "%s %s", nb__shape_str(t, s), nb_dtype_name(t->dtype));
+    sb_printf(b, "%s %s", nb_shape_str(t, s), nb_dtype_name(t->dtype));
 }
 
 /* Values of a small tensor, nested like its shape: [[1, 2], [3, 4]]. */
 static void put_values(sbuf *b, const nb_tensor *t)
 {
-    if (!t->data)
+    if (!nb__ptr(t))
         return;
     if (t->numel == 0) {
         sb_puts(b, "[]");
@@ -469,7 +469,7 @@ static void put_node(dot_ctx *c, const entry *e)
 {
     sbuf *b = &c->out;
     const nb_tensor *t = e->t;
-    bool scalar_const = !t->node && !t->name && !t->requires_grad && t->numel == 1 && t->data;
+    bool scalar_const = !t->node && !t->name && !t->requires_grad && t->numel == 1 && nb__ptr(t);
     sb_printf(b, "%*sn%lld [", c->indent, "", (long long)e->id);
     if (t->node)
         sb_puts(b, "shape=box, style=\"rounded,filled\", fillcolor=\"#dae8fc\", "

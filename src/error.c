@@ -6,6 +6,7 @@
 
 static _Thread_local char err_msg[512];
 static _Thread_local bool err_set;
+static _Thread_local uint64_t err_count; /* errors set so far on this thread */
 
 const char *nb_last_error(void) { return err_set ? err_msg : NULL; }
 
@@ -16,18 +17,20 @@ void nb_clear_error(void)
 }
 
 bool nb__has_error(void) { return err_set; }
+uint64_t nb__error_count(void) { return err_count; }
 
-int nb__error(const char *fmt, ...)
+const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" : ""; }
+
+int nb_set_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err_msg, sizeof err_msg, fmt, ap);
     va_end(ap);
     err_set = true;
+    err_count++;
     return -1;
 }
-
-const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" : ""; }
 
 int nb_op_error(const nb_op *op, const char *fmt, ...)
 {
@@ -39,21 +42,33 @@ int nb_op_error(const nb_op *op, const char *fmt, ...)
     return nb__error("%s%s: %s", nb__op_prefix(op), op && op->name ? op->name : "?", msg);
 }
 
-const char *nb__dims_str(int ndim, const int64_t *shape, char *buf)
+const char *nb_dims_str(int ndim, const int64_t *shape, char *buf)
 {
-    /* 8 dims of up to 10 digits each fit in 96 bytes. */
-    int k = 0;
+    /* 8 dims of up to 10 digits each fit; longer ones are cut short with
+     * "..." rather than overflow NB_SHAPE_STR_LEN. */
+    const size_t cap = NB_SHAPE_STR_LEN - 5;
+    size_t k = 0;
     buf[k++] = '(';
-    for (int i = 0; i < ndim && k < 80; i++)
-        k += snprintf(buf + k, 96 - (size_t)k, i ? ",%lld" : "%lld", (long long)shape[i]);
-    if (ndim == 1 && k < 94)
+    for (int i = 0; i < ndim; i++) {
+        int w = snprintf(buf + k, cap - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+        if (w < 0 || (size_t)w >= cap - k) {
+            k = cap - 1;
+            memcpy(buf + k, "...", 3);
+            k += 3;
+            break;
+        }
+        k += (size_t)w;
+    }
+    if (ndim == 1)
         buf[k++] = ',';
     buf[k++] = ')';
     buf[k] = '\0';
     return buf;
 }
 
-const char *nb__shape_str(const nb_tensor *t, char *buf)
+const char *nb_shape_str(const nb_tensor *t, char *buf)
 {
-    return nb__dims_str(t->ndim, t->shape, buf);
+    if (!t)
+        return strcpy(buf, "(null)");
+    return nb_dims_str(t->ndim, t->shape, buf);
 }

@@ -1,9 +1,15 @@
-/* In-place writes for no-grad code (optimizer updates). */
+/* In-place writes for no-grad code (optimizer updates, data loaders). */
 #include "internal.h"
+
+static void copy_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n, (void)attr;
+    nb__copy(y, &x[0]);
+}
 
 int nb_assign(nb_tensor *dst, nb_tensor *src)
 {
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (!dst || !src) {
         if (!nb__has_error())
             nb__error("nb_assign: %s is NULL", dst ? "src" : "dst");
@@ -11,25 +17,38 @@ int nb_assign(nb_tensor *dst, nb_tensor *src)
     }
     if (dst->dtype != src->dtype)
         return nb__error("nb_assign: dtypes differ: dst %s %s, src %s %s",
-                         nb_dtype_name(dst->dtype), nb__shape_str(dst, b),
-                         nb_dtype_name(src->dtype), nb__shape_str(src, c));
+                         nb_dtype_name(dst->dtype), nb_shape_str(dst, b),
+                         nb_dtype_name(src->dtype), nb_shape_str(src, c));
     int64_t shape[NB_MAX_DIMS];
     int nd = nb__broadcast_shape(dst->ndim, dst->shape, src->ndim, src->shape, shape);
     if (nd != dst->ndim || memcmp(shape, dst->shape, sizeof(int64_t) * (size_t)nd) != 0)
         return nb__error("nb_assign: src %s does not broadcast to dst %s",
-                         nb__shape_str(src, c), nb__shape_str(dst, b));
+                         nb_shape_str(src, c), nb_shape_str(dst, b));
     if (dst->requires_grad && nb_is_grad_enabled())
         return nb__error("nb_assign: in-place write to %s%s%s %s, which requires grad, "
                          "while gradients are recorded (turn them off with "
                          "nb_set_grad_enabled(false))",
                          dst->name ? "'" : "", dst->name ? dst->name : "a tensor",
-                         dst->name ? "'" : "", nb__shape_str(dst, b));
-    if (src->data == dst->data)
+                         dst->name ? "'" : "", nb_shape_str(dst, b));
+    if (nb__layout_overlaps(dst->ndim, dst->shape, dst->strides))
+        return nb__error("nb_assign: dst %s is a view whose elements share memory (a "
+                         "broadcast); write to the tensor it views instead",
+                         nb_shape_str(dst, b));
+    bool same = src->storage == dst->storage && src->offset == dst->offset &&
+                nb__same_shape(src, dst) &&
+                memcmp(src->strides, dst->strides, sizeof(int64_t) * (size_t)nd) == 0;
+    if (same)
         return 0;
-    if (nb__same_shape(dst, src))
-        memcpy(dst->data, src->data, (size_t)dst->numel * nb__dtype_size(dst->dtype));
-    else /* repeat src along dst's broadcast dimensions */
-        NB_BY_DTYPE(dst, NB_LOOP2, dst, src, src, ((void)v, u));
+    /* A source in the same storage may overlap what is being written: read
+     * it from a copy. */
+    nb_tensor *tmp = NULL;
+    if (src->storage == dst->storage && !(src = tmp = nb_clone(src)))
+        return -1;
+    nb_view dv, sv;
+    nb__view(dst, &dv);
+    nb__view(src, &sv);
+    nb__run(copy_kernel, &dv, &sv, 1, NULL);
+    nb_free(tmp);
     nb__bump(dst);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* The allocator hook, heap tensors, and graph arenas.
+/* The allocator hook, shape validation, heap tensors, and graph arenas.
  *
  * An arena is a list of chunks. Reset rewinds to the first chunk and keeps
  * them all, so a step that needs what the last one needed allocates nothing. */
@@ -18,15 +18,40 @@ static void default_free(void *p, void *ctx)
     free(p);
 }
 
-static nb_allocator hook = {default_alloc, default_free, NULL};
+/* Hooks are copied into slots that never change once published, so a
+ * thread allocating while another installs a hook reads a whole one, and a
+ * block can point at the hook that made it for as long as it lives. */
+enum { MAX_HOOKS = 16 };
+static nb_allocator hooks[MAX_HOOKS] = {{default_alloc, default_free, NULL}};
+static int nhooks = 1;
+static atomic_flag hooks_lock = ATOMIC_FLAG_INIT;
+static _Atomic(const nb_allocator *) hook = &hooks[0];
 static _Atomic int64_t live_tensors;
 
-void nb_set_allocator(const nb_allocator *a)
+int nb_set_allocator(const nb_allocator *a)
 {
-    if (a && a->alloc && a->free)
-        hook = *a;
+    if (a && (!a->alloc || !a->free))
+        return nb__error("nb_set_allocator: the allocator needs both alloc and free");
+    while (atomic_flag_test_and_set_explicit(&hooks_lock, memory_order_acquire))
+        ;
+    int rc = 0, k = 0;
+    if (a) {
+        k = -1;
+        for (int i = 0; i < nhooks && k < 0; i++)
+            if (hooks[i].alloc == a->alloc && hooks[i].free == a->free && hooks[i].ctx == a->ctx)
+                k = i;
+        if (k < 0 && nhooks < MAX_HOOKS) {
+            hooks[nhooks] = *a;
+            k = nhooks++;
+        }
+    }
+    if (k < 0)
+        rc = nb__error("nb_set_allocator: %d distinct allocators already installed (the most "
+                       "a process may use)", MAX_HOOKS - 1);
     else
-        hook = (nb_allocator){default_alloc, default_free, NULL};
+        atomic_store_explicit(&hook, &hooks[k], memory_order_release);
+    atomic_flag_clear_explicit(&hooks_lock, memory_order_release);
+    return rc;
 }
 
 int64_t nb_live_tensors(void) { return live_tensors; }
@@ -34,7 +59,7 @@ int64_t nb_live_tensors(void) { return live_tensors; }
 /* Each block remembers the hook that made it, so it goes back to the same one. */
 typedef struct {
     void *raw;
-    nb_allocator by;
+    const nb_allocator *by;
 } block_header;
 
 void *nb__alloc(size_t size)
@@ -44,15 +69,16 @@ void *nb__alloc(size_t size)
         nb__error("nabla: allocation of %zu bytes is too large", size);
         return NULL;
     }
-    void *raw = hook.alloc(size + extra, hook.ctx);
+    const nb_allocator *h = atomic_load_explicit(&hook, memory_order_acquire);
+    void *raw = h->alloc(size + extra, h->ctx);
     if (!raw) {
         nb__error("nabla: out of memory allocating %zu bytes", size);
         return NULL;
     }
     uintptr_t p = ((uintptr_t)raw + sizeof(block_header) + align - 1) & ~(uintptr_t)(align - 1);
-    block_header *h = (block_header *)p - 1;
-    h->raw = raw;
-    h->by = hook;
+    block_header *b = (block_header *)p - 1;
+    b->raw = raw;
+    b->by = h;
     return (void *)p;
 }
 
@@ -60,62 +86,145 @@ void nb__free(void *p)
 {
     if (!p)
         return;
-    block_header *h = (block_header *)p - 1;
-    h->by.free(h->raw, h->by.ctx);
+    block_header *b = (block_header *)p - 1;
+    b->by->free(b->raw, b->by->ctx);
+}
+
+void *nb_mem_alloc(size_t size) { return nb__alloc(size); }
+void nb_mem_free(void *p) { nb__free(p); }
+
+/* ---- shapes ---- */
+
+int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
+{
+    char b[NB_SHAPE_STR_LEN];
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        return nb__error("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
+    if (ndim > 0 && !shape)
+        return nb__error("%s: shape is NULL (%d dimensions)", fn, ndim);
+    /* The product of the non-zero sizes stays within NB_MAX_NUMEL, so no
+     * stride or partial product can overflow either. */
+    int64_t n = 1;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return nb__error("%s: dimension %d is %lld in shape %s", fn, i,
+                             (long long)shape[i], nb_dims_str(ndim, shape, b));
+        if (shape[i] == 0) {
+            empty = true;
+            continue;
+        }
+        if (shape[i] > NB_MAX_NUMEL / n)
+            return nb__error("%s: shape %s has more than 2^48 elements (NB_MAX_NUMEL)", fn,
+                             nb_dims_str(ndim, shape, b));
+        n *= shape[i];
+    }
+    if ((uint64_t)n > SIZE_MAX / 8)
+        return nb__error("%s: shape %s is too large for this machine's address space", fn,
+                         nb_dims_str(ndim, shape, b));
+    *numel = empty ? 0 : n;
+    return 0;
+}
+
+bool nb__layout_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
+{
+    int64_t expect = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (shape[i] == 0)
+            return true;
+        if (shape[i] == 1)
+            continue;
+        if (strides[i] != expect)
+            return false;
+        expect *= shape[i];
+    }
+    return true;
+}
+
+bool nb__layout_overlaps(int ndim, const int64_t *shape, const int64_t *strides)
+{
+    /* Views are made by permute, slice, broadcast and reshape, so memory is
+     * shared only through a 0 stride; anything else is checked by sorting
+     * the dimensions by stride: each stride must clear the extent of the
+     * smaller ones. */
+    int64_t sz[NB_MAX_DIMS], st[NB_MAX_DIMS];
+    int m = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            return false;
+        if (shape[i] == 1)
+            continue;
+        if (strides[i] == 0)
+            return true;
+        sz[m] = shape[i];
+        st[m++] = strides[i] < 0 ? -strides[i] : strides[i];
+    }
+    for (int i = 1; i < m; i++)
+        for (int j = i; j > 0 && st[j] < st[j - 1]; j--) {
+            int64_t a = st[j], b = sz[j];
+            st[j] = st[j - 1], sz[j] = sz[j - 1];
+            st[j - 1] = a, sz[j - 1] = b;
+        }
+    int64_t extent = 0;
+    for (int i = 0; i < m; i++) {
+        if (st[i] <= extent)
+            return true;
+        extent += (sz[i] - 1) * st[i];
+    }
+    return false;
 }
 
 /* ---- heap tensors ---- */
 
-/* Metadata common to heap and graph tensors; data is set by the caller. */
+/* Metadata common to heap and graph tensors: contiguous, its own storage
+ * (data set by the caller). */
 static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
-                        uint8_t storage)
+                        int64_t numel, uint8_t lifetime)
 {
     memset(t, 0, sizeof *t);
     t->dtype = dtype;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
-    t->version = &t->own_version;
-    t->storage = storage;
+    nb__strides(ndim, t->shape, t->strides);
+    t->numel = numel;
+    t->storage = &t->own;
+    t->own.bytes = (size_t)numel * nb__dtype_size(dtype);
+    t->lifetime = lifetime;
+    t->contiguous = true;
 }
 
-nb_tensor *nb__new_heap_tensor(nb_dtype dtype, int ndim, const int64_t *shape)
+nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!nb__dtype_ok(dtype)) {
-        nb__error("nabla: unknown dtype %d", (int)dtype);
+        nb__error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
         return NULL;
     }
-    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape)) {
-        nb__error("nabla: a shape needs 0 to %d dimensions, got %d", NB_MAX_DIMS, ndim);
+    int64_t numel;
+    if (nb__check_shape(fn, ndim, shape, &numel))
         return NULL;
-    }
-    int64_t numel = 1;
-    bool empty = false;
-    for (int i = 0; i < ndim; i++)
-        empty |= shape[i] == 0;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (!empty && shape[i] > 0 && numel > INT64_MAX / 8 / shape[i])) {
-            char b[96];
-            nb__error("nabla: invalid shape %s", nb__dims_str(ndim, shape, b));
-            return NULL;
-        }
-        numel = empty ? 0 : numel * shape[i];
-    }
     size_t head = (sizeof(nb_tensor) + 63) & ~(size_t)63;
     size_t bytes = (size_t)numel * nb__dtype_size(dtype);
-    nb_tensor *t = nb__alloc(head + bytes);
-    if (!t)
+    if (bytes > SIZE_MAX - head) {
+        nb__error("%s: %zu bytes is too large", fn, bytes);
         return NULL;
-    init_header(t, dtype, ndim, shape, NB_HEAP);
-    t->numel = numel; /* checked above, also where a huge shape has a 0 */
-    t->data = (char *)t + head;
+    }
+    nb_tensor *t = nb__alloc(head + bytes);
+    if (!t) {
+        char b[NB_SHAPE_STR_LEN];
+        nb__error("%s: out of memory for a %s %s tensor (%zu bytes)", fn, nb_dtype_name(dtype),
+                  nb_dims_str(ndim, shape, b), bytes);
+        return NULL;
+    }
+    init_header(t, dtype, ndim, shape, numel, NB_HEAP);
+    t->own.data = (char *)t + head;
     live_tensors++;
     return t;
 }
 
 void nb_free(nb_tensor *t)
 {
-    if (!t || t->storage != NB_HEAP)
+    if (!t || t->lifetime != NB_HEAP)
         return;
     nb_free(t->grad);
     nb__free(t->name);
@@ -135,12 +244,14 @@ struct nb_graph {
     chunk *first, *cur;
     nb_graph *prev;
     int64_t nodes, next_id;
+    uint64_t generation;
     /* scope stack: each entry is the full path "a/b" in the arena */
     const char *scopes[32];
     int nscopes;
 };
 
 static _Thread_local nb_graph *current;
+static _Atomic uint64_t generations;
 
 nb_graph *nb__graph(void) { return current; }
 nb_graph *nb_graph_current(void) { return current; }
@@ -151,6 +262,7 @@ nb_graph *nb_graph_new(void)
     if (!g)
         return NULL;
     memset(g, 0, sizeof *g);
+    g->generation = ++generations;
     g->prev = current;
     current = g;
     return g;
@@ -166,6 +278,7 @@ void nb_graph_reset(nb_graph *g)
     g->nodes = 0;
     g->next_id = 0;
     g->nscopes = 0;
+    g->generation = ++generations;
 }
 
 void nb_graph_free(nb_graph *g)
@@ -189,6 +302,7 @@ void nb_graph_free(nb_graph *g)
 }
 
 int64_t nb_graph_nodes(const nb_graph *g) { return g ? g->nodes : 0; }
+uint64_t nb_graph_generation(const nb_graph *g) { return g ? g->generation : 0; }
 
 size_t nb_graph_bytes(const nb_graph *g)
 {
@@ -201,6 +315,10 @@ size_t nb_graph_bytes(const nb_graph *g)
 
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
+    if (size > SIZE_MAX - 64 - sizeof(chunk)) {
+        nb__error("nabla: a graph allocation of %zu bytes is too large", size);
+        return NULL;
+    }
     size = (size + 63) & ~(size_t)63;
     chunk *c = g->cur;
     while (c && c->size - c->used < size)
@@ -240,18 +358,17 @@ char *nb__arena_strdup(nb_graph *g, const char *s)
     return p;
 }
 
-nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim,
-                                const int64_t *shape, bool alloc_data)
+nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape,
+                                bool alloc_data)
 {
     nb_tensor *t = nb__arena_alloc(g, sizeof *t);
     if (!t)
         return NULL;
-    init_header(t, dtype, ndim, shape, NB_ARENA);
-    t->numel = nb__numel(ndim, shape);
+    init_header(t, dtype, ndim, shape, nb__numel(ndim, shape), NB_ARENA);
     t->id = g->next_id++;
     if (alloc_data) {
-        t->data = nb__arena_alloc(g, (size_t)t->numel * nb__dtype_size(dtype));
-        if (!t->data)
+        t->own.data = nb__arena_alloc(g, t->own.bytes);
+        if (!t->own.data)
             return NULL;
     }
     return t;

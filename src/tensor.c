@@ -12,31 +12,41 @@
         }                                                                      \
     } while (0)
 
-nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value)
+/* A heap tensor filled with value. */
+static nb_tensor *filled(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape,
+                         double value)
 {
-    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    nb_tensor *t = nb__new_heap_tensor(fn, dtype, ndim, shape);
     if (!t)
         return NULL;
     if (dtype == NB_F64)
         for (int64_t i = 0; i < t->numel; i++)
-            ((double *)t->data)[i] = value;
+            ((double *)t->own.data)[i] = value;
     else
         for (int64_t i = 0; i < t->numel; i++)
-            ((float *)t->data)[i] = (float)value;
+            ((float *)t->own.data)[i] = (float)value;
     return t;
+}
+
+nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value)
+{
+    return filled("nb_full", dtype, ndim, shape, value);
 }
 
 nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape)
 {
-    return nb_full(dtype, ndim, shape, 0.0);
+    return filled("nb_zeros", dtype, ndim, shape, 0.0);
 }
 
 nb_tensor *nb_ones(nb_dtype dtype, int ndim, const int64_t *shape)
 {
-    return nb_full(dtype, ndim, shape, 1.0);
+    return filled("nb_ones", dtype, ndim, shape, 1.0);
 }
 
-nb_tensor *nb_scalar(nb_dtype dtype, double value) { return nb_full(dtype, 0, NULL, value); }
+nb_tensor *nb_scalar(nb_dtype dtype, double value)
+{
+    return filled("nb_scalar", dtype, 0, NULL, value);
+}
 
 nb_tensor *nb_from_array(nb_dtype dtype, int ndim, const int64_t *shape, const void *data)
 {
@@ -44,9 +54,9 @@ nb_tensor *nb_from_array(nb_dtype dtype, int ndim, const int64_t *shape, const v
         nb__error("nb_from_array: data is NULL");
         return NULL;
     }
-    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    nb_tensor *t = nb__new_heap_tensor("nb_from_array", dtype, ndim, shape);
     if (t)
-        memcpy(t->data, data, (size_t)t->numel * nb__dtype_size(dtype));
+        memcpy(t->own.data, data, t->own.bytes);
     return t;
 }
 
@@ -58,8 +68,13 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
         return NULL;
     }
     double n = ceil((stop - start) / step);
+    if (!(n <= (double)NB_MAX_NUMEL)) {
+        nb__error("nb_arange: [%g, %g) in steps of %g has more than 2^48 elements "
+                  "(NB_MAX_NUMEL)", start, stop, step);
+        return NULL;
+    }
     int64_t len = n > 0 ? (int64_t)n : 0;
-    nb_tensor *t = nb__new_heap_tensor(dtype, 1, &len);
+    nb_tensor *t = nb__new_heap_tensor("nb_arange", dtype, 1, &len);
     if (t)
         for (int64_t i = 0; i < len; i++)
             nb__put(t, i, start + (double)i * step);
@@ -74,7 +89,7 @@ static nb_tensor *random_tensor(const char *fn, nb_dtype dtype, int ndim, const 
         nb__error("%s: rng is NULL", fn);
         return NULL;
     }
-    nb_tensor *t = nb__new_heap_tensor(dtype, ndim, shape);
+    nb_tensor *t = nb__new_heap_tensor(fn, dtype, ndim, shape);
     if (t)
         for (int64_t i = 0; i < t->numel; i++)
             nb__put(t, i, draw(rng));
@@ -94,11 +109,16 @@ nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
 nb_tensor *nb_clone(const nb_tensor *src)
 {
     NEED(src, "nb_clone", NULL);
-    nb_tensor *t = nb__new_heap_tensor(src->dtype, src->ndim, src->shape);
+    nb_tensor *t = nb__new_heap_tensor("nb_clone", src->dtype, src->ndim, src->shape);
     if (t) {
-        memcpy(t->data, src->data, (size_t)t->numel * nb__dtype_size(t->dtype));
-        if (src->name)
-            nb_set_name(t, src->name);
+        nb_view d, s;
+        nb__view(t, &d);
+        nb__view(src, &s);
+        nb__copy(&d, &s);
+        if (src->name && !nb_set_name(t, src->name)) {
+            nb_free(t);
+            return NULL;
+        }
     }
     return t;
 }
@@ -132,7 +152,7 @@ nb_tensor *nb_grad_of(const nb_tensor *t) { return t ? t->grad : NULL; }
 void nb_zero_grad(nb_tensor *t)
 {
     if (t && t->grad) {
-        memset(t->grad->data, 0, (size_t)t->grad->numel * nb__dtype_size(t->grad->dtype));
+        memset(nb__ptr(t->grad), 0, (size_t)t->grad->numel * nb__dtype_size(t->grad->dtype));
         nb__bump(t->grad);
     }
 }
@@ -146,6 +166,8 @@ const char *nb_dtype_name(nb_dtype d)
     return d == NB_F32 ? "f32" : d == NB_F64 ? "f64" : "?";
 }
 
+size_t nb_dtype_size(nb_dtype d) { return nb__dtype_ok(d) ? nb__dtype_size(d) : 0; }
+
 int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
 
 int64_t nb_dim(const nb_tensor *t, int i)
@@ -153,16 +175,26 @@ int64_t nb_dim(const nb_tensor *t, int i)
     NEED(t, "nb_dim", -1);
     int a = nb__axis(i, t->ndim);
     if (a < 0) {
-        char b[96];
-        nb__error("nb_dim: dimension %d is out of range for shape %s", i, nb__shape_str(t, b));
+        char b[NB_SHAPE_STR_LEN];
+        nb__error("nb_dim: dimension %d is out of range for shape %s", i, nb_shape_str(t, b));
         return -1;
     }
     return t->shape[a];
 }
 
 const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
+const int64_t *nb_strides(const nb_tensor *t) { return t ? t->strides : NULL; }
+int64_t nb_offset(const nb_tensor *t) { return t ? t->offset : -1; }
 int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
-void *nb_data(const nb_tensor *t) { return t ? t->data : NULL; }
+bool nb_is_contiguous(const nb_tensor *t) { return t && t->contiguous; }
+bool nb_is_heap(const nb_tensor *t) { return t && t->lifetime == NB_HEAP; }
+void *nb_data(const nb_tensor *t) { return t ? nb__ptr(t) : NULL; }
+
+void nb_bump_version(nb_tensor *t)
+{
+    if (t)
+        nb__bump(t);
+}
 const char *nb_name(const nb_tensor *t) { return t ? t->name : NULL; }
 
 nb_tensor *nb_set_name(nb_tensor *t, const char *name)
@@ -171,7 +203,7 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
     char *copy = NULL;
     if (name) {
         size_t n = strlen(name) + 1;
-        if (t->storage == NB_HEAP) {
+        if (t->lifetime == NB_HEAP) {
             copy = nb__alloc(n);
             if (copy)
                 memcpy(copy, name, n);
@@ -184,7 +216,7 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
         if (!copy)
             return NULL;
     }
-    if (t->storage == NB_HEAP)
+    if (t->lifetime == NB_HEAP)
         nb__free(t->name);
     t->name = copy;
     return t;
@@ -192,10 +224,10 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
 
 static int64_t flat_index(const nb_tensor *t, int ndim, const int64_t *index, const char *fn)
 {
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (ndim != t->ndim || (ndim > 0 && !index)) {
         nb__error("%s: index has %d dimensions, tensor %s has %d", fn, ndim,
-                  nb__shape_str(t, b), t->ndim);
+                  nb_shape_str(t, b), t->ndim);
         return -1;
     }
     int64_t flat = 0;
@@ -203,7 +235,7 @@ static int64_t flat_index(const nb_tensor *t, int ndim, const int64_t *index, co
         int64_t k = index[i] < 0 ? index[i] + t->shape[i] : index[i];
         if (k < 0 || k >= t->shape[i]) {
             nb__error("%s: index %s is out of range for shape %s", fn,
-                      nb__dims_str(ndim, index, c), nb__shape_str(t, b));
+                      nb_dims_str(ndim, index, c), nb_shape_str(t, b));
             return -1;
         }
         flat = flat * t->shape[i] + k;
@@ -224,6 +256,11 @@ int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
     if (t->requires_grad && nb_is_grad_enabled())
         return nb__error("nb_set: in-place write to a tensor that requires grad while "
                          "recording (wrap it in nb_set_grad_enabled(false))");
+    if (nb__layout_overlaps(t->ndim, t->shape, t->strides)) {
+        char b[NB_SHAPE_STR_LEN];
+        return nb__error("nb_set: tensor %s is a broadcast view whose elements share memory; "
+                         "write to the tensor it views (or an nb_clone)", nb_shape_str(t, b));
+    }
     int64_t i = flat_index(t, ndim, index, "nb_set");
     if (i < 0)
         return -1;
@@ -232,12 +269,24 @@ int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
     return 0;
 }
 
+double nb_get_flat(const nb_tensor *t, int64_t i)
+{
+    NEED(t, "nb_get_flat", NAN);
+    if (i < 0 || i >= t->numel) {
+        char b[NB_SHAPE_STR_LEN];
+        nb__error("nb_get_flat: index %lld is out of range for %s (%lld elements)",
+                  (long long)i, nb_shape_str(t, b), (long long)t->numel);
+        return NAN;
+    }
+    return nb__get(t, i);
+}
+
 double nb_item(const nb_tensor *t)
 {
     NEED(t, "nb_item", NAN);
     if (t->numel != 1) {
-        char b[96];
-        nb__error("nb_item: tensor %s has %lld elements, not 1", nb__shape_str(t, b),
+        char b[NB_SHAPE_STR_LEN];
+        nb__error("nb_item: tensor %s has %lld elements, not 1", nb_shape_str(t, b),
                   (long long)t->numel);
         return NAN;
     }
@@ -368,8 +417,8 @@ int nb_print(const nb_tensor *t, FILE *f)
         print_value(&p, nb__get(t, 0));
     else
         print_rec(&p, 0, 0, 7);
-    char b[96];
-    fprintf(f, ", shape=%s, dtype=%s", nb__shape_str(t, b), nb_dtype_name(t->dtype));
+    char b[NB_SHAPE_STR_LEN];
+    fprintf(f, ", shape=%s, dtype=%s", nb_shape_str(t, b), nb_dtype_name(t->dtype));
     if (t->name)
         fprintf(f, ", name='%s'", t->name);
     if (t->node)

@@ -18,7 +18,7 @@ static double step(nb_graph *g, nb_tensor *x, nb_tensor *y, nb_tensor *const p[4
 {
     nb_tensor *h = nb_relu(nb_add(nb_matmul(x, p[0]), p[1]));
     nb_tensor *out = nb_add(nb_matmul(h, p[2]), p[3]);
-    nb_tensor *loss = nb_mean(nb_square(nb_sub(out, y)), NB_ALL, false);
+    nb_tensor *loss = nb_mean(nb_square(nb_sub(out, y)));
     assert_non_null(loss);
     for (int i = 0; i < 4; i++)
         nb_zero_grad(p[i]);

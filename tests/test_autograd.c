@@ -27,7 +27,7 @@ static void test_backward_accumulates(void **state)
     nb_graph *g = nb_graph_new();
     for (int k = 0; k < 2; k++) {
         /* y = sum(x * x): dy/dx = 2x, accumulated twice -> 4x */
-        nb_tensor *y = nb_sum(nb_mul(x, x), NB_ALL, false);
+        nb_tensor *y = nb_sum(nb_mul(x, x));
         assert_int_equal(nb_backward(y), 0);
         nb_graph_reset(g);
     }
@@ -77,7 +77,7 @@ static void test_retain_graph(void **state)
     (void)state;
     nb_tensor *x = nb_param(vec((double[]){1, 2}, 2));
     nb_graph *g = nb_graph_new();
-    nb_tensor *y = nb_sum(nb_mul(x, x), NB_ALL, false);
+    nb_tensor *y = nb_sum(nb_mul(x, x));
     assert_int_equal(nb_backward(y, .retain_graph = true), 0);
     assert_int_equal(nb_backward(y), 0); /* second pass allowed, accumulates */
     assert_true(nb_get(nb_grad_of(x), NB_AT(1)) == 8.0);
@@ -94,7 +94,7 @@ static void test_version_counter(void **state)
     nb_tensor *w = nb_set_name(nb_param(vec((double[]){1, 2}, 2)), "w");
     nb_tensor *x = vec((double[]){3, 4}, 2);
     nb_graph *g = nb_graph_new();
-    nb_tensor *y = nb_sum(nb_mul(x, w), NB_ALL, false); /* backward of mul reads w */
+    nb_tensor *y = nb_sum(nb_mul(x, w)); /* backward of mul reads w */
     nb_tensor *two = nb_scalar(NB_F64, 2.0);
     /* In-place writes to a tensor that requires grad are refused while recording. */
     assert_int_equal(nb_assign(w, two), -1);
@@ -109,7 +109,7 @@ static void test_version_counter(void **state)
     ERR_HAS("nb_mul");
     /* An op whose backward does not read the tensor is unaffected. */
     nb_graph_reset(g);
-    y = nb_sum(nb_add(x, w), NB_ALL, false);
+    y = nb_sum(nb_add(x, w));
     prev = nb_set_grad_enabled(false);
     nb_assign(w, x);
     nb_set_grad_enabled(prev);
@@ -158,7 +158,7 @@ static void test_detach_stops_gradient(void **state)
     nb_tensor *d = nb_detach(x);
     assert_non_null(d);
     assert_false(nb_requires_grad(d));
-    nb_tensor *y = nb_sum(nb_mul(x, d), NB_ALL, false);
+    nb_tensor *y = nb_sum(nb_mul(x, d));
     assert_int_equal(nb_backward(y), 0);
     assert_true(nb_get(nb_grad_of(x), NB_AT(1)) == 2.0);
     nb_graph_free(g);
@@ -173,7 +173,7 @@ static void test_functional_grad(void **state)
     nb_tensor *c = nb_param(vec((double[]){0, 0}, 2));
     nb_graph *g = nb_graph_new();
     nb_tensor *h = nb_mul(a, b);
-    nb_tensor *y = nb_sum(nb_mul(h, h), NB_ALL, false); /* sum (ab)^2 */
+    nb_tensor *y = nb_sum(nb_mul(h, h)); /* sum (ab)^2 */
     nb_tensor *grads[3];
     assert_int_equal(nb_grad(y, .n = 3, .inputs = (nb_tensor *[]){a, h, c}, .grads = grads,
                              .allow_unused = true),
@@ -185,7 +185,7 @@ static void test_functional_grad(void **state)
     assert_null(nb_grad_of(a)); /* .grad untouched */
     /* Unused input without allow_unused is an error. */
     nb_graph_reset(g);
-    y = nb_sum(nb_mul(a, b), NB_ALL, false);
+    y = nb_sum(nb_mul(a, b));
     assert_int_equal(nb_grad(y, .n = 1, .inputs = &c, .grads = grads), -1);
     ERR_HAS("not used");
     nb_graph_free(g);
@@ -202,13 +202,13 @@ static void test_hessian_vector_product(void **state)
     nb_tensor *x = nb_param(vec(xv, 4));
     nb_tensor *v = vec(vv, 4);
     nb_graph *g = nb_graph_new();
-    nb_tensor *s = nb_sum(x, NB_ALL, false);
-    nb_tensor *f = nb_add(nb_sum(nb_mul(nb_mul(x, x), x), NB_ALL, false), nb_mul(s, s));
+    nb_tensor *s = nb_sum(x);
+    nb_tensor *f = nb_add(nb_sum(nb_mul(nb_mul(x, x), x)), nb_mul(s, s));
     nb_tensor *gx;
     assert_int_equal(nb_grad(f, .n = 1, .inputs = &x, .grads = &gx, .create_graph = true), 0);
     assert_true(nb_requires_grad(gx));
     nb_tensor *hv;
-    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v), NB_ALL, false), .n = 1, .inputs = &x,
+    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v)), .n = 1, .inputs = &x,
                              .grads = &hv),
                      0);
     double vsum = 0;
@@ -232,10 +232,10 @@ static void test_hvp_matmul(void **state)
     nb_tensor *x = nb_param(nb_from_array(NB_F64, NB_SHAPE(3, 1), xv));
     nb_tensor *v = nb_from_array(NB_F64, NB_SHAPE(3, 1), vv);
     nb_graph *g = nb_graph_new();
-    nb_tensor *f = nb_sum(nb_matmul_t(x, nb_matmul(a, x), true, false), NB_ALL, false);
+    nb_tensor *f = nb_sum(nb_matmul(nb_transpose(x, -2, -1), nb_matmul(a, x)));
     nb_tensor *gx, *hv;
     assert_int_equal(nb_grad(f, .n = 1, .inputs = &x, .grads = &gx, .create_graph = true), 0);
-    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v), NB_ALL, false), .n = 1, .inputs = &x,
+    assert_int_equal(nb_grad(nb_sum(nb_mul(gx, v)), .n = 1, .inputs = &x,
                              .grads = &hv),
                      0);
     for (int i = 0; i < 3; i++) {

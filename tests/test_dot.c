@@ -164,10 +164,10 @@ static void mlp_build(mlp *m)
     nb_tensor *h = nb_set_name(nb_tanh(nb_add(nb_mul(m->x, m->W1), m->b1)), "h1");
     nb_scope_pop();
     assert_int_equal(nb_scope_push("dense_2"), 0);
-    nb_tensor *o = nb_add(nb_sum(nb_mul(h, m->W2), NB_AXES(1), true), m->b2);
+    nb_tensor *o = nb_add(nb_sum(nb_mul(h, m->W2), .axes = NB_AXES(1), .keepdims = true), m->b2);
     nb_scope_pop();
     nb_scope_pop();
-    m->loss = nb_set_name(nb_mean(nb_square(o), NB_ALL, false), "loss");
+    m->loss = nb_set_name(nb_mean(nb_square(o)), "loss");
     assert_non_null(m->loss);
 }
 
@@ -339,7 +339,7 @@ static void test_escaping(void **state)
     nb_tensor *y = nb_apply(&twice, (nb_tensor *[]){nb_mul(nb_add(a, b), c)}, 1, NULL);
     nb_scope_pop();
     nb_scope_pop();
-    y = nb_set_name(nb_sum(y, NB_ALL, false), "\"");
+    y = nb_set_name(nb_sum(y), "\"");
     assert_non_null(y);
     assert_int_equal(nb_backward(y), 0);
     nb_dot_opts o = {.backward = true, .values = true, .title = "</b>\"\\"};
@@ -386,7 +386,7 @@ static void test_shapes_of_graphs(void **state)
     nb_tensor *r = nb_neg(w);
     nb_scope_pop();
     nb_scope_pop();
-    nb_tensor *y = nb_sum(nb_sub(l, r), NB_ALL, false);
+    nb_tensor *y = nb_sum(nb_sub(l, r));
     assert_non_null(y);
     dot = nb_dot_string(y, NULL);
     assert_non_null(dot);

@@ -124,7 +124,7 @@ static void grad_into(nb_tensor *y, nb_tensor *x, double *out)
 {
     if (!y)
         fail_msg("call failed: %s", nb_last_error());
-    nb_tensor *s = nb_ndim(y) == 0 ? y : nb_sum(y, NB_ALL, false);
+    nb_tensor *s = nb_ndim(y) == 0 ? y : nb_sum(y);
     nb_tensor *gx = NULL;
     if (nb_grad(s, .n = 1, .inputs = &x, .grads = &gx) != 0)
         fail_msg("nb_grad: %s", nb_last_error());
@@ -351,7 +351,7 @@ static void test_activation_derivatives(void **state)
         assert_true(gd[1] == 1 && gd[3] == 1 && fabs(gd[2] - 0.1) <= tol);
         /* softplus'' = sigmoid (1 - sigmoid): 1/4 at 0. */
         nb_tensor *g1 = NULL;
-        assert_int_equal(nb_grad(nb_sum(nb_softplus(x), NB_ALL, false), .n = 1, .inputs = &x,
+        assert_int_equal(nb_grad(nb_sum(nb_softplus(x)), .n = 1, .inputs = &x,
                                  .grads = &g1, .create_graph = true),
                          0);
         grad_into(g1, x, gd);
@@ -408,14 +408,13 @@ static void test_activation_extremes(void **state)
             all_finite(name, y);
             /* First and second derivatives are finite too (no inf * 0). */
             nb_tensor *gx = NULL;
-            nb_tensor *s = nb_sum(nb_mul(y, T(d, NB_SHAPE(2, 4), V(1, -2, 3, -1, 2, 1, -1, 1))),
-                                  NB_ALL, false);
+            nb_tensor *s = nb_sum(nb_mul(y, T(d, NB_SHAPE(2, 4), V(1, -2, 3, -1, 2, 1, -1, 1))));
             if (nb_grad(s, .n = 1, .inputs = &x, .grads = &gx, .create_graph = true))
                 fail_msg("%s: %s", name, nb_last_error());
             all_finite(name, gx);
             nb_tensor *ggx = NULL;
             if (nb_requires_grad(gx)) {
-                if (nb_grad(nb_sum(gx, NB_ALL, false), .n = 1, .inputs = &x, .grads = &ggx,
+                if (nb_grad(nb_sum(gx), .n = 1, .inputs = &x, .grads = &ggx,
                             .allow_unused = true))
                     fail_msg("%s (2nd): %s", name, nb_last_error());
                 if (ggx)

@@ -141,7 +141,7 @@ static int lib_step(nb_graph *g, nb_optimizer *opt, int n, nb_tensor *const ps[]
     nb_tensor *loss = NULL;
     for (int i = 0; i < n; i++) {
         nb_zero_grad(ps[i]);
-        nb_tensor *li = nb_sum(nb_mul(cs[i], nb_square(ps[i])), NB_ALL, false);
+        nb_tensor *li = nb_sum(nb_mul(cs[i], nb_square(ps[i])));
         li = nb_cast(li, NB_F64); /* the parameters may mix dtypes */
         loss = loss ? nb_add(loss, li) : li;
     }
@@ -315,7 +315,7 @@ static void keras_run(nb_optimizer *opt, const double *x0, int n, int steps,
     for (int s = 0; s < steps; s++) {
         nb_tensor *c = vec(NB_F32, n, grads(s));
         nb_zero_grad(p);
-        assert_int_equal(nb_backward(nb_sum(nb_mul(c, p), NB_ALL, false)), 0);
+        assert_int_equal(nb_backward(nb_sum(nb_mul(c, p))), 0);
         assert_int_equal(nb_optimizer_step(opt, 1, &p), 0);
         nb_graph_reset(g);
         nb_free(c);
@@ -479,7 +479,7 @@ static nb_tensor *with_grad(nb_dtype dt, int n, const double *p0, const double *
 {
     nb_tensor *p = nb_param(vec(dt, n, p0)), *c = vec(dt, n, gr);
     nb_graph *g = nb_graph_new();
-    assert_int_equal(nb_backward(nb_sum(nb_mul(c, p), NB_ALL, false)), 0);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(c, p))), 0);
     nb_graph_free(g);
     nb_free(c);
     return p;
@@ -592,7 +592,7 @@ static void test_clip_grad_functions(void **state)
     /* clipping bumps the version: a graph that saved the gradient fails */
     nb_tensor *gp = nb_grad_of(p);
     nb_tensor *h = nb_param(nb_ones(NB_F64, NB_SHAPE(3)));
-    nb_tensor *y = nb_sum(nb_mul(h, gp), NB_ALL, false); /* mul saves gp */
+    nb_tensor *y = nb_sum(nb_mul(h, gp)); /* mul saves gp */
     assert_non_null(y);
     assert_int_equal(nb_clip_grad_value(1, &p, 1.0), 0);
     assert_int_equal(nb_backward(y), -1);
@@ -768,7 +768,7 @@ static void test_step_errors(void **state)
 
     /* a parameter without a gradient is left alone but belongs to the list */
     nb_tensor *ab[2] = {a, b};
-    assert_int_equal(nb_backward(nb_sum(nb_mul(c, a), NB_ALL, false)), 0);
+    assert_int_equal(nb_backward(nb_sum(nb_mul(c, a))), 0);
     assert_null(nb_grad_of(b));
     assert_int_equal(nb_optimizer_step(opt, 2, ab), 0);
     assert_int_equal(nb_optimizer_steps(opt), 1);
@@ -823,7 +823,7 @@ static void test_adam_minimises_quadratic(void **state)
     double loss = INFINITY;
     for (int s = 0; s < 3000 && loss >= 1e-6; s++) {
         nb_zero_grad(p);
-        nb_tensor *l = nb_sum(nb_mul(w, nb_square(nb_sub(p, target))), NB_ALL, false);
+        nb_tensor *l = nb_sum(nb_mul(w, nb_square(nb_sub(p, target))));
         assert_int_equal(nb_backward(l), 0);
         loss = nb_item(l);
         assert_int_equal(nb_optimizer_step(opt, 1, &p), 0);

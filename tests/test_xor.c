@@ -29,7 +29,7 @@ static void learn_xor(nb_dtype dt)
         nb_tensor *l = nb_add(nb_sub(nb_relu(logits), nb_mul(logits, ys)),
                               nb_log(nb_add(nb_scalar_like(logits, 1),
                                             nb_exp(nb_neg(nb_abs(logits))))));
-        nb_tensor *loss = nb_mean(l, NB_ALL, false);
+        nb_tensor *loss = nb_mean(l);
         assert_non_null(loss);
         loss_v = nb_item(loss);
         if (step == 0)

@@ -3,6 +3,7 @@
 #define NABLA_H
 
 #include "tensor.h"
+#include "kernel.h"
 #include "autograd.h"
 #include "ops.h"
 #include "check.h"

@@ -1,9 +1,10 @@
 /* nabla: ops. Each computes its result at once into the current graph and
  * records a node when gradients are on. Elementwise ops broadcast like NumPy;
- * inputs must share a dtype. Any NULL input gives NULL and keeps the first
- * error, so a whole expression can be checked once at the end.
- * Primitive ops live in ops/<name>.c with their backward rule; the rest are
- * compositions (marked "composition") with no derivative code of their own. */
+ * inputs must share a dtype and may be any views. Any NULL input gives NULL
+ * and keeps the first error, so a whole expression can be checked once at
+ * the end. Primitive ops live in ops/<name>.c with their backward rule; the
+ * rest are compositions (marked "composition") with no derivative code of
+ * their own. */
 #ifndef NABLA_OPS_H
 #define NABLA_OPS_H
 
@@ -12,13 +13,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* NB_AXES(0, -1) expands to `2, (const int[]){0, -1}`; NB_ALL means every
- * axis. Negative axes count from the end. */
-#define NB_AXES(...)                                                           \
-    (int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int)),                   \
-        (const int[]){__VA_ARGS__}
-#define NB_ALL 0, (const int *)0
 
 /* ---- constants in the graph ------------------------------------------------ */
 
@@ -34,7 +28,8 @@ nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
 nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
-/* a^b; the gradient for b uses log(a), so it needs a > 0. */
+/* a^b. Gradients as PyTorch's: 0 for a where b == 0, 0 for b where a == 0
+ * and b >= 0 (no 0 * inf); elsewhere the gradient for b uses log(a). */
 nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);
 /* Elementwise max/min; a tie sends half the gradient to each side. */
 nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);
@@ -62,57 +57,103 @@ nb_tensor *nb_erf(nb_tensor *x);     /* the error function; gradient 2/sqrt(pi) 
 nb_tensor *nb_relu(nb_tensor *x);   /* gradient 0 at 0 */
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi);
 nb_tensor *nb_square(nb_tensor *x); /* composition: x * x */
-/* Same values, no history: gradients stop here. Shares storage. */
-nb_tensor *nb_detach(nb_tensor *x);
 /* Converts to dtype (differentiable). */
 nb_tensor *nb_cast(nb_tensor *x, nb_dtype dtype);
 
-/* ---- reductions (axes: NB_AXES(...) or NB_ALL) ---------------------------------- */
+/* ---- reductions ------------------------------------------------------------------ */
 
-nb_tensor *nb_sum(nb_tensor *x, int naxes, const int *axes, bool keepdims);
+/* Axes to reduce: NB_AXES(0, -1); negative axes count from the end. */
+typedef struct nb_axes {
+    int n; /* 0: every axis */
+    int axis[NB_MAX_DIMS];
+} nb_axes;
+#define NB_AXES(...)                                                           \
+    ((nb_axes){(int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int)), {__VA_ARGS__}})
+
+/* Arguments of the reductions, in the style of nb_backward:
+ *   nb_sum(x)                                    every axis, 0-d result
+ *   nb_sum(x, .axes = NB_AXES(1))                axis 1 removed
+ *   nb_mean(x, .axes = NB_AXES(0, 2), .keepdims = true)   kept as size 1 */
+typedef struct nb_reduce_args {
+    nb_tensor *x;
+    nb_axes axes;  /* default: every axis */
+    bool keepdims; /* keep the reduced axes, with size 1 */
+} nb_reduce_args;
+
+/* Sums accumulate in double, also for f32, along every axis. */
+#define nb_sum(...) nb_sum_((nb_reduce_args){.x = __VA_ARGS__})
 /* Max over axes; the gradient goes to the arg-max (split evenly on ties). */
-nb_tensor *nb_max(nb_tensor *x, int naxes, const int *axes, bool keepdims);
-nb_tensor *nb_min(nb_tensor *x, int naxes, const int *axes, bool keepdims);  /* composition */
-nb_tensor *nb_mean(nb_tensor *x, int naxes, const int *axes, bool keepdims); /* composition */
+#define nb_max(...) nb_max_((nb_reduce_args){.x = __VA_ARGS__})
+#define nb_min(...) nb_min_((nb_reduce_args){.x = __VA_ARGS__})   /* composition */
+#define nb_mean(...) nb_mean_((nb_reduce_args){.x = __VA_ARGS__}) /* composition */
 /* Population variance (divides by N, as NumPy and Keras do). Composition. */
-nb_tensor *nb_var(nb_tensor *x, int naxes, const int *axes, bool keepdims);
-/* Index of the first maximum along axis, as a number in x's dtype. No gradient. */
-nb_tensor *nb_argmax(nb_tensor *x, int axis, bool keepdims);
+#define nb_var(...) nb_var_((nb_reduce_args){.x = __VA_ARGS__})
+/* log(sum(exp(x))) shifted by the (detached) max: never overflows; -inf
+ * over an empty axis. Composition. */
+#define nb_logsumexp(...) nb_logsumexp_((nb_reduce_args){.x = __VA_ARGS__})
+nb_tensor *nb_sum_(nb_reduce_args a);
+nb_tensor *nb_max_(nb_reduce_args a);
+nb_tensor *nb_min_(nb_reduce_args a);
+nb_tensor *nb_mean_(nb_reduce_args a);
+nb_tensor *nb_var_(nb_reduce_args a);
+nb_tensor *nb_logsumexp_(nb_reduce_args a);
+
+/* Index of the first maximum along axis (default 0), as a number in x's
+ * dtype; no gradient. nb_argmax(x, -1) or nb_argmax(x, .axis = 1,
+ * .keepdims = true). */
+typedef struct nb_argmax_args {
+    nb_tensor *x;
+    int axis;
+    bool keepdims;
+} nb_argmax_args;
+#define nb_argmax(...) nb_argmax_((nb_argmax_args){.x = __VA_ARGS__})
+nb_tensor *nb_argmax_(nb_argmax_args a);
 
 /* ---- stable compositions ----------------------------------------------------- */
 
-/* log(sum(exp(x))) over axes, shifted by the (detached) max: never overflows. */
-nb_tensor *nb_logsumexp(nb_tensor *x, int naxes, const int *axes, bool keepdims);
+/* Over one axis, shifted by the (detached) max; an empty axis gives an
+ * empty result. */
 nb_tensor *nb_softmax(nb_tensor *x, int axis);
 nb_tensor *nb_log_softmax(nb_tensor *x, int axis);
 
 /* ---- linear algebra ------------------------------------------------------------ */
 
 /* (..., m, k) @ (..., k, n) -> (..., m, n); batch dimensions broadcast.
- * Both operands need at least 2 dimensions. OpenBLAS gemm. */
+ * Both operands need at least 2 dimensions. OpenBLAS gemm; a transposed
+ * view (nb_transpose(w, -2, -1)) goes to gemm as a transpose flag, not a
+ * copy. */
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
-/* matmul of a or b transposed in their last two dimensions, without a copy. */
-nb_tensor *nb_matmul_t(nb_tensor *a, nb_tensor *b, bool transpose_a, bool transpose_b);
 
-/* ---- shape ------------------------------------------------------------------------ */
+/* ---- views and shape: the views copy nothing ------------------------------------- */
 
-/* Same data, new shape (no copy); one dimension may be -1 (inferred). */
+/* Same values, new shape; one dimension may be -1 (inferred). A view when
+ * the strides allow, otherwise a copy, as PyTorch's reshape. */
 nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape);
-/* Reorders dimensions: y.shape[i] = x.shape[perm[i]] (copies). */
+/* Removes axis, which must have size 1 / inserts a size-1 axis before
+ * position axis (-1: at the end). Views. */
+nb_tensor *nb_squeeze(nb_tensor *x, int axis);
+nb_tensor *nb_unsqueeze(nb_tensor *x, int axis);
+/* Reorders dimensions: y.shape[i] = x.shape[perm[i]]. A view. */
 nb_tensor *nb_permute(nb_tensor *x, int ndim, const int *perm);
-/* Swaps two dimensions (composition of permute). */
+/* Swaps two dimensions (a permute). */
 nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1);
-/* Repeats x along broadcast dimensions to shape (copies). */
+/* x repeated along its size-1 (or missing leading) dimensions to shape: a
+ * view with stride 0 there (PyTorch's expand). */
 nb_tensor *nb_broadcast_to(nb_tensor *x, int ndim, const int64_t *shape);
-/* Sums x down to shape, the reverse of broadcasting (the backward of every
- * broadcasting op). shape must broadcast to x's shape. */
+/* Sums x down to shape, the reverse of broadcasting (the engine applies it
+ * to the gradients of broadcasting ops). shape must broadcast to x's. */
 nb_tensor *nb_sum_to(nb_tensor *x, int ndim, const int64_t *shape);
-/* x[start:stop:step] along axis, Python rules (negative indices count from
- * the end, bounds clip); step >= 1. Copies. */
+/* x[start:stop:step] along axis, Python rules: negative indices count from
+ * the end, bounds clip (INT64_MAX / INT64_MIN mean "to the end" either way),
+ * a negative step walks backwards, step 0 is an error. A view. */
 nb_tensor *nb_slice(nb_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
 /* x with x[start:stop:step] along axis replaced by src (the backward of slice). */
 nb_tensor *nb_slice_scatter(nb_tensor *x, nb_tensor *src, int axis, int64_t start,
                             int64_t stop, int64_t step);
+/* Same values, no history: gradients stop here. A view. */
+nb_tensor *nb_detach(nb_tensor *x);
+/* x itself when it is contiguous, else a packed copy (differentiable). */
+nb_tensor *nb_contiguous(nb_tensor *x);
 /* Joins n tensors along axis; other dimensions must match. */
 nb_tensor *nb_concat(int n, nb_tensor *const xs[], int axis);
 /* Picks entries idx[0..k) along axis (idx: 1-D, whole numbers in x's dtype). */
@@ -125,9 +166,11 @@ nb_tensor *nb_one_hot(nb_tensor *labels, int64_t n);
 
 /* ---- in-place, for no-grad code -------------------------------------------------- */
 
-/* Writes src (broadcast) into dst's storage and bumps dst's version, so a
- * recorded node that still needs the old values fails loudly in backward.
- * Refused on a tensor that requires grad while recording is on. 0 or -1. */
+/* Writes src (broadcast) into dst's storage, through dst's strides when dst
+ * is a view, and bumps the version dst shares with its views, so a recorded
+ * node that still needs the old values fails loudly in backward. Refused on
+ * a tensor that requires grad while recording is on, and on a dst whose
+ * elements share memory (a broadcast view). 0 or -1. */
 int nb_assign(nb_tensor *dst, nb_tensor *src);
 
 #ifdef __cplusplus

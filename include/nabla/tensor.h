@@ -1,12 +1,19 @@
 /* nabla: tensors, their creation, inspection and lifetime.
  *
- * Two lifetimes. Tensors made by the factories below (nb_zeros ... nb_clone)
- * live on the heap and belong to the caller, who frees them with nb_free.
- * Tensors made by ops (ops.h) live in the current graph (autograd.h) and go
- * away when that graph is reset or freed.
+ * A tensor is a view of a storage: a dtype, a shape, strides (in elements)
+ * and an offset into a buffer that several views may share, together with
+ * its version counter. Views made by ops (reshape, permute, slice,
+ * broadcast_to, detach, ...) copy nothing; nb_contiguous makes a packed
+ * row-major copy when one is needed.
  *
- * Storage is always contiguous and row-major. Errors never abort: functions
- * return NULL (or -1, NAN, false) and leave a message in nb_last_error(). */
+ * Two lifetimes. Tensors made by the factories below (nb_zeros ... nb_clone)
+ * live on the heap and belong to the caller, who frees them with nb_free;
+ * they are contiguous. Tensors made by ops (ops.h) live in the current graph
+ * (autograd.h) and go away when that graph is reset or freed; a graph view
+ * of a heap tensor must not outlive it.
+ *
+ * Errors never abort: functions return NULL (or -1, NAN, false) and leave a
+ * message in nb_last_error(). */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
 
@@ -20,6 +27,9 @@ extern "C" {
 #endif
 
 #define NB_MAX_DIMS 8
+/* The most elements one tensor may have (2^48): shapes beyond it, or whose
+ * element count overflows, are refused with an error. */
+#define NB_MAX_NUMEL (INT64_C(1) << 48)
 
 typedef enum nb_dtype { NB_F32 = 1, NB_F64 = 2 } nb_dtype;
 
@@ -38,6 +48,18 @@ typedef struct nb_tensor nb_tensor;
 const char *nb_last_error(void);
 /* Forget the last error. */
 void nb_clear_error(void);
+/* Sets this thread's error message (printf-style), for code built on nabla
+ * that reports errors the same way: "my_layer: units is 0". Returns -1. */
+int nb_set_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Buffer size for nb_shape_str / nb_dims_str. */
+#define NB_SHAPE_STR_LEN 96
+/* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf. */
+const char *nb_shape_str(const nb_tensor *t, char *buf);
+const char *nb_dims_str(int ndim, const int64_t *dims, char *buf);
 
 /* ---- random numbers ------------------------------------------------------ */
 
@@ -71,7 +93,8 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step);
 /* Uniform in [0, 1) / standard normal, drawn from rng in row-major order. */
 nb_tensor *nb_rand(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng);
 nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng);
-/* A heap copy of any tensor (values only: no history, no grad). */
+/* A contiguous heap copy of any tensor or view (values and name only: no
+ * history, no grad). */
 nb_tensor *nb_clone(const nb_tensor *t);
 /* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. */
 void nb_free(nb_tensor *t);
@@ -93,13 +116,27 @@ void nb_zero_grad(nb_tensor *t);
 
 nb_dtype nb_dtype_of(const nb_tensor *t);
 const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64" */
+size_t nb_dtype_size(nb_dtype dtype);      /* 4, 8; 0 for an unknown dtype */
 int nb_ndim(const nb_tensor *t);
 /* Size of dimension i; negative i counts from the end. -1 on error. */
 int64_t nb_dim(const nb_tensor *t, int i);
 const int64_t *nb_shape(const nb_tensor *t);
+/* Element strides per dimension (0 along broadcast dimensions, negative
+ * along reversed slices) and the offset of element 0 in the storage. */
+const int64_t *nb_strides(const nb_tensor *t);
+int64_t nb_offset(const nb_tensor *t);
 int64_t nb_numel(const nb_tensor *t);
-/* The contiguous element buffer (float * or double *, as the dtype says). */
+/* Packed row-major (dimensions of size 1 may have any stride). */
+bool nb_is_contiguous(const nb_tensor *t);
+/* True for tensors the caller owns (factories), false for graph tensors. */
+bool nb_is_heap(const nb_tensor *t);
+/* The address of element 0 (float * or double *, as the dtype says): the
+ * whole buffer for a contiguous tensor; otherwise walk it by nb_strides. */
 void *nb_data(const nb_tensor *t);
+/* Call after writing through nb_data yourself: bumps the version counter
+ * that t shares with its views, so a recorded node that saved the old
+ * values fails loudly in backward instead of using the new ones. */
+void nb_bump_version(nb_tensor *t);
 /* The tensor's name, or NULL. */
 const char *nb_name(const nb_tensor *t);
 /* Names t (copied; shown in errors and pictures). Returns t. */
@@ -107,11 +144,16 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name);
 
 /* Element at an index (NB_AT(i, j)); NAN and an error when out of range. */
 double nb_get(const nb_tensor *t, int ndim, const int64_t *index);
-/* Writes one element (an in-place write: bumps the version). 0 or -1. */
+/* Element i in row-major order, whatever the strides; NAN and an error
+ * when out of range. */
+double nb_get_flat(const nb_tensor *t, int64_t i);
+/* Writes one element (an in-place write through any view: bumps the
+ * version). 0 or -1. */
 int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value);
 /* The value of a one-element tensor; NAN and an error otherwise. */
 double nb_item(const nb_tensor *t);
-/* Copies all elements into out as doubles (out holds nb_numel). 0 or -1. */
+/* Copies all elements, row-major, into out as doubles (out holds nb_numel).
+ * 0 or -1. */
 int nb_to_doubles(const nb_tensor *t, double *out);
 
 /* Prints t like PyTorch's repr: values (middle elided when large), shape,
@@ -119,6 +161,16 @@ int nb_to_doubles(const nb_tensor *t, double *out);
 int nb_print(const nb_tensor *t, FILE *f);
 /* |a - b| <= atol + rtol * |b| elementwise, same shape; NaNs never close. */
 bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double atol);
+
+/* ---- numerics ----------------------------------------------------------------- */
+
+/* Flush subnormal floats to zero in every kernel this thread runs (x86 FTZ
+ * and DAZ, set around each kernel and restored after). Off by default (IEEE
+ * arithmetic); nb_fit turns it on while it trains, since Adam's moments of
+ * idle units decay into the subnormal range, where arithmetic is ~100x
+ * slower. Returns the previous setting. No effect on other CPUs. */
+bool nb_set_flush_subnormals(bool on);
+bool nb_flush_subnormals(void);
 
 /* ---- memory ---------------------------------------------------------------- */
 
@@ -129,9 +181,14 @@ typedef struct nb_allocator {
     void *ctx;
 } nb_allocator;
 
-/* Installs a (process-wide) allocator; NULL restores malloc/free. Install it
- * before creating tensors: memory is freed by the hook that made it. */
-void nb_set_allocator(const nb_allocator *a);
+/* Installs a process-wide allocator (copied); NULL restores malloc/free.
+ * Safe to call while other threads allocate; each block goes back to the
+ * hook that made it. At most 15 distinct hooks per process. 0 or -1. */
+int nb_set_allocator(const nb_allocator *a);
+/* Memory from the installed hook, 64-byte aligned, for code built on nabla
+ * (NULL and an error when out of memory); nb_mem_free returns it. */
+void *nb_mem_alloc(size_t size);
+void nb_mem_free(void *p);
 /* Number of live heap tensors (leak checks). */
 int64_t nb_live_tensors(void);
 

@@ -227,12 +227,12 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
         goto out;
     }
     c.label = lc;
-    x = nb__new_heap_tensor(NB_F32, NB_SHAPE(c.nrows, c.ncols - 1));
-    y = nb__new_heap_tensor(NB_F32, NB_SHAPE(c.nrows));
+    x = nb__new_heap_tensor("nb_read_csv", NB_F32, NB_SHAPE(c.nrows, c.ncols - 1));
+    y = nb__new_heap_tensor("nb_read_csv", NB_F32, NB_SHAPE(c.nrows));
     if (!x || !y)
         goto out;
-    c.x = x->data;
-    c.y = y->data;
+    c.x = nb__ptr(x);
+    c.y = nb__ptr(y);
     parse(&c); /* cannot fail: the first pass checked everything */
     *features = x;
     *labels = y;

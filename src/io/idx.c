@@ -194,7 +194,7 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
             numel = 0, too_big = false;
     if (too_big) {
         nb__error("%s: %s: declared size %s is too large", fn, path,
-                  nb__dims_str(r->ndim, r->dims, b));
+                  nb_dims_str(r->ndim, r->dims, b));
         goto fail;
     }
     r->numel = numel;
@@ -214,14 +214,14 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     }
     if (got < total) {
         nb__error("%s: %s: truncated data: %s %s needs %lld bytes, got %lld%s", fn, path,
-                  type_name(r->type), nb__dims_str(r->ndim, r->dims, b), (long long)total,
+                  type_name(r->type), nb_dims_str(r->ndim, r->dims, b), (long long)total,
                   (long long)got, gz_why(f, why, sizeof why));
         goto fail;
     }
     unsigned char extra;
     if (gz_read_all(f, &extra, 1, &failed) == 1) {
         nb__error("%s: %s: trailing data after the %lld bytes that %s %s needs", fn, path,
-                  (long long)total, type_name(r->type), nb__dims_str(r->ndim, r->dims, b));
+                  (long long)total, type_name(r->type), nb_dims_str(r->ndim, r->dims, b));
         goto fail;
     }
     if (failed) {
@@ -278,9 +278,9 @@ nb_tensor *nb_read_idx(const char *path)
     idx_raw r;
     if (idx_read("nb_read_idx", path, &r) < 0)
         return NULL;
-    nb_tensor *t = nb__new_heap_tensor(NB_F32, r.ndim, r.dims);
+    nb_tensor *t = nb__new_heap_tensor("nb_read_idx", NB_F32, r.ndim, r.dims);
     if (t) {
-        float *y = t->data;
+        float *y = nb__ptr(t);
         if (r.type == 0x08)
             for (int64_t i = 0; i < r.numel; i++)
                 y[i] = r.data[i];
@@ -327,7 +327,7 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
     if (li.type != 0x08 || li.ndim != 1) {
         nb__free(li.data);
         return nb__error("nb_load_mnist: %s: labels must be u8 (N,), found %s %s", lpath,
-                         type_name(li.type), nb__dims_str(li.ndim, li.dims, b));
+                         type_name(li.type), nb_dims_str(li.ndim, li.dims, b));
     }
     for (int64_t i = 0; i < li.numel; i++)
         if (li.data[i] >= 10) {
@@ -345,7 +345,7 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
     if (im.type != 0x08 || !((im.ndim == 3 && im.dims[1] == 28 && im.dims[2] == 28) ||
                              (im.ndim == 2 && im.dims[1] == 784))) {
         nb__error("nb_load_mnist: %s: images must be u8 (N,28,28), found %s %s", ipath,
-                  type_name(im.type), nb__dims_str(im.ndim, im.dims, b));
+                  type_name(im.type), nb_dims_str(im.ndim, im.dims, b));
         goto out;
     }
     if (im.dims[0] != li.dims[0]) {
@@ -354,11 +354,11 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
         goto out;
     }
     int64_t n = im.dims[0];
-    *x = nb__new_heap_tensor(NB_F32, NB_SHAPE(n, 784));
-    *y = nb__new_heap_tensor(NB_F32, NB_SHAPE(n, 10));
+    *x = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(n, 784));
+    *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(n, 10));
     if (!*x || !*y)
         goto out;
-    float *xd = (*x)->data, *yd = (*y)->data;
+    float *xd = nb__ptr(*x), *yd = nb__ptr(*y);
     for (int64_t i = 0; i < n * 784; i++)
         xd[i] = (float)im.data[i] / 255.0f;
     memset(yd, 0, (size_t)n * 10 * sizeof(float));
@@ -409,7 +409,7 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
     if (!((t->ndim == 3 && t->shape[1] == 28 && t->shape[2] == 28) ||
           (t->ndim == 2 && t->shape[1] == 784))) {
         nb__error("nb_scale_images: images must be (N,28,28) or (N,784), got %s",
-                  nb__shape_str(t, b));
+                  nb_shape_str(t, b));
         return NULL;
     }
     for (int64_t i = 0; i < t->numel; i++) {
@@ -420,10 +420,10 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
             return NULL;
         }
     }
-    nb_tensor *y = nb__new_heap_tensor(NB_F32, NB_SHAPE(t->shape[0], 784));
+    nb_tensor *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(t->shape[0], 784));
     if (!y)
         return NULL;
-    float *yd = y->data;
+    float *yd = nb__ptr(y);
     for (int64_t i = 0; i < t->numel; i++)
         yd[i] = (float)(nb__get(t, i) / 255.0);
     return y;
@@ -438,7 +438,7 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes)
         return NULL;
     }
     if (labels->ndim != 1) {
-        nb__error("nb_to_one_hot: labels must be 1-D (N,), got %s", nb__shape_str(labels, b));
+        nb__error("nb_to_one_hot: labels must be 1-D (N,), got %s", nb_shape_str(labels, b));
         return NULL;
     }
     if (classes < 1) {
@@ -454,10 +454,10 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes)
             return NULL;
         }
     }
-    nb_tensor *y = nb__new_heap_tensor(NB_F32, NB_SHAPE(labels->numel, classes));
+    nb_tensor *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(labels->numel, classes));
     if (!y)
         return NULL;
-    float *yd = y->data;
+    float *yd = nb__ptr(y);
     memset(yd, 0, (size_t)y->numel * sizeof(float));
     for (int64_t i = 0; i < labels->numel; i++)
         yd[i * classes + (int64_t)nb__get(labels, i)] = 1.0f;

@@ -187,9 +187,9 @@ static int write_data(FILE *f, const nb_tensor *t)
 {
     size_t es = nb__dtype_size(t->dtype), count = (size_t)t->numel;
     if (host_is_le())
-        return fwrite(t->data, es, count, f) == count ? 0 : -1;
+        return fwrite(nb__ptr(t), es, count, f) == count ? 0 : -1;
     unsigned char buf[8192];
-    const unsigned char *src = t->data;
+    const unsigned char *src = nb__ptr(t);
     while (count) {
         size_t k = count < sizeof buf / es ? count : sizeof buf / es;
         memcpy(buf, src, k * es);
@@ -239,7 +239,7 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
         if (!t->name)
             return nb__error("%s: %s: tensor %d %s has no name (give it one with "
                              "nb_set_name)",
-                             fn, path, i, nb__shape_str(t, b));
+                             fn, path, i, nb_shape_str(t, b));
         if (strcmp(t->name, "__metadata__") == 0)
             return nb__error("%s: %s: tensor %d: the name '__metadata__' is reserved", fn,
                              path, i);
@@ -763,7 +763,7 @@ static const char *entry_shape(const st_entry *e, char *buf)
         snprintf(buf, 96, "(%d dimensions)", e->ndim);
         return buf;
     }
-    return nb__dims_str(e->ndim, e->shape, buf);
+    return nb_dims_str(e->ndim, e->shape, buf);
 }
 
 /* Reads tensor t's bytes from f at its offset, converting as needed. */
@@ -776,10 +776,10 @@ static int read_tensor(FILE *f, off_t at, const st_entry *e, nb_tensor *t)
     if (fseeko(f, at, SEEK_SET) != 0)
         return -1;
     if (fes == tes) {
-        if (fread(t->data, tes, count, f) != count)
+        if (fread(nb__ptr(t), tes, count, f) != count)
             return -1;
         if (!host_is_le())
-            swap_each(t->data, count, tes);
+            swap_each(nb__ptr(t), count, tes);
         return 0;
     }
     unsigned char buf[8192];
@@ -794,11 +794,11 @@ static int read_tensor(FILE *f, off_t at, const st_entry *e, nb_tensor *t)
             if (fes == 8) {
                 double v;
                 memcpy(&v, buf + 8 * j, 8);
-                ((float *)t->data)[done + j] = (float)v;
+                ((float *)nb__ptr(t))[done + j] = (float)v;
             } else {
                 float v;
                 memcpy(&v, buf + 4 * j, 4);
-                ((double *)t->data)[done + j] = v;
+                ((double *)nb__ptr(t))[done + j] = v;
             }
         }
         done += k;
@@ -822,7 +822,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
         if (!tensors[i]->name)
             return nb__error("%s: %s: tensor %d %s has no name to look up (give it one with "
                              "nb_set_name)",
-                             fn, path, i, nb__shape_str(tensors[i], b));
+                             fn, path, i, nb_shape_str(tensors[i], b));
     }
 
     FILE *f = fopen(path, "rb");
@@ -956,7 +956,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
             same = e->shape[d] == t->shape[d];
         if (!same) {
             nb__error("%s: %s: tensor '%s' has shape %s in the file, %s expected", fn, path,
-                      t->name, entry_shape(e, b), nb__shape_str(t, c));
+                      t->name, entry_shape(e, b), nb_shape_str(t, c));
             goto out;
         }
     }

@@ -121,7 +121,7 @@ nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
         if (x->ndim < 1) {
             char b[96];
             nb__error("nb_activate: %s works over the last axis; x %s has none", names[a],
-                      nb__shape_str(x, b));
+                      nb_shape_str(x, b));
             return NULL;
         }
         return a == NB_SOFTMAX ? nb_softmax(x, -1) : nb_log_softmax(x, -1);

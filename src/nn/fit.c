@@ -23,7 +23,7 @@ static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx
 {
     size_t row = (size_t)(src->numel / (src->shape[0] ? src->shape[0] : 1)) * nb__dtype_size(src->dtype);
     for (int64_t i = 0; i < n; i++)
-        memcpy((char *)dst->data + (size_t)i * row, (const char *)src->data + (size_t)idx[i] * row,
+        memcpy((char *)nb__ptr(dst) + (size_t)i * row, (const char *)nb__ptr(src) + (size_t)idx[i] * row,
                row);
     nb__bump(dst);
 }
@@ -34,7 +34,7 @@ static nb_tensor *rows_like(const nb_tensor *src, int64_t rows)
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, src->shape, sizeof shape);
     shape[0] = rows;
-    return nb__new_heap_tensor(src->dtype, src->ndim, shape);
+    return nb__new_heap_tensor("nb_fit", src->dtype, src->ndim, shape);
 }
 
 static int check_data(const nb_model *m, nb_dataset d, const char *fn, const char *what)
@@ -44,7 +44,7 @@ static int check_data(const nb_model *m, nb_dataset d, const char *fn, const cha
         return nb__error("%s: %s x is NULL", fn, what);
     if (d.x->ndim != 2 || d.x->shape[1] != m->in_features || d.x->dtype != m->dtype)
         return nb__error("%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
-                         nb_dtype_name(d.x->dtype), nb__shape_str(d.x, b),
+                         nb_dtype_name(d.x->dtype), nb_shape_str(d.x, b),
                          nb_dtype_name(m->dtype), (long long)m->in_features);
     if (d.x->shape[0] < 1)
         return nb__error("%s: %s data has no rows", fn, what);
@@ -162,7 +162,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
     }
     if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
         nb__error("nb_predict: x is %s %s; the model takes %s (N,%lld)",
-                  nb_dtype_name(x->dtype), nb__shape_str(x, b), nb_dtype_name(m->dtype),
+                  nb_dtype_name(x->dtype), nb_shape_str(x, b), nb_dtype_name(m->dtype),
                   (long long)m->in_features);
         return NULL;
     }
@@ -172,7 +172,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
     }
     int64_t bs = batch_size ? batch_size : 32, n = x->shape[0];
     int64_t units = m->layers[m->n - 1]->opts.units;
-    nb_tensor *out = nb__new_heap_tensor(m->dtype, 2, (const int64_t[]){n, units});
+    nb_tensor *out = nb__new_heap_tensor("nb_fit", m->dtype, 2, (const int64_t[]){n, units});
     if (!out)
         return NULL;
     bool prev = nb_set_grad_enabled(false);
@@ -186,7 +186,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
             break;
         }
         size_t es = nb__dtype_size(m->dtype);
-        memcpy((char *)out->data + (size_t)(start * units) * es, y->data, (size_t)(k * units) * es);
+        memcpy((char *)nb__ptr(out) + (size_t)(start * units) * es, nb__ptr(y), (size_t)(k * units) * es);
         nb_graph_reset(g);
     }
     nb_graph_free(g);

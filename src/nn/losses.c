@@ -49,8 +49,8 @@ static int check_common(const char *fn, const char *pn, const nb_tensor *p, cons
         return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
     if (p->dtype != t->dtype)
         return nb__error("%s: dtypes differ: %s %s %s and %s %s %s", fn, pn,
-                         nb_dtype_name(p->dtype), nb__shape_str(p, b), tn,
-                         nb_dtype_name(t->dtype), nb__shape_str(t, c));
+                         nb_dtype_name(p->dtype), nb_shape_str(p, b), tn,
+                         nb_dtype_name(t->dtype), nb_shape_str(t, c));
     return 0;
 }
 
@@ -63,13 +63,13 @@ int nb__loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const ch
     if (check_common(fn, pn, p, tn, t))
         return -1;
     if (!nb__same_shape(p, t))
-        return nb__error("%s: %s %s and %s %s differ", fn, pn, nb__shape_str(p, b), tn,
-                         nb__shape_str(t, c));
+        return nb__error("%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
+                         nb_shape_str(t, c));
     if (class_axis && p->ndim < 1)
         return nb__error("%s: %s %s has no class axis (the last one)", fn, pn,
-                         nb__shape_str(p, b));
+                         nb_shape_str(p, b));
     if (p->numel == 0)
-        return nb__error("%s: %s %s is empty", fn, pn, nb__shape_str(p, b));
+        return nb__error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
     return 0;
 }
 
@@ -82,15 +82,15 @@ int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb
         return -1;
     if (p->ndim < 1)
         return nb__error("%s: %s %s has no class axis (the last one)", fn, pn,
-                         nb__shape_str(p, b));
+                         nb_shape_str(p, b));
     if (labels->ndim != p->ndim - 1 ||
         memcmp(labels->shape, p->shape, (size_t)labels->ndim * sizeof(int64_t)) != 0)
         return nb__error("%s: labels %s must have the shape of %s without its last axis, %s "
                          "(%s is %s)",
-                         fn, nb__shape_str(labels, b), pn, nb__dims_str(p->ndim - 1, p->shape, c),
-                         pn, nb__shape_str(p, d));
+                         fn, nb_shape_str(labels, b), pn, nb_dims_str(p->ndim - 1, p->shape, c),
+                         pn, nb_shape_str(p, d));
     if (p->numel == 0)
-        return nb__error("%s: %s %s is empty", fn, pn, nb__shape_str(p, b));
+        return nb__error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
     int64_t classes = p->shape[p->ndim - 1];
     int64_t st[NB_MAX_DIMS];
     nb__strides(labels->ndim, labels->shape, st);
@@ -106,9 +106,9 @@ int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb
                           (long long)(j / st[i] % labels->shape[i]));
         if (!(v == floor(v)))
             return nb__error("%s: labels[%s] = %g is not a whole number (labels %s)", fn, pos,
-                             v, nb__shape_str(labels, b));
+                             v, nb_shape_str(labels, b));
         return nb__error("%s: labels[%s] = %g is outside [0, %lld): %s %s has %lld classes", fn,
-                         pos, v, (long long)classes, pn, nb__shape_str(p, c),
+                         pos, v, (long long)classes, pn, nb_shape_str(p, c),
                          (long long)classes);
     }
     return 0;
@@ -118,12 +118,12 @@ int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb
 
 static nb_tensor *k(nb_tensor *like, double v) { return nb_scalar_like(like, v); }
 
-static nb_tensor *mean_all(nb_tensor *x) { return nb_mean(x, NB_ALL, false); }
+static nb_tensor *mean_all(nb_tensor *x) { return nb_mean(x); }
 
 /* -mean over rows of the sum over the last axis of t * logp. */
 static nb_tensor *neg_mean_rows(nb_tensor *t, nb_tensor *logp)
 {
-    return nb_neg(mean_all(nb_sum(nb_mul(t, logp), NB_AXES(-1), false)));
+    return nb_neg(mean_all(nb_sum(nb_mul(t, logp), .axes = NB_AXES(-1))));
 }
 
 /* ---- regression ---- */

@@ -13,8 +13,8 @@ nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
     if (nb__loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, true))
         return NULL;
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *hit = nb_eq(nb_argmax(pred, -1, false), nb_argmax(target, -1, false));
-    nb_tensor *acc = nb_mean(hit, NB_ALL, false);
+    nb_tensor *hit = nb_eq(nb_argmax(pred, -1), nb_argmax(target, -1));
+    nb_tensor *acc = nb_mean(hit);
     nb_set_grad_enabled(prev);
     return acc;
 }
@@ -24,8 +24,8 @@ nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
     if (nb__loss_labels("nb_sparse_categorical_accuracy", "pred", pred, labels))
         return NULL;
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *hit = nb_eq(nb_argmax(pred, -1, false), labels);
-    nb_tensor *acc = nb_mean(hit, NB_ALL, false);
+    nb_tensor *hit = nb_eq(nb_argmax(pred, -1), labels);
+    nb_tensor *acc = nb_mean(hit);
     nb_set_grad_enabled(prev);
     return acc;
 }

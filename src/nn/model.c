@@ -155,11 +155,11 @@ void nb_model_free(nb_model *m)
 /* Glorot uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)). */
 static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
 {
-    nb_tensor *w = nb__new_heap_tensor(NB_F32, 2, (const int64_t[]){in, out});
+    nb_tensor *w = nb__new_heap_tensor("nb_build", NB_F32, 2, (const int64_t[]){in, out});
     if (!w)
         return NULL;
     double limit = sqrt(6.0 / (double)(in + out));
-    float *d = w->data;
+    float *d = nb__ptr(w);
     for (int64_t i = 0; i < w->numel; i++)
         d[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * limit);
     return w;
@@ -223,7 +223,7 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
         return nb__error("nb_model_set_dtype: the optimizer has already taken steps");
     for (int i = 0; i < m->nparams; i++) {
         nb_tensor *p = m->params[i];
-        nb_tensor *c = nb__new_heap_tensor(dtype, p->ndim, p->shape);
+        nb_tensor *c = nb__new_heap_tensor("nb_build", dtype, p->ndim, p->shape);
         if (!c || !nb_set_name(nb_param(c), p->name)) {
             nb_free(c);
             return -1;
@@ -313,7 +313,7 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
     }
     if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
         nb__error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
-                  nb_dtype_name(x->dtype), nb__shape_str(x, b), nb_dtype_name(m->dtype),
+                  nb_dtype_name(x->dtype), nb_shape_str(x, b), nb_dtype_name(m->dtype),
                   (long long)m->in_features);
         return NULL;
     }
@@ -346,7 +346,7 @@ int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (y->ndim != 1 || y->shape[0] != rows)
             return nb__error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
-                             nb__shape_str(y, b));
+                             nb_shape_str(y, b));
         for (int64_t i = 0; i < rows; i++) {
             double v = nb__get(y, i);
             if (!(v >= 0 && v < (double)out && v == floor(v)))
@@ -357,7 +357,7 @@ int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const
     }
     if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != out)
         return nb__error("%s: y is %s; the model's output is (%lld,%lld)", fn,
-                         nb__shape_str(y, b), (long long)rows, (long long)out);
+                         nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
         for (int64_t i = 0; i < y->numel; i++) {
             double v = nb__get(y, i);
@@ -414,7 +414,7 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
         if (logits && last == NB_SOFTMAX)
             return nb_categorical_crossentropy_logits(logits, y);
         if (last == NB_LOG_SOFTMAX)
-            return nb_neg(nb_mean(nb_sum(nb_mul(y, output), NB_AXES(-1), false), NB_ALL, false));
+            return nb_neg(nb_mean(nb_sum(nb_mul(y, output), .axes = NB_AXES(-1))));
         return nb_categorical_crossentropy(output, y);
     case NB_SPARSE_CATEGORICAL_CROSSENTROPY:
         return logits && last == NB_SOFTMAX ? nb_sparse_categorical_crossentropy_logits(logits, y)

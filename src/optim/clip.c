@@ -56,7 +56,7 @@ double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm)
         nb_tensor *g = params[i]->grad;
         if (!g)
             continue;
-        nb_tensor *s = nb_sum(nb_square(g), NB_ALL, false);
+        nb_tensor *s = nb_sum(nb_square(g));
         if (!s)
             goto done;
         sumsq += nb_item(s);

@@ -329,10 +329,10 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
             nb_tensor *p = params[i];
             if (!p)
                 return nb__error("%s: params[%d] is NULL", fn, i);
-            if (p->storage != NB_HEAP)
+            if (p->lifetime != NB_HEAP)
                 return nb__error("%s: params[%d] %s is an op's result in a graph; "
                                  "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
-                                 fn, i, nb__shape_str(p, b));
+                                 fn, i, nb_shape_str(p, b));
             for (int j = 0; j < i; j++)
                 if (params[j] == p)
                     return nb__error("%s: params[%d] and params[%d] are the same tensor",
@@ -343,8 +343,8 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
         nb_tensor *p = params[i], *g = p->grad;
         if (g && (g->dtype != p->dtype || !nb__same_shape(g, p)))
             return nb__error("%s: params[%d] is %s %s but its gradient is %s %s", fn, i,
-                             nb_dtype_name(p->dtype), nb__shape_str(p, b),
-                             nb_dtype_name(g->dtype), nb__shape_str(g, c));
+                             nb_dtype_name(p->dtype), nb_shape_str(p, b),
+                             nb_dtype_name(g->dtype), nb_shape_str(g, c));
     }
     return 0;
 }
@@ -371,7 +371,7 @@ static int update(nb_optimizer *opt, nb_graph *graph)
             g = nb_clamp(g, -o->clipvalue, o->clipvalue);
         gs[i] = g;
         if (g && o->clipnorm > 0) {
-            nb_tensor *s = nb_sum(nb_square(g), NB_ALL, false);
+            nb_tensor *s = nb_sum(nb_square(g));
             if (!s)
                 return -1;
             sumsq += nb_item(s);

@@ -1,0 +1,379 @@
+/* nabla: defining ops. An op is a `const nb_op`: a shape rule, a kernel per
+ * dtype that fills the output from plain views of the inputs, and a backward
+ * rule written with nabla ops. Built-in and user ops are the same thing:
+ * nb_apply runs both, the engine checks what each promises, and the loops
+ * below are the ones the built-in kernels are written with. */
+#ifndef NABLA_KERNEL_H
+#define NABLA_KERNEL_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The most inputs an op takes (n-ary built-ins such as concat chain). */
+#define NB_MAX_INPUTS 8
+
+/* ---- what a kernel sees --------------------------------------------------------- */
+
+/* A tensor as a kernel sees it: the address of element 0 and, per
+ * dimension, the size and the stride in elements (0 along broadcast
+ * dimensions, negative along reversed slices). */
+typedef struct nb_view {
+    void *data;
+    nb_dtype dtype;
+    int ndim;
+    int64_t numel;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t strides[NB_MAX_DIMS];
+} nb_view;
+
+/* Fills y (a fresh contiguous tensor with the shape rule's dtype and shape)
+ * from the n input views x[0..n), which may have any strides unless the op
+ * asks for contiguous ones (nb_op.contiguous). A kernel that cannot finish
+ * (out of scratch memory) calls nb_op_error, and nb_apply returns NULL. */
+typedef void (*nb_kernel)(const nb_view *y, const nb_view *x, int n, const void *attr);
+
+/* Scratch memory for a kernel, valid until the graph is reset (it comes
+ * from the current graph's arena); NULL with an error when out of memory. */
+void *nb_kernel_scratch(size_t bytes);
+
+/* ---- the op ------------------------------------------------------------------------ */
+
+/* What a shape rule fills in for the output. A rule may instead make the
+ * output a view of x[0]'s storage (reshape, permute, slice ...): it sets
+ * `view`, the strides and the offset (in elements of the storage, as
+ * nb_offset gives); the engine checks that the view stays inside x[0]'s
+ * storage, and no kernel runs. */
+typedef struct nb_meta {
+    nb_dtype dtype;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    bool view;
+    int64_t strides[NB_MAX_DIMS];
+    int64_t offset;
+} nb_meta;
+
+typedef struct nb_op nb_op;
+
+/* Input i, as a bit of the masks below. */
+#define NB_INPUT(i) (1u << (i))
+/* Bits of nb_op.saves: which tensors the backward rule reads, so that writing
+ * to them in place after recording is caught. 0 means "all of them". */
+#define NB_SAVES_X(i) NB_INPUT(i)
+#define NB_SAVES_Y (1u << NB_MAX_INPUTS)
+#define NB_SAVES_NONE (1u << (NB_MAX_INPUTS + 1))
+
+/* Where gradcheck draws an input of an example from (e.g. log wants x > 0).
+ * Inputs the op marks non-differentiable (nb_op.nondiff) get whole numbers
+ * in [ceil(lo), ceil(hi)): indices, or a 0/1 mask by default. */
+typedef struct nb_domain {
+    double lo, hi;
+    bool away_from_zero; /* |x| >= (hi - lo) / 10: keeps off kinks and poles */
+} nb_domain;
+
+/* An example application of an op, for gradcheck tables and `nabla gradcheck`. */
+typedef struct nb_op_example {
+    int n;                                     /* inputs */
+    int ndim[NB_MAX_INPUTS];                   /* per input */
+    int64_t shape[NB_MAX_INPUTS][NB_MAX_DIMS]; /* per input */
+    nb_domain domain[NB_MAX_INPUTS];           /* per input; all zero: [-1, 1] */
+    const void *attr;                          /* attributes for this example */
+    bool once_differentiable;                  /* skip the second-order check */
+} nb_op_example;
+
+struct nb_op {
+    const char *name; /* "tanh"; errors read "nb_tanh: ..." for built-ins */
+    int arity;        /* number of inputs; -1: 1 to NB_MAX_INPUTS */
+    size_t attr_size; /* bytes of attribute struct copied into the node */
+    /* Output dtype and shape, or -1 after nb_op_error() explains why. */
+    int (*shape)(nb_meta *out, nb_tensor *const x[], int n, const void *attr);
+    /* Kernels by output dtype: .forward = NB_KERNELS(tanh) for tanh_f32 and
+     * tanh_f64. A dtype without a kernel is an error when applied. */
+    nb_kernel forward[NB_F64 + 1];
+    /* Sets dx[i] for the inputs that require grad, written with nabla ops so
+     * that it can itself be differentiated. For a broadcasting op, dx[i] may
+     * have the output's shape: the engine sums it back to x[i]'s. */
+    void (*backward)(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
+                     nb_tensor *const x[], int n, const void *attr);
+    /* Not differentiable by design (comparisons, argmax): the output never
+     * requires grad. An op with neither this nor a backward is refused on
+     * inputs that require grad ("backward not implemented"). */
+    bool no_gradient;
+    unsigned nondiff;    /* NB_INPUT(i): inputs that get no gradient (indices) */
+    bool broadcast;      /* the inputs broadcast to the output (NumPy rules) */
+    unsigned contiguous; /* NB_INPUT(i): inputs the kernels need contiguous;
+                            the engine copies the others (differentiably) */
+    unsigned saves;      /* NB_SAVES_* bits, see above */
+    const nb_op_example *examples; /* gradcheck examples, ended by n == 0 */
+};
+
+/* Applies op to n inputs: checks the inputs, the shape rule's result (dims,
+ * overflow, NB_MAX_NUMEL, views in bounds) and the declarations, allocates
+ * y, runs the kernel, records a node. This is how every op runs, built-in
+ * or user-defined. NULL on error. */
+nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr);
+
+/* For shape rules: sets the error "nb_<op>: <message>" and returns -1. */
+int nb_op_error(const nb_op *op, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Shape rules for the common cases: same as x[0]; NumPy broadcast of all
+ * inputs (which must share a dtype). */
+int nb_shape_same(nb_meta *out, nb_tensor *const x[], int n, const void *attr);
+int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *attr);
+
+/* The op that produced t, or NULL for a leaf or a view without history. */
+const nb_op *nb_op_of(const nb_tensor *t);
+/* The built-in ops, ended by NULL; nb_op_find looks one up by name. */
+const nb_op *const *nb_builtin_ops(void);
+const nb_op *nb_op_find(const char *name);
+
+/* ---- dtype dispatch ---------------------------------------------------------------- */
+
+/* {[NB_F32] = name_f32, [NB_F64] = name_f64}, for nb_op.forward. */
+#define NB_KERNELS(name) {[NB_F32] = name##_f32, [NB_F64] = name##_f64}
+
+/* ---- elementwise loops --------------------------------------------------------------- */
+
+/* Walks the shape of views[0] (the output) row by row; views[1..nop) are
+ * broadcast to it. Dimensions are merged where every operand steps through
+ * them evenly, so a row is as long as possible; within a row, operand k
+ * advances by step[k] elements (0 for a broadcast operand). */
+#define NB_ITER_MAX 4
+typedef struct nb_iter {
+    int nop, ndim;                       /* operands; outer dimensions */
+    int64_t len, rows;                   /* row length; number of rows */
+    int64_t shape[NB_MAX_DIMS];          /* outer dimensions */
+    int64_t stride[NB_ITER_MAX][NB_MAX_DIMS];
+    int64_t step[NB_ITER_MAX];           /* stride along a row */
+    int64_t off[NB_ITER_MAX];            /* row start, elements from data */
+    int64_t idx[NB_MAX_DIMS];
+} nb_iter;
+
+void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[]);
+void nb_iter_next(nb_iter *it); /* to the next row */
+
+/* y = EXPR elementwise, u (and v, w) being the elements of a (b, c) broadcast
+ * to y; T is the element type of all of them (float or double). y must not
+ * overlap the inputs (an op's output never does). Rows whose operands are
+ * contiguous or broadcast scalars get plain loops the compiler vectorises;
+ * other rows a strided loop. */
+#define NB_MAP1(T, y, a, EXPR)                                                 \
+    do {                                                                       \
+        const nb_view *v_[2] = {(y), (a)};                                     \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 2, v_);                                             \
+        T *Y_ = (T *)v_[0]->data;                                              \
+        const T *A_ = (const T *)v_[1]->data;                                  \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+            T *restrict py_ = Y_ + it_.off[0];                                 \
+            const T *restrict pa_ = A_ + it_.off[1];                           \
+            int64_t n_ = it_.len, sy_ = it_.step[0], sa_ = it_.step[1];        \
+            if (sy_ == 1 && sa_ == 1) {                                        \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T u = pa_[i_];                                             \
+                    py_[i_] = (EXPR);                                          \
+                }                                                              \
+            } else {                                                           \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T u = pa_[i_ * sa_];                                       \
+                    py_[i_ * sy_] = (EXPR);                                    \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+#define NB_MAP2(T, y, a, b, EXPR)                                              \
+    do {                                                                       \
+        const nb_view *v_[3] = {(y), (a), (b)};                                \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 3, v_);                                             \
+        T *Y_ = (T *)v_[0]->data;                                              \
+        const T *A_ = (const T *)v_[1]->data, *B_ = (const T *)v_[2]->data;    \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+            T *restrict py_ = Y_ + it_.off[0];                                 \
+            const T *restrict pa_ = A_ + it_.off[1];                           \
+            const T *restrict pb_ = B_ + it_.off[2];                           \
+            int64_t n_ = it_.len, sy_ = it_.step[0], sa_ = it_.step[1],        \
+                    sb_ = it_.step[2];                                         \
+            if (sy_ == 1 && sa_ == 1 && sb_ == 1) {                            \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T u = pa_[i_], v = pb_[i_];                                \
+                    py_[i_] = (EXPR);                                          \
+                }                                                              \
+            } else if (sy_ == 1 && sa_ == 1 && sb_ == 0) {                     \
+                const T v = pb_[0];                                            \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T u = pa_[i_];                                             \
+                    py_[i_] = (EXPR);                                          \
+                }                                                              \
+            } else if (sy_ == 1 && sa_ == 0 && sb_ == 1) {                     \
+                const T u = pa_[0];                                            \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T v = pb_[i_];                                             \
+                    py_[i_] = (EXPR);                                          \
+                }                                                              \
+            } else {                                                           \
+                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
+                    T u = pa_[i_ * sa_], v = pb_[i_ * sb_];                    \
+                    py_[i_ * sy_] = (EXPR);                                    \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+#define NB_MAP3(T, y, a, b, c, EXPR)                                           \
+    do {                                                                       \
+        const nb_view *v_[4] = {(y), (a), (b), (c)};                           \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 4, v_);                                             \
+        T *Y_ = (T *)v_[0]->data;                                              \
+        const T *A_ = (const T *)v_[1]->data, *B_ = (const T *)v_[2]->data,    \
+                *C_ = (const T *)v_[3]->data;                                  \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+            T *restrict py_ = Y_ + it_.off[0];                                 \
+            const T *pa_ = A_ + it_.off[1], *pb_ = B_ + it_.off[2],            \
+                    *pc_ = C_ + it_.off[3];                                    \
+            int64_t sy_ = it_.step[0], sa_ = it_.step[1], sb_ = it_.step[2],   \
+                    sc_ = it_.step[3];                                         \
+            for (int64_t i_ = 0; i_ < it_.len; i_++) {                         \
+                T u = pa_[i_ * sa_], v = pb_[i_ * sb_], w = pc_[i_ * sc_];     \
+                py_[i_ * sy_] = (EXPR);                                        \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+/* Kernels name_f32 and name_f64 computing EXPR of u (unary) or u, v
+ * (binary) elementwise; T names the element type inside EXPR. */
+#define NB_UNARY_KERNELS(name, EXPR)                                           \
+    NB_UNARY_KERNEL_(name##_f32, float, EXPR)                                  \
+    NB_UNARY_KERNEL_(name##_f64, double, EXPR)
+#define NB_BINARY_KERNELS(name, EXPR)                                          \
+    NB_BINARY_KERNEL_(name##_f32, float, EXPR)                                 \
+    NB_BINARY_KERNEL_(name##_f64, double, EXPR)
+#define NB_UNARY_KERNEL_(fn, T, EXPR)                                          \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n, (void)attr;                                                   \
+        NB_MAP1(T, y, &x[0], EXPR);                                            \
+    }
+#define NB_BINARY_KERNEL_(fn, T, EXPR)                                         \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n, (void)attr;                                                   \
+        NB_MAP2(T, y, &x[0], &x[1], EXPR);                                     \
+    }
+
+/* ---- reductions over axes -------------------------------------------------------------- */
+
+/* A plan for reducing x over the axes in mask (bit i: axis i) into y, a
+ * contiguous buffer holding x's kept axes in order (keepdims or not). The
+ * innermost merged dimension is the inner loop: a reduction along it, or,
+ * when it is kept, a block of outputs accumulated side by side. */
+#define NB_REDUCE_BLOCK 256
+typedef struct nb_reduce_plan {
+    int64_t nout, nin;       /* elements of y and of x */
+    bool inner_reduced;      /* the inner loop reduces (else it is kept) */
+    int64_t inner, inner_xs, inner_ys;
+    int nk, nr;              /* outer kept / reduced dimensions */
+    int64_t kshape[NB_MAX_DIMS], kxs[NB_MAX_DIMS], kys[NB_MAX_DIMS];
+    int64_t rshape[NB_MAX_DIMS], rxs[NB_MAX_DIMS];
+    int64_t kcount, rcount;  /* products of kshape, rshape */
+} nb_reduce_plan;
+
+void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask);
+
+/* Steps an odometer over dims (shape, strides) with index idx, keeping the
+ * element offset off in step. */
+#define NB_ODOMETER(nd, shape, st, idx, off)                                   \
+    for (int d_ = (nd) - 1; d_ >= 0; d_--) {                                   \
+        (off) += (st)[d_];                                                     \
+        if (++(idx)[d_] < (shape)[d_])                                         \
+            break;                                                             \
+        (off) -= (st)[d_] * (shape)[d_];                                       \
+        (idx)[d_] = 0;                                                         \
+    }
+
+/* y = reduction of x over mask: acc starts at INIT (of type ACC), then
+ * acc = COMBINE for each element u of x (in row-major order of the reduced
+ * axes); y gets (T)acc. An empty reduction gives INIT. Sums in f32 should
+ * accumulate in double: NB_REDUCE(float, double, y, x, mask, 0, acc + u). */
+#define NB_REDUCE(T, ACC, y, x, mask, INIT, COMBINE)                           \
+    do {                                                                       \
+        nb_reduce_plan p_;                                                     \
+        nb_reduce_init(&p_, (x), (mask));                                      \
+        T *Y_ = (T *)(y)->data;                                                \
+        const T *X_ = (const T *)(x)->data;                                    \
+        if (p_.nout == 0)                                                      \
+            break;                                                             \
+        if (p_.nin == 0) {                                                     \
+            for (int64_t j_ = 0; j_ < p_.nout; j_++)                           \
+                Y_[j_] = (T)(INIT);                                            \
+            break;                                                             \
+        }                                                                      \
+        int64_t ki_[NB_MAX_DIMS] = {0}, xo_ = 0, yo_ = 0;                      \
+        for (int64_t k_ = 0; k_ < p_.kcount; k_++) {                           \
+            if (p_.inner_reduced) {                                            \
+                ACC acc = (INIT);                                              \
+                int64_t ri_[NB_MAX_DIMS] = {0}, ro_ = 0;                       \
+                for (int64_t q_ = 0; q_ < p_.rcount; q_++) {                   \
+                    const T *px_ = X_ + xo_ + ro_;                             \
+                    int64_t s_ = p_.inner_xs;                                  \
+                    for (int64_t i_ = 0; i_ < p_.inner; i_++) {                \
+                        T u = px_[i_ * s_];                                    \
+                        acc = (COMBINE);                                       \
+                    }                                                          \
+                    NB_ODOMETER(p_.nr, p_.rshape, p_.rxs, ri_, ro_)            \
+                }                                                              \
+                Y_[yo_] = (T)acc;                                              \
+            } else {                                                           \
+                for (int64_t b_ = 0; b_ < p_.inner; b_ += NB_REDUCE_BLOCK) {   \
+                    int64_t m_ = p_.inner - b_ < NB_REDUCE_BLOCK               \
+                                     ? p_.inner - b_                           \
+                                     : NB_REDUCE_BLOCK;                        \
+                    ACC a_[NB_REDUCE_BLOCK];                                   \
+                    for (int64_t j_ = 0; j_ < m_; j_++)                        \
+                        a_[j_] = (INIT);                                       \
+                    int64_t ri_[NB_MAX_DIMS] = {0}, ro_ = 0;                   \
+                    for (int64_t q_ = 0; q_ < p_.rcount; q_++) {               \
+                        const T *px_ = X_ + xo_ + ro_ + b_ * p_.inner_xs;      \
+                        int64_t s_ = p_.inner_xs;                              \
+                        if (s_ == 1) {                                         \
+                            for (int64_t j_ = 0; j_ < m_; j_++) {              \
+                                ACC acc = a_[j_];                              \
+                                T u = px_[j_];                                 \
+                                a_[j_] = (COMBINE);                            \
+                            }                                                  \
+                        } else {                                               \
+                            for (int64_t j_ = 0; j_ < m_; j_++) {              \
+                                ACC acc = a_[j_];                              \
+                                T u = px_[j_ * s_];                            \
+                                a_[j_] = (COMBINE);                            \
+                            }                                                  \
+                        }                                                      \
+                        NB_ODOMETER(p_.nr, p_.rshape, p_.rxs, ri_, ro_)        \
+                    }                                                          \
+                    for (int64_t j_ = 0; j_ < m_; j_++)                        \
+                        Y_[yo_ + (b_ + j_) * p_.inner_ys] = (T)a_[j_];         \
+                }                                                              \
+            }                                                                  \
+            for (int d_ = p_.nk - 1; d_ >= 0; d_--) {                          \
+                xo_ += p_.kxs[d_];                                             \
+                yo_ += p_.kys[d_];                                             \
+                if (++ki_[d_] < p_.kshape[d_])                                 \
+                    break;                                                     \
+                xo_ -= p_.kxs[d_] * p_.kshape[d_];                             \
+                yo_ -= p_.kys[d_] * p_.kshape[d_];                             \
+                ki_[d_] = 0;                                                   \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,244 @@
+/* The kernel contract's machinery: views of tensors, the broadcast/strided
+ * iterator, reduction plans, the strided copy, and the subnormal setting
+ * every kernel runs under. */
+#include "internal.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
+void nb__view(const nb_tensor *t, nb_view *v)
+{
+    v->data = nb__ptr(t);
+    v->dtype = t->dtype;
+    v->ndim = t->ndim;
+    v->numel = t->numel;
+    for (int i = 0; i < t->ndim; i++) {
+        v->shape[i] = t->shape[i];
+        v->strides[i] = t->strides[i];
+    }
+}
+
+/* ---- the iterator ---- */
+
+void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[])
+{
+    const nb_view *y = views[0];
+    int nd = y->ndim;
+    int64_t st[NB_ITER_MAX][NB_MAX_DIMS];
+    for (int k = 0; k < nop; k++) {
+        const nb_view *v = views[k];
+        for (int i = 0; i < nd; i++) {
+            int j = i - (nd - v->ndim);
+            st[k][i] = j < 0 || (v->shape[j] == 1 && y->shape[i] != 1) ? 0 : v->strides[j];
+        }
+    }
+    /* Merge dimension i into the previous one when every operand steps
+     * through both as one; size-1 dimensions drop out. */
+    int m = 0;
+    int64_t cs[NB_MAX_DIMS], cst[NB_ITER_MAX][NB_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        if (y->shape[i] == 1)
+            continue;
+        bool merge = m > 0;
+        for (int k = 0; merge && k < nop; k++)
+            merge = cst[k][m - 1] == st[k][i] * y->shape[i];
+        if (merge) {
+            cs[m - 1] *= y->shape[i];
+            for (int k = 0; k < nop; k++)
+                cst[k][m - 1] = st[k][i];
+            continue;
+        }
+        cs[m] = y->shape[i];
+        for (int k = 0; k < nop; k++)
+            cst[k][m] = st[k][i];
+        m++;
+    }
+    it->nop = nop;
+    if (m == 0) {
+        it->ndim = 0;
+        it->len = y->numel ? 1 : 0;
+        for (int k = 0; k < nop; k++)
+            it->step[k] = 0;
+    } else {
+        it->ndim = m - 1;
+        it->len = cs[m - 1];
+        for (int k = 0; k < nop; k++)
+            it->step[k] = cst[k][m - 1];
+        for (int i = 0; i < m - 1; i++) {
+            it->shape[i] = cs[i];
+            for (int k = 0; k < nop; k++)
+                it->stride[k][i] = cst[k][i];
+        }
+    }
+    it->rows = it->len ? y->numel / it->len : 0;
+    for (int i = 0; i < NB_MAX_DIMS; i++)
+        it->idx[i] = 0;
+    for (int k = 0; k < NB_ITER_MAX; k++)
+        it->off[k] = 0;
+}
+
+void nb_iter_next(nb_iter *it)
+{
+    for (int i = it->ndim - 1; i >= 0; i--) {
+        for (int k = 0; k < it->nop; k++)
+            it->off[k] += it->stride[k][i];
+        if (++it->idx[i] < it->shape[i])
+            return;
+        for (int k = 0; k < it->nop; k++)
+            it->off[k] -= it->stride[k][i] * it->shape[i];
+        it->idx[i] = 0;
+    }
+}
+
+/* ---- reductions ---- */
+
+void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask)
+{
+    memset(p, 0, sizeof *p);
+    p->nin = x->numel;
+    p->nout = 1;
+    for (int i = 0; i < x->ndim; i++)
+        if (!(mask >> i & 1u))
+            p->nout *= x->shape[i];
+    /* x's dimensions without the size-1 ones, each reduced or kept, with
+     * y's (contiguous) strides for the kept ones; then adjacent dimensions
+     * of one kind merged where x steps through them evenly. */
+    int64_t sz[NB_MAX_DIMS], xs[NB_MAX_DIMS], ys[NB_MAX_DIMS];
+    bool red[NB_MAX_DIMS];
+    int m = 0;
+    int64_t yst = 1;
+    for (int i = x->ndim - 1; i >= 0; i--) {
+        if (x->shape[i] == 1)
+            continue;
+        bool r = mask >> i & 1u;
+        if (m > 0 && red[m - 1] == r && xs[m - 1] * sz[m - 1] == x->strides[i]) {
+            sz[m - 1] *= x->shape[i];
+        } else {
+            sz[m] = x->shape[i];
+            xs[m] = x->strides[i];
+            ys[m] = r ? 0 : yst;
+            red[m++] = r;
+        }
+        if (!r)
+            yst *= x->shape[i];
+    }
+    /* Collected innermost first: entry 0 is the inner loop. */
+    p->kcount = p->rcount = 1;
+    if (m == 0) {
+        p->inner_reduced = true;
+        p->inner = 1;
+        return;
+    }
+    p->inner_reduced = red[0];
+    p->inner = sz[0];
+    p->inner_xs = xs[0];
+    p->inner_ys = ys[0];
+    for (int j = m - 1; j >= 1; j--) {
+        if (red[j]) {
+            p->rshape[p->nr] = sz[j];
+            p->rxs[p->nr++] = xs[j];
+            p->rcount *= sz[j];
+        } else {
+            p->kshape[p->nk] = sz[j];
+            p->kxs[p->nk] = xs[j];
+            p->kys[p->nk++] = ys[j];
+            p->kcount *= sz[j];
+        }
+    }
+}
+
+/* ---- copies ---- */
+
+#define COPY(TD, TS, dst, src)                                                 \
+    do {                                                                       \
+        const nb_view *v_[2] = {(dst), (src)};                                 \
+        nb_iter it;                                                            \
+        nb_iter_init(&it, 2, v_);                                              \
+        for (int64_t r = 0; r < it.rows; r++, nb_iter_next(&it)) {             \
+            TD *d = (TD *)(dst)->data + it.off[0];                             \
+            const TS *s = (const TS *)(src)->data + it.off[1];                 \
+            int64_t sd = it.step[0], ss = it.step[1];                          \
+            if (sd == 1 && ss == 1)                                            \
+                for (int64_t i = 0; i < it.len; i++)                           \
+                    d[i] = (TD)s[i];                                           \
+            else                                                               \
+                for (int64_t i = 0; i < it.len; i++)                           \
+                    d[i * sd] = (TD)s[i * ss];                                 \
+        }                                                                      \
+    } while (0)
+
+void nb__copy(const nb_view *dst, const nb_view *src)
+{
+    if (dst->dtype == NB_F64 && src->dtype == NB_F64)
+        COPY(double, double, dst, src);
+    else if (dst->dtype == NB_F64)
+        COPY(double, float, dst, src);
+    else if (src->dtype == NB_F64)
+        COPY(float, double, dst, src);
+    else
+        COPY(float, float, dst, src);
+}
+
+#define ACCUMULATE(T, dst, src)                                                \
+    do {                                                                       \
+        const nb_view *v_[2] = {(dst), (src)};                                 \
+        nb_iter it;                                                            \
+        nb_iter_init(&it, 2, v_);                                              \
+        for (int64_t r = 0; r < it.rows; r++, nb_iter_next(&it)) {             \
+            T *d = (T *)(dst)->data + it.off[0];                               \
+            const T *s = (const T *)(src)->data + it.off[1];                   \
+            int64_t sd = it.step[0], ss = it.step[1];                          \
+            if (sd == 1 && ss == 1)                                            \
+                for (int64_t i = 0; i < it.len; i++)                           \
+                    d[i] += s[i];                                              \
+            else                                                               \
+                for (int64_t i = 0; i < it.len; i++)                           \
+                    d[i * sd] += s[i * ss];                                    \
+        }                                                                      \
+    } while (0)
+
+void nb__accumulate(const nb_view *dst, const nb_view *src)
+{
+    if (dst->dtype == NB_F64)
+        ACCUMULATE(double, dst, src);
+    else
+        ACCUMULATE(float, dst, src);
+}
+
+void *nb_kernel_scratch(size_t bytes)
+{
+    nb_graph *g = nb__graph();
+    if (!g) {
+        nb__error("nb_kernel_scratch: no current graph (kernels run inside nb_apply)");
+        return NULL;
+    }
+    return nb__arena_alloc(g, bytes);
+}
+
+/* ---- the subnormal setting ---- */
+
+static _Thread_local bool flush;
+
+bool nb_set_flush_subnormals(bool on)
+{
+    bool prev = flush;
+    flush = on;
+    return prev;
+}
+
+bool nb_flush_subnormals(void) { return flush; }
+
+void nb__run(nb_kernel k, const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+#if defined(__SSE2__)
+    if (flush) {
+        unsigned mode = _mm_getcsr();
+        _mm_setcsr(mode | 0x8040u); /* FTZ (bit 15) and DAZ (bit 6) */
+        k(y, x, n, attr);
+        _mm_setcsr(mode);
+        return;
+    }
+#endif
+    k(y, x, n, attr);
+}

@@ -1,0 +1,237 @@
+/* Plumbing shared by the backward engine, DOT export and the file formats:
+ * a growable array, a pointer map, a string builder, a UTF-8 check, and the
+ * walk of a tensor's history. */
+#include "internal.h"
+
+#include <stdio.h>
+
+/* ---- growable arrays ---- */
+
+static void *mem(nb_graph *g, size_t bytes) { return g ? nb__arena_alloc(g, bytes) : nb__alloc(bytes); }
+
+int nb__vec_reserve(nb_vec *a, int64_t extra)
+{
+    if (a->n + extra <= a->cap)
+        return 0;
+    int64_t cap = a->cap ? a->cap : 64;
+    while (cap < a->n + extra)
+        cap *= 2;
+    void *p = mem(a->g, (size_t)cap * a->elem);
+    if (!p)
+        return -1;
+    if (a->n)
+        memcpy(p, a->v, (size_t)a->n * a->elem);
+    if (!a->g)
+        nb__free(a->v);
+    a->v = p;
+    a->cap = cap;
+    return 0;
+}
+
+void nb__vec_free(nb_vec *a)
+{
+    if (!a->g)
+        nb__free(a->v);
+    a->v = NULL;
+    a->n = a->cap = 0;
+}
+
+/* ---- pointer map ---- */
+
+struct nb_pmap_slot {
+    const void *key;
+    int64_t val;
+};
+
+static size_t hash(const void *p, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x & (cap - 1);
+}
+
+int64_t nb__pmap_get(const nb_pmap *m, const void *key)
+{
+    if (!m->cap)
+        return -1;
+    for (size_t i = hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->s[i].key == key)
+            return m->s[i].val;
+        if (!m->s[i].key)
+            return -1;
+    }
+}
+
+int nb__pmap_put(nb_pmap *m, const void *key, int64_t val)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 64;
+        struct nb_pmap_slot *s = mem(m->g, cap * sizeof *s);
+        if (!s)
+            return -1;
+        memset(s, 0, cap * sizeof *s);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->s[i].key) {
+                size_t j = hash(m->s[i].key, cap);
+                while (s[j].key)
+                    j = (j + 1) & (cap - 1);
+                s[j] = m->s[i];
+            }
+        if (!m->g)
+            nb__free(m->s);
+        m->s = s;
+        m->cap = cap;
+    }
+    size_t i = hash(key, m->cap);
+    while (m->s[i].key && m->s[i].key != key)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->s[i].key)
+        m->n++;
+    m->s[i].key = key;
+    m->s[i].val = val;
+    return 0;
+}
+
+void nb__pmap_free(nb_pmap *m)
+{
+    if (!m->g)
+        nb__free(m->s);
+    m->s = NULL;
+    m->cap = m->n = 0;
+}
+
+/* ---- strings ---- */
+
+static bool sb_reserve(nb_sbuf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    if (b->n + extra + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + extra + 1)
+        cap *= 2;
+    char *p = nb__alloc(cap);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    if (b->n)
+        memcpy(p, b->p, b->n);
+    p[b->n] = '\0';
+    nb__free(b->p);
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void nb__sb_putn(nb_sbuf *b, const char *s, size_t n)
+{
+    if (!sb_reserve(b, n))
+        return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void nb__sb_puts(nb_sbuf *b, const char *s) { nb__sb_putn(b, s, strlen(s)); }
+
+void nb__sb_printf(nb_sbuf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return;
+    if ((size_t)k < sizeof small) {
+        nb__sb_putn(b, small, (size_t)k);
+        return;
+    }
+    if (!sb_reserve(b, (size_t)k))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+size_t nb__utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    unsigned v = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* ---- the walk of a history ---- */
+
+int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
+{
+    typedef struct {
+        nb_tensor *t;
+        int next_input;
+    } frame;
+    memset(w, 0, sizeof *w);
+    w->order.elem = sizeof(nb_tensor *);
+    w->order.g = g;
+    w->index.g = g;
+    nb_vec stack = {.elem = sizeof(frame), .g = g};
+    int rc = -1;
+    /* A tensor enters the index when first seen (as -2 until it takes its
+     * place in the order), so each is pushed once. */
+    if (nb__pmap_put(&w->index, root, -2) || nb__vec_reserve(&stack, 1))
+        goto done;
+    ((frame *)stack.v)[stack.n++] = (frame){root, 0};
+    while (stack.n) {
+        frame *f = (frame *)stack.v + stack.n - 1;
+        nb_node *nd = f->t->node;
+        if (nd && f->next_input < nd->n) {
+            nb_tensor *x = nd->x[f->next_input++];
+            if ((grad_only && !x->requires_grad) || nb__pmap_get(&w->index, x) != -1)
+                continue;
+            if (nb__pmap_put(&w->index, x, -2) || nb__vec_reserve(&stack, 1))
+                goto done;
+            ((frame *)stack.v)[stack.n++] = (frame){x, 0};
+            continue;
+        }
+        if (nb__vec_reserve(&w->order, 1) || nb__pmap_put(&w->index, f->t, w->order.n))
+            goto done;
+        ((nb_tensor **)w->order.v)[w->order.n++] = f->t;
+        stack.n--;
+    }
+    rc = 0;
+done:
+    if (!g)
+        nb__vec_free(&stack);
+    return rc;
+}
+
+void nb__walk_free(nb_walk *w)
+{
+    nb__vec_free(&w->order);
+    nb__pmap_free(&w->index);
+}
