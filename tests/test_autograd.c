@@ -296,6 +296,71 @@ static void test_scopes(void **state)
     assert_int_equal(nb_scope_push("x"), -1);
 }
 
+/* Declarations the engine acts on. "addb" broadcasts and returns its
+ * gradients in the output's shape: the engine sums them back. "pick" takes a
+ * non-differentiable index input. "lazy" forgets a gradient. */
+NB_BINARY_KERNELS(addb, u + v)
+static void addb_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                          int n, const void *attr)
+{
+    (void)y, (void)x, (void)n, (void)attr;
+    dx[0] = dx[1] = dy;
+}
+static const nb_op addb = {.name = "addb", .arity = 2, .shape = nb_shape_broadcast,
+                           .forward = NB_KERNELS(addb), .backward = addb_backward,
+                           .broadcast = true, .saves = NB_SAVES_NONE};
+static const nb_op addb_undeclared = {.name = "addb_undeclared", .arity = 2,
+                                      .shape = nb_shape_broadcast, .forward = NB_KERNELS(addb),
+                                      .backward = addb_backward, .saves = NB_SAVES_NONE};
+static void pick_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                          int n, const void *attr)
+{
+    (void)y, (void)n, (void)attr;
+    dx[0] = nb_mul(dy, nb_ones_like(x[0]));
+}
+static const nb_op pick = {.name = "pick", .arity = 2, .shape = nb_shape_broadcast,
+                           .forward = NB_KERNELS(addb), .backward = pick_backward,
+                           .nondiff = NB_INPUT(1), .broadcast = true};
+static void lazy_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
+                          int n, const void *attr)
+{
+    (void)dx, (void)dy, (void)y, (void)x, (void)n, (void)attr;
+}
+static const nb_op lazy = {.name = "lazy", .arity = 2, .shape = nb_shape_broadcast,
+                           .forward = NB_KERNELS(addb), .backward = lazy_backward};
+
+static void test_engine_declarations(void **state)
+{
+    (void)state;
+    nb_tensor *a = nb_param(nb_ones(NB_F64, NB_SHAPE(2, 3)));
+    nb_tensor *b = nb_param(nb_ones(NB_F64, NB_SHAPE(3)));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *gs[2], *in[2] = {a, b};
+    nb_tensor *y = nb_apply(&addb, (nb_tensor *[]){a, b}, 2, NULL);
+    assert_int_equal(nb_grad(nb_sum(y), .n = 2, .inputs = in, .grads = gs), 0);
+    assert_int_equal(nb_ndim(gs[1]), 1);
+    assert_true(nb_get(gs[1], NB_AT(2)) == 2); /* summed over the broadcast rows */
+    /* Without .broadcast, a gradient of the wrong shape is an error. */
+    y = nb_apply(&addb_undeclared, (nb_tensor *[]){a, b}, 2, NULL);
+    FAILS_RC(nb_grad(nb_sum(y), .n = 2, .inputs = in, .grads = gs), "nb_grad",
+             "addb_undeclared gave a f64 (2,3) gradient for input 2 of f64 (3,)");
+    /* A non-differentiable input gets nothing (not even with requires grad),
+     * and on its own it records no node. */
+    y = nb_apply(&pick, (nb_tensor *[]){a, b}, 2, NULL);
+    assert_int_equal(nb_grad(nb_sum(y), .n = 2, .inputs = in, .grads = gs, .allow_unused = true), 0);
+    assert_non_null(gs[0]);
+    assert_null(gs[1]);
+    nb_tensor *c = nb_ones(NB_F64, NB_SHAPE(2, 3));
+    assert_false(nb_requires_grad(nb_apply(&pick, (nb_tensor *[]){c, b}, 2, NULL)));
+    /* A backward that leaves out a gradient is an error naming the op. */
+    y = nb_apply(&lazy, (nb_tensor *[]){a, a}, 2, NULL);
+    FAILS_RC(nb_backward(nb_sum(y)), "nb_backward: backward of lazy gave no gradient for input 1");
+    nb_graph_free(g);
+    nb_free(a);
+    nb_free(b);
+    nb_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_deep_chain),
         cmocka_unit_test(test_nested_graphs),
         cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_engine_declarations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,9 +15,6 @@
 
 #include "nabla/nabla.h"
 
-/* The call fails (returns NULL) with a message containing each given string. */
-
-
 static nb_tensor *a23, *b32, *c4, *d23, *s;
 static nb_graph *g;
 
@@ -80,7 +77,7 @@ static void test_null_inputs(void **state)
     FAILS(nb_max(NULL), "nb_max");
     FAILS(nb_argmax(NULL, 0), "nb_argmax");
     FAILS(nb_matmul(NULL, b32), "nb_matmul");
-    FAILS(nb_matmul(a23, nb_transpose(NULL, -2, -1)), "nb_matmul");
+    FAILS(nb_matmul(a23, nb_transpose(NULL, -2, -1)), "nb_transpose: x is NULL");
     FAILS(nb_reshape(NULL, NB_SHAPE(6)), "nb_reshape");
     FAILS(nb_permute(NULL, 2, (const int[]){1, 0}), "nb_permute");
     FAILS(nb_broadcast_to(NULL, NB_SHAPE(2, 3)), "nb_broadcast_to");
@@ -208,7 +205,7 @@ static void test_autograd_misuse(void **state)
     nb_free(p);
 }
 
-/* A user op with a bad shape rule result and a user op that reports errors. */
+/* User ops that break the contract in one way each. */
 static int bad_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)x, (void)n, (void)attr;
@@ -216,18 +213,56 @@ static int bad_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
     return 0;
 }
 static int picky_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr);
-static void noop_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)y, (void)x, (void)n, (void)attr;
-}
-static const nb_op bad_op = {.name = "bad", .arity = 1, .shape = bad_shape, .forward = noop_forward};
+NB_UNARY_KERNELS(copy, u)
+static const nb_op bad_op = {.name = "bad", .arity = 1, .shape = bad_shape,
+                             .forward = NB_KERNELS(copy)};
 static const nb_op picky_op = {.name = "picky", .arity = 1, .shape = picky_shape,
-                               .forward = noop_forward};
+                               .forward = NB_KERNELS(copy)};
 static int picky_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)out, (void)x, (void)n, (void)attr;
     return nb_op_error(&picky_op, "wants a square matrix");
 }
+/* A shape rule that asks for more elements than there can be. */
+static int huge_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    out->dtype = nb_dtype_of(x[0]);
+    out->ndim = 3;
+    out->shape[0] = out->shape[1] = out->shape[2] = (int64_t)1 << 21;
+    return 0;
+}
+static const nb_op huge_op = {.name = "huge", .arity = 1, .shape = huge_shape,
+                              .forward = NB_KERNELS(copy)};
+/* A view that reaches past its input's storage. */
+static int wild_view(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    nb_shape_same(out, x, n, attr);
+    out->view = true;
+    out->offset = nb_offset(x[0]) + 1;
+    for (int i = 0; i < out->ndim; i++)
+        out->strides[i] = nb_strides(x[0])[i];
+    return 0;
+}
+static const nb_op wild_op = {.name = "wild", .arity = 1, .shape = wild_view};
+/* Only an f64 kernel; no backward and no declaration that there is none. */
+static const nb_op f64_only = {.name = "f64only", .arity = 1, .shape = nb_shape_same,
+                               .forward = {[NB_F64] = copy_f64}};
+/* A kernel that cannot finish. */
+static void failing_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)y, (void)x, (void)n, (void)attr;
+    nb_set_error("failing: out of scratch");
+}
+static const nb_op failing_op = {.name = "failing", .arity = 1, .shape = nb_shape_same,
+                                 .forward = {[NB_F32] = failing_kernel, [NB_F64] = failing_kernel}};
+/* Declarations that name inputs the op does not have. */
+static const nb_op masks_op = {.name = "masks", .arity = 1, .shape = nb_shape_same,
+                               .forward = NB_KERNELS(copy), .nondiff = NB_INPUT(3)};
+static const nb_op wide_op = {.name = "wide", .arity = NB_MAX_INPUTS + 1, .shape = nb_shape_same,
+                              .forward = NB_KERNELS(copy)};
+static const nb_op vararg_op = {.name = "vararg", .arity = -1, .shape = nb_shape_same,
+                                .forward = NB_KERNELS(copy), .no_gradient = true};
 
 static void test_user_ops(void **state)
 {
@@ -236,6 +271,74 @@ static void test_user_ops(void **state)
     FAILS(nb_apply(&picky_op, &a23, 1, NULL), "picky: wants a square matrix");
     FAILS(nb_apply(&picky_op, (nb_tensor *[]){a23, a23}, 2, NULL), "picky", "takes 1 inputs");
     FAILS(nb_apply(&(nb_op){.name = "x"}, &a23, 1, NULL), "nb_apply");
+    FAILS(nb_apply(&huge_op, &a23, 1, NULL), "huge: shape (2097152,2097152,2097152)", "2^48");
+    FAILS(nb_apply(&wild_op, &a23, 1, NULL), "wild: the view (2,3)", "outside the storage");
+    FAILS(nb_apply(&f64_only, &a23, 1, NULL), "f64only: has no f32 kernel");
+    assert_non_null(nb_apply(&f64_only, &d23, 1, NULL));
+    FAILS(nb_apply(&failing_op, &a23, 1, NULL), "failing: out of scratch");
+    FAILS(nb_apply(&masks_op, &a23, 1, NULL), "masks", "beyond");
+    FAILS(nb_apply(&wide_op, &a23, 1, NULL), "wide: arity 9");
+    nb_tensor *many[NB_MAX_INPUTS + 1];
+    for (int i = 0; i <= NB_MAX_INPUTS; i++)
+        many[i] = a23;
+    assert_non_null(nb_apply(&vararg_op, many, NB_MAX_INPUTS, NULL));
+    FAILS(nb_apply(&vararg_op, many, NB_MAX_INPUTS + 1, NULL), "vararg: takes 1 to 8 inputs, got 9");
+    /* No backward and no .no_gradient: refused on an input that requires
+     * grad, never a silently dropped gradient; fine without recording. */
+    nb_tensor *p = nb_param(nb_ones(NB_F64, NB_SHAPE(2)));
+    FAILS(nb_apply(&f64_only, &p, 1, NULL), "f64only: backward not implemented", "input 1");
+    bool prev = nb_set_grad_enabled(false);
+    assert_non_null(nb_apply(&f64_only, &p, 1, NULL));
+    nb_set_grad_enabled(prev);
+    nb_free(p);
+}
+
+/* Shapes are checked once, in one place, for every path that makes a tensor. */
+static void test_shape_arithmetic(void **state)
+{
+    (void)state;
+    nb_tensor *x6 = nb_ones(NB_F32, NB_SHAPE(2, 3));
+    FAILS(nb_broadcast_to(x6, NB_SHAPE(-5)), "nb_broadcast_to");
+    nb_tensor *s0 = nb_scalar(NB_F32, 1);
+    FAILS(nb_broadcast_to(s0, NB_SHAPE(-5)), "nb_broadcast_to: dimension 0 is -5");
+    FAILS(nb_broadcast_to(s0, NB_SHAPE((int64_t)1 << 40, (int64_t)1 << 40)), "nb_broadcast_to",
+          "2^48");
+    /* 9 * 6148914691236517206 wraps to 6 in 64 bits. */
+    FAILS(nb_reshape(x6, NB_SHAPE(9, 6148914691236517206)), "nb_reshape", "2^48");
+    FAILS(nb_reshape(x6, NB_SHAPE(-1, 6148914691236517206, 3)), "nb_reshape");
+    nb_tensor *labels = nb_zeros(NB_F32, NB_SHAPE(5));
+    FAILS(nb_one_hot(labels, (int64_t)1 << 62), "nb_one_hot", "2^48");
+    nb_free(labels);
+    FAILS(nb_zeros(NB_F32, NB_SHAPE((int64_t)1 << 30, (int64_t)1 << 30)), "nb_zeros", "2^48");
+    FAILS(nb_zeros(NB_F32, NB_SHAPE(0, (int64_t)1 << 40, (int64_t)1 << 40)), "nb_zeros", "2^48");
+    FAILS(nb_arange(NB_F32, 0, 1e300, 1), "nb_arange", "2^48");
+    FAILS(nb_full(NB_F64, NB_SHAPE(2, -3), 1), "nb_full: dimension 1 is -3");
+    nb_tensor *empty = nb_zeros(NB_F32, NB_SHAPE(0, (int64_t)1 << 40));
+    assert_non_null(empty);
+    assert_int_equal(nb_numel(empty), 0);
+    FAILS(nb_slice(x6, 0, 0, 1, INT64_MIN), "nb_slice", "step");
+    FAILS(nb_squeeze(x6, 1), "nb_squeeze", "size 3");
+    FAILS(nb_unsqueeze(x6, 3), "nb_unsqueeze");
+    nb_free(empty);
+    nb_free(x6);
+    nb_free(s0);
+}
+
+static void test_allocator_hooks(void **state)
+{
+    (void)state;
+    FAILS_RC(nb_set_allocator(&(nb_allocator){count_alloc, NULL, NULL}), "nb_set_allocator");
+    /* Hooks are kept for the blocks they made: a bounded number of them. */
+    int k = 0;
+    for (; k < 40; k++)
+        if (nb_set_allocator(&(nb_allocator){count_alloc, count_free, (void *)(intptr_t)(k + 1)}))
+            break;
+    assert_true(k > 0 && k < 40);
+    ERR_HAS("distinct allocators");
+    assert_int_equal(nb_set_allocator(NULL), 0);
+    /* The same hook again is not a new one. */
+    assert_int_equal(nb_set_allocator(&(nb_allocator){count_alloc, count_free, (void *)1}), 0);
+    assert_int_equal(nb_set_allocator(NULL), 0);
 }
 
 int main(void)
@@ -244,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_null_inputs),     cmocka_unit_test(test_first_error_wins),
         cmocka_unit_test(test_shapes_and_dtypes), cmocka_unit_test(test_indices),
         cmocka_unit_test(test_autograd_misuse), cmocka_unit_test(test_user_ops),
+        cmocka_unit_test(test_shape_arithmetic), cmocka_unit_test(test_allocator_hooks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

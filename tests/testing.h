@@ -13,9 +13,9 @@ static inline void expect_msg(const char *call, const char *const *want)
     const char *msg = nb_last_error();
     if (!msg)
         fail_msg("%s: no error message", call);
-    for (; *want; want++)
-        if (!strstr(msg, *want))
-            fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, *want);
+    for (const char *w; (w = *want) != NULL; want++)
+        if (!strstr(msg, w))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, w);
 }
 
 /* The call returns NULL (FAILS) or -1 (FAILS_RC) with a message containing
