@@ -212,8 +212,11 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
         nb_op_error(op, "shape rule gave dtype %d with %d dimensions", (int)m.dtype, m.ndim);
         return NULL;
     }
-    if (nb__check_shape(fn_name(op, f), m.ndim, m.shape, &numel) ||
-        (m.view && check_view(op, &m, x[0], numel)))
+    if (nb__check_shape(NULL, m.ndim, m.shape, &numel)) {
+        nb__check_shape(fn_name(op, f), m.ndim, m.shape, &numel);
+        return NULL;
+    }
+    if (m.view && check_view(op, &m, x[0], numel))
         return NULL;
 
     bool need = false;

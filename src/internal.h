@@ -70,7 +70,8 @@ nb_graph *nb__graph(void); /* current graph or NULL */
 
 /* Checks a shape (0..NB_MAX_DIMS dims, none negative, the element count
  * within NB_MAX_NUMEL) and gives its element count; -1 with an error
- * "fn: ..." otherwise. The one validation behind every tensor. */
+ * "fn: ..." otherwise (fn NULL: -1 and no message). The one validation
+ * behind every tensor. */
 int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel);
 
 /* A new contiguous graph tensor; its data is allocated unless alloc_data is

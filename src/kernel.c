@@ -156,8 +156,8 @@ void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask)
         nb_iter it;                                                            \
         nb_iter_init(&it, 2, v_);                                              \
         for (int64_t r = 0; r < it.rows; r++, nb_iter_next(&it)) {             \
-            TD *d = (TD *)(dst)->data + it.off[0];                             \
-            const TS *s = (const TS *)(src)->data + it.off[1];                 \
+            TD *restrict d = (TD *)(dst)->data + it.off[0];                    \
+            const TS *restrict s = (const TS *)(src)->data + it.off[1];        \
             int64_t sd = it.step[0], ss = it.step[1];                          \
             if (sd == 1 && ss == 1)                                            \
                 for (int64_t i = 0; i < it.len; i++)                           \
@@ -170,6 +170,14 @@ void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask)
 
 void nb__copy(const nb_view *dst, const nb_view *src)
 {
+    bool same = dst->dtype == src->dtype && dst->ndim == src->ndim &&
+                memcmp(dst->shape, src->shape, sizeof(int64_t) * (size_t)dst->ndim) == 0;
+    if (same && nb__layout_contiguous(dst->ndim, dst->shape, dst->strides) &&
+        nb__layout_contiguous(src->ndim, src->shape, src->strides)) {
+        if (dst->numel)
+            memcpy(dst->data, src->data, (size_t)dst->numel * nb__dtype_size(dst->dtype));
+        return;
+    }
     if (dst->dtype == NB_F64 && src->dtype == NB_F64)
         COPY(double, double, dst, src);
     else if (dst->dtype == NB_F64)

@@ -95,9 +95,34 @@ void nb_mem_free(void *p) { nb__free(p); }
 
 /* ---- shapes ---- */
 
+/* The check below without a message, for the hot path of nb_apply. */
+static int nb__check_quiet(int ndim, const int64_t *shape, int64_t *numel)
+{
+    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape))
+        return -1;
+    int64_t n = 1;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return -1;
+        if (shape[i] == 0)
+            empty = true;
+        else if (shape[i] > NB_MAX_NUMEL / n)
+            return -1;
+        else
+            n *= shape[i];
+    }
+    if ((uint64_t)n > SIZE_MAX / 8)
+        return -1;
+    *numel = empty ? 0 : n;
+    return 0;
+}
+
 int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
 {
     char b[NB_SHAPE_STR_LEN];
+    if (!fn) /* a quiet check: the caller names the function on failure */
+        return nb__check_quiet(ndim, shape, numel);
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         return nb__error("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
     if (ndim > 0 && !shape)

@@ -90,9 +90,12 @@ static nb_tensor *random_tensor(const char *fn, nb_dtype dtype, int ndim, const 
         return NULL;
     }
     nb_tensor *t = nb__new_heap_tensor(fn, dtype, ndim, shape);
-    if (t)
+    if (t && dtype == NB_F64)
         for (int64_t i = 0; i < t->numel; i++)
-            nb__put(t, i, draw(rng));
+            ((double *)t->own.data)[i] = draw(rng);
+    else if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            ((float *)t->own.data)[i] = (float)draw(rng);
     return t;
 }
 
