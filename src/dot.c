@@ -72,6 +72,9 @@ static void put_text(nb_sbuf *b, const char *s) { put_html(b, s, strlen(s)); }
 
 enum { UNPLACED = -2 };
 
+/* Tensors with at most this many elements show their values (nb_dot_opts). */
+#define VALUES_MAX 8
+
 /* Per tensor, by its position in the walk's order. */
 typedef struct {
     int scope;    /* index into scopes; 0 is the top level */
@@ -247,7 +250,7 @@ static const char *leaf_word(const nb_tensor *t)
 static bool show_values(const dot_ctx *c, const nb_tensor *t)
 {
     /* Scalar constants always show their value: "const 32" says more than "()". */
-    return t->numel <= 8 && (c->o->values || (!t->node && !t->requires_grad && t->numel == 1));
+    return t->numel <= VALUES_MAX && (c->o->values || (!t->node && !t->requires_grad && t->numel == 1));
 }
 
 static void put_node(dot_ctx *c, int64_t id)
@@ -314,7 +317,7 @@ static void put_node(dot_ctx *c, int64_t id)
         put_text(b, t->name ? t->name : leaf_word(t));
         nb__sb_puts(b, ".grad</b><br/>");
         put_shape(b, t);
-        if (c->o->values && t->grad && t->grad->numel <= 8) {
+        if (c->o->values && t->grad && t->grad->numel <= VALUES_MAX) {
             nb__sb_puts(b, "<br/><font point-size=\"10\">");
             put_values(b, t->grad);
             nb__sb_puts(b, "</font>");
