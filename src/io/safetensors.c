@@ -76,7 +76,7 @@ static int64_t next(cursor *c)
 
 static const char *dtype_tag(nb_dtype d) { return d == NB_F64 ? "F64" : "F32"; }
 
-#define CHUNK 8192 /* bytes staged per read or write of a strided view */
+#define CHUNK 8192 /* bytes staged per read or write of a view or a dtype conversion */
 
 /* ---- saving ---- */
 
