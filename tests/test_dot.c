@@ -310,13 +310,9 @@ static void test_dot_accepts_it(void **state)
     mlp_free(&m);
 }
 
-/* A user-defined op: y = 2x; dx = 2 dy. */
-static void twice_forward(nb_tensor *y, nb_tensor *const x[], int n, const void *attr)
-{
-    (void)n, (void)attr;
-    for (int64_t i = 0; i < nb_numel(y); i++)
-        ((double *)nb_data(y))[i] = 2 * ((const double *)nb_data(x[0]))[i];
-}
+/* A user-defined op with the kernel contract of nabla/kernel.h: y = 2x;
+ * dx = 2 dy. One kernel per dtype, any strides. */
+NB_UNARY_KERNELS(twice, 2 * u)
 static void twice_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                            int n, const void *attr)
 {
@@ -324,7 +320,7 @@ static void twice_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tens
     dx[0] = nb_add(dy, dy);
 }
 static const nb_op twice = {.name = "tw<i>ce & \"co\"", .arity = 1, .shape = nb_shape_same,
-                            .forward = twice_forward, .backward = twice_backward};
+                            .forward = NB_KERNELS(twice), .backward = twice_backward};
 
 static void test_escaping(void **state)
 {
@@ -420,6 +416,68 @@ static void test_shapes_of_graphs(void **state)
     nb_dot_free(dot);
     nb_graph_free(g);
     nb_free(w);
+}
+
+/* Views copy nothing, but each is a node with its own shape, and .values
+ * reads its elements through its strides (permuted, reversed and stepped,
+ * broadcast with stride 0, a view of data with no history). */
+static void test_views(void **state)
+{
+    (void)state;
+    nb_tensor *a = nb_set_name(
+        nb_param(nb_from_array(NB_F64, NB_SHAPE(2, 3), (double[]){1, 2, 3, 4, 5, 6})), "a");
+    nb_tensor *c = nb_set_name(nb_param(nb_from_array(NB_F64, NB_SHAPE(2), (double[]){10, 20})),
+                               "c");
+    nb_tensor *x = nb_from_array(NB_F64, NB_SHAPE(2, 2), (double[]){1, 2, 3, 4});
+    nb_graph *g = nb_graph_new();
+    nb_tensor *p = nb_permute(a, 2, (int[]){1, 0});                  /* [[1,4],[2,5],[3,6]] */
+    nb_tensor *s = nb_slice(p, 0, INT64_MAX, INT64_MIN, -2);         /* rows 2, 0 */
+    nb_tensor *bc = nb_broadcast_to(c, NB_SHAPE(2, 2));              /* stride 0 */
+    nb_tensor *xt = nb_set_name(nb_transpose(x, 0, 1), "xt");        /* no history */
+    nb_tensor *y = nb_sum(nb_mul(nb_mul(s, bc), xt));
+    assert_non_null(y);
+    assert_false(nb_is_contiguous(p));
+    assert_true(nb_strides(s)[0] < 0);
+    assert_int_equal(nb_strides(bc)[0], 0);
+    assert_float_equal(nb_item(y), 730, 0);
+    assert_int_equal(nb_backward(y), 0);
+
+    char *dot = nb_dot_string(y, &(nb_dot_opts){.values = true, .backward = true});
+    assert_non_null(dot);
+    char line[1024];
+    assert_non_null(line_with(dot, "<b>permute</b>", line, sizeof line));
+    assert_non_null(strstr(line, "(3,2) f64"));
+    assert_non_null(strstr(line, "[[1, 4], [2, 5], [3, 6]]"));
+    assert_non_null(line_with(dot, "<b>slice</b>", line, sizeof line));
+    assert_non_null(strstr(line, "(2,2) f64"));
+    assert_non_null(strstr(line, "[[3, 6], [1, 4]]"));
+    assert_non_null(line_with(dot, "<b>broadcast_to</b>", line, sizeof line));
+    assert_non_null(strstr(line, "(2,2) f64"));
+    assert_non_null(strstr(line, "[[10, 20], [10, 20]]"));
+    /* A view of data that needs no grad records nothing: a constant leaf,
+     * still with its own (transposed) values. */
+    assert_non_null(line_with(dot, "<b>xt</b>", line, sizeof line));
+    assert_non_null(strstr(line, "ellipse"));
+    assert_non_null(strstr(line, "[[1, 3], [2, 4]]"));
+    assert_non_null(strstr(dot, "[[30, 120], [10, 80]]")); /* s * bc */
+    assert_non_null(strstr(dot, "<b>sum</b><br/>() f64<br/><font point-size=\"10\">730"));
+    /* Gradients through the views: back to a's and c's shapes. */
+    assert_non_null(line_with(dot, "<b>a.grad</b>", line, sizeof line));
+    assert_non_null(strstr(line, "(2,3) f64"));
+    assert_non_null(strstr(line, "[[20, 0, 10], [80, 0, 60]]"));
+    assert_non_null(line_with(dot, "<b>c.grad</b>", line, sizeof line));
+    assert_non_null(strstr(line, "[5, 34]"));
+    assert_int_equal(count(dot, "permute_backward"), 1);
+    assert_int_equal(count(dot, "slice_backward"), 1);
+    assert_int_equal(count(dot, "broadcast_to_backward"), 1);
+    /* a -> permute -> slice, c -> broadcast_to, 2 + 2 into the muls, 1 sum. */
+    assert_int_equal(count(dot, " -> n"), 8);
+    free(run_dot(dot));
+    nb_dot_free(dot);
+    nb_graph_free(g);
+    nb_free(a);
+    nb_free(c);
+    nb_free(x);
 }
 
 /* Much deeper than any recursion could go. */
@@ -633,7 +691,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_text),   cmocka_unit_test(test_backward_text),
         cmocka_unit_test(test_dot_accepts_it), cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_shapes_of_graphs), cmocka_unit_test(test_long_chain),
+        cmocka_unit_test(test_shapes_of_graphs), cmocka_unit_test(test_views),
+        cmocka_unit_test(test_long_chain),
         cmocka_unit_test(test_render),         cmocka_unit_test(test_render_threads),
         cmocka_unit_test(test_bad_inputs),     cmocka_unit_test(test_out_of_memory),
     };

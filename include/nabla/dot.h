@@ -14,7 +14,8 @@ typedef struct nb_dot_opts {
     const char *title;  /* graph label; NULL: none */
     bool backward;      /* also draw the backward pass: one node per rule,
                            gradients flowing back to the leaves */
-    bool values;        /* show values of tensors with at most 8 elements */
+    bool values;        /* show values of tensors with at most 8 elements
+                           (of a view: its own, read through its strides) */
 } nb_dot_opts;
 
 /* The DOT text of root's history (opts NULL: defaults), allocated through

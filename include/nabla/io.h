@@ -12,8 +12,10 @@ extern "C" {
 
 /* Reads an IDX file (the MNIST format), gzipped or not, as an f32 heap tensor
  * of the raw values with the file's shape (types u8, i8, i16, i32, f32, f64;
- * up to 8 dimensions). The data must be exactly as long as the header says:
- * "truncated data" and "trailing data" are errors. NULL on error. */
+ * up to 8 dimensions; a shape beyond NB_MAX_NUMEL elements is an error even
+ * when a zero size makes it empty). The data must be exactly as long as the
+ * header says: "truncated data" and "trailing data" are errors. NULL on
+ * error. */
 nb_tensor *nb_read_idx(const char *path);
 
 /* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):
@@ -24,9 +26,11 @@ nb_tensor *nb_read_idx(const char *path);
 int nb_load_mnist(const char *dir, nb_tensor **x_train, nb_tensor **y_train,
                   nb_tensor **x_test, nb_tensor **y_test);
 
-/* Images (N, 28, 28) or (N, 784) values 0..255 -> (N, 784) in [0, 1]. */
+/* Images (N, 28, 28) or (N, 784) values 0..255 -> (N, 784) in [0, 1], a new
+ * heap tensor (images may be any view). NULL on error. */
 nb_tensor *nb_scale_images(const nb_tensor *images);
-/* Labels (N,) whole numbers in [0, classes) -> (N, classes) one-hot f32. */
+/* Labels (N,) whole numbers in [0, classes) -> (N, classes) one-hot f32, a
+ * new heap tensor (labels may be any view). NULL on error. */
 nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes);
 
 /* Reads a numeric CSV table: every column but label_column becomes a
@@ -38,14 +42,18 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
 
 /* Writes tensors in the safetensors format (a JSON header, then raw
  * little-endian data) under their names (each needs one, all distinct), in
- * the order given, without metadata. Atomic: written to a temporary file in
- * the same folder, then renamed; on failure path is untouched. 0 or -1. */
+ * the order given, without metadata; a view is written as its elements in
+ * row-major order, like a contiguous copy. Atomic: written to a temporary
+ * file in the same folder, then renamed; on failure path is untouched.
+ * 0 or -1. */
 int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
 /* Reads into existing tensors, matched by name; each must be in the file
  * with the same shape (F32 or F64 in the file converts to the tensor's
- * dtype). Extra tensors in the file are ignored. Everything is checked
- * before anything is written; the writes bump the tensors' versions like
- * any in-place write. 0 or -1. */
+ * dtype). Extra tensors in the file are ignored. A view is filled through
+ * its strides (into the storage it shares with the tensor it views); one
+ * whose elements share memory (a broadcast) is refused. Everything is
+ * checked before anything is written; the writes bump the versions of the
+ * tensors' storages like any in-place write. 0 or -1. */
 int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[]);
 
 #ifdef __cplusplus

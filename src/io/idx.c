@@ -12,11 +12,14 @@
  * Files are read through zlib, which passes plain files through unchanged,
  * so gzipped and plain files both work whatever their names say.
  *
- * Strictness: the data must be exactly as long as the sizes say. Fewer
- * bytes is "truncated data", more is "trailing data": both mean the header
- * is not what the writer meant. Memory grows with the bytes actually read,
- * never with the declared sizes alone, so a corrupt header declaring
- * terabytes fails with "truncated data" after reading what is there. */
+ * Strictness: the sizes go through the shape check of every tensor
+ * (nb__check_shape: at most 2^48 elements, NB_MAX_NUMEL, counting the
+ * non-zero sizes even when one is zero) before any data is read. The data
+ * must be exactly as long as the sizes say. Fewer bytes is "truncated
+ * data", more is "trailing data": both mean the header is not what the
+ * writer meant. Memory grows with the bytes actually read, never with the
+ * declared sizes alone, so a corrupt header declaring terabytes fails with
+ * "truncated data" after reading what is there. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -141,7 +144,7 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
         close(fd);
         return nb__error("%s: %s: cannot open: out of memory", fn, path);
     }
-    char why[160], b[96];
+    char why[160], b[NB_SHAPE_STR_LEN];
     bool failed;
     unsigned char head[4 + 4 * 255];
     int64_t got = gz_read_all(f, head, 4, &failed);
@@ -176,27 +179,18 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
                   (long long)got, 4 * r->ndim, gz_why(f, why, sizeof why));
         goto fail;
     }
-    /* Each size is below 2^32 and the product is kept below 2^60, so
-     * nothing overflows; a zero size anywhere makes the tensor empty. */
-    int64_t numel = 1;
-    bool too_big = false;
     for (int i = 0; i < r->ndim; i++) {
         const unsigned char *p = head + 4 + 4 * i;
         r->dims[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
                                (uint32_t)p[2] << 8 | p[3]);
-        if (r->dims[i] && numel > INT64_MAX / 8 / r->dims[i])
-            too_big = true;
-        else
-            numel *= r->dims[i];
     }
-    for (int i = 0; i < r->ndim; i++)
-        if (r->dims[i] == 0)
-            numel = 0, too_big = false;
-    if (too_big) {
-        nb__error("%s: %s: declared size %s is too large", fn, path,
-                  nb_dims_str(r->ndim, r->dims, b));
+    /* The one shape check every tensor passes (NB_MAX_NUMEL), made before
+     * reading the data: then numel * esize cannot overflow either. */
+    char where[600];
+    snprintf(where, sizeof where, "%s: %s", fn, path);
+    int64_t numel;
+    if (nb__check_shape(where, r->ndim, r->dims, &numel) < 0)
         goto fail;
-    }
     r->numel = numel;
     int64_t total = numel * r->esize, cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
     r->data = nb__alloc(cap ? (size_t)cap : 1);
@@ -317,7 +311,7 @@ static int find_file(const char *dir, const char *base, char *out, size_t size)
 static int load_split(const char *dir, const char *img_base, const char *lab_base,
                       nb_tensor **x, nb_tensor **y)
 {
-    char ipath[4096], lpath[4096], b[96];
+    char ipath[4096], lpath[4096], b[NB_SHAPE_STR_LEN];
     idx_raw li, im;
     if (find_file(dir, lab_base, lpath, sizeof lpath) < 0 ||
         find_file(dir, img_base, ipath, sizeof ipath) < 0)
@@ -354,8 +348,8 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
         goto out;
     }
     int64_t n = im.dims[0];
-    *x = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(n, 784));
-    *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(n, 10));
+    *x = nb__new_heap_tensor("nb_load_mnist", NB_F32, NB_SHAPE(n, 784));
+    *y = nb__new_heap_tensor("nb_load_mnist", NB_F32, NB_SHAPE(n, 10));
     if (!*x || !*y)
         goto out;
     float *xd = nb__ptr(*x), *yd = nb__ptr(*y);
@@ -399,7 +393,7 @@ int nb_load_mnist(const char *dir, nb_tensor **x_train, nb_tensor **y_train,
 
 nb_tensor *nb_scale_images(const nb_tensor *images)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!images) {
         if (!nb__has_error())
             nb__error("nb_scale_images: tensor is NULL");
@@ -420,7 +414,7 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
             return NULL;
         }
     }
-    nb_tensor *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(t->shape[0], 784));
+    nb_tensor *y = nb__new_heap_tensor("nb_scale_images", NB_F32, NB_SHAPE(t->shape[0], 784));
     if (!y)
         return NULL;
     float *yd = nb__ptr(y);
@@ -431,7 +425,7 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
 
 nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!labels) {
         if (!nb__has_error())
             nb__error("nb_to_one_hot: tensor is NULL");
@@ -454,7 +448,7 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes)
             return NULL;
         }
     }
-    nb_tensor *y = nb__new_heap_tensor("nb_read_idx", NB_F32, NB_SHAPE(labels->numel, classes));
+    nb_tensor *y = nb__new_heap_tensor("nb_to_one_hot", NB_F32, NB_SHAPE(labels->numel, classes));
     if (!y)
         return NULL;
     float *yd = nb__ptr(y);

@@ -11,20 +11,24 @@
  *
  * Saving writes the tensors in the order given, back to back from offset
  * 0, with no "__metadata__". (The reference sorts by dtype alignment, then
- * name; the format allows any order and every reader accepts both.) The
+ * name; the format allows any order and every reader accepts both.) A view
+ * (non-contiguous, broadcast, or at an offset in its storage) is written as
+ * its own elements in row-major order, as a contiguous copy would be. The
  * file is written to "<path>.tmp.<pid>" in the same folder, flushed and
  * fsync'ed, then renamed over path, so path holds either the old file or
  * the whole new one; on any failure the temporary file is removed.
  *
- * Loading parses the header with the small strict JSON parser below,
- * checks every entry (dtype size times shape equals the byte range, the
- * range inside the buffer), then checks every requested tensor (present,
- * F32 or F64, the same shape) before writing anything: a failed load leaves
- * the tensors as they were, except for I/O errors in the middle of reading
- * the data. Tensors of other dtypes (F16, BF16, I64, ...) may be in the
- * file as long as they are not requested. */
+ * Loading parses the header with the strict JSON reader of json.c, checks
+ * every entry (dtype size times shape equals the byte range, the range
+ * inside the buffer), then checks every requested tensor (present, F32 or
+ * F64, the same shape, no two of its elements sharing memory) before
+ * writing anything: a failed load leaves the tensors as they were, except
+ * for I/O errors in the middle of reading the data. A view is filled
+ * through its strides, so the tensor it views changes where the view looks.
+ * Tensors of other dtypes (F16, BF16, I64, ...) may be in the file as long
+ * as they are not requested. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,125 +60,25 @@ static void swap_each(void *p, size_t count, size_t esize)
         }
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
- * Returns the offset of the first bad byte, or n. */
-static size_t utf8_check(const unsigned char *s, size_t n)
+/* A view's elements in row-major order: next() gives the offset (in
+ * elements from nb__ptr(t)) of each in turn, whatever the strides. */
+typedef struct cursor {
+    const nb_tensor *t;
+    int64_t idx[NB_MAX_DIMS], off;
+} cursor;
+
+static int64_t next(cursor *c)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, min = 0x10000, c &= 0x07;
-        } else {
-            return i;
-        }
-        if (n - i < len)
-            return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            c = c << 6 | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return i;
-        i += len;
-    }
-    return n;
+    int64_t at = c->off;
+    NB_ODOMETER(c->t->ndim, c->t->shape, c->t->strides, c->idx, c->off)
+    return at;
 }
 
 static const char *dtype_tag(nb_dtype d) { return d == NB_F64 ? "F64" : "F32"; }
 
+#define CHUNK 8192 /* bytes staged per read or write of a view or a dtype conversion */
+
 /* ---- saving ---- */
-
-/* A growing text buffer; a failed allocation sets failed (error already set). */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = nb__alloc(cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        if (b->len)
-            memcpy(p, b->p, b->len);
-        nb__free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_u64(sbuf *b, uint64_t v)
-{
-    char t[24];
-    int k = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    sb_put(b, t, (size_t)k);
-}
-
-/* A JSON string literal: quotes, backslashes and control characters escaped
- * (as serde_json does); other bytes, UTF-8 included, as they are. */
-static void sb_json_string(sbuf *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char t[8];
-        switch (*p) {
-        case '"':
-            sb_str(b, "\\\"");
-            break;
-        case '\\':
-            sb_str(b, "\\\\");
-            break;
-        case '\b':
-            sb_str(b, "\\b");
-            break;
-        case '\f':
-            sb_str(b, "\\f");
-            break;
-        case '\n':
-            sb_str(b, "\\n");
-            break;
-        case '\r':
-            sb_str(b, "\\r");
-            break;
-        case '\t':
-            sb_str(b, "\\t");
-            break;
-        default:
-            if (*p < 0x20) {
-                snprintf(t, sizeof t, "\\u%04x", *p);
-                sb_str(b, t);
-            } else {
-                sb_put(b, (const char *)p, 1);
-            }
-        }
-    }
-    sb_put(b, "\"", 1);
-}
 
 static int cmp_name_idx(const void *a, const void *b)
 {
@@ -182,21 +86,23 @@ static int cmp_name_idx(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-/* Writes count elements of t's data little-endian. 0 or -1 (errno set). */
+/* Writes t's elements little-endian in row-major order. 0 or -1 (errno set). */
 static int write_data(FILE *f, const nb_tensor *t)
 {
     size_t es = nb__dtype_size(t->dtype), count = (size_t)t->numel;
-    if (host_is_le())
+    if (t->contiguous && host_is_le())
         return fwrite(nb__ptr(t), es, count, f) == count ? 0 : -1;
-    unsigned char buf[8192];
-    const unsigned char *src = nb__ptr(t);
+    unsigned char buf[CHUNK];
+    const unsigned char *base = nb__ptr(t);
+    cursor c = {.t = t};
     while (count) {
-        size_t k = count < sizeof buf / es ? count : sizeof buf / es;
-        memcpy(buf, src, k * es);
-        swap_each(buf, k, es);
+        size_t k = count < CHUNK / es ? count : CHUNK / es;
+        for (size_t j = 0; j < k; j++)
+            memcpy(buf + j * es, base + next(&c) * (int64_t)es, es);
+        if (!host_is_le())
+            swap_each(buf, k, es);
         if (fwrite(buf, es, k, f) != k)
             return -1;
-        src += k * es;
         count -= k;
     }
     return 0;
@@ -222,12 +128,10 @@ static void sync_parent(const char *path)
     }
 }
 
-int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
+/* The arguments of a save: every tensor there, named, names distinct. */
+static int check_save(const char *fn, const char *path, int n, nb_tensor *const tensors[])
 {
-    static const char fn[] = "nb_save_safetensors";
-    char b[96];
-    if (!path)
-        return nb__error("%s: path is NULL", fn);
+    char b[NB_SHAPE_STR_LEN];
     if (n < 0)
         return nb__error("%s: %s: n is %d", fn, path, n);
     if (n > 0 && !tensors)
@@ -243,62 +147,65 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
         if (strcmp(t->name, "__metadata__") == 0)
             return nb__error("%s: %s: tensor %d: the name '__metadata__' is reserved", fn,
                              path, i);
-        size_t len = strlen(t->name);
-        if (utf8_check((const unsigned char *)t->name, len) != len)
-            return nb__error("%s: %s: tensor %d: its name is not valid UTF-8", fn, path, i);
+        size_t len = strlen(t->name), bad = nb__json_utf8_prefix(t->name, len);
+        if (bad != len)
+            return nb__error("%s: %s: tensor %d: its name is not valid UTF-8 (byte %zu is "
+                             "0x%02x)",
+                             fn, path, i, bad, (unsigned char)t->name[bad]);
     }
-
+    if (n < 2)
+        return 0;
     /* Distinct names: sort a copy of the pointers. */
-    if (n > 1) {
-        nb_tensor **sorted = nb__alloc((size_t)n * sizeof *sorted);
-        if (!sorted)
-            return -1;
-        memcpy(sorted, tensors, (size_t)n * sizeof *sorted);
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_name_idx);
-        for (int i = 1; i < n; i++)
-            if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) {
-                nb__error("%s: %s: two tensors are named '%s'", fn, path, sorted[i]->name);
-                nb__free(sorted);
-                return -1;
-            }
-        nb__free(sorted);
-    }
+    nb_tensor **sorted = nb__alloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return -1;
+    memcpy(sorted, tensors, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_name_idx);
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
+            rc = nb__error("%s: %s: two tensors are named '%s'", fn, path, sorted[i]->name);
+    nb__free(sorted);
+    return rc;
+}
+
+int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
+{
+    static const char fn[] = "nb_save_safetensors";
+    if (!path)
+        return nb__error("%s: path is NULL", fn);
+    if (check_save(fn, path, n, tensors) < 0)
+        return -1;
 
     /* The header: compact JSON as the reference writes it, then spaces. */
-    sbuf h = {0};
+    nb_sbuf h = {0};
     uint64_t off = 0;
-    sb_str(&h, "{");
+    nb__sb_puts(&h, "{");
     for (int i = 0; i < n; i++) {
         const nb_tensor *t = tensors[i];
         uint64_t bytes = (uint64_t)t->numel * nb__dtype_size(t->dtype);
         if (i)
-            sb_str(&h, ",");
-        sb_json_string(&h, t->name);
-        sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, dtype_tag(t->dtype));
-        sb_str(&h, "\",\"shape\":[");
-        for (int d = 0; d < t->ndim; d++) {
-            if (d)
-                sb_str(&h, ",");
-            sb_u64(&h, (uint64_t)t->shape[d]);
-        }
-        sb_str(&h, "],\"data_offsets\":[");
-        sb_u64(&h, off);
-        sb_str(&h, ",");
-        sb_u64(&h, off + bytes);
-        sb_str(&h, "]}");
+            nb__sb_puts(&h, ",");
+        nb__json_put_string(&h, t->name);
+        nb__sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_tag(t->dtype));
+        for (int d = 0; d < t->ndim; d++)
+            nb__sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        nb__sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                      (unsigned long long)(off + bytes));
         off += bytes;
     }
-    sb_str(&h, "}");
-    while (!h.failed && h.len % 8)
-        sb_str(&h, " ");
-    if (h.failed)
-        return -1;
-    if (h.len > MAX_HEADER) {
+    nb__sb_puts(&h, "}");
+    while (!h.failed && h.n % 8)
+        nb__sb_puts(&h, " ");
+    if (h.failed) {
+        nb__free(h.p);
+        return nb__error("%s: %s: out of memory for the header of %d tensors", fn, path, n);
+    }
+    if (h.n > MAX_HEADER) {
         nb__free(h.p);
         return nb__error("%s: %s: the header would be %zu bytes, more than readers accept "
                          "(%d)",
-                         fn, path, h.len, MAX_HEADER);
+                         fn, path, h.n, MAX_HEADER);
     }
 
     /* Write "<path>.tmp.<pid>", then rename it over path. */
@@ -326,8 +233,8 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
     }
     unsigned char len8[8];
     for (int k = 0; k < 8; k++)
-        len8[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
-    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h.p, 1, h.len, f) != h.len)
+        len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h.p, 1, h.n, f) != h.n)
         goto fail_errno;
     for (int i = 0; i < n; i++)
         if (write_data(f, tensors[i]) < 0)
@@ -363,7 +270,7 @@ fail:
     return -1;
 }
 
-/* ---- loading: a small strict JSON parser ---- */
+/* ---- loading: the header ---- */
 
 typedef struct st_entry {
     const char *name; /* decoded in place inside the header, NUL-terminated */
@@ -373,370 +280,100 @@ typedef struct st_entry {
     uint64_t begin, end;
 } st_entry;
 
-typedef struct jp {
-    char *s; /* the header text; strings are decoded in place */
-    size_t n, i;
-    const char *fn, *path;
-    st_entry *e;
-    size_t ne, cap;
-} jp;
+typedef struct st_header {
+    nb_json j;
+    nb_vec e; /* st_entry */
+} st_header;
 
-static int jp_fail(jp *p, const char *what)
+/* "shape": [d0, d1, ...] */
+static int read_shape(nb_json *j, st_entry *e)
 {
-    nb__error("%s: %s: corrupt header (JSON) at byte %zu: %s", p->fn, p->path, p->i, what);
-    return -1;
-}
-
-static void jp_ws(jp *p)
-{
-    while (p->i < p->n &&
-           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-        p->i++;
-}
-
-/* Skips whitespace and consumes c. */
-static int jp_expect(jp *p, char c)
-{
-    jp_ws(p);
-    if (p->i < p->n && p->s[p->i] == c) {
-        p->i++;
-        return 0;
-    }
-    char msg[32];
-    snprintf(msg, sizeof msg, "expected '%c'", c);
-    return jp_fail(p, p->i < p->n ? msg : "unexpected end of header");
-}
-
-/* After a member or element: 1 on ',', 0 on the closing bracket, -1 else. */
-static int jp_more(jp *p, char close)
-{
-    jp_ws(p);
-    if (p->i < p->n && p->s[p->i] == ',') {
-        p->i++;
-        return 1;
-    }
-    if (p->i < p->n && p->s[p->i] == close) {
-        p->i++;
-        return 0;
-    }
-    if (p->i >= p->n)
-        return jp_fail(p, "unexpected end of header");
-    return jp_fail(p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
-}
-
-static int hex4(const char *s, unsigned *v)
-{
-    *v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = s[k];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16u;
-        if (d == 16)
+    int more = nb__json_open(j, '[');
+    for (e->ndim = 0; more == 1; e->ndim++) {
+        uint64_t d = 0;
+        if (nb__json_uint(j, &d) < 0)
             return -1;
-        *v = *v << 4 | d;
+        if (e->ndim < NB_MAX_DIMS)
+            e->shape[e->ndim] = (int64_t)d;
+        if (e->ndim == 1000000)
+            return nb__json_fail(j, "too many dimensions");
+        more = nb__json_more(j, ']');
     }
-    return 0;
+    return more;
 }
 
-/* A string; decoded (escapes resolved, UTF-8) in place and NUL-terminated.
- * The text was checked to be UTF-8 already. \u0000 is refused. */
-static int jp_string(jp *p, char **out)
+/* "data_offsets": [begin, end] */
+static int read_offsets(nb_json *j, st_entry *e)
 {
-    jp_ws(p);
-    if (p->i >= p->n || p->s[p->i] != '"')
-        return jp_fail(p, p->i < p->n ? "expected a string" : "unexpected end of header");
-    p->i++;
-    char *w = p->s + p->i, *start = w;
-    for (;;) {
-        if (p->i >= p->n)
-            return jp_fail(p, "unterminated string");
-        unsigned char c = (unsigned char)p->s[p->i];
-        if (c == '"') {
-            p->i++;
-            break;
-        }
-        if (c < 0x20)
-            return jp_fail(p, "control character in a string");
-        if (c != '\\') {
-            *w++ = (char)c;
-            p->i++;
-            continue;
-        }
-        if (p->i + 1 >= p->n)
-            return jp_fail(p, "unterminated string");
-        char e = p->s[p->i + 1];
-        const char *simple = strchr("\"\\/bfnrt", e);
-        if (e && simple) {
-            static const char to[] = "\"\\/\b\f\n\r\t";
-            *w++ = to[simple - "\"\\/bfnrt"];
-            p->i += 2;
-            continue;
-        }
-        if (e != 'u')
-            return jp_fail(p, "invalid escape in a string");
-        unsigned cp, lo;
-        if (p->i + 6 > p->n || hex4(p->s + p->i + 2, &cp) < 0)
-            return jp_fail(p, "invalid \\u escape");
-        size_t used = 6;
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return jp_fail(p, "unpaired surrogate in a \\u escape");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (p->i + 12 > p->n || p->s[p->i + 6] != '\\' || p->s[p->i + 7] != 'u' ||
-                hex4(p->s + p->i + 8, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-                return jp_fail(p, "unpaired surrogate in a \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            used = 12;
-        }
-        if (cp == 0)
-            return jp_fail(p, "\\u0000 in a string");
-        /* At most 4 bytes out for 6 or 12 in: the write stays behind. */
-        if (cp < 0x80) {
-            *w++ = (char)cp;
-        } else if (cp < 0x800) {
-            *w++ = (char)(0xC0 | cp >> 6);
-            *w++ = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            *w++ = (char)(0xE0 | cp >> 12);
-            *w++ = (char)(0x80 | (cp >> 6 & 0x3F));
-            *w++ = (char)(0x80 | (cp & 0x3F));
-        } else {
-            *w++ = (char)(0xF0 | cp >> 18);
-            *w++ = (char)(0x80 | (cp >> 12 & 0x3F));
-            *w++ = (char)(0x80 | (cp >> 6 & 0x3F));
-            *w++ = (char)(0x80 | (cp & 0x3F));
-        }
-        p->i += used;
-    }
-    *w = '\0'; /* at or before the closing quote, already consumed */
-    *out = start;
-    return 0;
-}
-
-/* A non-negative integer below 2^63, in strict JSON form. */
-static int jp_uint(jp *p, uint64_t *v)
-{
-    jp_ws(p);
-    size_t i = p->i;
-    if (i < p->n && p->s[i] == '-')
-        return jp_fail(p, "expected a non-negative integer");
-    if (i >= p->n || p->s[i] < '0' || p->s[i] > '9')
-        return jp_fail(p, p->i < p->n ? "expected an integer" : "unexpected end of header");
-    if (p->s[i] == '0' && i + 1 < p->n && p->s[i + 1] >= '0' && p->s[i + 1] <= '9')
-        return jp_fail(p, "leading zero in a number");
-    uint64_t x = 0;
-    while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') {
-        unsigned d = (unsigned)(p->s[i] - '0');
-        if (x > ((uint64_t)INT64_MAX - d) / 10)
-            return jp_fail(p, "integer too large");
-        x = x * 10 + d;
-        i++;
-    }
-    if (i < p->n && (p->s[i] == '.' || p->s[i] == 'e' || p->s[i] == 'E'))
-        return jp_fail(p, "expected an integer");
-    p->i = i;
-    *v = x;
-    return 0;
-}
-
-/* Any JSON value (for "__metadata__" and keys nabla does not use). */
-static int jp_skip(jp *p, int depth)
-{
-    if (depth > 64)
-        return jp_fail(p, "nested too deeply");
-    jp_ws(p);
-    if (p->i >= p->n)
-        return jp_fail(p, "unexpected end of header");
-    char c = p->s[p->i];
-    char *str = NULL;
-    int more;
-    if (c == '"')
-        return jp_string(p, &str);
-    if (c == '{') {
-        p->i++;
-        jp_ws(p);
-        if (p->i < p->n && p->s[p->i] == '}') {
-            p->i++;
-            return 0;
-        }
-        do {
-            if (jp_string(p, &str) < 0 || jp_expect(p, ':') < 0 || jp_skip(p, depth + 1) < 0)
-                return -1;
-        } while ((more = jp_more(p, '}')) == 1);
-        return more;
-    }
-    if (c == '[') {
-        p->i++;
-        jp_ws(p);
-        if (p->i < p->n && p->s[p->i] == ']') {
-            p->i++;
-            return 0;
-        }
-        do {
-            if (jp_skip(p, depth + 1) < 0)
-                return -1;
-        } while ((more = jp_more(p, ']')) == 1);
-        return more;
-    }
-    static const char *const lits[] = {"true", "false", "null"};
-    for (int k = 0; k < 3; k++) {
-        size_t l = strlen(lits[k]);
-        if (p->n - p->i >= l && memcmp(p->s + p->i, lits[k], l) == 0) {
-            p->i += l;
-            return 0;
-        }
-    }
-    /* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-    size_t i = p->i;
-#define DIGIT(k) ((k) < p->n && p->s[k] >= '0' && p->s[k] <= '9')
-    if (i < p->n && p->s[i] == '-')
-        i++;
-    if (!DIGIT(i))
-        return jp_fail(p, "expected a value");
-    if (p->s[i] == '0')
-        i++;
-    else
-        while (DIGIT(i))
-            i++;
-    if (i < p->n && p->s[i] == '.') {
-        if (!DIGIT(i + 1))
-            return jp_fail(p, "bad number");
-        i++;
-        while (DIGIT(i))
-            i++;
-    }
-    if (i < p->n && (p->s[i] == 'e' || p->s[i] == 'E')) {
-        i++;
-        if (i < p->n && (p->s[i] == '+' || p->s[i] == '-'))
-            i++;
-        if (!DIGIT(i))
-            return jp_fail(p, "bad number");
-        while (DIGIT(i))
-            i++;
-    }
-#undef DIGIT
-    p->i = i;
-    return 0;
-}
-
-/* {"dtype": "F32", "shape": [..], "data_offsets": [b, e]} */
-static int jp_entry(jp *p, st_entry *e)
-{
-    bool have[3] = {false, false, false};
-    int more;
-    if (jp_expect(p, '{') < 0)
+    if (nb__json_expect(j, '[') < 0 || nb__json_uint(j, &e->begin) < 0 ||
+        nb__json_expect(j, ',') < 0 || nb__json_uint(j, &e->end) < 0)
         return -1;
-    jp_ws(p);
-    if (p->i < p->n && p->s[p->i] == '}') {
-        p->i++;
-        more = 0;
-    } else {
-        do {
-            char *key = NULL;
-            if (jp_string(p, &key) < 0 || jp_expect(p, ':') < 0)
-                return -1;
-            int k = strcmp(key, "dtype") == 0          ? 0
-                    : strcmp(key, "shape") == 0        ? 1
-                    : strcmp(key, "data_offsets") == 0 ? 2
-                                                       : -1;
-            if (k >= 0 && have[k])
-                return jp_fail(p, "repeated key in a tensor entry");
-            if (k == 0) {
-                char *dt = NULL;
-                if (jp_string(p, &dt) < 0)
-                    return -1;
-                e->dtype = dt;
-            } else if (k == 1) {
-                if (jp_expect(p, '[') < 0)
-                    return -1;
-                e->ndim = 0;
-                jp_ws(p);
-                if (p->i < p->n && p->s[p->i] == ']') {
-                    p->i++;
-                } else {
-                    int m;
-                    do {
-                        uint64_t d = 0;
-                        if (jp_uint(p, &d) < 0)
-                            return -1;
-                        if (e->ndim < NB_MAX_DIMS)
-                            e->shape[e->ndim] = (int64_t)d;
-                        if (e->ndim == 1000000)
-                            return jp_fail(p, "too many dimensions");
-                        e->ndim++;
-                    } while ((m = jp_more(p, ']')) == 1);
-                    if (m < 0)
-                        return -1;
-                }
-            } else if (k == 2) {
-                if (jp_expect(p, '[') < 0 || jp_uint(p, &e->begin) < 0 ||
-                    jp_expect(p, ',') < 0 || jp_uint(p, &e->end) < 0 ||
-                    jp_expect(p, ']') < 0)
-                    return -1;
-            } else if (jp_skip(p, 1) < 0) {
-                return -1;
-            }
-            if (k >= 0)
-                have[k] = true;
-        } while ((more = jp_more(p, '}')) == 1);
+    return nb__json_expect(j, ']');
+}
+
+/* {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, keys in any
+ * order, others skipped. */
+static int read_entry(nb_json *j, st_entry *e)
+{
+    static const char *const keys[] = {"dtype", "shape", "data_offsets"};
+    bool have[3] = {false, false, false};
+    int more = nb__json_open(j, '{');
+    while (more == 1) {
+        char *key = NULL, *dt = NULL;
+        if (nb__json_string(j, &key) < 0 || nb__json_expect(j, ':') < 0)
+            return -1;
+        int k = 0;
+        while (k < 3 && strcmp(key, keys[k]) != 0)
+            k++;
+        if (k < 3 && have[k])
+            return nb__json_fail(j, "repeated key in a tensor entry");
+        int rc = k == 0   ? nb__json_string(j, &dt)
+                 : k == 1 ? read_shape(j, e)
+                 : k == 2 ? read_offsets(j, e)
+                          : nb__json_skip(j);
+        if (rc < 0)
+            return -1;
+        if (k == 0)
+            e->dtype = dt;
+        if (k < 3)
+            have[k] = true;
+        more = nb__json_more(j, '}');
     }
     if (more < 0)
         return -1;
-    static const char *const keys[] = {"dtype", "shape", "data_offsets"};
     for (int k = 0; k < 3; k++)
         if (!have[k])
-            return nb__error("%s: %s: corrupt header: tensor '%s' has no \"%s\"", p->fn,
-                             p->path, e->name, keys[k]);
+            return nb__error("%s: %s: corrupt header: tensor '%s' has no \"%s\"", j->fn,
+                             j->path, e->name, keys[k]);
     return 0;
 }
 
-static int jp_header(jp *p)
+/* The whole header object: its entries into h->e ("__metadata__" skipped). */
+static int read_header(st_header *h)
 {
-    int more;
-    if (jp_expect(p, '{') < 0)
-        return -1;
-    jp_ws(p);
-    if (p->i < p->n && p->s[p->i] == '}') {
-        p->i++;
-        more = 0;
-    } else {
-        do {
-            char *key = NULL;
-            if (jp_string(p, &key) < 0 || jp_expect(p, ':') < 0)
+    nb_json *j = &h->j;
+    int more = nb__json_open(j, '{');
+    while (more == 1) {
+        char *key = NULL;
+        if (nb__json_string(j, &key) < 0 || nb__json_expect(j, ':') < 0)
+            return -1;
+        if (strcmp(key, "__metadata__") == 0) {
+            if (nb__json_skip(j) < 0)
                 return -1;
-            if (strcmp(key, "__metadata__") == 0) {
-                if (jp_skip(p, 1) < 0)
-                    return -1;
-                continue;
-            }
-            if (p->ne == p->cap) {
-                size_t cap = p->cap ? 2 * p->cap : 16;
-                st_entry *e = nb__alloc(cap * sizeof *e);
-                if (!e)
-                    return -1;
-                if (p->ne)
-                    memcpy(e, p->e, p->ne * sizeof *e);
-                nb__free(p->e);
-                p->e = e;
-                p->cap = cap;
-            }
-            st_entry *e = &p->e[p->ne++];
-            memset(e, 0, sizeof *e);
-            e->name = key;
-            if (jp_entry(p, e) < 0)
+        } else {
+            if (nb__vec_reserve(&h->e, 1) < 0)
                 return -1;
-        } while ((more = jp_more(p, '}')) == 1);
+            st_entry *e = (st_entry *)h->e.v + h->e.n++;
+            *e = (st_entry){.name = key};
+            if (read_entry(j, e) < 0)
+                return -1;
+        }
+        more = nb__json_more(j, '}');
     }
-    if (more < 0)
-        return -1;
-    jp_ws(p);
-    if (p->i != p->n)
-        return jp_fail(p, "unexpected text after the header object");
-    return 0;
+    return more < 0 ? -1 : nb__json_end(j);
 }
 
-/* ---- loading ---- */
+/* ---- loading: checks and data ---- */
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -760,56 +397,190 @@ static size_t tag_size(const char *tag)
 static const char *entry_shape(const st_entry *e, char *buf)
 {
     if (e->ndim > NB_MAX_DIMS) {
-        snprintf(buf, 96, "(%d dimensions)", e->ndim);
+        snprintf(buf, NB_SHAPE_STR_LEN, "(%d dimensions)", e->ndim);
         return buf;
     }
     return nb_dims_str(e->ndim, e->shape, buf);
 }
 
-/* Reads tensor t's bytes from f at its offset, converting as needed. */
+/* Every entry: a consistent byte range inside the data (blen bytes), no
+ * name twice. Sorts the entries by name. */
+static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t blen)
+{
+    char b[NB_SHAPE_STR_LEN];
+    st_entry *es = v->v;
+    for (int64_t k = 0; k < v->n; k++) {
+        const st_entry *e = &es[k];
+        if (e->begin > e->end)
+            return nb__error("%s: %s: corrupt header: tensor '%s' has data_offsets "
+                             "[%llu, %llu) that run backwards",
+                             fn, path, e->name, (unsigned long long)e->begin,
+                             (unsigned long long)e->end);
+        if (e->end > blen)
+            return nb__error("%s: %s: truncated file: tensor '%s' needs bytes [%llu, %llu) of "
+                             "the data, which has %llu",
+                             fn, path, e->name, (unsigned long long)e->begin,
+                             (unsigned long long)e->end, (unsigned long long)blen);
+        size_t size = tag_size(e->dtype);
+        if (!size || e->ndim > NB_MAX_DIMS)
+            continue; /* never loaded: nabla cannot hold it */
+        /* numel * size must equal end - begin (< 2^63): stop once past it. */
+        uint64_t bytes = size;
+        for (int d = 0; d < e->ndim; d++) {
+            uint64_t dim = (uint64_t)e->shape[d];
+            bytes = dim && bytes > UINT64_MAX / 2 / dim ? UINT64_MAX / 2 : bytes * dim;
+        }
+        if (bytes != e->end - e->begin)
+            return nb__error("%s: %s: corrupt header: tensor '%s' is %s %s but data_offsets "
+                             "[%llu, %llu) hold %llu bytes",
+                             fn, path, e->name, e->dtype, entry_shape(e, b),
+                             (unsigned long long)e->begin, (unsigned long long)e->end,
+                             (unsigned long long)(e->end - e->begin));
+    }
+    if (v->n)
+        qsort(es, (size_t)v->n, sizeof *es, cmp_entry);
+    for (int64_t k = 1; k < v->n; k++)
+        if (strcmp(es[k - 1].name, es[k].name) == 0)
+            return nb__error("%s: %s: corrupt header: tensor '%s' appears twice", fn, path,
+                             es[k].name);
+    return 0;
+}
+
+static const st_entry *find_entry(const nb_vec *v, const char *name)
+{
+    st_entry key = {.name = name};
+    return v->n ? bsearch(&key, v->v, (size_t)v->n, sizeof key, cmp_entry) : NULL;
+}
+
+/* A requested tensor: in the file, F32/F64, the same shape, and a place
+ * where each element has memory of its own. */
+static int check_request(const char *fn, const char *path, const nb_vec *v, const nb_tensor *t)
+{
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
+    const st_entry *e = find_entry(v, t->name), *es = v->v;
+    if (!e) {
+        char list[200] = "";
+        size_t used = 0;
+        for (int64_t k = 0; k < v->n; k++) {
+            if (used + strlen(es[k].name) + 4 + 6 > sizeof list) {
+                memcpy(list + used, ", ...", 6);
+                break;
+            }
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", k ? ", " : "",
+                                     es[k].name);
+        }
+        return nb__error("%s: %s: tensor '%s' is not in the file (it has %lld: %s)", fn, path,
+                         t->name, (long long)v->n, v->n ? list : "none");
+    }
+    if (strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0)
+        return nb__error("%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and "
+                         "F64",
+                         fn, path, t->name, e->dtype);
+    bool same = e->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = e->shape[d] == t->shape[d];
+    if (!same)
+        return nb__error("%s: %s: tensor '%s' has shape %s in the file, %s expected", fn, path,
+                         t->name, entry_shape(e, b), nb_shape_str(t, c));
+    if (nb__layout_overlaps(t->ndim, t->shape, t->strides))
+        return nb__error("%s: %s: tensor '%s' %s is a view whose elements share memory "
+                         "(strides %s): load into the tensor it views instead",
+                         fn, path, t->name, nb_shape_str(t, b),
+                         nb_dims_str(t->ndim, t->strides, c));
+    return 0;
+}
+
+/* Reads tensor t's bytes from f at its offset, converting as needed, and
+ * through t's strides when it is a view. */
 static int read_tensor(FILE *f, off_t at, const st_entry *e, nb_tensor *t)
 {
     size_t fes = strcmp(e->dtype, "F64") == 0 ? 8 : 4, tes = nb__dtype_size(t->dtype);
     size_t count = (size_t)t->numel;
+    unsigned char *base = nb__ptr(t);
     if (count == 0)
         return 0;
     if (fseeko(f, at, SEEK_SET) != 0)
         return -1;
-    if (fes == tes) {
-        if (fread(nb__ptr(t), tes, count, f) != count)
+    if (fes == tes && t->contiguous) {
+        if (fread(base, tes, count, f) != count)
             return -1;
         if (!host_is_le())
-            swap_each(nb__ptr(t), count, tes);
+            swap_each(base, count, tes);
         return 0;
     }
-    unsigned char buf[8192];
-    size_t done = 0;
-    while (done < count) {
-        size_t k = count - done < sizeof buf / fes ? count - done : sizeof buf / fes;
+    unsigned char buf[CHUNK];
+    cursor c = {.t = t};
+    while (count) {
+        size_t k = count < CHUNK / fes ? count : CHUNK / fes;
         if (fread(buf, fes, k, f) != k)
             return -1;
         if (!host_is_le())
             swap_each(buf, k, fes);
         for (size_t j = 0; j < k; j++) {
-            if (fes == 8) {
+            unsigned char *to = base + next(&c) * (int64_t)tes;
+            const unsigned char *from = buf + j * fes;
+            if (fes == tes) {
+                memcpy(to, from, tes);
+            } else if (fes == 8) {
                 double v;
-                memcpy(&v, buf + 8 * j, 8);
-                ((float *)nb__ptr(t))[done + j] = (float)v;
+                memcpy(&v, from, 8);
+                float x = (float)v;
+                memcpy(to, &x, 4);
             } else {
                 float v;
-                memcpy(&v, buf + 4 * j, 4);
-                ((double *)nb__ptr(t))[done + j] = v;
+                memcpy(&v, from, 4);
+                double x = v;
+                memcpy(to, &x, 8);
             }
         }
-        done += k;
+        count -= k;
     }
     return 0;
+}
+
+/* The file's size and header, read and parsed into h; 0 or -1. */
+static int read_head(const char *fn, const char *path, FILE *f, st_header *h, uint64_t *fsize,
+                     uint64_t *hlen)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return nb__error("%s: %s: cannot stat: %s", fn, path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return nb__error("%s: %s: not a regular file", fn, path);
+    *fsize = (uint64_t)st.st_size;
+    unsigned char len8[8];
+    if (*fsize < 8 || fread(len8, 1, 8, f) != 8)
+        return nb__error("%s: %s: truncated file: %llu bytes, the header length alone takes 8",
+                         fn, path, (unsigned long long)*fsize);
+    *hlen = 0;
+    for (int k = 7; k >= 0; k--)
+        *hlen = *hlen << 8 | len8[k];
+    if (*hlen > MAX_HEADER)
+        return nb__error("%s: %s: header length %llu is over the limit of %d bytes: not a "
+                         "safetensors file?",
+                         fn, path, (unsigned long long)*hlen, MAX_HEADER);
+    if (*hlen > *fsize - 8)
+        return nb__error("%s: %s: truncated file: header length %llu, but only %llu bytes "
+                         "follow",
+                         fn, path, (unsigned long long)*hlen, (unsigned long long)(*fsize - 8));
+    size_t n = (size_t)*hlen;
+    char *text = nb__alloc(n + 1);
+    if (!text)
+        return -1;
+    h->j.s = text; /* freed by the caller, even if init fails */
+    if (fread(text, 1, n, f) != n)
+        return nb__error("%s: %s: cannot read the header: %s", fn, path,
+                         ferror(f) ? strerror(errno) : "file shrank");
+    text[n] = '\0';
+    if (nb__json_init(&h->j, text, n, fn, path, "header") < 0 || read_header(h) < 0)
+        return -1;
+    return check_entries(fn, path, &h->e, *fsize - 8 - *hlen);
 }
 
 int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
 {
     static const char fn[] = "nb_load_safetensors";
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!path)
         return nb__error("%s: path is NULL", fn);
     if (n < 0)
@@ -828,144 +599,19 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
     FILE *f = fopen(path, "rb");
     if (!f)
         return nb__error("%s: %s: cannot open: %s", fn, path, strerror(errno));
-    jp p = {.fn = fn, .path = path};
+    st_header h = {.e = {.elem = sizeof(st_entry)}};
+    uint64_t fsize = 0, hlen = 0;
     int rc = -1;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        nb__error("%s: %s: cannot stat: %s", fn, path, strerror(errno));
+    if (read_head(fn, path, f, &h, &fsize, &hlen) < 0)
         goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        nb__error("%s: %s: not a regular file", fn, path);
-        goto out;
-    }
-    uint64_t fsize = (uint64_t)st.st_size;
-    unsigned char len8[8];
-    if (fsize < 8 || fread(len8, 1, 8, f) != 8) {
-        nb__error("%s: %s: truncated file: %llu bytes, the header length alone takes 8", fn,
-                  path, (unsigned long long)fsize);
-        goto out;
-    }
-    uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--)
-        hlen = hlen << 8 | len8[k];
-    if (hlen > MAX_HEADER) {
-        nb__error("%s: %s: header length %llu is over the limit of %d bytes: not a "
-                  "safetensors file?",
-                  fn, path, (unsigned long long)hlen, MAX_HEADER);
-        goto out;
-    }
-    if (hlen > fsize - 8) {
-        nb__error("%s: %s: truncated file: header length %llu, but only %llu bytes follow",
-                  fn, path, (unsigned long long)hlen, (unsigned long long)(fsize - 8));
-        goto out;
-    }
-    p.n = (size_t)hlen;
-    p.s = nb__alloc(p.n + 1);
-    if (!p.s)
-        goto out;
-    if (fread(p.s, 1, p.n, f) != p.n) {
-        nb__error("%s: %s: cannot read the header: %s", fn, path,
-                  ferror(f) ? strerror(errno) : "file shrank");
-        goto out;
-    }
-    p.s[p.n] = '\0';
-    size_t bad = utf8_check((const unsigned char *)p.s, p.n);
-    if (bad != p.n) {
-        p.i = bad;
-        jp_fail(&p, "invalid UTF-8");
-        goto out;
-    }
-    if (jp_header(&p) < 0)
-        goto out;
-
-    /* Every entry: a consistent byte range inside the buffer. */
-    uint64_t blen = fsize - 8 - hlen;
-    for (size_t k = 0; k < p.ne; k++) {
-        const st_entry *e = &p.e[k];
-        if (e->begin > e->end) {
-            nb__error("%s: %s: corrupt header: tensor '%s' has data_offsets [%llu, %llu) "
-                      "that run backwards",
-                      fn, path, e->name, (unsigned long long)e->begin,
-                      (unsigned long long)e->end);
+    for (int i = 0; i < n; i++)
+        if (check_request(fn, path, &h.e, tensors[i]) < 0)
             goto out;
-        }
-        if (e->end > blen) {
-            nb__error("%s: %s: truncated file: tensor '%s' needs bytes [%llu, %llu) of the "
-                      "data, which has %llu",
-                      fn, path, e->name, (unsigned long long)e->begin,
-                      (unsigned long long)e->end, (unsigned long long)blen);
-            goto out;
-        }
-        size_t es = tag_size(e->dtype);
-        if (!es)
-            continue;
-        /* numel * es must equal end - begin (< 2^63): stop once past it. */
-        uint64_t bytes = es;
-        for (int d = 0; d < e->ndim && d < NB_MAX_DIMS; d++) {
-            uint64_t dim = (uint64_t)e->shape[d];
-            bytes = dim && bytes > UINT64_MAX / 2 / dim ? UINT64_MAX / 2 : bytes * dim;
-        }
-        if (e->ndim > NB_MAX_DIMS)
-            bytes = e->end - e->begin; /* never requested: nabla cannot hold it */
-        if (bytes != e->end - e->begin) {
-            nb__error("%s: %s: corrupt header: tensor '%s' is %s %s but data_offsets "
-                      "[%llu, %llu) hold %llu bytes",
-                      fn, path, e->name, e->dtype, entry_shape(e, b),
-                      (unsigned long long)e->begin, (unsigned long long)e->end,
-                      (unsigned long long)(e->end - e->begin));
-            goto out;
-        }
-    }
-    if (p.ne)
-        qsort(p.e, p.ne, sizeof *p.e, cmp_entry);
-    for (size_t k = 1; k < p.ne; k++)
-        if (strcmp(p.e[k - 1].name, p.e[k].name) == 0) {
-            nb__error("%s: %s: corrupt header: tensor '%s' appears twice", fn, path,
-                      p.e[k].name);
-            goto out;
-        }
-
-    /* Every requested tensor: present, F32/F64, the same shape. */
-    for (int i = 0; i < n; i++) {
-        const nb_tensor *t = tensors[i];
-        st_entry key = {.name = t->name};
-        const st_entry *e = p.ne ? bsearch(&key, p.e, p.ne, sizeof *p.e, cmp_entry) : NULL;
-        if (!e) {
-            char list[200] = "";
-            size_t used = 0;
-            for (size_t k = 0; k < p.ne; k++) {
-                if (used + strlen(p.e[k].name) + 4 + 6 > sizeof list) {
-                    memcpy(list + used, ", ...", 6);
-                    break;
-                }
-                used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'",
-                                         k ? ", " : "", p.e[k].name);
-            }
-            nb__error("%s: %s: tensor '%s' is not in the file (it has %zu: %s)", fn, path,
-                      t->name, p.ne, p.ne ? list : "none");
-            goto out;
-        }
-        if (strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0) {
-            nb__error("%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and F64",
-                      fn, path, t->name, e->dtype);
-            goto out;
-        }
-        bool same = e->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++)
-            same = e->shape[d] == t->shape[d];
-        if (!same) {
-            nb__error("%s: %s: tensor '%s' has shape %s in the file, %s expected", fn, path,
-                      t->name, entry_shape(e, b), nb_shape_str(t, c));
-            goto out;
-        }
-    }
 
     /* Only now write into the tensors. */
     for (int i = 0; i < n; i++) {
         nb_tensor *t = tensors[i];
-        st_entry key = {.name = t->name};
-        const st_entry *e = bsearch(&key, p.e, p.ne, sizeof *p.e, cmp_entry);
+        const st_entry *e = find_entry(&h.e, t->name);
         if (read_tensor(f, (off_t)(8 + hlen + e->begin), e, t) < 0) {
             nb__error("%s: %s: tensor '%s': read failed: %s", fn, path, t->name,
                       ferror(f) ? strerror(errno) : "the file is shorter than it was");
@@ -976,7 +622,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
     rc = 0;
 out:
     fclose(f);
-    nb__free(p.s);
-    nb__free(p.e);
+    nb__free(h.j.s);
+    nb__vec_free(&h.e);
     return rc;
 }
