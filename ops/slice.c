@@ -76,7 +76,7 @@ static void slice_view(nb_view *v, const span *s)
 static int slice_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)n;
-    span s;
+    span s = {0};
     char b[NB_SHAPE_STR_LEN];
     if (check("nb_slice", x[0], attr, &s))
         return -1;
@@ -125,7 +125,7 @@ const nb_op nb_op_slice = {.name = "slice", .arity = 1, .attr_size = sizeof(slic
 nb_tensor *nb_slice(nb_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
     slice_attr a = {axis, start, stop, step};
-    span s;
+    span s = {0};
     if (x && check("nb_slice", x, &a, &s))
         return NULL;
     return nb_apply(&nb_op_slice, &x, 1, &a);
@@ -137,7 +137,7 @@ static int scatter_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
 {
     (void)n;
     const slice_attr *a = attr;
-    span s;
+    span s = {0};
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN], d[NB_SHAPE_STR_LEN];
     if (check("nb_slice_scatter", x[0], a, &s))
         return -1;
@@ -200,7 +200,7 @@ nb_tensor *nb_slice_scatter(nb_tensor *x, nb_tensor *src, int axis, int64_t star
                             int64_t step)
 {
     slice_attr a = {axis, start, stop, step};
-    span s;
+    span s = {0};
     if (x && src && check("nb_slice_scatter", x, &a, &s))
         return NULL;
     return nb_apply(&nb_op_slice_scatter, (nb_tensor *[]){x, src}, 2, &a);

@@ -1,5 +1,5 @@
-/* nabla internals shared by src/ and ops/ (not src/nn, src/optim or
- * src/io, which use the public headers only). Not installed. */
+/* nabla internals shared by src/, ops/ and src/io (src/nn and src/optim
+ * use the public headers only: they are compositions). Not installed. */
 #ifndef NABLA_INTERNAL_H
 #define NABLA_INTERNAL_H
 
@@ -251,7 +251,8 @@ size_t nb__utf8_len(const unsigned char *s, size_t n);
 /* The tensors of root's history in topological order (inputs first), with
  * each tensor's position in `index`; with grad_only, only tensors that
  * require grad are followed (the backward pass). Arena-backed when g is
- * set. Iterative: no recursion, any depth. 0 or -1. */
+ * set. Iterative: no recursion, any depth. 0 or -1; call nb__walk_free
+ * afterwards either way (a no-op for an arena walk). */
 typedef struct nb_walk {
     nb_vec order; /* nb_tensor * */
     nb_pmap index;
