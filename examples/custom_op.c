@@ -3,13 +3,15 @@
  *   softplus(x) = log(1 + exp(x))          dx = dy * sigmoid(x)
  *   rowdot(a, b) = sum(a * b, axis=-1)     da = dy[..., None] * b
  *                                          db = dy[..., None] * a
+ *   reverse(x) = x[::-1] (along axis 0)    dx = reverse(dy)
  * rowdot's leading dimensions broadcast (a (4,3) with b (3,) is a @ b); its
  * backward returns gradients of the broadcast shape and the engine sums
- * each back to its input's shape.
+ * each back to its input's shape. reverse is a view: its shape rule makes
+ * y look into x's storage with a negative stride, and no kernel runs.
  *
  * The ops are written exactly like the built-in ones, with the kernel
  * helpers of nabla/kernel.h, and nothing is registered anywhere: an op is a
- * struct that nb_apply runs. The program uses both ops, checks them (first
+ * struct that nb_apply runs. The program uses the ops, checks them (first
  * order in every layout, second order, f32), then checks a softplus with a
  * broken backward, and prints the reports. Exit status 0 when the right ops
  * pass and the broken one is caught. */
@@ -123,6 +125,41 @@ static nb_tensor *rowdot(nb_tensor *a, nb_tensor *b)
     return nb_apply(&rowdot_op, (nb_tensor *[]){a, b}, 2, NULL);
 }
 
+/* ---- reverse: a view made by its shape rule, no kernel ---- */
+
+static const nb_op reverse_op;
+
+static nb_tensor *reverse(nb_tensor *x) { return nb_apply(&reverse_op, &x, 1, NULL); }
+
+/* y = x[::-1] along axis 0: x's storage, walked backwards along axis 0. */
+static int reverse_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    char b[NB_SHAPE_STR_LEN];
+    if (nb_ndim(x[0]) < 1)
+        return nb_op_error(&reverse_op, "needs at least one dimension, got %s",
+                           nb_shape_str(x[0], b));
+    nb_shape_same(out, x, n, attr); /* x's dtype and shape */
+    out->view = true;               /* y looks into x[0]'s storage: no kernel runs */
+    memcpy(out->strides, nb_strides(x[0]), (size_t)out->ndim * sizeof(int64_t));
+    out->offset = nb_offset(x[0]);
+    if (out->shape[0] > 1) {
+        out->offset += (out->shape[0] - 1) * out->strides[0]; /* the last row first */
+        out->strides[0] = -out->strides[0];
+    }
+    return 0;
+}
+
+/* dx = reverse(dy). */
+static void reverse_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
+                             nb_tensor *const x[], int n, const void *attr)
+{
+    (void)y, (void)x, (void)n, (void)attr;
+    dx[0] = reverse(dy);
+}
+
+static const nb_op reverse_op = {.name = "reverse", .arity = 1, .shape = reverse_shape,
+                                 .backward = reverse_backward, .saves = NB_SAVES_NONE};
+
 int main(void)
 {
     int status = 0;
@@ -145,6 +182,12 @@ int main(void)
     printf("rowdot(transpose(a), b):\n");
     nb_print(rowdot(nb_transpose(a, 0, 1), b), stdout);
 
+    /* A view op: the rows of a in reverse order, sharing a's memory. */
+    nb_tensor *ra = reverse(a);
+    printf("reverse(a), strides (%lld,%lld):\n", (long long)nb_strides(ra)[0],
+           (long long)nb_strides(ra)[1]);
+    nb_print(ra, stdout);
+
     /* A user op's errors read like a built-in's. */
     if (!rowdot(a, b))
         printf("error, as expected: %s\n", nb_last_error());
@@ -159,6 +202,11 @@ int main(void)
 
     printf("\nnb_gradcheck_op(&rowdot_op, NULL, NB_SHAPES({2, 4, 3}, {4, 3}), &r):\n");
     if (!nb_gradcheck_op(&rowdot_op, NULL, NB_SHAPES({2, 4, 3}, {4, 3}), &r))
+        status = 1;
+    nb_check_report_print(&r, stdout);
+
+    printf("\nnb_gradcheck_op(&reverse_op, NULL, NB_SHAPES({4, 3}), &r):\n");
+    if (!nb_gradcheck_op(&reverse_op, NULL, NB_SHAPES({4, 3}), &r))
         status = 1;
     nb_check_report_print(&r, stdout);
 
