@@ -416,7 +416,7 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
     nb_tensor *s = nb_sum(nb_mul(y, v));
     if (!s)
         return NULL;
-    nb_tensor *in[NB_MAX_INPUTS], *gs[NB_MAX_INPUTS];
+    nb_tensor *in[NB_MAX_INPUTS], *gs[NB_MAX_INPUTS] = {0};
     int map[NB_MAX_INPUTS], k = 0;
     for (int i = 0; i < gc->n; i++)
         if (x[i]->requires_grad) {
@@ -539,8 +539,7 @@ static int layout_dim(nb_check_layout l, int ndim, const int64_t *shape)
     return first;
 }
 
-/* The base's shape, and the flat position in the base of the view's element
- * at index idx (-1 for a broadcast element that is not stored). */
+/* The shape of input i's base. */
 static void base_shape(const layout_ctx *lc, int i, int64_t *bs)
 {
     int nd = lc->ndim[i], dim = lc->dim[i];
@@ -552,6 +551,8 @@ static void base_shape(const layout_ctx *lc, int i, int64_t *bs)
                                                  : s[d];
 }
 
+/* The flat position in input i's base of the view's element at index idx
+ * (-1 for a broadcast element that is not stored). */
 static int64_t base_pos(const layout_ctx *lc, int i, const int64_t *bs, const int64_t *idx)
 {
     int nd = lc->ndim[i], dim = lc->dim[i];
@@ -683,7 +684,7 @@ static bool run_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *co
 bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                   const nb_check_opts *opts, nb_check_report *report)
 {
-    nb_check_report dummy;
+    nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
     report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n : 0, 1, opts);
     if (!report) {
@@ -705,7 +706,7 @@ bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
 bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       const nb_check_opts *opts, nb_check_report *report)
 {
-    nb_check_report dummy;
+    nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
     report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + 1 : 0, 2, opts);
     if (!report) {
@@ -812,7 +813,7 @@ static bool check_no_gradient(const nb_op *op, const nb_op_example *ex, nb_tenso
 bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
                       const nb_check_opts *opts, nb_check_report *report)
 {
-    nb_check_report dummy;
+    nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
     int n = ex && ex->n > 0 && ex->n <= NB_MAX_INPUTS ? ex->n : 0;
     report_init(r, order == 2 ? n + (n > 0) : n, order, opts);
