@@ -459,16 +459,16 @@ static void test_nondiff_input(void **state)
 static nb_view probed_by[NB_F64 + 1];
 static int probes;
 
-static void probe_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
-{
-    (void)n, (void)attr;
-    probed_by[y->dtype] = x[0];
-    probes++;
-    if (y->dtype == NB_F64)
-        NB_MAP1(double, y, &x[0], u);
-    else
-        NB_MAP1(float, y, &x[0], u);
-}
+#define PROBE_KERNEL(fn, T)                                                    \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n, (void)attr;                                                   \
+        probed_by[y->dtype] = x[0];                                            \
+        probes++;                                                              \
+        NB_MAP1(T, y, &x[0], u);                                               \
+    }
+PROBE_KERNEL(probe_f32, float)
+PROBE_KERNEL(probe_f64, double)
 
 static void probe_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                            int n, const void *attr)
@@ -478,7 +478,7 @@ static void probe_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tens
 }
 
 static const nb_op probe_op = {.name = "probe", .arity = 1, .shape = nb_shape_same,
-                               .forward = {[NB_F32] = probe_kernel, [NB_F64] = probe_kernel},
+                               .forward = NB_KERNELS(probe),
                                .backward = probe_backward, .saves = NB_SAVES_NONE};
 
 static void test_layouts_make_views(void **state)
@@ -796,6 +796,22 @@ static void test_no_grad_ops(void **state)
     assert_non_null(strstr(r.message, "nograd: backward not implemented"));
     assert_false(nb_gradcheck_op(&undeclared, NULL, NB_SHAPES({3}), &r));
     assert_non_null(strstr(r.message, "backward not implemented"));
+
+    /* No gradient by design with an index input (as one_hot's labels): the
+     * .nondiff declaration still makes the index whole, in every layout. */
+    nb_op take_nograd = take_op;
+    take_nograd.backward = NULL;
+    take_nograd.no_gradient = true;
+    nb_op_example tex = {.n = 2, .ndim = {1, 1}, .shape = {{5}, {7}},
+                         .domain = {{.lo = -1, .hi = 1}, {.lo = 0, .hi = 5}}};
+    bad_indices = 0;
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
+        for (int k = 0; k < NRUNS; k++) {
+            nb_check_opts o = {.dtype = runs[k].dtype, .layout = (nb_check_layout)l};
+            assert_true(nb_check_example(&take_nograd, &tex, runs[k].order, &o, &r));
+            assert_string_equal(r.message, "no gradient (by design)");
+        }
+    assert_int_equal(bad_indices, 0);
 
     /* Inputs that do not fit: the op's own message. */
     nb_op_example bad = {.n = 2, .ndim = {1, 1}, .shape = {{3}, {4}}};
