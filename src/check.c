@@ -11,11 +11,15 @@
  *
  * Every evaluation runs in a graph of its own (reset between evaluations,
  * freed at the end), so a check never leaves tensors in the caller's graph.
- * The f64 inputs are perturbed in place through their data pointer and
- * restored bit for bit; their version counters are not touched.
+ * The f64 inputs are perturbed in place through their strides and restored
+ * bit for bit; their version counters are not touched.
  *
  * With opts.dtype = NB_F32 the function and its backward run on f32 copies
  * of the inputs; the numeric side stays in f64 on the originals.
+ *
+ * A layout other than contiguous replaces each input by a heap leaf (its
+ * base) and checks f(view(base)) with respect to the bases, the views
+ * being made inside the checked function (check.h says which views).
  *
  * gradgradcheck is gradcheck of the scalar function
  *   G(x..., v) = sum_i sum(grad(sum(f(x) * v), x_i, create_graph) * w_i)
@@ -25,11 +29,14 @@
 #include <math.h>
 
 #define DEFAULT_SEED 0x6e61626c61ull /* "nabla" */
+/* Tensors a check handles at once: the inputs, and at order 2 the projection. */
+#define MAX_CHECKED (NB_MAX_INPUTS + 1)
 
 typedef struct {
     double eps, atol, rtol;
     nb_dtype dtype;
     uint64_t seed;
+    nb_check_layout layout;
 } opts_t;
 
 static opts_t resolve(const nb_check_opts *o)
@@ -41,15 +48,30 @@ static opts_t resolve(const nb_check_opts *o)
     r.atol = o && o->atol > 0 ? o->atol : (f32 ? 1e-3 : 1e-5);
     r.rtol = o && o->rtol > 0 ? o->rtol : (f32 ? 1e-2 : 1e-3);
     r.seed = o ? o->seed : 0;
+    r.layout = o ? o->layout : NB_LAYOUT_CONTIGUOUS;
     return r;
 }
 
-static void report_init(nb_check_report *r, int n, int order)
+const char *nb_check_layout_name(nb_check_layout layout)
+{
+    switch (layout) {
+    case NB_LAYOUT_CONTIGUOUS: return "contiguous";
+    case NB_LAYOUT_PERMUTED: return "permuted";
+    case NB_LAYOUT_SLICED: return "sliced";
+    case NB_LAYOUT_BROADCAST: return "broadcast";
+    }
+    return "?";
+}
+
+static bool layout_ok(nb_check_layout l) { return (int)l >= 0 && (int)l < NB_CHECK_LAYOUTS; }
+
+static void report_init(nb_check_report *r, int n, int order, const nb_check_opts *o)
 {
     memset(r, 0, sizeof *r);
     r->n = n;
     r->order = order;
-    for (int i = 0; i < NB_CHECK_MAX_INPUTS; i++) {
+    r->layout = o && layout_ok(o->layout) ? o->layout : NB_LAYOUT_CONTIGUOUS;
+    for (int i = 0; i < MAX_CHECKED; i++) {
         r->input[i].ok = true;
         r->input[i].worst = -1; /* not checked */
         for (int d = 0; d < NB_MAX_DIMS; d++)
@@ -81,14 +103,18 @@ static bool fail_fn(nb_check_report *r, const char *what)
 
 /* Validates the arguments shared by nb_gradcheck and nb_gradgradcheck. */
 static bool check_args(const char *fn, nb_check_fn f, int n, nb_tensor *const x[],
-                       int max_n, const nb_check_opts *opts, nb_check_report *r)
+                       const nb_check_opts *opts, nb_check_report *r)
 {
     if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
         return fail(r, "%s: opts.dtype is %d, not NB_F32 or NB_F64", fn, (int)opts->dtype);
+    if (opts && !layout_ok(opts->layout))
+        return fail(r, "%s: opts.layout is %d, not one of the %d NB_LAYOUT_* values", fn,
+                    (int)opts->layout, NB_CHECK_LAYOUTS);
     if (!f)
         return fail(r, "%s: the function is NULL", fn);
-    if (n < 1 || n > max_n)
-        return fail(r, "%s: needs 1 to %d inputs, got %d", fn, max_n, n);
+    if (n < 1 || n > NB_MAX_INPUTS)
+        return fail(r, "%s: needs 1 to %d inputs (NB_MAX_INPUTS), got %d", fn, NB_MAX_INPUTS,
+                    n);
     if (!x)
         return fail(r, "%s: the input array is NULL", fn);
     for (int i = 0; i < n; i++) {
@@ -112,7 +138,7 @@ typedef struct {
     nb_tensor *const *x;
 } fn_t;
 
-/* L = sum(y * v) in f64, or NAN with the report filled when f fails or
+/* L = sum(y * v) in f64, or false with the report filled when f fails or
  * changes its output size. */
 static bool evaluate(const fn_t *fn, nb_graph *g, const double *v, int64_t ny, double *out,
                      nb_check_report *r)
@@ -182,13 +208,17 @@ static void compare(const nb_tensor *x, const double *a, const double *num, cons
     res->ok = !any_fail;
     res->worst = worst;
     unravel(x, worst, res->worst_index);
-    res->analytic = a[worst];
-    res->numeric = num[worst];
+    if (x->numel > 0) {
+        res->analytic = a[worst];
+        res->numeric = num[worst];
+    }
 }
 
-/* f32 heap copies of the inputs, with the same requires-grad flags. An input
- * passed twice gets one copy (used twice), as the f64 side sees it. */
-static bool make_f32_copies(nb_tensor *const x[], int n, nb_tensor **c, nb_check_report *r)
+/* Contiguous heap copies of the inputs in dtype, with the same requires-grad
+ * flags. An input passed twice gets one copy (used twice), as the original
+ * side sees it. */
+static bool make_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor **c,
+                        nb_check_report *r)
 {
     for (int i = 0; i < n; i++) {
         c[i] = NULL;
@@ -197,25 +227,40 @@ static bool make_f32_copies(nb_tensor *const x[], int n, nb_tensor **c, nb_check
                 c[i] = c[j];
         if (c[i])
             continue;
-        c[i] = nb_zeros(NB_F32, x[i]->ndim, x[i]->shape);
+        c[i] = nb_zeros(dtype, x[i]->ndim, x[i]->shape);
         if (!c[i])
             return fail_fn(r, "nb_zeros");
         for (int64_t j = 0; j < x[i]->numel; j++)
-            ((float *)nb__ptr(c[i]))[j] = (float)((const double *)nb__ptr(x[i]))[j];
+            nb__put(c[i], j, nb__get(x[i], j));
         c[i]->requires_grad = x[i]->requires_grad;
     }
     return true;
+}
+
+/* Frees what make_copies (or make_bases) made: each distinct tensor once,
+ * and none of the originals it was given. */
+static void free_copies(nb_tensor *const orig[], nb_tensor **c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        bool first = c[i] != orig[i];
+        for (int j = 0; j < i && first; j++)
+            first = c[j] != c[i];
+        if (first)
+            nb_free(c[i]);
+    }
+    for (int i = 0; i < n; i++)
+        c[i] = NULL;
 }
 
 /* The analytic gradients d<f(x), v>/dx_i into a[i] (zeros when unused). */
 static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double *v, int64_t ny,
                      double *a[], nb_check_report *r)
 {
-    nb_tensor *copies[NB_CHECK_MAX_INPUTS] = {0};
+    nb_tensor *copies[MAX_CHECKED] = {0};
     nb_tensor *const *xs = fn->x;
     bool ok = true;
     if (o->dtype == NB_F32) {
-        ok = make_f32_copies(fn->x, fn->n, copies, r);
+        ok = make_copies(fn->x, fn->n, NB_F32, copies, r);
         xs = copies;
     }
     nb_graph_reset(g);
@@ -225,8 +270,8 @@ static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double 
     if (ok && y->numel != ny)
         ok = fail(r, "the function's output has %lld elements in %s but %lld in f64",
                   (long long)y->numel, nb_dtype_name(o->dtype), (long long)ny);
-    nb_tensor *in[NB_CHECK_MAX_INPUTS], *gs[NB_CHECK_MAX_INPUTS] = {0};
-    int map[NB_CHECK_MAX_INPUTS], k = 0;
+    nb_tensor *in[MAX_CHECKED], *gs[MAX_CHECKED] = {0};
+    int map[MAX_CHECKED], k = 0;
     for (int i = 0; ok && i < fn->n; i++)
         if (xs[i]->requires_grad) {
             in[k] = xs[i];
@@ -254,23 +299,24 @@ static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double 
             a[i][j] = gr ? nb__get(gr, j) : 0.0;
     }
     nb_graph_reset(g);
-    for (int i = 0; i < fn->n; i++) {
-        bool first = true;
-        for (int j = 0; j < i; j++)
-            first &= copies[j] != copies[i];
-        if (first)
-            nb_free(copies[i]);
-    }
+    if (o->dtype == NB_F32)
+        free_copies(fn->x, copies, fn->n);
     return ok;
 }
 
 static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
 {
-    double *a[NB_CHECK_MAX_INPUTS] = {0}, *num[NB_CHECK_MAX_INPUTS] = {0}, *v = NULL;
+    double *a[MAX_CHECKED] = {0}, *num[MAX_CHECKED] = {0}, *v = NULL;
     bool ok = true;
     int k = 0;
-    for (int i = 0; i < fn->n; i++)
-        k += fn->x[i]->requires_grad;
+    for (int i = 0; i < fn->n; i++) {
+        const nb_tensor *x = fn->x[i];
+        k += x->requires_grad;
+        if (x->requires_grad && x->numel > 1 && nb__layout_overlaps(x->ndim, x->shape, x->strides))
+            return fail(r, "input %d is a view whose elements share memory (a broadcast): "
+                           "perturbing one element would move several; pass a copy "
+                           "(nb_clone) or use opts.layout = NB_LAYOUT_BROADCAST", i + 1);
+    }
     if (k == 0)
         return fail(r, "no input requires grad: nothing to check "
                        "(mark inputs with nb_set_requires_grad)");
@@ -299,7 +345,7 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
     for (int i = 0; ok && i < fn->n; i++) {
         if (!fn->x[i]->requires_grad)
             continue;
-        size_t bytes = (size_t)fn->x[i]->numel * sizeof(double);
+        size_t bytes = (size_t)(fn->x[i]->numel ? fn->x[i]->numel : 1) * sizeof(double);
         a[i] = nb__alloc(bytes);
         num[i] = nb__alloc(bytes);
         if (!a[i] || !num[i])
@@ -310,16 +356,18 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
         ok = analytic(fn, g, o, v, ny, a, r);
 
     for (int i = 0; ok && i < fn->n; i++) {
-        if (!fn->x[i]->requires_grad)
+        nb_tensor *x = fn->x[i];
+        if (!x->requires_grad)
             continue;
-        double *d = nb__ptr(fn->x[i]);
-        for (int64_t j = 0; ok && j < fn->x[i]->numel; j++) {
-            double old = d[j], lp = 0, lm = 0;
-            d[j] = old + o->eps;
+        double *d = nb__ptr(x);
+        for (int64_t j = 0; ok && j < x->numel; j++) {
+            int64_t at = nb__elem(x, j);
+            double old = d[at], lp = 0, lm = 0;
+            d[at] = old + o->eps;
             ok = evaluate(fn, g, v, ny, &lp, r);
-            d[j] = old - o->eps;
+            d[at] = old - o->eps;
             ok = ok && evaluate(fn, g, v, ny, &lm, r);
-            d[j] = old;
+            d[at] = old;
             num[i][j] = (lp - lm) / (2 * o->eps);
         }
     }
@@ -341,33 +389,13 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
     return ok && r->ok;
 }
 
-bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
-                  const nb_check_opts *opts, nb_check_report *report)
-{
-    nb_check_report dummy;
-    nb_check_report *r = report ? report : &dummy;
-    report_init(r, n > 0 && n <= NB_CHECK_MAX_INPUTS ? n : 0, 1);
-    if (!report) {
-        nb__error("nb_gradcheck: report is NULL");
-        return false;
-    }
-    nb_clear_error();
-    if (!check_args("nb_gradcheck", f, n, x, NB_CHECK_MAX_INPUTS, opts, r)) {
-        nb__error("%s", r->message);
-        return false;
-    }
-    opts_t o = resolve(opts);
-    fn_t fn = {f, ctx, n, x};
-    return run_check(&fn, &o, r);
-}
-
 /* ---- second order ---- */
 
 typedef struct {
     nb_check_fn f;
     void *ctx;
-    int n;             /* inputs of f; G has n + 1 (the last is v) */
-    const double *w[NB_CHECK_MAX_INPUTS];
+    int n; /* inputs of f; G has n + 1 (the last is v) */
+    const double *w[NB_MAX_INPUTS];
 } gg_ctx;
 
 /* G(x..., v) = sum_i sum(grad(sum(f(x) * v), x_i) * w_i), a scalar. */
@@ -380,7 +408,7 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
     if (!y)
         return NULL;
     if (!nb__same_shape(y, v)) {
-        char b[96], d[96];
+        char b[NB_SHAPE_STR_LEN], d[NB_SHAPE_STR_LEN];
         nb__error("nb_gradgradcheck: the function's output changed shape from %s to %s",
                   nb_shape_str(v, d), nb_shape_str(y, b));
         return NULL;
@@ -388,8 +416,8 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
     nb_tensor *s = nb_sum(nb_mul(y, v));
     if (!s)
         return NULL;
-    nb_tensor *in[NB_CHECK_MAX_INPUTS], *gs[NB_CHECK_MAX_INPUTS];
-    int map[NB_CHECK_MAX_INPUTS], k = 0;
+    nb_tensor *in[NB_MAX_INPUTS], *gs[NB_MAX_INPUTS] = {0};
+    int map[NB_MAX_INPUTS], k = 0;
     for (int i = 0; i < gc->n; i++)
         if (x[i]->requires_grad) {
             in[k] = x[i];
@@ -417,24 +445,10 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
     return total ? total : nb_scalar_like(s, 0.0);
 }
 
-bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
-                      const nb_check_opts *opts, nb_check_report *report)
+/* gradgradcheck of f at x (arguments already checked). */
+static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[], opts_t o,
+                         nb_check_report *r)
 {
-    nb_check_report dummy;
-    nb_check_report *r = report ? report : &dummy;
-    report_init(r, n > 0 && n < NB_CHECK_MAX_INPUTS ? n + 1 : 0, 2);
-    if (!report) {
-        nb__error("nb_gradgradcheck: report is NULL");
-        return false;
-    }
-    nb_clear_error();
-    /* One slot is taken by the projection v. */
-    if (!check_args("nb_gradgradcheck", f, n, x, NB_CHECK_MAX_INPUTS - 1, opts, r)) {
-        nb__error("%s", r->message);
-        return false;
-    }
-    opts_t o = resolve(opts);
-
     /* The shape of f(x), for v. */
     nb_graph *g = nb_graph_new();
     if (!g)
@@ -454,7 +468,7 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         return fail(r, "nb_gradgradcheck: the function's output is not f64");
 
     gg_ctx gc = {.f = f, .ctx = ctx, .n = n};
-    double *w[NB_CHECK_MAX_INPUTS] = {0};
+    double *w[NB_MAX_INPUTS] = {0};
     nb_tensor *v = nb_zeros(NB_F64, ndim, shape);
     bool ok = v != NULL;
     if (!ok)
@@ -466,7 +480,7 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         v->requires_grad = true;
     }
     for (int i = 0; ok && i < n; i++) {
-        w[i] = nb__alloc((size_t)x[i]->numel * sizeof(double));
+        w[i] = nb__alloc((size_t)(x[i]->numel ? x[i]->numel : 1) * sizeof(double));
         if (!w[i]) {
             ok = fail_fn(r, "nb__alloc");
             break;
@@ -480,7 +494,7 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         gc.w[i] = w[i];
     }
     if (ok) {
-        nb_tensor *xs[NB_CHECK_MAX_INPUTS];
+        nb_tensor *xs[MAX_CHECKED];
         for (int i = 0; i < n; i++)
             xs[i] = x[i];
         xs[n] = v;
@@ -492,6 +506,222 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         nb__free(w[i]);
     nb_free(v);
     return ok;
+}
+
+/* ---- layouts: bases and the views made from them ---- */
+
+typedef struct {
+    nb_check_layout layout;
+    nb_check_fn f; /* the function under test, given the views */
+    void *ctx;
+    int n;
+    int dim[NB_MAX_INPUTS]; /* -1: input passed as is; else the layout's dimension */
+    int ndim[NB_MAX_INPUTS];
+    int64_t shape[NB_MAX_INPUTS][NB_MAX_DIMS]; /* the views' shapes */
+} layout_ctx;
+
+/* The dimension a layout works on for a tensor of this shape (sliced: the
+ * reversed one; broadcast: the one of size 1 in the base), or -1 when the
+ * layout does not apply and the input goes to the function as it is. */
+static int layout_dim(nb_check_layout l, int ndim, const int64_t *shape)
+{
+    int first = -1, big = 0;
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] > 1) {
+            big++;
+            if (first < 0)
+                first = d;
+        }
+    if (l == NB_LAYOUT_CONTIGUOUS || nb__numel(ndim, shape) <= 1)
+        return -1;
+    if (l == NB_LAYOUT_PERMUTED)
+        return big >= 2 ? 0 : -1;
+    return first;
+}
+
+/* The shape of input i's base. */
+static void base_shape(const layout_ctx *lc, int i, int64_t *bs)
+{
+    int nd = lc->ndim[i], dim = lc->dim[i];
+    const int64_t *s = lc->shape[i];
+    for (int d = 0; d < nd; d++)
+        bs[d] = lc->layout == NB_LAYOUT_PERMUTED ? s[nd - 1 - d]
+                : lc->layout == NB_LAYOUT_SLICED ? 2 * s[d]
+                : d == dim                       ? 1
+                                                 : s[d];
+}
+
+/* The flat position in input i's base of the view's element at index idx
+ * (-1 for a broadcast element that is not stored). */
+static int64_t base_pos(const layout_ctx *lc, int i, const int64_t *bs, const int64_t *idx)
+{
+    int nd = lc->ndim[i], dim = lc->dim[i];
+    const int64_t *s = lc->shape[i];
+    int64_t pos = 0;
+    for (int d = 0; d < nd; d++) {
+        int64_t b;
+        if (lc->layout == NB_LAYOUT_PERMUTED)
+            b = idx[nd - 1 - d];
+        else if (lc->layout == NB_LAYOUT_SLICED)
+            b = d == dim ? 2 * s[d] - 2 - 2 * idx[d] : 2 * idx[d] + 1;
+        else if (d == dim && idx[d] != 0)
+            return -1;
+        else
+            b = idx[d];
+        pos = pos * bs[d] + b;
+    }
+    return pos;
+}
+
+/* The view of base with the shape of input i (check.h describes them). */
+static nb_tensor *make_view(const layout_ctx *lc, int i, nb_tensor *base)
+{
+    int nd = lc->ndim[i], dim = lc->dim[i];
+    const int64_t *s = lc->shape[i];
+    if (dim < 0)
+        return base;
+    switch (lc->layout) {
+    case NB_LAYOUT_PERMUTED: {
+        int rev[NB_MAX_DIMS];
+        for (int d = 0; d < nd; d++)
+            rev[d] = nd - 1 - d;
+        return nb_permute(base, nd, rev);
+    }
+    case NB_LAYOUT_SLICED: {
+        nb_tensor *v = base;
+        for (int d = 0; d < nd && v; d++)
+            v = d == dim ? nb_slice(v, d, 2 * s[d] - 2, INT64_MIN, -2)
+                         : nb_slice(v, d, 1, INT64_MAX, 2);
+        return v;
+    }
+    case NB_LAYOUT_BROADCAST:
+        return nb_broadcast_to(base, nd, s);
+    case NB_LAYOUT_CONTIGUOUS:
+        break;
+    }
+    return base;
+}
+
+/* The checked function of a layout: f of the views of the bases. */
+static nb_tensor *layout_fn(nb_tensor *const base[], int n, void *c)
+{
+    const layout_ctx *lc = c;
+    nb_tensor *v[NB_MAX_INPUTS];
+    for (int i = 0; i < n; i++)
+        if (!(v[i] = make_view(lc, i, base[i])))
+            return NULL;
+    return lc->f(v, n, lc->ctx);
+}
+
+/* Fills lc for x and makes the bases: heap leaves with x's requires-grad
+ * flags whose views hold x's values (an input passed twice gets one base;
+ * one the layout does not apply to is its own base). */
+static bool make_bases(layout_ctx *lc, nb_check_layout layout, nb_check_fn f, void *ctx,
+                       int n, nb_tensor *const x[], nb_tensor **base, nb_check_report *r)
+{
+    lc->layout = layout;
+    lc->f = f;
+    lc->ctx = ctx;
+    lc->n = n;
+    for (int i = 0; i < n; i++) {
+        base[i] = NULL;
+        lc->ndim[i] = x[i]->ndim;
+        memcpy(lc->shape[i], x[i]->shape, sizeof lc->shape[i]);
+        lc->dim[i] = layout_dim(layout, x[i]->ndim, x[i]->shape);
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i && !base[i]; j++)
+            if (x[j] == x[i])
+                base[i] = base[j];
+        if (base[i])
+            continue;
+        if (lc->dim[i] < 0) {
+            base[i] = x[i];
+            continue;
+        }
+        int64_t bs[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};
+        base_shape(lc, i, bs);
+        nb_tensor *b = nb_zeros(x[i]->dtype, x[i]->ndim, bs);
+        if (!b)
+            return fail_fn(r, "nb_zeros");
+        base[i] = b;
+        /* Other values of x first (elements no view reaches), then x's own. */
+        for (int64_t j = 0; j < b->numel; j++)
+            nb__put(b, j, nb__get(x[i], j % x[i]->numel));
+        for (int64_t j = 0; j < x[i]->numel; j++) {
+            int64_t p = base_pos(lc, i, bs, idx);
+            if (p >= 0)
+                nb__put(b, p, nb__get(x[i], j));
+            for (int d = x[i]->ndim - 1; d >= 0; d--) {
+                if (++idx[d] < x[i]->shape[d])
+                    break;
+                idx[d] = 0;
+            }
+        }
+        b->requires_grad = x[i]->requires_grad;
+    }
+    return true;
+}
+
+/* nb_gradcheck / nb_gradgradcheck in a non-contiguous layout: the same
+ * check of layout_fn with respect to the bases. */
+static bool run_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                       const opts_t *o, nb_check_report *r)
+{
+    layout_ctx lc;
+    nb_tensor *base[NB_MAX_INPUTS];
+    bool ok = make_bases(&lc, o->layout, f, ctx, n, x, base, r);
+    if (ok) {
+        fn_t fn = {layout_fn, &lc, n, base};
+        ok = order == 1 ? run_check(&fn, o, r) : run_gradgrad(layout_fn, &lc, n, base, *o, r);
+    }
+    free_copies(x, base, n);
+    return ok;
+}
+
+/* ---- the public checks ---- */
+
+bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                  const nb_check_opts *opts, nb_check_report *report)
+{
+    nb_check_report dummy = {0};
+    nb_check_report *r = report ? report : &dummy;
+    report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n : 0, 1, opts);
+    if (!report) {
+        nb__error("nb_gradcheck: report is NULL");
+        return false;
+    }
+    nb_clear_error();
+    if (!check_args("nb_gradcheck", f, n, x, opts, r)) {
+        nb__error("%s", r->message);
+        return false;
+    }
+    opts_t o = resolve(opts);
+    if (o.layout != NB_LAYOUT_CONTIGUOUS)
+        return run_layout(1, f, ctx, n, x, &o, r);
+    fn_t fn = {f, ctx, n, x};
+    return run_check(&fn, &o, r);
+}
+
+bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                      const nb_check_opts *opts, nb_check_report *report)
+{
+    nb_check_report dummy = {0};
+    nb_check_report *r = report ? report : &dummy;
+    report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + 1 : 0, 2, opts);
+    if (!report) {
+        nb__error("nb_gradgradcheck: report is NULL");
+        return false;
+    }
+    nb_clear_error();
+    if (!check_args("nb_gradgradcheck", f, n, x, opts, r)) {
+        nb__error("%s", r->message);
+        return false;
+    }
+    opts_t o = resolve(opts);
+    if (o.layout != NB_LAYOUT_CONTIGUOUS)
+        return run_layout(2, f, ctx, n, x, &o, r);
+    return run_gradgrad(f, ctx, n, x, o, r);
 }
 
 /* ---- ops and their examples ---- */
@@ -507,40 +737,35 @@ static nb_tensor *apply_fn(nb_tensor *const x[], int n, void *c)
     return nb_apply(oc->op, x, n, oc->attr);
 }
 
-/* Which input of a built-in op holds integers (indices or a 0/1 mask), or -1. */
-static int integer_input(const nb_op *op)
-{
-    if (!strcmp(op->name, "index_select") || !strcmp(op->name, "index_add"))
-        return 1;
-    if (!strcmp(op->name, "one_hot") || !strcmp(op->name, "where"))
-        return 0;
-    return -1;
-}
-
+/* Draws the inputs of an example: whole numbers for the inputs the op
+ * declares non-differentiable (never requiring grad), reals elsewhere. */
 static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
                         nb_tensor **x, nb_check_report *r)
 {
     nb_rng rng = nb_rng_new(seed ^ 0x1234567ull);
-    int int_in = integer_input(op);
     for (int i = 0; i < ex->n; i++) {
+        nb_domain dom = ex->domain[i];
+        bool zero = dom.lo == 0 && dom.hi == 0;
+        bool integer = op->nondiff & NB_INPUT(i);
+        double lo = zero ? (integer ? 0 : -1) : dom.lo, hi = zero ? (integer ? 2 : 1) : dom.hi;
+        if (integer) {
+            lo = ceil(lo);
+            hi = ceil(hi);
+        }
+        if (!(hi > lo) || !isfinite(lo) || !isfinite(hi))
+            return fail(r, "%s example: input %d: the domain [%g, %g) holds no %s", op->name,
+                        i + 1, dom.lo, dom.hi, integer ? "whole number" : "value");
         x[i] = nb_zeros(NB_F64, ex->ndim[i], ex->shape[i]);
         if (!x[i])
             return fail(r, "%s example: input %d: %s", op->name, i + 1,
                         nb_last_error() ? nb_last_error() : "?");
         double *d = nb__ptr(x[i]);
-        nb_domain dom = ex->domain[i];
-        bool zero = dom.lo == 0 && dom.hi == 0;
-        if (i == int_in) {
-            int64_t lo = (int64_t)ceil(dom.lo), hi = (int64_t)ceil(dom.hi);
-            if (zero || hi <= lo) {
-                lo = 0;
-                hi = strcmp(op->name, "where") ? 1 : 2;
-            }
+        if (integer) {
+            uint64_t count = (uint64_t)(hi - lo);
             for (int64_t j = 0; j < x[i]->numel; j++)
-                d[j] = (double)(lo + (int64_t)nb_rng_below(&rng, (uint64_t)(hi - lo)));
+                d[j] = lo + (double)nb_rng_below(&rng, count);
             continue; /* never requires grad */
         }
-        double lo = zero ? -1 : dom.lo, hi = zero ? 1 : dom.hi;
         double away = (hi - lo) / 10;
         for (int64_t j = 0; j < x[i]->numel; j++) {
             double u = lo + (hi - lo) * nb_rng_uniform(&rng);
@@ -553,13 +778,45 @@ static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
     return true;
 }
 
+/* An op without a gradient by design: in the layout and dtype asked for,
+ * its output must exist and must not require grad although inputs do. */
+static bool check_no_gradient(const nb_op *op, const nb_op_example *ex, nb_tensor *const x[],
+                              const opts_t *o, nb_check_report *r)
+{
+    layout_ctx lc;
+    op_ctx oc = {op, ex->attr};
+    nb_tensor *base[NB_MAX_INPUTS] = {0}, *cast[NB_MAX_INPUTS] = {0};
+    nb_tensor *const *in = base;
+    bool ok = make_bases(&lc, o->layout, apply_fn, &oc, ex->n, x, base, r);
+    if (ok && o->dtype == NB_F32) {
+        ok = make_copies(base, ex->n, NB_F32, cast, r);
+        in = cast;
+    }
+    nb_graph *g = ok ? nb_graph_new() : NULL;
+    if (ok && !g)
+        ok = fail_fn(r, "nb_graph_new");
+    nb_tensor *y = ok ? layout_fn(in, ex->n, &lc) : NULL;
+    if (ok && !y)
+        ok = fail_fn(r, op->name);
+    else if (ok && y->requires_grad)
+        ok = fail(r, "%s declares no gradient but its output requires grad", op->name);
+    if (ok)
+        snprintf(r->message, sizeof r->message, "no gradient (by design)");
+    r->ok = ok;
+    nb_graph_free(g);
+    if (o->dtype == NB_F32)
+        free_copies(base, cast, ex->n);
+    free_copies(x, base, ex->n);
+    return ok;
+}
+
 bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
                       const nb_check_opts *opts, nb_check_report *report)
 {
-    nb_check_report dummy;
+    nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
-    int n = ex && ex->n > 0 && ex->n <= NB_CHECK_MAX_INPUTS ? ex->n : 0;
-    report_init(r, order == 2 ? n + (n > 0) : n, order);
+    int n = ex && ex->n > 0 && ex->n <= NB_MAX_INPUTS ? ex->n : 0;
+    report_init(r, order == 2 ? n + (n > 0) : n, order, opts);
     if (!report) {
         nb__error("nb_check_example: report is NULL");
         return false;
@@ -567,15 +824,20 @@ bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
     nb_clear_error();
     if (!op || !op->name)
         fail(r, "nb_check_example: op is NULL or has no name");
-    else if (!op->shape || !op->forward)
-        fail(r, "%s: not implemented (no shape rule or forward)", op->name);
+    else if (!op->shape)
+        fail(r, "%s: not implemented (no shape rule)", op->name);
     else if (!ex)
         fail(r, "nb_check_example: example of %s is NULL", op->name);
-    else if (ex->n < 1 || ex->n > (order == 2 ? NB_CHECK_MAX_INPUTS - 1 : NB_CHECK_MAX_INPUTS))
-        fail(r, "nb_check_example: example of %s has %d inputs (at most %d)", op->name, ex->n,
-             order == 2 ? NB_CHECK_MAX_INPUTS - 1 : NB_CHECK_MAX_INPUTS);
+    else if (ex->n < 1 || ex->n > NB_MAX_INPUTS)
+        fail(r, "nb_check_example: example of %s has %d inputs (1 to %d, NB_MAX_INPUTS)",
+             op->name, ex->n, NB_MAX_INPUTS);
     else if (order != 1 && order != 2)
         fail(r, "nb_check_example: order must be 1 or 2, got %d", order);
+    else if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
+        fail(r, "nb_check_example: opts.dtype is %d, not NB_F32 or NB_F64", (int)opts->dtype);
+    else if (opts && !layout_ok(opts->layout))
+        fail(r, "nb_check_example: opts.layout is %d, not one of the %d NB_LAYOUT_* values",
+             (int)opts->layout, NB_CHECK_LAYOUTS);
     else
         for (int i = 0; i < ex->n; i++)
             if (ex->ndim[i] < 0 || ex->ndim[i] > NB_MAX_DIMS) {
@@ -593,26 +855,15 @@ bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
         return true;
     }
 
-    nb_tensor *x[NB_CHECK_MAX_INPUTS] = {0};
+    nb_tensor *x[NB_MAX_INPUTS] = {0};
     op_ctx oc = {op, ex->attr};
-    bool ok = make_inputs(op, ex, opts ? opts->seed : 0, x, r);
-    if (ok && !op->backward) {
-        /* No gradient by design: the output must exist and not require it. */
-        r->n = ex->n;
-        nb_graph *g = nb_graph_new();
-        nb_tensor *y = g ? nb_apply(op, x, ex->n, ex->attr) : NULL;
-        if (!y)
-            ok = fail_fn(r, op->name);
-        else if (y->requires_grad)
-            ok = fail(r, "%s has no backward but its output requires grad", op->name);
-        else
-            snprintf(r->message, sizeof r->message, "no gradient (by design)");
-        r->ok = ok;
-        nb_graph_free(g);
-    } else if (ok) {
+    opts_t o = resolve(opts);
+    bool ok = make_inputs(op, ex, o.seed, x, r);
+    if (ok && op->no_gradient)
+        ok = check_no_gradient(op, ex, x, &o, r);
+    else if (ok)
         ok = order == 1 ? nb_gradcheck(apply_fn, &oc, ex->n, x, opts, r)
                         : nb_gradgradcheck(apply_fn, &oc, ex->n, x, opts, r);
-    }
     for (int i = 0; i < ex->n; i++)
         nb_free(x[i]);
     return ok;
@@ -623,11 +874,11 @@ bool nb_gradcheck_op(const nb_op *op, const void *attr, int n,
 {
     nb_op_example ex;
     memset(&ex, 0, sizeof ex);
-    if (n < 1 || n > NB_CHECK_MAX_INPUTS || !shapes) {
+    if (!report || n < 1 || n > NB_MAX_INPUTS || !shapes) {
         if (report) {
-            report_init(report, 0, 1);
-            fail(report, "nb_gradcheck_op: needs 1 to %d input shapes, got %d%s",
-                 NB_CHECK_MAX_INPUTS, n, shapes ? "" : " (shapes is NULL)");
+            report_init(report, 0, 1, NULL);
+            fail(report, "nb_gradcheck_op: needs 1 to %d input shapes (NB_MAX_INPUTS), got %d%s",
+                 NB_MAX_INPUTS, n, shapes ? "" : " (shapes is NULL)");
             nb__error("%s", report->message);
         } else {
             nb__error("nb_gradcheck_op: report is NULL");
@@ -643,7 +894,17 @@ bool nb_gradcheck_op(const nb_op *op, const void *attr, int n,
         ex.ndim[i] = d;
         memcpy(ex.shape[i], shapes[i], sizeof ex.shape[i]);
     }
-    return nb_check_example(op, &ex, 1, NULL, report);
+    if (!nb_check_example(op, &ex, 1, NULL, report))
+        return false;
+    for (int l = 1; l < NB_CHECK_LAYOUTS; l++) {
+        nb_check_report other;
+        if (!nb_check_example(op, &ex, 1, &(nb_check_opts){.layout = (nb_check_layout)l},
+                              &other)) {
+            *report = other;
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- printing ---- */
@@ -656,14 +917,17 @@ void nb_check_report_print(const nb_check_report *r, FILE *f)
         fprintf(f, "(no report)\n");
         return;
     }
-    fprintf(f, "%s: %s%s%s\n", r->order == 2 ? "gradgradcheck" : "gradcheck",
+    char layout[32] = "";
+    if (r->layout != NB_LAYOUT_CONTIGUOUS)
+        snprintf(layout, sizeof layout, " [%s]", nb_check_layout_name(r->layout));
+    fprintf(f, "%s%s: %s%s%s\n", r->order == 2 ? "gradgradcheck" : "gradcheck", layout,
             r->ok ? "ok" : "FAIL", r->message[0] ? ": " : "", r->message);
     bool ran = false;
-    for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++)
+    for (int i = 0; i < r->n && i < MAX_CHECKED; i++)
         ran |= r->input[i].worst >= 0;
     if (!ran)
         return;
-    for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++) {
+    for (int i = 0; i < r->n && i < MAX_CHECKED; i++) {
         const nb_check_input *in = &r->input[i];
         bool is_v = r->order == 2 && i == r->n - 1;
         if (is_v)

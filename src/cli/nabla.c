@@ -1,7 +1,9 @@
 /* nabla: the command-line tool.
  *
- *   nabla ops                 list the built-in ops
- *   nabla gradcheck [OP...]   gradient-check built-in ops (all by default)
+ *   nabla ops                 list the built-in ops and what they declare
+ *   nabla gradcheck [OP...]   gradient-check built-in ops (all by default) on
+ *                             contiguous and strided (permuted, sliced,
+ *                             broadcast) inputs
  *   nabla train [options]     train an MLP on Fashion-MNIST (the Keras example)
  *   nabla help                usage
  *
@@ -29,10 +31,12 @@ static int cmd_ops(int argc, char **argv);
 static int cmd_gradcheck(int argc, char **argv);
 
 static const command commands[] = {
-    {"ops", cmd_ops, "", "list the built-in ops: name, inputs, gradient"},
-    {"gradcheck", cmd_gradcheck, "[-v] [OP...]",
+    {"ops", cmd_ops, "", "list the built-in ops: name, inputs, gradient, declarations"},
+    {"gradcheck", cmd_gradcheck, "[-v] [--layout L] [OP...]",
      "check every op's gradients on its examples (all ops by default):\n"
-     "                           f64 first and second order, f32 first order;\n"
+     "                           f64 first and second order, f32 first order,\n"
+     "                           each with the inputs contiguous, permuted, sliced\n"
+     "                           and broadcast (--layout L, repeatable: only those);\n"
      "                           -v prints every report; exit 1 on any failure"},
     {"train", cli_train, "[options]",
      "train an MLP on Fashion-MNIST (default: the classic Keras example);\n"
@@ -47,7 +51,10 @@ static void usage(FILE *f)
     for (int i = 0; i < NCOMMANDS; i++) {
         char head[64];
         snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].args);
-        fprintf(f, "  %-24s %s\n", head, commands[i].summary);
+        if (strlen(head) > 24) /* a long head gets a line of its own */
+            fprintf(f, "  %s\n  %-24s %s\n", head, "", commands[i].summary);
+        else
+            fprintf(f, "  %-24s %s\n", head, commands[i].summary);
     }
 }
 
@@ -66,7 +73,49 @@ static int count_examples(const nb_op *op)
     return k;
 }
 
-static bool implemented(const nb_op *op) { return op->shape && op->forward; }
+/* An op needs a shape rule; a view op (reshape, permute, ...) has no kernel. */
+static bool implemented(const nb_op *op) { return op->shape != NULL; }
+
+/* "1", "1,3": the inputs (counted from 1) named by a NB_INPUT mask. */
+static const char *inputs_str(unsigned mask, char *buf, size_t size)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < NB_MAX_INPUTS && k + 4 < size; i++)
+        if (mask & NB_INPUT(i))
+            k += (size_t)snprintf(buf + k, size - k, k ? ",%d" : "%d", i + 1);
+    return buf;
+}
+
+/* What an op declares, for a reader: "broadcasts; no gradient for input 2". */
+static void declarations(const nb_op *op, char *buf, size_t size)
+{
+    char in[32];
+    size_t k = 0;
+    buf[0] = '\0';
+#define ADD(...)                                                               \
+    do {                                                                       \
+        if (k < size)                                                          \
+            k += (size_t)snprintf(buf + k, size - k, k ? "; " : "");            \
+        if (k < size)                                                          \
+            k += (size_t)snprintf(buf + k, size - k, __VA_ARGS__);              \
+    } while (0)
+    if (op->broadcast)
+        ADD("broadcasts");
+    if (op->nondiff)
+        ADD("no gradient for input%s %s", op->nondiff & (op->nondiff - 1) ? "s" : "",
+            inputs_str(op->nondiff, in, sizeof in));
+    if (op->contiguous)
+        ADD("needs input%s %s contiguous", op->contiguous & (op->contiguous - 1) ? "s" : "",
+            inputs_str(op->contiguous, in, sizeof in));
+    if (!op->forward[NB_F32] && !op->forward[NB_F64])
+        ADD("view (no kernel)");
+    else if (!op->forward[NB_F32] || !op->forward[NB_F64])
+        ADD("%s only", op->forward[NB_F32] ? "f32" : "f64");
+    if (!k)
+        snprintf(buf, size, "-");
+#undef ADD
+}
 
 static int cmd_ops(int argc, char **argv)
 {
@@ -75,18 +124,21 @@ static int cmd_ops(int argc, char **argv)
         fprintf(stderr, "nabla ops: takes no arguments\n");
         return 2;
     }
-    printf("%-16s %-7s %-9s %s\n", "op", "inputs", "examples", "gradient");
+    printf("%-16s %-7s %-9s %-18s %s\n", "op", "inputs", "examples", "gradient", "declares");
     for (const nb_op *const *p = nb_builtin_ops(); *p; p++) {
         const nb_op *op = *p;
-        char arity[16];
+        char arity[16], decl[160];
         if (op->arity < 0)
-            snprintf(arity, sizeof arity, "any");
+            snprintf(arity, sizeof arity, "1-%d", NB_MAX_INPUTS);
         else
             snprintf(arity, sizeof arity, "%d", op->arity);
-        printf("%-16s %-7s %-9d %s\n", op->name, arity, count_examples(op),
-               !implemented(op) ? "(not implemented)"
+        declarations(op, decl, sizeof decl);
+        printf("%-16s %-7s %-9d %-18s %s\n", op->name, arity, count_examples(op),
+               !implemented(op) ? "(no shape rule)"
                : op->backward   ? "differentiable"
-                                : "none (by design)");
+               : op->no_gradient ? "none (by design)"
+                                 : "not implemented",
+               decl);
     }
     return 0;
 }
@@ -94,7 +146,7 @@ static int cmd_ops(int argc, char **argv)
 /* Largest error over the inputs a report checked. */
 static void fold(const nb_check_report *r, double *abs_err, double *rel_err)
 {
-    for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++) {
+    for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++) {
         const nb_check_input *in = &r->input[i];
         if (in->worst < 0)
             continue;
@@ -125,16 +177,33 @@ static void print_indented(const nb_check_report *r, int example, FILE *f)
     free(buf);
 }
 
-/* One row: every example of op in one dtype, then the failing reports (all
- * of them with -v). Returns 1 on failure. */
-static int check_row(const nb_op *op, nb_dtype dtype, bool verbose)
+/* A table row: its start, then one column per chosen layout. */
+static void print_columns(const char *start, const bool layouts[], const char *const col[])
+{
+    int last = -1;
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
+        if (layouts[l])
+            last = l;
+    printf("%s", start);
+    for (int l = 0; l <= last; l++)
+        if (layouts[l])
+            printf(l == last ? " %s" : " %-10s", col[l]);
+    printf("\n");
+}
+
+/* One row: every example of op in one dtype, in every chosen layout, with a
+ * status per layout; then the failing reports (all of them with -v).
+ * Returns 1 on failure. */
+static int check_row(const nb_op *op, nb_dtype dtype, const bool layouts[], bool verbose)
 {
     int examples = implemented(op) ? count_examples(op) : 0, orders = dtype == NB_F64 ? 2 : 1;
+    int per_layout = examples * orders;
     double abs_err = 0, rel_err = 0;
-    bool ok = true, any = false;
+    bool ok = true, any = false, layout_ok[NB_CHECK_LAYOUTS];
     const char *why = NULL;
-    nb_check_report *reports = calloc((size_t)(examples * orders + 1), sizeof *reports);
-    bool *passed = calloc((size_t)(examples * orders + 1), sizeof *passed);
+    size_t count = (size_t)(per_layout * NB_CHECK_LAYOUTS + 1);
+    nb_check_report *reports = calloc(count, sizeof *reports);
+    bool *passed = calloc(count, sizeof *passed);
     if (!reports || !passed) {
         free(reports);
         free(passed);
@@ -144,38 +213,52 @@ static int check_row(const nb_op *op, nb_dtype dtype, bool verbose)
 
     if (!implemented(op)) {
         ok = false;
-        why = "not implemented (no shape rule or forward)";
+        why = "not implemented (no shape rule)";
     } else if (examples == 0 && op->backward) {
         ok = false;
         why = "no gradcheck examples";
+    } else if (!op->backward && !op->no_gradient) {
+        ok = false;
+        why = "backward not implemented (and not declared .no_gradient)";
     }
     /* Every example runs (even after a failure), so the errors are the
      * largest over all of them. */
-    for (int e = 0; e < examples; e++)
-        for (int order = 1; order <= orders; order++) {
-            nb_check_report *r = &reports[e * orders + order - 1];
-            bool pass = nb_check_example(op, &op->examples[e], order,
-                                         &(nb_check_opts){.dtype = dtype}, r);
-            passed[e * orders + order - 1] = pass;
-            fold(r, &abs_err, &rel_err);
-            for (int i = 0; i < r->n && i < NB_CHECK_MAX_INPUTS; i++)
-                any |= r->input[i].worst >= 0;
-            ok &= pass;
-        }
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++) {
+        layout_ok[l] = true;
+        if (!layouts[l])
+            continue;
+        for (int e = 0; e < examples; e++)
+            for (int order = 1; order <= orders; order++) {
+                int k = l * per_layout + e * orders + order - 1;
+                nb_check_report *r = &reports[k];
+                nb_check_opts o = {.dtype = dtype, .layout = (nb_check_layout)l};
+                passed[k] = nb_check_example(op, &op->examples[e], order, &o, r);
+                fold(r, &abs_err, &rel_err);
+                for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++)
+                    any |= r->input[i].worst >= 0;
+                layout_ok[l] &= passed[k];
+            }
+        ok &= layout_ok[l];
+    }
 
-    const char *status = !ok ? "FAIL" : op->backward ? "ok" : "no-grad";
     char a[32] = "-", b[32] = "-";
     if (any) {
         snprintf(a, sizeof a, "%.1e", abs_err);
         snprintf(b, sizeof b, "%.1e", rel_err);
     }
-    printf("%-16s %-5s %8d %12s %12s  %s\n", op->name, nb_dtype_name(dtype), examples, a, b,
-           status);
+    const char *status[NB_CHECK_LAYOUTS];
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
+        status[l] = !layout_ok[l] || why ? "FAIL" : op->no_gradient ? "no-grad" : "ok";
+    char row[160];
+    snprintf(row, sizeof row, "%-16s %-5s %8d %12s %12s ", op->name, nb_dtype_name(dtype),
+             examples, a, b);
+    print_columns(row, layouts, status);
     if (why)
         printf("    %s\n", why);
-    for (int k = 0; k < examples * orders; k++)
-        if (verbose || !passed[k])
-            print_indented(&reports[k], k / orders + 1, stdout);
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
+        for (int k = l * per_layout; layouts[l] && k < (l + 1) * per_layout; k++)
+            if (verbose || !passed[k])
+                print_indented(&reports[k], (k - l * per_layout) / orders + 1, stdout);
     free(reports);
     free(passed);
     return ok ? 0 : 1;
@@ -183,12 +266,25 @@ static int check_row(const nb_op *op, nb_dtype dtype, bool verbose)
 
 static int cmd_gradcheck(int argc, char **argv)
 {
-    bool verbose = false;
+    bool verbose = false, layouts[NB_CHECK_LAYOUTS] = {false}, some_layout = false;
     const nb_op *chosen[256];
     int n = 0, unknown = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v")) {
             verbose = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--layout") || !strncmp(argv[i], "--layout=", 9)) {
+            const char *name = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < argc ? argv[++i] : "";
+            int l = 0;
+            while (l < NB_CHECK_LAYOUTS && strcmp(name, nb_check_layout_name((nb_check_layout)l)))
+                l++;
+            if (l == NB_CHECK_LAYOUTS) {
+                fprintf(stderr, "nabla gradcheck: unknown layout '%s' (contiguous, permuted, "
+                                "sliced or broadcast)\n", name);
+                return 2;
+            }
+            layouts[l] = some_layout = true;
             continue;
         }
         const nb_op *op = nb_op_find(argv[i]);
@@ -204,13 +300,20 @@ static int cmd_gradcheck(int argc, char **argv)
     if (n == 0)
         for (const nb_op *const *p = nb_builtin_ops(); *p && n < 256; p++)
             chosen[n++] = *p;
+    for (int l = 0; !some_layout && l < NB_CHECK_LAYOUTS; l++)
+        layouts[l] = true;
 
-    printf("%-16s %-5s %8s %12s %12s  %s\n", "op", "dtype", "examples", "max abs err",
-           "max rel err", "status");
+    char head[160];
+    const char *names[NB_CHECK_LAYOUTS];
+    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
+        names[l] = nb_check_layout_name((nb_check_layout)l);
+    snprintf(head, sizeof head, "%-16s %-5s %8s %12s %12s ", "op", "dtype", "examples",
+             "max abs err", "max rel err");
+    print_columns(head, layouts, names);
     int failed = 0;
     for (int i = 0; i < n; i++) {
-        int f = check_row(chosen[i], NB_F64, verbose);
-        f |= check_row(chosen[i], NB_F32, verbose);
+        int f = check_row(chosen[i], NB_F64, layouts, verbose);
+        f |= check_row(chosen[i], NB_F32, layouts, verbose);
         failed += f;
     }
     printf("%d of %d ops passed\n", n - failed, n);
