@@ -1,7 +1,8 @@
 /* nb_fit, nb_evaluate and nb_predict around the data and the thread's
  * settings: datasets that are strided views train exactly as their packed
- * copies, and nb_fit trains with subnormals flushed (unless told not to)
- * and gives the caller's setting back, also when it fails. */
+ * copies, nb_fit trains with subnormals flushed (unless told not to) and
+ * gives the caller's setting back, also when it fails, and running out of
+ * memory is reported by the function the user called. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +180,50 @@ static void test_fit_subnormal_setting(void **state)
     nb_free(bad);
 }
 
+/* ---- errors name the function called ---- */
+
+/* An allocator that refuses blocks of a megabyte or more. */
+static void *small_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    return size >= (1u << 20) ? NULL : malloc(size);
+}
+static const nb_allocator small = {small_alloc, spy_free, NULL};
+
+static void test_out_of_memory_names_the_call(void **state)
+{
+    (void)state;
+    nb_model *m = small_model(0);
+    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(300000, 4)); /* 4.8 MB, made before */
+    nb_tensor *y = nb_zeros(NB_F32, NB_SHAPE(300000, 3));
+    assert_non_null(x);
+    assert_non_null(y);
+    for (int64_t i = 0; i < 300000; i++)
+        ((float *)nb_data(y))[3 * i] = 1;
+    nb_bump_version(y);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *xv = nb_slice(x, 1, 3, INT64_MIN, -1); /* the columns reversed */
+    assert_false(nb_is_contiguous(xv));
+    nb_set_allocator(&small);
+    nb_clear_error();
+    /* the (300000, 3) output is 3.6 MB */
+    assert_null(nb_predict(m, x, 0));
+    ERR_HAS("nb_predict: out of memory");
+    ERR_HAS("(300000,3)");
+    /* a strided view must be packed: 4.8 MB */
+    nb_clear_error();
+    assert_null(nb_fit(m, (nb_dataset){xv, y}, .verbose = -1));
+    ERR_HAS("nb_fit: out of memory packing a strided x");
+    nb_clear_error();
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, y}, 0, NULL, NULL), -1);
+    ERR_HAS("nb_evaluate: out of memory packing a strided x");
+    nb_graph_free(g);
+    nb_set_allocator(NULL);
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+}
+
 /* After each test, even a failed one: the default allocator and setting. */
 static int cleanup(void **state)
 {
@@ -195,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fit_on_strided_views, cleanup),
         cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup),
+        cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

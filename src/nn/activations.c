@@ -123,7 +123,7 @@ nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
         if (nb_ndim(x) < 1) {
             char b[NB_SHAPE_STR_LEN];
             nb_set_error("nb_activate: %s works over the last axis; x %s has none", names[a],
-                      nb_shape_str(x, b));
+                         nb_shape_str(x, b));
             return NULL;
         }
         return a == NB_SOFTMAX ? nb_softmax(x, -1) : nb_log_softmax(x, -1);
@@ -142,8 +142,8 @@ int nb_activation_from_name(const char *name)
         if (names[i] && strcmp(names[i], name) == 0)
             return i;
     nb_set_error("nb_activation_from_name: unknown activation \"%s\" (known: linear, relu, "
-              "leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax, log_softmax)",
-              name);
+                 "leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax, log_softmax)",
+                 name);
     return -1;
 }
 

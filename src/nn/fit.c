@@ -58,9 +58,11 @@ static int pack(packed *p, nb_dataset d, const char *fn)
     for (int i = 0; i < 2; i++) {
         if (nb_is_contiguous(*parts[i]))
             continue;
+        char b[NB_SHAPE_STR_LEN];
+        nb_shape_str(*parts[i], b);
         if (!(p->own[i] = *parts[i] = nb_clone(*parts[i])))
-            return nb_set_error("%s: out of memory packing a strided %s", fn,
-                                i ? "y" : "x");
+            return nb_set_error("%s: out of memory packing a strided %s %s into a contiguous "
+                                "copy", fn, i ? "y" : "x", b);
     }
     return 0;
 }

@@ -6,6 +6,22 @@
 #include <math.h>
 #include <stdio.h>
 
+/* ---- shared by nn/ (nn_internal.h) ---- */
+
+nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    nb_tensor *t = nb_zeros(dtype, ndim, shape);
+    if (!t) {
+        /* "nb_zeros: out of memory ..." becomes "<fn>: out of memory ...". */
+        char msg[512];
+        const char *e = nb_last_error();
+        snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
+        const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
+        nb_set_error("%s: %s", fn, rest);
+    }
+    return t;
+}
+
 /* ---- layers ---- */
 
 nb_layer *nb_dense_(nb_dense_opts o)
@@ -24,7 +40,7 @@ nb_layer *nb_dense_(nb_dense_opts o)
     }
     if (o.name && (!*o.name || strlen(o.name) >= sizeof(((nb_layer *)0)->name))) {
         nb_set_error("nb_dense: a layer name needs 1 to %zu characters",
-                  sizeof(((nb_layer *)0)->name) - 1);
+                     sizeof(((nb_layer *)0)->name) - 1);
         return NULL;
     }
     nb_layer *l = nb_mem_alloc(sizeof *l);
@@ -76,14 +92,14 @@ int nb_model_add(nb_model *m, nb_layer *l)
     if (m->built) {
         nb_layer_free(l);
         return nb_set_error("nb_model_add: the model is already built; add layers before "
-                         "nb_build/nb_compile");
+                            "nb_build/nb_compile");
     }
     if (m->n > 0 && l->opts.input) {
         int64_t prev = m->layers[m->n - 1]->opts.units;
         if (l->opts.input != prev) {
             nb_set_error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
-                      "%lld",
-                      m->n + 1, (long long)l->opts.input, (long long)prev);
+                         "%lld",
+                         m->n + 1, (long long)l->opts.input, (long long)prev);
             nb_layer_free(l);
             return -1;
         }
@@ -151,20 +167,6 @@ void nb_model_free(nb_model *m)
     nb_mem_free(m);
 }
 
-nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
-{
-    nb_tensor *t = nb_zeros(dtype, ndim, shape);
-    if (!t) {
-        /* "nb_zeros: out of memory ..." becomes "<fn>: out of memory ...". */
-        char msg[512];
-        const char *e = nb_last_error();
-        snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
-        const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
-        nb_set_error("%s: %s", fn, rest);
-    }
-    return t;
-}
-
 /* Glorot uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)). */
 static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
 {
@@ -191,7 +193,7 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
         return nb_set_error("nb_build: features must be at least 1, got %lld", (long long)features);
     if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
         return nb_set_error("nb_build: the first layer declares %lld inputs, got %lld",
-                         (long long)m->layers[0]->opts.input, (long long)features);
+                            (long long)m->layers[0]->opts.input, (long long)features);
     nb_rng rng = nb_rng_new(seed);
     int np = 0;
     for (int i = 0; i < m->n; i++)
@@ -323,7 +325,7 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
     }
     if (!m->built) {
         nb_set_error("nb_model_forward: the model is not built (give the first layer .input, "
-                  "or call nb_build)");
+                     "or call nb_build)");
         return NULL;
     }
     if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
@@ -364,25 +366,25 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
             return nb_set_error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
-                             nb_shape_str(y, b));
+                                nb_shape_str(y, b));
         for (int64_t i = 0; i < rows; i++) {
             double v = nb_get_flat(y, i);
             if (!(v >= 0 && v < (double)out && v == floor(v)))
                 return nb_set_error("%s: label %g at row %lld is not a class in [0, %lld)", fn, v,
-                                 (long long)i, (long long)out);
+                                    (long long)i, (long long)out);
         }
         return 0;
     }
     if (nb_ndim(y) != 2 || nb_dim(y, 0) != rows || nb_dim(y, 1) != out)
         return nb_set_error("%s: y is %s; the model's output is (%lld,%lld)", fn,
-                         nb_shape_str(y, b), (long long)rows, (long long)out);
+                            nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
         for (int64_t i = 0; i < nb_numel(y); i++) {
             double v = nb_get_flat(y, i);
             if (!(v >= 0 && v <= 1))
                 return nb_set_error("%s: categorical targets must be in [0, 1]; y has %g at row "
-                                 "%lld (one-hot encode labels, or use the sparse loss)",
-                                 fn, v, (long long)(i / out));
+                                    "%lld (one-hot encode labels, or use the sparse loss)",
+                                    fn, v, (long long)(i / out));
         }
     }
     return 0;
@@ -540,6 +542,6 @@ int nb_load_weights(nb_model *m, const char *path)
         return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
         return nb_set_error("nb_load_weights: the model is not built (build it with the same "
-                         "layers first)");
+                            "layers first)");
     return nb_load_safetensors(path, m->nparams, m->params);
 }

@@ -91,8 +91,8 @@ static int check_schedule(const char *fn, nb_schedule s)
     case NB_CONSTANT:
         if (s.steps != 0 || s.rate != 0)
             return nb_set_error("%s: schedule.steps/rate are set but schedule.kind is "
-                             "NB_CONSTANT (pick NB_STEP_DECAY, NB_EXPONENTIAL_DECAY "
-                             "or NB_COSINE_DECAY)", fn);
+                                "NB_CONSTANT (pick NB_STEP_DECAY, NB_EXPONENTIAL_DECAY "
+                                "or NB_COSINE_DECAY)", fn);
         return 0;
     case NB_STEP_DECAY:
     case NB_EXPONENTIAL_DECAY:
@@ -106,14 +106,14 @@ static int check_schedule(const char *fn, nb_schedule s)
                                                         : "cosine decay";
     if (s.steps <= 0)
         return nb_set_error("%s: %s needs schedule.steps > 0, got %lld", fn, what,
-                         (long long)s.steps);
+                            (long long)s.steps);
     if (s.kind == NB_COSINE_DECAY) {
         if (!(s.rate >= 0 && s.rate <= 1))
             return nb_set_error("%s: cosine decay needs schedule.rate (alpha, the final "
-                             "fraction of lr) in [0, 1], got %g", fn, s.rate);
+                                "fraction of lr) in [0, 1], got %g", fn, s.rate);
     } else if (!(s.rate > 0 && isfinite(s.rate))) {
         return nb_set_error("%s: %s needs a positive schedule.rate (%s), got %g", fn, what,
-                         s.kind == NB_STEP_DECAY ? "gamma" : "decay_rate", s.rate);
+                            s.kind == NB_STEP_DECAY ? "gamma" : "decay_rate", s.rate);
     }
     return 0;
 }
@@ -158,7 +158,7 @@ static int check_value(const char *fn, const char *field, double v, bool below_o
         return nb_set_error("%s: %s must be a finite number, got %g", fn, field, v);
     if (v < 0)
         return nb_set_error("%s: %s must be %s, got %g", fn, field,
-                         below_one ? "in [0, 1)" : "positive", v);
+                            below_one ? "in [0, 1)" : "positive", v);
     if (below_one && v >= 1)
         return nb_set_error("%s: %s must be in [0, 1), got %g", fn, field, v);
     return 0;
@@ -182,7 +182,7 @@ static int check_unused(const kind_info *k, const nb_optim_opts *o)
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (set[i] && !(k->uses & opts[i].bit))
             return nb_set_error("%s: %s is not an option of %s (only %s take it)", k->fn,
-                             opts[i].field, k->name, opts[i].who);
+                                opts[i].field, k->name, opts[i].who);
     return 0;
 }
 
@@ -370,15 +370,15 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
     if (opt->n >= 0) {
         if (n != opt->n)
             return nb_set_error("%s: the parameter list changed: the first step had %d "
-                             "parameters, this one has %d (an optimizer updates one fixed "
-                             "list; make a new optimizer for other parameters)",
-                             fn, opt->n, n);
+                                "parameters, this one has %d (an optimizer updates one fixed "
+                                "list; make a new optimizer for other parameters)",
+                                fn, opt->n, n);
         for (int i = 0; i < n; i++)
             if (params[i] != opt->params[i])
                 return nb_set_error("%s: the parameter list changed: params[%d] is not the "
-                                 "tensor the first step had there (an optimizer updates "
-                                 "one fixed list; make a new optimizer for other "
-                                 "parameters)", fn, i);
+                                    "tensor the first step had there (an optimizer updates "
+                                    "one fixed list; make a new optimizer for other "
+                                    "parameters)", fn, i);
     } else {
         for (int i = 0; i < n; i++) {
             nb_tensor *p = params[i];
@@ -386,12 +386,12 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
                 return nb_set_error("%s: params[%d] is NULL", fn, i);
             if (!nb_is_heap(p))
                 return nb_set_error("%s: params[%d] %s is an op's result in a graph; "
-                                 "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
-                                 fn, i, nb_shape_str(p, b));
+                                    "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
+                                    fn, i, nb_shape_str(p, b));
             for (int j = 0; j < i; j++)
                 if (params[j] == p)
                     return nb_set_error("%s: params[%d] and params[%d] are the same tensor",
-                                     fn, j, i);
+                                        fn, j, i);
         }
     }
     for (int i = 0; i < n; i++) {
@@ -496,7 +496,7 @@ int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[])
         return -1;
     if (!nb_graph_current())
         return nb_set_error("nb_optimizer_step: no current graph (create one with "
-                         "nb_graph_new; the update's temporaries live there)");
+                            "nb_graph_new; the update's temporaries live there)");
     if (opt->n < 0 && build(opt, n, params) < 0)
         return -1;
     bool prev = nb_set_grad_enabled(false);
