@@ -53,10 +53,10 @@ static int check_common(const char *fn, const char *pn, const nb_tensor *p, cons
     return 0;
 }
 
-/* pred and target of exactly the same shape, not empty; with class_axis,
+/* pred and target of exactly the same shape, not empty; for NN_CLASSES,
  * at least one dimension (the classes are the last). */
 int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const char *tn,
-                   const nb_tensor *t, bool class_axis)
+                   const nb_tensor *t, nn_loss_kind kind)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (check_common(fn, pn, p, tn, t))
@@ -64,7 +64,7 @@ int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const cha
     if (!nn_same_shape(p, t))
         return nb_set_error("%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
                             nb_shape_str(t, c));
-    if (class_axis && nb_ndim(p) < 1)
+    if (kind == NN_CLASSES && nb_ndim(p) < 1)
         return nb_set_error("%s: %s %s has no class axis (the last one)", fn, pn,
                             nb_shape_str(p, b));
     if (nb_numel(p) == 0)
@@ -132,21 +132,21 @@ static nb_tensor *neg_mean_rows(nb_tensor *t, nb_tensor *logp)
 
 nb_tensor *nb_mse(nb_tensor *pred, nb_tensor *target)
 {
-    if (nn_loss_inputs("nb_mse", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_mse", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     return nb_mean(nb_square(nb_sub(pred, target)));
 }
 
 nb_tensor *nb_mae(nb_tensor *pred, nb_tensor *target)
 {
-    if (nn_loss_inputs("nb_mae", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_mae", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     return nb_mean(nb_abs(nb_sub(pred, target)));
 }
 
 nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
 {
-    if (nn_loss_inputs("nb_huber", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_huber", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     if (!(delta > 0) || !isfinite(delta)) {
         nb_set_error("nb_huber: delta must be a positive finite number, got %g", delta);
@@ -161,7 +161,7 @@ nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
 
 nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
 {
-    if (nn_loss_inputs("nb_binary_crossentropy", "prob", prob, "target", target, false))
+    if (nn_loss_inputs("nb_binary_crossentropy", "prob", prob, "target", target, NN_ELEMENTWISE))
         return NULL;
     nb_tensor *p = nb_clamp(prob, EPS, 1.0 - EPS);
     nb_tensor *one = k(p, 1.0);
@@ -173,7 +173,7 @@ nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
 nb_tensor *nb_binary_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_binary_crossentropy_logits", "logits", logits, "target", target,
-                        false))
+                       NN_ELEMENTWISE))
         return NULL;
     return nb_mean(nb_sub(nb_softplus(logits), nb_mul(logits, target)));
 }
@@ -192,7 +192,7 @@ static nb_tensor *cce_logits(nb_tensor *logits, nb_tensor *target)
 
 nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target)
 {
-    if (nn_loss_inputs("nb_categorical_crossentropy", "prob", prob, "target", target, true))
+    if (nn_loss_inputs("nb_categorical_crossentropy", "prob", prob, "target", target, NN_CLASSES))
         return NULL;
     return cce(prob, target);
 }
@@ -200,7 +200,7 @@ nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target)
 nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_categorical_crossentropy_logits", "logits", logits, "target", target,
-                        true))
+                       NN_CLASSES))
         return NULL;
     return cce_logits(logits, target);
 }

@@ -9,7 +9,7 @@
 
 nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
 {
-    if (nn_loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, true))
+    if (nn_loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, NN_CLASSES))
         return NULL;
     bool prev = nb_set_grad_enabled(false);
     nb_tensor *hit = nb_eq(nb_argmax(pred, -1), nb_argmax(target, -1));

@@ -78,8 +78,12 @@ static inline void nn_put(nb_tensor *t, int64_t i, double v)
 /* Input checks shared by losses and metrics (src/nn/losses.c): NULLs, graph,
  * dtypes, and equal shapes (pred and target) or labels matching pred without
  * its class axis, all in range. -1 with an error naming fn. */
+typedef enum {
+    NN_ELEMENTWISE, /* any shape */
+    NN_CLASSES,     /* the last axis holds the classes: at least 1-D */
+} nn_loss_kind;
 NN_PRIVATE int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p,
-                              const char *tn, const nb_tensor *t, bool class_axis);
+                              const char *tn, const nb_tensor *t, nn_loss_kind kind);
 NN_PRIVATE int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p,
                               const nb_tensor *labels);
 
