@@ -103,7 +103,8 @@ typedef enum nb_metric {
 } nb_metric;
 
 /* Data for fit/evaluate: x is (N, features); y is (N, classes) one-hot,
- * (N,) labels for the sparse loss, or (N, outputs) for regression. */
+ * (N,) labels for the sparse loss, or (N, outputs) for regression. Any
+ * tensors or views (a view in a graph must outlive the call). */
 typedef struct nb_dataset {
     nb_tensor *x, *y;
 } nb_dataset;
