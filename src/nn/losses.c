@@ -97,7 +97,7 @@ int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb_
         if (v == floor(v) && v >= 0 && v < (double)classes)
             continue;
         /* The position of row-major element j, "1,0". */
-        int64_t at[NB_MAX_DIMS], r = j;
+        int64_t at[NB_MAX_DIMS] = {0}, r = j;
         for (int i = nl - 1; i >= 0; i--) {
             at[i] = r % ls[i];
             r /= ls[i];
