@@ -7,7 +7,10 @@
  * the public API only: Dense(64, relu) -> Dense(32, relu) -> Dense(10,
  * softmax), Adam defaults (lr 1e-3, betas 0.9/0.999, eps 1e-7), categorical
  * cross-entropy (computed from the logits through log-softmax), batch 32,
- * reshuffled every epoch. Prints one JSON line per epoch:
+ * reshuffled every epoch, with nb_fit's default of flushing subnormals to
+ * zero while it trains (PyTorch's default is IEEE arithmetic;
+ * torch.set_flush_denormal(True) is the equivalent). Prints one JSON line
+ * per epoch:
  *
  *   {"impl":"nabla","epoch":k,"seconds":...,"loss":...,"test_acc":...}
  *

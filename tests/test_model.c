@@ -117,6 +117,72 @@ static void test_gradcheck_model(void **state)
     }
 }
 
+/* nb_model_loss takes a softmax output's cross-entropy from the logits of
+ * the forward that made it, and from the probabilities otherwise. Which it
+ * is shows in the value: logits (1000, -1000) for class 1 cost 2000, while
+ * the clipped probabilities cost -log(1e-7) ~ 16.12. The model must not
+ * take a tensor for its last output because it sits at the same address:
+ * after a reset, the next tensors of a graph land where the old ones were. */
+static void test_loss_logits_only_from_the_same_graph(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_dense(2, .activation = NB_SOFTMAX, .input = 1, .no_bias = true));
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
+    nb_tensor *const *p;
+    assert_int_equal(nb_model_params(m, &p), 1);
+    nb_tensor *kernel = p[0];
+    bool rec = nb_set_grad_enabled(false);
+    assert_int_equal(nb_set(kernel, NB_AT(0, 0), 1000), 0);
+    assert_int_equal(nb_set(kernel, NB_AT(0, 1), -1000), 0);
+    nb_set_grad_enabled(rec);
+    nb_tensor *x = nb_ones(NB_F64, NB_SHAPE(1, 1));
+    nb_tensor *y = nb_from_array(NB_F64, NB_SHAPE(1, 2), (double[]){0, 1});
+    const double from_probs = -log(1e-7);
+
+    /* Forward and loss in one graph: from the logits. */
+    nb_graph *g = nb_graph_new();
+    nb_tensor *out = nb_model_forward(m, x);
+    assert_non_null(out);
+    assert_float_equal(nb_item(nb_model_loss(m, out, y)), 2000, 1e-9);
+
+    /* After a reset, the same ops by hand put a new softmax at out's old
+     * address (and its input where the old logits were). Then the input is
+     * overwritten: its values are no longer this output's logits. */
+    nb_graph_reset(g);
+    assert_int_equal(nb_scope_push("dense_1"), 0);
+    nb_tensor *z = nb_matmul(x, kernel);
+    nb_tensor *q = nb_softmax(z, -1);
+    nb_scope_pop();
+    assert_ptr_equal(q, out); /* the alias an address match is fooled by */
+    rec = nb_set_grad_enabled(false);
+    assert_int_equal(nb_assign(z, nb_zeros_like(z)), 0);
+    nb_set_grad_enabled(rec);
+    /* Matched by address, the loss would be that of logits (0, 0), log 2. */
+    double l = nb_item(nb_model_loss(m, q, y));
+    if (fabs(l - from_probs) > 1e-6)
+        fail_msg("loss of a softmax the model did not make in this graph: %.9g, want %.9g "
+                 "(from its probabilities)", l, from_probs);
+
+    /* A forward in this generation is matched again ... */
+    out = nb_model_forward(m, x);
+    assert_float_equal(nb_item(nb_model_loss(m, out, y)), 2000, 1e-9);
+    /* ... but not from another graph (nested here), nor after nb_predict,
+     * whose graph is gone. */
+    nb_graph *inner = nb_graph_new();
+    assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
+    nb_graph_free(inner);
+    nb_tensor *pred = nb_predict(m, x, 0);
+    assert_non_null(pred);
+    assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
+    nb_free(pred);
+
+    nb_graph_free(g);
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+}
+
 /* A small, separable 3-class problem: class = which of three blobs. */
 static void blobs(int64_t n, uint64_t seed, nb_tensor **x, nb_tensor **y, bool sparse)
 {
@@ -368,6 +434,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summary_of_seed_model),
         cmocka_unit_test(test_gradcheck_model),
+        cmocka_unit_test(test_loss_logits_only_from_the_same_graph),
         cmocka_unit_test(test_fit_learns),
         cmocka_unit_test(test_seed_model_learns_fashion_mnist_slice),
         cmocka_unit_test(test_reproducible_bit_for_bit),

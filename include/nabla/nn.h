@@ -26,7 +26,8 @@ typedef enum nb_activation {
     NB_LOG_SOFTMAX, /* over the last axis */
 } nb_activation;
 
-/* max(x, alpha * x) for 0 <= alpha <= 1. */
+/* x for x > 0, alpha * x otherwise (any finite alpha); the derivative at 0
+ * is alpha, as in PyTorch and Keras. */
 nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha);
 /* x for x > 0, alpha * (exp(x) - 1) otherwise (no overflow for large x). */
 nb_tensor *nb_elu(nb_tensor *x, double alpha);
@@ -102,7 +103,8 @@ typedef enum nb_metric {
 } nb_metric;
 
 /* Data for fit/evaluate: x is (N, features); y is (N, classes) one-hot,
- * (N,) labels for the sparse loss, or (N, outputs) for regression. */
+ * (N,) labels for the sparse loss, or (N, outputs) for regression. Any
+ * tensors or views (a view in a graph must outlive the call). */
 typedef struct nb_dataset {
     nb_tensor *x, *y;
 } nb_dataset;
@@ -151,13 +153,19 @@ typedef struct nb_fit_opts {
     nb_dataset validation; /* optional */
     uint64_t seed;         /* shuffling; default 0 */
     bool no_shuffle;       /* default: shuffle every epoch */
+    bool keep_subnormals;  /* default: flush subnormals to zero while training */
     int verbose;           /* 0: progress bar on a terminal, a line per epoch
                               otherwise; -1: silent */
     FILE *out;             /* default stdout */
 } nb_fit_opts;
 
 /* Trains: nb_fit(m, train, .epochs = 10, .validation = test). Needs a
- * compiled model; makes no heap allocation per step. NULL on error. */
+ * compiled model; makes no heap allocation per step. The data may be any
+ * tensors or views (a strided view is packed once per call). Trains with
+ * nb_set_flush_subnormals(true) unless .keep_subnormals (Adam's moments of
+ * idle units decay into subnormals, where arithmetic is ~100x slower; the
+ * results differ only below ~1e-38 in f32) and gives the caller's setting
+ * back when it returns, also on error. NULL on error. */
 #define nb_fit(m, ...) nb_fit_((m), (nb_fit_opts){.data = __VA_ARGS__})
 const nb_history *nb_fit_(nb_model *m, nb_fit_opts opts);
 
@@ -168,7 +176,10 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size);
 /* The model's output for x in the current graph, recorded, with each layer
  * in its own scope: for custom training loops and pictures. */
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x);
-/* The loss the model was compiled with, of a forward's output. */
+/* The loss the model was compiled with, of a forward's output. For the last
+ * nb_model_forward's output, while the graph it was made in is current and
+ * not reset since, a softmax (sigmoid) output's cross-entropy is taken from
+ * its logits, as Keras does; any other output's from its values. */
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
 /* The trainable parameters, in layer order (kernel, bias per layer). */
 int nb_model_params(const nb_model *m, nb_tensor *const **params);

@@ -1,7 +1,7 @@
 /* nabla: optimizers (Keras 3 formulas; docs/optimizers.md). Each update is
  * written with nabla ops under no-grad, its temporaries in the current
  * graph's arena, and stored in place (nb_assign). Defaults are Keras's; a
- * field left 0 takes its default. */
+ * field left 0 takes its default (NB_ZERO is an explicit 0). */
 #ifndef NABLA_OPTIM_H
 #define NABLA_OPTIM_H
 
@@ -32,22 +32,32 @@ typedef struct nb_schedule {
  * error for an invalid schedule or t < 0. */
 double nb_schedule_lr(nb_schedule s, double lr, int64_t t);
 
-/* Options; 0 (or false) means the default shown. Because of that, beta1,
- * beta2, rho and initial_accumulator cannot be set to exactly 0, and AdamW's
- * decay cannot be turned off (use nb_adam). Negative or non-finite values,
- * and options the optimizer does not read, make the constructor fail. */
+/* An explicit zero for an option whose 0 means "the default": for example
+ * nb_adagrad(.initial_accumulator = NB_ZERO) (PyTorch's Adagrad),
+ * nb_rmsprop(.rho = NB_ZERO), nb_adamw(.weight_decay = NB_ZERO). It is -0.0,
+ * which the constructors tell apart from a field left 0. lr and eps refuse
+ * it. */
+#define NB_ZERO (-0.0)
+
+/* Options; a field left 0 (or false) takes the default shown, and NB_ZERO
+ * sets an exact 0 where 0 is allowed. Negative or non-finite values, and
+ * options the optimizer does not read, make the constructor fail. */
 typedef struct nb_optim_opts {
     int _defaults;       /* reserved: lets nb_adam() take no arguments */
-    double lr;           /* SGD 0.01, the others 0.001 */
+    double lr;           /* SGD 0.01, the others 0.001; > 0 */
     double momentum;     /* SGD, RMSprop: 0 (off); in [0, 1) */
     bool nesterov;       /* SGD: false */
-    double beta1, beta2; /* Adam, AdamW: 0.9, 0.999; in [0, 1) */
+    double betas[2];     /* Adam, AdamW: {beta1, beta2}, as PyTorch's betas:
+                            .betas = {0.0, 0.999}. Left {0, 0}: {0.9, 0.999}.
+                            Each in [0, 1); once one is set both are taken as
+                            given, and a plain 0 for beta2 is refused (it is
+                            what `.betas = {0.5}` leaves; NB_ZERO if meant) */
     double rho;          /* RMSprop: 0.9; in [0, 1) */
     double eps;          /* 1e-7. Adam adds it to sqrt(v); RMSprop and Adagrad
                             under the root, sqrt(v + eps), as Keras does */
     double weight_decay; /* decoupled, p -= lr * wd * p before the update
                             (Keras); AdamW 0.004, others 0 */
-    double initial_accumulator; /* Adagrad: 0.1 */
+    double initial_accumulator; /* Adagrad: 0.1 (PyTorch's is NB_ZERO) */
     double clipnorm;     /* > 0: scale gradients so their GLOBAL L2 norm (over
                             all parameters, Keras's global_clipnorm) is at
                             most this; applied after clipvalue */
@@ -57,7 +67,8 @@ typedef struct nb_optim_opts {
 
 typedef struct nb_optimizer nb_optimizer;
 
-/* nb_adam(), nb_sgd(.lr = 0.1, .momentum = 0.9, .nesterov = true), ...
+/* nb_adam(), nb_adam(.betas = {0.0, 0.999}),
+ * nb_sgd(.lr = 0.1, .momentum = 0.9, .nesterov = true), ...
  * NULL on error (a negative rate, say). Free with nb_optimizer_free, unless
  * a model took it. */
 #define nb_sgd(...) nb_sgd_((nb_optim_opts){._defaults = 0, __VA_ARGS__})
@@ -78,8 +89,9 @@ void nb_optimizer_free(nb_optimizer *opt);
  * parameter list and makes the state (heap tensors in each parameter's
  * dtype and shape, freed with the optimizer); later calls must pass the same
  * tensors. Needs a current graph for temporaries; runs with recording off
- * and restores it. After the first step it allocates nothing (once the
- * graph's arena is warm). 0, or -1 with an error (no update counted). */
+ * and restores it. Everything the optimizer keeps is made by the first
+ * step; after it a step allocates nothing (once the graph's arena is warm).
+ * 0, or -1 with an error (no update counted). */
 int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[]);
 /* Steps taken, and the learning rate the next step will use. */
 int64_t nb_optimizer_steps(const nb_optimizer *opt);

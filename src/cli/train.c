@@ -146,7 +146,9 @@ static nb_optimizer *make_optimizer(const char *name, double lr)
     return NULL;
 }
 
-/* The first n rows of t as a new tensor (t is freed), or t itself. */
+/* The first n rows of t as a new tensor (t is freed), or t itself. t is a
+ * heap tensor from nb_load_mnist, so contiguous: nb_data is its whole
+ * buffer, row-major, and its first n rows are the first bytes. */
 static nb_tensor *first_rows(nb_tensor *t, int64_t n)
 {
     if (!t || n <= 0 || n >= nb_dim(t, 0))

@@ -1,10 +1,13 @@
 /* Activations: compositions of primitive ops, no derivative code.
  *
- *   leaky_relu(x, a) = maximum(x, a x)                      0 <= a <= 1
+ *   leaky_relu(x, a) = where(x > 0, x, a x)
  *   elu(x, a)        = where(x > 0, x, a (exp(clamp(x, -inf, 0)) - 1))
  *   gelu(x)          = x (1 + erf(x / sqrt 2)) / 2           (exact)
  *   softplus(x)      = m + log(exp(-m) + exp(x - m)),  m = max(x, 0) held constant
  *
+ * leaky_relu and elu take the x <= 0 branch at 0, so their derivative there
+ * is alpha, as in PyTorch and Keras (maximum(x, a x) would split the tie
+ * and give (1 + a) / 2).
  * elu: the exponential only ever sees x <= 0, so the branch where() throws
  * away never overflows (no inf * 0 = NaN in the gradient at x = 1000). The
  * clamp, unlike minimum(x, 0), passes the full gradient at x = 0 (a tie in
@@ -17,21 +20,22 @@
  * derivative. The textbook form relu(x) + log(1 + exp(-|x|)) is just as
  * stable but its pieces have kinks at 0 whose one-sided derivatives do not
  * add up: it gives softplus'(0) = 0 instead of 1/2. */
-#include "internal.h"
+#include "nabla/nabla.h"
 
 #include <math.h>
+#include <string.h>
 
 /* x is NULL (keep the first error, or say which function got it) or there
  * is no graph to record into: -1 with the error set. */
 static int bad_input(const char *fn, const nb_tensor *x)
 {
     if (!x) {
-        if (!nb__has_error())
-            nb__error("%s: x is NULL", fn);
+        if (nb_last_error() == NULL)
+            nb_set_error("%s: x is NULL", fn);
         return -1;
     }
     if (!nb_graph_current())
-        return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
+        return nb_set_error("%s: no current graph (create one with nb_graph_new)", fn);
     return 0;
 }
 
@@ -39,11 +43,11 @@ nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha)
 {
     if (bad_input("nb_leaky_relu", x))
         return NULL;
-    if (!(alpha >= 0 && alpha <= 1)) { /* also NaN */
-        nb__error("nb_leaky_relu: alpha must be in [0, 1], got %g", alpha);
+    if (!isfinite(alpha)) {
+        nb_set_error("nb_leaky_relu: alpha must be a finite number, got %g", alpha);
         return NULL;
     }
-    return nb_maximum(x, nb_mul(x, nb_scalar_like(x, alpha)));
+    return nb_where(nb_gt(x, nb_scalar_like(x, 0.0)), x, nb_mul(x, nb_scalar_like(x, alpha)));
 }
 
 nb_tensor *nb_elu(nb_tensor *x, double alpha)
@@ -51,7 +55,7 @@ nb_tensor *nb_elu(nb_tensor *x, double alpha)
     if (bad_input("nb_elu", x))
         return NULL;
     if (!isfinite(alpha)) {
-        nb__error("nb_elu: alpha must be a finite number, got %g", alpha);
+        nb_set_error("nb_elu: alpha must be a finite number, got %g", alpha);
         return NULL;
     }
     nb_tensor *neg = nb_sub(nb_exp(nb_clamp(x, -INFINITY, 0.0)), nb_scalar_like(x, 1.0));
@@ -74,13 +78,11 @@ nb_tensor *nb_softplus(nb_tensor *x)
     /* m = max(x, 0), a constant; where x is +inf or NaN, m = 0 keeps x - m
      * from being inf - inf (softplus(inf) = inf, NaN stays NaN). */
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *m = nb_relu(x);
+    nb_tensor *r = nb_relu(x);
+    nb_tensor *m = nb_where(nb_lt(r, nb_scalar_like(x, INFINITY)), r, nb_scalar_like(x, 0.0));
     nb_set_grad_enabled(prev);
     if (!m)
         return NULL;
-    for (int64_t i = 0; i < m->numel; i++)
-        if (!isfinite(nb__get(m, i)))
-            nb__put(m, i, 0.0);
     nb_tensor *s = nb_add(nb_exp(nb_neg(m)), nb_exp(nb_sub(x, m)));
     return nb_add(m, nb_log(s));
 }
@@ -118,37 +120,37 @@ nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
         return nb_softplus(x);
     case NB_SOFTMAX:
     case NB_LOG_SOFTMAX:
-        if (x->ndim < 1) {
-            char b[96];
-            nb__error("nb_activate: %s works over the last axis; x %s has none", names[a],
-                      nb_shape_str(x, b));
+        if (nb_ndim(x) < 1) {
+            char b[NB_SHAPE_STR_LEN];
+            nb_set_error("nb_activate: %s works over the last axis; x %s has none", names[a],
+                         nb_shape_str(x, b));
             return NULL;
         }
         return a == NB_SOFTMAX ? nb_softmax(x, -1) : nb_log_softmax(x, -1);
     }
-    nb__error("nb_activate: unknown activation %d", (int)a);
+    nb_set_error("nb_activate: unknown activation %d", (int)a);
     return NULL;
 }
 
 int nb_activation_from_name(const char *name)
 {
     if (!name) {
-        nb__error("nb_activation_from_name: name is NULL");
+        nb_set_error("nb_activation_from_name: name is NULL");
         return -1;
     }
     for (int i = 0; i < NNAMES; i++)
         if (names[i] && strcmp(names[i], name) == 0)
             return i;
-    nb__error("nb_activation_from_name: unknown activation \"%s\" (known: linear, relu, "
-              "leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax, log_softmax)",
-              name);
+    nb_set_error("nb_activation_from_name: unknown activation \"%s\" (known: linear, relu, "
+                 "leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax, log_softmax)",
+                 name);
     return -1;
 }
 
 const char *nb_activation_name(nb_activation a)
 {
     if ((int)a < 0 || (int)a >= NNAMES || !names[a]) {
-        nb__error("nb_activation_name: unknown activation %d", (int)a);
+        nb_set_error("nb_activation_name: unknown activation %d", (int)a);
         return NULL;
     }
     return names[a];

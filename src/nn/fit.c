@@ -1,9 +1,12 @@
 /* Training, evaluation and prediction loops. Each step gathers a batch into
  * buffers made once per call, runs forward, loss, backward and the
- * optimizer in one graph, and resets it: no heap allocation per step. */
+ * optimizer in one graph, and resets it: no heap allocation per step.
+ *
+ * The data may be any tensors or views of the right shape and dtype: rows
+ * are copied from contiguous data directly, and a dataset tensor that is a
+ * strided view is packed once per call (nb_clone) before the first step. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "internal.h"
 #include "nn_internal.h"
 
 #include <math.h>
@@ -18,37 +21,70 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Copies rows idx[0..n) of src into dst (a heap tensor of n rows). */
+/* Copies rows idx[0..n) of src (contiguous) into dst, a heap tensor of n
+ * rows, and bumps dst's version. */
 static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t n)
 {
-    size_t row = (size_t)(src->numel / (src->shape[0] ? src->shape[0] : 1)) * nb__dtype_size(src->dtype);
+    int64_t rows = nb_dim(src, 0);
+    size_t row = (size_t)(nb_numel(src) / (rows ? rows : 1)) * nb_dtype_size(nb_dtype_of(src));
+    char *d = nb_data(dst);
+    const char *s = nb_data(src);
     for (int64_t i = 0; i < n; i++)
-        memcpy((char *)nb__ptr(dst) + (size_t)i * row, (const char *)nb__ptr(src) + (size_t)idx[i] * row,
-               row);
-    nb__bump(dst);
+        memcpy(d + (size_t)i * row, s + (size_t)idx[i] * row, row);
+    nb_bump_version(dst);
 }
 
-/* A heap tensor shaped like src with `rows` rows. */
-static nb_tensor *rows_like(const nb_tensor *src, int64_t rows)
+/* A heap tensor shaped like src with `rows` rows; errors name fn. */
+static nb_tensor *rows_like(const char *fn, const nb_tensor *src, int64_t rows)
 {
     int64_t shape[NB_MAX_DIMS];
-    memcpy(shape, src->shape, sizeof shape);
+    memcpy(shape, nb_shape(src), (size_t)nb_ndim(src) * sizeof(int64_t));
     shape[0] = rows;
-    return nb__new_heap_tensor("nb_fit", src->dtype, src->ndim, shape);
+    return nn_zeros(fn, nb_dtype_of(src), nb_ndim(src), shape);
+}
+
+/* The data as contiguous tensors: d itself, or packed copies of the parts
+ * that are strided views (freed with packed_free). */
+typedef struct {
+    nb_dataset d;
+    nb_tensor *own[2];
+} packed;
+
+static int pack(packed *p, nb_dataset d, const char *fn)
+{
+    memset(p, 0, sizeof *p);
+    p->d = d;
+    nb_tensor **parts[2] = {&p->d.x, &p->d.y};
+    for (int i = 0; i < 2; i++) {
+        if (nb_is_contiguous(*parts[i]))
+            continue;
+        char b[NB_SHAPE_STR_LEN];
+        nb_shape_str(*parts[i], b);
+        if (!(p->own[i] = *parts[i] = nb_clone(*parts[i])))
+            return nb_set_error("%s: out of memory packing a strided %s %s into a contiguous "
+                                "copy", fn, i ? "y" : "x", b);
+    }
+    return 0;
+}
+
+static void packed_free(packed *p)
+{
+    nb_free(p->own[0]);
+    nb_free(p->own[1]);
 }
 
 static int check_data(const nb_model *m, nb_dataset d, const char *fn, const char *what)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!d.x)
-        return nb__error("%s: %s x is NULL", fn, what);
-    if (d.x->ndim != 2 || d.x->shape[1] != m->in_features || d.x->dtype != m->dtype)
-        return nb__error("%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
-                         nb_dtype_name(d.x->dtype), nb_shape_str(d.x, b),
-                         nb_dtype_name(m->dtype), (long long)m->in_features);
-    if (d.x->shape[0] < 1)
-        return nb__error("%s: %s data has no rows", fn, what);
-    return nb__check_targets(m, d.y, d.x->shape[0], fn);
+        return nb_set_error("%s: %s x is NULL", fn, what);
+    if (nb_ndim(d.x) != 2 || nb_dim(d.x, 1) != m->in_features || nb_dtype_of(d.x) != m->dtype)
+        return nb_set_error("%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
+                            nb_dtype_name(nb_dtype_of(d.x)), nb_shape_str(d.x, b),
+                            nb_dtype_name(m->dtype), (long long)m->in_features);
+    if (nb_dim(d.x, 0) < 1)
+        return nb_set_error("%s: %s data has no rows", fn, what);
+    return nn_check_targets(m, d.y, nb_dim(d.x, 0), fn);
 }
 
 /* Batch buffers: a full batch and the smaller last one. */
@@ -56,15 +92,15 @@ typedef struct {
     nb_tensor *x[2], *y[2];
 } batches;
 
-static int batches_make(batches *b, nb_dataset d, int64_t bs)
+static int batches_make(batches *b, nb_dataset d, int64_t bs, const char *fn)
 {
-    int64_t n = d.x->shape[0], full = n < bs ? n : bs, rest = n % bs;
+    int64_t n = nb_dim(d.x, 0), full = n < bs ? n : bs, rest = n % bs;
     memset(b, 0, sizeof *b);
-    b->x[0] = rows_like(d.x, full);
-    b->y[0] = rows_like(d.y, full);
+    b->x[0] = rows_like(fn, d.x, full);
+    b->y[0] = rows_like(fn, d.y, full);
     if (rest && n > bs) {
-        b->x[1] = rows_like(d.x, rest);
-        b->y[1] = rows_like(d.y, rest);
+        b->x[1] = rows_like(fn, d.x, rest);
+        b->y[1] = rows_like(fn, d.y, rest);
         if (!b->x[1] || !b->y[1])
             return -1;
     }
@@ -79,11 +115,12 @@ static void batches_free(batches *b)
     }
 }
 
-/* Evaluates in batches with recording off: sums of loss and metric * rows. */
+/* Evaluates contiguous data in batches with recording off: the means of
+ * loss and metric over the rows. */
 static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batches *b,
                      double *loss, double *metric)
 {
-    int64_t n = d.x->shape[0];
+    int64_t n = nb_dim(d.x, 0);
     double ls = 0, ms = 0;
     bool prev = nb_set_grad_enabled(false);
     nb_graph *g = nb_graph_new();
@@ -100,7 +137,7 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batche
             break;
         }
         ls += nb_item(l) * (double)k;
-        ms += nb__batch_metric(m, out, b->y[w]) * (double)k;
+        ms += nn_batch_metric(m, out, b->y[w]) * (double)k;
         nb_graph_reset(g);
     }
     nb_graph_free(g);
@@ -112,7 +149,7 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batche
 
 static int64_t *identity_index(int64_t n)
 {
-    int64_t *idx = nb__alloc((size_t)n * sizeof *idx);
+    int64_t *idx = nb_mem_alloc((size_t)n * sizeof *idx);
     if (idx)
         for (int64_t i = 0; i < n; i++)
             idx[i] = i;
@@ -122,25 +159,30 @@ static int64_t *identity_index(int64_t n)
 int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double *metric)
 {
     if (!m)
-        return nb__null_model("nb_evaluate");
+        return nn_null_model("nb_evaluate");
     if (!m->compiled)
-        return nb__error("nb_evaluate: the model is not compiled (call nb_compile)");
+        return nb_set_error("nb_evaluate: the model is not compiled (call nb_compile)");
     if (!m->built)
-        return nb__error("nb_evaluate: the model is not built");
+        return nb_set_error("nb_evaluate: the model is not built");
     if (batch_size < 0)
-        return nb__error("nb_evaluate: batch_size must be positive, got %d", batch_size);
+        return nb_set_error("nb_evaluate: batch_size must be positive, got %d", batch_size);
     if (check_data(m, d, "nb_evaluate", "the"))
         return -1;
+    const char *fn = "nb_evaluate";
     int64_t bs = batch_size ? batch_size : 32;
     batches b;
+    packed pd;
     memset(&b, 0, sizeof b);
-    int64_t *idx = identity_index(d.x->shape[0]);
-    int rc = idx && batches_make(&b, d, bs) == 0 ? 0 : -1;
+    int rc = pack(&pd, d, fn);
+    int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
+    if (rc == 0 && (!idx || batches_make(&b, pd.d, bs, fn)))
+        rc = -1;
     double l = NAN, mt = NAN;
     if (rc == 0)
-        rc = eval_sums(m, d, bs, idx, &b, &l, &mt);
+        rc = eval_sums(m, pd.d, bs, idx, &b, &l, &mt);
     batches_free(&b);
-    nb__free(idx);
+    packed_free(&pd);
+    nb_mem_free(idx);
     if (loss)
         *loss = l;
     if (metric)
@@ -150,45 +192,52 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
 
 nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!m || !x) {
-        if (!nb__has_error() || !m)
-            nb__error("nb_predict: %s is NULL", m ? "x" : "model");
+        if (!nn_has_error() || !m)
+            nb_set_error("nb_predict: %s is NULL", m ? "x" : "model");
         return NULL;
     }
     if (!m->built) {
-        nb__error("nb_predict: the model is not built");
+        nb_set_error("nb_predict: the model is not built");
         return NULL;
     }
-    if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
-        nb__error("nb_predict: x is %s %s; the model takes %s (N,%lld)",
-                  nb_dtype_name(x->dtype), nb_shape_str(x, b), nb_dtype_name(m->dtype),
-                  (long long)m->in_features);
+    if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
+        nb_set_error("nb_predict: x is %s %s; the model takes %s (N,%lld)",
+                     nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
+                     nb_dtype_name(m->dtype), (long long)m->in_features);
         return NULL;
     }
     if (batch_size < 0) {
-        nb__error("nb_predict: batch_size must be positive, got %d", batch_size);
+        nb_set_error("nb_predict: batch_size must be positive, got %d", batch_size);
         return NULL;
     }
-    int64_t bs = batch_size ? batch_size : 32, n = x->shape[0];
+    int64_t bs = batch_size ? batch_size : 32, n = nb_dim(x, 0);
     int64_t units = m->layers[m->n - 1]->opts.units;
-    nb_tensor *out = nb__new_heap_tensor("nb_fit", m->dtype, 2, (const int64_t[]){n, units});
-    if (!out)
+    size_t es = nb_dtype_size(m->dtype);
+    nb_tensor *out = nn_zeros("nb_predict", m->dtype, NB_SHAPE(n, units));
+    nb_graph *g = out ? nb_graph_new() : NULL;
+    if (!g) {
+        nb_free(out);
         return NULL;
+    }
     bool prev = nb_set_grad_enabled(false);
-    nb_graph *g = nb_graph_new();
-    for (int64_t start = 0; g && start < n; start += bs) {
+    char *dst = nb_data(out);
+    for (int64_t start = 0; start < n; start += bs) {
         int64_t k = n - start < bs ? n - start : bs;
-        nb_tensor *y = nb_model_forward(m, nb_slice(x, 0, start, start + k, 1));
+        /* x may be any view: the slice is one too, and the output of the
+         * last layer's op is a fresh tensor (nb_contiguous returns it). */
+        nb_tensor *y = nb_contiguous(nb_model_forward(m, nb_slice(x, 0, start, start + k, 1)));
         if (!y) {
             nb_free(out);
             out = NULL;
             break;
         }
-        size_t es = nb__dtype_size(m->dtype);
-        memcpy((char *)nb__ptr(out) + (size_t)(start * units) * es, nb__ptr(y), (size_t)(k * units) * es);
+        memcpy(dst + (size_t)(start * units) * es, nb_data(y), (size_t)(k * units) * es);
         nb_graph_reset(g);
     }
+    if (out)
+        nb_bump_version(out);
     nb_graph_free(g);
     nb_set_grad_enabled(prev);
     return out;
@@ -212,9 +261,9 @@ static void progress(FILE *f, int64_t done, int64_t total, double elapsed, doubl
 
 static int history_alloc(nb_model *m, int epochs)
 {
-    nb__free(m->hist.loss);
+    nb_mem_free(m->hist.loss);
     memset(&m->hist, 0, sizeof m->hist);
-    double *v = nb__alloc((size_t)epochs * 5 * sizeof(double));
+    double *v = nb_mem_alloc((size_t)epochs * 5 * sizeof(double));
     if (!v)
         return -1;
     for (int i = 0; i < epochs * 5; i++)
@@ -227,28 +276,31 @@ static int history_alloc(nb_model *m, int epochs)
     return 0;
 }
 
-const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
+/* nb_fit without the subnormal setting. */
+static const nb_history *fit(nb_model *m, nb_fit_opts o)
 {
     const char *fn = "nb_fit";
     if (!m) {
-        nb__null_model("nb_fit");
+        nn_null_model(fn);
         return NULL;
     }
     if (!m->compiled) {
-        nb__error("nb_fit: the model is not compiled (call nb_compile first)");
+        nb_set_error("nb_fit: the model is not compiled (call nb_compile first)");
         return NULL;
     }
     if (!m->built) {
-        if (!o.data.x || o.data.x->ndim != 2) {
-            nb__error("nb_fit: the model is not built and x is not (N, features)");
+        if (nb_ndim(o.data.x) != 2) {
+            if (!o.data.x && nn_has_error())
+                return NULL; /* keep the error that made x NULL */
+            nb_set_error("nb_fit: the model is not built and x is not (N, features)");
             return NULL;
         }
-        if (nb_build(m, o.data.x->shape[1], 0))
+        if (nb_build(m, nb_dim(o.data.x, 1), 0))
             return NULL;
     }
     if (o.epochs < 0 || o.batch_size < 0) {
-        nb__error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
-                  o.batch_size);
+        nb_set_error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
+                     o.batch_size);
         return NULL;
     }
     if (check_data(m, o.data, fn, "training"))
@@ -258,20 +310,30 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
         return NULL;
     int epochs = o.epochs ? o.epochs : 1;
     int64_t bs = o.batch_size ? o.batch_size : 32;
-    int64_t n = o.data.x->shape[0], steps = (n + bs - 1) / bs;
+    int64_t n = nb_dim(o.data.x, 0), steps = (n + bs - 1) / bs;
     FILE *out = o.out ? o.out : stdout;
     bool tty = o.verbose == 0 && isatty(fileno(out));
 
+    /* Everything a step needs is made here, once. */
     batches b, vb;
-    memset(&vb, 0, sizeof vb);
-    int64_t *idx = identity_index(n), *vidx = val ? identity_index(o.validation.x->shape[0]) : NULL;
-    nb_graph *g = NULL;
+    packed train, vdata;
     memset(&b, 0, sizeof b);
-    int rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
-    if (rc == 0)
-        rc = batches_make(&b, o.data, bs);
+    memset(&vb, 0, sizeof vb);
+    memset(&vdata, 0, sizeof vdata);
+    int64_t *idx = NULL, *vidx = NULL;
+    nb_graph *g = NULL;
+    int rc = pack(&train, o.data, fn);
     if (rc == 0 && val)
-        rc = batches_make(&vb, o.validation, bs);
+        rc = pack(&vdata, o.validation, fn);
+    if (rc == 0) {
+        idx = identity_index(n);
+        vidx = val ? identity_index(nb_dim(o.validation.x, 0)) : NULL;
+        rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
+    }
+    if (rc == 0)
+        rc = batches_make(&b, train.d, bs, fn);
+    if (rc == 0 && val)
+        rc = batches_make(&vb, vdata.d, bs, fn);
     if (rc == 0 && !(g = nb_graph_new()))
         rc = -1;
     nb_rng rng = nb_rng_new(o.seed);
@@ -290,8 +352,8 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
         for (int64_t s = 0; s < steps; s++) {
             int64_t start = s * bs, k = n - start < bs ? n - start : bs;
             int w = k == bs || !b.x[1] ? 0 : 1;
-            gather_rows(b.x[w], o.data.x, idx + start, k);
-            gather_rows(b.y[w], o.data.y, idx + start, k);
+            gather_rows(b.x[w], train.d.x, idx + start, k);
+            gather_rows(b.y[w], train.d.y, idx + start, k);
             nb_tensor *output = nb_model_forward(m, b.x[w]);
             nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
             if (!loss) {
@@ -306,13 +368,13 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
             }
             double lv = nb_item(loss);
             if (!isfinite(lv)) {
-                rc = nb__error("nb_fit: the loss became %g at epoch %d, step %lld (lower the "
-                               "learning rate?)",
-                               lv, e + 1, (long long)s + 1);
+                rc = nb_set_error("nb_fit: the loss became %g at epoch %d, step %lld (lower the "
+                                  "learning rate?)",
+                                  lv, e + 1, (long long)s + 1);
                 break;
             }
             ls += lv * (double)k;
-            ms += nb__batch_metric(m, output, b.y[w]) * (double)k;
+            ms += nn_batch_metric(m, output, b.y[w]) * (double)k;
             seen += k;
             nb_graph_reset(g);
             if (tty && (now() - last_print > 0.1 || s == steps - 1)) {
@@ -327,7 +389,7 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
         m->hist.loss[e] = ls / (double)n;
         m->hist.metric[e] = m->metric == NB_ACCURACY ? ms / (double)n : NAN;
         m->hist.seconds[e] = secs;
-        if (val && eval_sums(m, o.validation, bs, vidx, &vb, &m->hist.val_loss[e],
+        if (val && eval_sums(m, vdata.d, bs, vidx, &vb, &m->hist.val_loss[e],
                              &m->hist.val_metric[e]))
             rc = -1;
         m->hist.epochs = e + 1;
@@ -353,7 +415,21 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
     nb_graph_free(g);
     batches_free(&b);
     batches_free(&vb);
-    nb__free(idx);
-    nb__free(vidx);
+    packed_free(&train);
+    packed_free(&vdata);
+    nb_mem_free(idx);
+    nb_mem_free(vidx);
     return rc ? NULL : &m->hist;
+}
+
+const nb_history *nb_fit_(nb_model *m, nb_fit_opts o)
+{
+    /* Subnormals flushed to zero while training (unless keep_subnormals):
+     * the moments of idle units decay into the subnormal range, where
+     * arithmetic is ~100x slower. The caller's setting comes back on every
+     * return. */
+    bool prev = nb_set_flush_subnormals(!o.keep_subnormals);
+    const nb_history *h = fit(m, o);
+    nb_set_flush_subnormals(prev);
+    return h;
 }

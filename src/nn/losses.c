@@ -25,7 +25,6 @@
  * the clipped side gets no gradient, so a confident wrong prediction gives a
  * finite loss and a finite gradient; the logit forms are finite for any
  * finite logit. */
-#include "internal.h"
 #include "nn_internal.h"
 
 #include <math.h>
@@ -39,77 +38,82 @@
 static int check_common(const char *fn, const char *pn, const nb_tensor *p, const char *tn,
                         const nb_tensor *t)
 {
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (!p || !t) {
-        if (!nb__has_error())
-            nb__error("%s: %s is NULL", fn, !p ? pn : tn);
+        if (!nn_has_error())
+            nb_set_error("%s: %s is NULL", fn, !p ? pn : tn);
         return -1;
     }
     if (!nb_graph_current())
-        return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
-    if (p->dtype != t->dtype)
-        return nb__error("%s: dtypes differ: %s %s %s and %s %s %s", fn, pn,
-                         nb_dtype_name(p->dtype), nb_shape_str(p, b), tn,
-                         nb_dtype_name(t->dtype), nb_shape_str(t, c));
+        return nb_set_error("%s: no current graph (create one with nb_graph_new)", fn);
+    if (nb_dtype_of(p) != nb_dtype_of(t))
+        return nb_set_error("%s: dtypes differ: %s %s %s and %s %s %s", fn, pn,
+                            nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b), tn,
+                            nb_dtype_name(nb_dtype_of(t)), nb_shape_str(t, c));
     return 0;
 }
 
-/* pred and target of exactly the same shape, not empty; with class_axis,
+/* pred and target of exactly the same shape, not empty; for NN_CLASSES,
  * at least one dimension (the classes are the last). */
-int nb__loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const char *tn,
-                    const nb_tensor *t, bool class_axis)
+int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const char *tn,
+                   const nb_tensor *t, nn_loss_kind kind)
 {
-    char b[96], c[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (check_common(fn, pn, p, tn, t))
         return -1;
-    if (!nb__same_shape(p, t))
-        return nb__error("%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
-                         nb_shape_str(t, c));
-    if (class_axis && p->ndim < 1)
-        return nb__error("%s: %s %s has no class axis (the last one)", fn, pn,
-                         nb_shape_str(p, b));
-    if (p->numel == 0)
-        return nb__error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
+    if (!nn_same_shape(p, t))
+        return nb_set_error("%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
+                            nb_shape_str(t, c));
+    if (kind == NN_CLASSES && nb_ndim(p) < 1)
+        return nb_set_error("%s: %s %s has no class axis (the last one)", fn, pn,
+                            nb_shape_str(p, b));
+    if (nb_numel(p) == 0)
+        return nb_set_error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
     return 0;
 }
 
 /* labels: p's shape without its last axis (the classes), whole numbers in
  * [0, classes). The message names the first bad label and its position. */
-int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb_tensor *labels)
+int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb_tensor *labels)
 {
-    char b[96], c[96], d[96];
+    char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN], d[NB_SHAPE_STR_LEN];
     if (check_common(fn, pn, p, "labels", labels))
         return -1;
-    if (p->ndim < 1)
-        return nb__error("%s: %s %s has no class axis (the last one)", fn, pn,
-                         nb_shape_str(p, b));
-    if (labels->ndim != p->ndim - 1 ||
-        memcmp(labels->shape, p->shape, (size_t)labels->ndim * sizeof(int64_t)) != 0)
-        return nb__error("%s: labels %s must have the shape of %s without its last axis, %s "
-                         "(%s is %s)",
-                         fn, nb_shape_str(labels, b), pn, nb_dims_str(p->ndim - 1, p->shape, c),
-                         pn, nb_shape_str(p, d));
-    if (p->numel == 0)
-        return nb__error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
-    int64_t classes = p->shape[p->ndim - 1];
-    int64_t st[NB_MAX_DIMS];
-    nb__strides(labels->ndim, labels->shape, st);
-    for (int64_t j = 0; j < labels->numel; j++) {
-        double v = nb__get(labels, j);
+    int nd = nb_ndim(p), nl = nb_ndim(labels);
+    const int64_t *ps = nb_shape(p), *ls = nb_shape(labels);
+    if (nd < 1)
+        return nb_set_error("%s: %s %s has no class axis (the last one)", fn, pn,
+                            nb_shape_str(p, b));
+    if (nl != nd - 1 || memcmp(ls, ps, (size_t)nl * sizeof(int64_t)) != 0)
+        return nb_set_error("%s: labels %s must have the shape of %s without its last axis, "
+                            "%s (%s is %s)",
+                            fn, nb_shape_str(labels, b), pn, nb_dims_str(nd - 1, ps, c), pn,
+                            nb_shape_str(p, d));
+    if (nb_numel(p) == 0)
+        return nb_set_error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
+    int64_t classes = ps[nd - 1];
+    for (int64_t j = 0; j < nb_numel(labels); j++) {
+        double v = nb_get_flat(labels, j); /* row-major, whatever the view */
         if (v == floor(v) && v >= 0 && v < (double)classes)
             continue;
+        /* The position of row-major element j, "1,0". */
+        int64_t at[NB_MAX_DIMS] = {0}, r = j;
+        for (int i = nl - 1; i >= 0; i--) {
+            at[i] = r % ls[i];
+            r /= ls[i];
+        }
         char pos[96];
         int k = 0;
         pos[0] = '\0';
-        for (int i = 0; i < labels->ndim && k < 80; i++)
+        for (int i = 0; i < nl && k < 80; i++)
             k += snprintf(pos + k, sizeof pos - (size_t)k, i ? ",%lld" : "%lld",
-                          (long long)(j / st[i] % labels->shape[i]));
+                          (long long)at[i]);
         if (!(v == floor(v)))
-            return nb__error("%s: labels[%s] = %g is not a whole number (labels %s)", fn, pos,
-                             v, nb_shape_str(labels, b));
-        return nb__error("%s: labels[%s] = %g is outside [0, %lld): %s %s has %lld classes", fn,
-                         pos, v, (long long)classes, pn, nb_shape_str(p, c),
-                         (long long)classes);
+            return nb_set_error("%s: labels[%s] = %g is not a whole number (labels %s)", fn,
+                                pos, v, nb_shape_str(labels, b));
+        return nb_set_error("%s: labels[%s] = %g is outside [0, %lld): %s %s has %lld classes",
+                            fn, pos, v, (long long)classes, pn, nb_shape_str(p, c),
+                            (long long)classes);
     }
     return 0;
 }
@@ -118,62 +122,60 @@ int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb
 
 static nb_tensor *k(nb_tensor *like, double v) { return nb_scalar_like(like, v); }
 
-static nb_tensor *mean_all(nb_tensor *x) { return nb_mean(x); }
-
 /* -mean over rows of the sum over the last axis of t * logp. */
 static nb_tensor *neg_mean_rows(nb_tensor *t, nb_tensor *logp)
 {
-    return nb_neg(mean_all(nb_sum(nb_mul(t, logp), .axes = NB_AXES(-1))));
+    return nb_neg(nb_mean(nb_sum(nb_mul(t, logp), .axes = NB_AXES(-1))));
 }
 
 /* ---- regression ---- */
 
 nb_tensor *nb_mse(nb_tensor *pred, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_mse", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_mse", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
-    return mean_all(nb_square(nb_sub(pred, target)));
+    return nb_mean(nb_square(nb_sub(pred, target)));
 }
 
 nb_tensor *nb_mae(nb_tensor *pred, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_mae", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_mae", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
-    return mean_all(nb_abs(nb_sub(pred, target)));
+    return nb_mean(nb_abs(nb_sub(pred, target)));
 }
 
 nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
 {
-    if (nb__loss_inputs("nb_huber", "pred", pred, "target", target, false))
+    if (nn_loss_inputs("nb_huber", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     if (!(delta > 0) || !isfinite(delta)) {
-        nb__error("nb_huber: delta must be a positive finite number, got %g", delta);
+        nb_set_error("nb_huber: delta must be a positive finite number, got %g", delta);
         return NULL;
     }
     nb_tensor *e = nb_sub(pred, target);
     nb_tensor *q = nb_clamp(e, -delta, delta);
-    return mean_all(nb_mul(q, nb_sub(e, nb_mul(k(e, 0.5), q))));
+    return nb_mean(nb_mul(q, nb_sub(e, nb_mul(k(e, 0.5), q))));
 }
 
 /* ---- binary ---- */
 
 nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_binary_crossentropy", "prob", prob, "target", target, false))
+    if (nn_loss_inputs("nb_binary_crossentropy", "prob", prob, "target", target, NN_ELEMENTWISE))
         return NULL;
     nb_tensor *p = nb_clamp(prob, EPS, 1.0 - EPS);
     nb_tensor *one = k(p, 1.0);
     nb_tensor *ll = nb_add(nb_mul(target, nb_log(p)),
                            nb_mul(nb_sub(one, target), nb_log(nb_sub(one, p))));
-    return nb_neg(mean_all(ll));
+    return nb_neg(nb_mean(ll));
 }
 
 nb_tensor *nb_binary_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_binary_crossentropy_logits", "logits", logits, "target", target,
-                        false))
+    if (nn_loss_inputs("nb_binary_crossentropy_logits", "logits", logits, "target", target,
+                       NN_ELEMENTWISE))
         return NULL;
-    return mean_all(nb_sub(nb_softplus(logits), nb_mul(logits, target)));
+    return nb_mean(nb_sub(nb_softplus(logits), nb_mul(logits, target)));
 }
 
 /* ---- categorical ---- */
@@ -190,29 +192,29 @@ static nb_tensor *cce_logits(nb_tensor *logits, nb_tensor *target)
 
 nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_categorical_crossentropy", "prob", prob, "target", target, true))
+    if (nn_loss_inputs("nb_categorical_crossentropy", "prob", prob, "target", target, NN_CLASSES))
         return NULL;
     return cce(prob, target);
 }
 
 nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_categorical_crossentropy_logits", "logits", logits, "target", target,
-                        true))
+    if (nn_loss_inputs("nb_categorical_crossentropy_logits", "logits", logits, "target", target,
+                       NN_CLASSES))
         return NULL;
     return cce_logits(logits, target);
 }
 
 nb_tensor *nb_sparse_categorical_crossentropy(nb_tensor *prob, nb_tensor *labels)
 {
-    if (nb__loss_labels("nb_sparse_categorical_crossentropy", "prob", prob, labels))
+    if (nn_loss_labels("nb_sparse_categorical_crossentropy", "prob", prob, labels))
         return NULL;
-    return cce(prob, nb_one_hot(labels, prob->shape[prob->ndim - 1]));
+    return cce(prob, nb_one_hot(labels, nb_dim(prob, -1)));
 }
 
 nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *labels)
 {
-    if (nb__loss_labels("nb_sparse_categorical_crossentropy_logits", "logits", logits, labels))
+    if (nn_loss_labels("nb_sparse_categorical_crossentropy_logits", "logits", logits, labels))
         return NULL;
-    return cce_logits(logits, nb_one_hot(labels, logits->shape[logits->ndim - 1]));
+    return cce_logits(logits, nb_one_hot(labels, nb_dim(logits, -1)));
 }

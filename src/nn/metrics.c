@@ -5,12 +5,11 @@
  *   sparse_categorical_accuracy(p, l) = mean(argmax(p, -1) == l)
  *
  * argmax takes the first maximum, so a row of ties counts as class 0. */
-#include "internal.h"
 #include "nn_internal.h"
 
 nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
 {
-    if (nb__loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, true))
+    if (nn_loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, NN_CLASSES))
         return NULL;
     bool prev = nb_set_grad_enabled(false);
     nb_tensor *hit = nb_eq(nb_argmax(pred, -1), nb_argmax(target, -1));
@@ -21,7 +20,7 @@ nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
 
 nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
 {
-    if (nb__loss_labels("nb_sparse_categorical_accuracy", "pred", pred, labels))
+    if (nn_loss_labels("nb_sparse_categorical_accuracy", "pred", pred, labels))
         return NULL;
     bool prev = nb_set_grad_enabled(false);
     nb_tensor *hit = nb_eq(nb_argmax(pred, -1), labels);

@@ -1,34 +1,49 @@
 /* Dense layers and the Sequential model: building, forward, loss, summary,
  * weights. Everything here is composition: a Dense layer is
  * activation(matmul(x, kernel) + bias), recorded under the layer's scope. */
-#include "internal.h"
 #include "nn_internal.h"
 
 #include <math.h>
 #include <stdio.h>
+
+/* ---- shared by nn/ (nn_internal.h) ---- */
+
+nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    nb_tensor *t = nb_zeros(dtype, ndim, shape);
+    if (!t) {
+        /* "nb_zeros: out of memory ..." becomes "<fn>: out of memory ...". */
+        char msg[512];
+        const char *e = nb_last_error();
+        snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
+        const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
+        nb_set_error("%s: %s", fn, rest);
+    }
+    return t;
+}
 
 /* ---- layers ---- */
 
 nb_layer *nb_dense_(nb_dense_opts o)
 {
     if (o.units < 1) {
-        nb__error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
+        nb_set_error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
         return NULL;
     }
     if (o.input < 0) {
-        nb__error("nb_dense: input must be positive, got %lld", (long long)o.input);
+        nb_set_error("nb_dense: input must be positive, got %lld", (long long)o.input);
         return NULL;
     }
     if ((int)o.activation < NB_LINEAR || o.activation > NB_LOG_SOFTMAX) {
-        nb__error("nb_dense: unknown activation %d", (int)o.activation);
+        nb_set_error("nb_dense: unknown activation %d", (int)o.activation);
         return NULL;
     }
     if (o.name && (!*o.name || strlen(o.name) >= sizeof(((nb_layer *)0)->name))) {
-        nb__error("nb_dense: a layer name needs 1 to %zu characters",
-                  sizeof(((nb_layer *)0)->name) - 1);
+        nb_set_error("nb_dense: a layer name needs 1 to %zu characters",
+                     sizeof(((nb_layer *)0)->name) - 1);
         return NULL;
     }
-    nb_layer *l = nb__alloc(sizeof *l);
+    nb_layer *l = nb_mem_alloc(sizeof *l);
     if (!l)
         return NULL;
     memset(l, 0, sizeof *l);
@@ -45,7 +60,7 @@ void nb_layer_free(nb_layer *l)
         return;
     nb_free(l->kernel);
     nb_free(l->bias);
-    nb__free(l);
+    nb_mem_free(l);
 }
 
 /* ---- the model ---- */
@@ -55,12 +70,12 @@ static int model_grow(nb_model *m)
     if (m->n < m->cap)
         return 0;
     int cap = m->cap ? 2 * m->cap : 8;
-    nb_layer **v = nb__alloc((size_t)cap * sizeof *v);
+    nb_layer **v = nb_mem_alloc((size_t)cap * sizeof *v);
     if (!v)
         return -1;
     if (m->n)
         memcpy(v, m->layers, (size_t)m->n * sizeof *v);
-    nb__free(m->layers);
+    nb_mem_free(m->layers);
     m->layers = v;
     m->cap = cap;
     return 0;
@@ -70,21 +85,21 @@ int nb_model_add(nb_model *m, nb_layer *l)
 {
     if (!m || !l) {
         nb_layer_free(l);
-        if (!nb__has_error() || m)
-            nb__error("nb_model_add: %s is NULL", m ? "layer" : "model");
+        if (!nn_has_error() || m)
+            nb_set_error("nb_model_add: %s is NULL", m ? "layer" : "model");
         return -1;
     }
     if (m->built) {
         nb_layer_free(l);
-        return nb__error("nb_model_add: the model is already built; add layers before "
-                         "nb_build/nb_compile");
+        return nb_set_error("nb_model_add: the model is already built; add layers before "
+                            "nb_build/nb_compile");
     }
     if (m->n > 0 && l->opts.input) {
         int64_t prev = m->layers[m->n - 1]->opts.units;
         if (l->opts.input != prev) {
-            nb__error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
-                      "%lld",
-                      m->n + 1, (long long)l->opts.input, (long long)prev);
+            nb_set_error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
+                         "%lld",
+                         m->n + 1, (long long)l->opts.input, (long long)prev);
             nb_layer_free(l);
             return -1;
         }
@@ -97,7 +112,7 @@ int nb_model_add(nb_model *m, nb_layer *l)
         snprintf(l->name, sizeof l->name, "dense_%d", ++m->dense_count);
     for (int i = 0; i < m->n; i++)
         if (strcmp(m->layers[i]->name, l->name) == 0) {
-            nb__error("nb_model_add: a layer named '%s' is already in the model", l->name);
+            nb_set_error("nb_model_add: a layer named '%s' is already in the model", l->name);
             nb_layer_free(l);
             return -1;
         }
@@ -107,7 +122,7 @@ int nb_model_add(nb_model *m, nb_layer *l)
 
 nb_model *nb_sequential_(int n, nb_layer *const layers[])
 {
-    nb_model *m = nb__alloc(sizeof *m);
+    nb_model *m = nb_mem_alloc(sizeof *m);
     bool bad = !m || n < 0 || (n > 0 && !layers);
     for (int i = 0; !bad && i < n; i++)
         bad = !layers[i];
@@ -116,9 +131,9 @@ nb_model *nb_sequential_(int n, nb_layer *const layers[])
         for (int i = 0; layers && i < n; i++)
             nb_layer_free(layers[i]);
         if (m) {
-            nb__free(m);
-            if (!nb__has_error())
-                nb__error("nb_sequential: a layer is NULL");
+            nb_mem_free(m);
+            if (!nn_has_error())
+                nb_set_error("nb_sequential: a layer is NULL");
         }
         return NULL;
     }
@@ -135,7 +150,7 @@ nb_model *nb_sequential_(int n, nb_layer *const layers[])
 
 static void free_history(nb_model *m)
 {
-    nb__free(m->hist.loss);
+    nb_mem_free(m->hist.loss);
     memset(&m->hist, 0, sizeof m->hist);
 }
 
@@ -145,44 +160,45 @@ void nb_model_free(nb_model *m)
         return;
     for (int i = 0; i < m->n; i++)
         nb_layer_free(m->layers[i]);
-    nb__free(m->layers);
-    nb__free(m->params);
+    nb_mem_free(m->layers);
+    nb_mem_free(m->params);
     nb_optimizer_free(m->opt);
     free_history(m);
-    nb__free(m);
+    nb_mem_free(m);
 }
 
 /* Glorot uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)). */
 static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
 {
-    nb_tensor *w = nb__new_heap_tensor("nb_build", NB_F32, 2, (const int64_t[]){in, out});
+    nb_tensor *w = nn_zeros("nb_build", NB_F32, NB_SHAPE(in, out));
     if (!w)
         return NULL;
     double limit = sqrt(6.0 / (double)(in + out));
-    float *d = nb__ptr(w);
-    for (int64_t i = 0; i < w->numel; i++)
+    float *d = nb_data(w); /* a fresh heap tensor: contiguous */
+    for (int64_t i = 0; i < nb_numel(w); i++)
         d[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * limit);
+    nb_bump_version(w);
     return w;
 }
 
 int nb_build(nb_model *m, int64_t features, uint64_t seed)
 {
     if (!m)
-        return nb__null_model("nb_build");
+        return nn_null_model("nb_build");
     if (m->n == 0)
-        return nb__error("nb_build: the model has no layers");
+        return nb_set_error("nb_build: the model has no layers");
     if (m->built)
-        return nb__error("nb_build: the model is already built");
+        return nb_set_error("nb_build: the model is already built");
     if (features < 1)
-        return nb__error("nb_build: features must be at least 1, got %lld", (long long)features);
+        return nb_set_error("nb_build: features must be at least 1, got %lld", (long long)features);
     if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
-        return nb__error("nb_build: the first layer declares %lld inputs, got %lld",
-                         (long long)m->layers[0]->opts.input, (long long)features);
+        return nb_set_error("nb_build: the first layer declares %lld inputs, got %lld",
+                            (long long)m->layers[0]->opts.input, (long long)features);
     nb_rng rng = nb_rng_new(seed);
     int np = 0;
     for (int i = 0; i < m->n; i++)
         np += m->layers[i]->opts.no_bias ? 1 : 2;
-    m->params = nb__alloc((size_t)np * sizeof *m->params);
+    m->params = nb_mem_alloc((size_t)np * sizeof *m->params);
     if (!m->params)
         return -1;
     int64_t in = features;
@@ -197,7 +213,7 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
             return -1;
         m->params[m->nparams++] = l->kernel;
         if (!l->opts.no_bias) {
-            l->bias = nb_zeros(NB_F32, NB_SHAPE(l->opts.units));
+            l->bias = nn_zeros("nb_build", NB_F32, NB_SHAPE(l->opts.units));
             snprintf(name, sizeof name, "%s.bias", l->name);
             if (!l->bias || !nb_set_name(nb_param(l->bias), name))
                 return -1;
@@ -214,22 +230,23 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
 {
     if (!m)
-        return nb__error("nb_model_set_dtype: model is NULL");
-    if (!nb__dtype_ok(dtype))
-        return nb__error("nb_model_set_dtype: unknown dtype %d", (int)dtype);
+        return nb_set_error("nb_model_set_dtype: model is NULL");
+    if (nb_dtype_size(dtype) == 0)
+        return nb_set_error("nb_model_set_dtype: unknown dtype %d", (int)dtype);
     if (!m->built)
-        return nb__error("nb_model_set_dtype: the model is not built");
+        return nb_set_error("nb_model_set_dtype: the model is not built");
     if (m->opt && nb_optimizer_steps(m->opt) > 0)
-        return nb__error("nb_model_set_dtype: the optimizer has already taken steps");
+        return nb_set_error("nb_model_set_dtype: the optimizer has already taken steps");
     for (int i = 0; i < m->nparams; i++) {
         nb_tensor *p = m->params[i];
-        nb_tensor *c = nb__new_heap_tensor("nb_build", dtype, p->ndim, p->shape);
-        if (!c || !nb_set_name(nb_param(c), p->name)) {
+        nb_tensor *c = nn_zeros("nb_model_set_dtype", dtype, nb_ndim(p), nb_shape(p));
+        if (!c || !nb_set_name(nb_param(c), nb_name(p))) {
             nb_free(c);
             return -1;
         }
-        for (int64_t k = 0; k < p->numel; k++)
-            nb__put(c, k, nb__get(p, k));
+        for (int64_t k = 0; k < nb_numel(p); k++)
+            nn_put(c, k, nb_get_flat(p, k));
+        nb_bump_version(c);
         for (int l = 0; l < m->n; l++) {
             if (m->layers[l]->kernel == p)
                 m->layers[l]->kernel = c;
@@ -247,21 +264,21 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 {
     if (!m || !opt) {
         nb_optimizer_free(opt);
-        if (!nb__has_error() || m)
-            nb__error("nb_compile: %s is NULL", m ? "optimizer" : "model");
+        if (!nn_has_error() || m)
+            nb_set_error("nb_compile: %s is NULL", m ? "optimizer" : "model");
         return -1;
     }
     if (loss < NB_MEAN_SQUARED_ERROR || loss > NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         nb_optimizer_free(opt);
-        return nb__error("nb_compile: unknown loss %d", (int)loss);
+        return nb_set_error("nb_compile: unknown loss %d", (int)loss);
     }
     if (metric != NB_NO_METRIC && metric != NB_ACCURACY) {
         nb_optimizer_free(opt);
-        return nb__error("nb_compile: unknown metric %d", (int)metric);
+        return nb_set_error("nb_compile: unknown metric %d", (int)metric);
     }
     if (m->n == 0) {
         nb_optimizer_free(opt);
-        return nb__error("nb_compile: the model has no layers");
+        return nb_set_error("nb_compile: the model has no layers");
     }
     nb_optimizer_free(m->opt);
     m->opt = opt;
@@ -278,14 +295,14 @@ int64_t nb_count_params(const nb_model *m)
     int64_t n = 0;
     if (m)
         for (int i = 0; i < m->nparams; i++)
-            n += m->params[i]->numel;
+            n += nb_numel(m->params[i]);
     return n;
 }
 
 int nb_model_params(const nb_model *m, nb_tensor *const **params)
 {
     if (!m || !params)
-        return nb__error("nb_model_params: %s is NULL", m ? "params" : "model");
+        return nb_set_error("nb_model_params: %s is NULL", m ? "params" : "model");
     *params = m->params;
     return m->nparams;
 }
@@ -296,25 +313,25 @@ nb_optimizer *nb_model_optimizer(const nb_model *m) { return m ? m->opt : NULL; 
 
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     if (!m) {
-        nb__null_model("nb_model_forward");
+        nn_null_model("nb_model_forward");
         return NULL;
     }
     if (!x) {
-        if (!nb__has_error())
-            nb__error("nb_model_forward: x is NULL");
+        if (!nn_has_error())
+            nb_set_error("nb_model_forward: x is NULL");
         return NULL;
     }
     if (!m->built) {
-        nb__error("nb_model_forward: the model is not built (give the first layer .input, "
-                  "or call nb_build)");
+        nb_set_error("nb_model_forward: the model is not built (give the first layer .input, "
+                     "or call nb_build)");
         return NULL;
     }
-    if (x->ndim != 2 || x->shape[1] != m->in_features || x->dtype != m->dtype) {
-        nb__error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
-                  nb_dtype_name(x->dtype), nb_shape_str(x, b), nb_dtype_name(m->dtype),
-                  (long long)m->in_features);
+    if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
+        nb_set_error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
+                     nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
+                     nb_dtype_name(m->dtype), (long long)m->in_features);
         return NULL;
     }
     nb_tensor *h = x, *z = NULL;
@@ -328,43 +345,46 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
         h = nb_activate(z, l->opts.activation);
         nb_scope_pop();
     }
+    /* Remembered with the graph and its generation: see compiled_loss. */
     m->last_out = h;
     m->last_logits = z;
+    m->last_graph = h ? nb_graph_current() : NULL;
+    m->last_generation = nb_graph_generation(m->last_graph);
     return h;
 }
 
 /* Checks y against the model's output and loss; -1 with an error naming fn. */
-int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn)
+int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn)
 {
-    char b[96];
+    char b[NB_SHAPE_STR_LEN];
     int64_t out = m->layers[m->n - 1]->opts.units;
     if (!y)
-        return nb__error("%s: y is NULL", fn);
-    if (y->dtype != m->dtype)
-        return nb__error("%s: y is %s; the model is %s", fn, nb_dtype_name(y->dtype),
-                         nb_dtype_name(m->dtype));
+        return nb_set_error("%s: y is NULL", fn);
+    if (nb_dtype_of(y) != m->dtype)
+        return nb_set_error("%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
+                            nb_dtype_name(m->dtype));
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
-        if (y->ndim != 1 || y->shape[0] != rows)
-            return nb__error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
-                             nb_shape_str(y, b));
+        if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
+            return nb_set_error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
+                                nb_shape_str(y, b));
         for (int64_t i = 0; i < rows; i++) {
-            double v = nb__get(y, i);
+            double v = nb_get_flat(y, i);
             if (!(v >= 0 && v < (double)out && v == floor(v)))
-                return nb__error("%s: label %g at row %lld is not a class in [0, %lld)", fn, v,
-                                 (long long)i, (long long)out);
+                return nb_set_error("%s: label %g at row %lld is not a class in [0, %lld)", fn, v,
+                                    (long long)i, (long long)out);
         }
         return 0;
     }
-    if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != out)
-        return nb__error("%s: y is %s; the model's output is (%lld,%lld)", fn,
-                         nb_shape_str(y, b), (long long)rows, (long long)out);
+    if (nb_ndim(y) != 2 || nb_dim(y, 0) != rows || nb_dim(y, 1) != out)
+        return nb_set_error("%s: y is %s; the model's output is (%lld,%lld)", fn,
+                            nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
-        for (int64_t i = 0; i < y->numel; i++) {
-            double v = nb__get(y, i);
+        for (int64_t i = 0; i < nb_numel(y); i++) {
+            double v = nb_get_flat(y, i);
             if (!(v >= 0 && v <= 1))
-                return nb__error("%s: categorical targets must be in [0, 1]; y has %g at row "
-                                 "%lld (one-hot encode labels, or use the sparse loss)",
-                                 fn, v, (long long)(i / out));
+                return nb_set_error("%s: categorical targets must be in [0, 1]; y has %g at row "
+                                    "%lld (one-hot encode labels, or use the sparse loss)",
+                                    fn, v, (long long)(i / out));
         }
     }
     return 0;
@@ -375,16 +395,16 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
     if (!m) {
-        nb__null_model("nb_model_loss");
+        nn_null_model("nb_model_loss");
         return NULL;
     }
     if (!output || !y) {
-        if (!nb__has_error())
-            nb__error("nb_model_loss: %s is NULL", output ? "y" : "output");
+        if (!nn_has_error())
+            nb_set_error("nb_model_loss: %s is NULL", output ? "y" : "output");
         return NULL;
     }
     if (!m->compiled) {
-        nb__error("nb_model_loss: the model is not compiled (call nb_compile)");
+        nb_set_error("nb_model_loss: the model is not compiled (call nb_compile)");
         return NULL;
     }
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
@@ -399,7 +419,14 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
     nb_activation last = m->layers[m->n - 1]->opts.activation;
-    nb_tensor *logits = output == m->last_out ? m->last_logits : NULL;
+    /* The logits are those of the last forward only if output is that
+     * forward's result: the same tensor, in the graph that is current, which
+     * has not been reset since (a reset or a new graph may put another
+     * tensor at the same address). Otherwise the loss is taken from the
+     * output itself, which is right, only less robust for softmax. */
+    nb_graph *g = nb_graph_current();
+    bool fresh = g && g == m->last_graph && nb_graph_generation(g) == m->last_generation;
+    nb_tensor *logits = fresh && output == m->last_out ? m->last_logits : NULL;
     switch (m->loss) {
     case NB_MEAN_SQUARED_ERROR:
         return nb_mse(output, y);
@@ -420,12 +447,12 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
         return logits && last == NB_SOFTMAX ? nb_sparse_categorical_crossentropy_logits(logits, y)
                                             : nb_sparse_categorical_crossentropy(output, y);
     }
-    nb__error("nb_model_loss: unknown loss %d", (int)m->loss);
+    nb_set_error("nb_model_loss: unknown loss %d", (int)m->loss);
     return NULL;
 }
 
 /* The metric of a batch as a fraction, or NAN without a metric. */
-double nb__batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y)
+double nn_batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y)
 {
     if (m->metric != NB_ACCURACY)
         return NAN;
@@ -465,9 +492,9 @@ static const char *human_bytes(double bytes, char *buf)
 int nb_summary(const nb_model *m, FILE *f)
 {
     if (!m)
-        return nb__null_model("nb_summary");
+        return nn_null_model("nb_summary");
     if (!f)
-        return nb__error("nb_summary: FILE is NULL");
+        return nb_set_error("nb_summary: FILE is NULL");
     static const char line[] =
         "_________________________________________________________________\n";
     static const char dline[] =
@@ -480,18 +507,18 @@ int nb_summary(const nb_model *m, FILE *f)
         char name[64], shape[40];
         snprintf(name, sizeof name, "%s (Dense)", l->name);
         snprintf(shape, sizeof shape, "(None, %lld)", (long long)l->opts.units);
-        int64_t params = l->kernel ? l->kernel->numel + (l->bias ? l->bias->numel : 0) : -1;
+        int64_t params = l->kernel ? nb_numel(l->kernel) + (l->bias ? nb_numel(l->bias) : 0) : -1;
         fprintf(f, " %-28s%-26s%s\n", name, shape,
                 params < 0 ? "0 (unbuilt)" : with_commas(params, c1));
         if (i < m->n - 1)
             fputc('\n', f);
     }
     int64_t total = nb_count_params(m);
-    double bytes = (double)nb__dtype_size(m->built ? m->dtype : NB_F32) * (double)total;
+    double bytes = (double)nb_dtype_size(m->built ? m->dtype : NB_F32) * (double)total;
     fprintf(f, "%sTotal params: %s (%s)\n", dline, with_commas(total, c1), human_bytes(bytes, c2));
     fprintf(f, "Trainable params: %s (%s)\n", with_commas(total, c1), human_bytes(bytes, c3));
     fprintf(f, "Non-trainable params: 0 (0.00 B)\n%s", line);
-    return ferror(f) ? nb__error("nb_summary: write failed") : 0;
+    return ferror(f) ? nb_set_error("nb_summary: write failed") : 0;
 }
 
 /* ---- weights ---- */
@@ -499,22 +526,22 @@ int nb_summary(const nb_model *m, FILE *f)
 int nb_save_weights(const nb_model *m, const char *path)
 {
     if (!m)
-        return nb__null_model("nb_save_weights");
+        return nn_null_model("nb_save_weights");
     if (!path)
-        return nb__error("nb_save_weights: path is NULL");
+        return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
-        return nb__error("nb_save_weights: the model is not built");
+        return nb_set_error("nb_save_weights: the model is not built");
     return nb_save_safetensors(path, m->nparams, m->params);
 }
 
 int nb_load_weights(nb_model *m, const char *path)
 {
     if (!m)
-        return nb__null_model("nb_load_weights");
+        return nn_null_model("nb_load_weights");
     if (!path)
-        return nb__error("nb_load_weights: path is NULL");
+        return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
-        return nb__error("nb_load_weights: the model is not built (build it with the same "
-                         "layers first)");
+        return nb_set_error("nb_load_weights: the model is not built (build it with the same "
+                            "layers first)");
     return nb_load_safetensors(path, m->nparams, m->params);
 }

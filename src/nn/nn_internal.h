@@ -1,13 +1,24 @@
-/* Model internals shared by src/nn/model.c and src/nn/fit.c. */
+/* Model internals shared by the files of src/nn/. Like the rest of nn/,
+ * this is written on the public API only (nabla/nabla.h): no engine
+ * internals, no tensor fields. Not installed. */
 #ifndef NABLA_NN_INTERNAL_H
 #define NABLA_NN_INTERNAL_H
 
-#include "internal.h"
+#include "nabla/nabla.h"
+
+#include <string.h>
+
+/* Symbols shared between nn's files but not part of the library's API. */
+#if defined(__GNUC__)
+#define NN_PRIVATE __attribute__((visibility("hidden")))
+#else
+#define NN_PRIVATE
+#endif
 
 struct nb_layer {
     char name[32];
     nb_dense_opts opts;
-    int64_t in;              /* input features, once built */
+    int64_t in;               /* input features, once built */
     nb_tensor *kernel, *bias; /* heap parameters, once built */
 };
 
@@ -16,33 +27,71 @@ struct nb_model {
     int n, cap, dense_count;
     bool built, compiled;
     int64_t in_features;
-    nb_dtype dtype; /* of the parameters, and so of x and y */
+    nb_dtype dtype;     /* of the parameters, and so of x and y */
     nb_tensor **params; /* kernel, bias per layer */
     int nparams;
     nb_optimizer *opt;
     nb_loss loss;
     nb_metric metric;
     nb_history hist;
-    /* The last forward's output and pre-activation (graph tensors), so the
-     * loss of a softmax output can be taken from its logits. */
+    /* The last forward's output and pre-activation (graph tensors), so that
+     * the loss of a softmax output can be taken from its logits. They are
+     * only used while the graph they were made in is current and still has
+     * the generation it had then (nb_graph_generation): after a reset or a
+     * free, a new tensor may sit at the same address. */
     nb_tensor *last_out, *last_logits;
+    const nb_graph *last_graph;
+    uint64_t last_generation;
 };
+
+/* True when an error is pending (a NULL argument then keeps the first one). */
+static inline bool nn_has_error(void) { return nb_last_error() != NULL; }
 
 /* A NULL model: keep a pending error (the call that failed to make the
  * model), or say that the model is NULL. Returns -1. */
-static inline int nb__null_model(const char *fn)
+static inline int nn_null_model(const char *fn)
 {
-    return nb__has_error() ? -1 : nb__error("%s: model is NULL", fn);
+    return nn_has_error() ? -1 : nb_set_error("%s: model is NULL", fn);
+}
+
+/* Two shapes equal. */
+static inline bool nn_same_shape(const nb_tensor *a, const nb_tensor *b)
+{
+    int n = nb_ndim(a);
+    return n == nb_ndim(b) && memcmp(nb_shape(a), nb_shape(b), (size_t)n * sizeof(int64_t)) == 0;
+}
+
+/* A zero-filled heap tensor (nb_zeros) whose error, if any, names fn, the
+ * function the user called: "nb_predict: out of memory for ...". */
+NN_PRIVATE nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape);
+
+/* Stores v as element i of a contiguous heap tensor (the caller bumps the
+ * version when done writing). */
+static inline void nn_put(nb_tensor *t, int64_t i, double v)
+{
+    if (nb_dtype_of(t) == NB_F64)
+        ((double *)nb_data(t))[i] = v;
+    else
+        ((float *)nb_data(t))[i] = (float)v;
 }
 
 /* Input checks shared by losses and metrics (src/nn/losses.c): NULLs, graph,
  * dtypes, and equal shapes (pred and target) or labels matching pred without
  * its class axis, all in range. -1 with an error naming fn. */
-int nb__loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const char *tn,
-                    const nb_tensor *t, bool class_axis);
-int nb__loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb_tensor *labels);
+typedef enum {
+    NN_ELEMENTWISE, /* any shape */
+    NN_CLASSES,     /* the last axis holds the classes: at least 1-D */
+} nn_loss_kind;
+NN_PRIVATE int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p,
+                              const char *tn, const nb_tensor *t, nn_loss_kind kind);
+NN_PRIVATE int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p,
+                              const nb_tensor *labels);
 
-int nb__check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn);
-double nb__batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y);
+/* y against the model's output and loss (src/nn/model.c); -1 with an error
+ * naming fn. */
+NN_PRIVATE int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows,
+                                const char *fn);
+/* The metric of a batch as a fraction, or NAN without a metric. */
+NN_PRIVATE double nn_batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y);
 
 #endif

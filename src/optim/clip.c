@@ -9,7 +9,7 @@
  * temporaries, or a short-lived graph of their own when there is none
  * (which allocates; with a current graph they allocate nothing once its
  * arena is warm). Parameters without a gradient are skipped. */
-#include "internal.h"
+#include "nabla/nabla.h"
 
 #include <math.h>
 
@@ -17,13 +17,13 @@
 static int check_list(const char *fn, int n, nb_tensor *const params[])
 {
     if (n < 0 || (n > 0 && !params))
-        return nb__error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
+        return nb_set_error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
     for (int i = 0; i < n; i++) {
         if (!params[i])
-            return nb__error("%s: params[%d] is NULL", fn, i);
+            return nb_set_error("%s: params[%d] is NULL", fn, i);
         for (int j = 0; j < i; j++)
             if (params[j] == params[i])
-                return nb__error("%s: params[%d] and params[%d] are the same tensor", fn, j, i);
+                return nb_set_error("%s: params[%d] and params[%d] are the same tensor", fn, j, i);
     }
     return 0;
 }
@@ -32,7 +32,7 @@ static int check_list(const char *fn, int n, nb_tensor *const params[])
 static int enter(nb_graph **own)
 {
     *own = NULL;
-    if (nb__graph())
+    if (nb_graph_current())
         return 0;
     *own = nb_graph_new();
     return *own ? 0 : -1;
@@ -44,7 +44,7 @@ double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm)
     if (check_list(fn, n, params) < 0)
         return -1;
     if (!(max_norm > 0 && isfinite(max_norm))) {
-        nb__error("%s: max_norm must be a positive number, got %g", fn, max_norm);
+        nb_set_error("%s: max_norm must be a positive number, got %g", fn, max_norm);
         return -1;
     }
     nb_graph *own;
@@ -53,7 +53,7 @@ double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm)
     bool prev = nb_set_grad_enabled(false);
     double sumsq = 0, norm = -1;
     for (int i = 0; i < n; i++) {
-        nb_tensor *g = params[i]->grad;
+        nb_tensor *g = nb_grad_of(params[i]);
         if (!g)
             continue;
         nb_tensor *s = nb_sum(nb_square(g));
@@ -65,7 +65,7 @@ double nb_clip_grad_norm(int n, nb_tensor *const params[], double max_norm)
     if (sqrt(sumsq) > max_norm && isfinite(sumsq)) {
         double scale = max_norm / sqrt(sumsq);
         for (int i = 0; i < n; i++) {
-            nb_tensor *g = params[i]->grad;
+            nb_tensor *g = nb_grad_of(params[i]);
             if (g && nb_assign(g, nb_mul(g, nb_scalar_like(g, scale))) < 0)
                 goto done;
         }
@@ -83,14 +83,14 @@ int nb_clip_grad_value(int n, nb_tensor *const params[], double v)
     if (check_list(fn, n, params) < 0)
         return -1;
     if (!(v > 0 && isfinite(v)))
-        return nb__error("%s: the bound must be a positive number, got %g", fn, v);
+        return nb_set_error("%s: the bound must be a positive number, got %g", fn, v);
     nb_graph *own;
     if (enter(&own) < 0)
         return -1;
     bool prev = nb_set_grad_enabled(false);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        nb_tensor *g = params[i]->grad;
+        nb_tensor *g = nb_grad_of(params[i]);
         if (g)
             rc = nb_assign(g, nb_clamp(g, -v, v));
     }

@@ -22,10 +22,15 @@
  * parameter that has a gradient (Keras's global_clipnorm; Keras's clipnorm is
  * per variable).
  *
- * State tensors (heap, in each parameter's dtype and shape) are made for the
- * whole parameter list on the first step; after that a step allocates
- * nothing outside the graph's arena. */
-#include "internal.h"
+ * State tensors (heap, in each parameter's dtype and shape) and the array of
+ * processed gradients are made for the whole parameter list on the first
+ * step; after that a step allocates nothing outside the graph's arena (the
+ * temporaries of its ops).
+ *
+ * Written on the public API only (nabla/nabla.h), like nn/. */
+#include "nabla/nabla.h"
+
+#include <string.h>
 
 #include <math.h>
 
@@ -62,12 +67,21 @@ static const kind_info ADAGRAD_INFO = {ADAGRAD, "adagrad", "nb_adagrad", 1e-3, 0
 
 struct nb_optimizer {
     const kind_info *kind;
-    nb_optim_opts o; /* defaults filled in */
-    int64_t t;       /* steps taken */
-    int n;           /* parameters, fixed by the first step; -1 before it */
-    nb_tensor **params; /* copies of the first step's pointers */
+    nb_optim_opts o;      /* defaults filled in, NB_ZERO made a plain 0 */
+    double beta1, beta2;  /* o.betas, resolved */
+    int64_t t;            /* steps taken */
+    int n;                /* parameters, fixed by the first step; -1 before it */
+    nb_tensor **params;   /* copies of the first step's pointers */
     nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
+    nb_tensor **gs;       /* per step: the processed gradients (graph tensors) */
 };
+
+/* A field the caller wrote: anything but a plain 0 (NB_ZERO is -0.0). */
+static bool given(double v) { return v != 0 || signbit(v); }
+/* NB_ZERO: an explicit zero. */
+static bool explicit_zero(double v) { return v == 0 && signbit(v); }
+/* The value of an option: def where it was left 0, 0 for NB_ZERO. */
+static double pick(double v, double def) { return given(v) ? v + 0.0 : def; }
 
 /* ---- schedules ---- */
 
@@ -76,30 +90,30 @@ static int check_schedule(const char *fn, nb_schedule s)
     switch (s.kind) {
     case NB_CONSTANT:
         if (s.steps != 0 || s.rate != 0)
-            return nb__error("%s: schedule.steps/rate are set but schedule.kind is "
-                             "NB_CONSTANT (pick NB_STEP_DECAY, NB_EXPONENTIAL_DECAY "
-                             "or NB_COSINE_DECAY)", fn);
+            return nb_set_error("%s: schedule.steps/rate are set but schedule.kind is "
+                                "NB_CONSTANT (pick NB_STEP_DECAY, NB_EXPONENTIAL_DECAY "
+                                "or NB_COSINE_DECAY)", fn);
         return 0;
     case NB_STEP_DECAY:
     case NB_EXPONENTIAL_DECAY:
     case NB_COSINE_DECAY:
         break;
     default:
-        return nb__error("%s: unknown schedule kind %d", fn, (int)s.kind);
+        return nb_set_error("%s: unknown schedule kind %d", fn, (int)s.kind);
     }
     const char *what = s.kind == NB_STEP_DECAY          ? "step decay"
                        : s.kind == NB_EXPONENTIAL_DECAY ? "exponential decay"
                                                         : "cosine decay";
     if (s.steps <= 0)
-        return nb__error("%s: %s needs schedule.steps > 0, got %lld", fn, what,
-                         (long long)s.steps);
+        return nb_set_error("%s: %s needs schedule.steps > 0, got %lld", fn, what,
+                            (long long)s.steps);
     if (s.kind == NB_COSINE_DECAY) {
         if (!(s.rate >= 0 && s.rate <= 1))
-            return nb__error("%s: cosine decay needs schedule.rate (alpha, the final "
-                             "fraction of lr) in [0, 1], got %g", fn, s.rate);
+            return nb_set_error("%s: cosine decay needs schedule.rate (alpha, the final "
+                                "fraction of lr) in [0, 1], got %g", fn, s.rate);
     } else if (!(s.rate > 0 && isfinite(s.rate))) {
-        return nb__error("%s: %s needs a positive schedule.rate (%s), got %g", fn, what,
-                         s.kind == NB_STEP_DECAY ? "gamma" : "decay_rate", s.rate);
+        return nb_set_error("%s: %s needs a positive schedule.rate (%s), got %g", fn, what,
+                            s.kind == NB_STEP_DECAY ? "gamma" : "decay_rate", s.rate);
     }
     return 0;
 }
@@ -125,11 +139,11 @@ double nb_schedule_lr(nb_schedule s, double lr, int64_t t)
     if (check_schedule("nb_schedule_lr", s) < 0)
         return NAN;
     if (!isfinite(lr)) {
-        nb__error("nb_schedule_lr: lr must be a finite number, got %g", lr);
+        nb_set_error("nb_schedule_lr: lr must be a finite number, got %g", lr);
         return NAN;
     }
     if (t < 0) {
-        nb__error("nb_schedule_lr: step must be >= 0, got %lld", (long long)t);
+        nb_set_error("nb_schedule_lr: step must be >= 0, got %lld", (long long)t);
         return NAN;
     }
     return schedule_lr(s, lr, t);
@@ -141,12 +155,12 @@ double nb_schedule_lr(nb_schedule s, double lr, int64_t t)
 static int check_value(const char *fn, const char *field, double v, bool below_one)
 {
     if (!isfinite(v))
-        return nb__error("%s: %s must be a finite number, got %g", fn, field, v);
+        return nb_set_error("%s: %s must be a finite number, got %g", fn, field, v);
     if (v < 0)
-        return nb__error("%s: %s must be %s, got %g", fn, field,
-                         below_one ? "in [0, 1)" : "positive", v);
+        return nb_set_error("%s: %s must be %s, got %g", fn, field,
+                            below_one ? "in [0, 1)" : "positive", v);
     if (below_one && v >= 1)
-        return nb__error("%s: %s must be in [0, 1), got %g", fn, field, v);
+        return nb_set_error("%s: %s must be in [0, 1), got %g", fn, field, v);
     return 0;
 }
 
@@ -158,26 +172,49 @@ static int check_unused(const kind_info *k, const nb_optim_opts *o)
     } opts[] = {
         {USES_MOMENTUM, "momentum", "nb_sgd and nb_rmsprop"},
         {USES_NESTEROV, "nesterov", "nb_sgd"},
-        {USES_BETAS, "beta1/beta2", "nb_adam and nb_adamw"},
+        {USES_BETAS, "betas", "nb_adam and nb_adamw"},
         {USES_RHO, "rho", "nb_rmsprop"},
         {USES_INITIAL_ACC, "initial_accumulator", "nb_adagrad"},
     };
-    const bool set[] = {o->momentum != 0, o->nesterov, o->beta1 != 0 || o->beta2 != 0,
-                        o->rho != 0, o->initial_accumulator != 0};
+    const bool set[] = {given(o->momentum), o->nesterov,
+                        given(o->betas[0]) || given(o->betas[1]), given(o->rho),
+                        given(o->initial_accumulator)};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (set[i] && !(k->uses & opts[i].bit))
-            return nb__error("%s: %s is not an option of %s (only %s take it)", k->fn,
-                             opts[i].field, k->name, opts[i].who);
+            return nb_set_error("%s: %s is not an option of %s (only %s take it)", k->fn,
+                                opts[i].field, k->name, opts[i].who);
+    return 0;
+}
+
+/* Adam's betas: {0, 0} (unset) is the default {0.9, 0.999}; otherwise both
+ * as given, except that a plain 0 for beta2 beside a beta1 is refused as the
+ * likely remains of `.betas = {0.5}` (a real 0 is NB_ZERO). */
+static int resolve_betas(const char *fn, const double b[2], double *b1, double *b2)
+{
+    if (!given(b[0]) && !given(b[1])) {
+        *b1 = 0.9;
+        *b2 = 0.999;
+        return 0;
+    }
+    if (check_value(fn, "betas[0] (beta1)", b[0], true) < 0 ||
+        check_value(fn, "betas[1] (beta2)", b[1], true) < 0)
+        return -1;
+    if (!given(b[1]))
+        return nb_set_error("%s: betas = {%g, 0} sets beta1 but leaves beta2 at 0; give both, "
+                            "as in .betas = {%g, 0.999} (NB_ZERO for a real beta2 of 0)",
+                            fn, b[0], b[0]);
+    *b1 = b[0] + 0.0;
+    *b2 = b[1] + 0.0;
     return 0;
 }
 
 static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
 {
     const char *fn = k->fn;
+    double b1 = 0, b2 = 0;
     if (check_unused(k, &o) < 0 || check_value(fn, "lr", o.lr, false) < 0 ||
         check_value(fn, "momentum", o.momentum, true) < 0 ||
-        check_value(fn, "beta1", o.beta1, true) < 0 ||
-        check_value(fn, "beta2", o.beta2, true) < 0 ||
+        ((k->uses & USES_BETAS) && resolve_betas(fn, o.betas, &b1, &b2) < 0) ||
         check_value(fn, "rho", o.rho, true) < 0 || check_value(fn, "eps", o.eps, false) < 0 ||
         check_value(fn, "weight_decay", o.weight_decay, false) < 0 ||
         check_value(fn, "initial_accumulator", o.initial_accumulator, false) < 0 ||
@@ -185,27 +222,29 @@ static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
         check_value(fn, "clipvalue", o.clipvalue, false) < 0 ||
         check_schedule(fn, o.schedule) < 0)
         return NULL;
-    /* Zero means "the default". */
-    if (o.lr == 0)
-        o.lr = k->lr;
-    if (o.beta1 == 0)
-        o.beta1 = 0.9;
-    if (o.beta2 == 0)
-        o.beta2 = 0.999;
-    if (o.rho == 0)
-        o.rho = 0.9;
-    if (o.eps == 0)
-        o.eps = 1e-7;
-    if (o.weight_decay == 0)
-        o.weight_decay = k->weight_decay;
-    if (o.initial_accumulator == 0)
-        o.initial_accumulator = 0.1;
-    nb_optimizer *opt = nb__alloc(sizeof *opt);
+    /* A rate or an eps of exactly 0 is never what anyone means. */
+    if (explicit_zero(o.lr) || explicit_zero(o.eps)) {
+        nb_set_error("%s: %s must be > 0 (leave it 0 for the default), got NB_ZERO", fn,
+                     explicit_zero(o.lr) ? "lr" : "eps");
+        return NULL;
+    }
+    /* A field left 0 takes its default; NB_ZERO becomes 0. */
+    o.lr = pick(o.lr, k->lr);
+    o.momentum = pick(o.momentum, 0);
+    o.rho = pick(o.rho, 0.9);
+    o.eps = pick(o.eps, 1e-7);
+    o.weight_decay = pick(o.weight_decay, k->weight_decay);
+    o.initial_accumulator = pick(o.initial_accumulator, 0.1);
+    o.clipnorm = pick(o.clipnorm, 0);
+    o.clipvalue = pick(o.clipvalue, 0);
+    nb_optimizer *opt = nb_mem_alloc(sizeof *opt);
     if (!opt)
         return NULL;
     memset(opt, 0, sizeof *opt);
     opt->kind = k;
     opt->o = o;
+    opt->beta1 = b1;
+    opt->beta2 = b2;
     opt->n = -1;
     return opt;
 }
@@ -223,9 +262,9 @@ static void free_state(nb_optimizer *opt)
             nb_free(opt->s1[i]);
             nb_free(opt->s2[i]);
         }
-        nb__free(opt->params); /* one block holds params, s1 and s2 */
+        nb_mem_free(opt->params); /* one block holds params, s1, s2 and gs */
     }
-    opt->params = opt->s1 = opt->s2 = NULL;
+    opt->params = opt->s1 = opt->s2 = opt->gs = NULL;
     opt->n = -1;
 }
 
@@ -234,13 +273,13 @@ void nb_optimizer_free(nb_optimizer *opt)
     if (!opt)
         return;
     free_state(opt);
-    nb__free(opt);
+    nb_mem_free(opt);
 }
 
 int64_t nb_optimizer_steps(const nb_optimizer *opt)
 {
     if (!opt) {
-        nb__error("nb_optimizer_steps: optimizer is NULL");
+        nb_set_error("nb_optimizer_steps: optimizer is NULL");
         return -1;
     }
     return opt->t;
@@ -249,7 +288,7 @@ int64_t nb_optimizer_steps(const nb_optimizer *opt)
 double nb_optimizer_lr(const nb_optimizer *opt)
 {
     if (!opt) {
-        nb__error("nb_optimizer_lr: optimizer is NULL");
+        nb_set_error("nb_optimizer_lr: optimizer is NULL");
         return NAN;
     }
     return schedule_lr(opt->o.schedule, opt->o.lr, opt->t);
@@ -258,7 +297,7 @@ double nb_optimizer_lr(const nb_optimizer *opt)
 const char *nb_optimizer_name(const nb_optimizer *opt)
 {
     if (!opt) {
-        nb__error("nb_optimizer_name: optimizer is NULL");
+        nb_set_error("nb_optimizer_name: optimizer is NULL");
         return NULL;
     }
     return opt->kind->name;
@@ -266,20 +305,37 @@ const char *nb_optimizer_name(const nb_optimizer *opt)
 
 /* ---- the step ---- */
 
-/* The first step records the list and makes the state. */
+/* A heap state tensor shaped like p, filled with v; an error names the
+ * function the user called. */
+static nb_tensor *state_like(const nb_tensor *p, double v)
+{
+    nb_tensor *s = nb_full(nb_dtype_of(p), nb_ndim(p), nb_shape(p), v);
+    if (!s) {
+        char msg[512], b[NB_SHAPE_STR_LEN];
+        const char *e = nb_last_error();
+        snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
+        nb_set_error("nb_optimizer_step: no memory for the state of a %s %s parameter (%s)",
+                     nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b), msg);
+    }
+    return s;
+}
+
+/* The first step records the list and makes the state, and the array that
+ * holds each step's processed gradients. */
 static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
 {
     if (n == 0) {
         opt->n = 0;
         return 0;
     }
-    nb_tensor **block = nb__alloc(3 * (size_t)n * sizeof *block);
+    nb_tensor **block = nb_mem_alloc(4 * (size_t)n * sizeof *block);
     if (!block)
         return -1;
-    memset(block, 0, 3 * (size_t)n * sizeof *block);
+    memset(block, 0, 4 * (size_t)n * sizeof *block);
     opt->params = block;
     opt->s1 = block + n;
     opt->s2 = block + 2 * n;
+    opt->gs = block + 3 * n;
     opt->n = n;
     const nb_optim_opts *o = &opt->o;
     algo a = opt->kind->algo;
@@ -289,13 +345,12 @@ static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
         /* s1: SGD velocity, Adam m, RMSprop v, Adagrad accumulator;
          * s2: Adam v, RMSprop momentum buffer. */
         if (a != SGD || o->momentum > 0) {
-            opt->s1[i] = a == ADAGRAD ? nb_full(p->dtype, p->ndim, p->shape, o->initial_accumulator)
-                                      : nb_zeros(p->dtype, p->ndim, p->shape);
+            opt->s1[i] = state_like(p, a == ADAGRAD ? o->initial_accumulator : 0.0);
             if (!opt->s1[i])
                 goto fail;
         }
         if (a == ADAM || (a == RMSPROP && o->momentum > 0)) {
-            opt->s2[i] = nb_zeros(p->dtype, p->ndim, p->shape);
+            opt->s2[i] = state_like(p, 0.0);
             if (!opt->s2[i])
                 goto fail;
         }
@@ -311,62 +366,59 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
     const char *fn = "nb_optimizer_step";
     char b[96], c[96];
     if (n < 0 || (n > 0 && !params))
-        return nb__error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
+        return nb_set_error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
     if (opt->n >= 0) {
         if (n != opt->n)
-            return nb__error("%s: the parameter list changed: the first step had %d "
-                             "parameters, this one has %d (an optimizer updates one fixed "
-                             "list; make a new optimizer for other parameters)",
-                             fn, opt->n, n);
+            return nb_set_error("%s: the parameter list changed: the first step had %d "
+                                "parameters, this one has %d (an optimizer updates one fixed "
+                                "list; make a new optimizer for other parameters)",
+                                fn, opt->n, n);
         for (int i = 0; i < n; i++)
             if (params[i] != opt->params[i])
-                return nb__error("%s: the parameter list changed: params[%d] is not the "
-                                 "tensor the first step had there (an optimizer updates "
-                                 "one fixed list; make a new optimizer for other "
-                                 "parameters)", fn, i);
+                return nb_set_error("%s: the parameter list changed: params[%d] is not the "
+                                    "tensor the first step had there (an optimizer updates "
+                                    "one fixed list; make a new optimizer for other "
+                                    "parameters)", fn, i);
     } else {
         for (int i = 0; i < n; i++) {
             nb_tensor *p = params[i];
             if (!p)
-                return nb__error("%s: params[%d] is NULL", fn, i);
-            if (p->lifetime != NB_HEAP)
-                return nb__error("%s: params[%d] %s is an op's result in a graph; "
-                                 "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
-                                 fn, i, nb_shape_str(p, b));
+                return nb_set_error("%s: params[%d] is NULL", fn, i);
+            if (!nb_is_heap(p))
+                return nb_set_error("%s: params[%d] %s is an op's result in a graph; "
+                                    "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
+                                    fn, i, nb_shape_str(p, b));
             for (int j = 0; j < i; j++)
                 if (params[j] == p)
-                    return nb__error("%s: params[%d] and params[%d] are the same tensor",
-                                     fn, j, i);
+                    return nb_set_error("%s: params[%d] and params[%d] are the same tensor",
+                                        fn, j, i);
         }
     }
     for (int i = 0; i < n; i++) {
-        nb_tensor *p = params[i], *g = p->grad;
-        if (g && (g->dtype != p->dtype || !nb__same_shape(g, p)))
-            return nb__error("%s: params[%d] is %s %s but its gradient is %s %s", fn, i,
-                             nb_dtype_name(p->dtype), nb_shape_str(p, b),
-                             nb_dtype_name(g->dtype), nb_shape_str(g, c));
+        nb_tensor *p = params[i], *g = nb_grad_of(p);
+        if (g && (nb_dtype_of(g) != nb_dtype_of(p) || nb_ndim(g) != nb_ndim(p) ||
+                  memcmp(nb_shape(g), nb_shape(p), (size_t)nb_ndim(p) * sizeof(int64_t))))
+            return nb_set_error("%s: params[%d] is %s %s but its gradient is %s %s", fn, i,
+                                nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b),
+                                nb_dtype_name(nb_dtype_of(g)), nb_shape_str(g, c));
     }
     return 0;
 }
 
-/* Runs with recording off. gs[i]: params[i]'s processed gradient or NULL. */
-static int update(nb_optimizer *opt, nb_graph *graph)
+/* Runs with recording off, its temporaries in the current graph. gs[i]:
+ * params[i]'s processed gradient or NULL. */
+static int update(nb_optimizer *opt)
 {
     const nb_optim_opts *o = &opt->o;
     int n = opt->n;
     int64_t t = opt->t + 1;
     double lr = schedule_lr(o->schedule, o->lr, t - 1);
-    nb_tensor **gs = NULL;
-    if (n > 0) {
-        gs = nb__arena_alloc(graph, (size_t)n * sizeof *gs);
-        if (!gs)
-            return -1;
-    }
+    nb_tensor **gs = opt->gs;
 
     /* Gradient processing on temporaries: clipvalue, then global clipnorm. */
     double sumsq = 0;
     for (int i = 0; i < n; i++) {
-        nb_tensor *g = opt->params[i]->grad;
+        nb_tensor *g = nb_grad_of(opt->params[i]);
         if (g && o->clipvalue > 0)
             g = nb_clamp(g, -o->clipvalue, o->clipvalue);
         gs[i] = g;
@@ -376,7 +428,7 @@ static int update(nb_optimizer *opt, nb_graph *graph)
                 return -1;
             sumsq += nb_item(s);
         }
-        if (opt->params[i]->grad && !g)
+        if (nb_grad_of(opt->params[i]) && !g)
             return -1;
     }
     if (o->clipnorm > 0) {
@@ -388,7 +440,8 @@ static int update(nb_optimizer *opt, nb_graph *graph)
     }
 
     /* Bias corrections of Adam, folded into the rate as Keras does. */
-    double alpha = lr * sqrt(1 - pow(o->beta2, (double)t)) / (1 - pow(o->beta1, (double)t));
+    const double b1 = opt->beta1, b2 = opt->beta2;
+    double alpha = lr * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         nb_tensor *p = opt->params[i], *g = gs[i], *s1 = opt->s1[i], *s2 = opt->s2[i];
@@ -409,9 +462,8 @@ static int update(nb_optimizer *opt, nb_graph *graph)
             }
             break;
         case ADAM:
-            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(o->beta1)), nb_mul(g, K(1 - o->beta1))));
-            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(o->beta2)),
-                                       nb_mul(nb_square(g), K(1 - o->beta2))));
+            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(b1)), nb_mul(g, K(1 - b1))));
+            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(b2)), nb_mul(nb_square(g), K(1 - b2))));
             rc |= nb_assign(p, nb_sub(p, nb_div(nb_mul(s1, K(alpha)),
                                                 nb_add(nb_sqrt(s2), K(o->eps)))));
             break;
@@ -439,17 +491,16 @@ static int update(nb_optimizer *opt, nb_graph *graph)
 int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[])
 {
     if (!opt)
-        return nb__error("nb_optimizer_step: optimizer is NULL");
+        return nb_set_error("nb_optimizer_step: optimizer is NULL");
     if (check_params(opt, n, params) < 0)
         return -1;
-    nb_graph *g = nb__graph();
-    if (!g)
-        return nb__error("nb_optimizer_step: no current graph (create one with "
-                         "nb_graph_new; the update's temporaries live there)");
+    if (!nb_graph_current())
+        return nb_set_error("nb_optimizer_step: no current graph (create one with "
+                            "nb_graph_new; the update's temporaries live there)");
     if (opt->n < 0 && build(opt, n, params) < 0)
         return -1;
     bool prev = nb_set_grad_enabled(false);
-    int rc = update(opt, g);
+    int rc = update(opt);
     nb_set_grad_enabled(prev);
     if (rc == 0)
         opt->t++;

@@ -1,0 +1,246 @@
+/* nb_fit, nb_evaluate and nb_predict around the data and the thread's
+ * settings: datasets that are strided views train exactly as their packed
+ * copies, nb_fit trains with subnormals flushed (unless told not to) and
+ * gives the caller's setting back, also when it fails, and running out of
+ * memory is reported by the function the user called. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "testing.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla/nabla.h"
+
+/* A separable 3-class problem: class = which of three blobs (as in
+ * test_model.c). */
+static void blobs(int64_t n, uint64_t seed, nb_tensor **x, nb_tensor **y)
+{
+    nb_rng rng = nb_rng_new(seed);
+    *x = nb_zeros(NB_F32, NB_SHAPE(n, 4));
+    *y = nb_zeros(NB_F32, NB_SHAPE(n, 3));
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)nb_rng_below(&rng, 3);
+        for (int j = 0; j < 4; j++)
+            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.5 * nb_rng_normal(&rng));
+        nb_set(*y, NB_AT(i, c), 1.0);
+    }
+}
+
+static nb_model *small_model(uint64_t seed)
+{
+    nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 4, seed), 0);
+    assert_int_equal(nb_compile(m, nb_adam(.lr = 0.01), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY),
+                     0);
+    return m;
+}
+
+static bool same_weights(nb_model *a, nb_model *b)
+{
+    nb_tensor *const *pa, *const *pb;
+    int n = nb_model_params(a, &pa);
+    assert_int_equal(nb_model_params(b, &pb), n);
+    for (int i = 0; i < n; i++)
+        if (memcmp(nb_data(pa[i]), nb_data(pb[i]), (size_t)nb_numel(pa[i]) * 4) != 0)
+            return false;
+    return true;
+}
+
+/* ---- data that are views ---- */
+
+static void test_fit_on_strided_views(void **state)
+{
+    (void)state;
+    const int64_t n = 90;
+    nb_tensor *x, *y;
+    blobs(n, 4, &x, &y);
+    /* x kept transposed, (4, n), and y interleaved with junk rows, (2n, 3):
+     * the training data are views of them, neither contiguous. */
+    nb_tensor *xt = nb_zeros(NB_F32, NB_SHAPE(4, n));
+    nb_tensor *y2 = nb_full(NB_F32, NB_SHAPE(2 * n, 3), 0.5);
+    for (int64_t i = 0; i < n; i++) {
+        for (int j = 0; j < 4; j++)
+            nb_set(xt, NB_AT(j, i), nb_get(x, NB_AT(i, j)));
+        for (int j = 0; j < 3; j++)
+            nb_set(y2, NB_AT(2 * i, j), nb_get(y, NB_AT(i, j)));
+    }
+    nb_graph *g = nb_graph_new(); /* the views live here, outside nb_fit's graph */
+    nb_tensor *xv = nb_transpose(xt, 0, 1);
+    nb_tensor *yv = nb_slice(y2, 0, 0, INT64_MAX, 2);
+    assert_non_null(xv);
+    assert_non_null(yv);
+    assert_false(nb_is_contiguous(xv));
+    assert_false(nb_is_contiguous(yv));
+    assert_true(nb_allclose(xv, x, 0, 0) && nb_allclose(yv, y, 0, 0));
+
+    /* The same model, seeds and batches: bit-for-bit the same weights. */
+    nb_model *a = small_model(1), *b = small_model(1);
+    const nb_history *ha = nb_fit(a, (nb_dataset){xv, yv}, .epochs = 2, .batch_size = 16,
+                                  .seed = 3, .validation = (nb_dataset){xv, yv}, .verbose = -1);
+    if (!ha)
+        fail_msg("fit on views: %s", nb_last_error());
+    double la = ha->loss[1], va = ha->val_loss[1];
+    const nb_history *hb = nb_fit(b, (nb_dataset){x, y}, .epochs = 2, .batch_size = 16,
+                                  .seed = 3, .validation = (nb_dataset){x, y}, .verbose = -1);
+    assert_non_null(hb);
+    assert_true(la == hb->loss[1] && va == hb->val_loss[1]);
+    assert_true(same_weights(a, b));
+    assert_ptr_equal(nb_graph_current(), g); /* fit's own graph is gone again */
+
+    /* evaluate and predict read views too. */
+    double l1, m1, l2, m2;
+    assert_int_equal(nb_evaluate(a, (nb_dataset){xv, yv}, 7, &l1, &m1), 0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){x, y}, 7, &l2, &m2), 0);
+    assert_true(l1 == l2 && m1 == m2);
+    nb_tensor *p1 = nb_predict(a, xv, 7), *p2 = nb_predict(a, x, 7);
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_true(nb_is_heap(p1) && nb_is_contiguous(p1));
+    assert_true(nb_allclose(p1, p2, 0, 0));
+
+    nb_free(p1);
+    nb_free(p2);
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_graph_free(g);
+    nb_free(xt);
+    nb_free(y2);
+    nb_free(x);
+    nb_free(y);
+}
+
+/* ---- the subnormal setting ---- */
+
+/* An allocator that notes this thread's flush setting at each allocation:
+ * nb_fit allocates its batches and graph after choosing the setting, so
+ * what it notes is what training ran with. */
+static long seen[2];
+static void *spy_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    seen[nb_flush_subnormals() ? 1 : 0]++;
+    return malloc(size);
+}
+static void spy_free(void *p, void *ctx)
+{
+    (void)ctx;
+    free(p);
+}
+static const nb_allocator spy = {spy_alloc, spy_free, NULL};
+
+static void test_fit_subnormal_setting(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y, *bad;
+    blobs(40, 2, &x, &y);
+    bad = nb_full(NB_F32, NB_SHAPE(40, 3), 2.0); /* not one-hot: fit fails */
+    nb_model *m = small_model(0);
+    nb_model *uncompiled = nb_sequential(nb_dense(3, .input = 4));
+    for (int caller = 0; caller < 2; caller++) {
+        for (int keep = 0; keep < 2; keep++) {
+            nb_set_flush_subnormals(caller);
+            seen[0] = seen[1] = 0;
+            nb_set_allocator(&spy);
+            const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 1, .batch_size = 8,
+                                         .keep_subnormals = keep, .verbose = -1);
+            nb_set_allocator(NULL);
+            if (!h)
+                fail_msg("fit: %s", nb_last_error());
+            /* training ran flushing unless keep_subnormals ... */
+            assert_true(seen[!keep] > 0);
+            assert_int_equal(seen[keep], 0);
+            /* ... and the caller has its own setting back */
+            assert_int_equal(nb_flush_subnormals(), caller);
+        }
+        /* also when nb_fit fails, early or after choosing the setting */
+        nb_set_flush_subnormals(caller);
+        assert_null(nb_fit(uncompiled, (nb_dataset){x, y}, .verbose = -1));
+        assert_int_equal(nb_flush_subnormals(), caller);
+        assert_null(nb_fit(m, (nb_dataset){x, bad}, .verbose = -1));
+        ERR_HAS("one-hot");
+        assert_int_equal(nb_flush_subnormals(), caller);
+        assert_null(nb_fit(NULL, (nb_dataset){x, y}));
+        assert_int_equal(nb_flush_subnormals(), caller);
+    }
+    nb_set_flush_subnormals(false);
+    nb_model_free(m);
+    nb_model_free(uncompiled);
+    nb_free(x);
+    nb_free(y);
+    nb_free(bad);
+}
+
+/* ---- errors name the function called ---- */
+
+/* An allocator that refuses blocks of a megabyte or more. */
+static void *small_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    return size >= (1u << 20) ? NULL : malloc(size);
+}
+static const nb_allocator small = {small_alloc, spy_free, NULL};
+
+static void test_out_of_memory_names_the_call(void **state)
+{
+    (void)state;
+    nb_model *m = small_model(0);
+    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(300000, 4)); /* 4.8 MB, made before */
+    nb_tensor *y = nb_zeros(NB_F32, NB_SHAPE(300000, 3));
+    assert_non_null(x);
+    assert_non_null(y);
+    for (int64_t i = 0; i < 300000; i++)
+        ((float *)nb_data(y))[3 * i] = 1;
+    nb_bump_version(y);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *xv = nb_slice(x, 1, 3, INT64_MIN, -1); /* the columns reversed */
+    assert_false(nb_is_contiguous(xv));
+    nb_set_allocator(&small);
+    nb_clear_error();
+    /* the (300000, 3) output is 3.6 MB */
+    assert_null(nb_predict(m, x, 0));
+    ERR_HAS("nb_predict: out of memory");
+    ERR_HAS("(300000,3)");
+    /* a strided view must be packed: 4.8 MB */
+    nb_clear_error();
+    assert_null(nb_fit(m, (nb_dataset){xv, y}, .verbose = -1));
+    ERR_HAS("nb_fit: out of memory packing a strided x");
+    nb_clear_error();
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, y}, 0, NULL, NULL), -1);
+    ERR_HAS("nb_evaluate: out of memory packing a strided x");
+    nb_graph_free(g);
+    nb_set_allocator(NULL);
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+}
+
+/* After each test, even a failed one: the default allocator and setting. */
+static int cleanup(void **state)
+{
+    (void)state;
+    nb_set_allocator(NULL);
+    nb_set_flush_subnormals(false);
+    while (nb_graph_current())
+        nb_graph_free(nb_graph_current());
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_fit_on_strided_views, cleanup),
+        cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup),
+        cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
