@@ -289,7 +289,8 @@ static const nb_op_example one_hot_examples[] = {
 
 const nb_op nb_op_one_hot = {.name = "one_hot", .arity = 1, .attr_size = sizeof(one_hot_attr),
                              .shape = one_hot_shape, .forward = NB_KERNELS(one_hot),
-                             .no_gradient = true, .examples = one_hot_examples};
+                             .no_gradient = true, .nondiff = NB_INPUT(0),
+                             .examples = one_hot_examples};
 
 nb_tensor *nb_one_hot(nb_tensor *labels, int64_t n)
 {

@@ -312,7 +312,7 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
     for (int i = 0; i < fn->n; i++) {
         const nb_tensor *x = fn->x[i];
         k += x->requires_grad;
-        if (x->requires_grad && x->numel > 1 && nb__layout_overlaps(x->ndim, x->shape, x->strides))
+        if (x->requires_grad && nb__layout_overlaps(x->ndim, x->shape, x->strides))
             return fail(r, "input %d is a view whose elements share memory (a broadcast): "
                            "perturbing one element would move several; pass a copy "
                            "(nb_clone) or use opts.layout = NB_LAYOUT_BROADCAST", i + 1);

@@ -174,9 +174,10 @@ bool nb__layout_overlaps(int ndim, const int64_t *shape, const int64_t *strides)
      * smaller ones. */
     int64_t sz[NB_MAX_DIMS], st[NB_MAX_DIMS];
     int m = 0;
-    for (int i = 0; i < ndim; i++) {
+    for (int i = 0; i < ndim; i++)
         if (shape[i] == 0)
-            return false;
+            return false; /* no elements, nothing shared */
+    for (int i = 0; i < ndim; i++) {
         if (shape[i] == 1)
             continue;
         if (strides[i] == 0)
