@@ -17,14 +17,15 @@
  * With opts.dtype = NB_F32 the function and its backward run on f32 copies
  * of the inputs; the numeric side stays in f64 on the originals.
  *
- * A layout other than contiguous replaces each input by a heap leaf (its
- * base) and checks f(view(base)) with respect to the bases, the views
- * being made inside the checked function (check.h says which views).
+ * A layout other than contiguous is handed to check_ops.c, which replaces
+ * each input by a heap leaf (its base) and runs this same check of
+ * f(view(base)) with respect to the bases; the checks of ops on their
+ * examples (nb_check_example, nb_gradcheck_op) live there too.
  *
  * gradgradcheck is gradcheck of the scalar function
  *   G(x..., v) = sum_i sum(grad(sum(f(x) * v), x_i, create_graph) * w_i)
  * with fixed random w_i, with respect to the x_i that require grad and v. */
-#include "internal.h"
+#include "check_internal.h"
 
 #include <math.h>
 
@@ -32,16 +33,9 @@
 /* Tensors a check handles at once: the inputs, and at order 2 the projection. */
 #define MAX_CHECKED (NB_MAX_INPUTS + 1)
 
-typedef struct {
-    double eps, atol, rtol;
-    nb_dtype dtype;
-    uint64_t seed;
-    nb_check_layout layout;
-} opts_t;
-
-static opts_t resolve(const nb_check_opts *o)
+nb_check_conf nb__check_resolve(const nb_check_opts *o)
 {
-    opts_t r = {0};
+    nb_check_conf r = {0};
     bool f32 = o && o->dtype == NB_F32;
     r.dtype = f32 ? NB_F32 : NB_F64;
     r.eps = o && o->eps > 0 ? o->eps : 1e-6;
@@ -65,7 +59,7 @@ const char *nb_check_layout_name(nb_check_layout layout)
 
 static bool layout_ok(nb_check_layout l) { return (int)l >= 0 && (int)l < NB_CHECK_LAYOUTS; }
 
-static void report_init(nb_check_report *r, int n, int order, const nb_check_opts *o)
+void nb__check_report_init(nb_check_report *r, int n, int order, const nb_check_opts *o)
 {
     memset(r, 0, sizeof *r);
     r->n = n;
@@ -79,10 +73,7 @@ static void report_init(nb_check_report *r, int n, int order, const nb_check_opt
     }
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static bool fail(nb_check_report *r, const char *fmt, ...)
+bool nb__check_fail(nb_check_report *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -92,39 +83,46 @@ static bool fail(nb_check_report *r, const char *fmt, ...)
     return false;
 }
 
-/* The function failed: keep its error message. */
-static bool fail_fn(nb_check_report *r, const char *what)
+bool nb__check_fail_fn(nb_check_report *r, const char *what)
 {
     const char *e = nb_last_error();
     if (e)
-        return fail(r, "%s", e);
-    return fail(r, "%s returned NULL without an error message", what);
+        return nb__check_fail(r, "%s", e);
+    return nb__check_fail(r, "%s returned NULL without an error message", what);
+}
+
+bool nb__check_opts_valid(const char *fn, const nb_check_opts *opts, nb_check_report *r)
+{
+    if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
+        return nb__check_fail(r, "%s: opts.dtype is %d, not NB_F32 or NB_F64", fn,
+                              (int)opts->dtype);
+    if (opts && !layout_ok(opts->layout))
+        return nb__check_fail(r, "%s: opts.layout is %d, not one of the %d NB_LAYOUT_* values",
+                              fn, (int)opts->layout, NB_CHECK_LAYOUTS);
+    return true;
 }
 
 /* Validates the arguments shared by nb_gradcheck and nb_gradgradcheck. */
 static bool check_args(const char *fn, nb_check_fn f, int n, nb_tensor *const x[],
                        const nb_check_opts *opts, nb_check_report *r)
 {
-    if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
-        return fail(r, "%s: opts.dtype is %d, not NB_F32 or NB_F64", fn, (int)opts->dtype);
-    if (opts && !layout_ok(opts->layout))
-        return fail(r, "%s: opts.layout is %d, not one of the %d NB_LAYOUT_* values", fn,
-                    (int)opts->layout, NB_CHECK_LAYOUTS);
+    if (!nb__check_opts_valid(fn, opts, r))
+        return false;
     if (!f)
-        return fail(r, "%s: the function is NULL", fn);
+        return nb__check_fail(r, "%s: the function is NULL", fn);
     if (n < 1 || n > NB_MAX_INPUTS)
-        return fail(r, "%s: needs 1 to %d inputs (NB_MAX_INPUTS), got %d", fn, NB_MAX_INPUTS,
-                    n);
+        return nb__check_fail(r, "%s: needs 1 to %d inputs (NB_MAX_INPUTS), got %d", fn,
+                              NB_MAX_INPUTS, n);
     if (!x)
-        return fail(r, "%s: the input array is NULL", fn);
+        return nb__check_fail(r, "%s: the input array is NULL", fn);
     for (int i = 0; i < n; i++) {
         if (!x[i])
-            return fail(r, "%s: input %d is NULL", fn, i + 1);
+            return nb__check_fail(r, "%s: input %d is NULL", fn, i + 1);
         if (x[i]->dtype != NB_F64)
-            return fail(r,
-                        "%s: input %d is %s; inputs must be f64 (they are perturbed in "
-                        "f64; set opts.dtype = NB_F32 to run the function in f32)",
-                        fn, i + 1, nb_dtype_name(x[i]->dtype));
+            return nb__check_fail(r,
+                                  "%s: input %d is %s; inputs must be f64 (they are perturbed "
+                                  "in f64; set opts.dtype = NB_F32 to run the function in f32)",
+                                  fn, i + 1, nb_dtype_name(x[i]->dtype));
     }
     return true;
 }
@@ -146,10 +144,10 @@ static bool evaluate(const fn_t *fn, nb_graph *g, const double *v, int64_t ny, d
     nb_graph_reset(g);
     nb_tensor *y = fn->f(fn->x, fn->n, fn->ctx);
     if (!y)
-        return fail_fn(r, "the function");
+        return nb__check_fail_fn(r, "the function");
     if (y->numel != ny)
-        return fail(r, "the function's output changed size from %lld to %lld elements",
-                    (long long)ny, (long long)y->numel);
+        return nb__check_fail(r, "the function's output changed size from %lld to %lld elements",
+                              (long long)ny, (long long)y->numel);
     double s = 0;
     for (int64_t i = 0; i < ny; i++)
         s += nb__get(y, i) * v[i];
@@ -170,8 +168,8 @@ static void unravel(const nb_tensor *t, int64_t flat, int64_t *index)
 }
 
 /* Fills one input's entry from the analytic and numeric gradients. */
-static void compare(const nb_tensor *x, const double *a, const double *num, const opts_t *o,
-                    nb_check_input *res)
+static void compare(const nb_tensor *x, const double *a, const double *num,
+                    const nb_check_conf *o, nb_check_input *res)
 {
     bool any_fail = false, any_nan = false;
     double best = -INFINITY;
@@ -214,11 +212,10 @@ static void compare(const nb_tensor *x, const double *a, const double *num, cons
     }
 }
 
-/* Contiguous heap copies of the inputs in dtype, with the same requires-grad
- * flags. An input passed twice gets one copy (used twice), as the original
- * side sees it. */
-static bool make_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor **c,
-                        nb_check_report *r)
+/* An input passed twice gets one copy (used twice), as the original side
+ * sees it. */
+bool nb__check_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor **c,
+                      nb_check_report *r)
 {
     for (int i = 0; i < n; i++) {
         c[i] = NULL;
@@ -229,7 +226,7 @@ static bool make_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor *
             continue;
         c[i] = nb_zeros(dtype, x[i]->ndim, x[i]->shape);
         if (!c[i])
-            return fail_fn(r, "nb_zeros");
+            return nb__check_fail_fn(r, "nb_zeros");
         for (int64_t j = 0; j < x[i]->numel; j++)
             nb__put(c[i], j, nb__get(x[i], j));
         c[i]->requires_grad = x[i]->requires_grad;
@@ -237,9 +234,7 @@ static bool make_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor *
     return true;
 }
 
-/* Frees what make_copies (or make_bases) made: each distinct tensor once,
- * and none of the originals it was given. */
-static void free_copies(nb_tensor *const orig[], nb_tensor **c, int n)
+void nb__check_free_copies(nb_tensor *const orig[], nb_tensor **c, int n)
 {
     for (int i = 0; i < n; i++) {
         bool first = c[i] != orig[i];
@@ -253,23 +248,23 @@ static void free_copies(nb_tensor *const orig[], nb_tensor **c, int n)
 }
 
 /* The analytic gradients d<f(x), v>/dx_i into a[i] (zeros when unused). */
-static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double *v, int64_t ny,
-                     double *a[], nb_check_report *r)
+static bool analytic(const fn_t *fn, nb_graph *g, const nb_check_conf *o, const double *v,
+                     int64_t ny, double *a[], nb_check_report *r)
 {
     nb_tensor *copies[MAX_CHECKED] = {0};
     nb_tensor *const *xs = fn->x;
     bool ok = true;
     if (o->dtype == NB_F32) {
-        ok = make_copies(fn->x, fn->n, NB_F32, copies, r);
+        ok = nb__check_copies(fn->x, fn->n, NB_F32, copies, r);
         xs = copies;
     }
     nb_graph_reset(g);
     nb_tensor *y = ok ? fn->f(xs, fn->n, fn->ctx) : NULL;
     if (ok && !y)
-        ok = fail_fn(r, "the function");
+        ok = nb__check_fail_fn(r, "the function");
     if (ok && y->numel != ny)
-        ok = fail(r, "the function's output has %lld elements in %s but %lld in f64",
-                  (long long)y->numel, nb_dtype_name(o->dtype), (long long)ny);
+        ok = nb__check_fail(r, "the function's output has %lld elements in %s but %lld in f64",
+                            (long long)y->numel, nb_dtype_name(o->dtype), (long long)ny);
     nb_tensor *in[MAX_CHECKED], *gs[MAX_CHECKED] = {0};
     int map[MAX_CHECKED], k = 0;
     for (int i = 0; ok && i < fn->n; i++)
@@ -282,14 +277,14 @@ static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double 
     if (ok && k > 0 && y->requires_grad) {
         nb_tensor *seed = nb_zeros_like(y);
         if (!seed) {
-            ok = fail_fn(r, "nb_zeros_like");
+            ok = nb__check_fail_fn(r, "nb_zeros_like");
         } else {
             for (int64_t i = 0; i < ny; i++)
                 nb__put(seed, i, v[i]);
             if (nb_grad(y, .n = k, .inputs = in, .grads = gs, .seed = seed,
                         .retain_graph = true, .allow_unused = true) != 0)
-                ok = fail(r, "the analytic gradient failed: %s",
-                          nb_last_error() ? nb_last_error() : "?");
+                ok = nb__check_fail(r, "the analytic gradient failed: %s",
+                                    nb_last_error() ? nb_last_error() : "?");
         }
     }
     for (int m = 0; ok && m < k; m++) {
@@ -300,11 +295,11 @@ static bool analytic(const fn_t *fn, nb_graph *g, const opts_t *o, const double 
     }
     nb_graph_reset(g);
     if (o->dtype == NB_F32)
-        free_copies(fn->x, copies, fn->n);
+        nb__check_free_copies(fn->x, copies, fn->n);
     return ok;
 }
 
-static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
+static bool run_check(const fn_t *fn, const nb_check_conf *o, nb_check_report *r)
 {
     double *a[MAX_CHECKED] = {0}, *num[MAX_CHECKED] = {0}, *v = NULL;
     bool ok = true;
@@ -313,26 +308,29 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
         const nb_tensor *x = fn->x[i];
         k += x->requires_grad;
         if (x->requires_grad && nb__layout_overlaps(x->ndim, x->shape, x->strides))
-            return fail(r, "input %d is a view whose elements share memory (a broadcast): "
-                           "perturbing one element would move several; pass a copy "
-                           "(nb_clone) or use opts.layout = NB_LAYOUT_BROADCAST", i + 1);
+            return nb__check_fail(r,
+                                  "input %d is a view whose elements share memory (a "
+                                  "broadcast): perturbing one element would move several; "
+                                  "pass a copy (nb_clone) or use opts.layout = "
+                                  "NB_LAYOUT_BROADCAST",
+                                  i + 1);
     }
     if (k == 0)
-        return fail(r, "no input requires grad: nothing to check "
-                       "(mark inputs with nb_set_requires_grad)");
+        return nb__check_fail(r, "no input requires grad: nothing to check "
+                                 "(mark inputs with nb_set_requires_grad)");
 
     nb_graph *g = nb_graph_new();
     if (!g)
-        return fail_fn(r, "nb_graph_new");
+        return nb__check_fail_fn(r, "nb_graph_new");
 
     /* The output's size, then the projection v (never near zero, so every
      * output element counts). f32 checks use v rounded to f32 on both sides. */
     nb_tensor *y0 = fn->f(fn->x, fn->n, fn->ctx);
     int64_t ny = y0 ? y0->numel : 0;
     if (!y0)
-        ok = fail_fn(r, "the function");
+        ok = nb__check_fail_fn(r, "the function");
     else if (!(v = nb__alloc((size_t)(ny ? ny : 1) * sizeof *v)))
-        ok = fail_fn(r, "nb__alloc");
+        ok = nb__check_fail_fn(r, "nb__alloc");
     if (ok) {
         nb_rng rng = nb_rng_new(o->seed ^ DEFAULT_SEED);
         for (int64_t i = 0; i < ny; i++) {
@@ -349,7 +347,7 @@ static bool run_check(const fn_t *fn, const opts_t *o, nb_check_report *r)
         a[i] = nb__alloc(bytes);
         num[i] = nb__alloc(bytes);
         if (!a[i] || !num[i])
-            ok = fail_fn(r, "nb__alloc");
+            ok = nb__check_fail_fn(r, "nb__alloc");
     }
 
     if (ok)
@@ -446,33 +444,33 @@ static nb_tensor *gg_fn(nb_tensor *const x[], int n, void *c)
 }
 
 /* gradgradcheck of f at x (arguments already checked). */
-static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[], opts_t o,
-                         nb_check_report *r)
+static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                         nb_check_conf o, nb_check_report *r)
 {
     /* The shape of f(x), for v. */
     nb_graph *g = nb_graph_new();
     if (!g)
-        return fail_fn(r, "nb_graph_new");
+        return nb__check_fail_fn(r, "nb_graph_new");
     nb_tensor *y = f(x, n, ctx);
     int ndim = y ? y->ndim : 0;
     int64_t shape[NB_MAX_DIMS] = {0};
     if (y)
         memcpy(shape, y->shape, sizeof shape);
     else
-        fail_fn(r, "the function");
+        nb__check_fail_fn(r, "the function");
     bool y_f64 = y && y->dtype == NB_F64;
     nb_graph_free(g);
     if (!y)
         return false;
     if (!y_f64)
-        return fail(r, "nb_gradgradcheck: the function's output is not f64");
+        return nb__check_fail(r, "nb_gradgradcheck: the function's output is not f64");
 
     gg_ctx gc = {.f = f, .ctx = ctx, .n = n};
     double *w[NB_MAX_INPUTS] = {0};
     nb_tensor *v = nb_zeros(NB_F64, ndim, shape);
     bool ok = v != NULL;
     if (!ok)
-        fail_fn(r, "nb_zeros");
+        nb__check_fail_fn(r, "nb_zeros");
     nb_rng rng = nb_rng_new(o.seed ^ DEFAULT_SEED ^ 0x2222222222ull);
     if (ok) {
         for (int64_t j = 0; j < v->numel; j++)
@@ -482,7 +480,7 @@ static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[], 
     for (int i = 0; ok && i < n; i++) {
         w[i] = nb__alloc((size_t)(x[i]->numel ? x[i]->numel : 1) * sizeof(double));
         if (!w[i]) {
-            ok = fail_fn(r, "nb__alloc");
+            ok = nb__check_fail_fn(r, "nb__alloc");
             break;
         }
         for (int64_t j = 0; j < x[i]->numel; j++) {
@@ -508,175 +506,13 @@ static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[], 
     return ok;
 }
 
-/* ---- layouts: bases and the views made from them ---- */
-
-typedef struct {
-    nb_check_layout layout;
-    nb_check_fn f; /* the function under test, given the views */
-    void *ctx;
-    int n;
-    int dim[NB_MAX_INPUTS]; /* -1: input passed as is; else the layout's dimension */
-    int ndim[NB_MAX_INPUTS];
-    int64_t shape[NB_MAX_INPUTS][NB_MAX_DIMS]; /* the views' shapes */
-} layout_ctx;
-
-/* The dimension a layout works on for a tensor of this shape (sliced: the
- * reversed one; broadcast: the one of size 1 in the base), or -1 when the
- * layout does not apply and the input goes to the function as it is. */
-static int layout_dim(nb_check_layout l, int ndim, const int64_t *shape)
+bool nb__check_run(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                   const nb_check_conf *o, nb_check_report *r)
 {
-    int first = -1, big = 0;
-    for (int d = 0; d < ndim; d++)
-        if (shape[d] > 1) {
-            big++;
-            if (first < 0)
-                first = d;
-        }
-    if (l == NB_LAYOUT_CONTIGUOUS || nb__numel(ndim, shape) <= 1)
-        return -1;
-    if (l == NB_LAYOUT_PERMUTED)
-        return big >= 2 ? 0 : -1;
-    return first;
-}
-
-/* The shape of input i's base. */
-static void base_shape(const layout_ctx *lc, int i, int64_t *bs)
-{
-    int nd = lc->ndim[i], dim = lc->dim[i];
-    const int64_t *s = lc->shape[i];
-    for (int d = 0; d < nd; d++)
-        bs[d] = lc->layout == NB_LAYOUT_PERMUTED ? s[nd - 1 - d]
-                : lc->layout == NB_LAYOUT_SLICED ? 2 * s[d]
-                : d == dim                       ? 1
-                                                 : s[d];
-}
-
-/* The flat position in input i's base of the view's element at index idx
- * (-1 for a broadcast element that is not stored). */
-static int64_t base_pos(const layout_ctx *lc, int i, const int64_t *bs, const int64_t *idx)
-{
-    int nd = lc->ndim[i], dim = lc->dim[i];
-    const int64_t *s = lc->shape[i];
-    int64_t pos = 0;
-    for (int d = 0; d < nd; d++) {
-        int64_t b;
-        if (lc->layout == NB_LAYOUT_PERMUTED)
-            b = idx[nd - 1 - d];
-        else if (lc->layout == NB_LAYOUT_SLICED)
-            b = d == dim ? 2 * s[d] - 2 - 2 * idx[d] : 2 * idx[d] + 1;
-        else if (d == dim && idx[d] != 0)
-            return -1;
-        else
-            b = idx[d];
-        pos = pos * bs[d] + b;
-    }
-    return pos;
-}
-
-/* The view of base with the shape of input i (check.h describes them). */
-static nb_tensor *make_view(const layout_ctx *lc, int i, nb_tensor *base)
-{
-    int nd = lc->ndim[i], dim = lc->dim[i];
-    const int64_t *s = lc->shape[i];
-    if (dim < 0)
-        return base;
-    switch (lc->layout) {
-    case NB_LAYOUT_PERMUTED: {
-        int rev[NB_MAX_DIMS];
-        for (int d = 0; d < nd; d++)
-            rev[d] = nd - 1 - d;
-        return nb_permute(base, nd, rev);
-    }
-    case NB_LAYOUT_SLICED: {
-        nb_tensor *v = base;
-        for (int d = 0; d < nd && v; d++)
-            v = d == dim ? nb_slice(v, d, 2 * s[d] - 2, INT64_MIN, -2)
-                         : nb_slice(v, d, 1, INT64_MAX, 2);
-        return v;
-    }
-    case NB_LAYOUT_BROADCAST:
-        return nb_broadcast_to(base, nd, s);
-    case NB_LAYOUT_CONTIGUOUS:
-        break;
-    }
-    return base;
-}
-
-/* The checked function of a layout: f of the views of the bases. */
-static nb_tensor *layout_fn(nb_tensor *const base[], int n, void *c)
-{
-    const layout_ctx *lc = c;
-    nb_tensor *v[NB_MAX_INPUTS];
-    for (int i = 0; i < n; i++)
-        if (!(v[i] = make_view(lc, i, base[i])))
-            return NULL;
-    return lc->f(v, n, lc->ctx);
-}
-
-/* Fills lc for x and makes the bases: heap leaves with x's requires-grad
- * flags whose views hold x's values (an input passed twice gets one base;
- * one the layout does not apply to is its own base). */
-static bool make_bases(layout_ctx *lc, nb_check_layout layout, nb_check_fn f, void *ctx,
-                       int n, nb_tensor *const x[], nb_tensor **base, nb_check_report *r)
-{
-    lc->layout = layout;
-    lc->f = f;
-    lc->ctx = ctx;
-    lc->n = n;
-    for (int i = 0; i < n; i++) {
-        base[i] = NULL;
-        lc->ndim[i] = x[i]->ndim;
-        memcpy(lc->shape[i], x[i]->shape, sizeof lc->shape[i]);
-        lc->dim[i] = layout_dim(layout, x[i]->ndim, x[i]->shape);
-    }
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < i && !base[i]; j++)
-            if (x[j] == x[i])
-                base[i] = base[j];
-        if (base[i])
-            continue;
-        if (lc->dim[i] < 0) {
-            base[i] = x[i];
-            continue;
-        }
-        int64_t bs[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};
-        base_shape(lc, i, bs);
-        nb_tensor *b = nb_zeros(x[i]->dtype, x[i]->ndim, bs);
-        if (!b)
-            return fail_fn(r, "nb_zeros");
-        base[i] = b;
-        /* Other values of x first (elements no view reaches), then x's own. */
-        for (int64_t j = 0; j < b->numel; j++)
-            nb__put(b, j, nb__get(x[i], j % x[i]->numel));
-        for (int64_t j = 0; j < x[i]->numel; j++) {
-            int64_t p = base_pos(lc, i, bs, idx);
-            if (p >= 0)
-                nb__put(b, p, nb__get(x[i], j));
-            for (int d = x[i]->ndim - 1; d >= 0; d--) {
-                if (++idx[d] < x[i]->shape[d])
-                    break;
-                idx[d] = 0;
-            }
-        }
-        b->requires_grad = x[i]->requires_grad;
-    }
-    return true;
-}
-
-/* nb_gradcheck / nb_gradgradcheck in a non-contiguous layout: the same
- * check of layout_fn with respect to the bases. */
-static bool run_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
-                       const opts_t *o, nb_check_report *r)
-{
-    layout_ctx lc;
-    nb_tensor *base[NB_MAX_INPUTS];
-    bool ok = make_bases(&lc, o->layout, f, ctx, n, x, base, r);
-    if (ok) {
-        fn_t fn = {layout_fn, &lc, n, base};
-        ok = order == 1 ? run_check(&fn, o, r) : run_gradgrad(layout_fn, &lc, n, base, *o, r);
-    }
-    free_copies(x, base, n);
-    return ok;
+    if (order == 2)
+        return run_gradgrad(f, ctx, n, x, *o, r);
+    fn_t fn = {f, ctx, n, x};
+    return run_check(&fn, o, r);
 }
 
 /* ---- the public checks ---- */
@@ -686,7 +522,7 @@ bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
 {
     nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
-    report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n : 0, 1, opts);
+    nb__check_report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n : 0, 1, opts);
     if (!report) {
         nb__error("nb_gradcheck: report is NULL");
         return false;
@@ -696,11 +532,10 @@ bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         nb__error("%s", r->message);
         return false;
     }
-    opts_t o = resolve(opts);
+    nb_check_conf o = nb__check_resolve(opts);
     if (o.layout != NB_LAYOUT_CONTIGUOUS)
-        return run_layout(1, f, ctx, n, x, &o, r);
-    fn_t fn = {f, ctx, n, x};
-    return run_check(&fn, &o, r);
+        return nb__check_layout(1, f, ctx, n, x, &o, r);
+    return nb__check_run(1, f, ctx, n, x, &o, r);
 }
 
 bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
@@ -708,7 +543,7 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
 {
     nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
-    report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + 1 : 0, 2, opts);
+    nb__check_report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + 1 : 0, 2, opts);
     if (!report) {
         nb__error("nb_gradgradcheck: report is NULL");
         return false;
@@ -718,193 +553,10 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         nb__error("%s", r->message);
         return false;
     }
-    opts_t o = resolve(opts);
+    nb_check_conf o = nb__check_resolve(opts);
     if (o.layout != NB_LAYOUT_CONTIGUOUS)
-        return run_layout(2, f, ctx, n, x, &o, r);
-    return run_gradgrad(f, ctx, n, x, o, r);
-}
-
-/* ---- ops and their examples ---- */
-
-typedef struct {
-    const nb_op *op;
-    const void *attr;
-} op_ctx;
-
-static nb_tensor *apply_fn(nb_tensor *const x[], int n, void *c)
-{
-    const op_ctx *oc = c;
-    return nb_apply(oc->op, x, n, oc->attr);
-}
-
-/* Draws the inputs of an example: whole numbers for the inputs the op
- * declares non-differentiable (never requiring grad), reals elsewhere. */
-static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
-                        nb_tensor **x, nb_check_report *r)
-{
-    nb_rng rng = nb_rng_new(seed ^ 0x1234567ull);
-    for (int i = 0; i < ex->n; i++) {
-        nb_domain dom = ex->domain[i];
-        bool zero = dom.lo == 0 && dom.hi == 0;
-        bool integer = op->nondiff & NB_INPUT(i);
-        double lo = zero ? (integer ? 0 : -1) : dom.lo, hi = zero ? (integer ? 2 : 1) : dom.hi;
-        if (integer) {
-            lo = ceil(lo);
-            hi = ceil(hi);
-        }
-        if (!(hi > lo) || !isfinite(lo) || !isfinite(hi))
-            return fail(r, "%s example: input %d: the domain [%g, %g) holds no %s", op->name,
-                        i + 1, dom.lo, dom.hi, integer ? "whole number" : "value");
-        x[i] = nb_zeros(NB_F64, ex->ndim[i], ex->shape[i]);
-        if (!x[i])
-            return fail(r, "%s example: input %d: %s", op->name, i + 1,
-                        nb_last_error() ? nb_last_error() : "?");
-        double *d = nb__ptr(x[i]);
-        if (integer) {
-            uint64_t count = (uint64_t)(hi - lo);
-            for (int64_t j = 0; j < x[i]->numel; j++)
-                d[j] = lo + (double)nb_rng_below(&rng, count);
-            continue; /* never requires grad */
-        }
-        double away = (hi - lo) / 10;
-        for (int64_t j = 0; j < x[i]->numel; j++) {
-            double u = lo + (hi - lo) * nb_rng_uniform(&rng);
-            for (int t = 0; dom.away_from_zero && fabs(u) < away && t < 10000; t++)
-                u = lo + (hi - lo) * nb_rng_uniform(&rng);
-            d[j] = u;
-        }
-        x[i]->requires_grad = true;
-    }
-    return true;
-}
-
-/* An op without a gradient by design: in the layout and dtype asked for,
- * its output must exist and must not require grad although inputs do. */
-static bool check_no_gradient(const nb_op *op, const nb_op_example *ex, nb_tensor *const x[],
-                              const opts_t *o, nb_check_report *r)
-{
-    layout_ctx lc;
-    op_ctx oc = {op, ex->attr};
-    nb_tensor *base[NB_MAX_INPUTS] = {0}, *cast[NB_MAX_INPUTS] = {0};
-    nb_tensor *const *in = base;
-    bool ok = make_bases(&lc, o->layout, apply_fn, &oc, ex->n, x, base, r);
-    if (ok && o->dtype == NB_F32) {
-        ok = make_copies(base, ex->n, NB_F32, cast, r);
-        in = cast;
-    }
-    nb_graph *g = ok ? nb_graph_new() : NULL;
-    if (ok && !g)
-        ok = fail_fn(r, "nb_graph_new");
-    nb_tensor *y = ok ? layout_fn(in, ex->n, &lc) : NULL;
-    if (ok && !y)
-        ok = fail_fn(r, op->name);
-    else if (ok && y->requires_grad)
-        ok = fail(r, "%s declares no gradient but its output requires grad", op->name);
-    if (ok)
-        snprintf(r->message, sizeof r->message, "no gradient (by design)");
-    r->ok = ok;
-    nb_graph_free(g);
-    if (o->dtype == NB_F32)
-        free_copies(base, cast, ex->n);
-    free_copies(x, base, ex->n);
-    return ok;
-}
-
-bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
-                      const nb_check_opts *opts, nb_check_report *report)
-{
-    nb_check_report dummy = {0};
-    nb_check_report *r = report ? report : &dummy;
-    int n = ex && ex->n > 0 && ex->n <= NB_MAX_INPUTS ? ex->n : 0;
-    report_init(r, order == 2 ? n + (n > 0) : n, order, opts);
-    if (!report) {
-        nb__error("nb_check_example: report is NULL");
-        return false;
-    }
-    nb_clear_error();
-    if (!op || !op->name)
-        fail(r, "nb_check_example: op is NULL or has no name");
-    else if (!op->shape)
-        fail(r, "%s: not implemented (no shape rule)", op->name);
-    else if (!ex)
-        fail(r, "nb_check_example: example of %s is NULL", op->name);
-    else if (ex->n < 1 || ex->n > NB_MAX_INPUTS)
-        fail(r, "nb_check_example: example of %s has %d inputs (1 to %d, NB_MAX_INPUTS)",
-             op->name, ex->n, NB_MAX_INPUTS);
-    else if (order != 1 && order != 2)
-        fail(r, "nb_check_example: order must be 1 or 2, got %d", order);
-    else if (opts && opts->dtype && opts->dtype != NB_F32 && opts->dtype != NB_F64)
-        fail(r, "nb_check_example: opts.dtype is %d, not NB_F32 or NB_F64", (int)opts->dtype);
-    else if (opts && !layout_ok(opts->layout))
-        fail(r, "nb_check_example: opts.layout is %d, not one of the %d NB_LAYOUT_* values",
-             (int)opts->layout, NB_CHECK_LAYOUTS);
-    else
-        for (int i = 0; i < ex->n; i++)
-            if (ex->ndim[i] < 0 || ex->ndim[i] > NB_MAX_DIMS) {
-                fail(r, "nb_check_example: example of %s: input %d has %d dimensions",
-                     op->name, i + 1, ex->ndim[i]);
-                break;
-            }
-    if (r->message[0]) {
-        nb__error("%s", r->message);
-        return false;
-    }
-    if (order == 2 && ex->once_differentiable && op->backward) {
-        r->ok = true;
-        snprintf(r->message, sizeof r->message, "once differentiable");
-        return true;
-    }
-
-    nb_tensor *x[NB_MAX_INPUTS] = {0};
-    op_ctx oc = {op, ex->attr};
-    opts_t o = resolve(opts);
-    bool ok = make_inputs(op, ex, o.seed, x, r);
-    if (ok && op->no_gradient)
-        ok = check_no_gradient(op, ex, x, &o, r);
-    else if (ok)
-        ok = order == 1 ? nb_gradcheck(apply_fn, &oc, ex->n, x, opts, r)
-                        : nb_gradgradcheck(apply_fn, &oc, ex->n, x, opts, r);
-    for (int i = 0; i < ex->n; i++)
-        nb_free(x[i]);
-    return ok;
-}
-
-bool nb_gradcheck_op(const nb_op *op, const void *attr, int n,
-                     const int64_t shapes[][NB_MAX_DIMS], nb_check_report *report)
-{
-    nb_op_example ex;
-    memset(&ex, 0, sizeof ex);
-    if (!report || n < 1 || n > NB_MAX_INPUTS || !shapes) {
-        if (report) {
-            report_init(report, 0, 1, NULL);
-            fail(report, "nb_gradcheck_op: needs 1 to %d input shapes (NB_MAX_INPUTS), got %d%s",
-                 NB_MAX_INPUTS, n, shapes ? "" : " (shapes is NULL)");
-            nb__error("%s", report->message);
-        } else {
-            nb__error("nb_gradcheck_op: report is NULL");
-        }
-        return false;
-    }
-    ex.n = n;
-    ex.attr = attr;
-    for (int i = 0; i < n; i++) {
-        int d = 0;
-        while (d < NB_MAX_DIMS && shapes[i][d] != 0)
-            d++;
-        ex.ndim[i] = d;
-        memcpy(ex.shape[i], shapes[i], sizeof ex.shape[i]);
-    }
-    if (!nb_check_example(op, &ex, 1, NULL, report))
-        return false;
-    for (int l = 1; l < NB_CHECK_LAYOUTS; l++) {
-        nb_check_report other;
-        if (!nb_check_example(op, &ex, 1, &(nb_check_opts){.layout = (nb_check_layout)l},
-                              &other)) {
-            *report = other;
-            return false;
-        }
-    }
-    return true;
+        return nb__check_layout(2, f, ctx, n, x, &o, r);
+    return nb__check_run(2, f, ctx, n, x, &o, r);
 }
 
 /* ---- printing ---- */

@@ -2,6 +2,7 @@
 #ifndef NABLA_TESTING_H
 #define NABLA_TESTING_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +12,10 @@
 static inline void expect_msg(const char *call, const char *const *want)
 {
     const char *msg = nb_last_error();
-    if (!msg)
+    if (!msg) {
         fail_msg("%s: no error message", call);
+        return; /* fail_msg is not declared noreturn */
+    }
     for (const char *w; (w = *want) != NULL; want++)
         if (!strstr(msg, w))
             fail_msg("%s: message \"%s\" lacks \"%s\"", call, msg, w);
@@ -51,5 +54,52 @@ static inline void count_free(void *p, void *ctx)
     free(p);
 }
 static const nb_allocator counting_allocator = {count_alloc, count_free, NULL};
+
+/* ---- gradient checks (test_gradcheck.c, test_gradcheck_user.c) ---- */
+
+/* The three runs of every example: f64 first and second order, f32 first. */
+static const struct {
+    int order;
+    nb_dtype dtype;
+} runs[] = {{1, NB_F64}, {2, NB_F64}, {1, NB_F32}};
+#define NRUNS (int)(sizeof runs / sizeof runs[0])
+
+/* A standard normal f64 input that requires grad. */
+static inline nb_tensor *rand_input(int ndim, const int64_t *shape, uint64_t seed)
+{
+    nb_rng rng = nb_rng_new(seed);
+    nb_tensor *t = nb_randn(NB_F64, ndim, shape, &rng);
+    return nb_set_requires_grad(t, true);
+}
+
+/* tanh(a * b) / (1 + a^2), broadcasting b over a's rows. */
+static inline nb_tensor *f_mix(nb_tensor *const x[], int n, void *ctx)
+{
+    (void)n, (void)ctx;
+    nb_tensor *a = x[0], *b = x[1];
+    return nb_div(nb_tanh(nb_mul(a, b)), nb_add(nb_scalar_like(a, 1.0), nb_square(a)));
+}
+
+/* open_memstream is POSIX: only for files defining _POSIX_C_SOURCE first. */
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200809L
+/* The report as text (for print_error and for checking the format). */
+static inline char *report_text(const nb_check_report *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    nb_check_report_print(r, f);
+    fclose(f);
+    return buf;
+}
+
+static inline void print_report(const char *what, const nb_check_report *r)
+{
+    char *t = report_text(r);
+    print_error("%s\n%s", what, t);
+    free(t);
+}
+#endif
 
 #endif
