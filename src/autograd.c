@@ -294,33 +294,32 @@ static int check_versions(const nb_tensor *y, const char *fn)
 static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor *g)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    const char *pre = nb__op_prefix(nd->op), *name = nd->op->name;
     nb_tensor *x = nd->x[i];
-    if (!g) {
-        if (nb__has_error())
-            nb__error("%s: backward of %s%s failed: %s", fn, pre, name, nb_last_error());
-        else
-            nb__error("%s: backward of %s%s gave no gradient for input %d", fn, pre, name,
-                      i + 1);
-        return NULL;
-    }
-    if (nd->op->broadcast && !nb__same_shape(g, x) && g->dtype == x->dtype) {
+    if (g && nd->op->broadcast && !nb__same_shape(g, x) && g->dtype == x->dtype) {
         nb_tensor *s = nb_sum_to(g, x->ndim, x->shape);
         if (!s) {
             nb__error("%s: backward of %s%s gave a %s gradient for input %d of shape %s, "
-                      "which does not sum to it", fn, pre, name, nb_shape_str(g, b), i + 1,
-                      nb_shape_str(x, c));
+                      "which does not sum to it", fn, nb__op_prefix(nd->op), nd->op->name,
+                      nb_shape_str(g, b), i + 1, nb_shape_str(x, c));
             return NULL;
         }
         g = s;
     }
-    if (!nb__same_shape(g, x) || g->dtype != x->dtype) {
+    if (g && nb__same_shape(g, x) && g->dtype == x->dtype)
+        return g;
+    /* The op's name is looked up only here, on the way out. */
+    const char *pre = nb__op_prefix(nd->op), *name = nd->op->name;
+    if (!g && nb__has_error()) {
+        char why[400]; /* the message is rewritten from a copy of itself */
+        snprintf(why, sizeof why, "%s", nb_last_error());
+        nb__error("%s: backward of %s%s failed: %s", fn, pre, name, why);
+    } else if (!g)
+        nb__error("%s: backward of %s%s gave no gradient for input %d", fn, pre, name, i + 1);
+    else
         nb__error("%s: backward of %s%s gave a %s %s gradient for input %d of %s %s", fn, pre,
                   name, nb_dtype_name(g->dtype), nb_shape_str(g, b), i + 1,
                   nb_dtype_name(x->dtype), nb_shape_str(x, c));
-        return NULL;
-    }
-    return g;
+    return NULL;
 }
 
 /* grad += acc, in place. */

@@ -129,8 +129,18 @@ static inline void *nb__ptr(const nb_tensor *t)
     return (char *)t->storage->data + t->offset * (int64_t)nb__dtype_size(t->dtype);
 }
 
-/* The kernel's view of t. */
-void nb__view(const nb_tensor *t, nb_view *v);
+/* The kernel's view of t (inline: every op makes one per operand). */
+static inline void nb__view(const nb_tensor *t, nb_view *v)
+{
+    v->data = nb__ptr(t);
+    v->dtype = t->dtype;
+    v->ndim = t->ndim;
+    v->numel = t->numel;
+    for (int i = 0; i < t->ndim; i++) {
+        v->shape[i] = t->shape[i];
+        v->strides[i] = t->strides[i];
+    }
+}
 
 /* Offset (in elements, from element 0) of row-major element i of t. */
 static inline int64_t nb__elem(const nb_tensor *t, int64_t i)

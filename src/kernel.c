@@ -7,18 +7,6 @@
 #include <xmmintrin.h>
 #endif
 
-void nb__view(const nb_tensor *t, nb_view *v)
-{
-    v->data = nb__ptr(t);
-    v->dtype = t->dtype;
-    v->ndim = t->ndim;
-    v->numel = t->numel;
-    for (int i = 0; i < t->ndim; i++) {
-        v->shape[i] = t->shape[i];
-        v->strides[i] = t->strides[i];
-    }
-}
-
 /* ---- the iterator ---- */
 
 void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[])
@@ -208,6 +196,15 @@ void nb__copy(const nb_view *dst, const nb_view *src)
 
 void nb__accumulate(const nb_view *dst, const nb_view *src)
 {
+    if (nb_view_contiguous(dst) && nb_view_contiguous(src) && dst->numel == src->numel) {
+        if (dst->dtype == NB_F64)
+            for (int64_t i = 0; i < dst->numel; i++)
+                ((double *)dst->data)[i] += ((const double *)src->data)[i];
+        else
+            for (int64_t i = 0; i < dst->numel; i++)
+                ((float *)dst->data)[i] += ((const float *)src->data)[i];
+        return;
+    }
     if (dst->dtype == NB_F64)
         ACCUMULATE(double, dst, src);
     else

@@ -157,18 +157,50 @@ typedef struct nb_iter {
 void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[]);
 void nb_iter_next(nb_iter *it); /* to the next row */
 
+/* True when v is packed row-major (data[i] is element i), whatever the
+ * strides of its size-1 dimensions. */
+static inline bool nb_view_contiguous(const nb_view *v)
+{
+    int64_t expect = 1;
+    for (int i = v->ndim - 1; i >= 0; i--) {
+        if (v->shape[i] == 1)
+            continue;
+        if (v->strides[i] != expect)
+            return v->numel == 0;
+        expect *= v->shape[i];
+    }
+    return true;
+}
+
+/* Whether operand v of an elementwise kernel writing y can be read as
+ * data[i] (packed, and not broadcast: it has y's element count) or as the
+ * one element data[0]. */
+#define NB_FLAT_(v, y) (nb_view_contiguous(v) && (v)->numel == (y)->numel)
+#define NB_ONE_(v) ((v)->numel == 1)
+
 /* y = EXPR elementwise, u (and v, w) being the elements of a (b, c) broadcast
  * to y; T is the element type of all of them (float or double). y must not
- * overlap the inputs (an op's output never does). Rows whose operands are
- * contiguous or broadcast scalars get plain loops the compiler vectorises;
- * other rows a strided loop. */
+ * overlap the inputs (an op's output never does). Packed operands of y's
+ * size, and broadcast scalars (hoisted into locals), get one plain loop the
+ * compiler vectorises; anything else goes row by row through nb_iter, with
+ * plain loops for rows whose operands are contiguous or scalars and a
+ * strided loop for the others. */
 #define NB_MAP1(T, y, a, EXPR)                                                 \
     do {                                                                       \
         const nb_view *v_[2] = {(y), (a)};                                     \
-        nb_iter it_;                                                           \
-        nb_iter_init(&it_, 2, v_);                                             \
         T *Y_ = (T *)v_[0]->data;                                              \
         const T *A_ = (const T *)v_[1]->data;                                  \
+        if (nb_view_contiguous(v_[0]) && NB_FLAT_(v_[1], v_[0])) {             \
+            T *restrict py_ = Y_;                                              \
+            const T *restrict pa_ = A_;                                        \
+            for (int64_t i_ = 0; i_ < v_[0]->numel; i_++) {                    \
+                T u = pa_[i_];                                                 \
+                py_[i_] = (EXPR);                                              \
+            }                                                                  \
+            break;                                                             \
+        }                                                                      \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 2, v_);                                             \
         for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *restrict pa_ = A_ + it_.off[1];                           \
@@ -187,36 +219,57 @@ void nb_iter_next(nb_iter *it); /* to the next row */
         }                                                                      \
     } while (0)
 
+/* One row of a binary map: n_ elements with steps sa_, sb_ (y's is 1). */
+#define NB_MAP2_ROW_(T, EXPR)                                                  \
+    if (sa_ == 1 && sb_ == 1) {                                                \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                  \
+            T u = pa_[i_], v = pb_[i_];                                        \
+            py_[i_] = (EXPR);                                                  \
+        }                                                                      \
+    } else if (sa_ == 1 && sb_ == 0) {                                         \
+        const T v = pb_[0];                                                    \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                  \
+            T u = pa_[i_];                                                     \
+            py_[i_] = (EXPR);                                                  \
+        }                                                                      \
+    } else if (sa_ == 0 && sb_ == 1) {                                         \
+        const T u = pa_[0];                                                    \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                  \
+            T v = pb_[i_];                                                     \
+            py_[i_] = (EXPR);                                                  \
+        }                                                                      \
+    } else {                                                                   \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                  \
+            T u = pa_[i_ * sa_], v = pb_[i_ * sb_];                            \
+            py_[i_] = (EXPR);                                                  \
+        }                                                                      \
+    }
+
 #define NB_MAP2(T, y, a, b, EXPR)                                              \
     do {                                                                       \
         const nb_view *v_[3] = {(y), (a), (b)};                                \
-        nb_iter it_;                                                           \
-        nb_iter_init(&it_, 3, v_);                                             \
         T *Y_ = (T *)v_[0]->data;                                              \
         const T *A_ = (const T *)v_[1]->data, *B_ = (const T *)v_[2]->data;    \
+        if (nb_view_contiguous(v_[0])) {                                       \
+            bool fa_ = NB_FLAT_(v_[1], v_[0]), fb_ = NB_FLAT_(v_[2], v_[0]);   \
+            if ((fa_ || NB_ONE_(v_[1])) && (fb_ || NB_ONE_(v_[2]))) {          \
+                T *restrict py_ = Y_;                                          \
+                const T *restrict pa_ = A_, *restrict pb_ = B_;                \
+                int64_t n_ = v_[0]->numel, sa_ = fa_, sb_ = fb_;               \
+                NB_MAP2_ROW_(T, EXPR)                                          \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 3, v_);                                             \
         for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *restrict pa_ = A_ + it_.off[1];                           \
             const T *restrict pb_ = B_ + it_.off[2];                           \
             int64_t n_ = it_.len, sy_ = it_.step[0], sa_ = it_.step[1],        \
                     sb_ = it_.step[2];                                         \
-            if (sy_ == 1 && sa_ == 1 && sb_ == 1) {                            \
-                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T u = pa_[i_], v = pb_[i_];                                \
-                    py_[i_] = (EXPR);                                          \
-                }                                                              \
-            } else if (sy_ == 1 && sa_ == 1 && sb_ == 0) {                     \
-                const T v = pb_[0];                                            \
-                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T u = pa_[i_];                                             \
-                    py_[i_] = (EXPR);                                          \
-                }                                                              \
-            } else if (sy_ == 1 && sa_ == 0 && sb_ == 1) {                     \
-                const T u = pa_[0];                                            \
-                for (int64_t i_ = 0; i_ < n_; i_++) {                          \
-                    T v = pb_[i_];                                             \
-                    py_[i_] = (EXPR);                                          \
-                }                                                              \
+            if (sy_ == 1) {                                                    \
+                NB_MAP2_ROW_(T, EXPR)                                          \
             } else {                                                           \
                 for (int64_t i_ = 0; i_ < n_; i_++) {                          \
                     T u = pa_[i_ * sa_], v = pb_[i_ * sb_];                    \
@@ -229,11 +282,19 @@ void nb_iter_next(nb_iter *it); /* to the next row */
 #define NB_MAP3(T, y, a, b, c, EXPR)                                           \
     do {                                                                       \
         const nb_view *v_[4] = {(y), (a), (b), (c)};                           \
-        nb_iter it_;                                                           \
-        nb_iter_init(&it_, 4, v_);                                             \
         T *Y_ = (T *)v_[0]->data;                                              \
         const T *A_ = (const T *)v_[1]->data, *B_ = (const T *)v_[2]->data,    \
                 *C_ = (const T *)v_[3]->data;                                  \
+        if (nb_view_contiguous(v_[0]) && NB_FLAT_(v_[1], v_[0]) &&             \
+            NB_FLAT_(v_[2], v_[0]) && NB_FLAT_(v_[3], v_[0])) {                \
+            for (int64_t i_ = 0; i_ < v_[0]->numel; i_++) {                    \
+                T u = A_[i_], v = B_[i_], w = C_[i_];                          \
+                Y_[i_] = (EXPR);                                               \
+            }                                                                  \
+            break;                                                             \
+        }                                                                      \
+        nb_iter it_;                                                           \
+        nb_iter_init(&it_, 4, v_);                                             \
         for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *pa_ = A_ + it_.off[1], *pb_ = B_ + it_.off[2],            \

@@ -407,6 +407,20 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
 
 /* Runs with recording off, its temporaries in the current graph. gs[i]:
  * params[i]'s processed gradient or NULL. */
+/* The constants of one update, made once per dtype rather than once per
+ * parameter (a scalar costs an op, and Adam uses six). */
+enum { K_WD, K_LR, K_MOMENTUM, K_B1, K_1MB1, K_B2, K_1MB2, K_ALPHA, K_EPS, K_RHO, K_1MRHO,
+       K_COUNT };
+typedef struct {
+    nb_tensor *k[NB_F64 + 1][K_COUNT];
+} consts;
+
+static nb_tensor *konst(consts *c, nb_tensor *like, int slot, double v)
+{
+    nb_tensor **k = &c->k[nb_dtype_of(like)][slot];
+    return *k ? *k : (*k = nb_scalar_like(like, v));
+}
+
 static int update(nb_optimizer *opt)
 {
     const nb_optim_opts *o = &opt->o;
@@ -442,37 +456,40 @@ static int update(nb_optimizer *opt)
     /* Bias corrections of Adam, folded into the rate as Keras does. */
     const double b1 = opt->beta1, b2 = opt->beta2;
     double alpha = lr * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
+    consts c = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         nb_tensor *p = opt->params[i], *g = gs[i], *s1 = opt->s1[i], *s2 = opt->s2[i];
         if (!g)
             continue;
-#define K(v) nb_scalar_like(p, (v))
+#define K(slot, v) konst(&c, p, (slot), (v))
         if (o->weight_decay > 0)
-            rc |= nb_assign(p, nb_sub(p, nb_mul(p, K(o->weight_decay * lr))));
-        nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, K(lr));
+            rc |= nb_assign(p, nb_sub(p, nb_mul(p, K(K_WD, o->weight_decay * lr))));
+        nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, K(K_LR, lr));
         switch (opt->kind->algo) {
         case SGD:
             if (!s1) {
                 rc |= nb_assign(p, nb_sub(p, lr_g));
             } else {
-                rc |= nb_assign(s1, nb_sub(nb_mul(s1, K(o->momentum)), lr_g));
-                nb_tensor *step = o->nesterov ? nb_sub(nb_mul(s1, K(o->momentum)), lr_g) : s1;
+                rc |= nb_assign(s1, nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g));
+                nb_tensor *step =
+                    o->nesterov ? nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g) : s1;
                 rc |= nb_assign(p, nb_add(p, step));
             }
             break;
         case ADAM:
-            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(b1)), nb_mul(g, K(1 - b1))));
-            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(b2)), nb_mul(nb_square(g), K(1 - b2))));
-            rc |= nb_assign(p, nb_sub(p, nb_div(nb_mul(s1, K(alpha)),
-                                                nb_add(nb_sqrt(s2), K(o->eps)))));
+            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(K_B1, b1)), nb_mul(g, K(K_1MB1, 1 - b1))));
+            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(K_B2, b2)),
+                                       nb_mul(nb_square(g), K(K_1MB2, 1 - b2))));
+            rc |= nb_assign(p, nb_sub(p, nb_div(nb_mul(s1, K(K_ALPHA, alpha)),
+                                                nb_add(nb_sqrt(s2), K(K_EPS, o->eps)))));
             break;
         case RMSPROP: {
-            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(o->rho)),
-                                       nb_mul(nb_square(g), K(1 - o->rho))));
-            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(s1, K(o->eps))));
+            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(K_RHO, o->rho)),
+                                       nb_mul(nb_square(g), K(K_1MRHO, 1 - o->rho))));
+            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(s1, K(K_EPS, o->eps))));
             if (s2) {
-                rc |= nb_assign(s2, nb_add(nb_mul(s2, K(o->momentum)), inc));
+                rc |= nb_assign(s2, nb_add(nb_mul(s2, K(K_MOMENTUM, o->momentum)), inc));
                 inc = s2;
             }
             rc |= nb_assign(p, nb_sub(p, inc));
@@ -480,7 +497,7 @@ static int update(nb_optimizer *opt)
         }
         case ADAGRAD:
             rc |= nb_assign(s1, nb_add(s1, nb_square(g)));
-            rc |= nb_assign(p, nb_sub(p, nb_div(lr_g, nb_sqrt(nb_add(s1, K(o->eps))))));
+            rc |= nb_assign(p, nb_sub(p, nb_div(lr_g, nb_sqrt(nb_add(s1, K(K_EPS, o->eps))))));
             break;
         }
 #undef K
