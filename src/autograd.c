@@ -13,16 +13,15 @@
  * shared parameters at once. */
 #include "internal.h"
 
-static _Thread_local bool grad_disabled; /* recording is on by default */
-
 bool nb_set_grad_enabled(bool on)
 {
-    bool prev = !grad_disabled;
-    grad_disabled = !on;
+    nb_thread *th = nb__thread();
+    bool prev = !th->grad_disabled;
+    th->grad_disabled = !on;
     return prev;
 }
 
-bool nb_is_grad_enabled(void) { return !grad_disabled; }
+bool nb_is_grad_enabled(void) { return !nb__thread()->grad_disabled; }
 
 const nb_op *nb_op_of(const nb_tensor *t) { return t && t->node ? t->node->op : NULL; }
 
@@ -41,14 +40,14 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int6
     return n;
 }
 
-/* Called through nb_apply, which sets the op for the messages. */
-static _Thread_local const nb_op *applying;
+/* Called through nb_apply, which sets the op being applied for the messages. */
 
 int nb_shape_same(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)attr;
     if (!out || !x || n < 1 || !x[0])
-        return nb_op_error(applying, "nb_shape_same: needs an output and at least one input");
+        return nb_op_error(nb__thread()->applying,
+                           "nb_shape_same: needs an output and at least one input");
     out->dtype = x[0]->dtype;
     out->ndim = x[0]->ndim;
     memcpy(out->shape, x[0]->shape, sizeof out->shape);
@@ -63,16 +62,16 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
         return -1;
     for (int i = 1; i < n; i++) {
         if (!x[i])
-            return nb_op_error(applying, "input %d is NULL", i + 1);
+            return nb_op_error(nb__thread()->applying, "input %d is NULL", i + 1);
         if (x[i]->dtype != out->dtype)
-            return nb_op_error(applying, "dtypes differ: %s %s and %s %s",
+            return nb_op_error(nb__thread()->applying, "dtypes differ: %s %s and %s %s",
                                nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b),
                                nb_dtype_name(x[i]->dtype), nb_shape_str(x[i], c));
         int64_t shape[NB_MAX_DIMS];
         int nd = nb__broadcast_shape(out->ndim, out->shape, x[i]->ndim, x[i]->shape, shape);
         if (nd < 0) {
             char d[NB_SHAPE_STR_LEN];
-            return nb_op_error(applying, "shapes do not broadcast: %s and %s",
+            return nb_op_error(nb__thread()->applying, "shapes do not broadcast: %s and %s",
                                nb_dims_str(out->ndim, out->shape, d), nb_shape_str(x[i], c));
         }
         out->ndim = nd;
@@ -101,19 +100,14 @@ static int check_view(const nb_op *op, const nb_meta *m, const nb_tensor *base, 
         return 0;
     int64_t lo = m->offset, hi = m->offset;
     for (int i = 0; i < m->ndim; i++) {
-        int64_t ext = m->shape[i] - 1, s = m->strides[i];
+        int64_t ext = m->shape[i] - 1, reach;
         if (ext == 0)
             continue;
-        if (s > INT64_MAX / ext || s < -(INT64_MAX / ext))
-            goto out;
-        if (s < 0)
-            lo += s * ext;
-        else
-            hi += s * ext;
-        if (lo < -NB_MAX_NUMEL || hi > NB_MAX_NUMEL)
+        if (__builtin_mul_overflow(m->strides[i], ext, &reach) ||
+            __builtin_add_overflow(reach < 0 ? lo : hi, reach, reach < 0 ? &lo : &hi))
             goto out;
     }
-    if (lo >= 0 && (uint64_t)(hi + 1) * nb__dtype_size(base->dtype) <= base->storage->bytes)
+    if (lo >= 0 && (uint64_t)hi < base->storage->bytes / nb__dtype_size(base->dtype))
         return 0;
 out:
     return nb__error("%s: the view %s (offset %lld) reaches outside the storage of its input "
@@ -184,7 +178,8 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
         nb_op_error(op, "attributes are NULL");
         return NULL;
     }
-    nb_graph *g = nb__graph();
+    nb_thread *th = nb__thread();
+    nb_graph *g = th->graph;
     if (!g) {
         nb_op_error(op, "no current graph (create one with nb_graph_new)");
         return NULL;
@@ -198,10 +193,10 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
 
     nb_meta m;
     memset(&m, 0, sizeof m);
-    const nb_op *outer = applying;
-    applying = op;
+    const nb_op *outer = th->applying;
+    th->applying = op;
     int rc = op->shape(&m, x, n, attr);
-    applying = outer;
+    th->applying = outer;
     if (rc != 0) {
         if (!nb__has_error())
             nb_op_error(op, "invalid inputs");
@@ -221,7 +216,7 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
 
     bool need = false;
     int wants = -1;
-    for (int i = 0; i < n && !grad_disabled; i++)
+    for (int i = 0; i < n && !th->grad_disabled; i++)
         if (x[i]->requires_grad && !(op->nondiff & NB_INPUT(i))) {
             need = true;
             wants = i;
@@ -254,9 +249,9 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
         nb__view(y, &yv);
         for (int i = 0; i < n; i++)
             nb__view(x[i], &xv[i]);
-        uint64_t errors = nb__error_count();
-        nb__run(k, &yv, xv, n, attr);
-        if (nb__error_count() != errors)
+        uint64_t errors = th->errors;
+        nb__run(th->flush, k, &yv, xv, n, attr);
+        if (th->errors != errors)
             return NULL; /* the kernel could not finish and said why */
     }
     if (need && op->backward && record(g, op, y, x, n, attr))
@@ -343,7 +338,7 @@ static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
     nb_view gv, av;
     nb__view(t->grad, &gv);
     nb__view(a, &av);
-    nb__run(accumulate_kernel, &gv, &av, 1, NULL);
+    nb__run(nb__thread()->flush, accumulate_kernel, &gv, &av, 1, NULL);
     nb__bump(t->grad);
     return 0;
 }

@@ -1,23 +1,23 @@
-/* Thread-local error state. A new failure replaces the message; an op that
- * only sees a NULL input keeps it, so the first error of an expression wins. */
+/* Thread-local state, and errors. A new failure replaces the message; an op
+ * that only sees a NULL input keeps it, so the first error of an expression
+ * wins. */
 #include "internal.h"
 
 #include <stdio.h>
 
-static _Thread_local char err_msg[512];
-static _Thread_local bool err_set;
-static _Thread_local uint64_t err_count; /* errors set so far on this thread */
+static _Thread_local nb_thread state;
 
-const char *nb_last_error(void) { return err_set ? err_msg : NULL; }
+nb_thread *nb__thread(void) { return &state; }
+
+const char *nb_last_error(void) { return state.err_set ? state.err_msg : NULL; }
 
 void nb_clear_error(void)
 {
-    err_set = false;
-    err_msg[0] = '\0';
+    state.err_set = false;
+    state.err_msg[0] = '\0';
 }
 
-bool nb__has_error(void) { return err_set; }
-uint64_t nb__error_count(void) { return err_count; }
+bool nb__has_error(void) { return state.err_set; }
 
 const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" : ""; }
 
@@ -25,10 +25,10 @@ int nb_set_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    vsnprintf(state.err_msg, sizeof state.err_msg, fmt, ap);
     va_end(ap);
-    err_set = true;
-    err_count++;
+    state.err_set = true;
+    state.errors++;
     return -1;
 }
 

@@ -47,7 +47,7 @@ int nb_assign(nb_tensor *dst, nb_tensor *src)
     nb_view dv, sv;
     nb__view(dst, &dv);
     nb__view(src, &sv);
-    nb__run(copy_kernel, &dv, &sv, 1, NULL);
+    nb__run(nb__thread()->flush, copy_kernel, &dv, &sv, 1, NULL);
     nb_free(tmp);
     nb__bump(dst);
     return 0;

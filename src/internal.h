@@ -51,13 +51,25 @@ struct nb_node {
 
 _Static_assert(NB_MAX_INPUTS + 2 <= 32, "NB_SAVES_* bits must fit in an unsigned");
 
+/* ---- a thread's state ---- */
+/* Everything nabla keeps per thread, in one place: an op reaches it with one
+ * thread-local lookup. */
+typedef struct nb_thread {
+    nb_graph *graph;       /* the current graph */
+    const nb_op *applying; /* the op whose shape rule is running (messages) */
+    uint64_t errors;       /* errors set so far: a kernel that fails sets one */
+    bool grad_disabled;    /* nb_set_grad_enabled(false) */
+    bool flush;            /* nb_set_flush_subnormals */
+    bool err_set;
+    char err_msg[512];
+} nb_thread;
+nb_thread *nb__thread(void);
+
 /* ---- errors ---- */
 /* Sets the thread's error message (printf-style). Always returns -1. */
 #define nb__error nb_set_error
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
-/* Errors set on this thread so far: a kernel that fails sets one. */
-uint64_t nb__error_count(void);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */
 const char *nb__op_prefix(const nb_op *op);
 
@@ -185,8 +197,10 @@ static inline int nb__axis(int axis, int ndim)
 static inline void nb__bump(nb_tensor *t) { t->storage->version++; }
 
 /* ---- kernels ---- */
-/* Runs a kernel under the thread's subnormal setting (nb_set_flush_subnormals). */
-void nb__run(nb_kernel k, const nb_view *y, const nb_view *x, int n, const void *attr);
+/* Runs a kernel, flushing subnormals to zero when flush is set (the
+ * thread's nb_set_flush_subnormals). */
+void nb__run(bool flush, nb_kernel k, const nb_view *y, const nb_view *x, int n,
+             const void *attr);
 /* dst = src elementwise (src broadcast to dst, dtypes may differ). dst must
  * not overlap src. */
 void nb__copy(const nb_view *dst, const nb_view *src);

@@ -223,18 +223,18 @@ void *nb_kernel_scratch(size_t bytes)
 
 /* ---- the subnormal setting ---- */
 
-static _Thread_local bool flush;
-
 bool nb_set_flush_subnormals(bool on)
 {
-    bool prev = flush;
-    flush = on;
+    nb_thread *th = nb__thread();
+    bool prev = th->flush;
+    th->flush = on;
     return prev;
 }
 
-bool nb_flush_subnormals(void) { return flush; }
+bool nb_flush_subnormals(void) { return nb__thread()->flush; }
 
-void nb__run(nb_kernel k, const nb_view *y, const nb_view *x, int n, const void *attr)
+void nb__run(bool flush, nb_kernel k, const nb_view *y, const nb_view *x, int n,
+             const void *attr)
 {
 #if defined(__SSE2__)
     if (flush) {

@@ -107,10 +107,8 @@ static int nb__check_quiet(int ndim, const int64_t *shape, int64_t *numel)
             return -1;
         if (shape[i] == 0)
             empty = true;
-        else if (shape[i] > NB_MAX_NUMEL / n)
-            return -1;
-        else
-            n *= shape[i];
+        else if (__builtin_mul_overflow(n, shape[i], &n) || n > NB_MAX_NUMEL)
+            return -1; /* a multiply, not a division: this runs for every op */
     }
     if ((uint64_t)n > SIZE_MAX / 8)
         return -1;
@@ -139,10 +137,9 @@ int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *num
             empty = true;
             continue;
         }
-        if (shape[i] > NB_MAX_NUMEL / n)
+        if (__builtin_mul_overflow(n, shape[i], &n) || n > NB_MAX_NUMEL)
             return nb__error("%s: shape %s has more than 2^48 elements (NB_MAX_NUMEL)", fn,
                              nb_dims_str(ndim, shape, b));
-        n *= shape[i];
     }
     if ((uint64_t)n > SIZE_MAX / 8)
         return nb__error("%s: shape %s is too large for this machine's address space", fn,
@@ -207,8 +204,8 @@ bool nb__layout_overlaps(int ndim, const int64_t *shape, const int64_t *strides)
 static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
                         int64_t numel, uint8_t lifetime)
 {
-    memset(t, 0, sizeof *t);
-    t->dtype = dtype;
+    /* Every field set; the shape and stride arrays only up to ndim. */
+    *t = (nb_tensor){.dtype = dtype, .ndim = ndim};
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
@@ -276,11 +273,10 @@ struct nb_graph {
     int nscopes;
 };
 
-static _Thread_local nb_graph *current;
 static _Atomic uint64_t generations;
 
-nb_graph *nb__graph(void) { return current; }
-nb_graph *nb_graph_current(void) { return current; }
+nb_graph *nb__graph(void) { return nb__thread()->graph; }
+nb_graph *nb_graph_current(void) { return nb__thread()->graph; }
 
 nb_graph *nb_graph_new(void)
 {
@@ -289,8 +285,8 @@ nb_graph *nb_graph_new(void)
         return NULL;
     memset(g, 0, sizeof *g);
     g->generation = ++generations;
-    g->prev = current;
-    current = g;
+    g->prev = nb__thread()->graph;
+    nb__thread()->graph = g;
     return g;
 }
 
@@ -316,10 +312,11 @@ void nb_graph_free(nb_graph *g)
         nb__free(c);
     }
     /* Unlink from the current-graph chain wherever it sits. */
-    if (current == g)
-        current = g->prev;
+    nb_graph **current = &nb__thread()->graph;
+    if (*current == g)
+        *current = g->prev;
     else
-        for (nb_graph *h = current; h; h = h->prev)
+        for (nb_graph *h = *current; h; h = h->prev)
             if (h->prev == g) {
                 h->prev = g->prev;
                 break;
@@ -404,7 +401,7 @@ nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int
 
 int nb_scope_push(const char *name)
 {
-    nb_graph *g = current;
+    nb_graph *g = nb__graph();
     if (!g)
         return nb__error("nb_scope_push: no current graph (call nb_graph_new first)");
     if (!name || !*name)
@@ -427,8 +424,9 @@ int nb_scope_push(const char *name)
 
 void nb_scope_pop(void)
 {
-    if (current && current->nscopes > 0)
-        current->nscopes--;
+    nb_graph *g = nb__graph();
+    if (g && g->nscopes > 0)
+        g->nscopes--;
 }
 
 const char *nb__scope(nb_graph *g) { return g->nscopes ? g->scopes[g->nscopes - 1] : NULL; }
