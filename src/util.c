@@ -7,7 +7,10 @@
 
 /* ---- growable arrays ---- */
 
-static void *mem(nb_graph *g, size_t bytes) { return g ? nb__arena_alloc(g, bytes) : nb__alloc(bytes); }
+static void *mem(nb_graph *g, size_t bytes)
+{
+    return g ? nb__arena_alloc(g, bytes) : nb__alloc(bytes);
+}
 
 int nb__vec_reserve(nb_vec *a, int64_t extra)
 {

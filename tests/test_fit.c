@@ -224,23 +224,20 @@ static void test_out_of_memory_names_the_call(void **state)
     nb_free(y);
 }
 
-/* After each test, even a failed one: the default allocator and setting. */
-static int cleanup(void **state)
+/* After each test, even a failed one: testing.h's cleanup, and IEEE
+ * arithmetic again. */
+static int cleanup_fit(void **state)
 {
-    (void)state;
-    nb_set_allocator(NULL);
     nb_set_flush_subnormals(false);
-    while (nb_graph_current())
-        nb_graph_free(nb_graph_current());
-    return 0;
+    return cleanup(state);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_fit_on_strided_views, cleanup),
-        cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup),
-        cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup),
+        cmocka_unit_test_teardown(test_fit_on_strided_views, cleanup_fit),
+        cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup_fit),
+        cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,4 +102,17 @@ static inline void print_report(const char *what, const nb_check_report *r)
 }
 #endif
 
+/* After each test, even a failed one: no graph left current, the default
+ * allocator, recording on, so one failure does not cascade into the next
+ * (a cmocka teardown). */
+static inline int cleanup(void **state)
+{
+    (void)state;
+    while (nb_graph_current())
+        nb_graph_free(nb_graph_current());
+    nb_set_allocator(NULL);
+    nb_set_grad_enabled(true);
+    return 0;
+}
+
 #endif
