@@ -250,7 +250,7 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
         for (int i = 0; i < n; i++)
             nb__view(x[i], &xv[i]);
         uint64_t errors = th->errors;
-        nb__run(th->flush, k, &yv, xv, n, attr);
+        k(&yv, xv, n, attr);
         if (th->errors != errors)
             return NULL; /* the kernel could not finish and said why */
     }
@@ -317,13 +317,6 @@ static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor
     return NULL;
 }
 
-/* grad += acc, in place. */
-static void accumulate_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
-{
-    (void)n, (void)attr;
-    nb__accumulate(y, &x[0]);
-}
-
 /* Adds a leaf's gradient of this pass into its .grad (made on first use). */
 static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
 {
@@ -338,7 +331,7 @@ static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
     nb_view gv, av;
     nb__view(t->grad, &gv);
     nb__view(a, &av);
-    nb__run(nb__thread()->flush, accumulate_kernel, &gv, &av, 1, NULL);
+    nb__accumulate(&gv, &av);
     nb__bump(t->grad);
     return 0;
 }

@@ -1,12 +1,6 @@
 /* In-place writes for no-grad code (optimizer updates, data loaders). */
 #include "internal.h"
 
-static void copy_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
-{
-    (void)n, (void)attr;
-    nb__copy(y, &x[0]);
-}
-
 int nb_assign(nb_tensor *dst, nb_tensor *src)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
@@ -47,7 +41,7 @@ int nb_assign(nb_tensor *dst, nb_tensor *src)
     nb_view dv, sv;
     nb__view(dst, &dv);
     nb__view(src, &sv);
-    nb__run(nb__thread()->flush, copy_kernel, &dv, &sv, 1, NULL);
+    nb__copy(&dv, &sv);
     nb_free(tmp);
     nb__bump(dst);
     return 0;

@@ -197,10 +197,6 @@ static inline int nb__axis(int axis, int ndim)
 static inline void nb__bump(nb_tensor *t) { t->storage->version++; }
 
 /* ---- kernels ---- */
-/* Runs a kernel, flushing subnormals to zero when flush is set (the
- * thread's nb_set_flush_subnormals). */
-void nb__run(bool flush, nb_kernel k, const nb_view *y, const nb_view *x, int n,
-             const void *attr);
 /* dst = src elementwise (src broadcast to dst, dtypes may differ). dst must
  * not overlap src. */
 void nb__copy(const nb_view *dst, const nb_view *src);

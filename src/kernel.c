@@ -1,6 +1,5 @@
 /* The kernel contract's machinery: views of tensors, the broadcast/strided
- * iterator, reduction plans, the strided copy, and the subnormal setting
- * every kernel runs under. */
+ * iterator, reduction plans, the strided copy, and the subnormal setting. */
 #include "internal.h"
 
 #if defined(__SSE2__)
@@ -223,27 +222,21 @@ void *nb_kernel_scratch(size_t bytes)
 
 /* ---- the subnormal setting ---- */
 
+/* The setting is applied to the thread's own MXCSR (FTZ bit 15, DAZ bit 6),
+ * as torch.set_flush_denormal does, so no kernel pays to switch it; the
+ * thread state remembers it (valgrind, for one, does not keep those bits). */
+#define FTZ_DAZ 0x8040u
+
 bool nb_set_flush_subnormals(bool on)
 {
     nb_thread *th = nb__thread();
     bool prev = th->flush;
     th->flush = on;
+#if defined(__SSE2__)
+    unsigned mode = _mm_getcsr();
+    _mm_setcsr(on ? mode | FTZ_DAZ : mode & ~FTZ_DAZ);
+#endif
     return prev;
 }
 
 bool nb_flush_subnormals(void) { return nb__thread()->flush; }
-
-void nb__run(bool flush, nb_kernel k, const nb_view *y, const nb_view *x, int n,
-             const void *attr)
-{
-#if defined(__SSE2__)
-    if (flush) {
-        unsigned mode = _mm_getcsr();
-        _mm_setcsr(mode | 0x8040u); /* FTZ (bit 15) and DAZ (bit 6) */
-        k(y, x, n, attr);
-        _mm_setcsr(mode);
-        return;
-    }
-#endif
-    k(y, x, n, attr);
-}

@@ -173,7 +173,7 @@ static void test_flush_subnormals(void **state)
         assert_true(tiny_product() == 0);
 #endif
     assert_true(nb_set_flush_subnormals(false));
-    assert_true(tiny_product() == ieee); /* the caller's mode is restored after each kernel */
+    assert_true(tiny_product() == ieee); /* IEEE again */
 }
 
 int main(void)

@@ -164,11 +164,13 @@ bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double ato
 
 /* ---- numerics ----------------------------------------------------------------- */
 
-/* Flush subnormal floats to zero in every kernel this thread runs (x86 FTZ
- * and DAZ, set around each kernel and restored after). Off by default (IEEE
- * arithmetic); nb_fit turns it on while it trains, since Adam's moments of
- * idle units decay into the subnormal range, where arithmetic is ~100x
- * slower. Returns the previous setting. No effect on other CPUs. */
+/* Flush subnormal floats to zero on this thread: x86 FTZ and DAZ in the
+ * thread's MXCSR, so every kernel nabla runs here (and any other float code
+ * on the thread) treats them as 0, as torch.set_flush_denormal does. Off by
+ * default (IEEE arithmetic); nb_fit turns it on while it trains, since
+ * Adam's moments of idle units decay into the subnormal range, where
+ * arithmetic is ~100x slower. Returns the previous setting. No effect on
+ * other CPUs. */
 bool nb_set_flush_subnormals(bool on);
 bool nb_flush_subnormals(void);
 
