@@ -354,6 +354,16 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
 }
 
 /* Checks y against the model's output and loss; -1 with an error naming fn. */
+/* Element i of y: straight from the buffer when y is packed (a data set's
+ * worth of checks per fit), through its strides otherwise. */
+static double target_at(const nb_tensor *y, const void *packed, int64_t i)
+{
+    if (!packed)
+        return nb_get_flat(y, i);
+    return nb_dtype_of(y) == NB_F64 ? ((const double *)packed)[i]
+                                    : (double)((const float *)packed)[i];
+}
+
 int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn)
 {
     char b[NB_SHAPE_STR_LEN];
@@ -367,8 +377,9 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
         if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
             return nb_set_error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
                                 nb_shape_str(y, b));
+        const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
         for (int64_t i = 0; i < rows; i++) {
-            double v = nb_get_flat(y, i);
+            double v = target_at(y, packed, i);
             if (!(v >= 0 && v < (double)out && v == floor(v)))
                 return nb_set_error("%s: label %g at row %lld is not a class in [0, %lld)", fn, v,
                                     (long long)i, (long long)out);
@@ -379,8 +390,9 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
         return nb_set_error("%s: y is %s; the model's output is (%lld,%lld)", fn,
                             nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
-        for (int64_t i = 0; i < nb_numel(y); i++) {
-            double v = nb_get_flat(y, i);
+        const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
+        for (int64_t i = 0, n = nb_numel(y); i < n; i++) {
+            double v = target_at(y, packed, i);
             if (!(v >= 0 && v <= 1))
                 return nb_set_error("%s: categorical targets must be in [0, 1]; y has %g at row "
                                     "%lld (one-hot encode labels, or use the sparse loss)",
