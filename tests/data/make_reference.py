@@ -1,4 +1,4 @@
-# Regenerates reference.safetensors, the file tests/test_io.c embeds (as
+# Regenerates reference.safetensors, the file tests/test_safetensors.c embeds (as
 # reference_st[]) to check that nabla reads what the reference library
 # writes. Needs the PyPI packages numpy and safetensors (not the suite):
 #   python3 -m venv /tmp/stvenv && /tmp/stvenv/bin/pip install numpy safetensors
