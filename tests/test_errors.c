@@ -115,6 +115,44 @@ static void test_null_inputs(void **state)
     assert_false(nb_requires_grad(NULL));
     nb_free(NULL);      /* harmless */
     nb_zero_grad(NULL); /* harmless */
+    /* The view and memory functions of engine v2. */
+    FAILS(nb_squeeze(NULL, 0), "nb_squeeze: x is NULL");
+    FAILS(nb_unsqueeze(NULL, 0), "nb_unsqueeze: x is NULL");
+    FAILS(nb_contiguous(NULL), "nb_contiguous", "input 1 is NULL");
+    nb_clear_error();
+    assert_true(isnan(nb_get_flat(NULL, 0)));
+    ERR_HAS("nb_get_flat");
+    FAILS(nb_mem_alloc(SIZE_MAX), "too large");
+    assert_null(nb_strides(NULL));
+    assert_int_equal(nb_offset(NULL), -1);
+    assert_false(nb_is_contiguous(NULL));
+    assert_false(nb_is_heap(NULL));
+    assert_int_equal(nb_graph_generation(NULL), 0);
+    assert_int_equal(nb_dtype_size((nb_dtype)7), 0);
+    char b[NB_SHAPE_STR_LEN];
+    assert_string_equal(nb_shape_str(NULL, b), "(null)");
+    assert_string_equal(nb_check_layout_name((nb_check_layout)9), "?");
+    nb_bump_version(NULL); /* harmless */
+    nb_mem_free(NULL);     /* harmless */
+}
+
+/* Calls that need a graph, or an index in range. */
+static void test_graph_and_ranges(void **state)
+{
+    (void)state;
+    nb_tensor *a = nb_ones(NB_F32, NB_SHAPE(2, 3));
+    nb_clear_error();
+    assert_true(isnan(nb_get_flat(a, 6)));
+    ERR_HAS("nb_get_flat: index 6 is out of range for (2,3) (6 elements)");
+    assert_true(isnan(nb_get_flat(a, -1)));
+    /* With no current graph (the group's graph is made again after). */
+    nb_graph_free(g);
+    assert_null(nb_graph_current());
+    FAILS(nb_squeeze(a, 0), "nb_squeeze: no current graph");
+    FAILS(nb_kernel_scratch(64), "nb_kernel_scratch: no current graph");
+    assert_true(nb_contiguous(a) == a); /* already contiguous: itself, no graph needed */
+    g = nb_graph_new();
+    nb_free(a);
 }
 
 static void test_first_error_wins(void **state)
@@ -348,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_shapes_and_dtypes), cmocka_unit_test(test_indices),
         cmocka_unit_test(test_autograd_misuse), cmocka_unit_test(test_user_ops),
         cmocka_unit_test(test_shape_arithmetic), cmocka_unit_test(test_allocator_hooks),
+        cmocka_unit_test(test_graph_and_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
