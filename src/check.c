@@ -517,46 +517,40 @@ bool nb__check_run(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const 
 
 /* ---- the public checks ---- */
 
-bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
-                  const nb_check_opts *opts, nb_check_report *report)
+/* nb_gradcheck (order 1) and nb_gradgradcheck (order 2, whose report has
+ * one more entry: the projection). */
+static bool check_public(const char *fn, int order, nb_check_fn f, void *ctx, int n,
+                         nb_tensor *const x[], const nb_check_opts *opts,
+                         nb_check_report *report)
 {
     nb_check_report dummy = {0};
     nb_check_report *r = report ? report : &dummy;
-    nb__check_report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n : 0, 1, opts);
+    nb__check_report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + (order == 2) : 0, order, opts);
     if (!report) {
-        nb__error("nb_gradcheck: report is NULL");
+        nb__error("%s: report is NULL", fn);
         return false;
     }
     nb_clear_error();
-    if (!check_args("nb_gradcheck", f, n, x, opts, r)) {
+    if (!check_args(fn, f, n, x, opts, r)) {
         nb__error("%s", r->message);
         return false;
     }
     nb_check_conf o = nb__check_resolve(opts);
     if (o.layout != NB_LAYOUT_CONTIGUOUS)
-        return nb__check_layout(1, f, ctx, n, x, &o, r);
-    return nb__check_run(1, f, ctx, n, x, &o, r);
+        return nb__check_layout(order, f, ctx, n, x, &o, r);
+    return nb__check_run(order, f, ctx, n, x, &o, r);
+}
+
+bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
+                  const nb_check_opts *opts, nb_check_report *report)
+{
+    return check_public("nb_gradcheck", 1, f, ctx, n, x, opts, report);
 }
 
 bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       const nb_check_opts *opts, nb_check_report *report)
 {
-    nb_check_report dummy = {0};
-    nb_check_report *r = report ? report : &dummy;
-    nb__check_report_init(r, n > 0 && n <= NB_MAX_INPUTS ? n + 1 : 0, 2, opts);
-    if (!report) {
-        nb__error("nb_gradgradcheck: report is NULL");
-        return false;
-    }
-    nb_clear_error();
-    if (!check_args("nb_gradgradcheck", f, n, x, opts, r)) {
-        nb__error("%s", r->message);
-        return false;
-    }
-    nb_check_conf o = nb__check_resolve(opts);
-    if (o.layout != NB_LAYOUT_CONTIGUOUS)
-        return nb__check_layout(2, f, ctx, n, x, &o, r);
-    return nb__check_run(2, f, ctx, n, x, &o, r);
+    return check_public("nb_gradgradcheck", 2, f, ctx, n, x, opts, report);
 }
 
 /* ---- printing ---- */

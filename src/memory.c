@@ -95,58 +95,41 @@ void nb_mem_free(void *p) { nb__free(p); }
 
 /* ---- shapes ---- */
 
-/* The check below without a message, for the hot path of nb_apply. */
-static int nb__check_quiet(int ndim, const int64_t *shape, int64_t *numel)
-{
-    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape))
-        return -1;
-    int64_t n = 1;
-    bool empty = false;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return -1;
-        if (shape[i] == 0)
-            empty = true;
-        else if (__builtin_mul_overflow(n, shape[i], &n) || n > NB_MAX_NUMEL)
-            return -1; /* a multiply, not a division: this runs for every op */
-    }
-    if ((uint64_t)n > SIZE_MAX / 8)
-        return -1;
-    *numel = empty ? 0 : n;
-    return 0;
-}
+/* A refusal: the message only when there is a function to name (a quiet
+ * check runs for every op, and its caller names the op on failure). */
+#define REFUSE(...) (fn ? nb__error(__VA_ARGS__) : -1)
 
 int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
 {
     char b[NB_SHAPE_STR_LEN];
-    if (!fn) /* a quiet check: the caller names the function on failure */
-        return nb__check_quiet(ndim, shape, numel);
     if (ndim < 0 || ndim > NB_MAX_DIMS)
-        return nb__error("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
+        return REFUSE("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
     if (ndim > 0 && !shape)
-        return nb__error("%s: shape is NULL (%d dimensions)", fn, ndim);
+        return REFUSE("%s: shape is NULL (%d dimensions)", fn, ndim);
     /* The product of the non-zero sizes stays within NB_MAX_NUMEL, so no
-     * stride or partial product can overflow either. */
+     * stride or partial product can overflow either; a multiply with an
+     * overflow check, not a division, since this runs for every op. */
     int64_t n = 1;
     bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return nb__error("%s: dimension %d is %lld in shape %s", fn, i,
-                             (long long)shape[i], nb_dims_str(ndim, shape, b));
+            return REFUSE("%s: dimension %d is %lld in shape %s", fn, i, (long long)shape[i],
+                          nb_dims_str(ndim, shape, b));
         if (shape[i] == 0) {
             empty = true;
             continue;
         }
         if (__builtin_mul_overflow(n, shape[i], &n) || n > NB_MAX_NUMEL)
-            return nb__error("%s: shape %s has more than 2^48 elements (NB_MAX_NUMEL)", fn,
-                             nb_dims_str(ndim, shape, b));
+            return REFUSE("%s: shape %s has more than 2^48 elements (NB_MAX_NUMEL)", fn,
+                          nb_dims_str(ndim, shape, b));
     }
     if ((uint64_t)n > SIZE_MAX / 8)
-        return nb__error("%s: shape %s is too large for this machine's address space", fn,
-                         nb_dims_str(ndim, shape, b));
+        return REFUSE("%s: shape %s is too large for this machine's address space", fn,
+                      nb_dims_str(ndim, shape, b));
     *numel = empty ? 0 : n;
     return 0;
 }
+#undef REFUSE
 
 bool nb__layout_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 {
