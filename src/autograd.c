@@ -80,6 +80,28 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
     return 0;
 }
 
+unsigned nb_batch_rows(nb_tensor *const x[], int n, const void *attr)
+{
+    (void)attr;
+    int ndim = 0;
+    int64_t shape[NB_MAX_DIMS] = {0};
+    for (int i = 0; i < n; i++) {
+        if (!x[i])
+            return 0;
+        int64_t out[NB_MAX_DIMS];
+        int nd = nb__broadcast_shape(ndim, shape, x[i]->ndim, x[i]->shape, out);
+        if (nd < 0)
+            return 0;
+        ndim = nd;
+        memcpy(shape, out, sizeof out);
+    }
+    unsigned mask = 0;
+    for (int i = 0; i < n && ndim > 0; i++)
+        if (x[i]->ndim == ndim && x[i]->shape[0] == shape[0])
+            mask |= NB_INPUT(i);
+    return mask;
+}
+
 /* ---- apply ---- */
 
 /* The name the user called, "nb_tanh" or "myop", into buf (64 bytes). */
@@ -286,12 +308,15 @@ static int check_versions(const nb_tensor *y, const char *fn)
 
 /* The gradient a rule gave for input i of y's node, checked and summed back
  * to the input's shape for broadcasting ops; NULL with an error. */
-static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor *g)
+static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor *g,
+                             const nb_mutant *mutant)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     nb_tensor *x = nd->x[i];
     if (g && nd->op->broadcast && !nb__same_shape(g, x) && g->dtype == x->dtype) {
-        nb_tensor *s = nb_sum_to(g, x->ndim, x->shape);
+        bool drop = mutant && mutant->op == nd->op && mutant->kind == NB_MUTATE_BROADCAST &&
+                    mutant->input == i;
+        nb_tensor *s = drop ? nb__mutate_broadcast(g, x) : nb_sum_to(g, x->ndim, x->shape);
         if (!s) {
             nb__error("%s: backward of %s%s gave a %s gradient for input %d of shape %s, "
                       "which does not sum to it", fn, nb__op_prefix(nd->op), nd->op->name,
@@ -352,6 +377,7 @@ typedef struct {
  * reaching its output. */
 static int backward_pass(nb_graph *g, const pass_args *p)
 {
+    nb_thread *th = nb__thread();
     nb_walk w;
     if (nb__walk(&w, p->root, true, g))
         return -1;
@@ -375,17 +401,29 @@ static int backward_pass(nb_graph *g, const pass_args *p)
                              p->fn, nb__op_prefix(nd->op), nd->op->name);
         if (check_versions(y, p->fn))
             return -1;
-        nb_tensor *dx[NB_MAX_INPUTS] = {0};
+        nb_tensor *dx[NB_MAX_INPUTS] = {0}, *gi[NB_MAX_INPUTS] = {0};
         nd->op->backward(dx, acc[k], y, nd->x, nd->n, nd->attr);
         for (int i = 0; i < nd->n; i++) {
             nb_tensor *x = nd->x[i];
             if (!x->requires_grad || (nd->op->nondiff & NB_INPUT(i)))
                 continue;
-            nb_tensor *gi = input_grad(p->fn, nd, i, dx[i]);
-            int64_t j = gi ? nb__pmap_get(&w.index, x) : -1;
+            if (!(gi[i] = input_grad(p->fn, nd, i, dx[i], th->mutant)))
+                return -1;
+            if (p->create_graph && acc[k]->requires_grad && !gi[i]->requires_grad && !th->cut)
+                th->cut = nd->op;
+        }
+        if (th->mutant && th->mutant->op == nd->op) {
+            if (nb__mutate(th->mutant, nd, gi))
+                return -1;
+        }
+        for (int i = 0; i < nd->n; i++) {
+            nb_tensor *x = nd->x[i];
+            if (!gi[i])
+                continue;
+            int64_t j = nb__pmap_get(&w.index, x);
             if (j < 0)
                 return -1;
-            acc[j] = acc[j] ? nb_add(acc[j], gi) : gi;
+            acc[j] = acc[j] ? nb_add(acc[j], gi[i]) : gi[i];
             if (!acc[j])
                 return -1;
         }

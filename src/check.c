@@ -599,3 +599,15 @@ void nb_check_report_print(const nb_check_report *r, FILE *f)
         fprintf(f, "\n");
     }
 }
+
+void nb_check_report_free(nb_check_report *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < NB_MAX_INPUTS + 1; i++) {
+        nb__free(r->input[i].jacobian_analytic);
+        nb__free(r->input[i].jacobian_numeric);
+        r->input[i].jacobian_analytic = r->input[i].jacobian_numeric = NULL;
+        r->input[i].rows = r->input[i].cols = 0;
+    }
+}

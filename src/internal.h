@@ -54,8 +54,22 @@ _Static_assert(NB_MAX_INPUTS + 2 <= 32, "NB_SAVES_* bits must fit in an unsigned
 /* ---- a thread's state ---- */
 /* Everything nabla keeps per thread, in one place: an op reaches it with one
  * thread-local lookup. */
+/* A deliberate break of an op's backward (gradcheck's mutation testing,
+ * src/check_mutate.c): while set on a thread, its backward passes apply it
+ * to the gradients every node of op gives. kind is an nb_mutation; input
+ * the input it breaks, other the second one of a swap. */
+typedef struct nb_mutant {
+    const nb_op *op;
+    int kind, input, other;
+} nb_mutant;
+
 typedef struct nb_thread {
     nb_graph *graph;       /* the current graph */
+    const nb_mutant *mutant; /* NULL but in mutation testing */
+    /* The first op whose backward, under create_graph with a gradient
+     * requiring grad, gave one that does not (computed outside the graph);
+     * gradgradcheck reads and clears it. */
+    const nb_op *cut;
     const nb_op *applying; /* the op whose shape rule is running (messages) */
     uint64_t errors;       /* errors set so far: a kernel that fails sets one */
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
@@ -64,6 +78,14 @@ typedef struct nb_thread {
     char err_msg[512];
 } nb_thread;
 nb_thread *nb__thread(void);
+
+/* Applies m to the gradients gi[0..nd->n) of a node of m->op, already
+ * summed to its inputs' shapes (NULL for inputs that get none). 0, or -1
+ * with an error. */
+int nb__mutate(const nb_mutant *m, const nb_node *nd, nb_tensor *gi[]);
+/* The broadcast mutation of gradient g of a node's input x: the first
+ * position along each broadcast dimension instead of the sum. */
+nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
 
 /* ---- errors ---- */
 /* Sets the thread's error message (printf-style). Always returns -1. */

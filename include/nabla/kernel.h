@@ -73,6 +73,25 @@ typedef struct nb_domain {
     bool away_from_zero; /* |x| >= (hi - lo) / 10: keeps off kinks and poles */
 } nb_domain;
 
+/* A point where an op is not differentiable in one element of an input (a
+ * kink: relu at 0, abs at 0, max at a tie, clamp at a bound): the value the
+ * element takes there, and which derivative the backward gives at it. */
+typedef enum nb_subgradient {
+    NB_SUBGRADIENT_LEFT,  /* the derivative from below (relu at 0 gives 0) */
+    NB_SUBGRADIENT_RIGHT, /* the derivative from above (clamp at lo gives 1) */
+    NB_SUBGRADIENT_MEAN,  /* the mean of the two (abs at 0; a tie splits evenly) */
+} nb_subgradient;
+typedef struct nb_kink {
+    double at;
+    nb_subgradient side;
+} nb_kink;
+
+/* The central-difference step and tolerances to check an op with, in one
+ * dtype; zeros take the checker's defaults (check.h). */
+typedef struct nb_tolerance {
+    double eps, atol, rtol;
+} nb_tolerance;
+
 /* An example application of an op, for gradcheck tables and `nabla gradcheck`. */
 typedef struct nb_op_example {
     int n;                                     /* inputs */
@@ -107,7 +126,25 @@ struct nb_op {
                             the engine copies the others (differentiably) */
     unsigned saves;      /* NB_SAVES_* bits, see above */
     const nb_op_example *examples; /* gradcheck examples, ended by n == 0 */
+    /* Where the op is not differentiable: the distance from element j (flat,
+     * row-major) of input i to the nearest kink reached by moving that
+     * element alone, with the kink in *k; INFINITY when there is none. The
+     * checker draws inputs away from kinks and can test at them. NULL: the
+     * op is differentiable everywhere in its domain. */
+    double (*kink)(nb_tensor *const x[], int n, int i, int64_t j, const void *attr,
+                   nb_kink *k);
+    nb_tolerance tolerance[NB_F64 + 1]; /* per dtype of a check; zeros: defaults */
+    /* The inputs whose first dimension is a batch: row b of the output
+     * depends only on row b of each of them (and on all of the others). 0:
+     * the op mixes rows. NULL: not batch-independent. nb_batch_rows is the
+     * rule of elementwise ops. */
+    unsigned (*batch)(nb_tensor *const x[], int n, const void *attr);
 };
+
+/* The batch rule of elementwise ops: the inputs with the output's number of
+ * dimensions and its first size (the others broadcast: shared by all rows);
+ * 0 for a 0-d output. */
+unsigned nb_batch_rows(nb_tensor *const x[], int n, const void *attr);
 
 /* Applies op to n inputs: checks the inputs, the shape rule's result (dims,
  * overflow, NB_MAX_NUMEL, views in bounds) and the declarations, allocates
