@@ -40,4 +40,17 @@ bool nb__check_run(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const 
 bool nb__check_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       const nb_check_conf *o, nb_check_report *r);
 
+/* The inputs of an example of op, drawn with seed: heap f64 tensors, whole
+ * numbers for the inputs the op declares .nondiff (never requiring grad),
+ * reals in the example's domain elsewhere (requiring grad). False with the
+ * report filled; the caller frees x[0..ex->n) (NULLs included) either way. */
+bool nb__check_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed, nb_tensor **x,
+                      nb_check_report *r);
+/* An op with its attributes, and the nb_check_fn that applies it. */
+typedef struct {
+    const nb_op *op;
+    const void *attr;
+} nb_check_op;
+nb_tensor *nb__check_apply(nb_tensor *const x[], int n, void *ctx);
+
 #endif

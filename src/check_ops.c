@@ -182,20 +182,13 @@ bool nb__check_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *con
 
 /* ---- ops and their examples ---- */
 
-typedef struct {
-    const nb_op *op;
-    const void *attr;
-} op_ctx;
-
-static nb_tensor *apply_fn(nb_tensor *const x[], int n, void *c)
+nb_tensor *nb__check_apply(nb_tensor *const x[], int n, void *c)
 {
-    const op_ctx *oc = c;
+    const nb_check_op *oc = c;
     return nb_apply(oc->op, x, n, oc->attr);
 }
 
-/* Draws the inputs of an example: whole numbers for the inputs the op
- * declares non-differentiable (never requiring grad), reals elsewhere. */
-static bool make_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
+bool nb__check_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
                         nb_tensor **x, nb_check_report *r)
 {
     nb_rng rng = nb_rng_new(seed ^ 0x1234567ull);
@@ -241,10 +234,10 @@ static bool check_no_gradient(const nb_op *op, const nb_op_example *ex, nb_tenso
                               const nb_check_conf *o, nb_check_report *r)
 {
     layout_ctx lc;
-    op_ctx oc = {op, ex->attr};
+    nb_check_op oc = {op, ex->attr};
     nb_tensor *base[NB_MAX_INPUTS] = {0}, *cast[NB_MAX_INPUTS] = {0};
     nb_tensor *const *in = base;
-    bool ok = make_bases(&lc, o->layout, apply_fn, &oc, ex->n, x, base, r);
+    bool ok = make_bases(&lc, o->layout, nb__check_apply, &oc, ex->n, x, base, r);
     if (ok && o->dtype == NB_F32) {
         ok = nb__check_copies(base, ex->n, NB_F32, cast, r);
         in = cast;
@@ -309,14 +302,14 @@ bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
     }
 
     nb_tensor *x[NB_MAX_INPUTS] = {0};
-    op_ctx oc = {op, ex->attr};
+    nb_check_op oc = {op, ex->attr};
     nb_check_conf o = nb__check_resolve(opts);
-    bool ok = make_inputs(op, ex, o.seed, x, r);
+    bool ok = nb__check_inputs(op, ex, o.seed, x, r);
     if (ok && op->no_gradient)
         ok = check_no_gradient(op, ex, x, &o, r);
     else if (ok)
-        ok = order == 1 ? nb_gradcheck(apply_fn, &oc, ex->n, x, opts, r)
-                        : nb_gradgradcheck(apply_fn, &oc, ex->n, x, opts, r);
+        ok = order == 1 ? nb_gradcheck(nb__check_apply, &oc, ex->n, x, opts, r)
+                        : nb_gradgradcheck(nb__check_apply, &oc, ex->n, x, opts, r);
     for (int i = 0; i < ex->n; i++)
         nb_free(x[i]);
     return ok;
