@@ -209,31 +209,38 @@ bool nb_gradgradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
 
 /* ---- printing ---- */
 
-static const char *verdict_word(nb_check_verdict v)
+const char *nb_check_verdict_name(nb_check_verdict v)
 {
     switch (v) {
-    case NB_CHECK_PASSED: return "ok";
-    case NB_CHECK_FAILED: return "FAIL";
-    case NB_CHECK_VACUOUS: return "VACUOUS";
-    case NB_CHECK_KINK: return "KINK";
-    case NB_CHECK_ERROR: return "ERROR";
+    case NB_CHECK_PASSED: return "passed";
+    case NB_CHECK_FAILED: return "failed";
+    case NB_CHECK_VACUOUS: return "vacuous";
+    case NB_CHECK_KINK: return "kink";
+    case NB_CHECK_ERROR: return "error";
     }
     return "?";
 }
 
-static const char *pattern_word(nb_check_pattern p)
+const char *nb_check_pattern_name(nb_check_pattern p)
 {
     switch (p) {
     case NB_PATTERN_NONE: return "";
     case NB_PATTERN_ZERO: return "zero";
     case NB_PATTERN_SCALED: return "scaled";
-    case NB_PATTERN_BROADCAST: return "broadcast positions";
+    case NB_PATTERN_BROADCAST: return "broadcast";
     case NB_PATTERN_TRANSPOSED: return "transposed";
     case NB_PATTERN_SWAPPED: return "swapped";
-    case NB_PATTERN_FEW: return "a few elements";
-    case NB_PATTERN_NAN: return "NaN";
+    case NB_PATTERN_FEW: return "few";
+    case NB_PATTERN_NAN: return "nan";
     }
     return "?";
+}
+
+/* The printed word of a verdict: "ok", "FAIL", "VACUOUS", "KINK", "ERROR". */
+static const char *verdict_word(nb_check_verdict v)
+{
+    static char words[5][8] = {"ok", "FAIL", "VACUOUS", "KINK", "ERROR"};
+    return (int)v >= 0 && (int)v < 5 ? words[v] : "?";
 }
 
 static void print_index(FILE *f, const int64_t *idx)
@@ -294,7 +301,7 @@ void nb_check_report_print(const nb_check_report *r, FILE *f)
                     in->directions == 1 ? "" : "s");
         }
         if (in->pattern)
-            fprintf(f, " [%s]", pattern_word(in->pattern));
+            fprintf(f, " [%s]", nb_check_pattern_name(in->pattern));
         fprintf(f, "\n");
     }
     if (r->message[0])

@@ -89,6 +89,11 @@ typedef enum nb_check_pattern {
     NB_PATTERN_NAN,        /* A has NaN or infinity where N is finite */
 } nb_check_pattern;
 
+/* "passed", "failed", "vacuous", "kink", "error"; and "", "zero", "scaled",
+ * "broadcast", "transposed", "swapped", "few", "nan"; "?" for anything else. */
+const char *nb_check_verdict_name(nb_check_verdict v);
+const char *nb_check_pattern_name(nb_check_pattern p);
+
 /* One input's result. With opts.keep_jacobians, a failing input keeps its
  * Jacobians: rows x cols doubles, row-major, one row per output element and
  * one column per input element (cols = the input's numel); at order 2, or

@@ -3,5 +3,6 @@
 #define NABLA_CLI_H
 
 int cli_train(int argc, char **argv);
+int cli_gradcheck(int argc, char **argv);
 
 #endif

@@ -1,17 +1,14 @@
 /* nabla: the command-line tool.
  *
  *   nabla ops                 list the built-in ops and what they declare
- *   nabla gradcheck [OP...]   gradient-check built-in ops (all by default) on
- *                             contiguous and strided (permuted, sliced,
- *                             broadcast) inputs
+ *   nabla gradcheck [OP...]   gradient-check built-in ops (all by default):
+ *                             src/cli/gradcheck.c
  *   nabla train [options]     train an MLP on Fashion-MNIST (the Keras example)
  *   nabla help                usage
  *
  * Subcommands sit in one table (name, function, summary); a new one is a
  * function and a row. */
-#define _POSIX_C_SOURCE 200809L /* open_memstream */
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +25,26 @@ typedef struct command {
 
 static int cmd_help(int argc, char **argv);
 static int cmd_ops(int argc, char **argv);
-static int cmd_gradcheck(int argc, char **argv);
 
 static const command commands[] = {
     {"ops", cmd_ops, "", "list the built-in ops: name, inputs, gradient, declarations"},
-    {"gradcheck", cmd_gradcheck, "[-v] [--layout L] [OP...]",
+    {"gradcheck", cli_gradcheck, "[options] [OP...]",
      "check every op's gradients on its examples (all ops by default):\n"
-     "                           f64 first and second order, f32 first order,\n"
-     "                           each with the inputs contiguous, permuted, sliced\n"
-     "                           and broadcast (--layout L, repeatable: only those);\n"
-     "                           -v prints every report; exit 1 on any failure"},
+     "                           f64 first and second order, f32 first order, each\n"
+     "                           with the inputs contiguous, permuted, sliced and\n"
+     "                           broadcast; random directions first, the whole\n"
+     "                           Jacobian of a failing input. Options:\n"
+     "                             --layout L     only these layouts (repeatable)\n"
+     "                             --seed N       other random inputs (replays a report)\n"
+     "                             --full         whole Jacobians of every input\n"
+     "                             --at-kinks     the declared subgradients at kinks\n"
+     "                             --mutate       which broken backwards each check catches\n"
+     "                             --contract     determinism, accumulation, batches,\n"
+     "                                            layouts, in-place writes\n"
+     "                             --picture DIR  heat maps of failing Jacobians\n"
+     "                             --report json  all of it as one JSON document\n"
+     "                             -v             every report, not only failures\n"
+     "                           exit status 1 on any failure"},
     {"train", cli_train, "[options]",
      "train an MLP on Fashion-MNIST (default: the classic Keras example);\n"
      "                           see nabla train --help"},
@@ -141,183 +148,6 @@ static int cmd_ops(int argc, char **argv)
                decl);
     }
     return 0;
-}
-
-/* Largest error over the inputs a report checked. */
-static void fold(const nb_check_report *r, double *abs_err, double *rel_err)
-{
-    for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++) {
-        const nb_check_input *in = &r->input[i];
-        if (!in->checked)
-            continue;
-        if (isnan(in->max_abs_err) || in->max_abs_err > *abs_err)
-            *abs_err = in->max_abs_err;
-        if (isnan(in->max_rel_err) || in->max_rel_err > *rel_err)
-            *rel_err = in->max_rel_err;
-    }
-}
-
-/* Prints a report indented under its table row, labelled with its example. */
-static void print_indented(const nb_check_report *r, int example, FILE *f)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        return;
-    nb_check_report_print(r, m);
-    fclose(m);
-    fprintf(f, "    example %d, ", example);
-    for (char *line = buf, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        fprintf(f, "%s%s\n", line == buf ? "" : "    ", line);
-    }
-    free(buf);
-}
-
-/* A table row: its start, then one column per chosen layout. */
-static void print_columns(const char *start, const bool layouts[], const char *const col[])
-{
-    int last = -1;
-    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
-        if (layouts[l])
-            last = l;
-    printf("%s", start);
-    for (int l = 0; l <= last; l++)
-        if (layouts[l])
-            printf(l == last ? " %s" : " %-10s", col[l]);
-    printf("\n");
-}
-
-/* One row: every example of op in one dtype, in every chosen layout, with a
- * status per layout; then the failing reports (all of them with -v).
- * Returns 1 on failure. */
-static int check_row(const nb_op *op, nb_dtype dtype, const bool layouts[], bool verbose)
-{
-    int examples = implemented(op) ? count_examples(op) : 0, orders = dtype == NB_F64 ? 2 : 1;
-    int per_layout = examples * orders;
-    double abs_err = 0, rel_err = 0;
-    bool ok = true, any = false, layout_ok[NB_CHECK_LAYOUTS];
-    const char *why = NULL;
-    size_t count = (size_t)(per_layout * NB_CHECK_LAYOUTS + 1);
-    nb_check_report *reports = calloc(count, sizeof *reports);
-    bool *passed = calloc(count, sizeof *passed);
-    if (!reports || !passed) {
-        free(reports);
-        free(passed);
-        fprintf(stderr, "nabla gradcheck: out of memory\n");
-        return 1;
-    }
-
-    if (!implemented(op)) {
-        ok = false;
-        why = "not implemented (no shape rule)";
-    } else if (examples == 0 && op->backward) {
-        ok = false;
-        why = "no gradcheck examples";
-    } else if (!op->backward && !op->no_gradient) {
-        ok = false;
-        why = "backward not implemented (and not declared .no_gradient)";
-    }
-    /* Every example runs (even after a failure), so the errors are the
-     * largest over all of them. */
-    for (int l = 0; l < NB_CHECK_LAYOUTS; l++) {
-        layout_ok[l] = true;
-        if (!layouts[l])
-            continue;
-        for (int e = 0; e < examples; e++)
-            for (int order = 1; order <= orders; order++) {
-                int k = l * per_layout + e * orders + order - 1;
-                nb_check_report *r = &reports[k];
-                nb_check_opts o = {.dtype = dtype, .layout = (nb_check_layout)l};
-                passed[k] = nb_check_example(op, &op->examples[e], order, &o, r);
-                fold(r, &abs_err, &rel_err);
-                for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++)
-                    any |= r->input[i].checked;
-                layout_ok[l] &= passed[k];
-            }
-        ok &= layout_ok[l];
-    }
-
-    char a[32] = "-", b[32] = "-";
-    if (any) {
-        snprintf(a, sizeof a, "%.1e", abs_err);
-        snprintf(b, sizeof b, "%.1e", rel_err);
-    }
-    const char *status[NB_CHECK_LAYOUTS];
-    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
-        status[l] = !layout_ok[l] || why ? "FAIL" : op->no_gradient ? "no-grad" : "ok";
-    char row[160];
-    snprintf(row, sizeof row, "%-16s %-5s %8d %12s %12s ", op->name, nb_dtype_name(dtype),
-             examples, a, b);
-    print_columns(row, layouts, status);
-    if (why)
-        printf("    %s\n", why);
-    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
-        for (int k = l * per_layout; layouts[l] && k < (l + 1) * per_layout; k++)
-            if (verbose || !passed[k])
-                print_indented(&reports[k], (k - l * per_layout) / orders + 1, stdout);
-    free(reports);
-    free(passed);
-    return ok ? 0 : 1;
-}
-
-static int cmd_gradcheck(int argc, char **argv)
-{
-    bool verbose = false, layouts[NB_CHECK_LAYOUTS] = {false}, some_layout = false;
-    const nb_op *chosen[256];
-    int n = 0, unknown = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-v")) {
-            verbose = true;
-            continue;
-        }
-        if (!strcmp(argv[i], "--layout") || !strncmp(argv[i], "--layout=", 9)) {
-            const char *name = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < argc ? argv[++i] : "";
-            int l = 0;
-            while (l < NB_CHECK_LAYOUTS && strcmp(name, nb_check_layout_name((nb_check_layout)l)))
-                l++;
-            if (l == NB_CHECK_LAYOUTS) {
-                fprintf(stderr, "nabla gradcheck: unknown layout '%s' (contiguous, permuted, "
-                                "sliced or broadcast)\n", name);
-                return 2;
-            }
-            layouts[l] = some_layout = true;
-            continue;
-        }
-        const nb_op *op = nb_op_find(argv[i]);
-        if (!op) {
-            fprintf(stderr, "nabla gradcheck: unknown op '%s' (see `nabla ops`)\n", argv[i]);
-            unknown++;
-        } else if (n < 256) {
-            chosen[n++] = op;
-        }
-    }
-    if (unknown)
-        return 1;
-    if (n == 0)
-        for (const nb_op *const *p = nb_builtin_ops(); *p && n < 256; p++)
-            chosen[n++] = *p;
-    for (int l = 0; !some_layout && l < NB_CHECK_LAYOUTS; l++)
-        layouts[l] = true;
-
-    char head[160];
-    const char *names[NB_CHECK_LAYOUTS];
-    for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
-        names[l] = nb_check_layout_name((nb_check_layout)l);
-    snprintf(head, sizeof head, "%-16s %-5s %8s %12s %12s ", "op", "dtype", "examples",
-             "max abs err", "max rel err");
-    print_columns(head, layouts, names);
-    int failed = 0;
-    for (int i = 0; i < n; i++) {
-        int f = check_row(chosen[i], NB_F64, layouts, verbose);
-        f |= check_row(chosen[i], NB_F32, layouts, verbose);
-        failed += f;
-    }
-    printf("%d of %d ops passed\n", n - failed, n);
-    return failed ? 1 : 0;
 }
 
 int main(int argc, char **argv)
