@@ -291,7 +291,7 @@ void nb_check_report_print(const nb_check_report *r, FILE *f)
         if (in->worst >= 0 && (!in->ok || in->max_abs_err > 0)) {
             fprintf(f, " at ");
             print_index(f, in->worst_index);
-            if (in->worst_out >= 0) {
+            if (in->worst_out >= 0 && in->worst_out_index[0] >= 0) {
                 fprintf(f, " of output ");
                 print_index(f, in->worst_out_index);
             }

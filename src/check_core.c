@@ -473,8 +473,9 @@ static bool run_check(nb_check_ctx *c)
          * whose gradient is 0 here while others are checked stays marked
          * on its own (a mask that is all 0 for it; at order 2, a linear op's
          * second derivative). */
-        if (v == NB_CHECK_PASSED &&
-            (on_kink || empty == checked || (r->order == 1 && unconnected)))
+        if ((v == NB_CHECK_PASSED || v == NB_CHECK_KINK) && on_kink)
+            v = NB_CHECK_VACUOUS; /* the op declares the kink: say which */
+        if (v == NB_CHECK_PASSED && (empty == checked || (r->order == 1 && unconnected)))
             v = NB_CHECK_VACUOUS;
         r->verdict = v;
         r->ok = v == NB_CHECK_PASSED;
@@ -616,7 +617,11 @@ static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
         ok = run_check(&c);
         r->seed = o.seed ^ 0x1111111111ull;
     }
-    if (r->verdict == NB_CHECK_FAILED && th->cut)
+    if (r->verdict == NB_CHECK_FAILED && th->cut) {
+        /* The cause, first; then what the comparison saw. */
+        char saw[sizeof r->message];
+        snprintf(saw, sizeof saw, "%s", r->message);
+        r->message[0] = '\0';
         nb__check_say(r,
                       "The backward of %s%s gave a gradient that is not part of the graph "
                       "(it does not require grad under create_graph): it was computed outside "
@@ -624,6 +629,8 @@ static bool run_gradgrad(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       "nabla ops, so its own gradient is zero. Write the backward with ops "
                       "(or mark the example .once_differentiable).",
                       nb__op_prefix(th->cut), th->cut->name);
+        nb__check_say(r, "%s", saw);
+    }
     th->cut = NULL;
     for (int i = 0; i < n; i++)
         nb__free(w[i]);

@@ -137,7 +137,7 @@ typedef struct nb_check_report {
     nb_check_input input[NB_MAX_INPUTS + 1];
     /* Why the check failed or could not run, what the pattern of the error
      * usually means, or why it is vacuous; "" when it passed. */
-    char message[512];
+    char message[1024];
 } nb_check_report;
 
 /* Frees the Jacobians a report kept (opts.keep_jacobians); safe on any
