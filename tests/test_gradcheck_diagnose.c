@@ -480,6 +480,17 @@ static void test_seeds(void **state)
     char *t = report_text(&c);
     assert_non_null(strstr(t, "(seed 6"));
     free(t);
+    /* A draw that makes the check vacuous is replaced by the next seed's,
+     * and the report names the seed used: with seed 16 the broadcast
+     * layout repeats four negative values of relu's first example. */
+    const nb_op *relu = nb_op_find("relu");
+    nb_check_opts bc = {.seed = 16, .layout = NB_LAYOUT_BROADCAST};
+    assert_true(nb_check_example(relu, &relu->examples[0], 1, &bc, &a));
+    assert_true(a.seed == 17);
+    nb_check_report first;
+    assert_true(nb_check_example(relu, &relu->examples[0], 1, &(nb_check_opts){.seed = 17,
+                                 .layout = NB_LAYOUT_BROADCAST}, &first));
+    assert_true(first.input[0].analytic == a.input[0].analytic); /* 17 replays it */
     assert_int_equal(nb_live_tensors(), 0);
 }
 
