@@ -70,7 +70,8 @@ typedef struct nb_op nb_op;
  * in [ceil(lo), ceil(hi)): indices, or a 0/1 mask by default. */
 typedef struct nb_domain {
     double lo, hi;
-    bool away_from_zero; /* |x| >= (hi - lo) / 10: keeps off kinks and poles */
+    bool away_from_zero; /* |x| >= (hi - lo) / 10: keeps off a pole at 0 (kinks:
+                            nb_op.kink) */
 } nb_domain;
 
 /* A point where an op is not differentiable in one element of an input (a
