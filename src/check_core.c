@@ -225,8 +225,8 @@ static int64_t compare(const nb_check_ctx *c, int i, const double *A, const doub
     res->worst_out = projected ? -1 : worst / cols;
     nb__check_unravel(projected ? 0 : c->r->out_ndim, c->r->out_shape,
                       projected ? 0 : res->worst_out, res->worst_out_index);
-    res->analytic = A[worst];
-    res->numeric = N[worst];
+    res->analytic = rows * cols > 0 ? A[worst] : 0;
+    res->numeric = rows * cols > 0 ? N[worst] : 0;
     return fails;
 }
 
@@ -237,7 +237,13 @@ static bool full(nb_check_ctx *c, int i, const double *g)
 {
     nb_check_input *res = &c->r->input[i];
     int64_t cols = c->x[i]->numel, rows = c->ny;
-    if (rows * cols > NB_CHECK_JACOBIAN_MAX || rows < 1 || c->r->order == 2)
+    if (cols == 0) { /* nothing to compare */
+        res->ok = true;
+        res->verdict = NB_CHECK_PASSED;
+        return true;
+    }
+    /* An empty output leaves the projected row, which must be 0. */
+    if (rows == 0 || rows * cols > NB_CHECK_JACOBIAN_MAX || c->r->order == 2)
         rows = 1;
     size_t cells = (size_t)(rows * cols > 0 ? rows * cols : 1);
     double *A = nb__alloc(cells * sizeof *A), *N = nb__alloc(cells * sizeof *N);
@@ -246,7 +252,7 @@ static bool full(nb_check_ctx *c, int i, const double *g)
     if (!ok)
         nb__check_fail_fn(c->r, "nb__alloc");
     /* Projected: one row, u^T J, already in g; else one backward per row. */
-    bool projected = rows < c->ny;
+    bool projected = rows < c->ny || c->ny == 0;
     unsigned used = 0;
     if (ok && projected)
         memcpy(A, g, (size_t)cols * sizeof *A);
