@@ -39,6 +39,13 @@ bool nb__check_run(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const 
 /* The same in o->layout (not contiguous), with respect to the bases (check_ops.c). */
 bool nb__check_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                       const nb_check_conf *o, nb_check_report *r);
+/* The views of layout (not contiguous) for x, as check.h describes them: heap bases
+ * with x's requires-grad flags (an input the layout does not apply to is its own
+ * base) and views of them in the current graph with x's shapes and values. False
+ * with the report filled; free the bases with nb__check_free_copies(x, base, n)
+ * either way. */
+bool nb__check_views(nb_check_layout layout, int n, nb_tensor *const x[], nb_tensor **base,
+                     nb_tensor **view, nb_check_report *r);
 
 /* The inputs of an example of op, drawn with seed: heap f64 tensors, whole
  * numbers for the inputs the op declares .nondiff (never requiring grad),
