@@ -1,9 +1,9 @@
 /* The contract of an op beyond its derivative.
  *
  * Each example of the op is drawn as gradcheck draws it (nb__check_inputs,
- * opts' seed) and run in graphs of the checker's own, with heap leaves of
- * its own; u is a fixed random seed gradient of the output's shape, and
- * "the gradient" is that of sum(y * u), the same in every run of an example:
+ * opts' seed) and run in graphs of the checker's own, on heap leaves of its
+ * own; u is a fixed random seed gradient of the output's shape and "the
+ * gradient" is that of sum(y * u), the same in every run of an example:
  *   deterministic   nb_grad twice on one recording gives the same bits;
  *   accumulates     nb_backward twice, then nb_zero_grad and once more, on
  *                   one recording: .grad is g, 2g, g exactly (g: nb_grad's);
@@ -13,27 +13,28 @@
  *                   does not require grad and nb_backward refuses it;
  *   nondiff         inputs declared .nondiff that require grad get no .grad
  *                   and no nb_grad result, and alone they leave the output
- *                   without grad (nb_apply ignores them);
+ *                   without grad (nb_apply ignores their flag);
  *   batch           (nb_op.batch) the op applied to row b of each batched
- *                   input, shared inputs whole, gives row b of the output
- *                   and of the batched inputs' gradients; a shared input's
- *                   gradient is the sum of the rows' gradients;
+ *                   input, shared inputs whole, with the same attributes,
+ *                   gives row b of the output and of the batched inputs'
+ *                   gradients; a shared input's gradient is the sum of the
+ *                   rows' gradients;
  *   layouts         on the views of each layout of check.h the output is
  *                   that of contiguous copies of the views, and the gradient
  *                   with respect to the bases is the copies' gradient carried
  *                   back through the views' strides (summed where a stride
  *                   is 0); the first layout that breaks is reported;
- *   inplace         bumping the version of a tensor the op saves (nb_op.saves,
+ *   inplace         bumping the version of a tensor the op saves (nb_op.saves:
  *                   inputs and output) after recording makes backward fail
  *                   with "modified in place"; overwriting one it does not
  *                   save (and bumping it) leaves backward working and the
  *                   gradient as it was: the declaration covers what the
  *                   backward reads.
- * Within one recording results must agree exactly; between runs (rows,
- * layouts, overwritten inputs) to 1e-12 relative to the larger value or to
- * the largest |value| of the reference, as summation order may differ. A
+ * Results of one recording must agree exactly; those of different runs
+ * (rows, layouts, overwritten inputs) to 1e-12 relative to the larger value
+ * or to the largest |value| compared, as summation order may differ. A
  * backward that is not deterministic leaves accumulates not applicable on
- * that example: repeated passes cannot be compared. An op declaring
+ * that example: its repeated passes cannot be compared. An op declaring
  * .no_gradient is checked only to give an output that does not require grad
  * (under nondiff: it is non-differentiable in every input). */
 #include "check_internal.h"
@@ -41,14 +42,14 @@
 #include <math.h>
 
 #define TOL 1e-12
-/* What a contract's check of one example gives: a status, or CANNOT (it
- * could not run; the report's message says why). */
 #define NA NB_CONTRACT_NOT_APPLICABLE
 #define HELD NB_CONTRACT_HELD
 #define BROKEN NB_CONTRACT_BROKEN
-#define CANNOT (-1)
-#define DETAIL 160 /* sizeof nb_contract_report.detail[0] */
-#define FOR_BITS(i, mask, n) for (int i = 0; i < (n); i++) if ((mask) & NB_INPUT(i))
+#define CANNOT (-1) /* could not run: the report's message says why */
+#define DETAIL 160  /* sizeof nb_contract_report.detail[0] */
+#define FOR_BITS(i, mask, n)                                                   \
+    for (int i = 0; i < (n); i++)                                              \
+        if ((mask) & NB_INPUT(i))
 
 const char *nb_contract_name(nb_contract c)
 {
@@ -58,20 +59,27 @@ const char *nb_contract_name(nb_contract c)
     return (int)c >= 0 && (int)c < NB_CONTRACTS ? names[c] : "?";
 }
 
-/* One example: what every contract's runs compare against. */
+/* One example: what the runs of every contract compare against. */
 typedef struct {
     const nb_op *op;
     const nb_op_example *ex;
-    int n, k;                       /* inputs; the example's number from 1 */
-    uint64_t seed;                  /* opts.seed */
-    unsigned all, diff;             /* every input; those requiring grad */
-    bool recorded;                  /* the output requires grad */
-    nb_tensor *x[NB_MAX_INPUTS];    /* the drawn inputs (heap leaves) */
-    nb_tensor *alt[NB_MAX_INPUTS];  /* other values from the same domains */
-    nb_tensor *y, *u;               /* f64 copy of the output; its seed gradient */
-    nb_tensor *g[NB_MAX_INPUTS];    /* f64 copies of nb_grad's gradients */
+    int n, k;                      /* inputs; the example's number from 1 */
+    uint64_t seed;                 /* opts.seed */
+    unsigned all, diff;            /* every input; those requiring grad */
+    bool recorded;                 /* the output requires grad */
+    nb_tensor *x[NB_MAX_INPUTS];   /* the drawn inputs (heap leaves) */
+    nb_tensor *alt[NB_MAX_INPUTS]; /* other values from the same domains */
+    nb_tensor *y, *u;              /* f64 copy of the output; the seed gradient */
+    nb_tensor *g[NB_MAX_INPUTS];   /* f64 copies of the gradients */
     nb_contract_report *r;
 } example;
+
+/* One run: a graph, heap copies of the inputs, the op applied to them. */
+typedef struct {
+    nb_graph *g;
+    nb_tensor *c[NB_MAX_INPUTS];
+    nb_tensor *y;
+} run;
 
 static int say(int status, char *d, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -91,7 +99,7 @@ static int say(int status, char *d, const char *fmt, ...)
 static int cannot(const example *e, const char *what)
 {
     const char *m = nb_last_error();
-    snprintf(e->r->message, sizeof e->r->message, "%s example %d: %s", e->op->name, e->k,
+    snprintf(e->r->message, sizeof e->r->message, "%s example %d: %.200s", e->op->name, e->k,
              m ? m : what);
     return CANNOT;
 }
@@ -107,8 +115,6 @@ static nb_tensor *values(const nb_tensor *t)
     return c;
 }
 
-static const double *D(const nb_tensor *t) { return nb__ptr(t); }
-
 static void free_all(nb_tensor **t, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -117,189 +123,181 @@ static void free_all(nb_tensor **t, int n)
     }
 }
 
-/* Heap copies of the inputs; those in rg require grad. */
-static bool leaves(const example *e, unsigned rg, nb_tensor **c)
+/* A run on copies of the inputs, those in rg requiring grad. False when out
+ * of memory; r->y is NULL (with an error) when the op failed. */
+static bool start(const example *e, unsigned rg, run *r)
 {
-    bool ok = true;
+    memset(r, 0, sizeof *r);
+    if (!(r->g = nb_graph_new()))
+        return false;
     for (int i = 0; i < e->n; i++) {
-        c[i] = ok ? nb_clone(e->x[i]) : NULL;
-        ok = c[i] != NULL;
-        if (ok)
-            c[i]->requires_grad = (rg & NB_INPUT(i)) != 0;
+        if (!(r->c[i] = nb_clone(e->x[i])))
+            return false;
+        r->c[i]->requires_grad = (rg & NB_INPUT(i)) != 0;
     }
-    return ok;
+    nb_clear_error();
+    r->y = nb_apply(e->op, r->c, e->n, e->ex->attr);
+    return true;
 }
 
-/* The gradients of sum(y * u) with respect to in[i], i in mask, as f64
- * copies in g[i] (NULL elsewhere). 0, or -1 with an error. */
+static void finish(const example *e, run *r)
+{
+    free_all(r->c, e->n);
+    nb_graph_free(r->g);
+}
+
+/* nb_grad of sum(y * u) with respect to in[i], i in mask, into g[i] (NULL
+ * elsewhere). 0, or -1 with an error. */
 static int grads(nb_tensor *y, nb_tensor *u, nb_tensor *const in[], int n, unsigned mask,
                  bool retain, nb_tensor **g)
 {
     nb_tensor *wrt[NB_MAX_INPUTS], *out[NB_MAX_INPUTS];
     int m = 0;
-    for (int i = 0; i < n; i++)
-        g[i] = NULL;
     FOR_BITS(i, mask, n)
         wrt[m++] = in[i];
-    if (m && nb_grad(y, .n = m, .inputs = wrt, .grads = out, .seed = u, .retain_graph = retain))
-        return -1;
+    int rc = m ? nb_grad(y, .n = m, .inputs = wrt, .grads = out, .seed = u,
+                         .retain_graph = retain)
+               : 0;
     m = 0;
-    FOR_BITS(i, mask, n)
-        if (!(g[i] = values(out[m++])))
-            return -1;
-    return 0;
+    for (int i = 0; i < n; i++)
+        g[i] = rc == 0 && (mask & NB_INPUT(i)) ? out[m++] : NULL;
+    return rc;
 }
 
-/* The first of n elements where a differs from f * b: in its bits (tol < 0),
- * or by more than tol times the larger of |a|, |f b| and the largest finite
- * |f b| (NaN matches NaN); -1 when none does. */
-static int64_t differ(const double *a, const double *b, double f, int64_t n, double tol)
+/* The first element j of a whose value v[0] differs from v[1] = f * b[off + j]:
+ * in its bits (tol < 0), or by more than tol times the larger of the two and
+ * of the largest finite value compared (NaN matches NaN); -1 when none. */
+static int64_t differ(const nb_tensor *a, const nb_tensor *b, int64_t off, double f, double tol,
+                      double v[2])
 {
     double scale = 0;
-    for (int64_t j = 0; j < n; j++)
-        if (isfinite(f * b[j]))
-            scale = fmax(scale, fabs(f * b[j]));
-    for (int64_t j = 0; j < n; j++) {
-        double v = f * b[j];
-        if (tol < 0 ? memcmp(&a[j], &v, sizeof v) != 0
-                    : !(a[j] == v || (isnan(a[j]) && isnan(v)) ||
-                        fabs(a[j] - v) <= tol * fmax(fmax(fabs(a[j]), fabs(v)), scale)))
+    for (int64_t j = 0; j < a->numel; j++)
+        if (isfinite(f * nb__get(b, off + j)))
+            scale = fmax(scale, fabs(f * nb__get(b, off + j)));
+    for (int64_t j = 0; j < a->numel; j++) {
+        v[0] = nb__get(a, j);
+        v[1] = f * nb__get(b, off + j);
+        if (tol < 0 ? memcmp(&v[0], &v[1], sizeof v[0]) != 0
+                    : !(v[0] == v[1] || (isnan(v[0]) && isnan(v[1])) ||
+                        fabs(v[0] - v[1]) <= tol * fmax(fmax(fabs(v[0]), fabs(v[1])), scale)))
             return j;
     }
     return -1;
 }
 
-/* ---- the contracts, one example each: NA, HELD, BROKEN or CANNOT ---- */
+/* ---- the contracts, on one example each: NA, HELD, BROKEN or CANNOT ---- */
 
-/* Also records what the others compare against: the output and gradients. */
+/* Also records what the others compare against: output, seed, gradients. */
 static int deterministic(example *e, char *d)
 {
-    nb_graph *gr = nb_graph_new();
-    nb_tensor *y = gr ? nb_apply(e->op, e->x, e->n, e->ex->attr) : NULL, *g2[NB_MAX_INPUTS] = {0};
+    nb_tensor *g1[NB_MAX_INPUTS], *g2[NB_MAX_INPUTS];
+    double v[2];
+    run r;
     int st = HELD;
-    if (!y || !(e->y = values(y)))
-        st = cannot(e, "nb_apply failed");
-    else if (!(e->u = nb_zeros(y->dtype, y->ndim, y->shape)))
-        st = cannot(e, "nb_zeros failed");
-    if (st == CANNOT)
+    if (!start(e, e->diff, &r) || !r.y || !(e->y = values(r.y)) ||
+        !(e->u = nb_zeros(r.y->dtype, r.y->ndim, r.y->shape))) {
+        st = cannot(e, "the op failed");
         goto out;
+    }
     nb_rng rng = nb_rng_new(e->seed ^ 0x75u);
     for (int64_t j = 0; j < e->u->numel; j++)
         nb__put(e->u, j, 2 * nb_rng_uniform(&rng) - 1);
-    e->recorded = y->requires_grad;
-    if (!e->recorded) {
+    if (!(e->recorded = r.y->requires_grad)) {
         st = e->diff ? say(BROKEN, d, "example %d: the output does not require grad", e->k)
                      : say(NA, d, "example %d: no input requires grad", e->k);
         goto out;
     }
-    if (grads(y, e->u, e->x, e->n, e->diff, true, e->g) ||
-        grads(y, e->u, e->x, e->n, e->diff, false, g2)) {
+    if (grads(r.y, e->u, r.c, e->n, e->diff, true, g1) ||
+        grads(r.y, e->u, r.c, e->n, e->diff, false, g2)) {
         st = cannot(e, "nb_grad failed");
         goto out;
     }
     FOR_BITS(i, e->diff, e->n) {
-        int64_t j = differ(D(g2[i]), D(e->g[i]), 1, g2[i]->numel, -1);
-        if (j >= 0) {
-            st = say(BROKEN, d, "example %d, input %d, element %lld: %.17g, then %.17g", e->k,
-                     i + 1, (long long)j, D(e->g[i])[j], D(g2[i])[j]);
+        int64_t j = differ(g2[i], g1[i], 0, 1, -1, v);
+        if (!(e->g[i] = values(g1[i])))
+            st = cannot(e, "out of memory");
+        if (st == CANNOT)
             break;
-        }
+        if (j >= 0 && st == HELD)
+            st = say(BROKEN, d, "example %d, input %d, element %lld: %.17g, then %.17g", e->k,
+                     i + 1, (long long)j, v[1], v[0]);
     }
 out:
-    free_all(g2, e->n);
-    nb_graph_free(gr);
+    finish(e, &r);
     return st;
 }
 
 static int accumulates(example *e, bool deterministic, char *d)
 {
+    static const double factor[3] = {1, 2, 1};
+    static const char *const after[3] = {"one nb_backward", "two", "nb_zero_grad and one"};
     if (!e->recorded)
         return say(NA, d, "example %d: no input requires grad", e->k);
     if (!deterministic)
         return say(NA, d, "example %d: the backward is not deterministic", e->k);
-    nb_tensor *c[NB_MAX_INPUTS] = {0}, *y = NULL;
-    nb_graph *gr = nb_graph_new();
-    int st = HELD;
-    if (!gr || !leaves(e, e->diff, c) || !(y = nb_apply(e->op, c, e->n, e->ex->attr)))
-        st = cannot(e, "nb_apply failed");
-    static const double factor[3] = {1, 2, 1};
+    double v[2];
+    run r;
+    int st = start(e, e->diff, &r) && r.y ? HELD : cannot(e, "the op failed");
     for (int pass = 0; st == HELD && pass < 3; pass++) {
-        if (pass == 2)
-            FOR_BITS(i, e->diff, e->n)
-                nb_zero_grad(c[i]);
-        if (nb_backward(y, .seed = e->u, .retain_graph = pass < 2)) {
+        FOR_BITS(i, pass == 2 ? e->diff : 0u, e->n)
+            nb_zero_grad(r.c[i]);
+        if (nb_backward(r.y, .seed = e->u, .retain_graph = pass < 2))
             st = say(BROKEN, d, "example %d: nb_backward %d failed: %s", e->k, pass + 1, err());
-            break;
-        }
-        FOR_BITS(i, e->diff, e->n) {
-            const nb_tensor *t = nb_grad_of(c[i]);
-            nb_tensor *v = values(t);
-            int64_t j = v ? differ(D(v), D(e->g[i]), factor[pass], v->numel, 0) : -2;
-            if (j >= 0)
-                st = say(BROKEN, d,
-                         "example %d, input %d, element %lld: .grad is %.17g after %s, "
-                         "expected %.17g", e->k, i + 1, (long long)j, D(v)[j],
-                         pass == 0 ? "nb_backward" : pass == 1 ? "two" : "nb_zero_grad and one",
-                         factor[pass] * D(e->g[i])[j]);
-            else if (j == -2)
-                st = t ? cannot(e, "out of memory")
-                       : say(BROKEN, d, "example %d, input %d: no .grad after nb_backward",
-                             e->k, i + 1);
-            nb_free(v);
+        FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
+            const nb_tensor *g = nb_grad_of(r.c[i]);
+            int64_t j = g ? differ(g, e->g[i], 0, factor[pass], 0, v) : -1;
+            if (g && j >= 0)
+                st = say(BROKEN, d, "example %d, input %d, element %lld: .grad is %.17g after %s, "
+                         "not %.17g", e->k, i + 1, (long long)j, v[0], after[pass], v[1]);
+            else if (!g)
+                st = say(BROKEN, d, "example %d, input %d: no .grad after nb_backward", e->k,
+                         i + 1);
             if (st != HELD)
                 break;
         }
     }
-    free_all(c, e->n);
-    nb_graph_free(gr);
+    finish(e, &r);
     return st;
 }
 
-/* Input i without requires_grad (its contract), or (i < 0) only the
- * .nondiff inputs with it (nondiff's last run): the output must be the same
- * and require grad exactly when a differentiable input does, and .grad go
- * to those inputs only. */
+/* Input i not requiring grad (its contract), or (i < 0) only the .nondiff
+ * inputs requiring it (nondiff's): the output is the same, requires grad
+ * exactly when a differentiable input does, and .grad goes to those only. */
 static int without(example *e, int i, unsigned rg, char *d)
 {
-    nb_tensor *c[NB_MAX_INPUTS] = {0}, *y = NULL, *v = NULL;
-    nb_graph *gr = nb_graph_new();
     unsigned live = rg & e->diff;
     char who[64];
+    double v[2];
+    int64_t j = -1;
+    run r;
     int st = HELD;
     if (i >= 0)
         snprintf(who, sizeof who, "example %d, input %d not requiring grad", e->k, i + 1);
     else
         snprintf(who, sizeof who, "example %d, only .nondiff inputs requiring grad", e->k);
-    if (!gr || !leaves(e, rg, c))
+    if (!start(e, rg, &r))
         st = cannot(e, "out of memory");
-    else if (!(y = nb_apply(e->op, c, e->n, e->ex->attr)))
+    else if (!r.y)
         st = say(BROKEN, d, "%s: the op fails: %s", who, err());
-    else if (!(v = values(y)))
-        st = cannot(e, "out of memory");
-    if (st != HELD)
-        goto out;
-    int64_t j = differ(D(v), D(e->y), 1, v->numel, TOL);
-    nb_clear_error();
-    if (j >= 0)
+    else if (!nb__same_shape(r.y, e->y))
+        st = say(BROKEN, d, "%s: the output has another shape", who);
+    else if ((j = differ(r.y, e->y, 0, 1, TOL, v)) >= 0)
         st = say(BROKEN, d, "%s: output element %lld is %.17g, not %.17g", who, (long long)j,
-                 D(v)[j], D(e->y)[j]);
-    else if (live && !y->requires_grad)
+                 v[0], v[1]);
+    else if (live && !r.y->requires_grad)
         st = say(BROKEN, d, "%s: the output does not require grad", who);
-    else if (!live && y->requires_grad)
+    else if (!live && r.y->requires_grad)
         st = say(BROKEN, d, "%s: the output requires grad", who);
-    else if (!live && (nb_backward(y, .seed = e->u) != -1 || !nb_last_error()))
+    else if (!live && (nb_backward(r.y, .seed = e->u) != -1 || !nb_last_error()))
         st = say(BROKEN, d, "%s: nb_backward did not refuse the output", who);
-    else if (live && nb_backward(y, .seed = e->u))
+    else if (live && nb_backward(r.y, .seed = e->u))
         st = say(BROKEN, d, "%s: nb_backward failed: %s", who, err());
     nb_clear_error();
     for (int k = 0; st == HELD && k < e->n; k++)
-        if ((nb_grad_of(c[k]) != NULL) != ((live & NB_INPUT(k)) != 0))
+        if ((nb_grad_of(r.c[k]) != NULL) != ((live & NB_INPUT(k)) != 0))
             st = say(BROKEN, d, "%s: input %d has %s .grad", who, k + 1,
-                     nb_grad_of(c[k]) ? "a" : "no");
-out:
-    nb_free(v);
-    free_all(c, e->n);
-    nb_graph_free(gr);
+                     nb_grad_of(r.c[k]) ? "a" : "no");
+    finish(e, &r);
     return st;
 }
 
@@ -318,27 +316,26 @@ static int no_grad_inputs(example *e, char *d)
 static int nondiff(example *e, char *d)
 {
     unsigned nd = e->op->nondiff & e->all;
+    nb_tensor *out[NB_MAX_INPUTS] = {0};
+    run r;
     if (!nd)
         return say(NA, d, "no input declared .nondiff");
-    nb_tensor *c[NB_MAX_INPUTS] = {0}, *out[NB_MAX_INPUTS] = {0}, *y = NULL;
-    nb_graph *gr = nb_graph_new();
     int st = HELD;
-    if (!gr || !leaves(e, e->all, c))
+    if (!start(e, e->all, &r))
         st = cannot(e, "out of memory");
-    else if (!(y = nb_apply(e->op, c, e->n, e->ex->attr)))
+    else if (!r.y)
         st = say(BROKEN, d, "example %d: with .nondiff inputs requiring grad the op fails: %s",
                  e->k, err());
-    else if (e->diff && nb_grad(y, .n = e->n, .inputs = c, .grads = out, .seed = e->u,
+    else if (e->diff && nb_grad(r.y, .n = e->n, .inputs = r.c, .grads = out, .seed = e->u,
                                 .retain_graph = true, .allow_unused = true))
         st = say(BROKEN, d, "example %d: nb_grad failed: %s", e->k, err());
-    else if (e->diff && nb_backward(y, .seed = e->u))
+    else if (e->diff && nb_backward(r.y, .seed = e->u))
         st = say(BROKEN, d, "example %d: nb_backward failed: %s", e->k, err());
-    FOR_BITS(i, nd, e->n)
-        if (st == HELD && (out[i] || nb_grad_of(c[i])))
-            st = say(BROKEN, d, "example %d, input %d (.nondiff): it got %s", e->k, i + 1,
+    FOR_BITS(i, st == HELD ? nd : 0u, e->n)
+        if (st == HELD && (out[i] || nb_grad_of(r.c[i])))
+            st = say(BROKEN, d, "example %d, input %d (.nondiff) got %s", e->k, i + 1,
                      out[i] ? "a gradient from nb_grad" : "a .grad");
-    free_all(c, e->n);
-    nb_graph_free(gr);
+    finish(e, &r);
     return st == HELD ? without(e, -1, nd, d) : st;
 }
 
@@ -362,140 +359,123 @@ static int batch(example *e, char *d)
     if (B < 2)
         return say(NA, d, "example %d: a batch of %lld", e->k, (long long)B);
     nb_tensor *sum[NB_MAX_INPUTS] = {0};
+    int64_t rows = e->y->numel / B, j = -1;
+    double v[2];
     int st = HELD;
     FOR_BITS(i, e->diff & ~mask, e->n)
         if (!(sum[i] = nb_zeros(NB_F64, e->x[i]->ndim, e->x[i]->shape)))
             st = cannot(e, "out of memory");
     for (int64_t b = 0; st == HELD && b < B; b++) {
-        nb_tensor *c[NB_MAX_INPUTS] = {0}, *gb[NB_MAX_INPUTS] = {0}, *y = NULL, *v = NULL;
-        nb_graph *gr = nb_graph_new();
-        bool ok = gr != NULL;
+        run r = {.g = nb_graph_new()};
+        nb_tensor *gb[NB_MAX_INPUTS], *y = NULL;
+        bool ok = r.g != NULL;
         for (int i = 0; ok && i < e->n; i++) {
-            c[i] = nb_clone(mask & NB_INPUT(i) ? nb_slice(e->x[i], 0, b, b + 1, 1) : e->x[i]);
-            if ((ok = c[i] != NULL))
-                c[i]->requires_grad = e->x[i]->requires_grad;
+            r.c[i] = nb_clone(mask & NB_INPUT(i) ? nb_slice(e->x[i], 0, b, b + 1, 1) : e->x[i]);
+            if ((ok = r.c[i] != NULL))
+                r.c[i]->requires_grad = e->x[i]->requires_grad;
         }
-        int64_t rows = e->y->numel / B;
         if (!ok)
             st = cannot(e, "out of memory");
-        else if (!(y = nb_apply(e->op, c, e->n, e->ex->attr)))
+        else if (!(y = nb_apply(e->op, r.c, e->n, e->ex->attr)))
             st = say(BROKEN, d, "example %d, row %lld: the op fails on one row: %s", e->k,
                      (long long)b, err());
         else if (y->ndim != e->y->ndim || y->shape[0] != 1 || y->numel != rows)
             st = say(BROKEN, d, "example %d, row %lld: one row gives %lld elements in %d "
                      "dimensions", e->k, (long long)b, (long long)y->numel, y->ndim);
-        else if (!(v = values(y)) ||
-                 grads(y, nb_slice(e->u, 0, b, b + 1, 1), c, e->n, e->diff, false, gb))
-            st = v ? say(BROKEN, d, "example %d, row %lld: backward failed: %s", e->k,
-                         (long long)b, err())
-                   : cannot(e, "out of memory");
-        int64_t j = st == HELD ? differ(D(v), D(e->y) + b * rows, 1, rows, TOL) : -1;
-        if (j >= 0)
+        else if ((j = differ(y, e->y, b * rows, 1, TOL, v)) >= 0)
             st = say(BROKEN, d, "example %d, row %lld, output element %lld: %.17g alone, "
-                     "%.17g in the batch", e->k, (long long)b, (long long)j, D(v)[j],
-                     D(e->y)[b * rows + j]);
+                     "%.17g in the batch", e->k, (long long)b, (long long)j, v[0], v[1]);
+        else if (grads(y, nb_slice(e->u, 0, b, b + 1, 1), r.c, e->n, e->diff, false, gb))
+            st = say(BROKEN, d, "example %d, row %lld: backward failed: %s", e->k, (long long)b,
+                     err());
         FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
             int64_t m = gb[i]->numel;
-            if (sum[i]) {
-                for (int64_t q = 0; q < m; q++)
-                    ((double *)nb__ptr(sum[i]))[q] += D(gb[i])[q];
-            } else if ((j = differ(D(gb[i]), D(e->g[i]) + b * m, 1, m, TOL)) >= 0) {
-                st = say(BROKEN, d, "example %d, input %d, row %lld, element %lld: %.17g "
-                         "alone, %.17g in the batch", e->k, i + 1, (long long)b,
-                         (long long)j, D(gb[i])[j], D(e->g[i])[b * m + j]);
+            for (int64_t q = 0; sum[i] && q < m; q++)
+                nb__put(sum[i], q, nb__get(sum[i], q) + nb__get(gb[i], q));
+            if (!sum[i] && (j = differ(gb[i], e->g[i], b * m, 1, TOL, v)) >= 0) {
+                st = say(BROKEN, d, "example %d, input %d, row %lld, element %lld: %.17g alone, "
+                         "%.17g in the batch", e->k, i + 1, (long long)b, (long long)j, v[0],
+                         v[1]);
                 break;
             }
         }
-        nb_free(v);
-        free_all(gb, e->n);
-        free_all(c, e->n);
-        nb_graph_free(gr);
+        finish(e, &r);
     }
-    FOR_BITS(i, st == HELD ? e->diff & ~mask : 0u, e->n) {
-        int64_t j = differ(D(sum[i]), D(e->g[i]), 1, sum[i]->numel, TOL);
-        if (j >= 0) {
+    FOR_BITS(i, st == HELD ? e->diff & ~mask : 0u, e->n)
+        if (st == HELD && (j = differ(sum[i], e->g[i], 0, 1, TOL, v)) >= 0)
             st = say(BROKEN, d, "example %d, input %d (shared), element %lld: %.17g summed "
-                     "over rows, %.17g in the batch", e->k, i + 1, (long long)j,
-                     D(sum[i])[j], D(e->g[i])[j]);
-            break;
-        }
-    }
+                     "over rows, %.17g in the batch", e->k, i + 1, (long long)j, v[0], v[1]);
     free_all(sum, e->n);
     return st;
 }
 
-/* Layout l for the inputs in want (where it applies; the others as they
- * are). *used: the inputs it applied to. */
+/* Layout l for the inputs in want it applies to (*used), the others as they
+ * are: the op on the views against the op on contiguous copies of them. */
 static int layout(example *e, nb_check_layout l, unsigned want, unsigned *used, char *d)
 {
-    const char *name = nb_check_layout_name(l);
     nb_tensor *base[NB_MAX_INPUTS] = {0}, *view[NB_MAX_INPUTS], *in[NB_MAX_INPUTS],
-              *wrt[NB_MAX_INPUTS], *c[NB_MAX_INPUTS] = {0}, *gv[NB_MAX_INPUTS] = {0},
-              *gc[NB_MAX_INPUTS] = {0}, *yv = NULL, *yc = NULL, *vv = NULL, *vc = NULL,
-              *want_g = NULL;
+              *wrt[NB_MAX_INPUTS], *gv[NB_MAX_INPUTS], *gc[NB_MAX_INPUTS], *yv = NULL;
+    run r = {.g = nb_graph_new()};
     nb_check_report cr;
-    nb_graph *gr = nb_graph_new();
+    char who[64];
+    double v[2];
+    int64_t j = -1;
     int st = HELD;
     *used = 0;
-    if (!gr || !nb__check_views(l, e->n, e->x, base, view, &cr)) {
-        st = gr ? (snprintf(e->r->message, sizeof e->r->message, "%.255s", cr.message), CANNOT)
-                : cannot(e, "nb_graph_new failed");
+    if (!r.g || !nb__check_views(l, e->n, e->x, base, view, &cr)) {
+        st = cannot(e, "out of memory");
         goto out;
     }
     for (int i = 0; i < e->n; i++) {
-        bool v = (want & NB_INPUT(i)) && base[i] != e->x[i];
-        *used |= v ? NB_INPUT(i) : 0u;
-        in[i] = v ? view[i] : e->x[i];
-        wrt[i] = v ? base[i] : e->x[i];
-        if ((c[i] = nb_clone(in[i])))
-            c[i]->requires_grad = e->x[i]->requires_grad;
-        else
+        bool is = (want & NB_INPUT(i)) && base[i] != e->x[i];
+        *used |= is ? NB_INPUT(i) : 0u;
+        in[i] = is ? view[i] : e->x[i];
+        wrt[i] = is ? base[i] : e->x[i];
+        if (!(r.c[i] = nb_clone(in[i]))) {
             st = cannot(e, "out of memory");
+            goto out;
+        }
+        r.c[i]->requires_grad = e->x[i]->requires_grad;
     }
-    if (st != HELD || !*used) {
-        st = st != HELD ? st : say(NA, d, "example %d: no input has a %s layout", e->k, name);
+    if (!*used) {
+        st = say(NA, d, "example %d: no input has a %s layout", e->k, nb_check_layout_name(l));
         goto out;
     }
-    if (!(yv = nb_apply(e->op, in, e->n, e->ex->attr)))
-        st = say(BROKEN, d, "example %d, %s: the op fails on the views: %s", e->k, name, err());
-    else if (!(yc = nb_apply(e->op, c, e->n, e->ex->attr)))
-        st = say(BROKEN, d, "example %d, %s: the op fails on contiguous copies: %s", e->k, name,
+    int w = snprintf(who, sizeof who, "example %d, %s", e->k, nb_check_layout_name(l));
+    if (!(*used & (*used - 1)))
+        snprintf(who + w, sizeof who - (size_t)w, ", input %d", __builtin_ctz(*used) + 1);
+    if (!(yv = nb_apply(e->op, in, e->n, e->ex->attr)) ||
+        !(r.y = nb_apply(e->op, r.c, e->n, e->ex->attr)))
+        st = say(BROKEN, d, "%s: the op fails on the %s: %s", who, yv ? "copies" : "views",
                  err());
-    else if (!(vv = values(yv)) || !(vc = values(yc)))
-        st = cannot(e, "out of memory");
-    int64_t j = st == HELD ? differ(D(vv), D(vc), 1, vv->numel, TOL) : -1;
-    if (j >= 0)
-        st = say(BROKEN, d, "example %d, %s, output element %lld: %.17g on views, %.17g on "
-                 "copies", e->k, name, (long long)j, D(vv)[j], D(vc)[j]);
-    if (st == HELD && (grads(yv, e->u, wrt, e->n, e->diff, false, gv) ||
-                       grads(yc, e->u, c, e->n, e->diff, false, gc)))
-        st = say(BROKEN, d, "example %d, %s: backward failed: %s", e->k, name, err());
+    else if (!nb__same_shape(yv, r.y))
+        st = say(BROKEN, d, "%s: the output has another shape on views", who);
+    else if ((j = differ(yv, r.y, 0, 1, TOL, v)) >= 0)
+        st = say(BROKEN, d, "%s: output element %lld: %.17g on views, %.17g on copies", who,
+                 (long long)j, v[0], v[1]);
+    else if (grads(yv, e->u, wrt, e->n, e->diff, false, gv) ||
+             grads(r.y, e->u, r.c, e->n, e->diff, false, gc))
+        st = say(BROKEN, d, "%s: backward failed: %s", who, err());
     FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
         /* The copies' gradient carried back through the view's strides. */
-        if (in[i]->storage != wrt[i]->storage ||
-            !(want_g = nb_zeros(NB_F64, wrt[i]->ndim, wrt[i]->shape))) {
-            st = cannot(e, "a layout's view is not a view of its base");
-            break;
+        nb_tensor *want_g = nb_zeros(NB_F64, wrt[i]->ndim, wrt[i]->shape);
+        assert(in[i]->storage == wrt[i]->storage);
+        for (int64_t q = 0; want_g && q < in[i]->numel; q++) {
+            int64_t p = nb__elem(in[i], q) + in[i]->offset - wrt[i]->offset;
+            nb__put(want_g, p, nb__get(want_g, p) + nb__get(gc[i], q));
         }
-        double *w = nb__ptr(want_g);
-        for (int64_t q = 0; q < in[i]->numel; q++)
-            w[nb__elem(in[i], q) + in[i]->offset - wrt[i]->offset] += D(gc[i])[q];
-        if ((j = differ(D(gv[i]), w, 1, want_g->numel, TOL)) >= 0)
-            st = say(BROKEN, d, "example %d, %s, input %d, base element %lld: %.17g, expected "
-                     "%.17g", e->k, name, i + 1, (long long)j, D(gv[i])[j], w[j]);
+        if (!want_g)
+            st = cannot(e, "out of memory");
+        else if ((j = differ(gv[i], want_g, 0, 1, TOL, v)) >= 0)
+            st = say(BROKEN, d, "%s: gradient of input %d, base element %lld: %.17g, not "
+                     "%.17g", who, i + 1, (long long)j, v[0], v[1]);
         nb_free(want_g);
-        want_g = NULL;
         if (st != HELD)
             break;
     }
 out:
-    nb_free(vv);
-    nb_free(vc);
-    free_all(gv, e->n);
-    free_all(gc, e->n);
-    free_all(c, e->n);
+    finish(e, &r);
     nb__check_free_copies(e->x, base, e->n);
-    nb_graph_free(gr);
     return st;
 }
 
@@ -524,40 +504,38 @@ static int layouts(example *e, char *d)
     return st;
 }
 
-/* Tensor t (an input, or the output for t == n) bumped after recording,
- * and first overwritten with other values when the op does not save it
- * (bit t of saved, bit n for the output). */
+/* Tensor t (an input, or the output for t == n) bumped after recording;
+ * first overwritten with other values when the op does not save it (bit t
+ * of saved, bit n for the output). */
 static int written(example *e, int t, unsigned saved, char *d)
 {
-    nb_tensor *c[NB_MAX_INPUTS] = {0}, *g[NB_MAX_INPUTS] = {0}, *y = NULL;
-    nb_graph *gr = nb_graph_new();
     bool is_saved = saved & (1u << t);
+    nb_tensor *g[NB_MAX_INPUTS];
     char who[48];
+    double v[2];
+    int64_t j = -1;
+    run r;
     int st = HELD;
     if (t < e->n)
         snprintf(who, sizeof who, "example %d, input %d", e->k, t + 1);
     else
         snprintf(who, sizeof who, "example %d, the output", e->k);
-    if (!gr || !leaves(e, e->diff, c) || !(y = nb_apply(e->op, c, e->n, e->ex->attr))) {
-        st = cannot(e, "nb_apply failed");
+    if (!start(e, e->diff, &r) || !r.y) {
+        st = cannot(e, "the op failed");
         goto out;
     }
-    nb_tensor *w = t < e->n ? c[t] : y;
-    for (int i = 0; !is_saved && i <= e->n; i++) {
-        nb_tensor *s = i < e->n ? c[i] : y;
-        if (i != t && (saved & (1u << i)) && s->storage == w->storage) {
+    nb_tensor *w = t < e->n ? r.c[t] : r.y;
+    for (int i = 0; i <= e->n && !is_saved; i++)
+        if (i != t && (saved & (1u << i)) && (i < e->n ? r.c[i] : r.y)->storage == w->storage) {
             st = say(NA, d, "%s shares its storage with a saved tensor", who);
             goto out;
         }
-    }
-    if (!is_saved) {
-        nb_rng rng = nb_rng_new(e->seed ^ 0x77u);
-        for (int64_t j = 0; j < w->numel; j++)
-            nb__put(w, j, t < e->n ? nb__get(e->alt[t], j) : 0.5 + nb_rng_uniform(&rng));
-    }
+    nb_rng rng = nb_rng_new(e->seed ^ 0x77u);
+    for (int64_t q = 0; !is_saved && q < w->numel; q++)
+        nb__put(w, q, t < e->n ? nb__get(e->alt[t], q) : 0.5 + nb_rng_uniform(&rng));
     nb_bump_version(w);
     nb_clear_error();
-    int rc = grads(y, e->u, c, e->n, e->diff, false, g);
+    int rc = grads(r.y, e->u, r.c, e->n, e->diff, false, g);
     if (is_saved && rc == 0)
         st = say(BROKEN, d, "%s (saved): written in place after recording, yet backward did "
                  "not fail", who);
@@ -566,20 +544,14 @@ static int written(example *e, int t, unsigned saved, char *d)
     else if (!is_saved && rc)
         st = say(BROKEN, d, "%s (not saved): written in place after recording, backward "
                  "failed: %s", who, err());
-    FOR_BITS(i, st == HELD && !is_saved ? e->diff : 0u, e->n) {
-        int64_t j = differ(D(g[i]), D(e->g[i]), 1, g[i]->numel, TOL);
-        if (j >= 0) {
+    FOR_BITS(i, st == HELD && !is_saved ? e->diff : 0u, e->n)
+        if (st == HELD && (j = differ(g[i], e->g[i], 0, 1, TOL, v)) >= 0)
             st = say(BROKEN, d, "%s, not in .saves, overwritten after recording: input %d's "
-                     "gradient, element %lld: %.17g, not %.17g", who, i + 1, (long long)j,
-                     D(g[i])[j], D(e->g[i])[j]);
-            break;
-        }
-    }
+                     "gradient, element %lld: %.17g, not %.17g", who, i + 1, (long long)j, v[0],
+                     v[1]);
     nb_clear_error();
 out:
-    free_all(g, e->n);
-    free_all(c, e->n);
-    nb_graph_free(gr);
+    finish(e, &r);
     return st;
 }
 
@@ -587,30 +559,29 @@ static int inplace(example *e, char *d)
 {
     if (!e->recorded)
         return say(NA, d, "example %d: no input requires grad", e->k);
-    /* Bit i: input i saved; bit n: the output. */
-    unsigned s = e->op->saves, saved = 0;
+    unsigned s = e->op->saves, saved = 0; /* bit i: input i, bit n: the output */
     for (int t = 0; t <= e->n && !(s & NB_SAVES_NONE); t++)
         if (!s || (s & (t < e->n ? NB_SAVES_X(t) : NB_SAVES_Y)))
             saved |= 1u << t;
     int st = NA;
     for (int t = 0; t <= e->n; t++) {
-        int r = written(e, t, saved, d);
-        if (r == BROKEN || r == CANNOT)
-            return r;
-        st = r == HELD ? HELD : st;
+        int w = written(e, t, saved, d);
+        if (w == BROKEN || w == CANNOT)
+            return w;
+        st = w == HELD ? HELD : st;
     }
     return st;
 }
 
 /* ---- the driver ---- */
 
-/* Folds one example's result into the report: broken anywhere is broken
- * (the first detail kept), else held anywhere is held; not applicable
- * keeps its first reason. */
+/* Folds one example's result in: broken anywhere is broken (the first
+ * detail kept), else held anywhere is held; not applicable keeps its first
+ * reason. */
 static void note(nb_contract_report *r, nb_contract c, int st, const char *d)
 {
     nb_contract_status *s = &r->status[c];
-    if (*s == NB_CONTRACT_BROKEN || st == CANNOT)
+    if (*s == BROKEN || st == CANNOT)
         return;
     if (st == BROKEN || (st == NA && *s == NA && !r->detail[c][0]))
         memcpy(r->detail[c], d, DETAIL);
@@ -623,8 +594,12 @@ static void note(nb_contract_report *r, nb_contract c, int st, const char *d)
 static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_t seed,
                         nb_contract_report *r)
 {
-    example e = {.op = op, .ex = ex, .n = ex->n, .k = k, .seed = seed, .all = (1u << ex->n) - 1u,
-                 .r = r};
+    static int (*const checks[NB_CONTRACTS])(example *, char *) = {
+        [NB_CONTRACT_NO_GRAD_INPUTS] = no_grad_inputs, [NB_CONTRACT_NONDIFF] = nondiff,
+        [NB_CONTRACT_BATCH] = batch, [NB_CONTRACT_LAYOUTS] = layouts,
+        [NB_CONTRACT_INPLACE] = inplace};
+    example e = {.op = op, .ex = ex, .n = ex->n, .k = k, .seed = seed,
+                 .all = (1u << ex->n) - 1u, .r = r};
     nb_check_report cr;
     char d[DETAIL] = "";
     int st = CANNOT;
@@ -636,16 +611,14 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
     for (int i = 0; i < e.n; i++)
         e.diff |= e.x[i]->requires_grad ? NB_INPUT(i) : 0u;
     if (op->no_gradient) {
-        nb_tensor *c[NB_MAX_INPUTS] = {0}, *y = NULL;
-        nb_graph *gr = nb_graph_new();
-        if (!gr || !leaves(&e, e.all, c) || !(y = nb_apply(op, c, e.n, ex->attr)))
-            st = cannot(&e, "nb_apply failed");
+        run ru;
+        if (!start(&e, e.all, &ru) || !ru.y)
+            st = cannot(&e, "the op failed");
         else
-            st = y->requires_grad ? say(BROKEN, d, "example %d: the op declares .no_gradient "
-                                        "but its output requires grad", k)
-                                  : HELD;
-        free_all(c, e.n);
-        nb_graph_free(gr);
+            st = ru.y->requires_grad ? say(BROKEN, d, "example %d: the op declares "
+                                           ".no_gradient but its output requires grad", k)
+                                     : HELD;
+        finish(&e, &ru);
         note(r, NB_CONTRACT_NONDIFF, st, d);
         goto out;
     }
@@ -653,15 +626,9 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
         goto out;
     note(r, NB_CONTRACT_DETERMINISTIC, st, d);
     bool det = st != BROKEN;
-    static int (*const checks[])(example *, char *) = {
-        [NB_CONTRACT_NO_GRAD_INPUTS] = no_grad_inputs, [NB_CONTRACT_NONDIFF] = nondiff,
-        [NB_CONTRACT_BATCH] = batch, [NB_CONTRACT_LAYOUTS] = layouts,
-        [NB_CONTRACT_INPLACE] = inplace};
-    for (int c = NB_CONTRACT_ACCUMULATES; c < NB_CONTRACTS; c++) {
+    for (int c = NB_CONTRACT_ACCUMULATES; c < NB_CONTRACTS && st != CANNOT; c++) {
         d[0] = '\0';
         st = c == NB_CONTRACT_ACCUMULATES ? accumulates(&e, det, d) : checks[c](&e, d);
-        if (st == CANNOT)
-            break;
         note(r, (nb_contract)c, st, d);
     }
 out:
@@ -707,15 +674,15 @@ bool nb_check_contract(const nb_op *op, const nb_check_opts *opts, nb_contract_r
     for (int k = 0; ran && op->examples && op->examples[k].n; k++)
         ran = run_example(op, &op->examples[k], k + 1, seed, r);
     nb_set_grad_enabled(prev);
-    for (int c = 0; c < NB_CONTRACTS; c++)
-        if (r->status[c] == NB_CONTRACT_NOT_APPLICABLE && !r->detail[c][0])
-            snprintf(r->detail[c], DETAIL, "%s",
-                     !op->examples || !op->examples[0].n ? "no examples (nb_op.examples)"
-                     : op->no_gradient                    ? "no gradient by design (.no_gradient)"
-                                                          : "");
+    const char *why = !op->examples || !op->examples[0].n ? "no examples (nb_op.examples)"
+                      : op->no_gradient                    ? "no gradient by design (.no_gradient)"
+                                                           : "";
     r->ok = ran;
-    for (int c = 0; c < NB_CONTRACTS; c++)
-        r->ok &= r->status[c] != NB_CONTRACT_BROKEN;
+    for (int c = 0; c < NB_CONTRACTS; c++) {
+        if (r->status[c] == NA && !r->detail[c][0])
+            snprintf(r->detail[c], DETAIL, "%s", why);
+        r->ok &= r->status[c] != BROKEN;
+    }
     if (ran)
         nb_clear_error();
     else
