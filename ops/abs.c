@@ -31,6 +31,7 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_abs = {.name = "abs", .arity = 1, .shape = nb_shape_same,
                          .forward = NB_KERNELS(abs), .backward = abs_backward,
-                         .saves = NB_SAVES_X(0), .examples = examples, .kink = abs_kink};
+                         .saves = NB_SAVES_X(0), .batch = nb_batch_rows, .examples = examples,
+                         .kink = abs_kink};
 
 nb_tensor *nb_abs(nb_tensor *x) { return nb_apply(&nb_op_abs, &x, 1, NULL); }

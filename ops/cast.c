@@ -46,7 +46,7 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_cast = {.name = "cast", .arity = 1, .attr_size = sizeof(cast_attr),
                           .shape = cast_shape,
                           .forward = {[NB_F32] = cast_kernel, [NB_F64] = cast_kernel},
-                          .backward = cast_backward, .saves = NB_SAVES_NONE,
+                          .backward = cast_backward, .saves = NB_SAVES_NONE, .batch = nb_batch_rows,
                           .examples = examples};
 
 nb_tensor *nb_cast(nb_tensor *x, nb_dtype dtype)

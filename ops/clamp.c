@@ -70,7 +70,7 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .attr_size = sizeof(clamp_attr),
                            .shape = clamp_shape, .forward = NB_KERNELS(clamp),
                            .backward = clamp_backward, .saves = NB_SAVES_X(0),
-                           .examples = examples, .kink = clamp_kink};
+                           .batch = nb_batch_rows, .examples = examples, .kink = clamp_kink};
 
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi)
 {

@@ -17,6 +17,7 @@
                                 .shape = nb_shape_broadcast,                   \
                                 .forward = NB_KERNELS(NAME),                   \
                                 .no_gradient = true, .broadcast = true,        \
+                                .batch = nb_batch_rows,                        \
                                 .saves = NB_SAVES_NONE,                        \
                                 .examples = compare_examples};                 \
     nb_tensor *nb_##NAME(nb_tensor *a, nb_tensor *b)                           \
@@ -72,7 +73,7 @@ static const nb_op_example where_examples[] = {
 
 const nb_op nb_op_where = {.name = "where", .arity = 3, .shape = nb_shape_broadcast,
                            .forward = NB_KERNELS(where), .backward = where_backward,
-                           .nondiff = NB_INPUT(0), .broadcast = true,
+                           .nondiff = NB_INPUT(0), .broadcast = true, .batch = nb_batch_rows,
                            .saves = NB_SAVES_X(0), .examples = where_examples};
 
 nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b)
@@ -93,7 +94,7 @@ static const nb_op_example sign_examples[] = {
 
 const nb_op nb_op_sign = {.name = "sign", .arity = 1, .shape = nb_shape_same,
                           .forward = NB_KERNELS(sign), .no_gradient = true,
-                          .saves = NB_SAVES_NONE,
+                          .saves = NB_SAVES_NONE, .batch = nb_batch_rows,
                           .examples = sign_examples};
 
 nb_tensor *nb_sign(nb_tensor *x) { return nb_apply(&nb_op_sign, &x, 1, NULL); }

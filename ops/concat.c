@@ -64,6 +64,12 @@ static void concat_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_ten
     }
 }
 
+/* Joined along another axis than 0, row b of y is row b of each input. */
+static unsigned concat_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    return nb__axis(((const concat_attr *)attr)->axis, x[0]->ndim) > 0 ? (1u << n) - 1u : 0;
+}
+
 static const concat_attr ax0 = {0}, ax1 = {1}, axm1 = {-1};
 static const nb_op_example examples[] = {
     {.n = 3, .ndim = {3, 3, 3}, .shape = {{2, 3, 4}, {2, 1, 4}, {2, 2, 4}}, .attr = &ax1},
@@ -77,6 +83,7 @@ const nb_op nb_op_concat = {.name = "concat", .arity = -1, .attr_size = sizeof(c
                             .shape = concat_shape,
                             .forward = {[NB_F32] = concat_kernel, [NB_F64] = concat_kernel},
                             .backward = concat_backward, .saves = NB_SAVES_NONE,
+                            .batch = concat_batch,
                             .examples = examples};
 
 nb_tensor *nb_concat(int n, nb_tensor *const xs[], int axis)

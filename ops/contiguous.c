@@ -25,7 +25,8 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_contiguous = {
     .name = "contiguous", .arity = 1, .shape = nb_shape_same,
     .forward = {[NB_F32] = contiguous_kernel, [NB_F64] = contiguous_kernel},
-    .backward = contiguous_backward, .saves = NB_SAVES_NONE, .examples = examples};
+    .backward = contiguous_backward, .saves = NB_SAVES_NONE, .batch = nb_batch_rows,
+    .examples = examples};
 
 nb_tensor *nb_contiguous(nb_tensor *x)
 {

@@ -31,6 +31,6 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_erf = {.name = "erf", .arity = 1, .shape = nb_shape_same,
                          .forward = NB_KERNELS(erf), .backward = erf_backward,
-                         .saves = NB_SAVES_X(0), .examples = examples};
+                         .saves = NB_SAVES_X(0), .batch = nb_batch_rows, .examples = examples};
 
 nb_tensor *nb_erf(nb_tensor *x) { return nb_apply(&nb_op_erf, &x, 1, NULL); }

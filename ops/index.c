@@ -113,6 +113,15 @@ static void select_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_ten
         dx[0] = nb_index_add(nb_zeros_like(x[0]), ax, x[1], dy);
 }
 
+/* Along another axis than 0 rows stay apart: x (and src) are batches, idx
+ * is shared. */
+static unsigned index_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    if (nb__axis(((const index_attr *)attr)->axis, x[0]->ndim) <= 0)
+        return 0;
+    return n == 3 ? NB_INPUT(0) | NB_INPUT(2) : NB_INPUT(0);
+}
+
 static const index_attr ax0 = {0}, ax1 = {1}, axm1 = {-1};
 /* idx inputs: draw whole numbers from [lo, hi) (e.g. floor of a uniform
  * draw) and do not perturb them; more indices than K forces repeats. */
@@ -133,7 +142,8 @@ const nb_op nb_op_index_select = {.name = "index_select", .arity = 2,
                                   .attr_size = sizeof(index_attr), .shape = select_shape,
                                   .forward = {[NB_F32] = select_kernel, [NB_F64] = select_kernel},
                                   .backward = select_backward, .nondiff = NB_INPUT(1),
-                                  .saves = NB_SAVES_X(1), .examples = select_examples};
+                                  .saves = NB_SAVES_X(1), .batch = index_batch,
+                                  .examples = select_examples};
 
 nb_tensor *nb_index_select(nb_tensor *x, int axis, nb_tensor *idx)
 {
@@ -210,7 +220,8 @@ const nb_op nb_op_index_add = {.name = "index_add", .arity = 3, .attr_size = siz
                                .shape = add_shape,
                                .forward = {[NB_F32] = add_kernel, [NB_F64] = add_kernel},
                                .backward = add_backward, .nondiff = NB_INPUT(1),
-                               .saves = NB_SAVES_X(1), .examples = add_examples};
+                               .saves = NB_SAVES_X(1), .batch = index_batch,
+                               .examples = add_examples};
 
 nb_tensor *nb_index_add(nb_tensor *x, int axis, nb_tensor *idx, nb_tensor *src)
 {

@@ -23,6 +23,6 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_log = {.name = "log", .arity = 1, .shape = nb_shape_same,
                          .forward = NB_KERNELS(log), .backward = log_backward,
-                         .saves = NB_SAVES_X(0), .examples = examples};
+                         .saves = NB_SAVES_X(0), .batch = nb_batch_rows, .examples = examples};
 
 nb_tensor *nb_log(nb_tensor *x) { return nb_apply(&nb_op_log, &x, 1, NULL); }

@@ -174,6 +174,26 @@ static void matmul_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_ten
         dx[1] = nb_matmul(mT(x[0]), dy);
 }
 
+/* Row b of y: row b of a when b is a matrix (y's rows are a's), else batch b
+ * of each operand with all of y's batch dimensions and its first one. */
+static unsigned matmul_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    const nb_tensor *a = x[0], *b = x[1];
+    if (b->ndim == 2)
+        return NB_INPUT(0);
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    int64_t first = 1;
+    for (int i = 0; i < 2; i++)
+        if (x[i]->ndim == nd && x[i]->shape[0] != 1)
+            first = x[i]->shape[0];
+    unsigned mask = 0;
+    for (int i = 0; i < 2; i++)
+        if (x[i]->ndim == nd && x[i]->shape[0] == first)
+            mask |= NB_INPUT(i);
+    return mask;
+}
+
 /* Transposed and strided operands come from the table's layouts (gradcheck
  * runs every example on permuted, sliced and broadcast views too). */
 static const nb_op_example examples[] = {
@@ -192,7 +212,8 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_matmul = {.name = "matmul", .arity = 2, .shape = matmul_shape,
                             .forward = {[NB_F32] = matmul_float, [NB_F64] = matmul_double},
                             .backward = matmul_backward, .broadcast = true,
-                            .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
+                            .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .batch = matmul_batch,
+                            .examples = examples};
 
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b)
 {

@@ -107,8 +107,8 @@ static const nb_op_example max_examples[] = {
 
 const nb_op nb_op_max = {.name = "max", .arity = 1, .attr_size = sizeof(nb_reduce_attr),
                          .shape = max_shape, .forward = NB_KERNELS(max), .backward = max_backward,
-                         .saves = NB_SAVES_X(0) | NB_SAVES_Y, .examples = max_examples,
-                         .kink = max_kink};
+                         .saves = NB_SAVES_X(0) | NB_SAVES_Y, .batch = nb__reduce_batch,
+                         .examples = max_examples, .kink = max_kink};
 
 nb_tensor *nb_max_(nb_reduce_args args)
 {

@@ -17,6 +17,6 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_neg = {.name = "neg", .arity = 1, .shape = nb_shape_same,
                          .forward = NB_KERNELS(neg), .backward = neg_backward,
-                         .saves = NB_SAVES_NONE, .examples = examples};
+                         .saves = NB_SAVES_NONE, .batch = nb_batch_rows, .examples = examples};
 
 nb_tensor *nb_neg(nb_tensor *x) { return nb_apply(&nb_op_neg, &x, 1, NULL); }

@@ -59,6 +59,14 @@ static void permute_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y,
     dx[0] = nb_permute(dy, a->ndim, inv);
 }
 
+/* A batch when dimension 0 stays first. */
+static unsigned permute_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    (void)x, (void)n;
+    const permute_attr *a = attr;
+    return a->ndim > 0 && a->perm[0] == 0 ? NB_INPUT(0) : 0;
+}
+
 static const permute_attr p10 = {2, {1, 0}}, p201 = {3, {2, 0, 1}}, p120 = {3, {1, 2, 0}},
                           p0213 = {4, {0, 2, 1, 3}}, p0 = {1, {0}};
 static const nb_op_example examples[] = {
@@ -73,6 +81,7 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_permute = {.name = "permute", .arity = 1, .attr_size = sizeof(permute_attr),
                              .shape = permute_shape,
                              .backward = permute_backward, .saves = NB_SAVES_NONE,
+                             .batch = permute_batch,
                              .examples = examples};
 
 nb_tensor *nb_permute(nb_tensor *x, int ndim, const int *perm)

@@ -30,6 +30,7 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_relu = {.name = "relu", .arity = 1, .shape = nb_shape_same,
                           .forward = NB_KERNELS(relu), .backward = relu_backward,
-                          .saves = NB_SAVES_X(0), .examples = examples, .kink = relu_kink};
+                          .saves = NB_SAVES_X(0), .batch = nb_batch_rows, .examples = examples,
+                          .kink = relu_kink};
 
 nb_tensor *nb_relu(nb_tensor *x) { return nb_apply(&nb_op_relu, &x, 1, NULL); }

@@ -42,6 +42,7 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_sigmoid = {.name = "sigmoid", .arity = 1, .shape = nb_shape_same,
                              .forward = NB_KERNELS(sigmoid), .backward = sigmoid_backward,
-                             .saves = NB_SAVES_Y, .examples = examples};
+                             .saves = NB_SAVES_Y, .batch = nb_batch_rows,
+                             .examples = examples};
 
 nb_tensor *nb_sigmoid(nb_tensor *x) { return nb_apply(&nb_op_sigmoid, &x, 1, NULL); }

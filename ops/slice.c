@@ -102,6 +102,13 @@ static void slice_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tens
     dx[0] = nb_slice_scatter(nb_zeros_like(x[0]), dy, a->axis, a->start, a->stop, a->step);
 }
 
+/* Slices along another axis than 0 keep rows apart: x (and src) are batches. */
+static unsigned slice_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    int ax = nb__axis(((const slice_attr *)attr)->axis, x[0]->ndim);
+    return ax > 0 ? (n == 2 ? NB_INPUT(0) | NB_INPUT(1) : NB_INPUT(0)) : 0;
+}
+
 static const slice_attr s1_1_4_2 = {1, 1, 4, 2}, s0_m3_m1 = {0, -3, -1, 1},
                         sm2_m5_big_2 = {-2, -5, 100, 2}, s2_all_3 = {2, 0, 5, 3},
                         s0_m1_end = {0, -1, 4, 1}, s1_rev = {1, INT64_MAX, INT64_MIN, -1},
@@ -120,7 +127,8 @@ static const nb_op_example slice_examples[] = {
 
 const nb_op nb_op_slice = {.name = "slice", .arity = 1, .attr_size = sizeof(slice_attr),
                            .shape = slice_shape, .backward = slice_backward,
-                           .saves = NB_SAVES_NONE, .examples = slice_examples};
+                           .saves = NB_SAVES_NONE, .batch = slice_batch,
+                           .examples = slice_examples};
 
 nb_tensor *nb_slice(nb_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
@@ -194,7 +202,8 @@ const nb_op nb_op_slice_scatter = {
     .name = "slice_scatter", .arity = 2, .attr_size = sizeof(slice_attr),
     .shape = scatter_shape,
     .forward = {[NB_F32] = scatter_kernel, [NB_F64] = scatter_kernel},
-    .backward = scatter_backward, .saves = NB_SAVES_NONE, .examples = scatter_examples};
+    .backward = scatter_backward, .saves = NB_SAVES_NONE, .batch = slice_batch,
+    .examples = scatter_examples};
 
 nb_tensor *nb_slice_scatter(nb_tensor *x, nb_tensor *src, int axis, int64_t start, int64_t stop,
                             int64_t step)

@@ -24,6 +24,6 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_sqrt = {.name = "sqrt", .arity = 1, .shape = nb_shape_same,
                           .forward = NB_KERNELS(sqrt), .backward = sqrt_backward,
-                          .saves = NB_SAVES_Y, .examples = examples};
+                          .saves = NB_SAVES_Y, .batch = nb_batch_rows, .examples = examples};
 
 nb_tensor *nb_sqrt(nb_tensor *x) { return nb_apply(&nb_op_sqrt, &x, 1, NULL); }

@@ -47,7 +47,8 @@ static const nb_op_example sum_examples[] = {
 
 const nb_op nb_op_sum = {.name = "sum", .arity = 1, .attr_size = sizeof(nb_reduce_attr),
                          .shape = sum_shape, .forward = NB_KERNELS(sum), .backward = sum_backward,
-                         .saves = NB_SAVES_NONE, .examples = sum_examples};
+                         .saves = NB_SAVES_NONE, .batch = nb__reduce_batch,
+                         .examples = sum_examples};
 
 nb_tensor *nb_sum_(nb_reduce_args args)
 {

@@ -21,6 +21,6 @@ static const nb_op_example examples[] = {
 
 const nb_op nb_op_tanh = {.name = "tanh", .arity = 1, .shape = nb_shape_same,
                           .forward = NB_KERNELS(tanh), .backward = tanh_backward,
-                          .saves = NB_SAVES_Y, .examples = examples};
+                          .saves = NB_SAVES_Y, .batch = nb_batch_rows, .examples = examples};
 
 nb_tensor *nb_tanh(nb_tensor *x) { return nb_apply(&nb_op_tanh, &x, 1, NULL); }

@@ -90,6 +90,14 @@ bool nb__check_is_kink(const nb_check_ctx *c, int i, int64_t j, double *left, do
  * true (the check is vacuous there). */
 bool nb__check_on_kink(nb_check_ctx *c, nb_tensor *y, double dist);
 
+/* The views of layout (not contiguous) for x, as check.h describes them: heap bases
+ * with x's requires-grad flags (an input the layout does not apply to is its own
+ * base) and views of them in the current graph with x's shapes and values. False
+ * with the report filled; free the bases with nb__check_free_copies(x, base, n)
+ * either way. */
+bool nb__check_views(nb_check_layout layout, int n, nb_tensor *const x[], nb_tensor **base,
+                     nb_tensor **view, nb_check_report *r);
+
 /* The inputs of an example of op, drawn with seed: heap f64 tensors, whole
  * numbers for the inputs the op declares .nondiff (never requiring grad),
  * reals in the example's domain elsewhere (requiring grad), kept at least

@@ -180,6 +180,19 @@ bool nb__check_layout(int order, nb_check_fn f, void *ctx, int n, nb_tensor *con
     return ok;
 }
 
+bool nb__check_views(nb_check_layout layout, int n, nb_tensor *const x[], nb_tensor **base,
+                     nb_tensor **view, nb_check_report *r)
+{
+    layout_ctx lc;
+    bool ok = make_bases(&lc, layout, NULL, NULL, n, x, base, r);
+    for (int i = 0; i < n; i++)
+        view[i] = NULL;
+    for (int i = 0; ok && i < n; i++)
+        if (!(view[i] = make_view(&lc, i, base[i])))
+            ok = nb__check_fail_fn(r, "a layout's view");
+    return ok;
+}
+
 /* ---- ops and their examples ---- */
 
 nb_tensor *nb__check_apply(nb_tensor *const x[], int n, void *c)

@@ -246,6 +246,9 @@ int nb__reduce_attr(const char *fn, const nb_tensor *x, const nb_axes *axes, boo
 int nb__reduce_shape(nb_meta *out, const nb_tensor *x, const nb_reduce_attr *a);
 /* The reduced shape with kept 1s, for broadcasting gradients back. */
 void nb__keep_shape(const nb_tensor *x, unsigned mask, int64_t *shape);
+/* The batch rule (nb_op.batch) of ops with an nb_reduce_attr: the input is a
+ * batch when axis 0 is kept. */
+unsigned nb__reduce_batch(nb_tensor *const x[], int n, const void *attr);
 
 /* ---- shared plumbing (src/util.c) ---- */
 

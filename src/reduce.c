@@ -46,3 +46,9 @@ void nb__keep_shape(const nb_tensor *x, unsigned mask, int64_t *shape)
     for (int i = 0; i < x->ndim; i++)
         shape[i] = (mask & (1u << i)) ? 1 : x->shape[i];
 }
+
+unsigned nb__reduce_batch(nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n;
+    return x[0]->ndim > 0 && !(((const nb_reduce_attr *)attr)->mask & 1u) ? NB_INPUT(0) : 0;
+}
