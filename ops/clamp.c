@@ -42,11 +42,26 @@ static void clamp_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tens
     dx[0] = nb_mul(dy, in);
 }
 
-/* Bounds inside the domain so that all three pieces occur; random draws do
- * not land within the finite-difference step of a bound. */
+/* The kinks: the bounds, where the gradient is 1 (that of the inside: the
+ * right derivative at lo, the left one at hi). */
+static double clamp_kink(nb_tensor *const x[], int n, int i, int64_t j, const void *attr,
+                         nb_kink *k)
+{
+    (void)n, (void)i;
+    const clamp_attr *a = attr;
+    double v = nb__get(x[0], j);
+    double dlo = isfinite(a->lo) ? fabs(v - a->lo) : INFINITY;
+    double dhi = isfinite(a->hi) ? fabs(v - a->hi) : INFINITY;
+    *k = dlo <= dhi ? (nb_kink){.at = a->lo, .side = NB_SUBGRADIENT_RIGHT}
+                    : (nb_kink){.at = a->hi, .side = NB_SUBGRADIENT_LEFT};
+    return fmin(dlo, dhi);
+}
+
+/* Bounds inside the domain so that all three pieces occur (the first
+ * example's domain keeps most of its values inside). */
 static const clamp_attr mid = {-0.5, 0.5}, low = {-INFINITY, 0.25};
 static const nb_op_example examples[] = {
-    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &mid},
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .domain = {{.lo = -0.6, .hi = 0.6}}, .attr = &mid},
     {.n = 1, .ndim = {3}, .shape = {{2, 3, 4}}, .domain = {{.lo = -2, .hi = 2}}, .attr = &mid},
     {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &low},
     {.n = 0},
@@ -55,7 +70,7 @@ static const nb_op_example examples[] = {
 const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .attr_size = sizeof(clamp_attr),
                            .shape = clamp_shape, .forward = NB_KERNELS(clamp),
                            .backward = clamp_backward, .saves = NB_SAVES_X(0),
-                           .examples = examples};
+                           .examples = examples, .kink = clamp_kink};
 
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi)
 {

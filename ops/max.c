@@ -58,7 +58,40 @@ static void max_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor
     dx[0] = nb_mul(nb_reshape(dy, x[0]->ndim, keep), w);
 }
 
-/* Random inputs have no ties, so every example is differentiable. */
+/* The kinks: ties at the maximum. Element j's nearest is where it meets the
+ * largest other element of its group (the elements it is reduced with):
+ * above it j alone wins, below it j loses, and at the tie the backward
+ * splits the gradient evenly, the mean of the two sides. An element of a
+ * broadcast view that is stored in the same place as j is no other element:
+ * it moves with j, and the two stay tied smoothly. */
+static double max_kink(nb_tensor *const x[], int n, int i, int64_t j, const void *attr,
+                       nb_kink *k)
+{
+    (void)n, (void)i;
+    unsigned mask = ((const nb_reduce_attr *)attr)->mask;
+    const nb_tensor *t = x[0];
+    int64_t idx[NB_MAX_DIMS], at[NB_MAX_DIMS], rest = j;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        idx[d] = rest % t->shape[d];
+        rest /= t->shape[d];
+    }
+    double best = -INFINITY;
+    for (int64_t e = 0; e < t->numel; e++) {
+        rest = e;
+        bool same = nb__elem(t, e) != nb__elem(t, j);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            at[d] = rest % t->shape[d];
+            rest /= t->shape[d];
+            same &= (mask & (1u << d)) || at[d] == idx[d];
+        }
+        if (same)
+            best = fmax(best, nb__get(t, e));
+    }
+    *k = (nb_kink){.at = best, .side = NB_SUBGRADIENT_MEAN};
+    return isfinite(best) ? fabs(nb__get(t, j) - best) : INFINITY;
+}
+
+/* Inputs are drawn away from ties (max_kink). */
 static const nb_reduce_attr all = {.mask = ~0u}, ax1 = {.mask = 2},
                             ax0k = {.mask = 1, .keepdims = true},
                             ax02 = {.mask = 5}, ax12k = {.mask = 6, .keepdims = true};
@@ -74,7 +107,8 @@ static const nb_op_example max_examples[] = {
 
 const nb_op nb_op_max = {.name = "max", .arity = 1, .attr_size = sizeof(nb_reduce_attr),
                          .shape = max_shape, .forward = NB_KERNELS(max), .backward = max_backward,
-                         .saves = NB_SAVES_X(0) | NB_SAVES_Y, .examples = max_examples};
+                         .saves = NB_SAVES_X(0) | NB_SAVES_Y, .examples = max_examples,
+                         .kink = max_kink};
 
 nb_tensor *nb_max_(nb_reduce_args args)
 {

@@ -188,20 +188,31 @@ nb_tensor *nb__check_apply(nb_tensor *const x[], int n, void *c)
     return nb_apply(oc->op, x, n, oc->attr);
 }
 
+/* A real drawn from an input's domain (away from 0 when it asks). */
+static double draw_real(nb_rng *rng, nb_domain dom, double lo, double hi)
+{
+    double u = lo + (hi - lo) * nb_rng_uniform(rng);
+    for (int t = 0; dom.away_from_zero && fabs(u) < (hi - lo) / 10 && t < 10000; t++)
+        u = lo + (hi - lo) * nb_rng_uniform(rng);
+    return u;
+}
+
 bool nb__check_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
-                        nb_tensor **x, nb_check_report *r)
+                      nb_tensor **x, nb_check_report *r)
 {
     nb_rng rng = nb_rng_new(seed ^ 0x1234567ull);
+    double lo[NB_MAX_INPUTS], hi[NB_MAX_INPUTS];
     for (int i = 0; i < ex->n; i++) {
         nb_domain dom = ex->domain[i];
         bool zero = dom.lo == 0 && dom.hi == 0;
         bool integer = op->nondiff & NB_INPUT(i);
-        double lo = zero ? (integer ? 0 : -1) : dom.lo, hi = zero ? (integer ? 2 : 1) : dom.hi;
+        lo[i] = zero ? (integer ? 0 : -1) : dom.lo;
+        hi[i] = zero ? (integer ? 2 : 1) : dom.hi;
         if (integer) {
-            lo = ceil(lo);
-            hi = ceil(hi);
+            lo[i] = ceil(lo[i]);
+            hi[i] = ceil(hi[i]);
         }
-        if (!(hi > lo) || !isfinite(lo) || !isfinite(hi))
+        if (!(hi[i] > lo[i]) || !isfinite(lo[i]) || !isfinite(hi[i]))
             return nb__check_fail(r, "%s example: input %d: the domain [%g, %g) holds no %s",
                                   op->name, i + 1, dom.lo, dom.hi,
                                   integer ? "whole number" : "value");
@@ -211,21 +222,151 @@ bool nb__check_inputs(const nb_op *op, const nb_op_example *ex, uint64_t seed,
                                   nb_last_error() ? nb_last_error() : "?");
         double *d = nb__ptr(x[i]);
         if (integer) {
-            uint64_t count = (uint64_t)(hi - lo);
+            uint64_t count = (uint64_t)(hi[i] - lo[i]);
             for (int64_t j = 0; j < x[i]->numel; j++)
-                d[j] = lo + (double)nb_rng_below(&rng, count);
+                d[j] = lo[i] + (double)nb_rng_below(&rng, count);
             continue; /* never requires grad */
         }
-        double away = (hi - lo) / 10;
-        for (int64_t j = 0; j < x[i]->numel; j++) {
-            double u = lo + (hi - lo) * nb_rng_uniform(&rng);
-            for (int t = 0; dom.away_from_zero && fabs(u) < away && t < 10000; t++)
-                u = lo + (hi - lo) * nb_rng_uniform(&rng);
-            d[j] = u;
-        }
+        for (int64_t j = 0; j < x[i]->numel; j++)
+            d[j] = draw_real(&rng, dom, lo[i], hi[i]);
         x[i]->requires_grad = true;
     }
+    /* Away from the declared kinks: redraw what lies within 1e-3 of the
+     * domain's width of one, until nothing does (moving one element can
+     * bring another near a tie, so in passes). */
+    for (int pass = 0; op->kink && pass < 100; pass++) {
+        bool moved = false;
+        for (int i = 0; i < ex->n; i++) {
+            if (!x[i]->requires_grad)
+                continue;
+            double *d = nb__ptr(x[i]);
+            for (int64_t j = 0; j < x[i]->numel; j++) {
+                nb_kink k;
+                if (op->kink(x, ex->n, i, j, ex->attr, &k) < 1e-3 * (hi[i] - lo[i])) {
+                    d[j] = draw_real(&rng, ex->domain[i], lo[i], hi[i]);
+                    moved = true;
+                }
+            }
+        }
+        if (!moved)
+            break;
+    }
     return true;
+}
+
+/* d<op(x), u>/dx_i[j] by backward, or NAN with the report failed. */
+static double derivative(const nb_check_op *oc, nb_tensor *const x[], int n, const double *u,
+                         int i, int64_t j, nb_check_report *r)
+{
+    nb_tensor *y = nb__check_apply(x, n, (void *)oc), *g = NULL;
+    nb_tensor *seed = y && y->requires_grad ? nb_zeros_like(y) : NULL;
+    if (!seed)
+        return nb__check_fail_fn(r, oc->op->name), NAN;
+    for (int64_t e = 0; e < y->numel; e++)
+        nb__put(seed, e, u[e]);
+    if (nb_grad(y, .n = 1, .inputs = &x[i], .grads = &g, .seed = seed, .allow_unused = true))
+        return nb__check_fail_fn(r, "nb_grad"), NAN;
+    return g ? nb__get(g, j) : 0.0;
+}
+
+/* At the declared kinks: each element of each differentiable input in turn
+ * (at most 64 per input) is moved onto its nearest kink, the others staying
+ * as drawn, and the backward's derivative of L = <y, u> is compared with
+ * the declared subgradient: the left, right or mean one-sided difference
+ * of L at step eps. */
+static bool check_at_kinks(const nb_op *op, const nb_op_example *ex, nb_tensor **x,
+                           const nb_check_conf *o, nb_check_report *r)
+{
+    if (!op->kink) {
+        r->verdict = NB_CHECK_VACUOUS;
+        return nb__check_say(r, "%s declares no kinks (nb_op.kink): nothing to check at them",
+                             op->name), false;
+    }
+    nb_check_op oc = {op, ex->attr};
+    nb_check_ctx c = {.f = nb__check_apply, .ctx = &oc, .n = ex->n, .x = x, .o = o, .r = r};
+    double *u = NULL;
+    int placed = 0;
+    bool ok = (c.g = nb_graph_new()) != NULL;
+    nb_tensor *y = ok ? nb__check_apply(x, ex->n, &oc) : NULL;
+    if (!y)
+        ok = nb__check_fail_fn(r, op->name);
+    else if (!(u = nb__alloc((size_t)(y->numel ? y->numel : 1) * sizeof *u)))
+        ok = nb__check_fail_fn(r, "nb__alloc");
+    nb_rng rng = nb_rng_new(o->seed ^ 0x6b696e6bull);
+    for (int64_t e = 0; ok && e < y->numel; e++)
+        u[e] = (nb_rng_next(&rng) & 1 ? 1 : -1) * (0.5 + nb_rng_uniform(&rng));
+    c.ny = ok ? y->numel : 0;
+    c.u = u;
+    r->ok = ok;
+    r->verdict = ok ? NB_CHECK_PASSED : NB_CHECK_ERROR;
+    for (int i = 0; ok && i < ex->n; i++) {
+        nb_check_input *res = &r->input[i];
+        if (!x[i]->requires_grad)
+            continue;
+        double *d = nb__ptr(x[i]);
+        double best = -1;
+        res->checked = true;
+        for (int64_t j = 0; ok && j < x[i]->numel && j < 64; j++) {
+            nb_kink k = {0};
+            double dist = op->kink(x, ex->n, i, j, ex->attr, &k), old = d[j], L0, lp, lm;
+            if (!isfinite(dist))
+                continue;
+            d[j] = k.at;
+            ok = nb__check_eval(&c, &L0, NULL);
+            d[j] = k.at + o->eps;
+            ok = ok && nb__check_eval(&c, &lp, NULL);
+            d[j] = k.at - o->eps;
+            ok = ok && nb__check_eval(&c, &lm, NULL);
+            d[j] = k.at;
+            nb_graph_reset(c.g);
+            double a = ok ? derivative(&oc, x, ex->n, u, i, j, r) : NAN;
+            d[j] = old;
+            ok = ok && !isnan(a);
+            if (!ok)
+                break;
+            double left = (L0 - lm) / o->eps, right = (lp - L0) / o->eps;
+            double want = k.side == NB_SUBGRADIENT_LEFT    ? left
+                          : k.side == NB_SUBGRADIENT_RIGHT ? right
+                                                           : (left + right) / 2;
+            double err = fabs(a - want), tol = o->atol + o->rtol * fabs(want);
+            bool bad = !(err <= tol);
+            placed++;
+            res->max_abs_err = fmax(res->max_abs_err, err);
+            res->max_rel_err = fmax(res->max_rel_err, err / fmax(fabs(want), 1e-8));
+            double key = bad ? 1 + err : err / (1 + err);
+            if (key > best) {
+                best = key;
+                res->worst = j;
+                nb__check_unravel(x[i]->ndim, x[i]->shape, j, res->worst_index);
+                res->analytic = a;
+                res->numeric = want;
+            }
+            if (bad && res->ok) {
+                res->ok = false;
+                res->verdict = NB_CHECK_FAILED;
+                r->ok = false;
+                r->verdict = NB_CHECK_FAILED;
+                nb__check_say(r, "At the kink of input %d element %lld (%.9g) the backward "
+                                 "gives %.6g, but %s declares the %s derivative, %.6g.",
+                              i + 1, (long long)j, k.at, a, op->name,
+                              k.side == NB_SUBGRADIENT_LEFT    ? "left"
+                              : k.side == NB_SUBGRADIENT_RIGHT ? "right"
+                                                               : "mean one-sided",
+                              want);
+            }
+        }
+    }
+    if (ok && placed == 0) {
+        r->ok = false;
+        r->verdict = NB_CHECK_VACUOUS;
+        nb__check_say(r, "no element of this example can reach a kink of %s", op->name);
+    } else if (ok && r->ok) {
+        nb__check_say(r, "at kinks: %d elements on kinks of %s match its declared subgradient",
+                      placed, op->name);
+    }
+    nb_graph_free(c.g);
+    nb__free(u);
+    return ok && r->ok;
 }
 
 /* An op without a gradient by design: in the layout and dtype asked for,
@@ -303,13 +444,23 @@ bool nb_check_example(const nb_op *op, const nb_op_example *ex, int order,
 
     nb_tensor *x[NB_MAX_INPUTS] = {0};
     nb_check_op oc = {op, ex->attr};
-    nb_check_conf o = nb__check_resolve(opts);
+    nb_check_conf o = nb__check_resolve(opts, op);
+    /* The op's own tolerances where opts leaves them 0. */
+    nb_check_opts resolved = opts ? *opts : (nb_check_opts){0};
+    resolved.eps = o.eps;
+    resolved.atol = o.atol;
+    resolved.rtol = o.rtol;
+    r->eps = o.eps;
+    r->atol = o.atol;
+    r->rtol = o.rtol;
     bool ok = nb__check_inputs(op, ex, o.seed, x, r);
     if (ok && op->no_gradient)
         ok = check_no_gradient(op, ex, x, &o, r);
+    else if (ok && o.at_kinks)
+        ok = check_at_kinks(op, ex, x, &o, r);
     else if (ok)
-        ok = order == 1 ? nb_gradcheck(nb__check_apply, &oc, ex->n, x, opts, r)
-                        : nb_gradgradcheck(nb__check_apply, &oc, ex->n, x, opts, r);
+        ok = order == 1 ? nb_gradcheck(nb__check_apply, &oc, ex->n, x, &resolved, r)
+                        : nb_gradgradcheck(nb__check_apply, &oc, ex->n, x, &resolved, r);
     for (int i = 0; i < ex->n; i++)
         nb_free(x[i]);
     return ok;

@@ -164,9 +164,9 @@ static void test_leaves_caller_alone(void **state)
 
     /* b does not require grad: skipped, and in the second-order report the
      * last entry is the projection v. */
-    assert_int_equal(r.input[1].worst, -1);
+    assert_false(r.input[1].checked);
     assert_true(r.input[1].ok);
-    assert_true(r.input[2].worst >= 0);
+    assert_true(r.input[2].checked);
     char *t = report_text(&r);
     assert_non_null(strstr(t, "input 2: skipped"));
     assert_non_null(strstr(t, "v (projection):"));
@@ -210,28 +210,46 @@ static void test_report_format(void **state)
     (void)state;
     nb_check_report r;
     memset(&r, 0, sizeof r);
-    r.n = 2;
+    r.n = 3;
     r.order = 1;
-    r.input[0] = (nb_check_input){.ok = false, .max_abs_err = 0.32, .max_rel_err = 0.5,
-                                  .worst = 6, .worst_index = {1, 2, -1, -1, -1, -1, -1, -1},
-                                  .analytic = 0.5, .numeric = 1.0};
-    r.input[1] = (nb_check_input){.ok = true, .max_abs_err = 1e-10, .max_rel_err = 2e-9,
-                                  .worst = 2, .worst_index = {2, -1, -1, -1, -1, -1, -1, -1},
+    r.seed = 7;
+    r.verdict = NB_CHECK_FAILED;
+    r.eps = 1e-6, r.atol = 1e-5, r.rtol = 1e-3;
+    snprintf(r.message, sizeof r.message, "The gradient of input 1 is 2x the numeric one.");
+    r.input[0] = (nb_check_input){.checked = true, .verdict = NB_CHECK_FAILED,
+                                  .max_abs_err = 0.32, .max_rel_err = 0.5, .worst = 6,
+                                  .worst_index = {1, 2, -1, -1, -1, -1, -1, -1}, .worst_out = 3,
+                                  .worst_out_index = {0, 3, -1, -1, -1, -1, -1, -1},
+                                  .analytic = 2, .numeric = 1, .pattern = NB_PATTERN_SCALED};
+    r.input[1] = (nb_check_input){.ok = true, .checked = true, .max_abs_err = 1e-10,
+                                  .max_rel_err = 2e-9, .worst = -1, .directions = 2,
                                   .analytic = 3, .numeric = 3};
+    r.input[2] = (nb_check_input){.ok = true, .worst = -1};
     char *t = report_text(&r);
-    assert_string_equal(t, "gradcheck: FAIL\n"
-                           "  input 1: FAIL max abs 3.2e-01 rel 5.0e-01 at (1,2): analytic "
-                           "0.5 numeric 1\n"
-                           "  input 2: ok   max abs 1.0e-10 rel 2.0e-09 at (2,): analytic 3 "
-                           "numeric 3\n");
+    assert_string_equal(t, "gradcheck: FAIL (seed 7, eps 1e-06 atol 1e-05 rtol 1e-03)\n"
+                           "  input 1: FAIL max abs 3.2e-01 rel 5.0e-01 at (1,2) of output "
+                           "(0,3): analytic 2 numeric 1 [scaled]\n"
+                           "  input 2: ok   max abs 1.0e-10 rel 2.0e-09 along 2 random "
+                           "directions\n"
+                           "  input 3: skipped (does not require grad)\n"
+                           "  The gradient of input 1 is 2x the numeric one.\n");
     free(t);
-    /* Another layout is named in the first line. */
+    /* Another layout is named in the first line; other verdicts are named. */
     r.layout = NB_LAYOUT_SLICED;
     r.n = 1;
+    r.eps = 0;
+    r.message[0] = '\0';
+    r.input[0].worst_out = -1;
+    r.input[0].pattern = NB_PATTERN_NONE;
     t = report_text(&r);
-    assert_string_equal(t, "gradcheck [sliced]: FAIL\n"
-                           "  input 1: FAIL max abs 3.2e-01 rel 5.0e-01 at (1,2): analytic "
-                           "0.5 numeric 1\n");
+    assert_string_equal(t, "gradcheck [sliced]: FAIL (seed 7)\n"
+                           "  input 1: FAIL max abs 3.2e-01 rel 5.0e-01 at (1,2): analytic 2 "
+                           "numeric 1\n");
+    free(t);
+    r.verdict = NB_CHECK_VACUOUS;
+    r.input[0].verdict = NB_CHECK_VACUOUS;
+    t = report_text(&r);
+    assert_non_null(strstr(t, "gradcheck [sliced]: VACUOUS (seed 7)\n  input 1: VACUOUS"));
     free(t);
     assert_string_equal(nb_check_layout_name(NB_LAYOUT_CONTIGUOUS), "contiguous");
     assert_string_equal(nb_check_layout_name(NB_LAYOUT_PERMUTED), "permuted");

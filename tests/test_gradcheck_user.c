@@ -121,7 +121,10 @@ static void test_wrong_element_found(void **state)
     assert_int_equal(r.n, 1);
     assert_int_equal(r.order, 1);
     assert_int_equal(r.layout, NB_LAYOUT_CONTIGUOUS);
-    assert_string_equal(r.message, "");
+    assert_int_equal(r.verdict, NB_CHECK_FAILED);
+    assert_int_equal(r.input[0].pattern, NB_PATTERN_FEW);
+    assert_non_null(strstr(r.message, "Only 1 of the 12 elements of input 1 are wrong (the worst at (1,2))"));
+    assert_int_equal(r.input[0].worst_out, 6); /* elementwise: output (1,2) */
     const nb_check_input *in = &r.input[0];
     assert_false(in->ok);
     assert_int_equal(in->worst, 1 * 4 + 2);
@@ -140,7 +143,7 @@ static void test_wrong_element_found(void **state)
 
     char *t = report_text(&r);
     assert_non_null(strstr(t, "input 1: FAIL max abs"));
-    assert_non_null(strstr(t, "at (1,2): analytic"));
+    assert_non_null(strstr(t, "at (1,2) of output (1,2): analytic"));
     free(t);
 
     /* The same error is visible in f32, at f32 tolerances. */
@@ -174,7 +177,7 @@ static void test_wrong_element_found_in_layouts(void **state)
         nb_check_report r;
         assert_false(nb_gradcheck(apply_ctx_op, (void *)&square_bad, 1, &x, &o, &r));
         assert_int_equal(r.layout, want[k].layout);
-        assert_string_equal(r.message, "");
+        assert_int_equal(r.verdict, NB_CHECK_FAILED);
         const nb_check_input *in = &r.input[0];
         assert_false(in->ok);
         assert_int_equal(in->worst_index[0], want[k].at[0]);
@@ -254,7 +257,7 @@ static void test_user_ops_pass(void **state)
     assert_int_equal(r.n, 1);
     assert_int_equal(r.layout, NB_LAYOUT_CONTIGUOUS); /* all passed: the contiguous report */
     assert_true(r.input[0].ok);
-    assert_true(r.input[0].worst >= 0);
+    assert_true(r.input[0].checked);
     assert_true(r.input[0].max_abs_err < 1e-6);
 
     ok = nb_gradcheck_op(&axpa, NULL, NB_SHAPES({4, 3}, {3}), &r);
@@ -262,7 +265,7 @@ static void test_user_ops_pass(void **state)
         print_report("axpa:", &r);
     assert_true(ok);
     assert_int_equal(r.n, 2);
-    assert_true(r.input[1].worst >= 0 && r.input[1].worst < 3);
+    assert_true(r.input[1].checked);
 
     /* 0-d and 3-d shapes. */
     assert_true(nb_gradcheck_op(&axpa, NULL, NB_SHAPES({0}, {2, 1, 3}), &r));
@@ -353,15 +356,15 @@ static void test_nondiff_input(void **state)
                 print_report("take:", &r);
             assert_true(ok);
             assert_true(r.input[0].ok);
-            assert_true(r.input[0].worst >= 0);
-            assert_int_equal(r.input[1].worst, -1); /* idx: skipped, never requires grad */
+            assert_true(r.input[0].checked);
+            assert_false(r.input[1].checked); /* idx: skipped, never requires grad */
             if (runs[k].order == 2)
-                assert_true(r.input[2].worst >= 0); /* v */
+                assert_true(r.input[2].checked); /* v */
         }
-    /* Thousands of evaluations, and idx never was anything but whole numbers
+    /* Hundreds of evaluations, and idx never was anything but whole numbers
      * in range: it was not perturbed. They came from the domain, [0, 5). */
     assert_int_equal(bad_indices, 0);
-    assert_true(good_indices > 1000);
+    assert_true(good_indices > 100);
     assert_true(seen_values & ~1u);
     assert_int_equal(seen_values & ~0x1fu, 0);
 
@@ -523,7 +526,7 @@ static void test_strided_kernel_caught(void **state)
             assert_false(nb_check_example(&raw_square, &ex, 1, &o, &r));
             assert_false(r.ok);
             assert_false(r.input[0].ok);
-            assert_string_equal(r.message, "");
+            assert_int_equal(r.verdict, NB_CHECK_FAILED);
         }
     /* One call that checks every layout says which one broke. */
     assert_false(nb_gradcheck_op(&raw_square, NULL, NB_SHAPES({3, 4}), &r));
@@ -636,7 +639,7 @@ static void test_bad_input(void **state)
     assert_int_equal(r.n, NB_MAX_INPUTS);
     assert_true(nb_gradgradcheck(f_ident, NULL, NB_MAX_INPUTS, nine, NULL, &r));
     assert_int_equal(r.n, NB_MAX_INPUTS + 1);
-    assert_true(r.input[NB_MAX_INPUTS].worst >= 0); /* v */
+    assert_true(r.input[NB_MAX_INPUTS].checked); /* v */
     assert_false(nb_gradcheck(f_ident, NULL, 0, nine, NULL, &r));
     assert_false(nb_gradcheck(f_ident, NULL, 1, NULL, NULL, &r));
     assert_non_null(strstr(r.message, "NULL"));
@@ -688,8 +691,9 @@ static void test_bad_input(void **state)
     assert_false(nb_gradcheck(f_broken, NULL, 2, (nb_tensor *[]){x, y},
                               &(nb_check_opts){.layout = NB_LAYOUT_SLICED}, &r));
     assert_non_null(strstr(r.message, "nb_add"));
+    assert_int_equal(r.verdict, NB_CHECK_ERROR);
     char *t = report_text(&r);
-    assert_non_null(strstr(t, "FAIL"));
+    assert_non_null(strstr(t, "gradcheck [sliced]: ERROR (seed 0"));
     free(t);
 
     /* The identity passes (the output is an input, no op in between). */

@@ -58,6 +58,8 @@ typedef struct nb_check_opts {
     nb_check_layout layout; /* how the inputs are handed over; 0: as they are */
     bool full;       /* compare the whole Jacobian of every input instead of
                         random directions first (slower, same verdicts) */
+    bool keep_jacobians; /* keep a failing input's Jacobians in the report
+                            (then free it with nb_check_report_free) */
     bool at_kinks;   /* nb_check_example: put input elements on the op's
                         declared kinks and compare the backward with the
                         declared subgradient there (default: draw away) */
@@ -87,30 +89,33 @@ typedef enum nb_check_pattern {
     NB_PATTERN_NAN,        /* A has NaN or infinity where N is finite */
 } nb_check_pattern;
 
-/* One input's result. On failure the Jacobians of the failing input are
- * kept: rows x cols doubles, row-major, one row per output element and one
- * column per input element (cols = the input's numel); at order 2, or when
- * the whole Jacobian would exceed 2^22 entries, one row (the output
+/* One input's result. With opts.keep_jacobians, a failing input keeps its
+ * Jacobians: rows x cols doubles, row-major, one row per output element and
+ * one column per input element (cols = the input's numel); at order 2, or
+ * when the whole Jacobian would exceed 2^22 entries, one row (the output
  * contracted with the projection). */
 typedef struct nb_check_input {
-    bool ok;
+    bool ok;             /* no error found (verdict PASSED or VACUOUS) */
+    bool checked;        /* false: skipped (does not require grad) */
     nb_check_verdict verdict;
     double max_abs_err;  /* max |analytic - numeric| */
     double max_rel_err;  /* max |analytic - numeric| / max(|numeric|, 1e-8)*/
     /* Element `worst` has the largest error beyond tolerance (or the largest
-     * error, when all pass); -1 when the input was skipped because it does
-     * not require grad. worst_index entries past the input's ndim are -1. In
-     * a non-contiguous layout both index the input's base. */
+     * error, when all pass) of an element-by-element comparison; -1 when
+     * the input passed along the random directions alone or was skipped.
+     * worst_index entries past the input's ndim are -1. In a non-contiguous
+     * layout both index the input's base. */
     int64_t worst;
     int64_t worst_index[NB_MAX_DIMS];
     /* The output element of the worst entry (full Jacobian), else -1. */
     int64_t worst_out;
     int64_t worst_out_index[NB_MAX_DIMS];
     double analytic, numeric; /* the two values there */
+    int directions;           /* random directions compared before the elements */
     nb_check_pattern pattern;
     double factor;            /* NB_PATTERN_SCALED: A / N; SWAPPED: the other input */
     int64_t rows, cols;       /* of the Jacobians below; 0 when not kept */
-    double *jacobian_analytic, *jacobian_numeric; /* free: nb_check_report_free */
+    double *jacobian_analytic, *jacobian_numeric; /* NULL unless kept */
 } nb_check_input;
 
 typedef struct nb_check_report {
@@ -130,7 +135,8 @@ typedef struct nb_check_report {
     char message[512];
 } nb_check_report;
 
-/* Frees the Jacobians a failing report keeps (safe on any report, twice). */
+/* Frees the Jacobians a report kept (opts.keep_jacobians); safe on any
+ * report that a check filled, and twice. */
 void nb_check_report_free(nb_check_report *report);
 
 /* Checks d f(x) / d x[i] for every input that requires grad. The output is
@@ -147,8 +153,7 @@ void nb_check_report_free(nb_check_report *report);
  * must be f64; in the contiguous layout they are perturbed in place and
  * restored bit for bit, so none may be a view whose elements share memory
  * (a broadcast). opts NULL: defaults. Clears the pending error first; a
- * failure to run leaves its reason in report->message. Free the report with
- * nb_check_report_free. Returns report->ok. */
+ * failure to run leaves its reason in report->message. Returns report->ok. */
 bool nb_gradcheck(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],
                   const nb_check_opts *opts, nb_check_report *report);
 

@@ -148,7 +148,7 @@ static void fold(const nb_check_report *r, double *abs_err, double *rel_err)
 {
     for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++) {
         const nb_check_input *in = &r->input[i];
-        if (in->worst < 0)
+        if (!in->checked)
             continue;
         if (isnan(in->max_abs_err) || in->max_abs_err > *abs_err)
             *abs_err = in->max_abs_err;
@@ -235,7 +235,7 @@ static int check_row(const nb_op *op, nb_dtype dtype, const bool layouts[], bool
                 passed[k] = nb_check_example(op, &op->examples[e], order, &o, r);
                 fold(r, &abs_err, &rel_err);
                 for (int i = 0; i < r->n && i < NB_MAX_INPUTS + 1; i++)
-                    any |= r->input[i].worst >= 0;
+                    any |= r->input[i].checked;
                 layout_ok[l] &= passed[k];
             }
         ok &= layout_ok[l];
