@@ -447,26 +447,32 @@ static int check_node(const nb_node *nd, const nb_check_opts *opts, char *note)
     nb_check_op oc = {nd->op, nd->attr};
     if (ran)
         nb_gradcheck(nb__check_apply, &oc, nd->n, c, opts, &r);
-    /* The worst failing input; a check that compared nothing did not run
-     * (the only sign of it from a checker that sets no verdict). */
+    /* The worst failing input. */
     int worst = -1;
-    bool compared = false;
-    for (int i = 0; i < r.n && i < NB_MAX_INPUTS; i++) {
+    for (int i = 0; ran && i < r.n && i < NB_MAX_INPUTS; i++) {
         const nb_check_input *in = &r.input[i];
-        compared |= in->worst >= 0;
-        if (in->ok || in->worst < 0 || in->verdict == NB_CHECK_VACUOUS ||
-            in->verdict == NB_CHECK_KINK)
+        if (in->verdict != NB_CHECK_FAILED)
             continue;
         if (worst < 0 || isnan(in->max_abs_err) || in->max_abs_err > r.input[worst].max_abs_err)
             worst = i;
     }
     int rc = 0;
-    if (!ran || r.verdict == NB_CHECK_ERROR || (!r.ok && !compared))
+    if (!ran || r.verdict == NB_CHECK_ERROR)
         rc = nb__error("nb_check_graph: the check of the %s node could not run: %s",
                        nd->op->name ? nd->op->name : "?", r.message);
-    else if (!r.ok && r.verdict != NB_CHECK_VACUOUS && r.verdict != NB_CHECK_KINK && worst >= 0) {
-        snprintf(note, NOTE_LEN, "gradcheck FAIL: max abs err %.1e (input %d)",
-                 r.input[worst].max_abs_err, worst + 1);
+    else if (r.verdict == NB_CHECK_FAILED && worst >= 0) {
+        const nb_check_input *in = &r.input[worst];
+        char what[48] = "";
+        if (in->pattern == NB_PATTERN_SCALED)
+            snprintf(what, sizeof what, ", scaled by %.3g", in->factor);
+        else if (in->pattern == NB_PATTERN_SWAPPED)
+            snprintf(what, sizeof what, ", input %d's", (int)in->factor + 1);
+        else if (in->pattern > NB_PATTERN_NONE && in->pattern <= NB_PATTERN_NAN)
+            snprintf(what, sizeof what, ", %s",
+                     (const char *[]){"", "zero", "", "through broadcasting", "transposed", "",
+                                      "in a few elements", "NaN"}[in->pattern]);
+        snprintf(note, NOTE_LEN, "gradcheck FAIL: max abs err %.1e (input %d%s)",
+                 in->max_abs_err, worst + 1, what);
         rc = 1;
     }
     nb_check_report_free(&r);
