@@ -1,6 +1,6 @@
 /* Pictures of failing gradient checks: the Jacobian error as a heat map
- * (SVG read back as XML, PNG decoded back: signature, chunks, CRCs, pixels),
- * the graph of a function with its failing node red (nb_check_graph), and
+ * (SVG read back as XML, PNG decoded back: signature, chunks, CRCs, pixels)
+ * of reports made by hand and by a failing nb_gradcheck, the graph of a function with its failing node red (nb_check_graph), and
  * bad input to both. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
@@ -493,6 +493,7 @@ static void test_graph_marks_the_wrong_node(void **state)
          *s = node_line(dot, "sum");
     assert_non_null(strstr(bad, "fillcolor=\"#f28b82\""));      /* ...the wrong op */
     assert_non_null(strstr(bad, "gradcheck FAIL: max abs err ")); /* with its error */
+    assert_non_null(strstr(bad, "(input 1, scaled by 1.5)"));     /* and its pattern */
     assert_null(strstr(t, "#f28b82"));
     assert_null(strstr(s, "#f28b82"));
     assert_null(strstr(t, "gradcheck"));
@@ -532,6 +533,54 @@ static void test_graph_right_function(void **state)
     /* With no graph current before, none after. */
     assert_null(nb_graph_current());
     nb_free(x32);
+    nb_free(x);
+}
+
+/* The heat map of a real failing check: square_3x on a (3,4) input, whose
+ * Jacobian is diagonal with the analytic side 1.5 times the numeric. */
+static nb_tensor *apply_op(nb_tensor *const x[], int n, void *ctx)
+{
+    return nb_apply(ctx, x, n, NULL);
+}
+
+static void test_heatmap_of_a_check(void **state)
+{
+    (void)state;
+    nb_tensor *x = input34();
+    nb_check_report r;
+    nb_check_opts o = {.full = true, .keep_jacobians = true};
+    assert_false(nb_gradcheck(apply_op, (void *)&square_3x, 1, &x, &o, &r));
+    const nb_check_input *in = &r.input[0];
+    assert_int_equal(in->rows, 12);
+    assert_int_equal(in->cols, 12);
+    assert_true(in->worst >= 0 && in->worst_out >= 0);
+    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.png")), 0);
+    image im = read_png(tmp("h.png"));
+    assert_int_equal(im.w, 12 * 24 + 8);
+    assert_int_equal(im.h, 12 * 24 + 8);
+    int warm = 0;
+    for (int i = 0; i < 12; i++)
+        for (int j = 0; j < 12; j++) {
+            uint32_t p = pixel(&im, 4 + 24 * (uint32_t)j + 12, 4 + 24 * (uint32_t)i + 12);
+            if (i != j)
+                assert_int_equal(p, 0xffffff); /* J is diagonal: exact off it */
+            else
+                warm += (p >> 16) > (p & 0xff) + 64;
+        }
+    assert_int_equal(warm, 12); /* every diagonal entry is wrong */
+    assert_int_equal(pixel(&im, 4 + 24 * (uint32_t)in->worst + 12,
+                           4 + 24 * (uint32_t)in->worst_out + 12),
+                     0x67000d);
+    free(im.px);
+    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.svg")), 0);
+    char *svg = (char *)slurp(tmp("h.svg"), NULL);
+    assert_non_null(svg);
+    assert_xml(svg);
+    assert_int_equal(cells_of(svg), 144);
+    assert_non_null(strstr(svg, "12 of 144 entries beyond tolerance"));
+    assert_non_null(strstr(svg, "output (3,4): 12 rows"));
+    free(svg);
+    nb_check_report_free(&r);
     nb_free(x);
 }
 
@@ -655,6 +704,7 @@ int main(void)
         cmocka_unit_test_teardown(test_heatmap_row_and_nan, cleanup),
         cmocka_unit_test_teardown(test_graph_marks_the_wrong_node, cleanup),
         cmocka_unit_test_teardown(test_graph_right_function, cleanup),
+        cmocka_unit_test_teardown(test_heatmap_of_a_check, cleanup),
         cmocka_unit_test_teardown(test_heatmap_bad_input, cleanup),
         cmocka_unit_test_teardown(test_graph_bad_input, cleanup),
         cmocka_unit_test_teardown(test_out_of_memory, cleanup),
