@@ -24,9 +24,11 @@
  * requiring grad where the node's input did and the op does not declare it
  * .nondiff), with the node's attributes. A node fails when its check finds a
  * wrong gradient; vacuous checks and kinks do not count, and a check that
- * cannot run (no f64 kernel, out of memory) is an error. The graph is
+ * cannot run (no f64 kernel, out of memory) is an error. A node costs
+ * what nb_gradcheck of its op costs: meant for small inputs. The graph is
  * written through the DOT export with the failing nodes filled red
- * (nb_dot_opts.marked), each with its reason. */
+ * (nb_dot_opts.marked), each with its reason. Pictures number inputs from
+ * 1, as nb_check_report_print does. */
 #include "check_internal.h"
 #include "io/png.h"
 
@@ -209,7 +211,19 @@ static int heat_build(heat *h)
 #define SVG_B 64  /* bottom: column ticks and label */
 #define LEGEND_H 180
 
-static void put_rgb(nb_sbuf *b, rgb c) { nb__sb_printf(b, "#%02x%02x%02x", c.r, c.g, c.b); }
+/* c as "#rrggbb" in s. */
+static const char *hex(rgb c, char s[8])
+{
+    snprintf(s, 8, "#%02x%02x%02x", c.r, c.g, c.b);
+    return s;
+}
+
+/* A rectangle filled with fill, then more attributes (or ""). */
+static void svg_rect(nb_sbuf *b, int x, int y, int w, int h, const char *fill, const char *more)
+{
+    nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"%s/>\n",
+                  x, y, w, h, fill, more);
+}
 
 /* A step of 1, 2 or 5 times a power of ten giving at most 6 ticks over n. */
 static int64_t tick_step(int64_t n)
@@ -245,20 +259,16 @@ static void svg_ticks(nb_sbuf *b, const heat *h, bool across)
 static void svg_legend(nb_sbuf *b, const heat *h, int x, int y)
 {
     const int w = 14, hb = LEGEND_H, split = hb / 3, steps = 24; /* split: the within part */
+    char s[8], stroke[48];
     nb__sb_printf(b, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">|A \xe2\x88\x92 N|</text>\n", x,
                   y - 8);
     for (int k = 0; k < steps; k++) { /* bottom up */
         bool warm = k >= steps / 3;
         double t = warm ? (k - steps / 3 + 0.5) / (steps - steps / 3) : (k + 0.5) / (steps / 3);
         int y0 = y + hb - (k + 1) * hb / steps, y1 = y + hb - k * hb / steps;
-        nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", x, y0, w,
-                      y1 - y0);
-        put_rgb(b, warm ? warm_at(t) : grey_at(t));
-        nb__sb_puts(b, "\"/>\n");
+        svg_rect(b, x, y0, w, y1 - y0, hex(warm ? warm_at(t) : grey_at(t), s), "");
     }
-    nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-                     "stroke=\"#888\"/>\n",
-                  x, y, w, hb);
+    svg_rect(b, x, y, w, hb, "none", " stroke=\"#888\"");
     int tx = x + w + 6;
     nb__sb_printf(b, "<text x=\"%d\" y=\"%d\">%.2e max</text>\n", tx, y + 4, h->emax);
     nb__sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>"
@@ -269,16 +279,13 @@ static void svg_legend(nb_sbuf *b, const heat *h, int x, int y)
                      "<text x=\"%d\" y=\"%d\" fill=\"#555\">within</text>\n",
                   tx, y + (hb - split) / 2 + 4, tx, y + hb - split / 2 + 4);
     int sy = y + hb + 24;
-    nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-                     "stroke=\"",
-                  x, sy, w, w);
-    put_rgb(b, OUTLINE);
-    nb__sb_printf(b, "\" stroke-width=\"2.5\"/><text x=\"%d\" y=\"%d\">worst entry</text>\n", tx,
-                  sy + 11);
-    if (h->nonfinite)
-        nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#000\"/>"
-                         "<text x=\"%d\" y=\"%d\">NaN or inf</text>\n",
-                      x, sy + 22, w, w, tx, sy + 33);
+    snprintf(stroke, sizeof stroke, " stroke=\"%s\" stroke-width=\"2.5\"", hex(OUTLINE, s));
+    svg_rect(b, x, sy, w, w, "none", stroke);
+    nb__sb_printf(b, "<text x=\"%d\" y=\"%d\">worst entry</text>\n", tx, sy + 11);
+    if (h->nonfinite) {
+        svg_rect(b, x, sy + 22, w, w, "#000", "");
+        nb__sb_printf(b, "<text x=\"%d\" y=\"%d\">NaN or inf</text>\n", tx, sy + 33);
+    }
 }
 
 static void svg_heat(nb_sbuf *b, const heat *h)
@@ -311,23 +318,20 @@ static void svg_heat(nb_sbuf *b, const heat *h)
     if (in->worst >= 0)
         nb__sb_printf(b, "; worst: analytic %.4g, numeric %.4g", in->analytic, in->numeric);
     nb__sb_puts(b, "</text>\n<g id=\"cells\" shape-rendering=\"crispEdges\">\n");
+    char s[8];
     for (int i = 0; i < h->dr; i++)
-        for (int j = 0; j < h->dc; j++) {
-            nb__sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"",
-                          SVG_L + j * h->cell, SVG_T + i * h->cell, h->cell, h->cell);
-            put_rgb(b, cell_colour(h, i, j));
-            nb__sb_puts(b, "\"/>\n");
-        }
-    nb__sb_printf(b, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-                     "stroke=\"#888\"/>\n",
-                  SVG_L, SVG_T, gw, gh);
+        for (int j = 0; j < h->dc; j++)
+            svg_rect(b, SVG_L + j * h->cell, SVG_T + i * h->cell, h->cell, h->cell,
+                     hex(cell_colour(h, i, j), s), "");
+    nb__sb_puts(b, "</g>\n");
+    svg_rect(b, SVG_L, SVG_T, gw, gh, "none", " stroke=\"#888\"");
+    /* The outline, just outside the worst cell. */
     double o = h->cell >= 8 ? 1.5 : 1;
     nb__sb_printf(b, "<rect id=\"worst\" data-row=\"%d\" data-col=\"%d\" x=\"%.1f\" y=\"%.1f\" "
-                     "width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"",
+                     "width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\" "
+                     "stroke-width=\"%.0f\"/>\n",
                   h->wr, h->wc, SVG_L + h->wc * h->cell - o, SVG_T + h->wr * h->cell - o,
-                  h->cell + 2 * o, h->cell + 2 * o);
-    put_rgb(b, OUTLINE);
-    nb__sb_printf(b, "\" stroke-width=\"%.0f\"/>\n", 2 * o);
+                  h->cell + 2 * o, h->cell + 2 * o, hex(OUTLINE, s), 2 * o);
     svg_ticks(b, h, true);
     svg_ticks(b, h, false);
     nb__sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">input "
