@@ -10,6 +10,7 @@
  *   parameter       orange box:         name (bold), shape dtype
  *   grad leaf       green box:          name (bold), shape dtype
  *   constant/data   grey ellipse:       name or "const", shape dtype
+ *   marked (opts)   red box:            as above, then the mark's note
  * A view (permute, slice, broadcast_to ...) is drawn like any op output:
  * its own shape, and with .values its own elements, read through its
  * strides. Edges run input -> op. Scopes ("model/dense_1") become nested
@@ -253,14 +254,28 @@ static bool show_values(const dot_ctx *c, const nb_tensor *t)
     return t->numel <= VALUES_MAX && (c->o->values || (!t->node && !t->requires_grad && t->numel == 1));
 }
 
+/* t's position in opts->marked, or -1 (few are marked: a linear search). */
+static int marked_at(const dot_ctx *c, const nb_tensor *t)
+{
+    for (int i = 0; c->o->marked && i < c->o->n_marked; i++)
+        if (c->o->marked[i] == t)
+            return i;
+    return -1;
+}
+
 static void put_node(dot_ctx *c, int64_t id)
 {
     nb_sbuf *b = &c->out;
     const nb_tensor *t = at(c, id);
     const char *op = t->node && t->node->op->name ? t->node->op->name : "?";
     bool scalar_const = !t->node && !t->name && !t->requires_grad && t->numel == 1;
+    int mark = marked_at(c, t);
     nb__sb_printf(b, "%*sn%lld [", c->indent, "", (long long)id);
-    if (t->node)
+    if (mark >= 0)
+        nb__sb_printf(b, "shape=box, style=\"%sfilled\", fillcolor=\"#f28b82\", "
+                         "color=\"#a50e0e\", penwidth=2, ",
+                      t->node ? "rounded," : "");
+    else if (t->node)
         nb__sb_puts(b, "shape=box, style=\"rounded,filled\", fillcolor=\"#dae8fc\", "
                        "color=\"#6c8ebf\", ");
     else if (t->param)
@@ -270,7 +285,7 @@ static void put_node(dot_ctx *c, int64_t id)
     else
         nb__sb_puts(b, "shape=ellipse, style=filled, fillcolor=\"#f5f5f5\", color=\"#999999\", "
                        "fontcolor=\"#444444\", ");
-    if (t == c->root)
+    if (t == c->root && mark < 0)
         nb__sb_puts(b, "penwidth=2.5, ");
     nb__sb_puts(b, "label=<");
     if (t->node) {
@@ -298,6 +313,12 @@ static void put_node(dot_ctx *c, int64_t id)
         nb__sb_puts(b, "<br/><font point-size=\"10\">");
         put_values(b, t);
         nb__sb_puts(b, "</font>");
+    }
+    const char *note = mark >= 0 && c->o->marked_notes ? c->o->marked_notes[mark] : NULL;
+    if (note) {
+        nb__sb_puts(b, "<br/><font color=\"#7f0000\"><b>");
+        put_text(b, note);
+        nb__sb_puts(b, "</b></font>");
     }
     nb__sb_puts(b, ">];\n");
 

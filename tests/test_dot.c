@@ -359,6 +359,50 @@ static void test_escaping(void **state)
     nb_free(c);
 }
 
+/* Marked tensors (nb_check_graph's failing nodes) are filled red, the root
+ * and a leaf among them, each with its note escaped; the others are not. */
+static void test_marked(void **state)
+{
+    (void)state;
+    nb_tensor *x = nb_set_requires_grad(nb_ones(NB_F64, NB_SHAPE(2)), true);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = nb_tanh(x), *y = nb_sum(nb_exp(t));
+    assert_non_null(y);
+    nb_tensor *const marked[] = {t, y, x};
+    const char *const notes[] = {"wrong <&> \"here\"", NULL, "leaf note"};
+    nb_dot_opts o = {.marked = marked, .marked_notes = notes, .n_marked = 3};
+    char *dot = nb_dot_string(y, &o);
+    assert_non_null(dot);
+    assert_int_equal(count(dot, "fillcolor=\"#f28b82\""), 3);
+    assert_int_equal(count(dot, "penwidth=2,"), 3); /* the root's 2.5 gives way */
+    assert_int_equal(count(dot, "penwidth=2.5"), 0);
+    assert_non_null(strstr(dot, "<b>wrong &lt;&amp;&gt; &quot;here&quot;</b>"));
+    assert_non_null(strstr(dot, "<b>leaf note</b>"));
+    const char *e = strstr(dot, "<b>exp</b>"), *red = NULL; /* exp stays blue */
+    assert_non_null(e);
+    while (e > dot && e[-1] != '\n')
+        e--;
+    for (const char *p = e; *p && *p != '\n' && !red; p++)
+        red = strncmp(p, "#f28b82", 7) == 0 ? p : NULL;
+    assert_null(red);
+    assert_non_null(strstr(e, "#dae8fc"));
+    free(run_dot(dot));
+    nb_dot_free(dot);
+    /* Without notes, and with n_marked but no array: no mark at all. */
+    o.marked_notes = NULL;
+    dot = nb_dot_string(y, &o);
+    assert_int_equal(count(dot, "#f28b82"), 3);
+    assert_null(strstr(dot, "note"));
+    nb_dot_free(dot);
+    o.marked = NULL;
+    dot = nb_dot_string(y, &o);
+    assert_int_equal(count(dot, "#f28b82"), 0);
+    assert_int_equal(count(dot, "penwidth=2.5"), 1);
+    nb_dot_free(dot);
+    nb_graph_free(g);
+    nb_free(x);
+}
+
 static void test_shapes_of_graphs(void **state)
 {
     (void)state;
@@ -691,6 +735,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_text),   cmocka_unit_test(test_backward_text),
         cmocka_unit_test(test_dot_accepts_it), cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_marked),
         cmocka_unit_test(test_shapes_of_graphs), cmocka_unit_test(test_views),
         cmocka_unit_test(test_long_chain),
         cmocka_unit_test(test_render),         cmocka_unit_test(test_render_threads),

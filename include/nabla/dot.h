@@ -1,6 +1,6 @@
 /* nabla: pictures of graphs. Exports a tensor's history as Graphviz DOT:
  * one node per op (name, output shape, dtype), leaves and parameters drawn
- * distinctly with their names, scopes as clusters. */
+ * distinctly with their names, scopes as clusters, chosen nodes in red. */
 #ifndef NABLA_DOT_H
 #define NABLA_DOT_H
 
@@ -16,6 +16,11 @@ typedef struct nb_dot_opts {
                            gradients flowing back to the leaves */
     bool values;        /* show values of tensors with at most 8 elements
                            (of a view: its own, read through its strides) */
+    /* Tensors to fill red (nb_check_graph's failing nodes), each with a line
+     * added under its label: marked_notes[i] (NULL, or an entry NULL: none). */
+    nb_tensor *const *marked;
+    const char *const *marked_notes;
+    int n_marked;
 } nb_dot_opts;
 
 /* The DOT text of root's history (opts NULL: defaults), allocated through
