@@ -317,7 +317,8 @@ static int contract_row(options *o, const nb_op *op)
     }
     printf("%-16s", op->name);
     for (int k = 0; k < NB_CONTRACTS; k++)
-        printf(" %-14s", (int)c.status[k] >= 0 && c.status[k] <= 2 ? word[c.status[k]] : "?");
+        printf(k + 1 < NB_CONTRACTS ? " %-14s" : " %s",
+               (int)c.status[k] >= 0 && c.status[k] <= 2 ? word[c.status[k]] : "?");
     printf("\n");
     for (int k = 0; k < NB_CONTRACTS; k++)
         if (c.status[k] == NB_CONTRACT_BROKEN || (o->verbose && c.detail[k][0]))
@@ -454,7 +455,7 @@ int cli_gradcheck(int argc, char **argv)
     if (o.contract) {
         printf("\ncontracts (held, BROKEN, or - when not applicable)\n%-16s", "op");
         for (int k = 0; k < NB_CONTRACTS; k++)
-            printf(" %-14s", nb_contract_name((nb_contract)k));
+            printf(k + 1 < NB_CONTRACTS ? " %-14s" : " %s", nb_contract_name((nb_contract)k));
         printf("\n");
         for (int i = 0; i < n; i++)
             con_failed += contract_row(&o, chosen[i]);
