@@ -32,7 +32,6 @@
 #include "check_internal.h"
 #include "io/png.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -55,24 +54,6 @@ static fmt format_of(const char *path)
                                    : FMT_NONE;
 }
 
-/* Writes n bytes to path; -1 with an error naming fn otherwise. */
-static int write_file(const char *fn, const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return nb__error("%s: cannot open '%s' for writing: %s", fn, path, strerror(errno));
-    bool ok = fwrite(data, 1, n, f) == n;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok) {
-        remove(path);
-        return nb__error("%s: writing '%s' failed: %s", fn, path, strerror(err));
-    }
-    return 0;
-}
 
 /* ---- the heat map's model ---- */
 
@@ -416,14 +397,14 @@ int nb_check_heatmap(const nb_check_report *report, int input, const char *path)
     if (rc == 0 && f == FMT_SVG) {
         nb_sbuf b = {0};
         svg_heat(&b, &h);
-        rc = b.failed ? -1 : write_file("nb_check_heatmap", path, b.p, b.n);
+        rc = b.failed ? -1 : nb__write_file("nb_check_heatmap", path, b.p, b.n);
         nb__free(b.p);
     } else if (rc == 0) {
         uint8_t *png = NULL;
         size_t len = 0;
         rc = png_heat(&h, &png, &len);
         if (rc == 0)
-            rc = write_file("nb_check_heatmap", path, png, len);
+            rc = nb__write_file("nb_check_heatmap", path, png, len);
         nb__free(png);
     }
     nb__free(h.err);

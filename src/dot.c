@@ -25,7 +25,6 @@
  * a file `dot` reads without a warning. */
 #include "internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -484,24 +483,6 @@ char *nb_dot_string(nb_tensor *root, const nb_dot_opts *opts)
 
 void nb_dot_free(char *dot) { nb__free(dot); }
 
-/* Writes n bytes to path; -1 with an error naming fn otherwise. */
-static int write_file(const char *fn, const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return nb__error("%s: cannot open '%s' for writing: %s", fn, path, strerror(errno));
-    bool ok = fwrite(data, 1, n, f) == n;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok) {
-        remove(path);
-        return nb__error("%s: writing '%s' failed: %s", fn, path, strerror(err));
-    }
-    return 0;
-}
 
 int nb_dot_write(nb_tensor *root, const char *path, const nb_dot_opts *opts)
 {
@@ -510,7 +491,7 @@ int nb_dot_write(nb_tensor *root, const char *path, const nb_dot_opts *opts)
     char *dot = build(root, opts, "nb_dot_write");
     if (!dot)
         return -1;
-    int rc = write_file("nb_dot_write", path, dot, strlen(dot));
+    int rc = nb__write_file("nb_dot_write", path, dot, strlen(dot));
     nb_dot_free(dot);
     return rc;
 }
@@ -640,7 +621,7 @@ int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
     nb_dot_free(dot);
 
     if (rc == 0)
-        rc = write_file("nb_dot_render", path, data, len);
+        rc = nb__write_file("nb_dot_render", path, data, len);
     else
         nb__error("nb_dot_render: Graphviz failed %s for '%s'%s%s", stage, path,
                   msg[0] ? ": " : "", msg);

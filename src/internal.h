@@ -289,6 +289,9 @@ void nb__sb_printf(nb_sbuf *b, const char *fmt, ...)
 #endif
     ;
 
+/* Writes n bytes to path; 0, or -1 with an error naming fn and the path. */
+int nb__write_file(const char *fn, const char *path, const void *data, size_t n);
+
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes; no
  * overlongs, surrogates or values above U+10FFFF), 0 if there is none. */
 size_t nb__utf8_len(const unsigned char *s, size_t n);

@@ -3,6 +3,7 @@
  * walk of a tensor's history. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 /* ---- growable arrays ---- */
@@ -237,4 +238,23 @@ void nb__walk_free(nb_walk *w)
 {
     nb__vec_free(&w->order);
     nb__pmap_free(&w->index);
+}
+
+/* Writes n bytes to path (removed again when writing fails). */
+int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return nb__error("%s: cannot open '%s' for writing: %s", fn, path, strerror(errno));
+    bool ok = fwrite(data, 1, n, f) == n;
+    int err = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok) {
+        remove(path);
+        return nb__error("%s: writing '%s' failed: %s", fn, path, strerror(err));
+    }
+    return 0;
 }

@@ -65,7 +65,7 @@ static void test_no_leaks(void **state)
     assert_int_equal(nb_live_tensors(), 0);
 }
 
-static void write_bytes(const char *path, const void *p, size_t n)
+static inline void write_bytes(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);

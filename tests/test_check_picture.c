@@ -20,40 +20,10 @@
 
 #include "nabla/nabla.h"
 #include "testing.h"
+#define DIR_TEMPLATE "/tmp/nb_test_picture_XXXXXX"
+#include "file_testing.h"
 
 /* ---- files ---- */
-
-static char tmpdir[64];
-static const char *const tmp_names[] = {"h.svg", "h.png", "big.svg", "big.png", "v.svg",
-                                        "nan.png", "nan.svg", "g.dot", "g.svg", "ok.dot",
-                                        "x.pdf", NULL};
-
-static int make_tmpdir(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nb_test_picture_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state)
-{
-    (void)state;
-    char p[128];
-    for (int i = 0; tmp_names[i]; i++) {
-        snprintf(p, sizeof p, "%s/%s", tmpdir, tmp_names[i]);
-        remove(p);
-    }
-    return rmdir(tmpdir);
-}
-
-static const char *tmp(const char *name)
-{
-    static char p[4][128];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
 
 /* The whole file, NUL-terminated (malloc'd), and its size; NULL if absent. */
 static unsigned char *slurp(const char *path, size_t *size)
@@ -206,8 +176,8 @@ static void test_heatmap_svg(void **state)
     (void)state;
     nb_check_report r;
     make_report(&r, 3, 4);
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.svg")), 0);
-    char *svg = (char *)slurp(tmp("h.svg"), NULL);
+    assert_int_equal(nb_check_heatmap(&r, 0, P("h.svg")), 0);
+    char *svg = (char *)slurp(P("h.svg"), NULL);
     assert_non_null(svg);
     assert_xml(svg);
     assert_non_null(strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
@@ -314,8 +284,8 @@ static void test_heatmap_png(void **state)
     (void)state;
     nb_check_report r;
     make_report(&r, 3, 4);
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.png")), 0);
-    image im = read_png(tmp("h.png"));
+    assert_int_equal(nb_check_heatmap(&r, 0, P("h.png")), 0);
+    image im = read_png(P("h.png"));
     /* 24-pixel cells and a 4-pixel margin. */
     assert_int_equal(im.w, 4 * 24 + 8);
     assert_int_equal(im.h, 3 * 24 + 8);
@@ -343,15 +313,15 @@ static void test_heatmap_large(void **state)
     r.input[0].jacobian_analytic[599 * 10 + 9] += 7; /* the worst now */
     r.input[0].worst = 9;
     r.input[0].worst_out = 599;
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("big.svg")), 0);
-    char *svg = (char *)slurp(tmp("big.svg"), NULL);
+    assert_int_equal(nb_check_heatmap(&r, 0, P("big.svg")), 0);
+    char *svg = (char *)slurp(P("big.svg"), NULL);
     assert_non_null(svg);
     assert_int_equal(cells_of(svg), 200 * 10);
     assert_non_null(strstr(svg, "data-row=\"199\" data-col=\"9\""));
     assert_non_null(strstr(svg, "each cell: the largest error of 3 x 1 entries"));
     free(svg);
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("big.png")), 0);
-    image im = read_png(tmp("big.png"));
+    assert_int_equal(nb_check_heatmap(&r, 0, P("big.png")), 0);
+    image im = read_png(P("big.png"));
     assert_int_equal(im.w, 10 * 2 + 8);
     assert_int_equal(im.h, 200 * 2 + 8);
     assert_int_equal(pixel(&im, 4 + 18, 4 + 398), 0x67000d);
@@ -375,8 +345,8 @@ static void test_heatmap_row_and_nan(void **state)
     r.input[1].rows = 1; /* the first row alone */
     r.input[1].worst = 3;
     r.input[1].worst_out = -1;
-    assert_int_equal(nb_check_heatmap(&r, 1, tmp("v.svg")), 0);
-    char *svg = (char *)slurp(tmp("v.svg"), NULL);
+    assert_int_equal(nb_check_heatmap(&r, 1, P("v.svg")), 0);
+    char *svg = (char *)slurp(P("v.svg"), NULL);
     assert_non_null(svg);
     assert_xml(svg);
     assert_non_null(strstr(svg, "gradgradcheck: "));
@@ -386,16 +356,16 @@ static void test_heatmap_row_and_nan(void **state)
     free(svg);
     /* NaN: black, and a legend entry for it. */
     r.input[1].jacobian_analytic[2] = NAN;
-    assert_int_equal(nb_check_heatmap(&r, 1, tmp("nan.svg")), 0);
-    svg = (char *)slurp(tmp("nan.svg"), NULL);
+    assert_int_equal(nb_check_heatmap(&r, 1, P("nan.svg")), 0);
+    svg = (char *)slurp(P("nan.svg"), NULL);
     assert_non_null(svg);
     assert_non_null(strstr(svg, "NaN or inf"));
     char fill[8];
     svg_fill_at(svg, SVG_X0 + 48, SVG_Y0, fill);
     assert_string_equal(fill, "#000000");
     free(svg);
-    assert_int_equal(nb_check_heatmap(&r, 1, tmp("nan.png")), 0);
-    image im = read_png(tmp("nan.png"));
+    assert_int_equal(nb_check_heatmap(&r, 1, P("nan.png")), 0);
+    image im = read_png(P("nan.png"));
     assert_int_equal(pixel(&im, 4 + 60, 4 + 12), 0x000000);
     free(im.px);
     nb_check_report_free(&r);
@@ -476,7 +446,7 @@ static void test_graph_marks_the_wrong_node(void **state)
     nb_graph *mine = nb_graph_new();
     assert_non_null(nb_tanh(x));
     int64_t nodes = nb_graph_nodes(mine);
-    assert_int_equal(nb_check_graph(f_wrong, (void *)&square_3x, 1, &x, NULL, tmp("g.dot")), 1);
+    assert_int_equal(nb_check_graph(f_wrong, (void *)&square_3x, 1, &x, NULL, P("g.dot")), 1);
     assert_ptr_equal(nb_graph_current(), mine);
     assert_int_equal(nb_graph_nodes(mine), nodes);
     nb_graph_free(mine);
@@ -486,7 +456,7 @@ static void test_graph_marks_the_wrong_node(void **state)
     assert_memory_equal(before, after, sizeof before);
     assert_null(nb_grad_of(x));
 
-    char *dot = (char *)slurp(tmp("g.dot"), NULL);
+    char *dot = (char *)slurp(P("g.dot"), NULL);
     assert_non_null(dot);
     assert_int_equal(count(dot, "#f28b82"), 1); /* one red node... */
     char *bad = node_line(dot, "square_3x"), *t = node_line(dot, "tanh"),
@@ -502,9 +472,9 @@ static void test_graph_marks_the_wrong_node(void **state)
 
     /* Rendered: the same marks in the picture. */
     if (nb_dot_can_render()) {
-        assert_int_equal(nb_check_graph(f_wrong, (void *)&square_3x, 1, &x, NULL, tmp("g.svg")),
+        assert_int_equal(nb_check_graph(f_wrong, (void *)&square_3x, 1, &x, NULL, P("g.svg")),
                          1);
-        char *svg = (char *)slurp(tmp("g.svg"), NULL);
+        char *svg = (char *)slurp(P("g.svg"), NULL);
         assert_non_null(svg);
         assert_non_null(strstr(svg, "gradcheck FAIL"));
         assert_non_null(strstr(svg, "#f28b82"));
@@ -522,8 +492,8 @@ static void test_graph_right_function(void **state)
     nb_tensor *x32 = nb_set_requires_grad(nb_randn(NB_F32, NB_SHAPE(3, 4), &rng), true);
     nb_tensor *xs[] = {x, x32};
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(nb_check_graph(f_right, NULL, 1, &xs[i], NULL, tmp("ok.dot")), 0);
-        char *dot = (char *)slurp(tmp("ok.dot"), NULL);
+        assert_int_equal(nb_check_graph(f_right, NULL, 1, &xs[i], NULL, P("ok.dot")), 0);
+        char *dot = (char *)slurp(P("ok.dot"), NULL);
         assert_non_null(dot);
         assert_int_equal(count(dot, "#f28b82"), 0);
         assert_non_null(strstr(dot, "0 of 5 failing"));
@@ -554,8 +524,8 @@ static void test_heatmap_of_a_check(void **state)
     assert_int_equal(in->rows, 12);
     assert_int_equal(in->cols, 12);
     assert_true(in->worst >= 0 && in->worst_out >= 0);
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.png")), 0);
-    image im = read_png(tmp("h.png"));
+    assert_int_equal(nb_check_heatmap(&r, 0, P("h.png")), 0);
+    image im = read_png(P("h.png"));
     assert_int_equal(im.w, 12 * 24 + 8);
     assert_int_equal(im.h, 12 * 24 + 8);
     int warm = 0;
@@ -572,8 +542,8 @@ static void test_heatmap_of_a_check(void **state)
                            4 + 24 * (uint32_t)in->worst_out + 12),
                      0x67000d);
     free(im.px);
-    assert_int_equal(nb_check_heatmap(&r, 0, tmp("h.svg")), 0);
-    char *svg = (char *)slurp(tmp("h.svg"), NULL);
+    assert_int_equal(nb_check_heatmap(&r, 0, P("h.svg")), 0);
+    char *svg = (char *)slurp(P("h.svg"), NULL);
     assert_non_null(svg);
     assert_xml(svg);
     assert_int_equal(cells_of(svg), 144);
@@ -589,20 +559,20 @@ static void test_heatmap_bad_input(void **state)
     (void)state;
     nb_check_report r;
     make_report(&r, 3, 4);
-    FAILS_RC(nb_check_heatmap(NULL, 0, tmp("h.svg")), "nb_check_heatmap", "report is NULL");
+    FAILS_RC(nb_check_heatmap(NULL, 0, P("h.svg")), "nb_check_heatmap", "report is NULL");
     FAILS_RC(nb_check_heatmap(&r, 0, NULL), "nb_check_heatmap", "path is NULL");
-    FAILS_RC(nb_check_heatmap(&r, -1, tmp("h.svg")), "nb_check_heatmap", "input index -1",
+    FAILS_RC(nb_check_heatmap(&r, -1, P("h.svg")), "nb_check_heatmap", "input index -1",
              "out of range", "entries: 1");
-    FAILS_RC(nb_check_heatmap(&r, 1, tmp("h.svg")), "nb_check_heatmap", "input index 1");
-    FAILS_RC(nb_check_heatmap(&r, 0, tmp("x.pdf")), "nb_check_heatmap", "x.pdf", ".svg or .png");
-    FAILS_RC(nb_check_heatmap(&r, 0, tmpdir), "nb_check_heatmap", "cannot tell the format");
+    FAILS_RC(nb_check_heatmap(&r, 1, P("h.svg")), "nb_check_heatmap", "input index 1");
+    FAILS_RC(nb_check_heatmap(&r, 0, P("x.pdf")), "nb_check_heatmap", "x.pdf", ".svg or .png");
+    FAILS_RC(nb_check_heatmap(&r, 0, dir), "nb_check_heatmap", "cannot tell the format");
     FAILS_RC(nb_check_heatmap(&r, 0, "/nonexistent/dir/h.svg"), "nb_check_heatmap",
              "/nonexistent/dir/h.svg", "cannot open");
-    assert_int_equal(access(tmp("x.pdf"), F_OK), -1);
+    assert_int_equal(access(P("x.pdf"), F_OK), -1);
     nb_check_report_free(&r);
     /* A passing report keeps no Jacobian. */
     r = (nb_check_report){.n = 1, .ok = true};
-    FAILS_RC(nb_check_heatmap(&r, 0, tmp("h.png")), "nb_check_heatmap", "no Jacobian kept",
+    FAILS_RC(nb_check_heatmap(&r, 0, P("h.png")), "nb_check_heatmap", "no Jacobian kept",
              "input index 0", "rows 0");
 }
 
@@ -611,7 +581,7 @@ static void test_graph_bad_input(void **state)
     (void)state;
     nb_tensor *x = input34(), *none = NULL;
     int64_t live = nb_live_tensors();
-    const char *p = tmp("g.dot");
+    const char *p = P("g.dot");
     FAILS_RC(nb_check_graph(NULL, NULL, 1, &x, NULL, p), "nb_check_graph", "function is NULL");
     FAILS_RC(nb_check_graph(f_right, NULL, 0, &x, NULL, p), "nb_check_graph", "got 0");
     FAILS_RC(nb_check_graph(f_right, NULL, NB_MAX_INPUTS + 1, &x, NULL, p), "nb_check_graph",
@@ -620,7 +590,7 @@ static void test_graph_bad_input(void **state)
     FAILS_RC(nb_check_graph(f_right, NULL, 1, &none, NULL, p), "nb_check_graph",
              "input 1 is NULL");
     FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, NULL, NULL), "nb_check_graph", "path is NULL");
-    FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, NULL, tmp("x.pdf")), "nb_check_graph",
+    FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, NULL, P("x.pdf")), "nb_check_graph",
              "x.pdf", ".dot, .svg or .png");
     FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, &(nb_check_opts){.dtype = 7}, p),
              "nb_check_graph", "opts.dtype is 7");
@@ -637,7 +607,7 @@ static void test_graph_bad_input(void **state)
     FAILS_RC(nb_check_graph(f_wrong, (void *)&square_f32_only, 1, &x32, NULL, p), "nb_check_graph",
              "square_f32_only node could not run", "f64 kernel");
     if (!nb_dot_can_render())
-        FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, NULL, tmp("g.svg")), "nb_check_graph",
+        FAILS_RC(nb_check_graph(f_right, NULL, 1, &x, NULL, P("g.svg")), "nb_check_graph",
                  "without Graphviz");
     assert_ptr_equal(nb_graph_current(), mine);
     assert_int_equal(nb_graph_nodes(mine), 0);
@@ -647,18 +617,6 @@ static void test_graph_bad_input(void **state)
     nb_free(x);
 }
 
-/* An allocator that fails after `left` more allocations. */
-static int64_t left;
-static void *failing_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    return left-- > 0 ? malloc(size) : NULL;
-}
-static void plain_free(void *p, void *ctx)
-{
-    (void)ctx;
-    free(p);
-}
 
 /* Every allocation failing in turn: -1 and a message, nothing leaked (ASan
  * and valgrind check that), until the call succeeds. */
@@ -671,13 +629,13 @@ static void test_out_of_memory(void **state)
     for (int which = 0; which < 3; which++) {
         bool done = false;
         for (int64_t k = 0; k < 100000 && !done; k++) {
-            left = k;
-            nb_set_allocator(&(nb_allocator){failing_alloc, plain_free, NULL});
+            alloc_budget = k;
+            nb_set_allocator(&failing_allocator);
             nb_clear_error();
-            int rc = which == 0   ? nb_check_heatmap(&r, 0, tmp("h.svg"))
-                     : which == 1 ? nb_check_heatmap(&r, 0, tmp("h.png"))
+            int rc = which == 0   ? nb_check_heatmap(&r, 0, P("h.svg"))
+                     : which == 1 ? nb_check_heatmap(&r, 0, P("h.png"))
                                   : nb_check_graph(f_wrong, (void *)&square_3x, 1, &x, NULL,
-                                                   tmp("g.dot"));
+                                                   P("g.dot"));
             nb_set_allocator(NULL);
             assert_null(nb_graph_current());
             if (rc >= 0) {
@@ -708,6 +666,7 @@ int main(void)
         cmocka_unit_test_teardown(test_heatmap_bad_input, cleanup),
         cmocka_unit_test_teardown(test_graph_bad_input, cleanup),
         cmocka_unit_test_teardown(test_out_of_memory, cleanup),
+        cmocka_unit_test(test_no_leaks),
     };
-    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

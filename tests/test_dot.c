@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "nabla/nabla.h"
+#include "testing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,18 +687,6 @@ static void test_bad_inputs(void **state)
     nb_free(w);
 }
 
-/* An allocator that fails after `left` more allocations. */
-static int64_t left;
-static void *failing_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    return left-- > 0 ? malloc(size) : NULL;
-}
-static void plain_free(void *p, void *ctx)
-{
-    (void)ctx;
-    free(p);
-}
 
 static void test_out_of_memory(void **state)
 {
@@ -711,8 +700,8 @@ static void test_out_of_memory(void **state)
      * nothing leaked (ASan and valgrind check that), until it succeeds. */
     bool done = false;
     for (int64_t k = 0; k < 200 && !done; k++) {
-        left = k;
-        nb_set_allocator(&(nb_allocator){failing_alloc, plain_free, NULL});
+        alloc_budget = k;
+        nb_set_allocator(&failing_allocator);
         nb_clear_error();
         char *dot = nb_dot_string(m.loss, &o);
         nb_set_allocator(NULL);

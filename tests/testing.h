@@ -55,6 +55,21 @@ static inline void count_free(void *p, void *ctx)
 }
 static const nb_allocator counting_allocator = {count_alloc, count_free, NULL};
 
+/* An allocator that fails once alloc_budget more allocations are made, for
+ * out-of-memory tests: alloc_budget = k; nb_set_allocator(&failing_allocator). */
+static int64_t alloc_budget;
+static inline void *budget_alloc(size_t n, void *ctx)
+{
+    (void)ctx;
+    return alloc_budget-- > 0 ? malloc(n) : NULL;
+}
+static inline void plain_free(void *p, void *ctx)
+{
+    (void)ctx;
+    free(p);
+}
+static const nb_allocator failing_allocator = {budget_alloc, plain_free, NULL};
+
 /* ---- gradient checks (test_gradcheck.c, test_gradcheck_user.c) ---- */
 
 /* The three runs of every example: f64 first and second order, f32 first. */
