@@ -291,7 +291,12 @@ typedef struct nb_contract_report {
     char message[256];              /* why it could not run, or "" */
 } nb_contract_report;
 
-/* Checks every contract on every example of op (f64). Returns report->ok. */
+/* Checks every contract on every example of op, in f64, with inputs drawn
+ * from opts->seed (the other options do not apply). An op declaring
+ * .no_gradient is checked to give outputs that do not require grad (under
+ * nondiff); inplace also catches a backward that reads a tensor its .saves
+ * leaves out. ok is false when a contract broke or an example could not
+ * run (message). Returns report->ok. */
 bool nb_check_contract(const nb_op *op, const nb_check_opts *opts, nb_contract_report *report);
 
 #ifdef __cplusplus

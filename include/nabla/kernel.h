@@ -136,9 +136,9 @@ struct nb_op {
                    nb_kink *k);
     nb_tolerance tolerance[NB_F64 + 1]; /* per dtype of a check; zeros: defaults */
     /* The inputs whose first dimension is a batch: row b of the output
-     * depends only on row b of each of them (and on all of the others). 0:
-     * the op mixes rows. NULL: not batch-independent. nb_batch_rows is the
-     * rule of elementwise ops. */
+     * depends only on row b of each of them (and on all of the others), and
+     * the same attributes apply to one row. 0: the op mixes rows. NULL: not
+     * batch-independent. nb_batch_rows is the rule of elementwise ops. */
     unsigned (*batch)(nb_tensor *const x[], int n, const void *attr);
 };
 
