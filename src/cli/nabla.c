@@ -37,7 +37,7 @@ static const command commands[] = {
      "                             --layout L     only these layouts (repeatable)\n"
      "                             --seed N       other random inputs (replays a report)\n"
      "                             --full         whole Jacobians of every input\n"
-     "                             --at-kinks     the declared subgradients at kinks\n"
+     "                             --at-kinks     the declared subgradients at kinks (f64)\n"
      "                             --mutate       which broken backwards each check catches\n"
      "                             --contract     determinism, accumulation, batches,\n"
      "                                            layouts, in-place writes\n"
