@@ -252,8 +252,10 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
 
     nb_tensor *y;
     if (m.view) {
-        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false)))
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false))) {
+            nb__blame(fn_name(op, f));
             return NULL;
+        }
         y->storage = x[0]->storage;
         y->offset = m.offset;
         memcpy(y->strides, m.strides, sizeof y->strides);
@@ -265,19 +267,25 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
                         nb_dtype_name(m.dtype), m.dtype == NB_F32 ? "F32" : "F64");
             return NULL;
         }
-        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true)))
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true))) {
+            nb__blame(fn_name(op, f));
             return NULL;
+        }
         nb_view yv, xv[NB_MAX_INPUTS];
         nb__view(y, &yv);
         for (int i = 0; i < n; i++)
             nb__view(x[i], &xv[i]);
         uint64_t errors = th->errors;
         k(&yv, xv, n, attr);
-        if (th->errors != errors)
-            return NULL; /* the kernel could not finish and said why */
+        if (th->errors != errors) {
+            nb__blame(fn_name(op, f)); /* the kernel could not finish and said why */
+            return NULL;
+        }
     }
-    if (need && op->backward && record(g, op, y, x, n, attr))
+    if (need && op->backward && record(g, op, y, x, n, attr)) {
+        nb__blame(fn_name(op, f));
         return NULL;
+    }
     return y;
 }
 
@@ -463,6 +471,8 @@ static int run_backward(const pass_args *a)
     if (!p.seed)
         p.seed = nb_full_like(p.root, 1.0);
     int rc = p.seed ? backward_pass(g, &p) : -1;
+    if (rc)
+        nb__blame(p.fn); /* an allocation of the pass itself names no function */
     nb_set_grad_enabled(prev);
     for (int i = 0; rc == 0 && i < p.n; i++)
         if (!p.grads[i] && !p.allow_unused)

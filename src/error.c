@@ -19,6 +19,27 @@ void nb_clear_error(void)
 
 bool nb__has_error(void) { return state.err_set; }
 
+/* Does msg start with a function's name, "nb_matmul: ..." or "my_op: ..."? */
+static bool names_a_function(const char *msg)
+{
+    const char *p = msg;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '_')
+        p++;
+    return p > msg && p[0] == ':' && p[1] == ' ';
+}
+
+int nb__blame(const char *fn)
+{
+    if (!state.err_set)
+        return nb__error("%s: failed", fn);
+    if (names_a_function(state.err_msg))
+        return -1;
+    char why[sizeof state.err_msg];
+    memcpy(why, state.err_msg, sizeof why);
+    return nb__error("%s: %s", fn, why);
+}
+
 const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" : ""; }
 
 int nb_set_error(const char *fmt, ...)

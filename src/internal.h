@@ -92,6 +92,11 @@ nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
 #define nb__error nb_set_error
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
+/* A failure deep inside (an allocation: "out of memory allocating 64
+ * bytes") surfaces through a public function: when the pending message
+ * names no function, it becomes "fn: message". Messages that already name
+ * one are kept. Always returns -1. */
+int nb__blame(const char *fn);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */
 const char *nb__op_prefix(const nb_op *op);
 

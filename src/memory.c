@@ -1,7 +1,11 @@
 /* The allocator hook, shape validation, heap tensors, and graph arenas.
  *
  * An arena is a list of chunks. Reset rewinds to the first chunk and keeps
- * them all, so a step that needs what the last one needed allocates nothing. */
+ * them all, so a step that needs what the last one needed allocates nothing.
+ *
+ * Allocation failures say what failed ("out of memory allocating 64
+ * bytes") without a function's name: the public function they surface
+ * through adds its own (nb__blame), so a user reads "nb_matmul: ...". */
 #include "internal.h"
 
 #include <stdatomic.h>
@@ -66,13 +70,13 @@ void *nb__alloc(size_t size)
 {
     const size_t align = 64, extra = align + sizeof(block_header);
     if (size > SIZE_MAX - extra) {
-        nb__error("nabla: allocation of %zu bytes is too large", size);
+        nb__error("an allocation of %zu bytes is too large", size);
         return NULL;
     }
     const nb_allocator *h = atomic_load_explicit(&hook, memory_order_acquire);
     void *raw = h->alloc(size + extra, h->ctx);
     if (!raw) {
-        nb__error("nabla: out of memory allocating %zu bytes", size);
+        nb__error("out of memory allocating %zu bytes", size);
         return NULL;
     }
     uintptr_t p = ((uintptr_t)raw + sizeof(block_header) + align - 1) & ~(uintptr_t)(align - 1);
@@ -90,7 +94,13 @@ void nb__free(void *p)
     b->by->free(b->raw, b->by->ctx);
 }
 
-void *nb_mem_alloc(size_t size) { return nb__alloc(size); }
+void *nb_mem_alloc(size_t size)
+{
+    void *p = nb__alloc(size);
+    if (!p)
+        nb__blame("nb_mem_alloc");
+    return p;
+}
 void nb_mem_free(void *p) { nb__free(p); }
 
 /* ---- shapes ---- */
@@ -264,8 +274,10 @@ nb_graph *nb_graph_current(void) { return nb__thread()->graph; }
 nb_graph *nb_graph_new(void)
 {
     nb_graph *g = nb__alloc(sizeof *g);
-    if (!g)
+    if (!g) {
+        nb__blame("nb_graph_new");
         return NULL;
+    }
     memset(g, 0, sizeof *g);
     g->generation = ++generations;
     g->prev = nb__thread()->graph;
@@ -322,7 +334,7 @@ size_t nb_graph_bytes(const nb_graph *g)
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
     if (size > SIZE_MAX - 64 - sizeof(chunk)) {
-        nb__error("nabla: a graph allocation of %zu bytes is too large", size);
+        nb__error("a graph allocation of %zu bytes is too large", size);
         return NULL;
     }
     size = (size + 63) & ~(size_t)63;
@@ -333,8 +345,11 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
         size_t want = size > ((size_t)1 << 20) ? size : ((size_t)1 << 20);
         size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
         c = nb__alloc(head + want);
-        if (!c)
+        if (!c) {
+            nb__error("out of memory for another %zu bytes of graph memory (%zu in use)", want,
+                      nb_graph_bytes(g));
             return NULL;
+        }
         c->next = NULL;
         c->size = want;
         c->used = 0;
@@ -395,7 +410,7 @@ int nb_scope_push(const char *name)
     size_t lp = parent ? strlen(parent) + 1 : 0, ln = strlen(name);
     char *path = nb__arena_alloc(g, lp + ln + 1);
     if (!path)
-        return -1;
+        return nb__blame("nb_scope_push");
     if (parent) {
         memcpy(path, parent, lp - 1);
         path[lp - 1] = '/';

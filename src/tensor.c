@@ -216,8 +216,10 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
             if (!g)
                 nb__error("nb_set_name: no current graph for a graph tensor");
         }
-        if (!copy)
+        if (!copy) {
+            nb__blame("nb_set_name");
             return NULL;
+        }
     }
     if (t->lifetime == NB_HEAP)
         nb__free(t->name);

@@ -187,7 +187,7 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
         *loss = l;
     if (metric)
         *metric = mt;
-    return rc;
+    return rc ? nn_blame(fn) : 0;
 }
 
 nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
@@ -219,6 +219,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
     nb_graph *g = out ? nb_graph_new() : NULL;
     if (!g) {
         nb_free(out);
+        nn_blame("nb_predict");
         return NULL;
     }
     bool prev = nb_set_grad_enabled(false);
@@ -229,6 +230,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
          * last layer's op is a fresh tensor (nb_contiguous returns it). */
         nb_tensor *y = nb_contiguous(nb_model_forward(m, nb_slice(x, 0, start, start + k, 1)));
         if (!y) {
+            nn_blame("nb_predict");
             nb_free(out);
             out = NULL;
             break;
@@ -419,6 +421,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     packed_free(&vdata);
     nb_mem_free(idx);
     nb_mem_free(vidx);
+    if (rc)
+        nn_blame(fn);
     return rc ? NULL : &m->hist;
 }
 

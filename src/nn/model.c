@@ -3,6 +3,7 @@
  * activation(matmul(x, kernel) + bias), recorded under the layer's scope. */
 #include "nn_internal.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -20,6 +21,25 @@ nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *sha
         nb_set_error("%s: %s", fn, rest);
     }
     return t;
+}
+
+int nn_blame(const char *fn)
+{
+    const char *e = nb_last_error();
+    if (!e)
+        return nb_set_error("%s: failed", fn);
+    if (strncmp(e, "nb_mem_alloc: ", 14) == 0)
+        e += 14;
+    else {
+        const char *p = e;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        if (p > e && p[0] == ':' && p[1] == ' ')
+            return -1; /* names a function already */
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", e);
+    return nb_set_error("%s: %s", fn, msg);
 }
 
 /* ---- layers ---- */
@@ -44,8 +64,10 @@ nb_layer *nb_dense_(nb_dense_opts o)
         return NULL;
     }
     nb_layer *l = nb_mem_alloc(sizeof *l);
-    if (!l)
+    if (!l) {
+        nn_blame("nb_dense");
         return NULL;
+    }
     memset(l, 0, sizeof *l);
     l->opts = o;
     if (o.name)
@@ -106,7 +128,7 @@ int nb_model_add(nb_model *m, nb_layer *l)
     }
     if (model_grow(m)) {
         nb_layer_free(l);
-        return -1;
+        return nn_blame("nb_model_add");
     }
     if (!l->name[0])
         snprintf(l->name, sizeof l->name, "dense_%d", ++m->dense_count);
@@ -134,7 +156,8 @@ nb_model *nb_sequential_(int n, nb_layer *const layers[])
             nb_mem_free(m);
             if (!nn_has_error())
                 nb_set_error("nb_sequential: a layer is NULL");
-        }
+        } else
+            nn_blame("nb_sequential");
         return NULL;
     }
     memset(m, 0, sizeof *m);
@@ -200,7 +223,7 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
         np += m->layers[i]->opts.no_bias ? 1 : 2;
     m->params = nb_mem_alloc((size_t)np * sizeof *m->params);
     if (!m->params)
-        return -1;
+        return nn_blame("nb_build");
     int64_t in = features;
     m->nparams = 0;
     for (int i = 0; i < m->n; i++) {
@@ -264,9 +287,14 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 {
     if (!m || !opt) {
         nb_optimizer_free(opt);
-        if (!nn_has_error() || m)
-            nb_set_error("nb_compile: %s is NULL", m ? "optimizer" : "model");
-        return -1;
+        if (!m)
+            return nn_null_model("nb_compile");
+        /* The error that made the optimizer NULL, if any, says why. */
+        const char *e = nb_last_error();
+        char why[400];
+        snprintf(why, sizeof why, "%s", e ? e : "");
+        return nb_set_error("nb_compile: optimizer is NULL%s%s%s", e ? " (" : "", why,
+                            e ? ")" : "");
     }
     if (loss < NB_MEAN_SQUARED_ERROR || loss > NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         nb_optimizer_free(opt);
@@ -543,7 +571,7 @@ int nb_save_weights(const nb_model *m, const char *path)
         return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
         return nb_set_error("nb_save_weights: the model is not built");
-    return nb_save_safetensors(path, m->nparams, m->params);
+    return nb_save_safetensors(path, m->nparams, m->params) ? nn_blame("nb_save_weights") : 0;
 }
 
 int nb_load_weights(nb_model *m, const char *path)
@@ -555,5 +583,5 @@ int nb_load_weights(nb_model *m, const char *path)
     if (!m->built)
         return nb_set_error("nb_load_weights: the model is not built (build it with the same "
                             "layers first)");
-    return nb_load_safetensors(path, m->nparams, m->params);
+    return nb_load_safetensors(path, m->nparams, m->params) ? nn_blame("nb_load_weights") : 0;
 }

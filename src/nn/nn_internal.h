@@ -65,6 +65,13 @@ static inline bool nn_same_shape(const nb_tensor *a, const nb_tensor *b)
  * function the user called: "nb_predict: out of memory for ...". */
 NN_PRIVATE nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape);
 
+/* After a failure deep inside (out of memory), the message names fn, the
+ * function the user called, unless it names one already: "out of memory
+ * allocating 64 bytes", and "nb_mem_alloc: ..." (the allocator itself, which
+ * says nothing about who needed the memory), become "fn: out of memory
+ * allocating 64 bytes". Returns -1. */
+NN_PRIVATE int nn_blame(const char *fn);
+
 /* Stores v as element i of a contiguous heap tensor (the caller bumps the
  * version when done writing). */
 static inline void nn_put(nb_tensor *t, int64_t i, double v)
