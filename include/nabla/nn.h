@@ -121,7 +121,8 @@ int nb_model_add(nb_model *m, nb_layer *layer);
 void nb_model_free(nb_model *m);
 
 /* Creates the parameters for inputs of `features`, drawing initial weights
- * from seed. Done by nb_compile when the first layer has .input. 0 or -1. */
+ * from seed. Done by nb_compile when the first layer has .input. 0 or -1;
+ * a failed build frees what it made, so it can be tried again. */
 int nb_build(nb_model *m, int64_t features, uint64_t seed);
 
 /* Converts the parameters to dtype (f32 by default; f64 to gradient-check a

@@ -204,6 +204,22 @@ static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
     return w;
 }
 
+/* What a failed nb_build made, freed: the model is as before the call, so
+ * the build can be tried again. Returns -1. */
+static int unbuild(nb_model *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        nb_layer *l = m->layers[i];
+        nb_free(l->kernel);
+        nb_free(l->bias);
+        l->kernel = l->bias = NULL;
+    }
+    nb_mem_free(m->params);
+    m->params = NULL;
+    m->nparams = 0;
+    return -1;
+}
+
 int nb_build(nb_model *m, int64_t features, uint64_t seed)
 {
     if (!m)
@@ -233,13 +249,13 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
         l->kernel = glorot_uniform(in, l->opts.units, &rng);
         snprintf(name, sizeof name, "%s.kernel", l->name);
         if (!l->kernel || !nb_set_name(nb_param(l->kernel), name))
-            return -1;
+            return unbuild(m);
         m->params[m->nparams++] = l->kernel;
         if (!l->opts.no_bias) {
             l->bias = nn_zeros("nb_build", NB_F32, NB_SHAPE(l->opts.units));
             snprintf(name, sizeof name, "%s.bias", l->name);
             if (!l->bias || !nb_set_name(nb_param(l->bias), name))
-                return -1;
+                return unbuild(m);
             m->params[m->nparams++] = l->bias;
         }
         in = l->opts.units;
