@@ -258,6 +258,8 @@ typedef struct chunk {
 
 struct nb_graph {
     chunk *first, *cur;
+    size_t used;  /* bytes handed out since the last reset (nb_graph_bytes) */
+    size_t limit; /* nb_graph_set_limit; 0: none */
     nb_graph *prev;
     int64_t nodes, next_id;
     uint64_t generation;
@@ -292,6 +294,7 @@ void nb_graph_reset(nb_graph *g)
     for (chunk *c = g->first; c; c = c->next)
         c->used = 0;
     g->cur = g->first;
+    g->used = 0;
     g->nodes = 0;
     g->next_id = 0;
     g->nscopes = 0;
@@ -322,14 +325,17 @@ void nb_graph_free(nb_graph *g)
 int64_t nb_graph_nodes(const nb_graph *g) { return g ? g->nodes : 0; }
 uint64_t nb_graph_generation(const nb_graph *g) { return g ? g->generation : 0; }
 
-size_t nb_graph_bytes(const nb_graph *g)
+size_t nb_graph_bytes(const nb_graph *g) { return g ? g->used : 0; }
+
+int nb_graph_set_limit(nb_graph *g, size_t bytes)
 {
-    size_t n = 0;
-    if (g)
-        for (chunk *c = g->first; c; c = c->next)
-            n += c->used;
-    return n;
+    if (!g)
+        return nb__error("nb_graph_set_limit: graph is NULL");
+    g->limit = bytes;
+    return 0;
 }
+
+size_t nb_graph_limit(const nb_graph *g) { return g ? g->limit : 0; }
 
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
@@ -338,16 +344,27 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
         return NULL;
     }
     size = (size + 63) & ~(size_t)63;
+    if (g->limit && (size > g->limit || g->used > g->limit - size)) {
+        nb__error("the graph's memory limit of %zu bytes (nb_graph_set_limit) is reached: "
+                  "%zu bytes in use, %zu more requested",
+                  g->limit, g->used, size);
+        return NULL;
+    }
     chunk *c = g->cur;
     while (c && c->size - c->used < size)
         c = c->next;
     if (!c) {
-        size_t want = size > ((size_t)1 << 20) ? size : ((size_t)1 << 20);
+        /* 1 MB chunks, or one as large as the request; under a limit no
+         * larger than the limit, so a small cap keeps the memory small. */
+        size_t unit = (size_t)1 << 20;
+        if (g->limit && g->limit < unit)
+            unit = g->limit;
+        size_t want = size > unit ? size : unit;
         size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
         c = nb__alloc(head + want);
         if (!c) {
             nb__error("out of memory for another %zu bytes of graph memory (%zu in use)", want,
-                      nb_graph_bytes(g));
+                      g->used);
             return NULL;
         }
         c->next = NULL;
@@ -367,6 +384,7 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
     g->cur = c;
     void *p = c->mem + c->used;
     c->used += size;
+    g->used += size;
     return p;
 }
 

@@ -29,6 +29,17 @@ nb_graph *nb_graph_current(void);
 /* Nodes recorded and bytes in use since the last reset. */
 int64_t nb_graph_nodes(const nb_graph *g);
 size_t nb_graph_bytes(const nb_graph *g);
+/* Caps the bytes g may hold at once, as nb_graph_bytes counts them (0, the
+ * default: no cap). An op, backward or scope that would go past the cap
+ * fails like any out-of-memory error, naming itself, the limit and the
+ * request: "nb_matmul: the graph's memory limit of 65536 bytes
+ * (nb_graph_set_limit) is reached: 65024 bytes in use, 1024 more
+ * requested". A reset frees the room again; the cap stays. Under a cap
+ * below 1 MB, the graph's memory grows in pieces no larger than the cap.
+ * 0, or -1 when g is NULL. */
+int nb_graph_set_limit(nb_graph *g, size_t bytes);
+/* The cap of g, 0 for none. */
+size_t nb_graph_limit(const nb_graph *g);
 /* A number unique to g's current contents: it changes on every reset and
  * differs between graphs, so a tensor of g kept aside is still valid while
  * nb_graph_generation(g) returns what it did when the tensor was made. */
