@@ -1,6 +1,12 @@
 /* nabla: neural-network building blocks, all compositions of ops (so every
  * piece is gradient-checkable and shows up in graph pictures), and a
- * Keras-style Sequential model. */
+ * Keras-style Sequential model.
+ *
+ * Threads: a built model may be shared by threads that only read it
+ * (nb_predict, nb_evaluate, nb_model_forward and nb_model_loss, each thread
+ * in graphs of its own), with the same results as on one thread. Training
+ * it (nb_fit, backward into its parameters, optimizer steps) writes it, and
+ * needs it to itself. */
 #ifndef NABLA_NN_H
 #define NABLA_NN_H
 
@@ -178,8 +184,8 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size);
  * in its own scope: for custom training loops and pictures. */
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x);
 /* The loss the model was compiled with, of a forward's output. For the last
- * nb_model_forward's output, while the graph it was made in is current and
- * not reset since, a softmax (sigmoid) output's cross-entropy is taken from
+ * nb_model_forward's output on this thread, while the graph it was made in
+ * is current and not reset since, a softmax (sigmoid) output's cross-entropy is taken from
  * its logits, as Keras does; any other output's from its values. */
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
 /* The trainable parameters, in layer order (kernel, bias per layer). */

@@ -87,6 +87,20 @@ void nb_layer_free(nb_layer *l)
 
 /* ---- the model ---- */
 
+/* The last forward on this thread: its model, output and pre-activation
+ * (graph tensors), so that the loss of a softmax output can be taken from
+ * its logits. Used only while the graph they were made in is current and
+ * still has the generation it had then (nb_graph_generation): after a reset
+ * or a free, a new tensor may sit at the same address. Kept per thread, not
+ * in the model, so that threads evaluating one model with graphs of their
+ * own neither race on it nor take each other's logits. */
+static _Thread_local struct {
+    const nb_model *m;
+    nb_tensor *out, *logits;
+    const nb_graph *graph;
+    uint64_t generation;
+} last_forward;
+
 static int model_grow(nb_model *m)
 {
     if (m->n < m->cap)
@@ -181,6 +195,8 @@ void nb_model_free(nb_model *m)
 {
     if (!m)
         return;
+    if (last_forward.m == m) /* another model may come at this address */
+        memset(&last_forward, 0, sizeof last_forward);
     for (int i = 0; i < m->n; i++)
         nb_layer_free(m->layers[i]);
     nb_mem_free(m->layers);
@@ -390,10 +406,12 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
         nb_scope_pop();
     }
     /* Remembered with the graph and its generation: see compiled_loss. */
-    m->last_out = h;
-    m->last_logits = z;
-    m->last_graph = h ? nb_graph_current() : NULL;
-    m->last_generation = nb_graph_generation(m->last_graph);
+    const nb_graph *g = h ? nb_graph_current() : NULL;
+    last_forward.m = m;
+    last_forward.out = h;
+    last_forward.logits = z;
+    last_forward.graph = g;
+    last_forward.generation = nb_graph_generation(g);
     return h;
 }
 
@@ -481,8 +499,9 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
      * tensor at the same address). Otherwise the loss is taken from the
      * output itself, which is right, only less robust for softmax. */
     nb_graph *g = nb_graph_current();
-    bool fresh = g && g == m->last_graph && nb_graph_generation(g) == m->last_generation;
-    nb_tensor *logits = fresh && output == m->last_out ? m->last_logits : NULL;
+    bool fresh = g && last_forward.m == m && g == last_forward.graph &&
+                 nb_graph_generation(g) == last_forward.generation;
+    nb_tensor *logits = fresh && output == last_forward.out ? last_forward.logits : NULL;
     switch (m->loss) {
     case NB_MEAN_SQUARED_ERROR:
         return nb_mse(output, y);

@@ -34,14 +34,8 @@ struct nb_model {
     nb_loss loss;
     nb_metric metric;
     nb_history hist;
-    /* The last forward's output and pre-activation (graph tensors), so that
-     * the loss of a softmax output can be taken from its logits. They are
-     * only used while the graph they were made in is current and still has
-     * the generation it had then (nb_graph_generation): after a reset or a
-     * free, a new tensor may sit at the same address. */
-    nb_tensor *last_out, *last_logits;
-    const nb_graph *last_graph;
-    uint64_t last_generation;
+    /* Nothing a forward or an evaluation writes lives here (see
+     * last_forward in model.c): threads may share a model they only read. */
 };
 
 /* True when an error is pending (a NULL argument then keeps the first one). */
