@@ -467,7 +467,7 @@ static char *build(nb_tensor *root, const nb_dot_opts *opts, const char *fn)
     }
 done:
     if (!result)
-        nb__error("%s: out of memory building the DOT text of %lld tensors", fn,
+        nb__memory_error("%s: out of memory building the DOT text of %lld tensors", fn,
                   (long long)count_of(&c));
     nb__free(c.out.p);
     nb__free(c.e);
@@ -478,7 +478,7 @@ done:
 }
 char *nb_dot_string(nb_tensor *root, const nb_dot_opts *opts)
 {
-    return build(root, opts, "nb_dot_string");
+    NB__NAMED("nb_dot_string", char *, build(root, opts, "nb_dot_string"));
 }
 
 void nb_dot_free(char *dot) { nb__free(dot); }
@@ -571,7 +571,7 @@ static const char *format_of(const char *path)
 int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
 {
     if (!nb_dot_can_render())
-        return nb__error("nb_dot_render: this nabla was built without Graphviz (libgvc); "
+        return nb__state_error("nb_dot_render: this nabla was built without Graphviz (libgvc); "
                          "use nb_dot_write and run `dot -Tsvg file.dot -o file.svg`");
     if (!path)
         return nb__error("nb_dot_render: path is NULL");

@@ -11,9 +11,19 @@ nb_thread *nb__thread(void) { return &state; }
 
 const char *nb_last_error(void) { return state.err_set ? state.err_msg : NULL; }
 
+nb_error_code nb_last_error_code(void) { return state.err_set ? state.err_code : NB_OK; }
+
+const char *nb_error_code_name(nb_error_code code)
+{
+    static const char *const names[] = {"ok",     "invalid", "shape",   "dtype", "memory",
+                                        "io",     "format",  "numeric", "state"};
+    return (unsigned)code < sizeof names / sizeof names[0] ? names[code] : "?";
+}
+
 void nb_clear_error(void)
 {
     state.err_set = false;
+    state.err_code = NB_OK;
     state.err_msg[0] = '\0';
 }
 
@@ -21,25 +31,97 @@ bool nb__has_error(void) { return state.err_set; }
 
 const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" : ""; }
 
-int nb_set_error(const char *fmt, ...)
+const char *nb_error_scope_begin(const char *fn)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(state.err_msg, sizeof state.err_msg, fmt, ap);
-    va_end(ap);
+    const char *outer = state.entry_fn;
+    if (!outer && !state.entry_op)
+        state.entry_fn = fn;
+    return outer;
+}
+
+void nb_error_scope_end(const char *outer) { state.entry_fn = outer; }
+
+/* The function the running call is reported under, into buf (64 bytes), or NULL. */
+static const char *entry_name(char *buf)
+{
+    if (state.entry_fn)
+        return state.entry_fn;
+    const nb_op *op = state.entry_op;
+    if (!op || !op->name)
+        return NULL;
+    snprintf(buf, 64, "%s%s", nb__op_prefix(op), op->name);
+    return buf;
+}
+
+static int set_error(nb_error_code code, const char *fmt, va_list ap)
+{
+    char *m = state.err_msg;
+    const size_t cap = sizeof state.err_msg;
+    vsnprintf(m, cap, fmt, ap);
+    char buf[64];
+    const char *fn = entry_name(buf);
+    size_t k = fn ? strlen(fn) : 0;
+    if (k && k + 2 < cap && !(strncmp(m, fn, k) == 0 && m[k] == ':')) {
+        /* "fn: " in front, the end of a long message cut off. */
+        size_t len = strlen(m);
+        if (len + k + 2 >= cap)
+            len = cap - k - 3;
+        memmove(m + k + 2, m, len);
+        m[k + 2 + len] = '\0';
+        memcpy(m, fn, k);
+        m[k] = ':';
+        m[k + 1] = ' ';
+    }
     state.err_set = true;
+    state.err_code = code;
     state.errors++;
     return -1;
 }
 
-int nb_op_error(const nb_op *op, const char *fmt, ...)
+int nb_set_error(const char *fmt, ...)
 {
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    set_error(NB_ERR_INVALID, fmt, ap);
     va_end(ap);
-    return nb__error("%s%s: %s", nb__op_prefix(op), op && op->name ? op->name : "?", msg);
+    return -1;
+}
+
+int nb_set_error_code(nb_error_code code, const char *fmt, ...)
+{
+    if ((unsigned)code > NB_ERR_STATE || code == NB_OK)
+        code = NB_ERR_INVALID;
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int op_error(nb_error_code code, const nb_op *op, const char *fmt, va_list ap)
+{
+    char msg[400];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return nb__error_code(code, "%s%s: %s", nb__op_prefix(op), op && op->name ? op->name : "?",
+                          msg);
+}
+
+int nb_op_error(const nb_op *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    op_error(NB_ERR_INVALID, op, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    op_error(code, op, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 const char *nb_dims_str(int ndim, const int64_t *shape, char *buf)

@@ -72,9 +72,15 @@ typedef struct nb_thread {
     const nb_op *cut;
     const nb_op *applying; /* the op whose shape rule is running (messages) */
     uint64_t errors;       /* errors set so far: a kernel that fails sets one */
+    /* The public function running, which error messages name first: a
+     * composition or nb_error_scope_begin sets entry_fn, nb_apply entry_op
+     * (when neither is set yet, so the outermost wins). */
+    const char *entry_fn;
+    const nb_op *entry_op;
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
     bool flush;            /* nb_set_flush_subnormals */
     bool err_set;
+    nb_error_code err_code;
     char err_msg[512];
 } nb_thread;
 nb_thread *nb__thread(void);
@@ -88,8 +94,29 @@ int nb__mutate(const nb_mutant *m, const nb_node *nd, nb_tensor *gi[]);
 nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
 
 /* ---- errors ---- */
-/* Sets the thread's error message (printf-style). Always returns -1. */
+/* Sets the thread's error message (printf-style) with code NB_ERR_INVALID;
+ * nb__error_code with another code. Always return -1. */
 #define nb__error nb_set_error
+#define nb__error_code nb_set_error_code
+#define nb__shape_error(...) nb_set_error_code(NB_ERR_SHAPE, __VA_ARGS__)
+#define nb__dtype_error(...) nb_set_error_code(NB_ERR_DTYPE, __VA_ARGS__)
+#define nb__state_error(...) nb_set_error_code(NB_ERR_STATE, __VA_ARGS__)
+#define nb__memory_error(...) nb_set_error_code(NB_ERR_MEMORY, __VA_ARGS__)
+/* nb_op_error with a code: "nb_<op>: <message>". Returns -1. */
+int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
+ * value: errors set inside name fn first. For compositions. */
+#define NB__NAMED(fn, T, call)                                                 \
+    do {                                                                       \
+        const char *outer_ = nb_error_scope_begin(fn);                         \
+        T r_ = (call);                                                         \
+        nb_error_scope_end(outer_);                                            \
+        return r_;                                                             \
+    } while (0)
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */

@@ -65,14 +65,18 @@ typedef struct {
 void *nb__alloc(size_t size)
 {
     const size_t align = 64, extra = align + sizeof(block_header);
+    /* Named after the public function running (nb_error_scope_begin), or
+     * "nabla" when none is: callers that know better rename it. */
+    nb_thread *th = nb__thread();
+    const char *who = th->entry_fn || th->entry_op ? "" : "nabla: ";
     if (size > SIZE_MAX - extra) {
-        nb__error("nabla: allocation of %zu bytes is too large", size);
+        nb__memory_error("%sallocation of %zu bytes is too large", who, size);
         return NULL;
     }
     const nb_allocator *h = atomic_load_explicit(&hook, memory_order_acquire);
     void *raw = h->alloc(size + extra, h->ctx);
     if (!raw) {
-        nb__error("nabla: out of memory allocating %zu bytes", size);
+        nb__memory_error("%sout of memory allocating %zu bytes", who, size);
         return NULL;
     }
     uintptr_t p = ((uintptr_t)raw + sizeof(block_header) + align - 1) & ~(uintptr_t)(align - 1);
@@ -90,14 +94,14 @@ void nb__free(void *p)
     b->by->free(b->raw, b->by->ctx);
 }
 
-void *nb_mem_alloc(size_t size) { return nb__alloc(size); }
+void *nb_mem_alloc(size_t size) { NB__NAMED("nb_mem_alloc", void *, nb__alloc(size)); }
 void nb_mem_free(void *p) { nb__free(p); }
 
 /* ---- shapes ---- */
 
 /* A refusal: the message only when there is a function to name (a quiet
  * check runs for every op, and its caller names the op on failure). */
-#define REFUSE(...) (fn ? nb__error(__VA_ARGS__) : -1)
+#define REFUSE(...) (fn ? nb__shape_error(__VA_ARGS__) : -1)
 
 int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
 {
@@ -105,7 +109,7 @@ int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *num
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         return REFUSE("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
     if (ndim > 0 && !shape)
-        return REFUSE("%s: shape is NULL (%d dimensions)", fn, ndim);
+        return fn ? nb__error("%s: shape is NULL (%d dimensions)", fn, ndim) : -1;
     /* The product of the non-zero sizes stays within NB_MAX_NUMEL, so no
      * stride or partial product can overflow either; a multiply with an
      * overflow check, not a division, since this runs for every op. */
@@ -203,7 +207,7 @@ static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *s
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!nb__dtype_ok(dtype)) {
-        nb__error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
+        nb__dtype_error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
         return NULL;
     }
     int64_t numel;
@@ -212,13 +216,14 @@ nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const i
     size_t head = (sizeof(nb_tensor) + 63) & ~(size_t)63;
     size_t bytes = (size_t)numel * nb__dtype_size(dtype);
     if (bytes > SIZE_MAX - head) {
-        nb__error("%s: %zu bytes is too large", fn, bytes);
+        nb__memory_error("%s: %zu bytes is too large", fn, bytes);
         return NULL;
     }
     nb_tensor *t = nb__alloc(head + bytes);
     if (!t) {
         char b[NB_SHAPE_STR_LEN];
-        nb__error("%s: out of memory for a %s %s tensor (%zu bytes)", fn, nb_dtype_name(dtype),
+        nb__memory_error("%s: out of memory for a %s %s tensor (%zu bytes)", fn,
+                         nb_dtype_name(dtype),
                   nb_dims_str(ndim, shape, b), bytes);
         return NULL;
     }
@@ -322,7 +327,8 @@ size_t nb_graph_bytes(const nb_graph *g)
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
     if (size > SIZE_MAX - 64 - sizeof(chunk)) {
-        nb__error("nabla: a graph allocation of %zu bytes is too large", size);
+        nb__memory_error("%sa graph allocation of %zu bytes is too large",
+                         nb__thread()->entry_fn || nb__thread()->entry_op ? "" : "nabla: ", size);
         return NULL;
     }
     size = (size + 63) & ~(size_t)63;
@@ -386,16 +392,16 @@ int nb_scope_push(const char *name)
 {
     nb_graph *g = nb__graph();
     if (!g)
-        return nb__error("nb_scope_push: no current graph (call nb_graph_new first)");
+        return nb__state_error("nb_scope_push: no current graph (call nb_graph_new first)");
     if (!name || !*name)
         return nb__error("nb_scope_push: empty scope name");
     if (g->nscopes == 32)
-        return nb__error("nb_scope_push: scopes nest at most 32 deep");
+        return nb__state_error("nb_scope_push: scopes nest at most 32 deep");
     const char *parent = g->nscopes ? g->scopes[g->nscopes - 1] : NULL;
     size_t lp = parent ? strlen(parent) + 1 : 0, ln = strlen(name);
     char *path = nb__arena_alloc(g, lp + ln + 1);
     if (!path)
-        return -1;
+        return nb__memory_error("nb_scope_push: out of memory for the scope '%s'", name);
     if (parent) {
         memcpy(path, parent, lp - 1);
         path[lp - 1] = '/';

@@ -12,6 +12,16 @@
         }                                                                      \
     } while (0)
 
+int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t)
+{
+    if (!t) {
+        if (!nb__has_error())
+            nb__error("%s: %s is NULL", fn ? fn : "nb_check_tensor", what ? what : "tensor");
+        return -1;
+    }
+    return 0;
+}
+
 /* A heap tensor filled with value. */
 static nb_tensor *filled(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape,
                          double value)
@@ -69,7 +79,7 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
     }
     double n = ceil((stop - start) / step);
     if (!(n <= (double)NB_MAX_NUMEL)) {
-        nb__error("nb_arange: [%g, %g) in steps of %g has more than 2^48 elements "
+        nb__shape_error("nb_arange: [%g, %g) in steps of %g has more than 2^48 elements "
                   "(NB_MAX_NUMEL)", start, stop, step);
         return NULL;
     }
@@ -120,6 +130,7 @@ nb_tensor *nb_clone(const nb_tensor *src)
         nb__copy(&d, &s);
         if (src->name && !nb_set_name(t, src->name)) {
             nb_free(t);
+            nb__memory_error("nb_clone: out of memory for the name '%s'", src->name);
             return NULL;
         }
     }
@@ -210,11 +221,15 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
             copy = nb__alloc(n);
             if (copy)
                 memcpy(copy, name, n);
+            else
+                nb__memory_error("nb_set_name: out of memory for a name of %zu bytes", n);
         } else {
             nb_graph *g = nb__graph();
             copy = g ? nb__arena_strdup(g, name) : NULL;
             if (!g)
-                nb__error("nb_set_name: no current graph for a graph tensor");
+                nb__state_error("nb_set_name: no current graph for a graph tensor");
+            else if (!copy)
+                nb__memory_error("nb_set_name: out of memory for a name of %zu bytes", n);
         }
         if (!copy)
             return NULL;
@@ -257,7 +272,7 @@ int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
 {
     NEED(t, "nb_set", -1);
     if (t->requires_grad && nb_is_grad_enabled())
-        return nb__error("nb_set: in-place write to a tensor that requires grad while "
+        return nb__state_error("nb_set: in-place write to a tensor that requires grad while "
                          "recording (wrap it in nb_set_grad_enabled(false))");
     if (nb__layout_overlaps(t->ndim, t->shape, t->strides)) {
         char b[NB_SHAPE_STR_LEN];
@@ -289,7 +304,7 @@ double nb_item(const nb_tensor *t)
     NEED(t, "nb_item", NAN);
     if (t->numel != 1) {
         char b[NB_SHAPE_STR_LEN];
-        nb__error("nb_item: tensor %s has %lld elements, not 1", nb_shape_str(t, b),
+        nb__shape_error("nb_item: tensor %s has %lld elements, not 1", nb_shape_str(t, b),
                   (long long)t->numel);
         return NAN;
     }
@@ -429,5 +444,5 @@ int nb_print(const nb_tensor *t, FILE *f)
     else if (t->requires_grad)
         fputs(", requires_grad", f);
     fputs(")\n", f);
-    return ferror(f) ? nb__error("nb_print: write failed") : 0;
+    return ferror(f) ? nb__error_code(NB_ERR_IO, "nb_print: write failed") : 0;
 }

@@ -245,7 +245,8 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
-        return nb__error("%s: cannot open '%s' for writing: %s", fn, path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, "%s: cannot open '%s' for writing: %s", fn, path,
+                              strerror(errno));
     bool ok = fwrite(data, 1, n, f) == n;
     int err = errno;
     if (fclose(f) != 0 && ok) {
@@ -254,7 +255,7 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
     }
     if (!ok) {
         remove(path);
-        return nb__error("%s: writing '%s' failed: %s", fn, path, strerror(err));
+        return nb__error_code(NB_ERR_IO, "%s: writing '%s' failed: %s", fn, path, strerror(err));
     }
     return 0;
 }

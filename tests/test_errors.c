@@ -72,7 +72,7 @@ static void test_null_inputs(void **state)
     FAILS(nb_detach(NULL), "nb_detach");
     FAILS(nb_cast(NULL, NB_F64), "nb_cast");
     FAILS(nb_full_like(NULL, 1), "nb_full_like");
-    FAILS(nb_scalar_like(NULL, 1), "nb_full_like");
+    FAILS(nb_scalar_like(NULL, 1), "nb_scalar_like: t is NULL");
     FAILS(nb_sum(NULL), "nb_sum");
     FAILS(nb_max(NULL), "nb_max");
     FAILS(nb_argmax(NULL, 0), "nb_argmax");

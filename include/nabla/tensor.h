@@ -13,7 +13,7 @@
  * of a heap tensor must not outlive it.
  *
  * Errors never abort: functions return NULL (or -1, NAN, false) and leave a
- * message in nb_last_error(). */
+ * message in nb_last_error() and its class in nb_last_error_code(). */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
 
@@ -44,17 +44,61 @@ typedef struct nb_tensor nb_tensor;
 
 /* ---- errors (thread-local) ---------------------------------------------- */
 
-/* The message of the last error on this thread, or NULL if none. */
+/* The class of the last error, beside its message, for programs that
+ * switch on it instead of reading strings. */
+typedef enum nb_error_code {
+    NB_OK = 0,      /* no error pending */
+    NB_ERR_INVALID, /* a bad argument: NULL, a value, axis or index out of range, an unknown option */
+    NB_ERR_SHAPE,   /* a shape that cannot be (negative, too many elements) or shapes that do not fit */
+    NB_ERR_DTYPE,   /* an unknown dtype, dtypes that differ, or no kernel for the dtype */
+    NB_ERR_MEMORY,  /* an allocation failed (or is larger than this machine can address) */
+    NB_ERR_IO,      /* the system refused to open, read, write or rename a file */
+    NB_ERR_FORMAT,  /* a file's contents are not what its format says (magic, truncated, corrupt) */
+    NB_ERR_NUMERIC, /* values that are not finite where finite ones are needed */
+    NB_ERR_STATE,   /* not valid now: no current graph, a tensor of a reset or freed graph, a
+                       graph already backpropagated, a freed tensor, fit before compile */
+} nb_error_code;
+
+/* The message of the last error on this thread, or NULL if none. Messages
+ * start with the public function that was called: "nb_zeros: ...". */
 const char *nb_last_error(void);
-/* Forget the last error. */
+/* The class of the last error on this thread: NB_OK when there is none.
+ * Kept and cleared together with the message. */
+nb_error_code nb_last_error_code(void);
+/* "ok", "invalid", "shape", "dtype", "memory", "io", "format", "numeric",
+ * "state"; "?" for anything else. */
+const char *nb_error_code_name(nb_error_code code);
+/* Forget the last error (message and code). */
 void nb_clear_error(void);
 /* Sets this thread's error message (printf-style), for code built on nabla
- * that reports errors the same way: "my_layer: units is 0". Returns -1. */
+ * that reports errors the same way: "my_layer: units is 0". The code is
+ * NB_ERR_INVALID; nb_set_error_code sets another. Both return -1. */
 int nb_set_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+int nb_set_error_code(nb_error_code code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* For functions built on nabla that call several nabla functions (layers,
+ * losses): until the matching nb_error_scope_end, an error set on this
+ * thread whose message does not already start with "fn:" reads
+ * "fn: <message>", so that it names the function the user called. An outer
+ * scope (or the op being applied) wins over inner ones. Returns what
+ * nb_error_scope_end restores:
+ *   const char *outer = nb_error_scope_begin("my_loss");
+ *   ...
+ *   nb_error_scope_end(outer); */
+const char *nb_error_scope_begin(const char *fn);
+void nb_error_scope_end(const char *outer);
+/* For functions built on nabla: 0 when t can be used; otherwise -1 with the
+ * error "fn: what is NULL" (a pending error is kept: the call that made the
+ * NULL failed first) or "fn: what is a tensor of graph generation 3, which
+ * was reset (now 4)", and the like, with code NB_ERR_STATE. */
+int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t);
 /* Buffer size for nb_shape_str / nb_dims_str. */
 #define NB_SHAPE_STR_LEN 96
 /* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf. */

@@ -17,7 +17,8 @@ nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *sha
         const char *e = nb_last_error();
         snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
         const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
-        nb_set_error("%s: %s", fn, rest);
+        nb_set_error_code(nb_last_error_code() ? nb_last_error_code() : NB_ERR_MEMORY, "%s: %s",
+                          fn, rest);
     }
     return t;
 }
@@ -91,13 +92,13 @@ int nb_model_add(nb_model *m, nb_layer *l)
     }
     if (m->built) {
         nb_layer_free(l);
-        return nb_set_error("nb_model_add: the model is already built; add layers before "
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_add: the model is already built; add layers before "
                             "nb_build/nb_compile");
     }
     if (m->n > 0 && l->opts.input) {
         int64_t prev = m->layers[m->n - 1]->opts.units;
         if (l->opts.input != prev) {
-            nb_set_error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
+            nb_set_error_code(NB_ERR_SHAPE, "nb_model_add: layer %d declares %lld inputs, the previous layer gives "
                          "%lld",
                          m->n + 1, (long long)l->opts.input, (long long)prev);
             nb_layer_free(l);
@@ -186,13 +187,13 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
     if (!m)
         return nn_null_model("nb_build");
     if (m->n == 0)
-        return nb_set_error("nb_build: the model has no layers");
+        return nb_set_error_code(NB_ERR_STATE, "nb_build: the model has no layers");
     if (m->built)
-        return nb_set_error("nb_build: the model is already built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_build: the model is already built");
     if (features < 1)
         return nb_set_error("nb_build: features must be at least 1, got %lld", (long long)features);
     if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
-        return nb_set_error("nb_build: the first layer declares %lld inputs, got %lld",
+        return nb_set_error_code(NB_ERR_SHAPE, "nb_build: the first layer declares %lld inputs, got %lld",
                             (long long)m->layers[0]->opts.input, (long long)features);
     nb_rng rng = nb_rng_new(seed);
     int np = 0;
@@ -232,11 +233,11 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
     if (!m)
         return nb_set_error("nb_model_set_dtype: model is NULL");
     if (nb_dtype_size(dtype) == 0)
-        return nb_set_error("nb_model_set_dtype: unknown dtype %d", (int)dtype);
+        return nb_set_error_code(NB_ERR_DTYPE, "nb_model_set_dtype: unknown dtype %d", (int)dtype);
     if (!m->built)
-        return nb_set_error("nb_model_set_dtype: the model is not built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the model is not built");
     if (m->opt && nb_optimizer_steps(m->opt) > 0)
-        return nb_set_error("nb_model_set_dtype: the optimizer has already taken steps");
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the optimizer has already taken steps");
     for (int i = 0; i < m->nparams; i++) {
         nb_tensor *p = m->params[i];
         nb_tensor *c = nn_zeros("nb_model_set_dtype", dtype, nb_ndim(p), nb_shape(p));
@@ -278,7 +279,7 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
     }
     if (m->n == 0) {
         nb_optimizer_free(opt);
-        return nb_set_error("nb_compile: the model has no layers");
+        return nb_set_error_code(NB_ERR_STATE, "nb_compile: the model has no layers");
     }
     nb_optimizer_free(m->opt);
     m->opt = opt;
@@ -324,12 +325,13 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
         return NULL;
     }
     if (!m->built) {
-        nb_set_error("nb_model_forward: the model is not built (give the first layer .input, "
+        nb_set_error_code(NB_ERR_STATE, "nb_model_forward: the model is not built (give the first layer .input, "
                      "or call nb_build)");
         return NULL;
     }
     if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
-        nb_set_error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
+        nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                          "nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
                      nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
                      nb_dtype_name(m->dtype), (long long)m->in_features);
         return NULL;
@@ -371,11 +373,11 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
     if (!y)
         return nb_set_error("%s: y is NULL", fn);
     if (nb_dtype_of(y) != m->dtype)
-        return nb_set_error("%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
+        return nb_set_error_code(NB_ERR_DTYPE, "%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
                             nb_dtype_name(m->dtype));
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
-            return nb_set_error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
+            return nb_set_error_code(NB_ERR_SHAPE, "%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
                                 nb_shape_str(y, b));
         const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
         for (int64_t i = 0; i < rows; i++) {
@@ -387,7 +389,7 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
         return 0;
     }
     if (nb_ndim(y) != 2 || nb_dim(y, 0) != rows || nb_dim(y, 1) != out)
-        return nb_set_error("%s: y is %s; the model's output is (%lld,%lld)", fn,
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: y is %s; the model's output is (%lld,%lld)", fn,
                             nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
         const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
@@ -416,7 +418,7 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
         return NULL;
     }
     if (!m->compiled) {
-        nb_set_error("nb_model_loss: the model is not compiled (call nb_compile)");
+        nb_set_error_code(NB_ERR_STATE, "nb_model_loss: the model is not compiled (call nb_compile)");
         return NULL;
     }
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
@@ -530,7 +532,7 @@ int nb_summary(const nb_model *m, FILE *f)
     fprintf(f, "%sTotal params: %s (%s)\n", dline, with_commas(total, c1), human_bytes(bytes, c2));
     fprintf(f, "Trainable params: %s (%s)\n", with_commas(total, c1), human_bytes(bytes, c3));
     fprintf(f, "Non-trainable params: 0 (0.00 B)\n%s", line);
-    return ferror(f) ? nb_set_error("nb_summary: write failed") : 0;
+    return ferror(f) ? nb_set_error_code(NB_ERR_IO, "nb_summary: write failed") : 0;
 }
 
 /* ---- weights ---- */
@@ -542,7 +544,7 @@ int nb_save_weights(const nb_model *m, const char *path)
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_save_weights: the model is not built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: the model is not built");
     return nb_save_safetensors(path, m->nparams, m->params);
 }
 
@@ -553,7 +555,7 @@ int nb_load_weights(nb_model *m, const char *path)
     if (!path)
         return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_load_weights: the model is not built (build it with the same "
+        return nb_set_error_code(NB_ERR_STATE, "nb_load_weights: the model is not built (build it with the same "
                             "layers first)");
     return nb_load_safetensors(path, m->nparams, m->params);
 }

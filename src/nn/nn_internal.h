@@ -44,6 +44,16 @@ struct nb_model {
     uint64_t last_generation;
 };
 
+/* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
+ * value: anything failing inside names fn, the function the user called. */
+#define NN_NAMED(fn, T, call)                                                  \
+    do {                                                                       \
+        const char *outer_ = nb_error_scope_begin(fn);                         \
+        T r_ = (call);                                                         \
+        nb_error_scope_end(outer_);                                            \
+        return r_;                                                             \
+    } while (0)
+
 /* True when an error is pending (a NULL argument then keeps the first one). */
 static inline bool nn_has_error(void) { return nb_last_error() != NULL; }
 
