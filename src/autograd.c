@@ -97,6 +97,8 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
 unsigned nb_batch_rows(nb_tensor *const x[], int n, const void *attr)
 {
     (void)attr;
+    if (!x || n < 1 || n > NB_MAX_INPUTS)
+        return 0;
     int ndim = 0;
     int64_t shape[NB_MAX_DIMS] = {0};
     for (int i = 0; i < n; i++) {

@@ -57,7 +57,10 @@ static int set_error(nb_error_code code, const char *fmt, va_list ap)
 {
     char *m = state.err_msg;
     const size_t cap = sizeof state.err_msg;
-    vsnprintf(m, cap, fmt, ap);
+    if (fmt)
+        vsnprintf(m, cap, fmt, ap);
+    else
+        snprintf(m, cap, "nb_set_error: the message (format) is NULL");
     char buf[64];
     const char *fn = entry_name(buf);
     size_t k = fn ? strlen(fn) : 0;
@@ -101,7 +104,10 @@ int nb_set_error_code(nb_error_code code, const char *fmt, ...)
 static int op_error(nb_error_code code, const nb_op *op, const char *fmt, va_list ap)
 {
     char msg[400];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (fmt)
+        vsnprintf(msg, sizeof msg, fmt, ap);
+    else
+        snprintf(msg, sizeof msg, "nb_op_error: the message (format) is NULL");
     return nb__error_code(code, "%s%s: %s", nb__op_prefix(op), op && op->name ? op->name : "?",
                           msg);
 }
@@ -126,6 +132,13 @@ int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
 
 const char *nb_dims_str(int ndim, const int64_t *shape, char *buf)
 {
+    if (!buf)
+        return "(null buf)";
+    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape)) {
+        snprintf(buf, NB_SHAPE_STR_LEN, ndim > 0 && ndim <= NB_MAX_DIMS ? "(null)" : "(%d dims?)",
+                 ndim);
+        return buf;
+    }
     /* 8 dims of up to 10 digits each fit; longer ones are cut short with
      * "..." rather than overflow NB_SHAPE_STR_LEN. */
     const size_t cap = NB_SHAPE_STR_LEN - 5;
@@ -150,6 +163,8 @@ const char *nb_dims_str(int ndim, const int64_t *shape, char *buf)
 
 const char *nb_shape_str(const nb_tensor *t, char *buf)
 {
+    if (!buf)
+        return "(null buf)";
     if (!t)
         return strcpy(buf, "(null)");
     return nb_dims_str(t->ndim, t->shape, buf);

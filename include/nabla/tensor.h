@@ -101,7 +101,8 @@ void nb_error_scope_end(const char *outer);
 int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t);
 /* Buffer size for nb_shape_str / nb_dims_str. */
 #define NB_SHAPE_STR_LEN 96
-/* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf. */
+/* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf
+ * ("(null)" for a NULL tensor or dims; a NULL buf gives "(null buf)"). */
 const char *nb_shape_str(const nb_tensor *t, char *buf);
 const char *nb_dims_str(int ndim, const int64_t *dims, char *buf);
 
@@ -114,12 +115,14 @@ typedef struct nb_rng {
 } nb_rng;
 
 nb_rng nb_rng_new(uint64_t seed);
+/* The next 64 random bits; 0 and an error for a NULL rng. */
 uint64_t nb_rng_next(nb_rng *rng);
-/* Uniform in [0, 1), 53 random bits. */
+/* Uniform in [0, 1), 53 random bits; NAN and an error for a NULL rng. */
 double nb_rng_uniform(nb_rng *rng);
-/* Standard normal (Marsaglia polar method, libm-free so bit-reproducible). */
+/* Standard normal (Marsaglia polar method, libm-free so bit-reproducible);
+ * NAN and an error for a NULL rng. */
 double nb_rng_normal(nb_rng *rng);
-/* Uniform integer in [0, n). */
+/* Uniform integer in [0, n) (0 for n = 0); 0 and an error for a NULL rng. */
 uint64_t nb_rng_below(nb_rng *rng, uint64_t n);
 
 /* ---- factories: heap tensors owned by the caller --------------------------- */
