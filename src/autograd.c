@@ -23,7 +23,10 @@ bool nb_set_grad_enabled(bool on)
 
 bool nb_is_grad_enabled(void) { return !nb__thread()->grad_disabled; }
 
-const nb_op *nb_op_of(const nb_tensor *t) { return t && t->node ? t->node->op : NULL; }
+const nb_op *nb_op_of(const nb_tensor *t)
+{
+    return nb__usable("nb_op_of", "tensor", t) || !t->node ? NULL : t->node->op;
+}
 
 /* ---- shape rules ---- */
 
@@ -189,6 +192,9 @@ static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x
     for (int i = 0; i < n; i++) {
         xs[i] = x[i];
         vs[i] = x[i]->storage->version;
+        /* The node holds the input itself: a heap one stays until reset. */
+        if (nb__pin(g, &x[i]->own))
+            return -1;
     }
     vs[n] = y->storage->version;
     if (a)
@@ -211,6 +217,13 @@ static nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[],
         if (!x_in || !x_in[i]) {
             if (!nb__has_error())
                 nb_op_error(op, "input %d is NULL", i + 1);
+            return NULL;
+        }
+    for (int i = 0; i < n; i++)
+        if (!nb__live(x_in[i])) {
+            char what[32];
+            snprintf(what, sizeof what, "input %d", i + 1);
+            nb__stale_error(fn_name(op, f), what, x_in[i]);
             return NULL;
         }
     if (op->attr_size && !attr) {
@@ -272,6 +285,8 @@ static nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[],
         if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false)))
             return NULL;
         y->storage = x[0]->storage;
+        if (nb__pin(g, y->storage)) /* a view of a heap tensor keeps it until reset */
+            return NULL;
         y->offset = m.offset;
         memcpy(y->strides, m.strides, sizeof y->strides);
         y->contiguous = nb__layout_contiguous(y->ndim, y->shape, y->strides);
@@ -477,6 +492,9 @@ static int run_backward(const pass_args *a)
     pass_args p = *a;
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     nb_graph *g = nb__graph();
+    if (nb__usable(p.fn, p.n ? "output" : "root", p.root) ||
+        (p.seed && nb__usable(p.fn, "seed", p.seed)))
+        return -1;
     if (!g)
         return nb__state_error("%s: no current graph (create one with nb_graph_new)", p.fn);
     if (!p.root->requires_grad)
@@ -526,8 +544,12 @@ int nb_grad_(nb_grad_args a)
     if (a.n < 1 || !a.inputs || !a.grads)
         return nb__error("nb_grad: needs n >= 1 inputs and a grads array (n = %d)", a.n);
     for (int i = 0; i < a.n; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "input %d", i + 1);
         if (!a.inputs[i])
             return nb__error("nb_grad: input %d is NULL", i + 1);
+        if (nb__usable("nb_grad", what, a.inputs[i]))
+            return -1;
         if (!a.inputs[i]->requires_grad)
             return nb__error("nb_grad: input %d does not require grad", i + 1);
         a.grads[i] = NULL;

@@ -42,7 +42,7 @@ const char *nb_error_scope_begin(const char *fn)
 void nb_error_scope_end(const char *outer) { state.entry_fn = outer; }
 
 /* The function the running call is reported under, into buf (64 bytes), or NULL. */
-static const char *entry_name(char *buf)
+const char *nb__entry(char *buf)
 {
     if (state.entry_fn)
         return state.entry_fn;
@@ -62,7 +62,7 @@ static int set_error(nb_error_code code, const char *fmt, va_list ap)
     else
         snprintf(m, cap, "nb_set_error: the message (format) is NULL");
     char buf[64];
-    const char *fn = entry_name(buf);
+    const char *fn = nb__entry(buf);
     size_t k = fn ? strlen(fn) : 0;
     if (k && k + 2 < cap && !(strncmp(m, fn, k) == 0 && m[k] == ':')) {
         /* "fn: " in front, the end of a long message cut off. */

@@ -4,11 +4,8 @@
 int nb_assign(nb_tensor *dst, nb_tensor *src)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    if (!dst || !src) {
-        if (!nb__has_error())
-            nb__error("nb_assign: %s is NULL", dst ? "src" : "dst");
+    if (nb__usable("nb_assign", "dst", dst) || nb__usable("nb_assign", "src", src))
         return -1;
-    }
     if (dst->dtype != src->dtype)
         return nb__dtype_error("nb_assign: dtypes differ: dst %s %s, src %s %s",
                          nb_dtype_name(dst->dtype), nb_shape_str(dst, b),

@@ -7,17 +7,26 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 typedef struct nb_node nb_node;
 
 enum { NB_HEAP = 1, NB_ARENA = 2 };
 
-/* A buffer and its version counter, shared by every view of it. */
+/* A buffer and its version counter, shared by every view of it, with the
+ * stamps that tell whether it may still be read (src/memory.c, "Lifetimes"). */
 typedef struct nb_storage {
     void *data;
     size_t bytes;
     uint32_t version; /* bumped by every in-place write through any view */
+    uint32_t slot;    /* graph storages: the slot of their graph in the registry */
+    uint64_t gen;     /* graph storages: the generation they were made in; 0: heap */
+    /* Heap storages, atomically: 2 x the graph generations that use them
+     * (views, recorded nodes), + 1 once nb_free was called. The tensor
+     * goes away when this drops to 0 / 1. */
+    uint32_t refs;
+    uint64_t pinned; /* heap storages: the last generation that counted itself in refs */
 } nb_storage;
 
 struct nb_tensor {
@@ -119,6 +128,9 @@ int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
     } while (0)
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
+/* The public function running (nb_error_scope_begin, or the op nb_apply
+ * runs), into buf (64 bytes); NULL when none is. */
+const char *nb__entry(char *buf);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */
 const char *nb__op_prefix(const nb_op *op);
 
@@ -128,6 +140,45 @@ void nb__free(void *p);       /* nb_mem_free */
 /* Allocation in g's arena (64-byte aligned); NULL with an error. */
 void *nb__arena_alloc(nb_graph *g, size_t size);
 nb_graph *nb__graph(void); /* current graph or NULL */
+
+/* ---- lifetimes (src/memory.c) ----
+ * A graph holds a slot in a process-wide registry, whose entry is the
+ * graph's current generation (0 once freed); a graph tensor's storage keeps
+ * the slot and the generation it was made in. So a tensor is usable while
+ * nb__slot_gen[slot] == gen: one load, no lock, and nothing read from the
+ * graph itself. Heap storages count the graph generations that use them. */
+enum { NB__MAX_GRAPHS = 1 << 16 };
+extern _Atomic uint64_t nb__slot_gen[NB__MAX_GRAPHS];
+
+static inline bool nb__storage_live(const nb_storage *s)
+{
+    if (s->gen) /* the mask keeps a garbage header's slot inside the table */
+        return atomic_load_explicit(&nb__slot_gen[s->slot & (NB__MAX_GRAPHS - 1)],
+                                    memory_order_relaxed) == s->gen;
+    return !(__atomic_load_n(&s->refs, __ATOMIC_RELAXED) & 1u);
+}
+/* t, and the storage it views, are still valid: not of a reset or freed
+ * graph, not freed with nb_free. */
+static inline bool nb__live(const nb_tensor *t)
+{
+    return nb__storage_live(&t->own) && (t->storage == &t->own || nb__storage_live(t->storage));
+}
+/* The STATE error for a tensor that is not live: "fn: what is a tensor of
+ * graph generation 3, which was reset (now 4)", "... was freed (nb_free)
+ * ...". Returns -1. */
+int nb__stale_error(const char *fn, const char *what, const nb_tensor *t);
+/* NULL (INVALID, a pending error kept) or not live (STATE): -1 with the
+ * error; 0 when t can be used. */
+static inline int nb__usable(const char *fn, const char *what, const nb_tensor *t)
+{
+    if (t && nb__live(t))
+        return 0;
+    return nb_check_tensor(fn, what, t);
+}
+/* Counts a heap storage as used by g's current generation (a view of it or
+ * a node that records its tensor); released when g is reset or freed. A
+ * no-op for graph storages. 0, or -1 (out of memory) with an error. */
+int nb__pin(nb_graph *g, nb_storage *s);
 
 /* Checks a shape (0..NB_MAX_DIMS dims, none negative, the element count
  * within NB_MAX_NUMEL) and gives its element count; -1 with an error

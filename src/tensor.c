@@ -3,23 +3,24 @@
 
 #include <math.h>
 
+/* t usable, else return ret with the error: NULL (keeping a pending
+ * error), or a tensor of a reset or freed graph, or freed (nb_free). */
 #define NEED(t, fn, ret)                                                       \
     do {                                                                       \
-        if (!(t)) {                                                            \
-            if (!nb__has_error())                                              \
-                nb__error("%s: tensor is NULL", fn);                           \
+        if (nb__usable(fn, "tensor", (t)))                                     \
             return ret;                                                        \
-        }                                                                      \
     } while (0)
 
 int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t)
 {
+    fn = fn ? fn : "nb_check_tensor";
+    what = what ? what : "tensor";
     if (!t) {
         if (!nb__has_error())
-            nb__error("%s: %s is NULL", fn ? fn : "nb_check_tensor", what ? what : "tensor");
+            nb__error("%s: %s is NULL", fn, what);
         return -1;
     }
-    return 0;
+    return nb__live(t) ? 0 : nb__stale_error(fn, what, t);
 }
 
 /* A heap tensor filled with value. */
@@ -159,12 +160,28 @@ nb_tensor *nb_param(nb_tensor *t)
     return t;
 }
 
-bool nb_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
-bool nb_is_param(const nb_tensor *t) { return t && t->param; }
-nb_tensor *nb_grad_of(const nb_tensor *t) { return t ? t->grad : NULL; }
+bool nb_requires_grad(const nb_tensor *t)
+{
+    NEED(t, "nb_requires_grad", false);
+    return t->requires_grad;
+}
+bool nb_is_param(const nb_tensor *t)
+{
+    NEED(t, "nb_is_param", false);
+    return t->param;
+}
+nb_tensor *nb_grad_of(const nb_tensor *t)
+{
+    NEED(t, "nb_grad_of", NULL);
+    return t->grad;
+}
 
 void nb_zero_grad(nb_tensor *t)
 {
+    if (t && !nb__live(t)) {
+        nb__stale_error("nb_zero_grad", "tensor", t);
+        return;
+    }
     if (t && t->grad) {
         memset(nb__ptr(t->grad), 0, (size_t)t->grad->numel * nb__dtype_size(t->grad->dtype));
         nb__bump(t->grad);
@@ -173,7 +190,11 @@ void nb_zero_grad(nb_tensor *t)
 
 /* ---- inspection ---- */
 
-nb_dtype nb_dtype_of(const nb_tensor *t) { return t ? t->dtype : (nb_dtype)0; }
+nb_dtype nb_dtype_of(const nb_tensor *t)
+{
+    NEED(t, "nb_dtype_of", (nb_dtype)0);
+    return t->dtype;
+}
 
 const char *nb_dtype_name(nb_dtype d)
 {
@@ -182,7 +203,11 @@ const char *nb_dtype_name(nb_dtype d)
 
 size_t nb_dtype_size(nb_dtype d) { return nb__dtype_ok(d) ? nb__dtype_size(d) : 0; }
 
-int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
+int nb_ndim(const nb_tensor *t)
+{
+    NEED(t, "nb_ndim", -1);
+    return t->ndim;
+}
 
 int64_t nb_dim(const nb_tensor *t, int i)
 {
@@ -196,20 +221,55 @@ int64_t nb_dim(const nb_tensor *t, int i)
     return t->shape[a];
 }
 
-const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
-const int64_t *nb_strides(const nb_tensor *t) { return t ? t->strides : NULL; }
-int64_t nb_offset(const nb_tensor *t) { return t ? t->offset : -1; }
-int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
-bool nb_is_contiguous(const nb_tensor *t) { return t && t->contiguous; }
-bool nb_is_heap(const nb_tensor *t) { return t && t->lifetime == NB_HEAP; }
-void *nb_data(const nb_tensor *t) { return t ? nb__ptr(t) : NULL; }
+/* The accessors: NULL or a stale tensor give the failure value and an error. */
+const int64_t *nb_shape(const nb_tensor *t)
+{
+    NEED(t, "nb_shape", NULL);
+    return t->shape;
+}
+const int64_t *nb_strides(const nb_tensor *t)
+{
+    NEED(t, "nb_strides", NULL);
+    return t->strides;
+}
+int64_t nb_offset(const nb_tensor *t)
+{
+    NEED(t, "nb_offset", -1);
+    return t->offset;
+}
+int64_t nb_numel(const nb_tensor *t)
+{
+    NEED(t, "nb_numel", -1);
+    return t->numel;
+}
+bool nb_is_contiguous(const nb_tensor *t)
+{
+    NEED(t, "nb_is_contiguous", false);
+    return t->contiguous;
+}
+bool nb_is_heap(const nb_tensor *t)
+{
+    NEED(t, "nb_is_heap", false);
+    return t->lifetime == NB_HEAP;
+}
+void *nb_data(const nb_tensor *t)
+{
+    NEED(t, "nb_data", NULL);
+    return nb__ptr(t);
+}
 
 void nb_bump_version(nb_tensor *t)
 {
-    if (t)
+    if (t && !nb__live(t))
+        nb__stale_error("nb_bump_version", "tensor", t);
+    else if (t)
         nb__bump(t);
 }
-const char *nb_name(const nb_tensor *t) { return t ? t->name : NULL; }
+const char *nb_name(const nb_tensor *t)
+{
+    NEED(t, "nb_name", NULL);
+    return t->name;
+}
 
 nb_tensor *nb_set_name(nb_tensor *t, const char *name)
 {
@@ -323,8 +383,8 @@ int nb_to_doubles(const nb_tensor *t, double *out)
 
 bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double atol)
 {
-    NEED(a, "nb_allclose", false);
-    NEED(b, "nb_allclose", false);
+    if (nb__usable("nb_allclose", "a", a) || nb__usable("nb_allclose", "b", b))
+        return false;
     if (!nb__same_shape(a, b))
         return false;
     for (int64_t i = 0; i < a->numel; i++) {
