@@ -17,6 +17,7 @@
 
 struct nb_layer {
     char name[32];
+    const nb_model *owner; /* the model it was added to, which frees it */
     nb_dense_opts opts;
     int64_t in;               /* input features, once built */
     nb_tensor *kernel, *bias; /* heap parameters, once built */
@@ -42,6 +43,7 @@ struct nb_model {
     nb_tensor *last_out, *last_logits;
     const nb_graph *last_graph;
     uint64_t last_generation;
+    nb_model *next_live; /* the registry of live models (src/nn/model.c) */
 };
 
 /* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
