@@ -316,8 +316,8 @@ static nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[],
 nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr)
 {
     nb_thread *th = nb__thread();
-    if (th->entry_fn || th->entry_op)
-        return apply(th, op, x, n, attr);
+    if (th->entry_fn || th->entry_op || !op || !op->name || !op->shape)
+        return apply(th, op, x, n, attr); /* a broken op: "nb_apply: ..." */
     /* Called by the user: errors inside (an inner op, the allocator) name this op. */
     th->entry_op = op;
     nb_tensor *y = apply(th, op, x, n, attr);

@@ -9,11 +9,8 @@
 /* x present (or the first error kept) and a graph to record into. */
 static int need(const char *fn, const nb_tensor *x)
 {
-    if (!x) {
-        if (!nb__has_error())
-            nb__error("%s: x is NULL", fn);
+    if (nb__usable(fn, "x", x))
         return -1;
-    }
     if (!nb__graph())
         return nb__state_error("%s: no current graph (create one with nb_graph_new)", fn);
     return 0;

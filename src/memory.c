@@ -7,6 +7,36 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+/* AddressSanitizer builds: the released arena is poisoned (see
+ * "lifetimes" below). */
+#if defined(__SANITIZE_ADDRESS__)
+#define NB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NB_ASAN 1
+#endif
+#endif
+#ifdef NB_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* The largest block nabla asks the allocator for: a request beyond it cannot
+ * succeed (the address space is 2^47 bytes on x86-64), and refusing it here
+ * keeps the error clean in every build (AddressSanitizer would print a
+ * warning for anything above its own limit of 2^40). */
+#if defined(NB_ASAN)
+#define MAX_ALLOC ((size_t)1 << 40)
+#elif SIZE_MAX > 0xFFFFFFFFu
+#define MAX_ALLOC ((size_t)1 << 47)
+#else
+#define MAX_ALLOC (SIZE_MAX / 2)
+#endif
+
 static void *default_alloc(size_t size, void *ctx)
 {
     (void)ctx;
@@ -69,8 +99,9 @@ void *nb__alloc(size_t size)
      * "nabla" when none is: callers that know better rename it. */
     nb_thread *th = nb__thread();
     const char *who = th->entry_fn || th->entry_op ? "" : "nabla: ";
-    if (size > SIZE_MAX - extra) {
-        nb__memory_error("%sallocation of %zu bytes is too large", who, size);
+    if (size > MAX_ALLOC - extra) {
+        nb__memory_error("%sallocation of %zu bytes is too large (one allocation can be at "
+                         "most %zu bytes here)", who, size, (size_t)MAX_ALLOC);
         return NULL;
     }
     const nb_allocator *h = atomic_load_explicit(&hook, memory_order_acquire);
@@ -258,21 +289,6 @@ nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const i
  * - ASan builds poison the data arena on reset (and free returns it), so a
  *   raw pointer kept from nb_data of a graph tensor is reported when read. */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NB_ASAN 1
-#endif
-#endif
-#ifdef NB_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 _Atomic uint64_t nb__slot_gen[NB__MAX_GRAPHS];
 /* The first generation of the graph in each slot (to tell "reset" from
@@ -547,7 +563,9 @@ size_t nb_graph_bytes(const nb_graph *g)
 
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
-    if (size > SIZE_MAX - 64 - sizeof(chunk)) {
+    /* Half the address space at most, so that neither the rounding below
+     * nor a chunk's header can wrap the size around. */
+    if (size > SIZE_MAX / 2) {
         nb__memory_error("%sa graph allocation of %zu bytes is too large",
                          nb__thread()->entry_fn || nb__thread()->entry_op ? "" : "nabla: ", size);
         return NULL;

@@ -154,6 +154,12 @@ nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on)
 
 nb_tensor *nb_param(nb_tensor *t)
 {
+    NEED(t, "nb_param", NULL);
+    if (t->node) {
+        nb__error("nb_param: '%s' is the result of an op, not a leaf (parameters are heap "
+                  "tensors: nb_clone it)", t->node->op->name);
+        return NULL;
+    }
     if (!nb_set_requires_grad(t, true))
         return NULL;
     t->param = true;

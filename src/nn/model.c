@@ -49,7 +49,7 @@ static const nb_model *opt_owner(const nb_optimizer *opt, const nb_model *m)
 
 /* A model argument: NULL (keeping a pending error) or not live: -1 with an
  * error naming fn. */
-static int bad_model(const nb_model *m, const char *fn)
+int nn_bad_model(const nb_model *m, const char *fn)
 {
     if (!m)
         return nn_null_model(fn);
@@ -93,7 +93,7 @@ nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *sha
 
 /* ---- layers ---- */
 
-nb_layer *nb_dense_(nb_dense_opts o)
+static nb_layer *dense(nb_dense_opts o)
 {
     if (o.units < 1) {
         nb_set_error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
@@ -122,6 +122,8 @@ nb_layer *nb_dense_(nb_dense_opts o)
     l->opts.name = NULL;
     return l;
 }
+
+nb_layer *nb_dense_(nb_dense_opts o) { NN_NAMED("nb_dense", nb_layer *, dense(o)); }
 
 void nb_layer_free(nb_layer *l)
 {
@@ -162,11 +164,12 @@ int nb_model_add(nb_model *m, nb_layer *l)
 {
     if (m && !model_live(m)) {
         drop_layer(l);
-        return bad_model(m, "nb_model_add");
+        return nn_bad_model(m, "nb_model_add");
     }
     if (!m || !l) {
+        /* A NULL layer from a failed nb_dense keeps that error. */
         drop_layer(l);
-        if (!nn_has_error() || m)
+        if (!nn_has_error())
             nb_set_error("nb_model_add: %s is NULL", m ? "layer" : "model");
         return -1;
     }
@@ -268,7 +271,7 @@ static void free_history(nb_model *m)
 
 void nb_model_free(nb_model *m)
 {
-    if (!m || bad_model(m, "nb_model_free"))
+    if (!m || nn_bad_model(m, "nb_model_free"))
         return;
     lock_models();
     for (nb_model **k = &live_models; *k; k = &(*k)->next_live)
@@ -304,7 +307,7 @@ static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
 
 int nb_build(nb_model *m, int64_t features, uint64_t seed)
 {
-    if (bad_model(m, "nb_build"))
+    if (nn_bad_model(m, "nb_build"))
         return -1;
     if (m->n == 0)
         return nb_set_error_code(NB_ERR_STATE, "nb_build: the model has no layers");
@@ -350,7 +353,7 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
 
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
 {
-    if (bad_model(m, "nb_model_set_dtype"))
+    if (nn_bad_model(m, "nb_model_set_dtype"))
         return -1;
     if (nb_dtype_size(dtype) == 0)
         return nb_set_error_code(NB_ERR_DTYPE, "nb_model_set_dtype: unknown dtype %d", (int)dtype);
@@ -385,14 +388,15 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 {
     /* The optimizer handed over is dropped on error, unless it is this
      * model's already (compiled again) or another model's. */
-    nb_optimizer *drop = m && opt == m->opt ? NULL : opt;
     if (m && !model_live(m)) {
         drop_optimizer(opt);
-        return bad_model(m, "nb_compile");
+        return nn_bad_model(m, "nb_compile");
     }
+    nb_optimizer *drop = m && opt == m->opt ? NULL : opt;
     if (!m || !opt) {
+        /* A NULL optimizer from a failed constructor keeps that error. */
         drop_optimizer(opt);
-        if (!nn_has_error() || m)
+        if (!nn_has_error())
             nb_set_error("nb_compile: %s is NULL", m ? "optimizer" : "model");
         return -1;
     }
@@ -425,7 +429,7 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 int64_t nb_count_params(const nb_model *m)
 {
     int64_t n = 0;
-    if (!bad_model(m, "nb_count_params"))
+    if (!nn_bad_model(m, "nb_count_params"))
         for (int i = 0; i < m->nparams; i++)
             n += nb_numel(m->params[i]);
     return n;
@@ -433,7 +437,7 @@ int64_t nb_count_params(const nb_model *m)
 
 int nb_model_params(const nb_model *m, nb_tensor *const **params)
 {
-    if (bad_model(m, "nb_model_params"))
+    if (nn_bad_model(m, "nb_model_params"))
         return -1;
     if (!params)
         return nb_set_error("nb_model_params: params is NULL");
@@ -443,7 +447,7 @@ int nb_model_params(const nb_model *m, nb_tensor *const **params)
 
 nb_optimizer *nb_model_optimizer(const nb_model *m)
 {
-    return bad_model(m, "nb_model_optimizer") ? NULL : m->opt;
+    return nn_bad_model(m, "nb_model_optimizer") ? NULL : m->opt;
 }
 
 /* ---- forward and loss ---- */
@@ -451,7 +455,7 @@ nb_optimizer *nb_model_optimizer(const nb_model *m)
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
 {
     char b[NB_SHAPE_STR_LEN];
-    if (bad_model(m, "nb_model_forward"))
+    if (nn_bad_model(m, "nb_model_forward"))
         return NULL;
     if (nb_check_tensor("nb_model_forward", "x", x))
         return NULL;
@@ -539,7 +543,7 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
 
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
-    if (bad_model(m, "nb_model_loss"))
+    if (nn_bad_model(m, "nb_model_loss"))
         return NULL;
     if (nb_check_tensor("nb_model_loss", "output", output) ||
         nb_check_tensor("nb_model_loss", "y", y))
@@ -632,7 +636,7 @@ static const char *human_bytes(double bytes, char *buf)
 
 int nb_summary(const nb_model *m, FILE *f)
 {
-    if (bad_model(m, "nb_summary"))
+    if (nn_bad_model(m, "nb_summary"))
         return -1;
     if (!f)
         return nb_set_error("nb_summary: FILE is NULL");
@@ -679,7 +683,7 @@ static int renamed(const char *fn, const char *from, int rc)
 
 int nb_save_weights(const nb_model *m, const char *path)
 {
-    if (bad_model(m, "nb_save_weights"))
+    if (nn_bad_model(m, "nb_save_weights"))
         return -1;
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
@@ -691,7 +695,7 @@ int nb_save_weights(const nb_model *m, const char *path)
 
 int nb_load_weights(nb_model *m, const char *path)
 {
-    if (bad_model(m, "nb_load_weights"))
+    if (nn_bad_model(m, "nb_load_weights"))
         return -1;
     if (!path)
         return nb_set_error("nb_load_weights: path is NULL");

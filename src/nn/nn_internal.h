@@ -99,6 +99,10 @@ NN_PRIVATE int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p
 NN_PRIVATE int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p,
                               const nb_tensor *labels);
 
+/* A model argument that is NULL (keeping a pending error) or not a live
+ * model (freed): -1 with an error naming fn; 0 for a live model. */
+NN_PRIVATE int nn_bad_model(const nb_model *m, const char *fn);
+
 /* y against the model's output and loss (src/nn/model.c); -1 with an error
  * naming fn. */
 NN_PRIVATE int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows,
