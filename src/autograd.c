@@ -207,8 +207,12 @@ static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x
     return 0;
 }
 
-static nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[], int n,
-                        const void *attr)
+/* Inlined into nb_apply, its only caller: no second call per op. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[], int n,
+                               const void *attr)
 {
     char f[64];
     if (check_op(op, n))
@@ -316,12 +320,15 @@ static nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[],
 nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr)
 {
     nb_thread *th = nb__thread();
-    if (th->entry_fn || th->entry_op || !op || !op->name || !op->shape)
-        return apply(th, op, x, n, attr); /* a broken op: "nb_apply: ..." */
-    /* Called by the user: errors inside (an inner op, the allocator) name this op. */
-    th->entry_op = op;
+    uint64_t errors = th->errors;
     nb_tensor *y = apply(th, op, x, n, attr);
-    th->entry_op = NULL;
+    /* Called by the user (no scope names the call): an error from inside (a
+     * user's shape rule or kernel, an inner op, the allocator) is named
+     * after this op, after the fact, so that success costs nothing. */
+    if (!y && th->errors != errors && !th->entry_fn && op && op->name && op->shape) {
+        char f[64];
+        nb__name_error(fn_name(op, f));
+    }
     return y;
 }
 

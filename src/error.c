@@ -34,23 +34,30 @@ const char *nb__op_prefix(const nb_op *op) { return nb__is_builtin(op) ? "nb_" :
 const char *nb_error_scope_begin(const char *fn)
 {
     const char *outer = state.entry_fn;
-    if (!outer && !state.entry_op)
+    if (!outer)
         state.entry_fn = fn;
     return outer;
 }
 
 void nb_error_scope_end(const char *outer) { state.entry_fn = outer; }
 
-/* The function the running call is reported under, into buf (64 bytes), or NULL. */
+/* The function the running call is reported under, or NULL. */
 const char *nb__entry(char *buf)
 {
-    if (state.entry_fn)
-        return state.entry_fn;
-    const nb_op *op = state.entry_op;
-    if (!op || !op->name)
-        return NULL;
-    snprintf(buf, 64, "%s%s", nb__op_prefix(op), op->name);
-    return buf;
+    (void)buf;
+    return state.entry_fn;
+}
+
+void nb__name_error(const char *fn)
+{
+    char *m = state.err_msg;
+    size_t k = strlen(fn);
+    if (!state.err_set || (strncmp(m, fn, k) == 0 && m[k] == ':'))
+        return;
+    char copy[sizeof state.err_msg];
+    snprintf(copy, sizeof copy, "%s", strncmp(m, "nabla: ", 7) == 0 ? m + 7 : m);
+    /* The end of a long message is cut off. */
+    snprintf(m, sizeof state.err_msg, "%.64s: %.*s", fn, (int)(sizeof state.err_msg - 68), copy);
 }
 
 static int set_error(nb_error_code code, const char *fmt, va_list ap)

@@ -81,11 +81,10 @@ typedef struct nb_thread {
     const nb_op *cut;
     const nb_op *applying; /* the op whose shape rule is running (messages) */
     uint64_t errors;       /* errors set so far: a kernel that fails sets one */
-    /* The public function running, which error messages name first: a
-     * composition or nb_error_scope_begin sets entry_fn, nb_apply entry_op
-     * (when neither is set yet, so the outermost wins). */
+    /* The public function running, which error messages name first: set by
+     * compositions and nb_error_scope_begin (the outermost wins). nb_apply
+     * names its errors after the fact instead (nb__name_error). */
     const char *entry_fn;
-    const nb_op *entry_op;
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
     bool flush;            /* nb_set_flush_subnormals */
     bool err_set;
@@ -128,9 +127,12 @@ int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
     } while (0)
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
-/* The public function running (nb_error_scope_begin, or the op nb_apply
- * runs), into buf (64 bytes); NULL when none is. */
+/* The public function running (nb_error_scope_begin), into buf (64 bytes);
+ * NULL when none is. */
 const char *nb__entry(char *buf);
+/* Makes the pending message start with "fn: " (unless it does): an unnamed
+ * "nabla: ..." is renamed, anything else prefixed. The code is kept. */
+void nb__name_error(const char *fn);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */
 const char *nb__op_prefix(const nb_op *op);
 
@@ -178,7 +180,8 @@ static inline int nb__usable(const char *fn, const char *what, const nb_tensor *
 /* Counts a heap storage as used by g's current generation (a view of it or
  * a node that records its tensor); released when g is reset or freed. A
  * no-op for graph storages. 0, or -1 (out of memory) with an error. */
-int nb__pin(nb_graph *g, nb_storage *s);
+int nb__pin_heap(nb_graph *g, nb_storage *s);
+static inline int nb__pin(nb_graph *g, nb_storage *s) { return s->gen ? 0 : nb__pin_heap(g, s); }
 
 /* Checks a shape (0..NB_MAX_DIMS dims, none negative, the element count
  * within NB_MAX_NUMEL) and gives its element count; -1 with an error

@@ -98,7 +98,7 @@ void *nb__alloc(size_t size)
     /* Named after the public function running (nb_error_scope_begin), or
      * "nabla" when none is: callers that know better rename it. */
     nb_thread *th = nb__thread();
-    const char *who = th->entry_fn || th->entry_op ? "" : "nabla: ";
+    const char *who = th->entry_fn ? "" : "nabla: ";
     if (size > MAX_ALLOC - extra) {
         nb__memory_error("%sallocation of %zu bytes is too large (one allocation can be at "
                          "most %zu bytes here)", who, size, (size_t)MAX_ALLOC);
@@ -453,9 +453,9 @@ nb_graph *nb_graph_new(void)
     return g;
 }
 
-int nb__pin(nb_graph *g, nb_storage *s)
+int nb__pin_heap(nb_graph *g, nb_storage *s)
 {
-    if (s->gen || __atomic_load_n(&s->pinned, __ATOMIC_RELAXED) == g->generation)
+    if (__atomic_load_n(&s->pinned, __ATOMIC_RELAXED) == g->generation)
         return 0;
     if (nb__vec_reserve(&g->pins, 1))
         return nb__memory_error("out of memory recording a use of a heap tensor");
@@ -567,7 +567,7 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
      * nor a chunk's header can wrap the size around. */
     if (size > SIZE_MAX / 2) {
         nb__memory_error("%sa graph allocation of %zu bytes is too large",
-                         nb__thread()->entry_fn || nb__thread()->entry_op ? "" : "nabla: ", size);
+                         nb__thread()->entry_fn ? "" : "nabla: ", size);
         return NULL;
     }
     size = (size + 63) & ~(size_t)63;

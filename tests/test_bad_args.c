@@ -1312,6 +1312,11 @@ static void test_checks(void **state)
     REPORT("nb_gradcheck", nb_gradcheck(fsq, NULL, 99, &x, NULL, &r), r);
     REPORT("nb_gradcheck", nb_gradcheck(fsq, NULL, 1, (nb_tensor *[]){NULL}, NULL, &r), r);
     REPORT("nb_gradcheck", nb_gradcheck(fsq, NULL, 1, &x32, NULL, &r), r);
+    for (int b = 0; b < 4; b++) { /* a stale input would be perturbed in another's memory */
+        REPORT("nb_gradcheck", nb_gradcheck(fsq, NULL, 1, &bad_tensors()[b], NULL, &r), r);
+        if (!strstr(r.message, "graph generation") && !strstr(r.message, "freed (nb_free)"))
+            fail_msg("nb_gradcheck of a stale input: \"%s\"", r.message);
+    }
     REPORT("nb_gradgradcheck", nb_gradgradcheck(NULL, NULL, 1, &x, NULL, &r), r);
     REPORT("nb_gradgradcheck", nb_gradgradcheck(fsq, NULL, 0, &x, NULL, &r), r);
     REPORT("nb_gradcheck_op", nb_gradcheck_op(NULL, NULL, NB_SHAPES({3}), &r), r);
