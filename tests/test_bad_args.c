@@ -152,8 +152,15 @@ static void end(const char *fn, int code, bool failed_as_documented, const char 
         end(PENDING, NB_ERR_IO, ok_, #test, __LINE__);                         \
     } while (0)
 
-/* Each area is one cmocka test, failing when any of its cases did. */
-#define SECTION_END() assert_int_equal(section_failed, 0)
+/* Each area is one cmocka test, failing when any of its cases did; it
+ * prints how many it tried. */
+static int section_start;
+#define SECTION_BEGIN() (section_failed = 0, section_start = tried)
+#define SECTION_END()                                                          \
+    do {                                                                       \
+        printf("# %s: %d cases\n", __func__ + 5, tried - section_start);      \
+        assert_int_equal(section_failed, 0);                                   \
+    } while (0)
 
 /* ---- fixtures ---- */
 
@@ -272,7 +279,7 @@ static const struct {
 static void test_factories(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     rng_ = nb_rng_new(1);
     for (int f = 0; f < NFACT; f++) {
         for (int i = 0; i < NBAD; i++)
@@ -322,7 +329,7 @@ static nb_tensor *const *bad_tensors(void)
 static void test_inspection(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     double out[8];
     char name[] = "x";
     for (int k = -1; k < 4; k++) {
@@ -562,7 +569,7 @@ static const op_case op_cases[] = {
 static void test_ops_bad_inputs(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     for (int k = 0; k < NOPS; k++) {
         const op_case *c = &op_cases[k];
         for (int i = 0; i < c->n; i++) {
@@ -590,7 +597,7 @@ static void test_ops_bad_inputs(void **state)
 static void test_ops_mismatches(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     const char *elementwise[] = {"nb_add", "nb_sub", "nb_mul", "nb_div", "nb_pow",
                                  "nb_maximum", "nb_minimum", "nb_eq", "nb_ne", "nb_lt",
                                  "nb_le", "nb_gt", "nb_ge"};
@@ -662,7 +669,7 @@ static void test_ops_mismatches(void **state)
 static void test_ops_arguments(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     const int bad_axes[] = {2, -3, INT_MAX, INT_MIN};
     for (int i = 0; i < 4; i++) {
         int a = bad_axes[i];
@@ -842,7 +849,7 @@ static const nb_op norule = {.name = "norule", .arity = 1};
 static void test_apply(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     nb_tensor *x[] = {f23, f23, f23};
     CASE("nb_apply", INV, nb_apply(NULL, x, 1, NULL) == NULL);
     CASE("nb_apply", INV, nb_apply(&noname, x, 1, NULL) == NULL);
@@ -907,7 +914,7 @@ static void test_apply(void **state)
 static void test_autograd(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     nb_tensor *y = nb_sum(nb_mul(p23, p23));
     nb_tensor *v = nb_mul(p23, p23); /* not a scalar */
     nb_tensor *gr[2];
@@ -975,7 +982,7 @@ static void test_autograd(void **state)
 static void test_memory(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     CASE("nb_set_allocator", INV, nb_set_allocator(&(nb_allocator){count_alloc, NULL, NULL}) == -1);
     CASE("nb_set_allocator", INV, nb_set_allocator(&(nb_allocator){NULL, count_free, NULL}) == -1);
     CASE("nb_mem_alloc", MEM, nb_mem_alloc(SIZE_MAX) == NULL);
@@ -1011,7 +1018,7 @@ static void test_memory(void **state)
 static void test_dot(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     nb_tensor *y = nb_add(f23, f23);
     CASE("nb_dot_string", INV, nb_dot_string(NULL, NULL) == NULL);
     KEEP(nb_dot_string(NULL, NULL) == NULL);
@@ -1036,7 +1043,7 @@ static char dir[64], garbage[96], missing[96];
 static void test_io(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     snprintf(dir, sizeof dir, "/tmp/nb_bad_args_XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(garbage, sizeof garbage, "%s/garbage", dir);
@@ -1103,7 +1110,7 @@ static double lossv, metricv;
 static void test_nn(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     CASE("nb_dense", INV, nb_dense(0) == NULL);
     CASE("nb_dense", INV, nb_dense(-1) == NULL);
     CASE("nb_dense", INV, nb_dense(3, .input = -1) == NULL);
@@ -1302,7 +1309,7 @@ static void report_case(const char *fn, bool failed, const char *msg, int line)
 static void test_checks(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     nb_check_report r;
     nb_tensor *x = nb_set_requires_grad(nb_ones(NB_F64, NB_SHAPE(3)), true);
     nb_tensor *x32 = nb_set_requires_grad(nb_ones(NB_F32, NB_SHAPE(3)), true);
@@ -1345,7 +1352,7 @@ static void test_checks(void **state)
 static void test_no_graph(void **state)
 {
     (void)state;
-    section_failed = 0;
+    SECTION_BEGIN();
     while (nb_graph_current())
         nb_graph_free(nb_graph_current());
     nb_graph_free(outer);

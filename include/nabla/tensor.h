@@ -9,8 +9,11 @@
  * Two lifetimes. Tensors made by the factories below (nb_zeros ... nb_clone)
  * live on the heap and belong to the caller, who frees them with nb_free;
  * they are contiguous. Tensors made by ops (ops.h) live in the current graph
- * (autograd.h) and go away when that graph is reset or freed; a graph view
- * of a heap tensor must not outlive it.
+ * (autograd.h) and go away when that graph is reset or freed. A tensor used
+ * after that is an error (NB_ERR_STATE) naming the function, never a read of
+ * another tensor's data: see nb_graph_reset for what each build detects. A
+ * heap tensor that a graph still uses is kept until that graph lets go of it
+ * (nb_free).
  *
  * Errors never abort: functions return NULL (or -1, NAN, false) and leave a
  * message in nb_last_error() and its class in nb_last_error_code(). */
@@ -143,7 +146,11 @@ nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
 /* A contiguous heap copy of any tensor or view (values and name only: no
  * history, no grad). */
 nb_tensor *nb_clone(const nb_tensor *t);
-/* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. */
+/* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. A
+ * tensor that a live graph still uses (a recorded node or a view holds it)
+ * is marked freed at once (nb_live_tensors no longer counts it; the graph
+ * refuses it with NB_ERR_STATE) and released at that graph's next reset or
+ * free; freeing it again meanwhile is an error. */
 void nb_free(nb_tensor *t);
 
 /* ---- gradients on leaves ----------------------------------------------------- */
@@ -160,6 +167,10 @@ nb_tensor *nb_grad_of(const nb_tensor *t);
 void nb_zero_grad(nb_tensor *t);
 
 /* ---- inspection ------------------------------------------------------------ */
+
+/* The accessors below give their failure value (NULL, -1, 0, false) and an
+ * error for a NULL tensor, a tensor of a reset or freed graph, or one freed
+ * with nb_free. */
 
 nb_dtype nb_dtype_of(const nb_tensor *t);
 const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64" */
