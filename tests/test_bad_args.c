@@ -1258,8 +1258,8 @@ static void test_nn(void **state)
     CASE("nb_optimizer_lr", INV, isnan(nb_optimizer_lr(NULL)));
     CASE("nb_optimizer_name", INV, nb_optimizer_name(NULL) == NULL);
     CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_COSINE_DECAY, 0, 0}, 1, 0)));
-    CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT}, NAN, 0)));
-    CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT}, 1, -1)));
+    CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT, 0, 0}, NAN, 0)));
+    CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT, 0, 0}, 1, -1)));
     CASE("nb_clip_grad_norm", INV, nb_clip_grad_norm(-1, &w, 1) == -1);
     CASE("nb_clip_grad_norm", INV, nb_clip_grad_norm(1, NULL, 1) == -1);
     CASE("nb_clip_grad_norm", INV, nb_clip_grad_norm(1, &w, 0) == -1);
