@@ -90,7 +90,7 @@ int nb_set_error_code(nb_error_code code, const char *fmt, ...)
  * losses): until the matching nb_error_scope_end, an error set on this
  * thread whose message does not already start with "fn:" reads
  * "fn: <message>", so that it names the function the user called. An outer
- * scope (or the op being applied) wins over inner ones. Returns what
+ * scope wins over inner ones. Returns what
  * nb_error_scope_end restores:
  *   const char *outer = nb_error_scope_begin("my_loss");
  *   ...
