@@ -21,6 +21,7 @@
  * each epoch (nb_evaluate, batch 32) is not included in either. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <cblas.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +51,22 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return usage(argv[0]);
-        if (strcmp(a, "--epochs") == 0)
-            epochs = atoi(v);
-        else if (strcmp(a, "--threads") == 0)
-            threads = atoi(v);
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        bool whole = *v && !*end && errno != ERANGE && n >= 1 && n <= 1000000;
+        if (strcmp(a, "--epochs") == 0 && whole)
+            epochs = (int)n;
+        else if (strcmp(a, "--threads") == 0 && whole)
+            threads = (int)n;
         else if (strcmp(a, "--data") == 0)
             dir = v;
-        else if (strcmp(a, "--seed") == 0)
-            seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--seed") == 0 && *v && *v != '-') {
+            errno = 0;
+            seed = strtoull(v, &end, 10);
+            if (*end || errno == ERANGE)
+                return usage(argv[0]);
+        }
         else
             return usage(argv[0]);
     }

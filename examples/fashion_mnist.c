@@ -10,15 +10,32 @@
  *   model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
  *   model.summary()
  *   model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_test, y_test)) */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "nabla/nabla.h"
 
+/* argv[i] as a whole number in [1, max], def when absent; exits on anything
+ * else (no silent truncation: 4294967297 is not 1). */
+static int count_arg(int argc, char **argv, int i, int def, long long max)
+{
+    if (argc <= i)
+        return def;
+    char *end;
+    errno = 0;
+    long long v = strtoll(argv[i], &end, 10);
+    if (!*argv[i] || *end || errno == ERANGE || v < 1 || v > max) {
+        fprintf(stderr, "%s: '%s' is not a whole number in [1, %lld]\n", argv[0], argv[i], max);
+        exit(2);
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
-    int epochs = argc > 2 ? atoi(argv[2]) : 10;
+    int epochs = count_arg(argc, argv, 2, 10, 1000000);
 
     nb_tensor *x_train, *y_train, *x_test, *y_test;
     if (nb_load_mnist(dir, &x_train, &y_train, &x_test, &y_test)) {

@@ -2,15 +2,32 @@
  * plain gradient descent. Writes a picture of one training step's graph.
  *
  *   xor [hidden=8] [steps=2000] [lr=0.5] [out=xor]   -> out.dot, out.svg */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "nabla/nabla.h"
 
+/* argv[i] as a whole number in [1, max], def when absent; exits on anything
+ * else (no silent truncation: 4294967297 is not 1). */
+static int count_arg(int argc, char **argv, int i, int def, long long max)
+{
+    if (argc <= i)
+        return def;
+    char *end;
+    errno = 0;
+    long long v = strtoll(argv[i], &end, 10);
+    if (!*argv[i] || *end || errno == ERANGE || v < 1 || v > max) {
+        fprintf(stderr, "%s: '%s' is not a whole number in [1, %lld]\n", argv[0], argv[i], max);
+        exit(2);
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
-    int hidden = argc > 1 ? atoi(argv[1]) : 8;
-    int steps = argc > 2 ? atoi(argv[2]) : 2000;
+    int hidden = count_arg(argc, argv, 1, 8, 1 << 20);
+    int steps = count_arg(argc, argv, 2, 2000, 1 << 30);
     double lr = argc > 3 ? atof(argv[3]) : 0.5;
     const char *out = argc > 4 ? argv[4] : "xor";
     if (hidden < 1 || steps < 1 || !(lr > 0)) {

@@ -12,7 +12,7 @@ static int cast_shape(nb_meta *out, nb_tensor *const x[], int n, const void *att
     nb_dtype d = ((const cast_attr *)attr)->dtype;
     char b[NB_SHAPE_STR_LEN];
     if (!nb__dtype_ok(d))
-        return nb__error("nb_cast: unknown dtype %d (use NB_F32 or NB_F64) for x %s %s",
+        return nb__dtype_error("nb_cast: unknown dtype %d (use NB_F32 or NB_F64) for x %s %s",
                          (int)d, nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b));
     nb_shape_same(out, x, n, attr);
     out->dtype = d;

@@ -20,13 +20,13 @@ static int concat_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     nb_shape_same(out, x, 1, NULL);
     for (int i = 1; i < n; i++) {
         if (x[i]->dtype != x[0]->dtype)
-            return nb__error("nb_concat: dtypes differ: input 1 is %s, input %d is %s",
+            return nb__dtype_error("nb_concat: dtypes differ: input 1 is %s, input %d is %s",
                              nb_dtype_name(x[0]->dtype), i + 1, nb_dtype_name(x[i]->dtype));
         bool ok = x[i]->ndim == x[0]->ndim;
         for (int d = 0; ok && d < x[0]->ndim; d++)
             ok = d == ax || x[i]->shape[d] == x[0]->shape[d];
         if (!ok)
-            return nb__error("nb_concat: input %d has shape %s but input 1 has %s; only "
+            return nb__shape_error("nb_concat: input %d has shape %s but input 1 has %s; only "
                              "axis %d may differ",
                              i + 1, nb_shape_str(x[i], b), nb_shape_str(x[0], c), ax);
         out->shape[ax] += x[i]->shape[ax];

@@ -30,7 +30,7 @@ const nb_op nb_op_contiguous = {
 
 nb_tensor *nb_contiguous(nb_tensor *x)
 {
-    if (x && x->contiguous)
-        return x;
+    if (x && x->contiguous && nb__live(x))
+        return x; /* itself (a stale or freed one goes to nb_apply, which says so) */
     return nb_apply(&nb_op_contiguous, &x, 1, NULL);
 }

@@ -36,10 +36,21 @@ nb_tensor *nb_full_like(nb_tensor *t, double value)
     return nb_apply(&nb_op_full_like, &t, 1, &(full_attr){value, false});
 }
 
+/* Its own public name in errors, though it applies full_like. */
 nb_tensor *nb_scalar_like(nb_tensor *t, double value)
 {
-    return nb_apply(&nb_op_full_like, &t, 1, &(full_attr){value, true});
+    if (nb_check_tensor("nb_scalar_like", "t", t))
+        return NULL;
+    NB__NAMED("nb_scalar_like", nb_tensor *,
+              nb_apply(&nb_op_full_like, &t, 1, &(full_attr){value, true}));
 }
 
-nb_tensor *nb_zeros_like(nb_tensor *t) { return nb_full_like(t, 0.0); }
-nb_tensor *nb_ones_like(nb_tensor *t) { return nb_full_like(t, 1.0); }
+/* Compositions: a NULL t and anything failing inside name these. */
+static nb_tensor *filled_like(const char *fn, nb_tensor *t, double value)
+{
+    if (nb_check_tensor(fn, "t", t))
+        return NULL;
+    NB__NAMED(fn, nb_tensor *, nb_full_like(t, value));
+}
+nb_tensor *nb_zeros_like(nb_tensor *t) { return filled_like("nb_zeros_like", t, 0.0); }
+nb_tensor *nb_ones_like(nb_tensor *t) { return filled_like("nb_ones_like", t, 1.0); }

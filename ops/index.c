@@ -29,10 +29,10 @@ static int check_idx(const char *fn, const nb_tensor *x, const nb_tensor *idx, i
         return nb__error("%s: axis %d is out of range for shape %s", fn, axis,
                          nb_shape_str(x, b));
     if (idx->dtype != x->dtype)
-        return nb__error("%s: idx must have x's dtype %s (whole numbers), got %s", fn,
+        return nb__dtype_error("%s: idx must have x's dtype %s (whole numbers), got %s", fn,
                          nb_dtype_name(x->dtype), nb_dtype_name(idx->dtype));
     if (idx->ndim != 1)
-        return nb__error("%s: idx must be 1-D, got shape %s", fn, nb_shape_str(idx, b));
+        return nb__shape_error("%s: idx must be 1-D, got shape %s", fn, nb_shape_str(idx, b));
     int64_t k = x->shape[*ax];
     for (int64_t j = 0; j < idx->numel; j++) {
         double v = nb__get(idx, j);
@@ -163,14 +163,14 @@ static int add_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
     if (check_idx("nb_index_add", x[0], x[1], ((const index_attr *)attr)->axis, &ax))
         return -1;
     if (x[2]->dtype != x[0]->dtype)
-        return nb__error("nb_index_add: dtypes differ: x is %s, src is %s",
+        return nb__dtype_error("nb_index_add: dtypes differ: x is %s, src is %s",
                          nb_dtype_name(x[0]->dtype), nb_dtype_name(x[2]->dtype));
     int64_t want[NB_MAX_DIMS];
     memcpy(want, x[0]->shape, sizeof want);
     want[ax] = x[1]->numel;
     if (x[2]->ndim != x[0]->ndim ||
         memcmp(want, x[2]->shape, sizeof(int64_t) * (size_t)x[0]->ndim) != 0)
-        return nb__error("nb_index_add: src %s must have shape %s (x %s with axis %d "
+        return nb__shape_error("nb_index_add: src %s must have shape %s (x %s with axis %d "
                          "sized like idx)",
                          nb_shape_str(x[2], b), nb_dims_str(x[0]->ndim, want, c),
                          nb_shape_str(x[0], d), ax);
@@ -247,7 +247,7 @@ static int one_hot_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
         return nb__error("nb_one_hot: the number of classes must be >= 1, got %lld",
                          (long long)classes);
     if (l->ndim >= NB_MAX_DIMS)
-        return nb__error("nb_one_hot: labels %s already have %d dimensions (the most is %d)",
+        return nb__shape_error("nb_one_hot: labels %s already have %d dimensions (the most is %d)",
                          nb_shape_str(l, b), l->ndim, NB_MAX_DIMS - 1);
     for (int64_t j = 0; j < l->numel; j++) {
         double v = nb__get(l, j);

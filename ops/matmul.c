@@ -21,24 +21,24 @@ static int matmul_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     const nb_tensor *a = x[0], *b = x[1];
     char p[NB_SHAPE_STR_LEN], q[NB_SHAPE_STR_LEN];
     if (a->ndim < 2 || b->ndim < 2)
-        return nb_op_error(&nb_op_matmul,
+        return nb__op_error_code(NB_ERR_SHAPE, &nb_op_matmul,
                            "both operands need at least 2 dimensions, got %s @ %s "
                            "(reshape a vector to (1,k) or (k,1))",
                            nb_shape_str(a, p), nb_shape_str(b, q));
     if (a->dtype != b->dtype)
-        return nb_op_error(&nb_op_matmul, "dtypes differ: %s %s @ %s %s",
+        return nb__op_error_code(NB_ERR_DTYPE, &nb_op_matmul, "dtypes differ: %s %s @ %s %s",
                            nb_dtype_name(a->dtype), nb_shape_str(a, p),
                            nb_dtype_name(b->dtype), nb_shape_str(b, q));
     if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
-        return nb_op_error(&nb_op_matmul, "inner dimensions differ: %s @ %s",
+        return nb__op_error_code(NB_ERR_SHAPE, &nb_op_matmul, "inner dimensions differ: %s @ %s",
                            nb_shape_str(a, p), nb_shape_str(b, q));
     for (int i = 1; i <= 2; i++)
         if (a->shape[a->ndim - i] > INT_MAX || b->shape[b->ndim - i] > INT_MAX)
-            return nb_op_error(&nb_op_matmul, "matrix dimensions above %d are not supported: "
+            return nb__op_error_code(NB_ERR_SHAPE, &nb_op_matmul, "matrix dimensions above %d are not supported: "
                                "%s @ %s", INT_MAX, nb_shape_str(a, p), nb_shape_str(b, q));
     int nd = nb__broadcast_shape(a->ndim - 2, a->shape, b->ndim - 2, b->shape, out->shape);
     if (nd < 0)
-        return nb_op_error(&nb_op_matmul, "batch dimensions do not broadcast: %s @ %s",
+        return nb__op_error_code(NB_ERR_SHAPE, &nb_op_matmul, "batch dimensions do not broadcast: %s @ %s",
                            nb_shape_str(a, p), nb_shape_str(b, q));
     out->dtype = a->dtype;
     out->ndim = nd + 2;

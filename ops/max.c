@@ -23,7 +23,7 @@ static int max_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
     int64_t outn = nb__numel(out->ndim, out->shape);
     for (int i = 0; i < x[0]->ndim; i++)
         if ((a->mask & (1u << i)) && x[0]->shape[i] == 0 && outn > 0)
-            return nb__error("nb_max: cannot take the max over axis %d of size 0 (shape %s)",
+            return nb__shape_error("nb_max: cannot take the max over axis %d of size 0 (shape %s)",
                              i, nb_shape_str(x[0], b));
     return 0;
 }
@@ -143,7 +143,7 @@ static int argmax_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
             out->shape[out->ndim++] = 1;
     }
     if (x[0]->shape[ax] == 0 && nb__numel(out->ndim, out->shape) > 0)
-        return nb__error("nb_argmax: axis %d of shape %s is empty", a->axis,
+        return nb__shape_error("nb_argmax: axis %d of shape %s is empty", a->axis,
                          nb_shape_str(x[0], b));
     return 0;
 }

@@ -50,11 +50,11 @@ static int reshape_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
         if (a->shape[i] == -1 && infer < 0)
             infer = i;
         else if (a->shape[i] < 0)
-            return nb__error("nb_reshape: cannot reshape %s to %s: bad dimension %lld",
+            return nb__shape_error("nb_reshape: cannot reshape %s to %s: bad dimension %lld",
                              nb_shape_str(x[0], b), nb_dims_str(a->ndim, a->shape, c),
                              (long long)a->shape[i]);
         else if (a->shape[i] != 0 && known > NB_MAX_NUMEL / a->shape[i])
-            return nb__error("nb_reshape: cannot reshape %s to %s: more than 2^48 elements",
+            return nb__shape_error("nb_reshape: cannot reshape %s to %s: more than 2^48 elements",
                              nb_shape_str(x[0], b), nb_dims_str(a->ndim, a->shape, c));
         else
             known *= a->shape[i];
@@ -64,12 +64,12 @@ static int reshape_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
     memcpy(out->shape, a->shape, sizeof a->shape);
     if (infer >= 0) {
         if (known == 0 || x[0]->numel % known != 0)
-            return nb__error("nb_reshape: cannot reshape %s (%lld elements) to %s",
+            return nb__shape_error("nb_reshape: cannot reshape %s (%lld elements) to %s",
                              nb_shape_str(x[0], b), (long long)x[0]->numel,
                              nb_dims_str(a->ndim, a->shape, c));
         out->shape[infer] = x[0]->numel / known;
     } else if (known != x[0]->numel) {
-        return nb__error("nb_reshape: cannot reshape %s (%lld elements) to %s",
+        return nb__shape_error("nb_reshape: cannot reshape %s (%lld elements) to %s",
                          nb_shape_str(x[0], b), (long long)x[0]->numel,
                          nb_dims_str(a->ndim, a->shape, c));
     }
@@ -111,8 +111,12 @@ const nb_op nb_op_reshape = {.name = "reshape", .arity = 1, .attr_size = sizeof(
 
 nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape)
 {
-    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim && !shape)) {
-        nb__error("nb_reshape: a shape needs 0 to %d dimensions, got %d", NB_MAX_DIMS, ndim);
+    if (ndim < 0 || ndim > NB_MAX_DIMS) {
+        nb__shape_error("nb_reshape: a shape needs 0 to %d dimensions, got %d", NB_MAX_DIMS, ndim);
+        return NULL;
+    }
+    if (ndim && !shape) {
+        nb__error("nb_reshape: shape is NULL (%d dimensions)", ndim);
         return NULL;
     }
     reshape_attr a = {.ndim = ndim};

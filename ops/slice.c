@@ -89,7 +89,7 @@ static int slice_shape(nb_meta *out, nb_tensor *const x[], int n, const void *at
     if (s.len > 0)
         out->offset += s.first * st;
     if (s.len > 1 && __builtin_mul_overflow(st, s.step, &out->strides[s.axis]))
-        return nb__error("nb_slice: step %lld overflows the stride of axis %d of %s",
+        return nb__shape_error("nb_slice: step %lld overflows the stride of axis %d of %s",
                          (long long)s.step, s.axis, nb_shape_str(x[0], b));
     return 0;
 }
@@ -150,14 +150,14 @@ static int scatter_shape(nb_meta *out, nb_tensor *const x[], int n, const void *
     if (check("nb_slice_scatter", x[0], a, &s))
         return -1;
     if (x[1]->dtype != x[0]->dtype)
-        return nb__error("nb_slice_scatter: dtypes differ: x is %s, src is %s",
+        return nb__dtype_error("nb_slice_scatter: dtypes differ: x is %s, src is %s",
                          nb_dtype_name(x[0]->dtype), nb_dtype_name(x[1]->dtype));
     int64_t want[NB_MAX_DIMS];
     memcpy(want, x[0]->shape, sizeof want);
     want[s.axis] = s.len;
     if (x[1]->ndim != x[0]->ndim ||
         memcmp(want, x[1]->shape, sizeof(int64_t) * (size_t)x[0]->ndim) != 0)
-        return nb__error("nb_slice_scatter: src %s does not match the slice %s of x %s "
+        return nb__shape_error("nb_slice_scatter: src %s does not match the slice %s of x %s "
                          "([%lld:%lld:%lld] along axis %d)",
                          nb_shape_str(x[1], b), nb_dims_str(x[0]->ndim, want, c),
                          nb_shape_str(x[0], d), (long long)a->start, (long long)a->stop,

@@ -74,7 +74,7 @@ static int sum_to_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     if (s->ndim > x[0]->ndim ||
         nb__broadcast_shape(s->ndim, s->shape, x[0]->ndim, x[0]->shape, b) != x[0]->ndim ||
         memcmp(b, x[0]->shape, sizeof(int64_t) * (size_t)x[0]->ndim) != 0)
-        return nb__error("nb_sum_to: shape %s does not broadcast to %s",
+        return nb__shape_error("nb_sum_to: shape %s does not broadcast to %s",
                          nb_dims_str(s->ndim, s->shape, p), nb_shape_str(x[0], q));
     out->dtype = x[0]->dtype;
     out->ndim = s->ndim;
@@ -127,8 +127,10 @@ const nb_op nb_op_sum_to = {.name = "sum_to", .arity = 1, .attr_size = sizeof(sh
 
 static int shape_attr_of(const char *fn, int ndim, const int64_t *shape, shape_attr *a)
 {
-    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim && !shape))
-        return nb__error("%s: a shape needs 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        return nb__shape_error("%s: a shape needs 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
+    if (ndim && !shape)
+        return nb__error("%s: shape is NULL (%d dimensions)", fn, ndim);
     memset(a, 0, sizeof *a);
     a->ndim = ndim;
     for (int i = 0; i < ndim; i++)
@@ -155,7 +157,7 @@ static int broadcast_to_shape(nb_meta *out, nb_tensor *const x[], int n, const v
     if (x[0]->ndim > s->ndim ||
         nb__broadcast_shape(x[0]->ndim, x[0]->shape, s->ndim, s->shape, b) != s->ndim ||
         memcmp(b, s->shape, sizeof(int64_t) * (size_t)s->ndim) != 0)
-        return nb__error("nb_broadcast_to: shape %s does not broadcast to %s",
+        return nb__shape_error("nb_broadcast_to: shape %s does not broadcast to %s",
                          nb_shape_str(x[0], q), nb_dims_str(s->ndim, s->shape, p));
     out->dtype = x[0]->dtype;
     out->ndim = s->ndim;

@@ -23,7 +23,10 @@ bool nb_set_grad_enabled(bool on)
 
 bool nb_is_grad_enabled(void) { return !nb__thread()->grad_disabled; }
 
-const nb_op *nb_op_of(const nb_tensor *t) { return t && t->node ? t->node->op : NULL; }
+const nb_op *nb_op_of(const nb_tensor *t)
+{
+    return nb__usable("nb_op_of", "tensor", t) || !t->node ? NULL : t->node->op;
+}
 
 /* ---- shape rules ---- */
 
@@ -42,12 +45,19 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int6
 
 /* Called through nb_apply, which sets the op being applied for the messages. */
 
+/* A shape rule's error: named after the op being applied, or after the rule
+ * itself when it is called directly ("nb_shape_same: ..."). */
+#define RULE_ERROR(code, rule, ...)                                            \
+    (nb__thread()->applying ? nb__op_error_code(code, nb__thread()->applying, __VA_ARGS__)  \
+                            : nb__error_code(code, rule ": " __VA_ARGS__))
+
 int nb_shape_same(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
     (void)attr;
     if (!out || !x || n < 1 || !x[0])
-        return nb_op_error(nb__thread()->applying,
-                           "nb_shape_same: needs an output and at least one input");
+        return RULE_ERROR(NB_ERR_INVALID, "nb_shape_same",
+                          "needs an output and at least one input (out %s, "
+                          "x %s, n = %d)", out ? "given" : "NULL", x ? "given" : "NULL", n);
     out->dtype = x[0]->dtype;
     out->ndim = x[0]->ndim;
     memcpy(out->shape, x[0]->shape, sizeof out->shape);
@@ -58,21 +68,28 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
 {
     (void)attr;
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    if (nb_shape_same(out, x, n, attr))
-        return -1;
+    if (!out || !x || n < 1 || !x[0])
+        return RULE_ERROR(NB_ERR_INVALID, "nb_shape_broadcast",
+                          "needs an output and at least one input (out %s, "
+                          "x %s, n = %d)", out ? "given" : "NULL", x ? "given" : "NULL", n);
+    if (n > NB_MAX_INPUTS)
+        return RULE_ERROR(NB_ERR_INVALID, "nb_shape_broadcast",
+                          "takes 1 to %d inputs, got %d", NB_MAX_INPUTS, n);
+    nb_shape_same(out, x, n, attr);
     for (int i = 1; i < n; i++) {
         if (!x[i])
-            return nb_op_error(nb__thread()->applying, "input %d is NULL", i + 1);
+            return RULE_ERROR(NB_ERR_INVALID, "nb_shape_broadcast", "input %d is NULL", i + 1);
         if (x[i]->dtype != out->dtype)
-            return nb_op_error(nb__thread()->applying, "dtypes differ: %s %s and %s %s",
-                               nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b),
-                               nb_dtype_name(x[i]->dtype), nb_shape_str(x[i], c));
+            return RULE_ERROR(NB_ERR_DTYPE, "nb_shape_broadcast", "dtypes differ: %s %s and %s %s",
+                              nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b),
+                              nb_dtype_name(x[i]->dtype), nb_shape_str(x[i], c));
         int64_t shape[NB_MAX_DIMS];
         int nd = nb__broadcast_shape(out->ndim, out->shape, x[i]->ndim, x[i]->shape, shape);
         if (nd < 0) {
             char d[NB_SHAPE_STR_LEN];
-            return nb_op_error(nb__thread()->applying, "shapes do not broadcast: %s and %s",
-                               nb_dims_str(out->ndim, out->shape, d), nb_shape_str(x[i], c));
+            return RULE_ERROR(NB_ERR_SHAPE, "nb_shape_broadcast",
+                              "shapes do not broadcast: %s and %s",
+                              nb_dims_str(out->ndim, out->shape, d), nb_shape_str(x[i], c));
         }
         out->ndim = nd;
         memcpy(out->shape, shape, sizeof shape);
@@ -83,6 +100,8 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
 unsigned nb_batch_rows(nb_tensor *const x[], int n, const void *attr)
 {
     (void)attr;
+    if (!x || n < 1 || n > NB_MAX_INPUTS)
+        return 0;
     int ndim = 0;
     int64_t shape[NB_MAX_DIMS] = {0};
     for (int i = 0; i < n; i++) {
@@ -116,7 +135,7 @@ static int check_view(const nb_op *op, const nb_meta *m, const nb_tensor *base, 
 {
     char f[64], b[NB_SHAPE_STR_LEN];
     if (m->dtype != base->dtype)
-        return nb_op_error(op, "a view must keep the dtype of input 1 (%s), the shape rule "
+        return nb__op_error_code(NB_ERR_DTYPE, op, "a view must keep the dtype of input 1 (%s), the shape rule "
                            "gave %s", nb_dtype_name(base->dtype), nb_dtype_name(m->dtype));
     if (numel == 0)
         return 0;
@@ -132,7 +151,7 @@ static int check_view(const nb_op *op, const nb_meta *m, const nb_tensor *base, 
     if (lo >= 0 && (uint64_t)hi < base->storage->bytes / nb__dtype_size(base->dtype))
         return 0;
 out:
-    return nb__error("%s: the view %s (offset %lld) reaches outside the storage of its input "
+    return nb__shape_error("%s: the view %s (offset %lld) reaches outside the storage of its input "
                      "(%zu bytes)", fn_name(op, f), nb_dims_str(m->ndim, m->shape, b),
                      (long long)m->offset, base->storage->bytes);
 }
@@ -173,6 +192,9 @@ static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x
     for (int i = 0; i < n; i++) {
         xs[i] = x[i];
         vs[i] = x[i]->storage->version;
+        /* The node holds the input itself: a heap one stays until reset. */
+        if (nb__pin(g, &x[i]->own))
+            return -1;
     }
     vs[n] = y->storage->version;
     if (a)
@@ -185,7 +207,12 @@ static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x
     return 0;
 }
 
-nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void *attr)
+/* Inlined into nb_apply, its only caller: no second call per op. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[], int n,
+                               const void *attr)
 {
     char f[64];
     if (check_op(op, n))
@@ -196,14 +223,20 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
                 nb_op_error(op, "input %d is NULL", i + 1);
             return NULL;
         }
+    for (int i = 0; i < n; i++)
+        if (!nb__live(x_in[i])) {
+            char what[32];
+            snprintf(what, sizeof what, "input %d", i + 1);
+            nb__stale_error(fn_name(op, f), what, x_in[i]);
+            return NULL;
+        }
     if (op->attr_size && !attr) {
         nb_op_error(op, "attributes are NULL");
         return NULL;
     }
-    nb_thread *th = nb__thread();
     nb_graph *g = th->graph;
     if (!g) {
-        nb_op_error(op, "no current graph (create one with nb_graph_new)");
+        nb__op_error_code(NB_ERR_STATE, op, "no current graph (create one with nb_graph_new)");
         return NULL;
     }
     nb_tensor *x[NB_MAX_INPUTS];
@@ -226,7 +259,8 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
     }
     int64_t numel;
     if (!nb__dtype_ok(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
-        nb_op_error(op, "shape rule gave dtype %d with %d dimensions", (int)m.dtype, m.ndim);
+        nb__op_error_code(nb__dtype_ok(m.dtype) ? NB_ERR_SHAPE : NB_ERR_DTYPE, op,
+                          "shape rule gave dtype %d with %d dimensions", (int)m.dtype, m.ndim);
         return NULL;
     }
     if (nb__check_shape(NULL, m.ndim, m.shape, &numel)) {
@@ -252,39 +286,48 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x_in[], int n, const void 
 
     nb_tensor *y;
     if (m.view) {
-        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false))) {
-            nb__blame(fn_name(op, f));
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, false)))
             return NULL;
-        }
         y->storage = x[0]->storage;
+        if (nb__pin(g, y->storage)) /* a view of a heap tensor keeps it until reset */
+            return NULL;
         y->offset = m.offset;
         memcpy(y->strides, m.strides, sizeof y->strides);
         y->contiguous = nb__layout_contiguous(y->ndim, y->shape, y->strides);
     } else {
         nb_kernel k = op->forward[m.dtype];
         if (!k) {
-            nb_op_error(op, "has no %s kernel (nb_op.forward[NB_%s] is NULL)",
+            nb__op_error_code(NB_ERR_DTYPE, op, "has no %s kernel (nb_op.forward[NB_%s] is NULL)",
                         nb_dtype_name(m.dtype), m.dtype == NB_F32 ? "F32" : "F64");
             return NULL;
         }
-        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true))) {
-            nb__blame(fn_name(op, f));
+        if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true)))
             return NULL;
-        }
         nb_view yv, xv[NB_MAX_INPUTS];
         nb__view(y, &yv);
         for (int i = 0; i < n; i++)
             nb__view(x[i], &xv[i]);
         uint64_t errors = th->errors;
         k(&yv, xv, n, attr);
-        if (th->errors != errors) {
-            nb__blame(fn_name(op, f)); /* the kernel could not finish and said why */
-            return NULL;
-        }
+        if (th->errors != errors)
+            return NULL; /* the kernel could not finish and said why */
     }
-    if (need && op->backward && record(g, op, y, x, n, attr)) {
-        nb__blame(fn_name(op, f));
+    if (need && op->backward && record(g, op, y, x, n, attr))
         return NULL;
+    return y;
+}
+
+nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr)
+{
+    nb_thread *th = nb__thread();
+    uint64_t errors = th->errors;
+    nb_tensor *y = apply(th, op, x, n, attr);
+    /* Called by the user (no scope names the call): an error from inside (a
+     * user's shape rule or kernel, an inner op, the allocator) is named
+     * after this op, after the fact, so that success costs nothing. */
+    if (!y && th->errors != errors && !th->entry_fn && op && op->name && op->shape) {
+        char f[64];
+        nb__name_error(fn_name(op, f));
     }
     return y;
 }
@@ -304,7 +347,7 @@ static int check_versions(const nb_tensor *y, const char *fn)
             continue;
         const nb_tensor *t = is_y ? y : nd->x[i];
         if (t->storage->version != nd->versions[i])
-            return nb__error("%s: %s%s%s %s was modified in place after %s%s recorded it "
+            return nb__state_error("%s: %s%s%s %s was modified in place after %s%s recorded it "
                              "(version %u, expected %u)",
                              fn, is_y ? "the output of " : "input '",
                              is_y ? nd->op->name : (t->name ? t->name : "?"), is_y ? "" : "'",
@@ -326,7 +369,7 @@ static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor
                     mutant->input == i;
         nb_tensor *s = drop ? nb__mutate_broadcast(g, x) : nb_sum_to(g, x->ndim, x->shape);
         if (!s) {
-            nb__error("%s: backward of %s%s gave a %s gradient for input %d of shape %s, "
+            nb__shape_error("%s: backward of %s%s gave a %s gradient for input %d of shape %s, "
                       "which does not sum to it", fn, nb__op_prefix(nd->op), nd->op->name,
                       nb_shape_str(g, b), i + 1, nb_shape_str(x, c));
             return NULL;
@@ -340,11 +383,13 @@ static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor
     if (!g && nb__has_error()) {
         char why[400]; /* the message is rewritten from a copy of itself */
         snprintf(why, sizeof why, "%s", nb_last_error());
-        nb__error("%s: backward of %s%s failed: %s", fn, pre, name, why);
+        nb__error_code(nb_last_error_code(), "%s: backward of %s%s failed: %s", fn, pre, name,
+                       why);
     } else if (!g)
         nb__error("%s: backward of %s%s gave no gradient for input %d", fn, pre, name, i + 1);
     else
-        nb__error("%s: backward of %s%s gave a %s %s gradient for input %d of %s %s", fn, pre,
+        nb__error_code(g->dtype != x->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                       "%s: backward of %s%s gave a %s %s gradient for input %d of %s %s", fn, pre,
                   name, nb_dtype_name(g->dtype), nb_shape_str(g, b), i + 1,
                   nb_dtype_name(x->dtype), nb_shape_str(x, c));
     return NULL;
@@ -403,7 +448,7 @@ static int backward_pass(nb_graph *g, const pass_args *p)
         if (!nd || !acc[k])
             continue;
         if (nd->released)
-            return nb__error("%s: the graph through %s%s was already backpropagated without "
+            return nb__state_error("%s: the graph through %s%s was already backpropagated without "
                              ".retain_graph; pass .retain_graph = true to the first backward "
                              "to go through it twice",
                              p->fn, nb__op_prefix(nd->op), nd->op->name);
@@ -454,25 +499,27 @@ static int run_backward(const pass_args *a)
     pass_args p = *a;
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     nb_graph *g = nb__graph();
+    if (nb__usable(p.fn, p.n ? "output" : "root", p.root) ||
+        (p.seed && nb__usable(p.fn, "seed", p.seed)))
+        return -1;
     if (!g)
-        return nb__error("%s: no current graph (create one with nb_graph_new)", p.fn);
+        return nb__state_error("%s: no current graph (create one with nb_graph_new)", p.fn);
     if (!p.root->requires_grad)
         return nb__error("%s: the tensor %s does not require grad (no input of its "
                          "history requires grad, or it was made with gradients off)",
                          p.fn, nb_shape_str(p.root, b));
     if (!p.seed && p.root->numel != 1)
-        return nb__error("%s: a seed gradient is needed for a non-scalar output %s", p.fn,
+        return nb__shape_error("%s: a seed gradient is needed for a non-scalar output %s", p.fn,
                          nb_shape_str(p.root, b));
     if (p.seed && (!nb__same_shape(p.seed, p.root) || p.seed->dtype != p.root->dtype))
-        return nb__error("%s: seed %s %s does not match output %s %s", p.fn,
+        return nb__error_code(p.seed->dtype != p.root->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                              "%s: seed %s %s does not match output %s %s", p.fn,
                          nb_dtype_name(p.seed->dtype), nb_shape_str(p.seed, b),
                          nb_dtype_name(p.root->dtype), nb_shape_str(p.root, c));
     bool prev = nb_set_grad_enabled(p.create_graph);
     if (!p.seed)
         p.seed = nb_full_like(p.root, 1.0);
     int rc = p.seed ? backward_pass(g, &p) : -1;
-    if (rc)
-        nb__blame(p.fn); /* an allocation of the pass itself names no function */
     nb_set_grad_enabled(prev);
     for (int i = 0; rc == 0 && i < p.n; i++)
         if (!p.grads[i] && !p.allow_unused)
@@ -489,8 +536,9 @@ int nb_backward_(nb_backward_args a)
             nb__error("nb_backward: tensor is NULL");
         return -1;
     }
-    return run_backward(&(pass_args){.fn = "nb_backward", .root = a.root, .seed = a.seed,
-                                     .retain = a.retain_graph, .leaves_grad = true});
+    NB__NAMED("nb_backward", int,
+              run_backward(&(pass_args){.fn = "nb_backward", .root = a.root, .seed = a.seed,
+                                        .retain = a.retain_graph, .leaves_grad = true}));
 }
 
 int nb_grad_(nb_grad_args a)
@@ -503,14 +551,19 @@ int nb_grad_(nb_grad_args a)
     if (a.n < 1 || !a.inputs || !a.grads)
         return nb__error("nb_grad: needs n >= 1 inputs and a grads array (n = %d)", a.n);
     for (int i = 0; i < a.n; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "input %d", i + 1);
         if (!a.inputs[i])
             return nb__error("nb_grad: input %d is NULL", i + 1);
+        if (nb__usable("nb_grad", what, a.inputs[i]))
+            return -1;
         if (!a.inputs[i]->requires_grad)
             return nb__error("nb_grad: input %d does not require grad", i + 1);
         a.grads[i] = NULL;
     }
-    return run_backward(&(pass_args){.fn = "nb_grad", .root = a.output, .seed = a.seed,
-                                     .create_graph = a.create_graph,
-                                     .retain = a.retain_graph, .n = a.n, .inputs = a.inputs,
-                                     .grads = a.grads, .allow_unused = a.allow_unused});
+    NB__NAMED("nb_grad", int,
+              run_backward(&(pass_args){.fn = "nb_grad", .root = a.output, .seed = a.seed,
+                                        .create_graph = a.create_graph,
+                                        .retain = a.retain_graph, .n = a.n, .inputs = a.inputs,
+                                        .grads = a.grads, .allow_unused = a.allow_unused}));
 }

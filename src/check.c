@@ -122,6 +122,12 @@ static bool check_args(const char *fn, nb_check_fn f, int n, nb_tensor *const x[
     for (int i = 0; i < n; i++) {
         if (!x[i])
             return nb__check_fail(r, "%s: input %d is NULL", fn, i + 1);
+        if (!nb__live(x[i])) { /* its perturbation would write into another tensor */
+            char what[32];
+            snprintf(what, sizeof what, "input %d", i + 1);
+            nb__stale_error(fn, what, x[i]);
+            return nb__check_fail(r, "%s", nb_last_error());
+        }
         if (x[i]->dtype != NB_F64)
             return nb__check_fail(r,
                                   "%s: input %d is %s; inputs must be f64 (they are perturbed "

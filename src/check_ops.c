@@ -497,6 +497,17 @@ bool nb_gradcheck_op(const nb_op *op, const void *attr, int n,
 {
     nb_op_example ex;
     memset(&ex, 0, sizeof ex);
+    /* The op and its arity first, so that the message names this function. */
+    if (report && (!op || !op->name || !op->shape || (op->arity > 0 && n != op->arity))) {
+        nb__check_report_init(report, 0, 1, NULL);
+        if (!op || !op->name || !op->shape)
+            nb__check_fail(report, "nb_gradcheck_op: op is NULL or has no name or shape rule");
+        else
+            nb__check_fail(report, "nb_gradcheck_op: %s%s takes %d inputs, got %d shapes",
+                           nb__op_prefix(op), op->name, op->arity, n);
+        nb__error("%s", report->message);
+        return false;
+    }
     if (!report || n < 1 || n > NB_MAX_INPUTS || !shapes) {
         if (report) {
             nb__check_report_init(report, 0, 1, NULL);

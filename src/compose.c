@@ -9,13 +9,10 @@
 /* x present (or the first error kept) and a graph to record into. */
 static int need(const char *fn, const nb_tensor *x)
 {
-    if (!x) {
-        if (!nb__has_error())
-            nb__error("%s: x is NULL", fn);
+    if (nb__usable(fn, "x", x))
         return -1;
-    }
     if (!nb__graph())
-        return nb__error("%s: no current graph (create one with nb_graph_new)", fn);
+        return nb__state_error("%s: no current graph (create one with nb_graph_new)", fn);
     return 0;
 }
 
@@ -28,9 +25,9 @@ static int axis_of(const char *fn, const nb_tensor *x, int axis)
     return a;
 }
 
-nb_tensor *nb_square(nb_tensor *x) { return need("nb_square", x) ? NULL : nb_mul(x, x); }
+static nb_tensor *square_impl(nb_tensor *x) { return need("nb_square", x) ? NULL : nb_mul(x, x); }
 
-nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1)
+static nb_tensor *transpose_impl(nb_tensor *x, int dim0, int dim1)
 {
     if (need("nb_transpose", x))
         return NULL;
@@ -45,7 +42,7 @@ nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1)
     return nb_permute(x, x->ndim, perm);
 }
 
-nb_tensor *nb_squeeze(nb_tensor *x, int axis)
+static nb_tensor *squeeze_impl(nb_tensor *x, int axis)
 {
     char b[NB_SHAPE_STR_LEN];
     if (need("nb_squeeze", x))
@@ -54,7 +51,7 @@ nb_tensor *nb_squeeze(nb_tensor *x, int axis)
     if (a < 0)
         return NULL;
     if (x->shape[a] != 1) {
-        nb__error("nb_squeeze: axis %d of shape %s has size %lld, not 1", axis,
+        nb__shape_error("nb_squeeze: axis %d of shape %s has size %lld, not 1", axis,
                   nb_shape_str(x, b), (long long)x->shape[a]);
         return NULL;
     }
@@ -65,7 +62,7 @@ nb_tensor *nb_squeeze(nb_tensor *x, int axis)
     return nb_reshape(x, x->ndim - 1, shape);
 }
 
-nb_tensor *nb_unsqueeze(nb_tensor *x, int axis)
+static nb_tensor *unsqueeze_impl(nb_tensor *x, int axis)
 {
     char b[NB_SHAPE_STR_LEN];
     if (need("nb_unsqueeze", x))
@@ -96,7 +93,7 @@ static int reduce_args(const char *fn, const nb_reduce_args *a, nb_reduce_attr *
     return 0;
 }
 
-nb_tensor *nb_min_(nb_reduce_args a)
+static nb_tensor *min_impl(nb_reduce_args a)
 {
     nb_reduce_attr r;
     double count;
@@ -106,7 +103,7 @@ nb_tensor *nb_min_(nb_reduce_args a)
     nb_meta out;
     nb__reduce_shape(&out, a.x, &r);
     if (count == 0 && nb__numel(out.ndim, out.shape) > 0) {
-        nb__error("nb_min: cannot take the min over an axis of size 0 (shape %s)",
+        nb__shape_error("nb_min: cannot take the min over an axis of size 0 (shape %s)",
                   nb_shape_str(a.x, b));
         return NULL;
     }
@@ -114,7 +111,7 @@ nb_tensor *nb_min_(nb_reduce_args a)
     return nb_neg(nb_max_(a));
 }
 
-nb_tensor *nb_mean_(nb_reduce_args a)
+static nb_tensor *mean_impl(nb_reduce_args a)
 {
     nb_reduce_attr r;
     double count;
@@ -123,7 +120,7 @@ nb_tensor *nb_mean_(nb_reduce_args a)
     return nb_div(nb_sum_(a), nb_scalar_like(a.x, count));
 }
 
-nb_tensor *nb_var_(nb_reduce_args a)
+static nb_tensor *var_impl(nb_reduce_args a)
 {
     nb_reduce_attr r;
     double count;
@@ -136,7 +133,7 @@ nb_tensor *nb_var_(nb_reduce_args a)
     return nb_mean_(a);
 }
 
-nb_tensor *nb_logsumexp_(nb_reduce_args a)
+static nb_tensor *logsumexp_impl(nb_reduce_args a)
 {
     nb_reduce_attr r;
     double count;
@@ -170,14 +167,14 @@ nb_tensor *nb_logsumexp_(nb_reduce_args a)
     return nb_reshape(s, out.ndim, out.shape);
 }
 
-nb_tensor *nb_log_softmax(nb_tensor *x, int axis)
+static nb_tensor *log_softmax_impl(nb_tensor *x, int axis)
 {
     if (need("nb_log_softmax", x) || axis_of("nb_log_softmax", x, axis) < 0)
         return NULL;
     return nb_sub(x, nb_logsumexp(x, .axes = NB_AXES(axis), .keepdims = true));
 }
 
-nb_tensor *nb_softmax(nb_tensor *x, int axis)
+static nb_tensor *softmax_impl(nb_tensor *x, int axis)
 {
     int a;
     if (need("nb_softmax", x) || (a = axis_of("nb_softmax", x, axis)) < 0)
@@ -193,4 +190,34 @@ nb_tensor *nb_softmax(nb_tensor *x, int axis)
     }
     nb_tensor *e = nb_exp(z);
     return nb_div(e, nb_sum(e, .axes = NB_AXES(a), .keepdims = true));
+}
+
+/* The public functions: errors inside any of them name it first. */
+nb_tensor *nb_square(nb_tensor *x) { NB__NAMED("nb_square", nb_tensor *, square_impl(x)); }
+nb_tensor *nb_transpose(nb_tensor *x, int dim0, int dim1)
+{
+    NB__NAMED("nb_transpose", nb_tensor *, transpose_impl(x, dim0, dim1));
+}
+nb_tensor *nb_squeeze(nb_tensor *x, int axis)
+{
+    NB__NAMED("nb_squeeze", nb_tensor *, squeeze_impl(x, axis));
+}
+nb_tensor *nb_unsqueeze(nb_tensor *x, int axis)
+{
+    NB__NAMED("nb_unsqueeze", nb_tensor *, unsqueeze_impl(x, axis));
+}
+nb_tensor *nb_min_(nb_reduce_args a) { NB__NAMED("nb_min", nb_tensor *, min_impl(a)); }
+nb_tensor *nb_mean_(nb_reduce_args a) { NB__NAMED("nb_mean", nb_tensor *, mean_impl(a)); }
+nb_tensor *nb_var_(nb_reduce_args a) { NB__NAMED("nb_var", nb_tensor *, var_impl(a)); }
+nb_tensor *nb_logsumexp_(nb_reduce_args a)
+{
+    NB__NAMED("nb_logsumexp", nb_tensor *, logsumexp_impl(a));
+}
+nb_tensor *nb_log_softmax(nb_tensor *x, int axis)
+{
+    NB__NAMED("nb_log_softmax", nb_tensor *, log_softmax_impl(x, axis));
+}
+nb_tensor *nb_softmax(nb_tensor *x, int axis)
+{
+    NB__NAMED("nb_softmax", nb_tensor *, softmax_impl(x, axis));
 }

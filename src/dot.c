@@ -435,14 +435,13 @@ static void put_edges(dot_ctx *c)
 static char *build(nb_tensor *root, const nb_dot_opts *opts, const char *fn)
 {
     static const nb_dot_opts defaults = {0};
-    if (!root) {
-        if (!nb__has_error())
-            nb__error("%s: root tensor is NULL", fn);
+    if (nb__usable(fn, "root", root))
         return NULL;
-    }
+    const char *outer = nb_error_scope_begin(fn);
     dot_ctx c = {.o = opts ? opts : &defaults, .root = root, .indent = 2,
                  .sc = {.elem = sizeof(scope)}};
     char *result = NULL;
+    uint64_t errors = nb__thread()->errors; /* a stale tensor in the walk says so itself */
     if (nb__walk(&c.w, root, false, NULL) || place(&c))
         goto done;
 
@@ -466,14 +465,15 @@ static char *build(nb_tensor *root, const nb_dot_opts *opts, const char *fn)
         b->p = NULL;
     }
 done:
-    if (!result)
-        nb__error("%s: out of memory building the DOT text of %lld tensors", fn,
+    if (!result && nb__thread()->errors == errors)
+        nb__memory_error("%s: out of memory building the DOT text of %lld tensors", fn,
                   (long long)count_of(&c));
     nb__free(c.out.p);
     nb__free(c.e);
     nb__vec_free(&c.sc);
     nb__pmap_free(&c.path);
     nb__walk_free(&c.w);
+    nb_error_scope_end(outer);
     return result;
 }
 char *nb_dot_string(nb_tensor *root, const nb_dot_opts *opts)
@@ -571,7 +571,7 @@ static const char *format_of(const char *path)
 int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
 {
     if (!nb_dot_can_render())
-        return nb__error("nb_dot_render: this nabla was built without Graphviz (libgvc); "
+        return nb__state_error("nb_dot_render: this nabla was built without Graphviz (libgvc); "
                          "use nb_dot_write and run `dot -Tsvg file.dot -o file.svg`");
     if (!path)
         return nb__error("nb_dot_render: path is NULL");
@@ -580,11 +580,8 @@ int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
         return nb__error("nb_dot_render: cannot tell the format of '%s': the name must end "
                          "in .svg or .png",
                          path);
-    if (!root) {
-        if (!nb__has_error())
-            nb__error("nb_dot_render: root tensor is NULL");
+    if (nb__usable("nb_dot_render", "root", root))
         return -1;
-    }
 #ifdef NB_HAVE_GRAPHVIZ
     char *dot = build(root, opts, "nb_dot_render");
     if (!dot)

@@ -7,17 +7,26 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 typedef struct nb_node nb_node;
 
 enum { NB_HEAP = 1, NB_ARENA = 2 };
 
-/* A buffer and its version counter, shared by every view of it. */
+/* A buffer and its version counter, shared by every view of it, with the
+ * stamps that tell whether it may still be read (src/memory.c, "Lifetimes"). */
 typedef struct nb_storage {
     void *data;
     size_t bytes;
     uint32_t version; /* bumped by every in-place write through any view */
+    uint32_t slot;    /* graph storages: the slot of their graph in the registry */
+    uint64_t gen;     /* graph storages: the generation they were made in; 0: heap */
+    /* Heap storages, atomically: 2 x the graph generations that use them
+     * (views, recorded nodes), + 1 once nb_free was called. The tensor
+     * goes away when this drops to 0 / 1. */
+    uint32_t refs;
+    uint64_t pinned; /* heap storages: the last generation that counted itself in refs */
 } nb_storage;
 
 struct nb_tensor {
@@ -72,9 +81,14 @@ typedef struct nb_thread {
     const nb_op *cut;
     const nb_op *applying; /* the op whose shape rule is running (messages) */
     uint64_t errors;       /* errors set so far: a kernel that fails sets one */
+    /* The public function running, which error messages name first: set by
+     * compositions and nb_error_scope_begin (the outermost wins). nb_apply
+     * names its errors after the fact instead (nb__name_error). */
+    const char *entry_fn;
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
     bool flush;            /* nb_set_flush_subnormals */
     bool err_set;
+    nb_error_code err_code;
     char err_msg[512];
 } nb_thread;
 nb_thread *nb__thread(void);
@@ -88,15 +102,37 @@ int nb__mutate(const nb_mutant *m, const nb_node *nd, nb_tensor *gi[]);
 nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
 
 /* ---- errors ---- */
-/* Sets the thread's error message (printf-style). Always returns -1. */
+/* Sets the thread's error message (printf-style) with code NB_ERR_INVALID;
+ * nb__error_code with another code. Always return -1. */
 #define nb__error nb_set_error
+#define nb__error_code nb_set_error_code
+#define nb__shape_error(...) nb_set_error_code(NB_ERR_SHAPE, __VA_ARGS__)
+#define nb__dtype_error(...) nb_set_error_code(NB_ERR_DTYPE, __VA_ARGS__)
+#define nb__state_error(...) nb_set_error_code(NB_ERR_STATE, __VA_ARGS__)
+#define nb__memory_error(...) nb_set_error_code(NB_ERR_MEMORY, __VA_ARGS__)
+/* nb_op_error with a code: "nb_<op>: <message>". Returns -1. */
+int nb__op_error_code(nb_error_code code, const nb_op *op, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
+ * value: errors set inside name fn first. For compositions. */
+#define NB__NAMED(fn, T, call)                                                 \
+    do {                                                                       \
+        const char *outer_ = nb_error_scope_begin(fn);                         \
+        T r_ = (call);                                                         \
+        nb_error_scope_end(outer_);                                            \
+        return r_;                                                             \
+    } while (0)
 /* True when an error is pending (used to keep the first error). */
 bool nb__has_error(void);
-/* A failure deep inside (an allocation: "out of memory allocating 64
- * bytes") surfaces through a public function: when the pending message
- * names no function, it becomes "fn: message". Messages that already name
- * one are kept. Always returns -1. */
-int nb__blame(const char *fn);
+/* The public function running (nb_error_scope_begin), into buf (64 bytes);
+ * NULL when none is. */
+const char *nb__entry(char *buf);
+/* Makes the pending message start with "fn: " (unless it does): an unnamed
+ * "nabla: ..." is renamed, anything else prefixed. The code is kept. */
+void nb__name_error(const char *fn);
 /* "nb_" for built-in ops, "" for user ops, so messages name the C function. */
 const char *nb__op_prefix(const nb_op *op);
 
@@ -106,6 +142,46 @@ void nb__free(void *p);       /* nb_mem_free */
 /* Allocation in g's arena (64-byte aligned); NULL with an error. */
 void *nb__arena_alloc(nb_graph *g, size_t size);
 nb_graph *nb__graph(void); /* current graph or NULL */
+
+/* ---- lifetimes (src/memory.c) ----
+ * A graph holds a slot in a process-wide registry, whose entry is the
+ * graph's current generation (0 once freed); a graph tensor's storage keeps
+ * the slot and the generation it was made in. So a tensor is usable while
+ * nb__slot_gen[slot] == gen: one load, no lock, and nothing read from the
+ * graph itself. Heap storages count the graph generations that use them. */
+enum { NB__MAX_GRAPHS = 1 << 16 };
+extern _Atomic uint64_t nb__slot_gen[NB__MAX_GRAPHS];
+
+static inline bool nb__storage_live(const nb_storage *s)
+{
+    if (s->gen) /* the mask keeps a garbage header's slot inside the table */
+        return atomic_load_explicit(&nb__slot_gen[s->slot & (NB__MAX_GRAPHS - 1)],
+                                    memory_order_relaxed) == s->gen;
+    return !(__atomic_load_n(&s->refs, __ATOMIC_RELAXED) & 1u);
+}
+/* t, and the storage it views, are still valid: not of a reset or freed
+ * graph, not freed with nb_free. */
+static inline bool nb__live(const nb_tensor *t)
+{
+    return nb__storage_live(&t->own) && (t->storage == &t->own || nb__storage_live(t->storage));
+}
+/* The STATE error for a tensor that is not live: "fn: what is a tensor of
+ * graph generation 3, which was reset (now 4)", "... was freed (nb_free)
+ * ...". Returns -1. */
+int nb__stale_error(const char *fn, const char *what, const nb_tensor *t);
+/* NULL (INVALID, a pending error kept) or not live (STATE): -1 with the
+ * error; 0 when t can be used. */
+static inline int nb__usable(const char *fn, const char *what, const nb_tensor *t)
+{
+    if (t && nb__live(t))
+        return 0;
+    return nb_check_tensor(fn, what, t);
+}
+/* Counts a heap storage as used by g's current generation (a view of it or
+ * a node that records its tensor); released when g is reset or freed. A
+ * no-op for graph storages. 0, or -1 (out of memory) with an error. */
+int nb__pin_heap(nb_graph *g, nb_storage *s);
+static inline int nb__pin(nb_graph *g, nb_storage *s) { return s->gen ? 0 : nb__pin_heap(g, s); }
 
 /* Checks a shape (0..NB_MAX_DIMS dims, none negative, the element count
  * within NB_MAX_NUMEL) and gives its element count; -1 with an error

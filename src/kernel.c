@@ -214,10 +214,10 @@ void *nb_kernel_scratch(size_t bytes)
 {
     nb_graph *g = nb__graph();
     if (!g) {
-        nb__error("nb_kernel_scratch: no current graph (kernels run inside nb_apply)");
+        nb__state_error("nb_kernel_scratch: no current graph (kernels run inside nb_apply)");
         return NULL;
     }
-    return nb__arena_alloc(g, bytes);
+    NB__NAMED("nb_kernel_scratch", void *, nb__arena_alloc(g, bytes));
 }
 
 /* ---- the subnormal setting ---- */

@@ -3,13 +3,44 @@
  * An arena is a list of chunks. Reset rewinds to the first chunk and keeps
  * them all, so a step that needs what the last one needed allocates nothing.
  *
- * Allocation failures say what failed ("out of memory allocating 64
- * bytes") without a function's name: the public function they surface
- * through adds its own (nb__blame), so a user reads "nb_matmul: ...". */
+ * Allocation failures say what failed: inside a public function's error
+ * scope (nb_error_scope_begin) the message is prefixed with its name, else
+ * it reads "nabla: out of memory ..." and the public function it surfaces
+ * through renames it (nb__name_error), so a user reads "nb_matmul: ...". */
 #include "internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
+
+/* AddressSanitizer builds: the released arena is poisoned (see
+ * "lifetimes" below). */
+#if defined(__SANITIZE_ADDRESS__)
+#define NB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NB_ASAN 1
+#endif
+#endif
+#ifdef NB_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* The largest block nabla asks the allocator for: a request beyond it cannot
+ * succeed (the address space is 2^47 bytes on x86-64), and refusing it here
+ * keeps the error clean in every build (AddressSanitizer would print a
+ * warning for anything above its own limit of 2^40). */
+#if defined(NB_ASAN)
+#define MAX_ALLOC ((size_t)1 << 40)
+#elif SIZE_MAX > 0xFFFFFFFFu
+#define MAX_ALLOC ((size_t)1 << 47)
+#else
+#define MAX_ALLOC (SIZE_MAX / 2)
+#endif
 
 static void *default_alloc(size_t size, void *ctx)
 {
@@ -69,14 +100,19 @@ typedef struct {
 void *nb__alloc(size_t size)
 {
     const size_t align = 64, extra = align + sizeof(block_header);
-    if (size > SIZE_MAX - extra) {
-        nb__error("an allocation of %zu bytes is too large", size);
+    /* Named after the public function running (nb_error_scope_begin), or
+     * "nabla" when none is: callers that know better rename it. */
+    nb_thread *th = nb__thread();
+    const char *who = th->entry_fn ? "" : "nabla: ";
+    if (size > MAX_ALLOC - extra) {
+        nb__memory_error("%sallocation of %zu bytes is too large (one allocation can be at "
+                         "most %zu bytes here)", who, size, (size_t)MAX_ALLOC);
         return NULL;
     }
     const nb_allocator *h = atomic_load_explicit(&hook, memory_order_acquire);
     void *raw = h->alloc(size + extra, h->ctx);
     if (!raw) {
-        nb__error("out of memory allocating %zu bytes", size);
+        nb__memory_error("%sout of memory allocating %zu bytes", who, size);
         return NULL;
     }
     uintptr_t p = ((uintptr_t)raw + sizeof(block_header) + align - 1) & ~(uintptr_t)(align - 1);
@@ -94,20 +130,14 @@ void nb__free(void *p)
     b->by->free(b->raw, b->by->ctx);
 }
 
-void *nb_mem_alloc(size_t size)
-{
-    void *p = nb__alloc(size);
-    if (!p)
-        nb__blame("nb_mem_alloc");
-    return p;
-}
+void *nb_mem_alloc(size_t size) { NB__NAMED("nb_mem_alloc", void *, nb__alloc(size)); }
 void nb_mem_free(void *p) { nb__free(p); }
 
 /* ---- shapes ---- */
 
 /* A refusal: the message only when there is a function to name (a quiet
  * check runs for every op, and its caller names the op on failure). */
-#define REFUSE(...) (fn ? nb__error(__VA_ARGS__) : -1)
+#define REFUSE(...) (fn ? nb__shape_error(__VA_ARGS__) : -1)
 
 int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
 {
@@ -115,7 +145,7 @@ int nb__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *num
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         return REFUSE("%s: a shape has 0 to %d dimensions, got %d", fn, NB_MAX_DIMS, ndim);
     if (ndim > 0 && !shape)
-        return REFUSE("%s: shape is NULL (%d dimensions)", fn, ndim);
+        return fn ? nb__error("%s: shape is NULL (%d dimensions)", fn, ndim) : -1;
     /* The product of the non-zero sizes stays within NB_MAX_NUMEL, so no
      * stride or partial product can overflow either; a multiply with an
      * overflow check, not a division, since this runs for every op. */
@@ -213,7 +243,7 @@ static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *s
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!nb__dtype_ok(dtype)) {
-        nb__error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
+        nb__dtype_error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
         return NULL;
     }
     int64_t numel;
@@ -222,13 +252,14 @@ nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const i
     size_t head = (sizeof(nb_tensor) + 63) & ~(size_t)63;
     size_t bytes = (size_t)numel * nb__dtype_size(dtype);
     if (bytes > SIZE_MAX - head) {
-        nb__error("%s: %zu bytes is too large", fn, bytes);
+        nb__memory_error("%s: %zu bytes is too large", fn, bytes);
         return NULL;
     }
     nb_tensor *t = nb__alloc(head + bytes);
     if (!t) {
         char b[NB_SHAPE_STR_LEN];
-        nb__error("%s: out of memory for a %s %s tensor (%zu bytes)", fn, nb_dtype_name(dtype),
+        nb__memory_error("%s: out of memory for a %s %s tensor (%zu bytes)", fn,
+                         nb_dtype_name(dtype),
                   nb_dims_str(ndim, shape, b), bytes);
         return NULL;
     }
@@ -238,31 +269,131 @@ nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const i
     return t;
 }
 
+/* ---- lifetimes ----
+ *
+ * What a stale tensor is and how each kind is caught (docs/reliability.md):
+ *
+ * - A graph holds a slot of the registry below. nb__slot_gen[slot] is the
+ *   graph's current generation, 0 once it is freed; every graph tensor's
+ *   storage keeps its slot and generation, so nb__live is one load.
+ * - Graph tensor headers do not live in the data arena but in a ring of
+ *   header chunks that reset does not rewind: new headers go after the
+ *   last ones, and a chunk is reused only when it holds nothing of the
+ *   current or the previous generation. So the header of a tensor kept from
+ *   before the last reset is never overwritten by a new tensor, and still
+ *   holds its old stamp: using it is an error, not a read of whatever the
+ *   arena holds now. Older headers keep their stamp until the ring comes
+ *   round to them (then, in any build, the pointer may name a current
+ *   tensor). After nb_graph_free the ring is freed with the graph: reading
+ *   a header then is a use after free (reported by ASan builds; plain builds
+ *   usually still see the stamp, with no guarantee).
+ * - Heap storages count the generations that use them (views, recorded
+ *   nodes). nb_free of a heap tensor still in use marks it freed and leaves
+ *   the memory to the last such generation's reset or free, so the graph
+ *   can report "was freed (nb_free)" instead of reading freed memory.
+ * - ASan builds poison the data arena on reset (and free returns it), so a
+ *   raw pointer kept from nb_data of a graph tensor is reported when read. */
+
+
+_Atomic uint64_t nb__slot_gen[NB__MAX_GRAPHS];
+/* The first generation of the graph in each slot (to tell "reset" from
+ * "freed"), the graph itself, and the free slots: under slots_lock. */
+static _Atomic uint64_t slot_first[NB__MAX_GRAPHS];
+static nb_graph *slot_graph[NB__MAX_GRAPHS];
+static uint32_t free_slots[NB__MAX_GRAPHS];
+static uint32_t nfree, high_water = 1; /* slot 0 is never a graph's */
+static atomic_flag slots_lock = ATOMIC_FLAG_INIT;
+
+static void lock_slots(void)
+{
+    while (atomic_flag_test_and_set_explicit(&slots_lock, memory_order_acquire))
+        ;
+}
+static void unlock_slots(void) { atomic_flag_clear_explicit(&slots_lock, memory_order_release); }
+
+/* Frees a heap tensor's memory (its name and block). */
+static void release_heap(nb_tensor *t)
+{
+    nb__free(t->name);
+    nb__free(t);
+}
+
 void nb_free(nb_tensor *t)
 {
     if (!t || t->lifetime != NB_HEAP)
         return;
-    nb_free(t->grad);
-    nb__free(t->name);
+    uint32_t old = __atomic_fetch_or(&t->own.refs, 1u, __ATOMIC_ACQ_REL);
+    if (old & 1u) {
+        /* Only seen while a graph still holds it: otherwise it is gone. */
+        nb__state_error("nb_free: the tensor%s%s%s was already freed", t->name ? " '" : "",
+                        t->name ? t->name : "", t->name ? "'" : "");
+        return;
+    }
+    nb_tensor *grad = t->grad;
+    t->grad = NULL;
+    nb_free(grad);
     live_tensors--;
-    nb__free(t);
+    if (old == 0)
+        release_heap(t);
+    /* else: the last graph generation using it releases it (unpin). */
+}
+
+int nb__stale_error(const char *fn, const char *what, const nb_tensor *t)
+{
+    const nb_storage *s = nb__storage_live(&t->own) ? t->storage : &t->own;
+    /* "input 1 is a view of a tensor ...", "the tensor is of ..." */
+    bool plain = strcmp(what, "tensor") == 0;
+    char subject[128];
+    snprintf(subject, sizeof subject, "%s%s is %s", plain ? "the " : "", what,
+             s != &t->own ? "a view of a tensor " : plain ? "" : "a tensor ");
+    if (!s->gen)
+        return nb__state_error("%s: %s%s%s freed (nb_free) while graph tensors still used it",
+                               fn, plain ? "the " : "", what,
+                               s != &t->own ? " is a view of a tensor that was"
+                               : plain      ? " was"
+                                            : " is a tensor that was");
+    uint32_t slot = s->slot & (NB__MAX_GRAPHS - 1);
+    uint64_t now = atomic_load_explicit(&nb__slot_gen[slot], memory_order_relaxed);
+    uint64_t first = atomic_load_explicit(&slot_first[slot], memory_order_relaxed);
+    if (!now || s->gen < first)
+        return nb__state_error("%s: %sof graph generation %llu, whose graph was freed", fn,
+                               subject, (unsigned long long)s->gen);
+    return nb__state_error("%s: %sof graph generation %llu, which was reset (now %llu)", fn,
+                           subject, (unsigned long long)s->gen, (unsigned long long)now);
 }
 
 /* ---- graphs ---- */
 
+/* The data arena: a list of chunks, rewound on reset. */
 typedef struct chunk {
     struct chunk *next;
     size_t size, used;
     char *mem;
 } chunk;
 
+/* The header ring: chunks of fixed-size tensor headers. */
+/* Two chunks of 128 headers (~66 KB) per allocation: below malloc's mmap
+ * threshold, so a freed ring stays mapped (a stale read is not a crash). */
+enum { HEADER = (sizeof(nb_tensor) + 63) & ~(size_t)63, HEADERS_PER_CHUNK = 128 };
+typedef struct hchunk {
+    struct hchunk *next;
+    uint32_t used;
+    bool owns_block; /* the first of the chunks one allocation made */
+    uint64_t newest; /* the newest generation with a header here */
+    char *mem;
+} hchunk;
+
 struct nb_graph {
     chunk *first, *cur;
     size_t used;  /* bytes handed out since the last reset (nb_graph_bytes) */
     size_t limit; /* nb_graph_set_limit; 0: none */
+    hchunk *hfirst, *hcur;
     nb_graph *prev;
     int64_t nodes, next_id;
-    uint64_t generation;
+    uint64_t generation, previous; /* the current one and the one before */
+    uint32_t slot;
+    size_t header_bytes;           /* headers made since the last reset */
+    nb_vec pins;                   /* nb_storage *: heap storages this generation uses */
     /* scope stack: each entry is the full path "a/b" in the arena */
     const char *scopes[32];
     int nscopes;
@@ -273,39 +404,131 @@ static _Atomic uint64_t generations;
 nb_graph *nb__graph(void) { return nb__thread()->graph; }
 nb_graph *nb_graph_current(void) { return nb__thread()->graph; }
 
+/* Whether g is a live graph, without reading *g unless it is: the thread's
+ * chain of graphs first (the common case), then the registry. */
+static bool graph_live(const nb_graph *g)
+{
+    for (const nb_graph *h = nb__thread()->graph; h; h = h->prev)
+        if (h == g)
+            return true;
+    bool found = false;
+    lock_slots();
+    for (uint32_t i = 1; i < high_water && !found; i++)
+        found = slot_graph[i] == g;
+    unlock_slots();
+    return found;
+}
+
+/* NULL (quietly, as before), or not live: an error naming fn. */
+static bool bad_graph(const nb_graph *g, const char *fn)
+{
+    if (!g)
+        return true;
+    if (graph_live(g))
+        return false;
+    nb__state_error("%s: %p is not a live graph (freed already, or never made by "
+                    "nb_graph_new)", fn, (const void *)g);
+    return true;
+}
+
 nb_graph *nb_graph_new(void)
 {
     nb_graph *g = nb__alloc(sizeof *g);
     if (!g) {
-        nb__blame("nb_graph_new");
+        nb__memory_error("nb_graph_new: out of memory for a graph (%zu bytes)", sizeof *g);
         return NULL;
     }
     memset(g, 0, sizeof *g);
+    lock_slots();
+    uint32_t slot = nfree ? free_slots[--nfree] : high_water < NB__MAX_GRAPHS ? high_water++ : 0;
+    if (slot)
+        slot_graph[slot] = g;
+    unlock_slots();
+    if (!slot) {
+        nb__free(g);
+        nb__memory_error("nb_graph_new: %d graphs are live, the most there can be at once",
+                         NB__MAX_GRAPHS - 1);
+        return NULL;
+    }
+    g->slot = slot;
     g->generation = ++generations;
+    atomic_store_explicit(&slot_first[slot], g->generation, memory_order_relaxed);
+    atomic_store_explicit(&nb__slot_gen[slot], g->generation, memory_order_release);
+    g->pins = (nb_vec){.elem = sizeof(nb_storage *), .g = g};
     g->prev = nb__thread()->graph;
     nb__thread()->graph = g;
     return g;
 }
 
-void nb_graph_reset(nb_graph *g)
+int nb__pin_heap(nb_graph *g, nb_storage *s)
 {
-    if (!g)
-        return;
-    for (chunk *c = g->first; c; c = c->next)
+    if (__atomic_load_n(&s->pinned, __ATOMIC_RELAXED) == g->generation)
+        return 0;
+    if (nb__vec_reserve(&g->pins, 1))
+        return nb__memory_error("out of memory recording a use of a heap tensor");
+    ((nb_storage **)g->pins.v)[g->pins.n++] = s;
+    __atomic_fetch_add(&s->refs, 2u, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->pinned, g->generation, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Lets go of the heap storages the ending generation used: one that was
+ * freed in the meantime goes away with its last user. */
+static void unpin_all(nb_graph *g)
+{
+    nb_storage **s = g->pins.v;
+    for (int64_t i = 0; i < g->pins.n; i++)
+        if (__atomic_fetch_sub(&s[i]->refs, 2u, __ATOMIC_ACQ_REL) == 3u)
+            release_heap((nb_tensor *)((char *)s[i] - offsetof(nb_tensor, own)));
+    g->pins = (nb_vec){.elem = sizeof(nb_storage *), .g = g};
+}
+
+/* The next generation; the data arena rewound (and poisoned in ASan builds). */
+static void new_generation(nb_graph *g)
+{
+    unpin_all(g);
+    for (chunk *c = g->first; c; c = c->next) {
+        POISON(c->mem, c->used);
         c->used = 0;
+    }
     g->cur = g->first;
     g->used = 0;
     g->nodes = 0;
     g->next_id = 0;
     g->nscopes = 0;
+    g->header_bytes = 0;
+    g->previous = g->generation;
     g->generation = ++generations;
+    atomic_store_explicit(&nb__slot_gen[g->slot], g->generation, memory_order_release);
+}
+
+void nb_graph_reset(nb_graph *g)
+{
+    if (bad_graph(g, "nb_graph_reset"))
+        return;
+    new_generation(g);
 }
 
 void nb_graph_free(nb_graph *g)
 {
-    if (!g)
+    if (bad_graph(g, "nb_graph_free"))
         return;
+    unpin_all(g);
     for (chunk *c = g->first, *n; c; c = n) {
+        n = c->next;
+        nb__free(c);
+    }
+    /* Each block holds two chunks, not always side by side in the ring:
+     * the blocks are listed first, then freed. */
+    hchunk *blocks = NULL;
+    for (hchunk *c = g->hfirst, *n; c; c = n) {
+        n = c->next;
+        if (c->owns_block) {
+            c->next = blocks;
+            blocks = c;
+        }
+    }
+    for (hchunk *c = blocks, *n; c; c = n) {
         n = c->next;
         nb__free(c);
     }
@@ -319,37 +542,68 @@ void nb_graph_free(nb_graph *g)
                 h->prev = g->prev;
                 break;
             }
+    atomic_store_explicit(&nb__slot_gen[g->slot], 0, memory_order_release);
+    lock_slots();
+    slot_graph[g->slot] = NULL;
+    free_slots[nfree++] = g->slot;
+    unlock_slots();
     nb__free(g);
 }
 
-int64_t nb_graph_nodes(const nb_graph *g) { return g ? g->nodes : 0; }
-uint64_t nb_graph_generation(const nb_graph *g) { return g ? g->generation : 0; }
+int64_t nb_graph_nodes(const nb_graph *g)
+{
+    return bad_graph(g, "nb_graph_nodes") ? 0 : g->nodes;
+}
+uint64_t nb_graph_generation(const nb_graph *g)
+{
+    return bad_graph(g, "nb_graph_generation") ? 0 : g->generation;
+}
 
-size_t nb_graph_bytes(const nb_graph *g) { return g ? g->used : 0; }
+size_t nb_graph_bytes(const nb_graph *g)
+{
+    return bad_graph(g, "nb_graph_bytes") ? 0 : g->used + g->header_bytes;
+}
 
 int nb_graph_set_limit(nb_graph *g, size_t bytes)
 {
     if (!g)
         return nb__error("nb_graph_set_limit: graph is NULL");
+    if (bad_graph(g, "nb_graph_set_limit"))
+        return -1;
     g->limit = bytes;
     return 0;
 }
 
-size_t nb_graph_limit(const nb_graph *g) { return g ? g->limit : 0; }
+size_t nb_graph_limit(const nb_graph *g)
+{
+    return bad_graph(g, "nb_graph_limit") ? 0 : g->limit;
+}
+
+/* Whether size more bytes would take g past its limit (then an error). The
+ * headers count: nb_graph_bytes is what the limit is about. */
+static bool over_limit(const nb_graph *g, size_t size)
+{
+    size_t in_use = g->used + g->header_bytes;
+    if (!g->limit || (size <= g->limit && in_use <= g->limit - size))
+        return false;
+    nb__memory_error("%sthe graph's memory limit of %zu bytes (nb_graph_set_limit) is reached: "
+                     "%zu bytes in use, %zu more requested",
+                     nb__thread()->entry_fn ? "" : "nabla: ", g->limit, in_use, size);
+    return true;
+}
 
 void *nb__arena_alloc(nb_graph *g, size_t size)
 {
-    if (size > SIZE_MAX - 64 - sizeof(chunk)) {
-        nb__error("a graph allocation of %zu bytes is too large", size);
+    /* Half the address space at most, so that neither the rounding below
+     * nor a chunk's header can wrap the size around. */
+    if (size > SIZE_MAX / 2) {
+        nb__memory_error("%sa graph allocation of %zu bytes is too large",
+                         nb__thread()->entry_fn ? "" : "nabla: ", size);
         return NULL;
     }
     size = (size + 63) & ~(size_t)63;
-    if (g->limit && (size > g->limit || g->used > g->limit - size)) {
-        nb__error("the graph's memory limit of %zu bytes (nb_graph_set_limit) is reached: "
-                  "%zu bytes in use, %zu more requested",
-                  g->limit, g->used, size);
+    if (over_limit(g, size))
         return NULL;
-    }
     chunk *c = g->cur;
     while (c && c->size - c->used < size)
         c = c->next;
@@ -363,14 +617,15 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
         size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
         c = nb__alloc(head + want);
         if (!c) {
-            nb__error("out of memory for another %zu bytes of graph memory (%zu in use)", want,
-                      g->used);
+            nb__memory_error("%sout of memory for another %zu bytes of graph memory (%zu in use)",
+                             nb__thread()->entry_fn ? "" : "nabla: ", want, g->used);
             return NULL;
         }
         c->next = NULL;
         c->size = want;
         c->used = 0;
         c->mem = (char *)c + head;
+        POISON(c->mem, want); /* unpoisoned piece by piece as it is handed out */
         /* Append so that the order of chunks is the order of use. */
         if (!g->first)
             g->first = c;
@@ -385,7 +640,47 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
     void *p = c->mem + c->used;
     c->used += size;
     g->used += size;
+    UNPOISON(p, size);
     return p;
+}
+
+/* A tensor header from g's ring: the current chunk, else the next one if it
+ * holds nothing of this generation or the one before, else two new chunks
+ * (one allocation) after the current one. */
+static nb_tensor *header_alloc(nb_graph *g)
+{
+    if (over_limit(g, HEADER))
+        return NULL;
+    hchunk *c = g->hcur;
+    if (!c || c->used == HEADERS_PER_CHUNK) {
+        hchunk *next = c ? (c->next ? c->next : g->hfirst) : g->hfirst;
+        if (next && next != c && (!next->newest || next->newest < g->previous)) {
+            c = next;
+            c->used = 0;
+        } else {
+            size_t head = (sizeof(hchunk) + 63) & ~(size_t)63;
+            size_t one = head + (size_t)HEADERS_PER_CHUNK * HEADER;
+            char *block = nb__alloc(2 * one);
+            if (!block)
+                return NULL;
+            hchunk *a = (hchunk *)block, *b = (hchunk *)(block + one);
+            *a = (hchunk){.owns_block = true, .mem = block + head};
+            *b = (hchunk){.mem = block + one + head};
+            a->next = b;
+            if (c) {
+                b->next = c->next;
+                c->next = a;
+            } else {
+                b->next = g->hfirst;
+                g->hfirst = a;
+            }
+            c = a;
+        }
+        g->hcur = c;
+    }
+    c->newest = g->generation;
+    g->header_bytes += HEADER;
+    return (nb_tensor *)(c->mem + (size_t)c->used++ * HEADER);
 }
 
 char *nb__arena_strdup(nb_graph *g, const char *s)
@@ -400,10 +695,12 @@ char *nb__arena_strdup(nb_graph *g, const char *s)
 nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int64_t *shape,
                                 bool alloc_data)
 {
-    nb_tensor *t = nb__arena_alloc(g, sizeof *t);
+    nb_tensor *t = header_alloc(g);
     if (!t)
         return NULL;
     init_header(t, dtype, ndim, shape, nb__numel(ndim, shape), NB_ARENA);
+    t->own.slot = g->slot;
+    t->own.gen = g->generation;
     t->id = g->next_id++;
     if (alloc_data) {
         t->own.data = nb__arena_alloc(g, t->own.bytes);
@@ -419,16 +716,16 @@ int nb_scope_push(const char *name)
 {
     nb_graph *g = nb__graph();
     if (!g)
-        return nb__error("nb_scope_push: no current graph (call nb_graph_new first)");
+        return nb__state_error("nb_scope_push: no current graph (call nb_graph_new first)");
     if (!name || !*name)
         return nb__error("nb_scope_push: empty scope name");
     if (g->nscopes == 32)
-        return nb__error("nb_scope_push: scopes nest at most 32 deep");
+        return nb__state_error("nb_scope_push: scopes nest at most 32 deep");
     const char *parent = g->nscopes ? g->scopes[g->nscopes - 1] : NULL;
     size_t lp = parent ? strlen(parent) + 1 : 0, ln = strlen(name);
     char *path = nb__arena_alloc(g, lp + ln + 1);
     if (!path)
-        return nb__blame("nb_scope_push");
+        return nb__memory_error("nb_scope_push: out of memory for the scope '%s'", name);
     if (parent) {
         memcpy(path, parent, lp - 1);
         path[lp - 1] = '/';

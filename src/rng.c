@@ -3,6 +3,9 @@
  * platform (libm's log may differ in the last bit between systems). */
 #include "internal.h"
 
+/* sqrt is correctly rounded by IEEE 754, so it is safe to use; NAN for errors. */
+#include <math.h>
+
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
@@ -25,7 +28,16 @@ nb_rng nb_rng_new(uint64_t seed)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t nb_rng_next(nb_rng *r)
+/* A NULL generator: an error naming fn. */
+static bool no_rng(const nb_rng *r, const char *fn)
+{
+    if (r)
+        return false;
+    nb__error("%s: rng is NULL", fn);
+    return true;
+}
+
+static uint64_t next(nb_rng *r)
 {
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -38,17 +50,23 @@ uint64_t nb_rng_next(nb_rng *r)
     return result;
 }
 
-double nb_rng_uniform(nb_rng *r) { return (double)(nb_rng_next(r) >> 11) * 0x1.0p-53; }
+uint64_t nb_rng_next(nb_rng *r) { return no_rng(r, "nb_rng_next") ? 0 : next(r); }
+
+static double uniform(nb_rng *r) { return (double)(next(r) >> 11) * 0x1.0p-53; }
+
+double nb_rng_uniform(nb_rng *r) { return no_rng(r, "nb_rng_uniform") ? NAN : uniform(r); }
 
 uint64_t nb_rng_below(nb_rng *r, uint64_t n)
 {
+    if (no_rng(r, "nb_rng_below"))
+        return 0;
     if (n == 0)
         return 0;
     /* Rejection keeps it unbiased. */
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
     do
-        x = nb_rng_next(r);
+        x = next(r);
     while (x >= limit);
     return x % n;
 }
@@ -74,15 +92,14 @@ static double det_log(double x)
     return 2.0 * sum + e * 0.6931471805599453;
 }
 
-/* sqrt is correctly rounded by IEEE 754, so it is safe to use. */
-#include <math.h>
-
 double nb_rng_normal(nb_rng *r)
 {
+    if (no_rng(r, "nb_rng_normal"))
+        return NAN;
     double u, v, s;
     do {
-        u = 2.0 * nb_rng_uniform(r) - 1.0;
-        v = 2.0 * nb_rng_uniform(r) - 1.0;
+        u = 2.0 * uniform(r) - 1.0;
+        v = 2.0 * uniform(r) - 1.0;
         s = u * u + v * v;
     } while (s >= 1.0 || s == 0.0);
     /* One of the pair is discarded: keeps the generator state simple. */

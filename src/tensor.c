@@ -3,14 +3,25 @@
 
 #include <math.h>
 
+/* t usable, else return ret with the error: NULL (keeping a pending
+ * error), or a tensor of a reset or freed graph, or freed (nb_free). */
 #define NEED(t, fn, ret)                                                       \
     do {                                                                       \
-        if (!(t)) {                                                            \
-            if (!nb__has_error())                                              \
-                nb__error("%s: tensor is NULL", fn);                           \
+        if (nb__usable(fn, "tensor", (t)))                                     \
             return ret;                                                        \
-        }                                                                      \
     } while (0)
+
+int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t)
+{
+    fn = fn ? fn : "nb_check_tensor";
+    what = what ? what : "tensor";
+    if (!t) {
+        if (!nb__has_error())
+            nb__error("%s: %s is NULL", fn, what);
+        return -1;
+    }
+    return nb__live(t) ? 0 : nb__stale_error(fn, what, t);
+}
 
 /* A heap tensor filled with value. */
 static nb_tensor *filled(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape,
@@ -69,7 +80,7 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
     }
     double n = ceil((stop - start) / step);
     if (!(n <= (double)NB_MAX_NUMEL)) {
-        nb__error("nb_arange: [%g, %g) in steps of %g has more than 2^48 elements "
+        nb__shape_error("nb_arange: [%g, %g) in steps of %g has more than 2^48 elements "
                   "(NB_MAX_NUMEL)", start, stop, step);
         return NULL;
     }
@@ -120,6 +131,7 @@ nb_tensor *nb_clone(const nb_tensor *src)
         nb__copy(&d, &s);
         if (src->name && !nb_set_name(t, src->name)) {
             nb_free(t);
+            nb__memory_error("nb_clone: out of memory for the name '%s'", src->name);
             return NULL;
         }
     }
@@ -142,18 +154,40 @@ nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on)
 
 nb_tensor *nb_param(nb_tensor *t)
 {
+    NEED(t, "nb_param", NULL);
+    if (t->node) {
+        nb__error("nb_param: '%s' is the result of an op, not a leaf (parameters are heap "
+                  "tensors: nb_clone it)", t->node->op->name);
+        return NULL;
+    }
     if (!nb_set_requires_grad(t, true))
         return NULL;
     t->param = true;
     return t;
 }
 
-bool nb_requires_grad(const nb_tensor *t) { return t && t->requires_grad; }
-bool nb_is_param(const nb_tensor *t) { return t && t->param; }
-nb_tensor *nb_grad_of(const nb_tensor *t) { return t ? t->grad : NULL; }
+bool nb_requires_grad(const nb_tensor *t)
+{
+    NEED(t, "nb_requires_grad", false);
+    return t->requires_grad;
+}
+bool nb_is_param(const nb_tensor *t)
+{
+    NEED(t, "nb_is_param", false);
+    return t->param;
+}
+nb_tensor *nb_grad_of(const nb_tensor *t)
+{
+    NEED(t, "nb_grad_of", NULL);
+    return t->grad;
+}
 
 void nb_zero_grad(nb_tensor *t)
 {
+    if (t && !nb__live(t)) {
+        nb__stale_error("nb_zero_grad", "tensor", t);
+        return;
+    }
     if (t && t->grad) {
         memset(nb__ptr(t->grad), 0, (size_t)t->grad->numel * nb__dtype_size(t->grad->dtype));
         nb__bump(t->grad);
@@ -162,7 +196,11 @@ void nb_zero_grad(nb_tensor *t)
 
 /* ---- inspection ---- */
 
-nb_dtype nb_dtype_of(const nb_tensor *t) { return t ? t->dtype : (nb_dtype)0; }
+nb_dtype nb_dtype_of(const nb_tensor *t)
+{
+    NEED(t, "nb_dtype_of", (nb_dtype)0);
+    return t->dtype;
+}
 
 const char *nb_dtype_name(nb_dtype d)
 {
@@ -171,7 +209,11 @@ const char *nb_dtype_name(nb_dtype d)
 
 size_t nb_dtype_size(nb_dtype d) { return nb__dtype_ok(d) ? nb__dtype_size(d) : 0; }
 
-int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
+int nb_ndim(const nb_tensor *t)
+{
+    NEED(t, "nb_ndim", -1);
+    return t->ndim;
+}
 
 int64_t nb_dim(const nb_tensor *t, int i)
 {
@@ -185,20 +227,55 @@ int64_t nb_dim(const nb_tensor *t, int i)
     return t->shape[a];
 }
 
-const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
-const int64_t *nb_strides(const nb_tensor *t) { return t ? t->strides : NULL; }
-int64_t nb_offset(const nb_tensor *t) { return t ? t->offset : -1; }
-int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
-bool nb_is_contiguous(const nb_tensor *t) { return t && t->contiguous; }
-bool nb_is_heap(const nb_tensor *t) { return t && t->lifetime == NB_HEAP; }
-void *nb_data(const nb_tensor *t) { return t ? nb__ptr(t) : NULL; }
+/* The accessors: NULL or a stale tensor give the failure value and an error. */
+const int64_t *nb_shape(const nb_tensor *t)
+{
+    NEED(t, "nb_shape", NULL);
+    return t->shape;
+}
+const int64_t *nb_strides(const nb_tensor *t)
+{
+    NEED(t, "nb_strides", NULL);
+    return t->strides;
+}
+int64_t nb_offset(const nb_tensor *t)
+{
+    NEED(t, "nb_offset", -1);
+    return t->offset;
+}
+int64_t nb_numel(const nb_tensor *t)
+{
+    NEED(t, "nb_numel", -1);
+    return t->numel;
+}
+bool nb_is_contiguous(const nb_tensor *t)
+{
+    NEED(t, "nb_is_contiguous", false);
+    return t->contiguous;
+}
+bool nb_is_heap(const nb_tensor *t)
+{
+    NEED(t, "nb_is_heap", false);
+    return t->lifetime == NB_HEAP;
+}
+void *nb_data(const nb_tensor *t)
+{
+    NEED(t, "nb_data", NULL);
+    return nb__ptr(t);
+}
 
 void nb_bump_version(nb_tensor *t)
 {
-    if (t)
+    if (t && !nb__live(t))
+        nb__stale_error("nb_bump_version", "tensor", t);
+    else if (t)
         nb__bump(t);
 }
-const char *nb_name(const nb_tensor *t) { return t ? t->name : NULL; }
+const char *nb_name(const nb_tensor *t)
+{
+    NEED(t, "nb_name", NULL);
+    return t->name;
+}
 
 nb_tensor *nb_set_name(nb_tensor *t, const char *name)
 {
@@ -210,16 +287,18 @@ nb_tensor *nb_set_name(nb_tensor *t, const char *name)
             copy = nb__alloc(n);
             if (copy)
                 memcpy(copy, name, n);
+            else
+                nb__memory_error("nb_set_name: out of memory for a name of %zu bytes", n);
         } else {
             nb_graph *g = nb__graph();
             copy = g ? nb__arena_strdup(g, name) : NULL;
             if (!g)
-                nb__error("nb_set_name: no current graph for a graph tensor");
+                nb__state_error("nb_set_name: no current graph for a graph tensor");
+            else if (!copy)
+                nb__memory_error("nb_set_name: out of memory for a name of %zu bytes", n);
         }
-        if (!copy) {
-            nb__blame("nb_set_name");
+        if (!copy)
             return NULL;
-        }
     }
     if (t->lifetime == NB_HEAP)
         nb__free(t->name);
@@ -259,7 +338,7 @@ int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
 {
     NEED(t, "nb_set", -1);
     if (t->requires_grad && nb_is_grad_enabled())
-        return nb__error("nb_set: in-place write to a tensor that requires grad while "
+        return nb__state_error("nb_set: in-place write to a tensor that requires grad while "
                          "recording (wrap it in nb_set_grad_enabled(false))");
     if (nb__layout_overlaps(t->ndim, t->shape, t->strides)) {
         char b[NB_SHAPE_STR_LEN];
@@ -291,7 +370,7 @@ double nb_item(const nb_tensor *t)
     NEED(t, "nb_item", NAN);
     if (t->numel != 1) {
         char b[NB_SHAPE_STR_LEN];
-        nb__error("nb_item: tensor %s has %lld elements, not 1", nb_shape_str(t, b),
+        nb__shape_error("nb_item: tensor %s has %lld elements, not 1", nb_shape_str(t, b),
                   (long long)t->numel);
         return NAN;
     }
@@ -310,8 +389,8 @@ int nb_to_doubles(const nb_tensor *t, double *out)
 
 bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double atol)
 {
-    NEED(a, "nb_allclose", false);
-    NEED(b, "nb_allclose", false);
+    if (nb__usable("nb_allclose", "a", a) || nb__usable("nb_allclose", "b", b))
+        return false;
     if (!nb__same_shape(a, b))
         return false;
     for (int64_t i = 0; i < a->numel; i++) {
@@ -431,5 +510,5 @@ int nb_print(const nb_tensor *t, FILE *f)
     else if (t->requires_grad)
         fputs(", requires_grad", f);
     fputs(")\n", f);
-    return ferror(f) ? nb__error("nb_print: write failed") : 0;
+    return ferror(f) ? nb__error_code(NB_ERR_IO, "nb_print: write failed") : 0;
 }

@@ -207,6 +207,13 @@ int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
     int rc = -1;
     /* A tensor enters the index when first seen (as -2 until it takes its
      * place in the order), so each is pushed once. */
+    char buf[64];
+    const char *fn = nb__entry(buf);
+    fn = fn ? fn : "nabla";
+    if (!nb__live(root)) {
+        nb__stale_error(fn, "the root", root);
+        goto done;
+    }
     if (nb__pmap_put(&w->index, root, -2) || nb__vec_reserve(&stack, 1))
         goto done;
     ((frame *)stack.v)[stack.n++] = (frame){root, 0};
@@ -215,6 +222,15 @@ int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
         nb_node *nd = f->t->node;
         if (nd && f->next_input < nd->n) {
             nb_tensor *x = nd->x[f->next_input++];
+            /* A recorded input of another graph (nested graphs) may have gone
+             * stale since, and a heap one freed: its node is not followed. */
+            if (!nb__live(x)) {
+                char what[96];
+                snprintf(what, sizeof what, "input %d of %s%s in the history", f->next_input,
+                         nb__op_prefix(nd->op), nd->op->name);
+                nb__stale_error(fn, what, x);
+                goto done;
+            }
             if ((grad_only && !x->requires_grad) || nb__pmap_get(&w->index, x) != -1)
                 continue;
             if (nb__pmap_put(&w->index, x, -2) || nb__vec_reserve(&stack, 1))
@@ -245,7 +261,8 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
-        return nb__error("%s: cannot open '%s' for writing: %s", fn, path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, "%s: cannot open '%s' for writing: %s", fn, path,
+                              strerror(errno));
     bool ok = fwrite(data, 1, n, f) == n;
     int err = errno;
     if (fclose(f) != 0 && ok) {
@@ -254,7 +271,7 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
     }
     if (!ok) {
         remove(path);
-        return nb__error("%s: writing '%s' failed: %s", fn, path, strerror(err));
+        return nb__error_code(NB_ERR_IO, "%s: writing '%s' failed: %s", fn, path, strerror(err));
     }
     return 0;
 }

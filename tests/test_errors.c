@@ -72,7 +72,7 @@ static void test_null_inputs(void **state)
     FAILS(nb_detach(NULL), "nb_detach");
     FAILS(nb_cast(NULL, NB_F64), "nb_cast");
     FAILS(nb_full_like(NULL, 1), "nb_full_like");
-    FAILS(nb_scalar_like(NULL, 1), "nb_full_like");
+    FAILS(nb_scalar_like(NULL, 1), "nb_scalar_like: t is NULL");
     FAILS(nb_sum(NULL), "nb_sum");
     FAILS(nb_max(NULL), "nb_max");
     FAILS(nb_argmax(NULL, 0), "nb_argmax");
@@ -94,7 +94,7 @@ static void test_null_inputs(void **state)
     nb_tensor *gr[1];
     FAILS_RC(nb_grad(NULL, .n = 1, .inputs = &a23, .grads = gr), "nb_grad");
     FAILS(nb_clone(NULL), "nb_clone");
-    FAILS(nb_param(NULL), "nb_set_requires_grad");
+    FAILS(nb_param(NULL), "nb_param: tensor is NULL");
     FAILS(nb_set_name(NULL, "x"), "nb_set_name");
     FAILS(nb_from_array(NB_F32, NB_SHAPE(2), NULL), "nb_from_array");
     FAILS(nb_rand(NB_F32, NB_SHAPE(2), NULL), "nb_rand");

@@ -20,9 +20,20 @@ typedef struct nb_graph nb_graph;
  * previous one becomes current again when this one is freed). */
 nb_graph *nb_graph_new(void);
 /* Frees every tensor the graph holds; the graph stays current and its
- * memory is kept for the next step. */
+ * memory is kept for the next step. A tensor of the graph kept aside is then
+ * stale: every op, backward, nb_grad, print and accessor refuses it with
+ * NB_ERR_STATE ("nb_add: input 1 is a tensor of graph generation 3, which was
+ * reset (now 4)"). Tensor headers are not reused by the next generation, so
+ * a tensor of the generation just before is always caught; older ones until
+ * the graph's header memory comes round to them again (a few hundred to
+ * thousands of tensors later). A raw nb_data pointer kept across a reset is
+ * not checked: AddressSanitizer builds report its use (the released memory
+ * is poisoned). */
 void nb_graph_reset(nb_graph *g);
-/* Frees the graph and its tensors; the graph it replaced becomes current. */
+/* Frees the graph and its tensors; the graph it replaced becomes current.
+ * The graph functions refuse a freed handle with NB_ERR_STATE (NULL is a
+ * no-op). A tensor of a freed graph is a use after free: reported by
+ * AddressSanitizer builds, usually also caught by the stamp otherwise. */
 void nb_graph_free(nb_graph *g);
 /* The current graph, or NULL. */
 nb_graph *nb_graph_current(void);

@@ -147,10 +147,12 @@ struct nb_op {
  * 0 for a 0-d output. */
 unsigned nb_batch_rows(nb_tensor *const x[], int n, const void *attr);
 
-/* Applies op to n inputs: checks the inputs, the shape rule's result (dims,
- * overflow, NB_MAX_NUMEL, views in bounds) and the declarations, allocates
- * y, runs the kernel, records a node. This is how every op runs, built-in
- * or user-defined. NULL on error. */
+/* Applies op to n inputs: checks the inputs (NULL, stale), the shape rule's
+ * result (dims, overflow, NB_MAX_NUMEL, views in bounds) and the
+ * declarations, allocates y, runs the kernel, records a node. This is how
+ * every op runs, built-in or user-defined. NULL on error, with a message
+ * named after the op ("nb_add: ...", "myop: ..."; an error the shape rule or
+ * kernel sets is prefixed so). */
 nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *attr);
 
 /* For shape rules: sets the error "nb_<op>: <message>" and returns -1. */

@@ -87,7 +87,8 @@ typedef struct nb_dense_opts {
  * The model it is added to owns it. NULL on error. */
 #define nb_dense(...) nb_dense_((nb_dense_opts){.units = __VA_ARGS__})
 nb_layer *nb_dense_(nb_dense_opts opts);
-/* Frees a layer that was never added to a model. */
+/* Frees a layer that was never added to a model; one a model owns is
+ * refused (NB_ERR_STATE) and stays with it. */
 void nb_layer_free(nb_layer *layer);
 
 /* ---- the model ----------------------------------------------------------------------- */
@@ -116,14 +117,19 @@ typedef struct nb_dataset {
 } nb_dataset;
 
 /* A model of the given layers, in order (it takes ownership of them):
- * nb_sequential(nb_dense(64, ...), nb_dense(10, ...)). NULL on error. */
+ * nb_sequential(nb_dense(64, ...), nb_dense(10, ...)). NULL on error; the
+ * layers are freed then, each once, except any a model already owned. */
 #define nb_sequential(...)                                                     \
     nb_sequential_((int)(sizeof((nb_layer *[]){__VA_ARGS__}) / sizeof(nb_layer *)), \
                    (nb_layer *[]){__VA_ARGS__})
 nb_model *nb_sequential_(int n, nb_layer *const layers[]);
-/* Appends a layer (the model owns it, also on error). 0 or -1. */
+/* Appends a layer (the model owns it, also on error). A layer already in
+ * this model or another is refused with NB_ERR_STATE and left with its
+ * model, never freed twice. 0 or -1. */
 int nb_model_add(nb_model *m, nb_layer *layer);
-/* Frees the model, its layers, parameters and optimizer. */
+/* Frees the model, its layers, parameters and optimizer. The model functions
+ * refuse a freed model handle with NB_ERR_STATE (the live models are
+ * listed, so nothing freed is read). */
 void nb_model_free(nb_model *m);
 
 /* Creates the parameters for inputs of `features`, drawing initial weights
@@ -136,7 +142,9 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed);
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype);
 
 /* Sets the optimizer (the model takes ownership, also on error), the loss
- * and the metric, and builds the model when it can. Softmax + categorical
+ * and the metric, and builds the model when it can. Compiling again with the
+ * model's own optimizer keeps it; another model's is refused (NB_ERR_STATE)
+ * and left with that model. Softmax + categorical
  * cross-entropy is computed from the logits through log-softmax, as Keras
  * does. 0 or -1. */
 int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric);

@@ -9,11 +9,14 @@
  * Two lifetimes. Tensors made by the factories below (nb_zeros ... nb_clone)
  * live on the heap and belong to the caller, who frees them with nb_free;
  * they are contiguous. Tensors made by ops (ops.h) live in the current graph
- * (autograd.h) and go away when that graph is reset or freed; a graph view
- * of a heap tensor must not outlive it.
+ * (autograd.h) and go away when that graph is reset or freed. A tensor used
+ * after that is an error (NB_ERR_STATE) naming the function, never a read of
+ * another tensor's data: see nb_graph_reset for what each build detects. A
+ * heap tensor that a graph still uses is kept until that graph lets go of it
+ * (nb_free).
  *
  * Errors never abort: functions return NULL (or -1, NAN, false) and leave a
- * message in nb_last_error(). */
+ * message in nb_last_error() and its class in nb_last_error_code(). */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
 
@@ -44,20 +47,65 @@ typedef struct nb_tensor nb_tensor;
 
 /* ---- errors (thread-local) ---------------------------------------------- */
 
-/* The message of the last error on this thread, or NULL if none. */
+/* The class of the last error, beside its message, for programs that
+ * switch on it instead of reading strings. */
+typedef enum nb_error_code {
+    NB_OK = 0,      /* no error pending */
+    NB_ERR_INVALID, /* a bad argument: NULL, a value, axis or index out of range, an unknown option */
+    NB_ERR_SHAPE,   /* a shape that cannot be (negative, too many elements) or shapes that do not fit */
+    NB_ERR_DTYPE,   /* an unknown dtype, dtypes that differ, or no kernel for the dtype */
+    NB_ERR_MEMORY,  /* an allocation failed (or is larger than this machine can address) */
+    NB_ERR_IO,      /* the system refused to open, read, write or rename a file */
+    NB_ERR_FORMAT,  /* a file's contents are not what its format says (magic, truncated, corrupt) */
+    NB_ERR_NUMERIC, /* values that are not finite where finite ones are needed */
+    NB_ERR_STATE,   /* not valid now: no current graph, a tensor of a reset or freed graph, a
+                       graph already backpropagated, a freed tensor, fit before compile */
+} nb_error_code;
+
+/* The message of the last error on this thread, or NULL if none. Messages
+ * start with the public function that was called: "nb_zeros: ...". */
 const char *nb_last_error(void);
-/* Forget the last error. */
+/* The class of the last error on this thread: NB_OK when there is none.
+ * Kept and cleared together with the message. */
+nb_error_code nb_last_error_code(void);
+/* "ok", "invalid", "shape", "dtype", "memory", "io", "format", "numeric",
+ * "state"; "?" for anything else. */
+const char *nb_error_code_name(nb_error_code code);
+/* Forget the last error (message and code). */
 void nb_clear_error(void);
 /* Sets this thread's error message (printf-style), for code built on nabla
- * that reports errors the same way: "my_layer: units is 0". Returns -1. */
+ * that reports errors the same way: "my_layer: units is 0". The code is
+ * NB_ERR_INVALID; nb_set_error_code sets another. Both return -1. */
 int nb_set_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+int nb_set_error_code(nb_error_code code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* For functions built on nabla that call several nabla functions (layers,
+ * losses): until the matching nb_error_scope_end, an error set on this
+ * thread whose message does not already start with "fn:" reads
+ * "fn: <message>", so that it names the function the user called. An outer
+ * scope wins over inner ones. Returns what
+ * nb_error_scope_end restores:
+ *   const char *outer = nb_error_scope_begin("my_loss");
+ *   ...
+ *   nb_error_scope_end(outer); */
+const char *nb_error_scope_begin(const char *fn);
+void nb_error_scope_end(const char *outer);
+/* For functions built on nabla: 0 when t can be used; otherwise -1 with the
+ * error "fn: what is NULL" (a pending error is kept: the call that made the
+ * NULL failed first) or "fn: what is a tensor of graph generation 3, which
+ * was reset (now 4)", and the like, with code NB_ERR_STATE. */
+int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t);
 /* Buffer size for nb_shape_str / nb_dims_str. */
 #define NB_SHAPE_STR_LEN 96
-/* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf. */
+/* "(2,3)", "(4,)", "()" into buf (NB_SHAPE_STR_LEN bytes); returns buf
+ * ("(null)" for a NULL tensor or dims; a NULL buf gives "(null buf)"). */
 const char *nb_shape_str(const nb_tensor *t, char *buf);
 const char *nb_dims_str(int ndim, const int64_t *dims, char *buf);
 
@@ -70,12 +118,14 @@ typedef struct nb_rng {
 } nb_rng;
 
 nb_rng nb_rng_new(uint64_t seed);
+/* The next 64 random bits; 0 and an error for a NULL rng. */
 uint64_t nb_rng_next(nb_rng *rng);
-/* Uniform in [0, 1), 53 random bits. */
+/* Uniform in [0, 1), 53 random bits; NAN and an error for a NULL rng. */
 double nb_rng_uniform(nb_rng *rng);
-/* Standard normal (Marsaglia polar method, libm-free so bit-reproducible). */
+/* Standard normal (Marsaglia polar method, libm-free so bit-reproducible);
+ * NAN and an error for a NULL rng. */
 double nb_rng_normal(nb_rng *rng);
-/* Uniform integer in [0, n). */
+/* Uniform integer in [0, n) (0 for n = 0); 0 and an error for a NULL rng. */
 uint64_t nb_rng_below(nb_rng *rng, uint64_t n);
 
 /* ---- factories: heap tensors owned by the caller --------------------------- */
@@ -96,7 +146,11 @@ nb_tensor *nb_randn(nb_dtype dtype, int ndim, const int64_t *shape, nb_rng *rng)
 /* A contiguous heap copy of any tensor or view (values and name only: no
  * history, no grad). */
 nb_tensor *nb_clone(const nb_tensor *t);
-/* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. */
+/* Frees a heap tensor and its .grad. NULL and graph tensors are ignored. A
+ * tensor that a live graph still uses (a recorded node or a view holds it)
+ * is marked freed at once (nb_live_tensors no longer counts it; the graph
+ * refuses it with NB_ERR_STATE) and released at that graph's next reset or
+ * free; freeing it again meanwhile is an error. */
 void nb_free(nb_tensor *t);
 
 /* ---- gradients on leaves ----------------------------------------------------- */
@@ -113,6 +167,10 @@ nb_tensor *nb_grad_of(const nb_tensor *t);
 void nb_zero_grad(nb_tensor *t);
 
 /* ---- inspection ------------------------------------------------------------ */
+
+/* The accessors below give their failure value (NULL, -1, 0, false) and an
+ * error for a NULL tensor, a tensor of a reset or freed graph, or one freed
+ * with nb_free. */
 
 nb_dtype nb_dtype_of(const nb_tensor *t);
 const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64" */

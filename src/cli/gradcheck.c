@@ -370,10 +370,10 @@ int cli_gradcheck(int argc, char **argv)
         } else if (!strcmp(argv[i], "--contract")) {
             o.contract = true;
         } else if ((v = value(argc, argv, &i, "--seed"))) {
-            char *end;
-            o.seed = strtoull(v, &end, 0);
-            if (!*v || *end || *v == '-')
-                return usage_error("--seed wants a whole number, got '%s'", v);
+            uint64_t seed;
+            if (!cli_parse_u64(v, 0, &seed))
+                return usage_error("--seed wants a whole number in [0, 2^64), got '%s'", v);
+            o.seed = seed;
         } else if ((v = value(argc, argv, &i, "--report"))) {
             if (strcmp(v, "json") && strcmp(v, "table"))
                 return usage_error("--report is json or table, got '%s'", v);

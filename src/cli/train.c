@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,9 @@ static int parse_hidden(const char *s, train_args *a)
     a->nhidden = 0;
     while (*s) {
         char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || a->nhidden == 16)
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || errno == ERANGE || v < 1 || v > INT32_MAX || a->nhidden == 16)
             return -1;
         a->hidden[a->nhidden++] = v;
         s = *end == ',' ? end + 1 : end;
@@ -78,6 +80,42 @@ static int parse_args(int argc, char **argv, train_args *a)
         }
         i++;
         char *end = NULL;
+        int64_t n = 0;
+        /* Whole numbers are parsed in full and range-checked: --epochs
+         * 4294967297 is refused, not truncated to 1. */
+        struct {
+            const char *name;
+            int64_t lo, hi;
+        } const ints[] = {{"--epochs", 1, INT32_MAX}, {"--batch-size", 1, INT32_MAX},
+                          {"--threads", 1, 1024}, {"--limit", 0, INT64_MAX}};
+        int which = -1;
+        for (int j = 0; j < 4; j++)
+            if (!strcmp(k, ints[j].name))
+                which = j;
+        if (which >= 0) {
+            if (!cli_parse_i64(v, ints[which].lo, ints[which].hi, &n)) {
+                fprintf(stderr, "nabla train: %s wants a whole number in [%lld, %lld], got '%s'\n",
+                        k, (long long)ints[which].lo, (long long)ints[which].hi, v);
+                return -1;
+            }
+            if (which == 0)
+                a->epochs = (int)n;
+            else if (which == 1)
+                a->batch = (int)n;
+            else if (which == 2)
+                a->threads = (int)n;
+            else
+                a->limit = n;
+            continue;
+        }
+        if (!strcmp(k, "--seed")) {
+            if (!cli_parse_u64(v, 10, &a->seed)) {
+                fprintf(stderr, "nabla train: --seed wants a whole number in [0, 2^64), got '%s'\n",
+                        v);
+                return -1;
+            }
+            continue;
+        }
         if (!strcmp(k, "--data"))
             a->data = v;
         else if (!strcmp(k, "--out"))
@@ -100,16 +138,6 @@ static int parse_args(int argc, char **argv, train_args *a)
             continue;
         } else if (!strcmp(k, "--lr"))
             a->lr = strtod(v, &end);
-        else if (!strcmp(k, "--epochs"))
-            a->epochs = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--batch-size"))
-            a->batch = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--threads"))
-            a->threads = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--seed"))
-            a->seed = strtoull(v, &end, 10);
-        else if (!strcmp(k, "--limit"))
-            a->limit = strtoll(v, &end, 10);
         else {
             fprintf(stderr, "nabla train: unknown option %s (see nabla train --help)\n", k);
             return -1;
@@ -123,7 +151,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         fprintf(stderr, "nabla train: epochs, batch size and threads must be positive\n");
         return -1;
     }
-    if (!(a->lr >= 0)) {
+    if (!(a->lr >= 0) || !isfinite(a->lr)) {
         fprintf(stderr, "nabla train: --lr must be positive, got %g\n", a->lr);
         return -1;
     }

@@ -40,7 +40,7 @@ static int read_all(const char *path, char **out, size_t *len)
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return nb__error(FN ": %s: cannot open: %s", path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, FN ": %s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = nb__alloc(cap);
     while (buf) {
@@ -58,7 +58,7 @@ static int read_all(const char *path, char **out, size_t *len)
         int e = errno;
         nb__free(buf);
         fclose(f);
-        return nb__error(FN ": %s: read error: %s", path, strerror(e));
+        return nb__error_code(NB_ERR_IO, FN ": %s: read error: %s", path, strerror(e));
     }
     fclose(f);
     if (!buf)
@@ -119,7 +119,7 @@ static int parse(csv *c)
             continue;
         }
         if (blank)
-            return nb__error(FN ": %s: line %lld is empty", c->path, (long long)blank);
+            return nb__error_code(NB_ERR_FORMAT, FN ": %s: line %lld is empty", c->path, (long long)blank);
 
         /* Split into cells, check (and store) them. */
         bool first = line == 1 && !c->x;
@@ -159,20 +159,20 @@ static int parse(csv *c)
             c->header = !numeric;
         } else if (!c->x) {
             if (col != c->ncols)
-                return nb__error(FN ": %s: line %lld has %lld columns, line 1%s has %lld",
+                return nb__error_code(NB_ERR_FORMAT, FN ": %s: line %lld has %lld columns, line 1%s has %lld",
                                  c->path, (long long)line, (long long)col,
                                  c->header ? " (the header)" : "", (long long)c->ncols);
             if (!numeric) {
                 if (bad_s == bad_e)
-                    return nb__error(FN ": %s: line %lld, column %lld: empty cell", c->path,
+                    return nb__error_code(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld: empty cell", c->path,
                                      (long long)line, (long long)bad_col + 1);
                 double v;
                 if (parse_number(bad_s, bad_e, &v))
-                    return nb__error(FN ": %s: line %lld, column %lld: %s does not fit in "
+                    return nb__error_code(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld: %s does not fit in "
                                      "f32",
                                      c->path, (long long)line, (long long)bad_col + 1,
                                      cell_str(bad_s, bad_e, b));
-                return nb__error(FN ": %s: line %lld, column %lld: %s is not a number",
+                return nb__error_code(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld: %s is not a number",
                                  c->path, (long long)line, (long long)bad_col + 1,
                                  cell_str(bad_s, bad_e, b));
             }
@@ -212,11 +212,11 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
     if (parse(&c) < 0)
         goto out;
     if (c.nrows == 0) {
-        nb__error(FN ": %s: no data rows%s", path, c.header ? " after the header" : "");
+        nb__error_code(NB_ERR_FORMAT, FN ": %s: no data rows%s", path, c.header ? " after the header" : "");
         goto out;
     }
     if (c.ncols < 2) {
-        nb__error(FN ": %s: one column only: a label and at least one feature are needed",
+        nb__error_code(NB_ERR_FORMAT, FN ": %s: one column only: a label and at least one feature are needed",
                   path);
         goto out;
     }

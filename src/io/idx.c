@@ -138,23 +138,23 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     memset(r, 0, sizeof *r);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return nb__error("%s: %s: cannot open: %s", fn, path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
         close(fd);
-        return nb__error("%s: %s: cannot open: out of memory", fn, path);
+        return nb__error_code(NB_ERR_MEMORY, "%s: %s: cannot open: out of memory", fn, path);
     }
     char why[160], b[NB_SHAPE_STR_LEN];
     bool failed;
     unsigned char head[4 + 4 * 255];
     int64_t got = gz_read_all(f, head, 4, &failed);
     if (got < 4) {
-        nb__error("%s: %s: truncated header: %lld of 4 bytes%s", fn, path, (long long)got,
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated header: %lld of 4 bytes%s", fn, path, (long long)got,
                   gz_why(f, why, sizeof why));
         goto fail;
     }
     if (head[0] != 0 || head[1] != 0) {
-        nb__error("%s: %s: bad magic %02x %02x %02x %02x: not an IDX file (which starts "
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: bad magic %02x %02x %02x %02x: not an IDX file (which starts "
                   "00 00 <type> <ndims>)",
                   fn, path, head[0], head[1], head[2], head[3]);
         goto fail;
@@ -162,20 +162,20 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     r->type = head[2];
     r->esize = type_size(r->type);
     if (!r->esize) {
-        nb__error("%s: %s: unsupported element type 0x%02x (known: 0x08 u8, 0x09 i8, "
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: unsupported element type 0x%02x (known: 0x08 u8, 0x09 i8, "
                   "0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64)",
                   fn, path, r->type);
         goto fail;
     }
     if (head[3] > NB_MAX_DIMS) {
-        nb__error("%s: %s: %d dimensions, nabla supports at most %d", fn, path, head[3],
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: %d dimensions, nabla supports at most %d", fn, path, head[3],
                   NB_MAX_DIMS);
         goto fail;
     }
     r->ndim = head[3];
     got = gz_read_all(f, head + 4, 4 * r->ndim, &failed);
     if (got < 4 * r->ndim) {
-        nb__error("%s: %s: truncated header: %lld of %d bytes of sizes%s", fn, path,
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated header: %lld of %d bytes of sizes%s", fn, path,
                   (long long)got, 4 * r->ndim, gz_why(f, why, sizeof why));
         goto fail;
     }
@@ -207,19 +207,19 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
             goto fail;
     }
     if (got < total) {
-        nb__error("%s: %s: truncated data: %s %s needs %lld bytes, got %lld%s", fn, path,
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated data: %s %s needs %lld bytes, got %lld%s", fn, path,
                   type_name(r->type), nb_dims_str(r->ndim, r->dims, b), (long long)total,
                   (long long)got, gz_why(f, why, sizeof why));
         goto fail;
     }
     unsigned char extra;
     if (gz_read_all(f, &extra, 1, &failed) == 1) {
-        nb__error("%s: %s: trailing data after the %lld bytes that %s %s needs", fn, path,
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: trailing data after the %lld bytes that %s %s needs", fn, path,
                   (long long)total, type_name(r->type), nb_dims_str(r->ndim, r->dims, b));
         goto fail;
     }
     if (failed) {
-        nb__error("%s: %s: read error after the data%s", fn, path, gz_why(f, why, sizeof why));
+        nb__error_code(NB_ERR_IO, "%s: %s: read error after the data%s", fn, path, gz_why(f, why, sizeof why));
         goto fail;
     }
     gzclose(f);
@@ -303,7 +303,7 @@ static int find_file(const char *dir, const char *base, char *out, size_t size)
             return 0;
     }
     out[0] = '\0';
-    return nb__error("nb_load_mnist: %s: neither %s nor %s.gz is there", dir, base, base);
+    return nb__error_code(NB_ERR_IO, "nb_load_mnist: %s: neither %s nor %s.gz is there", dir, base, base);
 }
 
 /* One split: labels (checked against classes 0..9) and images (u8,
@@ -320,14 +320,14 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
         return -1;
     if (li.type != 0x08 || li.ndim != 1) {
         nb__free(li.data);
-        return nb__error("nb_load_mnist: %s: labels must be u8 (N,), found %s %s", lpath,
+        return nb__error_code(NB_ERR_FORMAT, "nb_load_mnist: %s: labels must be u8 (N,), found %s %s", lpath,
                          type_name(li.type), nb_dims_str(li.ndim, li.dims, b));
     }
     for (int64_t i = 0; i < li.numel; i++)
         if (li.data[i] >= 10) {
             int v = li.data[i];
             nb__free(li.data);
-            return nb__error("nb_load_mnist: %s: label %d at index %lld is out of range "
+            return nb__error_code(NB_ERR_FORMAT, "nb_load_mnist: %s: label %d at index %lld is out of range "
                              "[0, 10)",
                              lpath, v, (long long)i);
         }
@@ -338,12 +338,12 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
     int rc = -1;
     if (im.type != 0x08 || !((im.ndim == 3 && im.dims[1] == 28 && im.dims[2] == 28) ||
                              (im.ndim == 2 && im.dims[1] == 784))) {
-        nb__error("nb_load_mnist: %s: images must be u8 (N,28,28), found %s %s", ipath,
+        nb__error_code(NB_ERR_FORMAT, "nb_load_mnist: %s: images must be u8 (N,28,28), found %s %s", ipath,
                   type_name(im.type), nb_dims_str(im.ndim, im.dims, b));
         goto out;
     }
     if (im.dims[0] != li.dims[0]) {
-        nb__error("nb_load_mnist: %s: mismatched counts: %lld images (%s), %lld labels (%s)",
+        nb__error_code(NB_ERR_FORMAT, "nb_load_mnist: %s: mismatched counts: %lld images (%s), %lld labels (%s)",
                   dir, (long long)im.dims[0], img_base, (long long)li.dims[0], lab_base);
         goto out;
     }
@@ -402,7 +402,7 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
     const nb_tensor *t = images;
     if (!((t->ndim == 3 && t->shape[1] == 28 && t->shape[2] == 28) ||
           (t->ndim == 2 && t->shape[1] == 784))) {
-        nb__error("nb_scale_images: images must be (N,28,28) or (N,784), got %s",
+        nb__error_code(NB_ERR_SHAPE, "nb_scale_images: images must be (N,28,28) or (N,784), got %s",
                   nb_shape_str(t, b));
         return NULL;
     }
@@ -432,7 +432,7 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes)
         return NULL;
     }
     if (labels->ndim != 1) {
-        nb__error("nb_to_one_hot: labels must be 1-D (N,), got %s", nb_shape_str(labels, b));
+        nb__error_code(NB_ERR_SHAPE, "nb_to_one_hot: labels must be 1-D (N,), got %s", nb_shape_str(labels, b));
         return NULL;
     }
     if (classes < 1) {

@@ -19,7 +19,7 @@ int nb__json_fail(nb_json *j, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return nb__error("%s: %s: corrupt %s (JSON) at byte %zu: %s", j->fn, j->path, j->doc, j->i,
+    return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt %s (JSON) at byte %zu: %s", j->fn, j->path, j->doc, j->i,
                      what);
 }
 

@@ -199,7 +199,7 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
         nb__sb_puts(&h, " ");
     if (h.failed) {
         nb__free(h.p);
-        return nb__error("%s: %s: out of memory for the header of %d tensors", fn, path, n);
+        return nb__error_code(NB_ERR_MEMORY, "%s: %s: out of memory for the header of %d tensors", fn, path, n);
     }
     if (h.n > MAX_HEADER) {
         nb__free(h.p);
@@ -218,7 +218,7 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
-        nb__error("%s: %s: cannot create %s: %s", fn, path, tmp, strerror(errno));
+        nb__error_code(NB_ERR_IO, "%s: %s: cannot create %s: %s", fn, path, tmp, strerror(errno));
         nb__free(tmp);
         nb__free(h.p);
         return -1;
@@ -264,7 +264,7 @@ fail_errno:
         fclose(f);
 fail:
     unlink(tmp);
-    nb__error("%s: %s: %s %s failed: %s", fn, path, step, tmp, strerror(err));
+    nb__error_code(NB_ERR_IO, "%s: %s: %s %s failed: %s", fn, path, step, tmp, strerror(err));
     nb__free(tmp);
     nb__free(h.p);
     return -1;
@@ -343,7 +343,7 @@ static int read_entry(nb_json *j, st_entry *e)
         return -1;
     for (int k = 0; k < 3; k++)
         if (!have[k])
-            return nb__error("%s: %s: corrupt header: tensor '%s' has no \"%s\"", j->fn,
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' has no \"%s\"", j->fn,
                              j->path, e->name, keys[k]);
     return 0;
 }
@@ -412,12 +412,12 @@ static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t b
     for (int64_t k = 0; k < v->n; k++) {
         const st_entry *e = &es[k];
         if (e->begin > e->end)
-            return nb__error("%s: %s: corrupt header: tensor '%s' has data_offsets "
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' has data_offsets "
                              "[%llu, %llu) that run backwards",
                              fn, path, e->name, (unsigned long long)e->begin,
                              (unsigned long long)e->end);
         if (e->end > blen)
-            return nb__error("%s: %s: truncated file: tensor '%s' needs bytes [%llu, %llu) of "
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated file: tensor '%s' needs bytes [%llu, %llu) of "
                              "the data, which has %llu",
                              fn, path, e->name, (unsigned long long)e->begin,
                              (unsigned long long)e->end, (unsigned long long)blen);
@@ -431,7 +431,7 @@ static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t b
             bytes = dim && bytes > UINT64_MAX / 2 / dim ? UINT64_MAX / 2 : bytes * dim;
         }
         if (bytes != e->end - e->begin)
-            return nb__error("%s: %s: corrupt header: tensor '%s' is %s %s but data_offsets "
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' is %s %s but data_offsets "
                              "[%llu, %llu) hold %llu bytes",
                              fn, path, e->name, e->dtype, entry_shape(e, b),
                              (unsigned long long)e->begin, (unsigned long long)e->end,
@@ -441,7 +441,7 @@ static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t b
         qsort(es, (size_t)v->n, sizeof *es, cmp_entry);
     for (int64_t k = 1; k < v->n; k++)
         if (strcmp(es[k - 1].name, es[k].name) == 0)
-            return nb__error("%s: %s: corrupt header: tensor '%s' appears twice", fn, path,
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' appears twice", fn, path,
                              es[k].name);
     return 0;
 }
@@ -469,18 +469,18 @@ static int check_request(const char *fn, const char *path, const nb_vec *v, cons
             used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", k ? ", " : "",
                                      es[k].name);
         }
-        return nb__error("%s: %s: tensor '%s' is not in the file (it has %lld: %s)", fn, path,
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: tensor '%s' is not in the file (it has %lld: %s)", fn, path,
                          t->name, (long long)v->n, v->n ? list : "none");
     }
     if (strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0)
-        return nb__error("%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and "
+        return nb__error_code(NB_ERR_DTYPE, "%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and "
                          "F64",
                          fn, path, t->name, e->dtype);
     bool same = e->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++)
         same = e->shape[d] == t->shape[d];
     if (!same)
-        return nb__error("%s: %s: tensor '%s' has shape %s in the file, %s expected", fn, path,
+        return nb__error_code(NB_ERR_SHAPE, "%s: %s: tensor '%s' has shape %s in the file, %s expected", fn, path,
                          t->name, entry_shape(e, b), nb_shape_str(t, c));
     if (nb__layout_overlaps(t->ndim, t->shape, t->strides))
         return nb__error("%s: %s: tensor '%s' %s is a view whose elements share memory "
@@ -544,23 +544,23 @@ static int read_head(const char *fn, const char *path, FILE *f, st_header *h, ui
 {
     struct stat st;
     if (fstat(fileno(f), &st) != 0)
-        return nb__error("%s: %s: cannot stat: %s", fn, path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, "%s: %s: cannot stat: %s", fn, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return nb__error("%s: %s: not a regular file", fn, path);
+        return nb__error_code(NB_ERR_IO, "%s: %s: not a regular file", fn, path);
     *fsize = (uint64_t)st.st_size;
     unsigned char len8[8];
     if (*fsize < 8 || fread(len8, 1, 8, f) != 8)
-        return nb__error("%s: %s: truncated file: %llu bytes, the header length alone takes 8",
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated file: %llu bytes, the header length alone takes 8",
                          fn, path, (unsigned long long)*fsize);
     *hlen = 0;
     for (int k = 7; k >= 0; k--)
         *hlen = *hlen << 8 | len8[k];
     if (*hlen > MAX_HEADER)
-        return nb__error("%s: %s: header length %llu is over the limit of %d bytes: not a "
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: header length %llu is over the limit of %d bytes: not a "
                          "safetensors file?",
                          fn, path, (unsigned long long)*hlen, MAX_HEADER);
     if (*hlen > *fsize - 8)
-        return nb__error("%s: %s: truncated file: header length %llu, but only %llu bytes "
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated file: header length %llu, but only %llu bytes "
                          "follow",
                          fn, path, (unsigned long long)*hlen, (unsigned long long)(*fsize - 8));
     size_t n = (size_t)*hlen;
@@ -569,7 +569,7 @@ static int read_head(const char *fn, const char *path, FILE *f, st_header *h, ui
         return -1;
     h->j.s = text; /* freed by the caller, even if init fails */
     if (fread(text, 1, n, f) != n)
-        return nb__error("%s: %s: cannot read the header: %s", fn, path,
+        return nb__error_code(NB_ERR_IO, "%s: %s: cannot read the header: %s", fn, path,
                          ferror(f) ? strerror(errno) : "file shrank");
     text[n] = '\0';
     if (nb__json_init(&h->j, text, n, fn, path, "header") < 0 || read_header(h) < 0)
@@ -598,7 +598,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
 
     FILE *f = fopen(path, "rb");
     if (!f)
-        return nb__error("%s: %s: cannot open: %s", fn, path, strerror(errno));
+        return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
     st_header h = {.e = {.elem = sizeof(st_entry)}};
     uint64_t fsize = 0, hlen = 0;
     int rc = -1;
@@ -613,7 +613,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
         nb_tensor *t = tensors[i];
         const st_entry *e = find_entry(&h.e, t->name);
         if (read_tensor(f, (off_t)(8 + hlen + e->begin), e, t) < 0) {
-            nb__error("%s: %s: tensor '%s': read failed: %s", fn, path, t->name,
+            nb__error_code(NB_ERR_IO, "%s: %s: tensor '%s': read failed: %s", fn, path, t->name,
                       ferror(f) ? strerror(errno) : "the file is shorter than it was");
             goto out;
         }

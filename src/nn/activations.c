@@ -20,7 +20,7 @@
  * derivative. The textbook form relu(x) + log(1 + exp(-|x|)) is just as
  * stable but its pieces have kinks at 0 whose one-sided derivatives do not
  * add up: it gives softplus'(0) = 0 instead of 1/2. */
-#include "nabla/nabla.h"
+#include "nn_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -29,17 +29,15 @@
  * is no graph to record into: -1 with the error set. */
 static int bad_input(const char *fn, const nb_tensor *x)
 {
-    if (!x) {
-        if (nb_last_error() == NULL)
-            nb_set_error("%s: x is NULL", fn);
+    if (nb_check_tensor(fn, "x", x))
         return -1;
-    }
     if (!nb_graph_current())
-        return nb_set_error("%s: no current graph (create one with nb_graph_new)", fn);
+        return nb_set_error_code(NB_ERR_STATE, "%s: no current graph (create one with "
+                                 "nb_graph_new)", fn);
     return 0;
 }
 
-nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha)
+static nb_tensor *leaky_relu_impl(nb_tensor *x, double alpha)
 {
     if (bad_input("nb_leaky_relu", x))
         return NULL;
@@ -50,7 +48,7 @@ nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha)
     return nb_where(nb_gt(x, nb_scalar_like(x, 0.0)), x, nb_mul(x, nb_scalar_like(x, alpha)));
 }
 
-nb_tensor *nb_elu(nb_tensor *x, double alpha)
+static nb_tensor *elu_impl(nb_tensor *x, double alpha)
 {
     if (bad_input("nb_elu", x))
         return NULL;
@@ -62,7 +60,7 @@ nb_tensor *nb_elu(nb_tensor *x, double alpha)
     return nb_where(nb_gt(x, nb_scalar_like(x, 0.0)), x, nb_mul(nb_scalar_like(x, alpha), neg));
 }
 
-nb_tensor *nb_gelu(nb_tensor *x)
+static nb_tensor *gelu_impl(nb_tensor *x)
 {
     if (bad_input("nb_gelu", x))
         return NULL;
@@ -71,7 +69,7 @@ nb_tensor *nb_gelu(nb_tensor *x)
     return nb_mul(nb_mul(x, nb_scalar_like(x, 0.5)), phi2);
 }
 
-nb_tensor *nb_softplus(nb_tensor *x)
+static nb_tensor *softplus_impl(nb_tensor *x)
 {
     if (bad_input("nb_softplus", x))
         return NULL;
@@ -97,7 +95,7 @@ static const char *const names[] = {
 };
 #define NNAMES (int)(sizeof names / sizeof names[0])
 
-nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
+static nb_tensor *activate_impl(nb_tensor *x, nb_activation a)
 {
     if (bad_input("nb_activate", x))
         return NULL;
@@ -122,7 +120,8 @@ nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
     case NB_LOG_SOFTMAX:
         if (nb_ndim(x) < 1) {
             char b[NB_SHAPE_STR_LEN];
-            nb_set_error("nb_activate: %s works over the last axis; x %s has none", names[a],
+            nb_set_error_code(NB_ERR_SHAPE, "nb_activate: %s works over the last axis; x %s has "
+                              "none", names[a],
                          nb_shape_str(x, b));
             return NULL;
         }
@@ -154,4 +153,31 @@ const char *nb_activation_name(nb_activation a)
         return NULL;
     }
     return names[a];
+}
+
+/* The public functions: anything failing inside names the one called. */
+
+nb_tensor *nb_leaky_relu(nb_tensor *x, double alpha)
+{
+    NN_NAMED("nb_leaky_relu", nb_tensor *, leaky_relu_impl(x, alpha));
+}
+
+nb_tensor *nb_elu(nb_tensor *x, double alpha)
+{
+    NN_NAMED("nb_elu", nb_tensor *, elu_impl(x, alpha));
+}
+
+nb_tensor *nb_gelu(nb_tensor *x)
+{
+    NN_NAMED("nb_gelu", nb_tensor *, gelu_impl(x));
+}
+
+nb_tensor *nb_softplus(nb_tensor *x)
+{
+    NN_NAMED("nb_softplus", nb_tensor *, softplus_impl(x));
+}
+
+nb_tensor *nb_activate(nb_tensor *x, nb_activation a)
+{
+    NN_NAMED("nb_activate", nb_tensor *, activate_impl(x, a));
 }

@@ -61,7 +61,8 @@ static int pack(packed *p, nb_dataset d, const char *fn)
         char b[NB_SHAPE_STR_LEN];
         nb_shape_str(*parts[i], b);
         if (!(p->own[i] = *parts[i] = nb_clone(*parts[i])))
-            return nb_set_error("%s: out of memory packing a strided %s %s into a contiguous "
+            return nb_set_error_code(NB_ERR_MEMORY, "%s: out of memory packing a strided %s %s "
+                                     "into a contiguous "
                                 "copy", fn, i ? "y" : "x", b);
     }
     return 0;
@@ -77,13 +78,16 @@ static int check_data(const nb_model *m, nb_dataset d, const char *fn, const cha
 {
     char b[NB_SHAPE_STR_LEN];
     if (!d.x)
-        return nb_set_error("%s: %s x is NULL", fn, what);
+        return nn_has_error() ? -1 : nb_set_error("%s: %s x is NULL", fn, what);
+    if (nb_check_tensor(fn, "x", d.x))
+        return -1;
     if (nb_ndim(d.x) != 2 || nb_dim(d.x, 1) != m->in_features || nb_dtype_of(d.x) != m->dtype)
-        return nb_set_error("%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
+        return nb_set_error_code(nb_dtype_of(d.x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                                 "%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
                             nb_dtype_name(nb_dtype_of(d.x)), nb_shape_str(d.x, b),
                             nb_dtype_name(m->dtype), (long long)m->in_features);
     if (nb_dim(d.x, 0) < 1)
-        return nb_set_error("%s: %s data has no rows", fn, what);
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s data has no rows", fn, what);
     return nn_check_targets(m, d.y, nb_dim(d.x, 0), fn);
 }
 
@@ -158,12 +162,13 @@ static int64_t *identity_index(int64_t n)
 
 int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double *metric)
 {
-    if (!m)
-        return nn_null_model("nb_evaluate");
+    if (nn_bad_model(m, "nb_evaluate"))
+        return -1;
     if (!m->compiled)
-        return nb_set_error("nb_evaluate: the model is not compiled (call nb_compile)");
+        return nb_set_error_code(NB_ERR_STATE, "nb_evaluate: the model is not compiled (call "
+                                 "nb_compile)");
     if (!m->built)
-        return nb_set_error("nb_evaluate: the model is not built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_evaluate: the model is not built");
     if (batch_size < 0)
         return nb_set_error("nb_evaluate: batch_size must be positive, got %d", batch_size);
     if (check_data(m, d, "nb_evaluate", "the"))
@@ -193,17 +198,15 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
 nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
 {
     char b[NB_SHAPE_STR_LEN];
-    if (!m || !x) {
-        if (!nn_has_error() || !m)
-            nb_set_error("nb_predict: %s is NULL", m ? "x" : "model");
+    if (nn_bad_model(m, "nb_predict") || nb_check_tensor("nb_predict", "x", x))
         return NULL;
-    }
     if (!m->built) {
-        nb_set_error("nb_predict: the model is not built");
+        nb_set_error_code(NB_ERR_STATE, "nb_predict: the model is not built");
         return NULL;
     }
     if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
-        nb_set_error("nb_predict: x is %s %s; the model takes %s (N,%lld)",
+        nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                          "nb_predict: x is %s %s; the model takes %s (N,%lld)",
                      nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
                      nb_dtype_name(m->dtype), (long long)m->in_features);
         return NULL;
@@ -282,19 +285,19 @@ static int history_alloc(nb_model *m, int epochs)
 static const nb_history *fit(nb_model *m, nb_fit_opts o)
 {
     const char *fn = "nb_fit";
-    if (!m) {
-        nn_null_model(fn);
+    if (nn_bad_model(m, fn))
         return NULL;
-    }
     if (!m->compiled) {
-        nb_set_error("nb_fit: the model is not compiled (call nb_compile first)");
+        nb_set_error_code(NB_ERR_STATE, "nb_fit: the model is not compiled (call nb_compile "
+                          "first)");
         return NULL;
     }
     if (!m->built) {
         if (nb_ndim(o.data.x) != 2) {
             if (!o.data.x && nn_has_error())
                 return NULL; /* keep the error that made x NULL */
-            nb_set_error("nb_fit: the model is not built and x is not (N, features)");
+            nb_set_error_code(NB_ERR_SHAPE, "nb_fit: the model is not built and x is not "
+                              "(N, features)");
             return NULL;
         }
         if (nb_build(m, nb_dim(o.data.x, 1), 0))
@@ -370,7 +373,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             }
             double lv = nb_item(loss);
             if (!isfinite(lv)) {
-                rc = nb_set_error("nb_fit: the loss became %g at epoch %d, step %lld (lower the "
+                rc = nb_set_error_code(NB_ERR_NUMERIC, "nb_fit: the loss became %g at epoch %d, "
+                                       "step %lld (lower the "
                                   "learning rate?)",
                                   lv, e + 1, (long long)s + 1);
                 break;

@@ -39,15 +39,13 @@ static int check_common(const char *fn, const char *pn, const nb_tensor *p, cons
                         const nb_tensor *t)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    if (!p || !t) {
-        if (!nn_has_error())
-            nb_set_error("%s: %s is NULL", fn, !p ? pn : tn);
+    if (nb_check_tensor(fn, pn, p) || nb_check_tensor(fn, tn, t))
         return -1;
-    }
     if (!nb_graph_current())
-        return nb_set_error("%s: no current graph (create one with nb_graph_new)", fn);
+        return nb_set_error_code(NB_ERR_STATE, "%s: no current graph (create one with "
+                                 "nb_graph_new)", fn);
     if (nb_dtype_of(p) != nb_dtype_of(t))
-        return nb_set_error("%s: dtypes differ: %s %s %s and %s %s %s", fn, pn,
+        return nb_set_error_code(NB_ERR_DTYPE, "%s: dtypes differ: %s %s %s and %s %s %s", fn, pn,
                             nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b), tn,
                             nb_dtype_name(nb_dtype_of(t)), nb_shape_str(t, c));
     return 0;
@@ -62,13 +60,13 @@ int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p, const cha
     if (check_common(fn, pn, p, tn, t))
         return -1;
     if (!nn_same_shape(p, t))
-        return nb_set_error("%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s %s and %s %s differ", fn, pn, nb_shape_str(p, b), tn,
                             nb_shape_str(t, c));
     if (kind == NN_CLASSES && nb_ndim(p) < 1)
-        return nb_set_error("%s: %s %s has no class axis (the last one)", fn, pn,
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s %s has no class axis (the last one)", fn, pn,
                             nb_shape_str(p, b));
     if (nb_numel(p) == 0)
-        return nb_set_error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
     return 0;
 }
 
@@ -82,15 +80,16 @@ int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p, const nb_
     int nd = nb_ndim(p), nl = nb_ndim(labels);
     const int64_t *ps = nb_shape(p), *ls = nb_shape(labels);
     if (nd < 1)
-        return nb_set_error("%s: %s %s has no class axis (the last one)", fn, pn,
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s %s has no class axis (the last one)", fn, pn,
                             nb_shape_str(p, b));
     if (nl != nd - 1 || memcmp(ls, ps, (size_t)nl * sizeof(int64_t)) != 0)
-        return nb_set_error("%s: labels %s must have the shape of %s without its last axis, "
+        return nb_set_error_code(NB_ERR_SHAPE,
+                                 "%s: labels %s must have the shape of %s without its last axis, "
                             "%s (%s is %s)",
                             fn, nb_shape_str(labels, b), pn, nb_dims_str(nd - 1, ps, c), pn,
                             nb_shape_str(p, d));
     if (nb_numel(p) == 0)
-        return nb_set_error("%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: %s %s is empty", fn, pn, nb_shape_str(p, b));
     int64_t classes = ps[nd - 1];
     for (int64_t j = 0; j < nb_numel(labels); j++) {
         double v = nb_get_flat(labels, j); /* row-major, whatever the view */
@@ -130,21 +129,21 @@ static nb_tensor *neg_mean_rows(nb_tensor *t, nb_tensor *logp)
 
 /* ---- regression ---- */
 
-nb_tensor *nb_mse(nb_tensor *pred, nb_tensor *target)
+static nb_tensor *mse_impl(nb_tensor *pred, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_mse", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     return nb_mean(nb_square(nb_sub(pred, target)));
 }
 
-nb_tensor *nb_mae(nb_tensor *pred, nb_tensor *target)
+static nb_tensor *mae_impl(nb_tensor *pred, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_mae", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
     return nb_mean(nb_abs(nb_sub(pred, target)));
 }
 
-nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
+static nb_tensor *huber_impl(nb_tensor *pred, nb_tensor *target, double delta)
 {
     if (nn_loss_inputs("nb_huber", "pred", pred, "target", target, NN_ELEMENTWISE))
         return NULL;
@@ -159,7 +158,7 @@ nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
 
 /* ---- binary ---- */
 
-nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
+static nb_tensor *binary_crossentropy_impl(nb_tensor *prob, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_binary_crossentropy", "prob", prob, "target", target, NN_ELEMENTWISE))
         return NULL;
@@ -170,7 +169,7 @@ nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
     return nb_neg(nb_mean(ll));
 }
 
-nb_tensor *nb_binary_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
+static nb_tensor *binary_crossentropy_logits_impl(nb_tensor *logits, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_binary_crossentropy_logits", "logits", logits, "target", target,
                        NN_ELEMENTWISE))
@@ -190,14 +189,14 @@ static nb_tensor *cce_logits(nb_tensor *logits, nb_tensor *target)
     return neg_mean_rows(target, nb_log_softmax(logits, -1));
 }
 
-nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target)
+static nb_tensor *categorical_crossentropy_impl(nb_tensor *prob, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_categorical_crossentropy", "prob", prob, "target", target, NN_CLASSES))
         return NULL;
     return cce(prob, target);
 }
 
-nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
+static nb_tensor *categorical_crossentropy_logits_impl(nb_tensor *logits, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_categorical_crossentropy_logits", "logits", logits, "target", target,
                        NN_CLASSES))
@@ -205,16 +204,63 @@ nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *targ
     return cce_logits(logits, target);
 }
 
-nb_tensor *nb_sparse_categorical_crossentropy(nb_tensor *prob, nb_tensor *labels)
+static nb_tensor *sparse_categorical_crossentropy_impl(nb_tensor *prob, nb_tensor *labels)
 {
     if (nn_loss_labels("nb_sparse_categorical_crossentropy", "prob", prob, labels))
         return NULL;
     return cce(prob, nb_one_hot(labels, nb_dim(prob, -1)));
 }
 
-nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *labels)
+static nb_tensor *sparse_categorical_crossentropy_logits_impl(nb_tensor *logits, nb_tensor *labels)
 {
     if (nn_loss_labels("nb_sparse_categorical_crossentropy_logits", "logits", logits, labels))
         return NULL;
     return cce_logits(logits, nb_one_hot(labels, nb_dim(logits, -1)));
+}
+
+/* The public functions: anything failing inside names the one called. */
+
+nb_tensor *nb_mse(nb_tensor *pred, nb_tensor *target)
+{
+    NN_NAMED("nb_mse", nb_tensor *, mse_impl(pred, target));
+}
+
+nb_tensor *nb_mae(nb_tensor *pred, nb_tensor *target)
+{
+    NN_NAMED("nb_mae", nb_tensor *, mae_impl(pred, target));
+}
+
+nb_tensor *nb_huber(nb_tensor *pred, nb_tensor *target, double delta)
+{
+    NN_NAMED("nb_huber", nb_tensor *, huber_impl(pred, target, delta));
+}
+
+nb_tensor *nb_binary_crossentropy(nb_tensor *prob, nb_tensor *target)
+{
+    NN_NAMED("nb_binary_crossentropy", nb_tensor *, binary_crossentropy_impl(prob, target));
+}
+
+nb_tensor *nb_binary_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
+{
+    NN_NAMED("nb_binary_crossentropy_logits", nb_tensor *, binary_crossentropy_logits_impl(logits, target));
+}
+
+nb_tensor *nb_categorical_crossentropy(nb_tensor *prob, nb_tensor *target)
+{
+    NN_NAMED("nb_categorical_crossentropy", nb_tensor *, categorical_crossentropy_impl(prob, target));
+}
+
+nb_tensor *nb_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *target)
+{
+    NN_NAMED("nb_categorical_crossentropy_logits", nb_tensor *, categorical_crossentropy_logits_impl(logits, target));
+}
+
+nb_tensor *nb_sparse_categorical_crossentropy(nb_tensor *prob, nb_tensor *labels)
+{
+    NN_NAMED("nb_sparse_categorical_crossentropy", nb_tensor *, sparse_categorical_crossentropy_impl(prob, labels));
+}
+
+nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tensor *labels)
+{
+    NN_NAMED("nb_sparse_categorical_crossentropy_logits", nb_tensor *, sparse_categorical_crossentropy_logits_impl(logits, labels));
 }

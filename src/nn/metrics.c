@@ -7,7 +7,7 @@
  * argmax takes the first maximum, so a row of ties counts as class 0. */
 #include "nn_internal.h"
 
-nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
+static nb_tensor *categorical_accuracy_impl(nb_tensor *pred, nb_tensor *target)
 {
     if (nn_loss_inputs("nb_categorical_accuracy", "pred", pred, "target", target, NN_CLASSES))
         return NULL;
@@ -18,7 +18,7 @@ nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
     return acc;
 }
 
-nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
+static nb_tensor *sparse_categorical_accuracy_impl(nb_tensor *pred, nb_tensor *labels)
 {
     if (nn_loss_labels("nb_sparse_categorical_accuracy", "pred", pred, labels))
         return NULL;
@@ -27,4 +27,16 @@ nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
     nb_tensor *acc = nb_mean(hit);
     nb_set_grad_enabled(prev);
     return acc;
+}
+
+/* The public functions: anything failing inside names the one called. */
+
+nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target)
+{
+    NN_NAMED("nb_categorical_accuracy", nb_tensor *, categorical_accuracy_impl(pred, target));
+}
+
+nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels)
+{
+    NN_NAMED("nb_sparse_categorical_accuracy", nb_tensor *, sparse_categorical_accuracy_impl(pred, labels));
 }

@@ -5,7 +5,75 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
+
+/* ---- ownership ----
+ * A layer belongs to the model it was added to, and an optimizer to the
+ * model compiled with it: the model frees them. Adding a layer twice, or to
+ * a second model, or handing one model's optimizer to another, is an error
+ * (the layer or optimizer stays with its owner), never a double free. The
+ * live models are kept in a list, so that a freed model handle and an
+ * optimizer owned elsewhere are recognised without reading freed memory. */
+static nb_model *live_models;
+static atomic_flag models_lock = ATOMIC_FLAG_INIT;
+
+static void lock_models(void)
+{
+    while (atomic_flag_test_and_set_explicit(&models_lock, memory_order_acquire))
+        ;
+}
+static void unlock_models(void) { atomic_flag_clear_explicit(&models_lock, memory_order_release); }
+
+/* Whether m is a live model. */
+static bool model_live(const nb_model *m)
+{
+    bool found = false;
+    lock_models();
+    for (const nb_model *k = live_models; k && !found; k = k->next_live)
+        found = k == m;
+    unlock_models();
+    return found;
+}
+
+/* The live model other than m that owns opt, or NULL. */
+static const nb_model *opt_owner(const nb_optimizer *opt, const nb_model *m)
+{
+    const nb_model *found = NULL;
+    lock_models();
+    for (const nb_model *k = live_models; k && !found; k = k->next_live)
+        if (k != m && k->opt == opt)
+            found = k;
+    unlock_models();
+    return found;
+}
+
+/* A model argument: NULL (keeping a pending error) or not live: -1 with an
+ * error naming fn. */
+int nn_bad_model(const nb_model *m, const char *fn)
+{
+    if (!m)
+        return nn_null_model(fn);
+    if (model_live(m))
+        return 0;
+    return nb_set_error_code(NB_ERR_STATE, "%s: %p is not a live model (freed already, or "
+                             "never made by nb_sequential)", fn, (const void *)m);
+}
+
+/* Frees an optimizer handed over to a call that failed, unless a model owns
+ * it (then it stays with that model). */
+static void drop_optimizer(nb_optimizer *opt)
+{
+    if (opt && !opt_owner(opt, NULL))
+        nb_optimizer_free(opt);
+}
+
+/* Frees a layer handed over to a call that failed, unless a model owns it. */
+static void drop_layer(nb_layer *l)
+{
+    if (l && !l->owner)
+        nb_layer_free(l);
+}
 
 /* ---- shared by nn/ (nn_internal.h) ---- */
 
@@ -18,7 +86,8 @@ nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *sha
         const char *e = nb_last_error();
         snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
         const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
-        nb_set_error("%s: %s", fn, rest);
+        nb_set_error_code(nb_last_error_code() ? nb_last_error_code() : NB_ERR_MEMORY, "%s: %s",
+                          fn, rest);
     }
     return t;
 }
@@ -30,6 +99,8 @@ int nn_blame(const char *fn)
         return nb_set_error("%s: failed", fn);
     if (strncmp(e, "nb_mem_alloc: ", 14) == 0)
         e += 14;
+    else if (strncmp(e, "nabla: ", 7) == 0)
+        e += 7;
     else {
         const char *p = e;
         while (isalnum((unsigned char)*p) || *p == '_')
@@ -44,7 +115,7 @@ int nn_blame(const char *fn)
 
 /* ---- layers ---- */
 
-nb_layer *nb_dense_(nb_dense_opts o)
+static nb_layer *dense(nb_dense_opts o)
 {
     if (o.units < 1) {
         nb_set_error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
@@ -76,10 +147,17 @@ nb_layer *nb_dense_(nb_dense_opts o)
     return l;
 }
 
+nb_layer *nb_dense_(nb_dense_opts o) { NN_NAMED("nb_dense", nb_layer *, dense(o)); }
+
 void nb_layer_free(nb_layer *l)
 {
     if (!l)
         return;
+    if (l->owner) {
+        nb_set_error_code(NB_ERR_STATE, "nb_layer_free: layer '%s' belongs to a model, which "
+                          "frees it (nb_model_free)", l->name);
+        return;
+    }
     nb_free(l->kernel);
     nb_free(l->bias);
     nb_mem_free(l);
@@ -117,23 +195,37 @@ static int model_grow(nb_model *m)
     return 0;
 }
 
+/* The layer's name for messages: given, or its place in m. */
+static const char *layer_name(const nb_layer *l) { return l->name[0] ? l->name : "(unnamed)"; }
+
 int nb_model_add(nb_model *m, nb_layer *l)
 {
+    if (m && !model_live(m)) {
+        drop_layer(l);
+        return nn_bad_model(m, "nb_model_add");
+    }
     if (!m || !l) {
-        nb_layer_free(l);
-        if (!nn_has_error() || m)
+        /* A NULL layer from a failed nb_dense keeps that error. */
+        drop_layer(l);
+        if (!nn_has_error())
             nb_set_error("nb_model_add: %s is NULL", m ? "layer" : "model");
         return -1;
     }
+    if (l->owner == m)
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_add: layer '%s' is already in this "
+                                 "model (a layer can be added once)", layer_name(l));
+    if (l->owner)
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_add: layer '%s' belongs to another "
+                                 "model (a layer can be in one model only)", layer_name(l));
     if (m->built) {
         nb_layer_free(l);
-        return nb_set_error("nb_model_add: the model is already built; add layers before "
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_add: the model is already built; add layers before "
                             "nb_build/nb_compile");
     }
     if (m->n > 0 && l->opts.input) {
         int64_t prev = m->layers[m->n - 1]->opts.units;
         if (l->opts.input != prev) {
-            nb_set_error("nb_model_add: layer %d declares %lld inputs, the previous layer gives "
+            nb_set_error_code(NB_ERR_SHAPE, "nb_model_add: layer %d declares %lld inputs, the previous layer gives "
                          "%lld",
                          m->n + 1, (long long)l->opts.input, (long long)prev);
             nb_layer_free(l);
@@ -153,7 +245,21 @@ int nb_model_add(nb_model *m, nb_layer *l)
             return -1;
         }
     m->layers[m->n++] = l;
+    l->owner = m;
     return 0;
+}
+
+/* Frees layers[from..n) handed to nb_sequential that no model took: each
+ * once (one may be listed twice), none that a model owns. */
+static void drop_layers(nb_layer *const layers[], int from, int n)
+{
+    for (int k = from; layers && k < n; k++) {
+        bool again = false;
+        for (int j = from; j < k && !again; j++)
+            again = layers[j] == layers[k];
+        if (!again)
+            drop_layer(layers[k]);
+    }
 }
 
 nb_model *nb_sequential_(int n, nb_layer *const layers[])
@@ -164,22 +270,32 @@ nb_model *nb_sequential_(int n, nb_layer *const layers[])
         bad = !layers[i];
     if (bad) {
         /* The model owns its layers, also when it cannot be made. */
-        for (int i = 0; layers && i < n; i++)
-            nb_layer_free(layers[i]);
+        drop_layers(layers, 0, n);
         if (m) {
             nb_mem_free(m);
             if (!nn_has_error())
-                nb_set_error("nb_sequential: a layer is NULL");
-        } else
-            nn_blame("nb_sequential");
+                nb_set_error(n < 0 ? "nb_sequential: n is negative" : "nb_sequential: a layer "
+                             "is NULL");
+        } else {
+            nb_set_error_code(NB_ERR_MEMORY, "nb_sequential: out of memory for a model");
+        }
         return NULL;
     }
     memset(m, 0, sizeof *m);
+    lock_models();
+    m->next_live = live_models;
+    live_models = m;
+    unlock_models();
     for (int i = 0; i < n; i++)
         if (nb_model_add(m, layers[i])) {
-            for (int k = i + 1; k < n; k++)
-                nb_layer_free(layers[k]);
+            drop_layers(layers, i + 1, n);
+            char msg[512];
+            nb_error_code code = nb_last_error_code();
+            snprintf(msg, sizeof msg, "%s", nb_last_error() ? nb_last_error() : "");
             nb_model_free(m);
+            /* Named as the call the user made, with the layer's place. */
+            const char *rest = strncmp(msg, "nb_model_add: ", 14) == 0 ? msg + 14 : msg;
+            nb_set_error_code(code, "nb_sequential: layer %d: %s", i + 1, rest);
             return NULL;
         }
     return m;
@@ -193,12 +309,21 @@ static void free_history(nb_model *m)
 
 void nb_model_free(nb_model *m)
 {
-    if (!m)
+    if (!m || nn_bad_model(m, "nb_model_free"))
         return;
     if (last_forward.m == m) /* another model may come at this address */
         memset(&last_forward, 0, sizeof last_forward);
-    for (int i = 0; i < m->n; i++)
+    lock_models();
+    for (nb_model **k = &live_models; *k; k = &(*k)->next_live)
+        if (*k == m) {
+            *k = m->next_live;
+            break;
+        }
+    unlock_models();
+    for (int i = 0; i < m->n; i++) {
+        m->layers[i]->owner = NULL;
         nb_layer_free(m->layers[i]);
+    }
     nb_mem_free(m->layers);
     nb_mem_free(m->params);
     nb_optimizer_free(m->opt);
@@ -238,16 +363,16 @@ static int unbuild(nb_model *m)
 
 int nb_build(nb_model *m, int64_t features, uint64_t seed)
 {
-    if (!m)
-        return nn_null_model("nb_build");
+    if (nn_bad_model(m, "nb_build"))
+        return -1;
     if (m->n == 0)
-        return nb_set_error("nb_build: the model has no layers");
+        return nb_set_error_code(NB_ERR_STATE, "nb_build: the model has no layers");
     if (m->built)
-        return nb_set_error("nb_build: the model is already built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_build: the model is already built");
     if (features < 1)
         return nb_set_error("nb_build: features must be at least 1, got %lld", (long long)features);
     if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
-        return nb_set_error("nb_build: the first layer declares %lld inputs, got %lld",
+        return nb_set_error_code(NB_ERR_SHAPE, "nb_build: the first layer declares %lld inputs, got %lld",
                             (long long)m->layers[0]->opts.input, (long long)features);
     nb_rng rng = nb_rng_new(seed);
     int np = 0;
@@ -284,14 +409,14 @@ int nb_build(nb_model *m, int64_t features, uint64_t seed)
 
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
 {
-    if (!m)
-        return nb_set_error("nb_model_set_dtype: model is NULL");
+    if (nn_bad_model(m, "nb_model_set_dtype"))
+        return -1;
     if (nb_dtype_size(dtype) == 0)
-        return nb_set_error("nb_model_set_dtype: unknown dtype %d", (int)dtype);
+        return nb_set_error_code(NB_ERR_DTYPE, "nb_model_set_dtype: unknown dtype %d", (int)dtype);
     if (!m->built)
-        return nb_set_error("nb_model_set_dtype: the model is not built");
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the model is not built");
     if (m->opt && nb_optimizer_steps(m->opt) > 0)
-        return nb_set_error("nb_model_set_dtype: the optimizer has already taken steps");
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the optimizer has already taken steps");
     for (int i = 0; i < m->nparams; i++) {
         nb_tensor *p = m->params[i];
         nb_tensor *c = nn_zeros("nb_model_set_dtype", dtype, nb_ndim(p), nb_shape(p));
@@ -317,30 +442,37 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
 
 int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 {
-    if (!m || !opt) {
-        nb_optimizer_free(opt);
-        if (!m)
-            return nn_null_model("nb_compile");
-        /* The error that made the optimizer NULL, if any, says why. */
-        const char *e = nb_last_error();
-        char why[400];
-        snprintf(why, sizeof why, "%s", e ? e : "");
-        return nb_set_error("nb_compile: optimizer is NULL%s%s%s", e ? " (" : "", why,
-                            e ? ")" : "");
+    /* The optimizer handed over is dropped on error, unless it is this
+     * model's already (compiled again) or another model's. */
+    if (m && !model_live(m)) {
+        drop_optimizer(opt);
+        return nn_bad_model(m, "nb_compile");
     }
+    nb_optimizer *drop = m && opt == m->opt ? NULL : opt;
+    if (!m || !opt) {
+        /* A NULL optimizer from a failed constructor keeps that error. */
+        drop_optimizer(opt);
+        if (!nn_has_error())
+            nb_set_error("nb_compile: %s is NULL", m ? "optimizer" : "model");
+        return -1;
+    }
+    if (opt_owner(opt, m))
+        return nb_set_error_code(NB_ERR_STATE, "nb_compile: the %s optimizer belongs to another "
+                                 "model (make one per model)", nb_optimizer_name(opt));
     if (loss < NB_MEAN_SQUARED_ERROR || loss > NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
-        nb_optimizer_free(opt);
+        drop_optimizer(drop);
         return nb_set_error("nb_compile: unknown loss %d", (int)loss);
     }
     if (metric != NB_NO_METRIC && metric != NB_ACCURACY) {
-        nb_optimizer_free(opt);
+        drop_optimizer(drop);
         return nb_set_error("nb_compile: unknown metric %d", (int)metric);
     }
     if (m->n == 0) {
-        nb_optimizer_free(opt);
-        return nb_set_error("nb_compile: the model has no layers");
+        drop_optimizer(drop);
+        return nb_set_error_code(NB_ERR_STATE, "nb_compile: the model has no layers");
     }
-    nb_optimizer_free(m->opt);
+    if (m->opt != opt)
+        nb_optimizer_free(m->opt);
     m->opt = opt;
     m->loss = loss;
     m->metric = metric;
@@ -353,7 +485,7 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
 int64_t nb_count_params(const nb_model *m)
 {
     int64_t n = 0;
-    if (m)
+    if (!nn_bad_model(m, "nb_count_params"))
         for (int i = 0; i < m->nparams; i++)
             n += nb_numel(m->params[i]);
     return n;
@@ -361,35 +493,36 @@ int64_t nb_count_params(const nb_model *m)
 
 int nb_model_params(const nb_model *m, nb_tensor *const **params)
 {
-    if (!m || !params)
-        return nb_set_error("nb_model_params: %s is NULL", m ? "params" : "model");
+    if (nn_bad_model(m, "nb_model_params"))
+        return -1;
+    if (!params)
+        return nb_set_error("nb_model_params: params is NULL");
     *params = m->params;
     return m->nparams;
 }
 
-nb_optimizer *nb_model_optimizer(const nb_model *m) { return m ? m->opt : NULL; }
+nb_optimizer *nb_model_optimizer(const nb_model *m)
+{
+    return nn_bad_model(m, "nb_model_optimizer") ? NULL : m->opt;
+}
 
 /* ---- forward and loss ---- */
 
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
 {
     char b[NB_SHAPE_STR_LEN];
-    if (!m) {
-        nn_null_model("nb_model_forward");
+    if (nn_bad_model(m, "nb_model_forward"))
         return NULL;
-    }
-    if (!x) {
-        if (!nn_has_error())
-            nb_set_error("nb_model_forward: x is NULL");
+    if (nb_check_tensor("nb_model_forward", "x", x))
         return NULL;
-    }
     if (!m->built) {
-        nb_set_error("nb_model_forward: the model is not built (give the first layer .input, "
+        nb_set_error_code(NB_ERR_STATE, "nb_model_forward: the model is not built (give the first layer .input, "
                      "or call nb_build)");
         return NULL;
     }
     if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
-        nb_set_error("nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
+        nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                          "nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
                      nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
                      nb_dtype_name(m->dtype), (long long)m->in_features);
         return NULL;
@@ -430,14 +563,14 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
 {
     char b[NB_SHAPE_STR_LEN];
     int64_t out = m->layers[m->n - 1]->opts.units;
-    if (!y)
-        return nb_set_error("%s: y is NULL", fn);
+    if (nb_check_tensor(fn, "y", y))
+        return -1;
     if (nb_dtype_of(y) != m->dtype)
-        return nb_set_error("%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
+        return nb_set_error_code(NB_ERR_DTYPE, "%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
                             nb_dtype_name(m->dtype));
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
-            return nb_set_error("%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
+            return nb_set_error_code(NB_ERR_SHAPE, "%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
                                 nb_shape_str(y, b));
         const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
         for (int64_t i = 0; i < rows; i++) {
@@ -449,7 +582,7 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
         return 0;
     }
     if (nb_ndim(y) != 2 || nb_dim(y, 0) != rows || nb_dim(y, 1) != out)
-        return nb_set_error("%s: y is %s; the model's output is (%lld,%lld)", fn,
+        return nb_set_error_code(NB_ERR_SHAPE, "%s: y is %s; the model's output is (%lld,%lld)", fn,
                             nb_shape_str(y, b), (long long)rows, (long long)out);
     if (m->loss == NB_CATEGORICAL_CROSSENTROPY) {
         const void *packed = nb_is_contiguous(y) ? nb_data(y) : NULL;
@@ -468,17 +601,13 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
 
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
-    if (!m) {
-        nn_null_model("nb_model_loss");
+    if (nn_bad_model(m, "nb_model_loss"))
         return NULL;
-    }
-    if (!output || !y) {
-        if (!nn_has_error())
-            nb_set_error("nb_model_loss: %s is NULL", output ? "y" : "output");
+    if (nb_check_tensor("nb_model_loss", "output", output) ||
+        nb_check_tensor("nb_model_loss", "y", y))
         return NULL;
-    }
     if (!m->compiled) {
-        nb_set_error("nb_model_loss: the model is not compiled (call nb_compile)");
+        nb_set_error_code(NB_ERR_STATE, "nb_model_loss: the model is not compiled (call nb_compile)");
         return NULL;
     }
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
@@ -566,8 +695,8 @@ static const char *human_bytes(double bytes, char *buf)
 
 int nb_summary(const nb_model *m, FILE *f)
 {
-    if (!m)
-        return nn_null_model("nb_summary");
+    if (nn_bad_model(m, "nb_summary"))
+        return -1;
     if (!f)
         return nb_set_error("nb_summary: FILE is NULL");
     static const char line[] =
@@ -593,30 +722,47 @@ int nb_summary(const nb_model *m, FILE *f)
     fprintf(f, "%sTotal params: %s (%s)\n", dline, with_commas(total, c1), human_bytes(bytes, c2));
     fprintf(f, "Trainable params: %s (%s)\n", with_commas(total, c1), human_bytes(bytes, c3));
     fprintf(f, "Non-trainable params: 0 (0.00 B)\n%s", line);
-    return ferror(f) ? nb_set_error("nb_summary: write failed") : 0;
+    return ferror(f) ? nb_set_error_code(NB_ERR_IO, "nb_summary: write failed") : 0;
 }
 
 /* ---- weights ---- */
 
+/* rc, with an error of the inner function `from` renamed to fn, the function
+ * the user called ("nb_load_weights: <path>: ..."), its code kept. */
+static int renamed(const char *fn, const char *from, int rc)
+{
+    const char *e = nb_last_error();
+    size_t k = strlen(from);
+    if (rc == 0 || !e || strncmp(e, from, k) != 0 || e[k] != ':')
+        return rc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", e + k + 1);
+    return nb_set_error_code(nb_last_error_code(), "%s:%s", fn, msg);
+}
+
 int nb_save_weights(const nb_model *m, const char *path)
 {
-    if (!m)
-        return nn_null_model("nb_save_weights");
+    if (nn_bad_model(m, "nb_save_weights"))
+        return -1;
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_save_weights: the model is not built");
-    return nb_save_safetensors(path, m->nparams, m->params) ? nn_blame("nb_save_weights") : 0;
+        return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: the model is not built");
+    int rc = renamed("nb_save_weights", "nb_save_safetensors",
+                     nb_save_safetensors(path, m->nparams, m->params));
+    return rc ? nn_blame("nb_save_weights") : 0;
 }
 
 int nb_load_weights(nb_model *m, const char *path)
 {
-    if (!m)
-        return nn_null_model("nb_load_weights");
+    if (nn_bad_model(m, "nb_load_weights"))
+        return -1;
     if (!path)
         return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_load_weights: the model is not built (build it with the same "
+        return nb_set_error_code(NB_ERR_STATE, "nb_load_weights: the model is not built (build it with the same "
                             "layers first)");
-    return nb_load_safetensors(path, m->nparams, m->params) ? nn_blame("nb_load_weights") : 0;
+    int rc = renamed("nb_load_weights", "nb_load_safetensors",
+                     nb_load_safetensors(path, m->nparams, m->params));
+    return rc ? nn_blame("nb_load_weights") : 0;
 }

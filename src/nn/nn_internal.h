@@ -17,6 +17,7 @@
 
 struct nb_layer {
     char name[32];
+    const nb_model *owner; /* the model it was added to, which frees it */
     nb_dense_opts opts;
     int64_t in;               /* input features, once built */
     nb_tensor *kernel, *bias; /* heap parameters, once built */
@@ -36,7 +37,18 @@ struct nb_model {
     nb_history hist;
     /* Nothing a forward or an evaluation writes lives here (see
      * last_forward in model.c): threads may share a model they only read. */
+    nb_model *next_live; /* the registry of live models (src/nn/model.c) */
 };
+
+/* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
+ * value: anything failing inside names fn, the function the user called. */
+#define NN_NAMED(fn, T, call)                                                  \
+    do {                                                                       \
+        const char *outer_ = nb_error_scope_begin(fn);                         \
+        T r_ = (call);                                                         \
+        nb_error_scope_end(outer_);                                            \
+        return r_;                                                             \
+    } while (0)
 
 /* True when an error is pending (a NULL argument then keeps the first one). */
 static inline bool nn_has_error(void) { return nb_last_error() != NULL; }
@@ -87,6 +99,10 @@ NN_PRIVATE int nn_loss_inputs(const char *fn, const char *pn, const nb_tensor *p
                               const char *tn, const nb_tensor *t, nn_loss_kind kind);
 NN_PRIVATE int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p,
                               const nb_tensor *labels);
+
+/* A model argument that is NULL (keeping a pending error) or not a live
+ * model (freed): -1 with an error naming fn; 0 for a live model. */
+NN_PRIVATE int nn_bad_model(const nb_model *m, const char *fn);
 
 /* y against the model's output and loss (src/nn/model.c); -1 with an error
  * naming fn. */

@@ -238,8 +238,10 @@ static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
     o.clipnorm = pick(o.clipnorm, 0);
     o.clipvalue = pick(o.clipvalue, 0);
     nb_optimizer *opt = nb_mem_alloc(sizeof *opt);
-    if (!opt)
+    if (!opt) {
+        nb_set_error_code(NB_ERR_MEMORY, "%s: out of memory for the optimizer", fn);
         return NULL;
+    }
     memset(opt, 0, sizeof *opt);
     opt->kind = k;
     opt->o = o;
