@@ -1,6 +1,11 @@
 /* Numerics pinned against PyTorch 2.15 (float64): pow's derivatives where a
  * factor is 0 and another infinite, reductions over empty axes, f32 sums
- * that must be exact, and the subnormal setting. */
+ * that must be exact, and the subnormal setting. Then numeric faults:
+ * anomaly mode (which op, scope, shapes and direction it names; off by
+ * default; per thread; the picture), and finite weights (an optimizer step
+ * refuses a NaN or an infinity and changes nothing; nb_fit stops at the bad
+ * batch with the weights of the last good step, or skips and counts it). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +17,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "nabla/nabla.h"
 
@@ -176,6 +183,231 @@ static void test_flush_subnormals(void **state)
     assert_true(tiny_product() == ieee); /* IEEE again */
 }
 
+/* ---- anomaly mode ---- */
+
+/* A kept heap tensor filled with v, with element `at` (flat) set to bad. */
+static nb_tensor *filled(nb_dtype dt, int ndim, const int64_t *shape, double v, int64_t at,
+                         double bad)
+{
+    nb_tensor *t = nb_full(dt, ndim, shape, v);
+    assert_non_null(t);
+    if (at >= 0) {
+        if (dt == NB_F64)
+            ((double *)nb_data(t))[at] = bad;
+        else
+            ((float *)nb_data(t))[at] = (float)bad;
+        nb_bump_version(t);
+    }
+    return t;
+}
+
+static void test_anomaly_off_by_default(void **state)
+{
+    (void)state;
+    assert_false(nb_is_anomaly_enabled());
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = filled(NB_F32, NB_SHAPE(4), 1.0, 2, 0.0);
+    nb_tensor *l = nb_log(x); /* -inf at 2, no error: IEEE arithmetic */
+    assert_non_null(l);
+    assert_true(nb_get(l, NB_AT(2)) == -INFINITY);
+    assert_null(nb_anomaly_tensor());
+    assert_false(nb_set_detect_anomaly(true));
+    assert_true(nb_is_anomaly_enabled());
+    assert_true(nb_set_detect_anomaly(true));
+    assert_true(nb_set_detect_anomaly(false));
+    assert_false(nb_is_anomaly_enabled());
+    nb_graph_free(g);
+    nb_free(x);
+}
+
+/* The first op in execution order whose output holds a value it produced. */
+static void test_anomaly_forward(void **state)
+{
+    (void)state;
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = filled(NB_F32, NB_SHAPE(32, 10), 2.0, 3 * 10 + 1, 0.0);
+    nb_tensor *w = nb_param(nb_ones(NB_F32, NB_SHAPE(10)));
+    nb_set_detect_anomaly(true);
+
+    /* log(0) in dense_2: the log is reported, not the ops after it. */
+    nb_scope_push("model");
+    nb_scope_push("dense_2");
+    FAILS(nb_exp(nb_mul(nb_log(x), w)),
+          "nb_log: produced -inf in the forward at element (3,1) "
+          "(scope model/dense_2/log, input (32,10)); anomaly mode is on");
+    nb_scope_pop();
+    nb_scope_pop();
+    nb_tensor *a = nb_anomaly_tensor();
+    assert_non_null(a);
+    assert_ptr_equal(nb_op_of(a), nb_op_find("log"));
+    assert_int_equal(nb_dim(a, 0), 32);
+
+    /* 0 * inf: NaN from inputs without NaN, named with both shapes. */
+    nb_tensor *z = filled(NB_F64, NB_SHAPE(2, 3), 1.0, 4, 0.0);
+    nb_tensor *inf = filled(NB_F64, NB_SHAPE(3), 1.0, 1, INFINITY);
+    FAILS(nb_mul(z, inf), "nb_mul: produced NaN in the forward at element (1,1) "
+                          "(inputs (2,3), (3,)); anomaly mode is on");
+    /* Overflow in f32. */
+    FAILS(nb_mul(x, nb_scalar_like(x, 3e38)), "nb_mul: produced inf in the forward at "
+                                              "element (0,0)");
+    /* A NaN already in the data is reported at the first op to see it. */
+    nb_tensor *d = nb_set_name(filled(NB_F32, NB_SHAPE(4, 3), 1.0, 7, NAN), "data");
+    nb_tensor *ones = nb_ones(NB_F32, NB_SHAPE(3, 4));
+    FAILS(nb_matmul(d, ones),
+          "nb_matmul: got NaN in the forward at element (2,0) from input 1 'data' (4,3), "
+          "which already held NaN at element (2,1) (inputs (4,3), (3,4))");
+    /* ... a view too (transpose is a permute) */
+    FAILS(nb_transpose(d, 0, 1), "nb_permute: got NaN in the forward at element (1,2)");
+    nb_free(ones);
+    /* Infinities passed on are taken as meant (a mask), and so are
+     * constants; finite work gives no error and no report. */
+    nb_clear_error();
+    nb_tensor *mask = filled(NB_F32, NB_SHAPE(10), 0.0, 9, -INFINITY);
+    nb_tensor *sm = nb_softmax(nb_add(x, mask), 1);
+    assert_non_null(sm);
+    assert_true(nb_get(sm, NB_AT(0, 9)) == 0);
+    assert_non_null(nb_full_like(x, INFINITY));
+    assert_non_null(nb_log_softmax(nb_mul(x, nb_scalar_like(x, 1e30)), 1));
+    assert_null(nb_last_error());
+
+    /* Off again: the same ops succeed. */
+    nb_set_detect_anomaly(false);
+    assert_non_null(nb_log(x));
+    assert_non_null(nb_mul(z, inf));
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(w);
+    nb_free(z);
+    nb_free(inf);
+    nb_free(d);
+    nb_free(mask);
+}
+
+/* The backward: the rule whose gradient holds the value, named with the
+ * function called, and not the ops inside a rule. */
+static void test_anomaly_backward(void **state)
+{
+    (void)state;
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_set_name(nb_param(filled(NB_F32, NB_SHAPE(3), 4.0, 1, 0.0)), "x");
+    nb_set_detect_anomaly(true);
+    nb_scope_push("loss");
+    nb_tensor *loss = nb_sum(nb_sqrt(x)); /* sqrt(0) = 0: the forward is fine */
+    nb_scope_pop();
+    assert_non_null(loss);
+    FAILS_RC(nb_backward(loss, .retain_graph = true),
+             "nb_backward: the backward of nb_sqrt produced inf in the gradient of input 1 at "
+             "element (1,) (scope loss/sqrt, input (3,)); anomaly mode is on");
+    assert_ptr_equal(nb_op_of(nb_anomaly_tensor()), nb_op_find("sqrt"));
+    assert_null(nb_grad_of(x)); /* nothing accumulated */
+    nb_tensor *gx;
+    FAILS_RC(nb_grad(loss, .n = 1, .inputs = &x, .grads = &gx, .retain_graph = true),
+             "nb_grad: the backward of nb_sqrt produced inf");
+    /* 0 * inf inside the rule: dy = 0 reaches sqrt at 0. */
+    nb_tensor *zero = nb_sum(nb_mul(nb_sqrt(x), nb_zeros_like(x)));
+    FAILS_RC(nb_backward(zero), "nb_backward: the backward of nb_sqrt produced NaN in the "
+                                "gradient of input 1 at element (1,)");
+    /* Gradients that each are finite but add up to inf in f32. */
+    nb_tensor *t = nb_set_name(nb_param(nb_full(NB_F32, NB_SHAPE(2), 1e-30)), "t");
+    nb_tensor *big = nb_full_like(t, 3e38);
+    nb_tensor *two = nb_add(nb_sum(nb_mul(t, big)), nb_sum(nb_mul(t, big)));
+    FAILS_RC(nb_backward(two), "nb_backward: the gradients reaching the leaf 't' (2,) add up to "
+                               "inf at element (0,)");
+    /* pow's rule computes log(0) for a base of 0 and selects it away: the
+     * gradient it gives is finite, so there is nothing to report. */
+    nb_tensor *a = nb_param(nb_scalar(NB_F64, 0)), *b = nb_param(nb_scalar(NB_F64, 2));
+    nb_tensor *gb;
+    nb_clear_error();
+    assert_int_equal(nb_grad(nb_pow(a, b), .n = 1, .inputs = &b, .grads = &gb), 0);
+    assert_true(nb_item(gb) == 0);
+    /* Off: the same backward succeeds and leaves the infinity. */
+    nb_set_detect_anomaly(false);
+    assert_int_equal(nb_backward(loss), 0);
+    assert_true(nb_get(nb_grad_of(x), NB_AT(1)) == INFINITY);
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(t);
+    nb_free(a);
+    nb_free(b);
+}
+
+/* Graph pictures fill the anomaly's node red, with what was found. */
+static void test_anomaly_picture(void **state)
+{
+    (void)state;
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_set_name(nb_param(filled(NB_F32, NB_SHAPE(2, 2), 1.0, 3, -1.0)), "x");
+    nb_set_detect_anomaly(true);
+    nb_scope_push("dense_1");
+    assert_null(nb_sqrt(nb_add(x, x)));
+    nb_scope_pop();
+    nb_tensor *a = nb_anomaly_tensor();
+    assert_non_null(a);
+    const char *red = "fillcolor=\"#f28b82\"";
+    char *marked = nb_dot_string(a, &(nb_dot_opts){.anomaly = true});
+    char *plain = nb_dot_string(a, NULL);
+    assert_non_null(marked);
+    assert_non_null(plain);
+    char *node = strstr(marked, "<b>sqrt</b>");
+    assert_non_null(node);
+    const char *start = node;
+    while (start > marked && start[-1] != '\n')
+        start--;
+    assert_true(strstr(start, red) && strstr(start, red) < node); /* this node is the red one */
+    assert_non_null(strstr(node, "NaN in the forward at (1,1)"));
+    assert_null(strstr(strstr(marked, red) + 1, red)); /* and only it */
+    assert_null(strstr(plain, red));
+    assert_null(strstr(plain, "in the forward"));
+    nb_dot_free(marked);
+    nb_dot_free(plain);
+    /* In the backward, the op whose rule failed. */
+    nb_tensor *x0 = nb_param(filled(NB_F32, NB_SHAPE(2, 2), 1.0, 0, 0.0));
+    nb_tensor *l = nb_sum(nb_sqrt(x0));
+    assert_int_equal(nb_backward(nb_mul(l, nb_scalar_like(l, 0))), -1);
+    char *back = nb_dot_string(l, &(nb_dot_opts){.anomaly = true, .backward = true});
+    assert_non_null(back);
+    assert_non_null(strstr(back, "NaN in the backward, gradient of input 1 at (0,0)"));
+    nb_dot_free(back);
+    /* A reset ends the report. */
+    nb_graph_reset(g);
+    assert_null(nb_anomaly_tensor());
+    nb_set_detect_anomaly(false);
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(x0);
+}
+
+/* Another thread's mode is its own. */
+static void *other_thread(void *arg)
+{
+    bool *ok = arg;
+    nb_graph *g = nb_graph_new();
+    nb_tensor *z = nb_zeros(NB_F32, NB_SHAPE(3));
+    *ok = !nb_is_anomaly_enabled() && nb_log(z) != NULL && nb_anomaly_tensor() == NULL;
+    nb_set_detect_anomaly(true); /* does not reach the main thread */
+    *ok = *ok && nb_log(z) == NULL;
+    nb_graph_free(g);
+    nb_free(z);
+    return NULL;
+}
+
+static void test_anomaly_thread_local(void **state)
+{
+    (void)state;
+    nb_set_detect_anomaly(true);
+    bool ok = false;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_thread, &ok), 0);
+    pthread_join(t, NULL);
+    assert_true(ok);
+    assert_true(nb_set_detect_anomaly(false)); /* still on here */
+    nb_set_detect_anomaly(true);
+    assert_int_equal(pthread_create(&t, NULL, other_thread, &ok), 0);
+    pthread_join(t, NULL);
+    nb_set_detect_anomaly(false);
+    assert_true(ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +415,11 @@ int main(void)
         cmocka_unit_test(test_empty_axes),
         cmocka_unit_test(test_f32_sums_exact),
         cmocka_unit_test(test_flush_subnormals),
+        cmocka_unit_test(test_anomaly_off_by_default),
+        cmocka_unit_test(test_anomaly_forward),
+        cmocka_unit_test(test_anomaly_backward),
+        cmocka_unit_test(test_anomaly_picture),
+        cmocka_unit_test(test_anomaly_thread_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
