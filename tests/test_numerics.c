@@ -3,8 +3,7 @@
  * that must be exact, and the subnormal setting. Then numeric faults:
  * anomaly mode (which op, scope, shapes and direction it names; off by
  * default; per thread; the picture), and finite weights (an optimizer step
- * refuses a NaN or an infinity and changes nothing; nb_fit stops at the bad
- * batch with the weights of the last good step, or skips and counts it). */
+ * refuses a NaN or an infinity and changes nothing). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -408,6 +407,173 @@ static void test_anomaly_thread_local(void **state)
     assert_true(ok);
 }
 
+/* ---- finite weights: the optimizer step ---- */
+
+static bool same_bits(const nb_tensor *a, const nb_tensor *b)
+{
+    return nb_numel(a) == nb_numel(b) &&
+           memcmp(nb_data(a), nb_data(b),
+                  (size_t)nb_numel(a) * nb_dtype_size(nb_dtype_of(a))) == 0;
+}
+
+static nb_optimizer *make_opt(int k)
+{
+    switch (k) {
+    case 0: return nb_sgd(.lr = 0.1);
+    case 1: return nb_sgd(.lr = 0.1, .momentum = 0.9, .nesterov = true);
+    case 2: return nb_adam(.lr = 0.1);
+    case 3: return nb_adamw(.lr = 0.1);
+    case 4: return nb_rmsprop(.lr = 0.1, .momentum = 0.5);
+    default: return nb_adagrad(.lr = 0.1);
+    }
+}
+
+/* ps = {'p' (3,), 'q' (2,3)}, the same values for every call. */
+static void make_params(nb_tensor *ps[2])
+{
+    nb_rng rng = nb_rng_new(11);
+    ps[0] = nb_set_name(nb_param(nb_randn(NB_F32, NB_SHAPE(3), &rng)), "p");
+    ps[1] = nb_set_name(nb_param(nb_randn(NB_F32, NB_SHAPE(2, 3), &rng)), "q");
+}
+
+enum { GOOD, BAD_GRAD, BAD_LOSS };
+
+/* One step on sum(p^2) + sum(q^3); BAD_GRAD puts `bad` into q's gradient
+ * at (1,2), BAD_LOSS passes a loss of `bad`. */
+static int step_once(nb_optimizer *opt, nb_tensor *ps[2], int mode, double bad, bool skip)
+{
+    nb_graph *g = nb_graph_new();
+    nb_zero_grad(ps[0]);
+    nb_zero_grad(ps[1]);
+    nb_tensor *loss =
+        nb_add(nb_sum(nb_square(ps[0])), nb_sum(nb_mul(ps[1], nb_square(ps[1]))));
+    assert_int_equal(nb_backward(loss), 0);
+    if (mode == BAD_GRAD)
+        assert_int_equal(nb_set(nb_grad_of(ps[1]), NB_AT(1, 2), bad), 0);
+    if (mode == BAD_LOSS)
+        loss = nb_full_like(loss, bad);
+    int rc = nb_optimizer_step(opt, 2, ps, .loss = loss, .skip_nonfinite = skip);
+    nb_graph_free(g);
+    return rc;
+}
+
+static const char *kind_of(double v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+/* A refused step changes no parameter, no state and no step count: the
+ * next steps give exactly what they give without it. */
+static void test_step_refuses_nonfinite(void **state)
+{
+    (void)state;
+    const double bads[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 6; k++)
+        for (int b = 0; b < 3; b++)
+            for (int mode = BAD_GRAD; mode <= BAD_LOSS; mode++) {
+                nb_tensor *pa[2], *pb[2], *pc[2], *snap[2];
+                make_params(pa);
+                make_params(pb);
+                make_params(pc);
+                nb_optimizer *a = make_opt(k), *o = make_opt(k), *c = make_opt(k);
+                /* a: good, bad (refused), good; o: good, good. */
+                assert_int_equal(step_once(a, pa, GOOD, 0, false), 0);
+                snap[0] = nb_clone(pa[0]);
+                snap[1] = nb_clone(pa[1]);
+                char want[128];
+                if (mode == BAD_GRAD)
+                    snprintf(want, sizeof want, "nb_optimizer_step: the gradient of 'q' (2,3) is "
+                             "%s at element (1,2); nothing was updated", kind_of(bads[b]));
+                else
+                    snprintf(want, sizeof want, "nb_optimizer_step: the loss is %s; nothing was "
+                             "updated", kind_of(bads[b]));
+                FAILS_RC(step_once(a, pa, mode, bads[b], false), want);
+                assert_true(same_bits(pa[0], snap[0]) && same_bits(pa[1], snap[1]));
+                assert_int_equal(nb_optimizer_steps(a), 1);
+                assert_int_equal(nb_optimizer_skipped(a), 0);
+                assert_int_equal(step_once(a, pa, GOOD, 0, false), 0);
+                assert_int_equal(step_once(o, pb, GOOD, 0, false), 0);
+                assert_int_equal(step_once(o, pb, GOOD, 0, false), 0);
+                if (!same_bits(pa[0], pb[0]) || !same_bits(pa[1], pb[1]))
+                    fail_msg("%s: a refused step changed the state", nb_optimizer_name(a));
+                assert_false(same_bits(pa[1], snap[1])); /* the good steps did update */
+                /* c: good, bad (skipped), good gives the same again. */
+                assert_int_equal(step_once(c, pc, GOOD, 0, false), 0);
+                nb_clear_error();
+                assert_int_equal(step_once(c, pc, mode, bads[b], true), 1);
+                assert_null(nb_last_error());
+                assert_int_equal(nb_optimizer_skipped(c), 1);
+                assert_int_equal(nb_optimizer_steps(c), 1);
+                assert_int_equal(step_once(c, pc, GOOD, 0, true), 0);
+                assert_true(same_bits(pc[0], pb[0]) && same_bits(pc[1], pb[1]));
+                for (int i = 0; i < 2; i++) {
+                    nb_free(pa[i]);
+                    nb_free(pb[i]);
+                    nb_free(pc[i]);
+                    nb_free(snap[i]);
+                }
+                nb_optimizer_free(a);
+                nb_optimizer_free(o);
+                nb_optimizer_free(c);
+            }
+}
+
+/* Clipping first: a clamp makes an infinity finite (accepted), a global
+ * norm makes it NaN (refused, saying so); a refused first step fixes no
+ * parameter list; an update that overflows is refused as well. */
+static void test_step_clipping_and_overflow(void **state)
+{
+    (void)state;
+    nb_tensor *ps[2];
+    make_params(ps);
+    nb_optimizer *cv = nb_adam(.clipvalue = 1), *cn = nb_adam(.clipnorm = 1);
+    assert_int_equal(step_once(cv, ps, BAD_GRAD, INFINITY, false), 0);
+    FAILS_RC(step_once(cn, ps, BAD_GRAD, INFINITY, false),
+             "nb_optimizer_step: the gradient of 'q' (2,3) is NaN at element (1,2) after "
+             "clipping (inf before); nothing was updated");
+    assert_int_equal(nb_optimizer_steps(cn), 0);
+    /* The refused first step did not fix the list: another one is fine. */
+    nb_graph *g = nb_graph_new();
+    nb_tensor *w = nb_set_name(nb_param(nb_full(NB_F32, NB_SHAPE(2), 2.0)), "w");
+    assert_int_equal(nb_backward(nb_sum(nb_square(w))), 0); /* gradient 4 */
+    assert_int_equal(nb_optimizer_step(cn, 1, &w), 0);
+    /* lr * 4 overflows in f32: refused, though every gradient is finite. */
+    nb_optimizer *huge = nb_sgd(.lr = 1e38);
+    nb_tensor *before = nb_clone(w);
+    FAILS_RC(nb_optimizer_step(huge, 1, &w),
+             "nb_optimizer_step: the update of 'w' (2,) overflows to -inf at element (0,) "
+             "(its gradient there is", "nothing was updated");
+    assert_true(same_bits(w, before));
+    nb_graph_free(g);
+    nb_free(w);
+    nb_free(before);
+    nb_free(ps[0]);
+    nb_free(ps[1]);
+    nb_optimizer_free(cv);
+    nb_optimizer_free(cn);
+    nb_optimizer_free(huge);
+}
+
+/* The case that used to pass: a finite loss (sum of sqrt(0)) whose
+ * gradient is infinite made Adam return 0 with NaN weights. */
+static void test_adam_finite_loss_infinite_gradient(void **state)
+{
+    (void)state;
+    nb_tensor *w = nb_set_name(nb_param(nb_zeros(NB_F32, NB_SHAPE(3))), "w");
+    nb_optimizer *adam = nb_adam();
+    nb_graph *g = nb_graph_new();
+    nb_tensor *loss = nb_sum(nb_sqrt(w));
+    assert_true(nb_item(loss) == 0);
+    assert_int_equal(nb_backward(loss), 0);
+    FAILS_RC(nb_optimizer_step(adam, 1, &w, .loss = loss),
+             "nb_optimizer_step: the gradient of 'w' (3,) is inf at element (0,); nothing was "
+             "updated");
+    nb_tensor *zero = nb_zeros(NB_F32, NB_SHAPE(3));
+    assert_true(same_bits(w, zero));
+    assert_int_equal(nb_optimizer_steps(adam), 0);
+    nb_graph_free(g);
+    nb_optimizer_free(adam);
+    nb_free(w);
+    nb_free(zero);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +586,9 @@ int main(void)
         cmocka_unit_test(test_anomaly_backward),
         cmocka_unit_test(test_anomaly_picture),
         cmocka_unit_test(test_anomaly_thread_local),
+        cmocka_unit_test(test_step_refuses_nonfinite),
+        cmocka_unit_test(test_step_clipping_and_overflow),
+        cmocka_unit_test(test_adam_finite_loss_infinite_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
