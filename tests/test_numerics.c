@@ -3,7 +3,10 @@
  * that must be exact, and the subnormal setting. Then numeric faults:
  * anomaly mode (which op, scope, shapes and direction it names; off by
  * default; per thread; the picture), and finite weights (an optimizer step
- * refuses a NaN or an infinity and changes nothing). */
+ * refuses a NaN or an infinity and changes nothing; nb_fit stops at the bad
+ * batch with the weights of the last good step, or skips and counts it). */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
+
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -574,6 +577,192 @@ static void test_adam_finite_loss_infinite_gradient(void **state)
     nb_free(zero);
 }
 
+/* ---- finite weights: nb_fit ---- */
+
+/* (n, 4) inputs and (n, 2) targets, NaN at (row, 2) for each row given. */
+static void regression(int64_t n, const int64_t *nan_rows, int nnan, nb_tensor **x,
+                       nb_tensor **y)
+{
+    nb_rng rng = nb_rng_new(21);
+    *x = nb_randn(NB_F32, NB_SHAPE(n, 4), &rng);
+    *y = nb_randn(NB_F32, NB_SHAPE(n, 2), &rng);
+    for (int i = 0; i < nnan; i++)
+        assert_int_equal(nb_set(*x, NB_AT(nan_rows[i], 2), NAN), 0);
+}
+
+/* Rows [a, b) of x as a heap tensor. */
+static nb_tensor *rows(nb_tensor *x, int64_t a, int64_t b)
+{
+    int64_t cols = nb_dim(x, 1);
+    nb_tensor *r = nb_zeros(NB_F32, NB_SHAPE(b - a, cols));
+    memcpy(nb_data(r), (float *)nb_data(x) + a * cols, (size_t)((b - a) * cols) * sizeof(float));
+    nb_bump_version(r);
+    return r;
+}
+
+static nb_model *reg_model(void)
+{
+    nb_model *m = nb_sequential(nb_dense(8, .activation = NB_TANH, .input = 4), nb_dense(2));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 4, 5), 0);
+    assert_int_equal(nb_compile(m, nb_adam(.lr = 0.05), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
+    return m;
+}
+
+static bool same_model(nb_model *a, nb_model *b)
+{
+    nb_tensor *const *pa, *const *pb;
+    int n = nb_model_params(a, &pa);
+    assert_int_equal(nb_model_params(b, &pb), n);
+    for (int i = 0; i < n; i++)
+        if (!same_bits(pa[i], pb[i]))
+            return false;
+    return true;
+}
+
+static bool all_finite(nb_model *m)
+{
+    nb_tensor *const *p;
+    int n = nb_model_params(m, &p);
+    for (int i = 0; i < n; i++)
+        if (nb_find_nonfinite(p[i]) != -1)
+            return false;
+    return true;
+}
+
+/* One NaN row: the fit stops at its batch, with the weights of the step
+ * before (the same as training on the rows before that batch). */
+static void test_fit_stops_at_nan(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    regression(64, (const int64_t[]){40}, 1, &x, &y); /* row 40: batch 3 of 16 */
+    nb_model *m = reg_model(), *ref = reg_model(), *init = reg_model();
+    assert_true(same_model(m, ref));
+    FAILS(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .batch_size = 16, .no_shuffle = true,
+                 .verbose = -1),
+          "nb_fit: epoch 1, batch 3: the loss is NaN", "the weights are those of the last good "
+          "step (.skip_nonfinite skips such batches)");
+    assert_true(all_finite(m));
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 2);
+    nb_tensor *x2 = rows(x, 0, 32), *y2 = rows(y, 0, 32);
+    assert_non_null(nb_fit(ref, (nb_dataset){x2, y2}, .batch_size = 16, .no_shuffle = true,
+                           .verbose = -1));
+    assert_true(same_model(m, ref));
+    assert_false(same_model(m, init)); /* two steps were taken */
+    /* With anomaly mode on, the first op to see the NaN says where. */
+    nb_model *am = reg_model();
+    nb_set_detect_anomaly(true);
+    FAILS(nb_fit(am, (nb_dataset){x, y}, .batch_size = 16, .no_shuffle = true, .verbose = -1),
+          "nb_fit: epoch 1, batch 3: nb_matmul: got NaN in the forward at element (8,0) from "
+          "input 1 (16,4), which already held NaN at element (8,2) (scope dense_1/matmul, "
+          "inputs (16,4), (4,8))");
+    nb_set_detect_anomaly(false);
+    assert_true(all_finite(am));
+    nb_model_free(m);
+    nb_model_free(ref);
+    nb_model_free(init);
+    nb_model_free(am);
+    nb_free(x);
+    nb_free(y);
+    nb_free(x2);
+    nb_free(y2);
+}
+
+/* A finite loss with an infinite gradient: 1.5e38 * 2e-38 is 3, but the
+ * kernel's gradient there is 1.5e38 * 200. */
+static void test_fit_stops_at_infinite_gradient(void **state)
+{
+    (void)state;
+    for (int skip = 0; skip < 2; skip++) {
+        nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(4, 2)), *y = nb_zeros(NB_F32, NB_SHAPE(4, 1));
+        for (int i = 0; i < 4; i++)
+            nb_set(x, NB_AT(i, 1), 1.0);
+        nb_set(x, NB_AT(2, 0), 1.5e38);
+        nb_set(x, NB_AT(2, 1), 0.0);
+        nb_set(y, NB_AT(2, 0), -97.0);
+        nb_model *m = nb_sequential(nb_dense(1, .input = 2));
+        assert_int_equal(nb_compile(m, nb_adam(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
+        nb_tensor *const *p;
+        nb_model_params(m, &p);
+        ((float *)nb_data(p[0]))[0] = 2e-38f; /* a normal float; only row 2 has x0 != 0 */
+        nb_bump_version(p[0]);
+        const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .batch_size = 1, .no_shuffle = true,
+                                     .verbose = -1, .skip_nonfinite = skip);
+        if (!skip) {
+            assert_null(h);
+            ERR_HAS("nb_fit: epoch 1, batch 3: the gradient of 'dense_1.kernel' (2,1) is inf at "
+                    "element (0,0); the weights are those of the last good step");
+            assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 2);
+        } else {
+            assert_non_null(h);
+            assert_int_equal(h->skipped[0], 1);
+            assert_int_equal(nb_optimizer_skipped(nb_model_optimizer(m)), 1);
+            assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 3);
+        }
+        assert_true(nb_get(p[0], NB_AT(0, 0)) == (double)2e-38f); /* its gradient was 0 */
+        assert_true(all_finite(m));
+        nb_model_free(m);
+        nb_free(x);
+        nb_free(y);
+    }
+}
+
+/* .skip_nonfinite: the bad batches are skipped and counted, and the rest
+ * train exactly as the data without them would. */
+static void test_fit_skips_and_counts(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    regression(64, (const int64_t[]){20, 50, 52}, 3, &x, &y); /* batches 2 and 4 of 16 */
+    nb_model *m = reg_model(), *ref = reg_model();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 3, .batch_size = 16,
+                                 .no_shuffle = true, .skip_nonfinite = true, .verbose = 1,
+                                 .out = out);
+    fclose(out);
+    if (!h)
+        fail_msg("fit: %s", nb_last_error());
+    for (int e = 0; e < 3; e++)
+        assert_int_equal(h->skipped[e], 2);
+    /* A NaN loss is skipped before the backward: the optimizer never sees it. */
+    assert_int_equal(nb_optimizer_skipped(nb_model_optimizer(m)), 0);
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 6);
+    assert_non_null(strstr(text, "Epoch 1/3 - "));
+    assert_non_null(strstr(text, "\nEpoch 3/3: skipped 2 of 4 batches (a NaN or an infinity in "
+                                 "the loss or the gradients)\n"));
+    double loss[3];
+    for (int e = 0; e < 3; e++)
+        loss[e] = h->loss[e];
+    /* The reference: batches 1 and 3 only. */
+    nb_tensor *xa = rows(x, 0, 16), *xb = rows(x, 32, 48), *ya = rows(y, 0, 16),
+              *yb = rows(y, 32, 48);
+    nb_tensor *x2 = nb_zeros(NB_F32, NB_SHAPE(32, 4)), *y2 = nb_zeros(NB_F32, NB_SHAPE(32, 2));
+    memcpy(nb_data(x2), nb_data(xa), 16 * 4 * sizeof(float));
+    memcpy((float *)nb_data(x2) + 64, nb_data(xb), 16 * 4 * sizeof(float));
+    memcpy(nb_data(y2), nb_data(ya), 16 * 2 * sizeof(float));
+    memcpy((float *)nb_data(y2) + 32, nb_data(yb), 16 * 2 * sizeof(float));
+    nb_bump_version(x2);
+    nb_bump_version(y2);
+    h = nb_fit(ref, (nb_dataset){x2, y2}, .epochs = 3, .batch_size = 16, .no_shuffle = true,
+               .verbose = -1);
+    assert_non_null(h);
+    assert_true(same_model(m, ref));
+    for (int e = 0; e < 3; e++) {
+        assert_true(loss[e] == h->loss[e]); /* means over the batches trained on */
+        assert_int_equal(h->skipped[e], 0);
+    }
+    free(text);
+    nb_model_free(m);
+    nb_model_free(ref);
+    nb_tensor *all[] = {x, y, xa, xb, ya, yb, x2, y2};
+    for (int i = 0; i < 8; i++)
+        nb_free(all[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_step_refuses_nonfinite),
         cmocka_unit_test(test_step_clipping_and_overflow),
         cmocka_unit_test(test_adam_finite_loss_infinite_gradient),
+        cmocka_unit_test(test_fit_stops_at_nan),
+        cmocka_unit_test(test_fit_stops_at_infinite_gradient),
+        cmocka_unit_test(test_fit_skips_and_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
