@@ -493,8 +493,8 @@ static void refuse(const nb_optimizer *opt, int bad)
         return;
     }
     j = nb_find_nonfinite(opt->np[bad]);
-    nb_set_error("%s: the update of %s overflows to %s at element %s (its gradient there is %g)"
-                 "%s (lower the learning rate, or clip the gradients)", fn,
+    nb_set_error("%s: the update of %s overflows to %s at element %s (its gradient there is %g; "
+                 "lower the learning rate, or clip the gradients)%s", fn,
                  param_str(opt, bad, who, sizeof who), kind(nb_get_flat(opt->np[bad], j)),
                  index_str(p, j, e), nb_get_flat(opt->gs[bad], j), tail);
 }
