@@ -203,6 +203,30 @@ static nb_tensor *filled(nb_dtype dt, int ndim, const int64_t *shape, double v, 
     return t;
 }
 
+/* The scan: every position of the unrolled loop and its tail, both
+ * dtypes, both signs, views read through their strides. */
+static void test_find_nonfinite(void **state)
+{
+    (void)state;
+    const double bads[] = {NAN, -NAN, INFINITY, -INFINITY};
+    for (int d = 1; d <= 2; d++)
+        for (int64_t at = 0; at < 37; at++)
+            for (int b = 0; b < 4; b++) {
+                nb_tensor *t = filled((nb_dtype)d, NB_SHAPE(37), d == 1 ? FLT_MAX : DBL_MAX,
+                                      at, bads[b]);
+                assert_int_equal(nb_find_nonfinite(t), at);
+                nb_free(t);
+            }
+    nb_tensor *t = filled(NB_F32, NB_SHAPE(3, 4), -0.0, 1 * 4 + 2, NAN);
+    assert_int_equal(nb_find_nonfinite(t), 6);
+    nb_graph *g = nb_graph_new();
+    assert_int_equal(nb_find_nonfinite(nb_transpose(t, 0, 1)), 2 * 3 + 1);
+    assert_int_equal(nb_find_nonfinite(nb_slice(t, 0, 0, 1, 1)), -1);
+    nb_graph_free(g);
+    nb_free(t);
+    FAILS_RC(nb_find_nonfinite(NULL) + 1, "nb_find_nonfinite: tensor is NULL");
+}
+
 static void test_anomaly_off_by_default(void **state)
 {
     (void)state;
@@ -770,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_empty_axes),
         cmocka_unit_test(test_f32_sums_exact),
         cmocka_unit_test(test_flush_subnormals),
+        cmocka_unit_test(test_find_nonfinite),
         cmocka_unit_test(test_anomaly_off_by_default),
         cmocka_unit_test(test_anomaly_forward),
         cmocka_unit_test(test_anomaly_backward),
