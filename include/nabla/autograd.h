@@ -57,10 +57,11 @@ bool nb_is_grad_enabled(void);
 bool nb_set_detect_anomaly(bool on);
 bool nb_is_anomaly_enabled(void);
 /* The tensor of this thread's last anomaly: the output of the op that
- * failed in the forward, or of the op whose backward rule failed (its
- * history is recorded, so it can be a picture's root). NULL when there was
- * none, or once its graph is reset, freed or no longer current. Graph
- * pictures fill it red with nb_dot_opts.anomaly. */
+ * failed in the forward (its history is recorded, so it can be a picture's
+ * root), of the op whose backward rule failed, or the tensor whose
+ * gradients added up to an infinity. NULL when there was none, or once its
+ * graph is reset, freed or no longer current. Graph pictures fill it red
+ * with nb_dot_opts.anomaly. */
 nb_tensor *nb_anomaly_tensor(void);
 
 /* ---- backward -------------------------------------------------------------- */
