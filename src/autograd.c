@@ -314,6 +314,13 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
     }
     if (need && op->backward && record(g, op, y, x, n, attr))
         return NULL;
+    if (th->anomaly && nb__anomaly_forward(op, g, y, x, n)) {
+        /* The output is not returned, but nb_anomaly_tensor gives it: with
+         * its node, a picture shows the op and its inputs. */
+        if (!y->node && op->backward)
+            record(g, op, y, x, n, attr);
+        return NULL;
+    }
     return y;
 }
 
@@ -418,6 +425,7 @@ typedef struct {
     const char *fn;
     nb_tensor *root, *seed;
     bool create_graph, retain, leaves_grad;
+    bool detect; /* anomaly mode: check every gradient a rule gives */
     /* nb_grad: where the gradients of these inputs go */
     int n;
     nb_tensor *const *inputs;
@@ -469,6 +477,9 @@ static int backward_pass(nb_graph *g, const pass_args *p)
             if (nb__mutate(th->mutant, nd, gi))
                 return -1;
         }
+        for (int i = 0; p->detect && i < nd->n; i++)
+            if (gi[i] && nb__anomaly_backward(p->fn, g, y, i, gi[i], acc[k]))
+                return -1;
         for (int i = 0; i < nd->n; i++) {
             nb_tensor *x = nd->x[i];
             if (!gi[i])
@@ -476,8 +487,11 @@ static int backward_pass(nb_graph *g, const pass_args *p)
             int64_t j = nb__pmap_get(&w.index, x);
             if (j < 0)
                 return -1;
-            acc[j] = acc[j] ? nb_add(acc[j], gi[i]) : gi[i];
+            nb_tensor *before = acc[j];
+            acc[j] = before ? nb_add(before, gi[i]) : gi[i];
             if (!acc[j])
+                return -1;
+            if (p->detect && before && nb__anomaly_sum(p->fn, g, x, acc[j], before, gi[i]))
                 return -1;
         }
         if (!p->retain && !p->create_graph)
@@ -516,11 +530,17 @@ static int run_backward(const pass_args *a)
                               "%s: seed %s %s does not match output %s %s", p.fn,
                          nb_dtype_name(p.seed->dtype), nb_shape_str(p.seed, b),
                          nb_dtype_name(p.root->dtype), nb_shape_str(p.root, c));
+    /* In anomaly mode the rules' own ops are not checked one by one: what
+     * a rule gives is (a rule may compute an infinity and select it away). */
+    nb_thread *th = nb__thread();
+    p.detect = th->anomaly;
+    th->anomaly = false;
     bool prev = nb_set_grad_enabled(p.create_graph);
     if (!p.seed)
         p.seed = nb_full_like(p.root, 1.0);
     int rc = p.seed ? backward_pass(g, &p) : -1;
     nb_set_grad_enabled(prev);
+    th->anomaly = p.detect;
     for (int i = 0; rc == 0 && i < p.n; i++)
         if (!p.grads[i] && !p.allow_unused)
             rc = nb__error("nb_grad: input %d %s is not used by the output "

@@ -11,6 +11,7 @@
  *   grad leaf       green box:          name (bold), shape dtype
  *   constant/data   grey ellipse:       name or "const", shape dtype
  *   marked (opts)   red box:            as above, then the mark's note
+ *   anomaly (opts)  red box:            as above, then what anomaly mode found
  * A view (permute, slice, broadcast_to ...) is drawn like any op output:
  * its own shape, and with .values its own elements, read through its
  * strides. Edges run input -> op. Scopes ("model/dense_1") become nested
@@ -269,6 +270,12 @@ static void put_node(dot_ctx *c, int64_t id)
     const char *op = t->node && t->node->op->name ? t->node->op->name : "?";
     bool scalar_const = !t->node && !t->name && !t->requires_grad && t->numel == 1;
     int mark = marked_at(c, t);
+    const char *anomaly = c->o->anomaly ? nb__anomaly_note(t) : NULL;
+    const char *note = anomaly     ? anomaly
+                       : mark >= 0 && c->o->marked_notes ? c->o->marked_notes[mark]
+                                                         : NULL;
+    if (anomaly)
+        mark = 0; /* drawn as marked, with the anomaly's note */
     nb__sb_printf(b, "%*sn%lld [", c->indent, "", (long long)id);
     if (mark >= 0)
         nb__sb_printf(b, "shape=box, style=\"%sfilled\", fillcolor=\"#f28b82\", "
@@ -313,7 +320,6 @@ static void put_node(dot_ctx *c, int64_t id)
         put_values(b, t);
         nb__sb_puts(b, "</font>");
     }
-    const char *note = mark >= 0 && c->o->marked_notes ? c->o->marked_notes[mark] : NULL;
     if (note) {
         nb__sb_puts(b, "<br/><font color=\"#7f0000\"><b>");
         put_text(b, note);

@@ -87,6 +87,7 @@ typedef struct nb_thread {
     const char *entry_fn;
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
     bool flush;            /* nb_set_flush_subnormals */
+    bool anomaly;          /* nb_set_detect_anomaly (cleared while backward rules run) */
     bool err_set;
     nb_error_code err_code;
     char err_msg[512];
@@ -100,6 +101,24 @@ int nb__mutate(const nb_mutant *m, const nb_node *nd, nb_tensor *gi[]);
 /* The broadcast mutation of gradient g of a node's input x: the first
  * position along each broadcast dimension instead of the sum. */
 nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
+
+/* ---- anomaly mode (src/anomaly.c) ---- */
+/* The row-major index of the first NaN or infinity of t, or -1. */
+int64_t nb__nonfinite(const nb_tensor *t);
+/* With anomaly mode on: checks y, the output of op applied to x[0..n) in
+ * g, by the rule of src/anomaly.c. 0 when it passes; -1 with the error
+ * ("nb_log: produced NaN in the forward at element (3,1) ...") and the
+ * thread's report kept for pictures. */
+int nb__anomaly_forward(const nb_op *op, nb_graph *g, nb_tensor *y, nb_tensor *const x[], int n);
+/* The same for gi, the gradient the rule of y's node gave for input i from
+ * the incoming gradient dy; errors begin with fn ("nb_backward"). */
+int nb__anomaly_backward(const char *fn, nb_graph *g, nb_tensor *y, int i, nb_tensor *gi,
+                         nb_tensor *dy);
+/* The same for sum = a + b, two gradients reaching x added up. */
+int nb__anomaly_sum(const char *fn, nb_graph *g, nb_tensor *x, nb_tensor *sum, nb_tensor *a,
+                    nb_tensor *b);
+/* The note of the thread's last report when t is its tensor, else NULL. */
+const char *nb__anomaly_note(const nb_tensor *t);
 
 /* ---- errors ---- */
 /* Sets the thread's error message (printf-style) with code NB_ERR_INVALID;

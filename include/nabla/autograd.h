@@ -66,6 +66,26 @@ void nb_scope_pop(void);
 bool nb_set_grad_enabled(bool on);
 bool nb_is_grad_enabled(void);
 
+/* Anomaly mode, for finding where a NaN or an infinity comes from: turns it
+ * on or off on this thread (off by default; off, it costs one flag test per
+ * op); returns the previous state. While on, the first op whose forward
+ * output holds a NaN or an infinity it produced fails (NULL), and so does
+ * the backward (-1) at the first rule whose gradient holds one, with
+ *   "nb_log: produced -inf in the forward at element (3,1) (scope
+ *    dense_2/log, input (32,10)); anomaly mode is on".
+ * A NaN is reported at the first op that holds one even when an input
+ * already held it (data, parameters); an infinity passed on from an input
+ * (a mask of -inf) is not. docs/graphs.md has the rule. */
+bool nb_set_detect_anomaly(bool on);
+bool nb_is_anomaly_enabled(void);
+/* The tensor of this thread's last anomaly: the output of the op that
+ * failed in the forward (its history is recorded, so it can be a picture's
+ * root), of the op whose backward rule failed, or the tensor whose
+ * gradients added up to an infinity. NULL when there was none, or once its
+ * graph is reset, freed or no longer current. Graph pictures fill it red
+ * with nb_dot_opts.anomaly. */
+nb_tensor *nb_anomaly_tensor(void);
+
 /* ---- backward -------------------------------------------------------------- */
 
 typedef struct nb_backward_args {

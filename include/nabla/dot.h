@@ -21,6 +21,9 @@ typedef struct nb_dot_opts {
     nb_tensor *const *marked;
     const char *const *marked_notes;
     int n_marked;
+    /* Fill red, with a note of what was found, the tensor of this thread's
+     * last anomaly (nb_anomaly_tensor) if it is in the picture. */
+    bool anomaly;
 } nb_dot_opts;
 
 /* The DOT text of root's history (opts NULL: defaults), allocated through

@@ -159,6 +159,8 @@ typedef struct nb_history {
     double *loss, *metric;         /* training, averaged over the epoch */
     double *val_loss, *val_metric; /* NAN when there was no validation data */
     double *seconds;               /* wall time of each epoch's training */
+    int64_t *skipped;              /* batches skipped in each epoch (.skip_nonfinite);
+                                      loss and metric are means over the others */
 } nb_history;
 
 typedef struct nb_fit_opts {
@@ -169,13 +171,20 @@ typedef struct nb_fit_opts {
     uint64_t seed;         /* shuffling; default 0 */
     bool no_shuffle;       /* default: shuffle every epoch */
     bool keep_subnormals;  /* default: flush subnormals to zero while training */
+    bool skip_nonfinite;   /* default: a batch whose loss or gradients hold a NaN or
+                              an infinity stops the fit with an error; with this it
+                              is skipped (no update) and counted in the history */
     int verbose;           /* 0: progress bar on a terminal, a line per epoch
                               otherwise; -1: silent */
     FILE *out;             /* default stdout */
 } nb_fit_opts;
 
 /* Trains: nb_fit(m, train, .epochs = 10, .validation = test). Needs a
- * compiled model; makes no heap allocation per step. The data may be any
+ * compiled model; makes no heap allocation per step. Never stores a NaN or
+ * an infinity in the weights: a batch whose loss or gradients hold one
+ * stops the fit, with the weights of the last good step and an error
+ * naming the batch ("nb_fit: epoch 3, batch 17: the loss is NaN; ..."),
+ * or with .skip_nonfinite is skipped and counted (history->skipped). The data may be any
  * tensors or views (a strided view is packed once per call). Trains with
  * nb_set_flush_subnormals(true) unless .keep_subnormals (Adam's moments of
  * idle units decay into subnormals, where arithmetic is ~100x slower; the

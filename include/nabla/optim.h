@@ -83,16 +83,38 @@ nb_optimizer *nb_rmsprop_(nb_optim_opts o);
 nb_optimizer *nb_adagrad_(nb_optim_opts o);
 void nb_optimizer_free(nb_optimizer *opt);
 
-/* One update of params (heap tensors) from their .grad; params without a
- * grad are left alone (no decay either). Clipping works on temporaries: the
- * .grad tensors are not changed. The first successful call fixes the
- * parameter list and makes the state (heap tensors in each parameter's
- * dtype and shape, freed with the optimizer); later calls must pass the same
- * tensors. Needs a current graph for temporaries; runs with recording off
- * and restores it. Everything the optimizer keeps is made by the first
- * step; after it a step allocates nothing (once the graph's arena is warm).
- * 0, or -1 with an error (no update counted). */
-int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[]);
+typedef struct nb_step_args {
+    nb_optimizer *opt;
+    int n;                    /* number of parameters */
+    nb_tensor *const *params; /* heap tensors: the same list every step */
+    const nb_tensor *loss;    /* optional: checked as well (a NaN loss refuses the step) */
+    bool skip_nonfinite;      /* a NaN or an infinity skips the step (returns 1,
+                                 counted, no error) instead of failing */
+} nb_step_args;
+
+/* One update of params (heap tensors) from their .grad;
+ *   nb_optimizer_step(opt, n, params)
+ *   nb_optimizer_step(opt, n, params, .loss = loss, .skip_nonfinite = true)
+ * Params without a grad are left alone (no decay either). Clipping works on
+ * temporaries: the .grad tensors are not changed. The first step that
+ * updates fixes the parameter list and makes the state (heap tensors in each
+ * parameter's dtype and shape, freed with the optimizer); later calls must
+ * pass the same tensors. Needs a current graph for temporaries; runs with
+ * recording (and anomaly mode) off and restores them. Everything the
+ * optimizer keeps is made by the first step; after it a step allocates
+ * nothing (once the graph's arena is warm).
+ * Nothing non-finite is ever stored: every new value is computed first, and
+ * when the loss (if given), a gradient after clipping, or a new parameter
+ * value holds a NaN or an infinity, the step changes nothing (no parameter,
+ * no state, no step count) and fails with an error naming the parameter
+ * and the element: "nb_optimizer_step: the gradient of 'dense_1.kernel'
+ * (4,8) is NaN at element (2,3); nothing was updated". With .skip_nonfinite
+ * it returns 1 instead and counts the skip (nb_optimizer_skipped).
+ * 0 when updated, 1 when skipped, -1 with an error. */
+#define nb_optimizer_step(...) nb_optimizer_step_((nb_step_args){.opt = __VA_ARGS__})
+int nb_optimizer_step_(nb_step_args a);
+/* Steps skipped for a NaN or an infinity (.skip_nonfinite) so far. */
+int64_t nb_optimizer_skipped(const nb_optimizer *opt);
 /* Steps taken, and the learning rate the next step will use. */
 int64_t nb_optimizer_steps(const nb_optimizer *opt);
 double nb_optimizer_lr(const nb_optimizer *opt);

@@ -268,7 +268,8 @@ static int history_alloc(nb_model *m, int epochs)
 {
     nb_mem_free(m->hist.loss);
     memset(&m->hist, 0, sizeof m->hist);
-    double *v = nb_mem_alloc((size_t)epochs * 5 * sizeof(double));
+    /* One block: five arrays of doubles, then the counts of skipped batches. */
+    double *v = nb_mem_alloc((size_t)epochs * (5 * sizeof(double) + sizeof(int64_t)));
     if (!v)
         return -1;
     for (int i = 0; i < epochs * 5; i++)
@@ -278,7 +279,33 @@ static int history_alloc(nb_model *m, int epochs)
     m->hist.val_loss = v + 2 * epochs;
     m->hist.val_metric = v + 3 * epochs;
     m->hist.seconds = v + 4 * epochs;
+    m->hist.skipped = (int64_t *)(v + 5 * epochs);
+    memset(m->hist.skipped, 0, (size_t)epochs * sizeof(int64_t));
     return 0;
+}
+
+/* "NaN", "inf", "-inf". */
+static const char *kind(double v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+#define KEPT "the weights are those of the last good step (.skip_nonfinite skips such batches)"
+
+/* The error of a failed step, prefixed with where it happened: "nb_fit:
+ * epoch 3, batch 17: ...". A refusal of the optimizer (its message ends in
+ * "nothing was updated") loses the optimizer's name and says what the
+ * weights are. */
+static int step_error(int epoch, int64_t batch)
+{
+    const char *msg = nb_last_error(), *own = "nb_optimizer_step: ", *end = "nothing was updated";
+    nb_error_code code = nb_last_error_code();
+    char why[480];
+    snprintf(why, sizeof why, "%s", msg ? msg : "unknown error");
+    char *p = strncmp(why, own, strlen(own)) == 0 ? why + strlen(own) : why;
+    size_t n = strlen(p), k = strlen(end);
+    bool refused = p != why && n >= k && strcmp(p + n - k, end) == 0;
+    if (refused)
+        p[n - k] = '\0';
+    return nb_set_error_code(code ? code : NB_ERR_INVALID, "nb_fit: epoch %d, batch %lld: %s%s",
+                             epoch + 1, (long long)batch + 1, p, refused ? KEPT : "");
 }
 
 /* nb_fit without the subnormal setting. */
@@ -361,29 +388,41 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             gather_rows(b.y[w], train.d.y, idx + start, k);
             nb_tensor *output = nb_model_forward(m, b.x[w]);
             nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
-            if (!loss) {
-                rc = -1;
+            /* 0: a step taken; 1: skipped for a NaN or an infinity; -1: error.
+             * A non-finite loss goes no further than here. */
+            double lv = loss ? nb_item(loss) : NAN;
+            int st = loss ? 0 : -1;
+            if (st == 0 && !isfinite(lv)) {
+                if (!o.skip_nonfinite) {
+                    rc = nb_set_error_code(NB_ERR_NUMERIC,
+                                           "nb_fit: epoch %d, batch %lld: the loss is %s (a NaN in "
+                                           "the data, or too high a learning rate?); " KEPT,
+                                      e + 1, (long long)s + 1, kind(lv));
+                    break;
+                }
+                st = 1;
+            }
+            if (st == 0) {
+                for (int i = 0; i < m->nparams; i++)
+                    nb_zero_grad(m->params[i]);
+                st = nb_backward(loss) ? -1
+                                       : nb_optimizer_step(m->opt, m->nparams, m->params,
+                                                           .loss = loss,
+                                                           .skip_nonfinite = o.skip_nonfinite);
+            }
+            if (st < 0) {
+                rc = step_error(e, s);
                 break;
             }
-            for (int i = 0; i < m->nparams; i++)
-                nb_zero_grad(m->params[i]);
-            if (nb_backward(loss) || nb_optimizer_step(m->opt, m->nparams, m->params)) {
-                rc = -1;
-                break;
+            if (st == 1) {
+                m->hist.skipped[e]++;
+            } else {
+                ls += lv * (double)k;
+                ms += nn_batch_metric(m, output, b.y[w]) * (double)k;
+                seen += k;
             }
-            double lv = nb_item(loss);
-            if (!isfinite(lv)) {
-                rc = nb_set_error_code(NB_ERR_NUMERIC, "nb_fit: the loss became %g at epoch %d, "
-                                       "step %lld (lower the "
-                                  "learning rate?)",
-                                  lv, e + 1, (long long)s + 1);
-                break;
-            }
-            ls += lv * (double)k;
-            ms += nn_batch_metric(m, output, b.y[w]) * (double)k;
-            seen += k;
             nb_graph_reset(g);
-            if (tty && (now() - last_print > 0.1 || s == steps - 1)) {
+            if (tty && seen && (now() - last_print > 0.1 || s == steps - 1)) {
                 last_print = now();
                 progress(out, s + 1, steps, last_print - t0, ls / (double)seen,
                          ms / (double)seen);
@@ -392,8 +431,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         if (rc)
             break;
         double secs = now() - t0;
-        m->hist.loss[e] = ls / (double)n;
-        m->hist.metric[e] = m->metric == NB_ACCURACY ? ms / (double)n : NAN;
+        /* Means over the batches trained on (all of them unless skipped). */
+        m->hist.loss[e] = seen ? ls / (double)seen : NAN;
+        m->hist.metric[e] = m->metric == NB_ACCURACY && seen ? ms / (double)seen : NAN;
         m->hist.seconds[e] = secs;
         if (val && eval_sums(m, vdata.d, bs, vidx, &vb, &m->hist.val_loss[e],
                              &m->hist.val_metric[e]))
@@ -416,6 +456,10 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                 fprintf(out, " - val_accuracy: %.4f", m->hist.val_metric[e]);
         }
         fputc('\n', out);
+        if (m->hist.skipped[e])
+            fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "
+                    "loss or the gradients)\n", e + 1, epochs, (long long)m->hist.skipped[e],
+                    (long long)steps);
         fflush(out);
     }
     nb_graph_free(g);

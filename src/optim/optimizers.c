@@ -30,9 +30,9 @@
  * Written on the public API only (nabla/nabla.h), like nn/. */
 #include "nabla/nabla.h"
 
-#include <string.h>
-
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -73,7 +73,10 @@ struct nb_optimizer {
     int n;                /* parameters, fixed by the first step; -1 before it */
     nb_tensor **params;   /* copies of the first step's pointers */
     nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
-    nb_tensor **gs;       /* per step: the processed gradients (graph tensors) */
+    /* Per step, graph tensors: the processed gradients, then the new values
+     * of each parameter and its state, all computed before any is stored. */
+    nb_tensor **gs, **np, **n1, **n2;
+    int64_t skipped; /* steps skipped for a NaN or an infinity */
 };
 
 /* A field the caller wrote: anything but a plain 0 (NB_ZERO is -0.0). */
@@ -264,9 +267,9 @@ static void free_state(nb_optimizer *opt)
             nb_free(opt->s1[i]);
             nb_free(opt->s2[i]);
         }
-        nb_mem_free(opt->params); /* one block holds params, s1, s2 and gs */
+        nb_mem_free(opt->params); /* one block holds params, s1, s2, gs, np, n1, n2 */
     }
-    opt->params = opt->s1 = opt->s2 = opt->gs = NULL;
+    opt->params = opt->s1 = opt->s2 = opt->gs = opt->np = opt->n1 = opt->n2 = NULL;
     opt->n = -1;
 }
 
@@ -285,6 +288,15 @@ int64_t nb_optimizer_steps(const nb_optimizer *opt)
         return -1;
     }
     return opt->t;
+}
+
+int64_t nb_optimizer_skipped(const nb_optimizer *opt)
+{
+    if (!opt) {
+        nb_set_error("nb_optimizer_skipped: optimizer is NULL");
+        return -1;
+    }
+    return opt->skipped;
 }
 
 double nb_optimizer_lr(const nb_optimizer *opt)
@@ -322,22 +334,25 @@ static nb_tensor *state_like(const nb_tensor *p, double v)
     return s;
 }
 
-/* The first step records the list and makes the state, and the array that
- * holds each step's processed gradients. */
+/* The first step records the list and makes the state, and the arrays that
+ * hold each step's processed gradients and new values. */
 static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
 {
     if (n == 0) {
         opt->n = 0;
         return 0;
     }
-    nb_tensor **block = nb_mem_alloc(4 * (size_t)n * sizeof *block);
+    nb_tensor **block = nb_mem_alloc(7 * (size_t)n * sizeof *block);
     if (!block)
         return -1;
-    memset(block, 0, 4 * (size_t)n * sizeof *block);
+    memset(block, 0, 7 * (size_t)n * sizeof *block);
     opt->params = block;
     opt->s1 = block + n;
     opt->s2 = block + 2 * n;
     opt->gs = block + 3 * n;
+    opt->np = block + 4 * n;
+    opt->n1 = block + 5 * n;
+    opt->n2 = block + 6 * n;
     opt->n = n;
     const nb_optim_opts *o = &opt->o;
     algo a = opt->kind->algo;
@@ -423,13 +438,95 @@ static nb_tensor *konst(consts *c, nb_tensor *like, int slot, double v)
     return *k ? *k : (*k = nb_scalar_like(like, v));
 }
 
-static int update(nb_optimizer *opt)
+/* "(2,3)": the multi-index of row-major element i of t. */
+static const char *index_str(const nb_tensor *t, int64_t i, char *buf)
+{
+    int nd = nb_ndim(t);
+    int64_t at[NB_MAX_DIMS];
+    for (int d = nd - 1; d >= 0; d--) {
+        int64_t k = nb_dim(t, d);
+        at[d] = k ? i % k : 0;
+        i = k ? i / k : 0;
+    }
+    return nb_dims_str(nd, at, buf);
+}
+
+static const char *kind(double v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+/* "'dense_1.kernel' (4,8)", or "params[3] (4,8)" for a tensor without a name. */
+static const char *param_str(const nb_optimizer *opt, int i, char *buf, size_t n)
+{
+    char b[NB_SHAPE_STR_LEN];
+    const nb_tensor *p = opt->params[i];
+    if (nb_name(p))
+        snprintf(buf, n, "'%s' %s", nb_name(p), nb_shape_str(p, b));
+    else
+        snprintf(buf, n, "params[%d] %s", i, nb_shape_str(p, b));
+    return buf;
+}
+
+/* Why the new value of parameter `bad` holds a NaN or an infinity, as the
+ * step's error: the first gradient (after clipping) that does, else the
+ * parameter itself, else the update overflowed. */
+static void refuse(const nb_optimizer *opt, int bad)
+{
+    const char *fn = "nb_optimizer_step", *tail = "; nothing was updated";
+    const nb_optim_opts *o = &opt->o;
+    char who[160], e[NB_SHAPE_STR_LEN];
+    for (int i = 0; i < opt->n; i++) {
+        int64_t j = opt->gs[i] ? nb_find_nonfinite(opt->gs[i]) : -1;
+        if (j < 0)
+            continue;
+        double v = nb_get_flat(opt->gs[i], j), raw = nb_get_flat(nb_grad_of(opt->params[i]), j);
+        char before[64] = "";
+        if (o->clipvalue > 0 || o->clipnorm > 0)
+            snprintf(before, sizeof before, " after clipping (%s before)",
+                     isfinite(raw) ? "finite" : kind(raw));
+        nb_set_error_code(NB_ERR_NUMERIC, "%s: the gradient of %s is %s at element %s%s%s", fn,
+                     param_str(opt, i, who, sizeof who), kind(v), index_str(opt->gs[i], j, e),
+                     before, tail);
+        return;
+    }
+    const nb_tensor *p = opt->params[bad];
+    int64_t j = nb_find_nonfinite(p);
+    if (j >= 0) {
+        nb_set_error_code(NB_ERR_NUMERIC, "%s: %s is already %s at element %s%s", fn, param_str(opt, bad, who,
+                     sizeof who), kind(nb_get_flat(p, j)), index_str(p, j, e), tail);
+        return;
+    }
+    j = nb_find_nonfinite(opt->np[bad]);
+    nb_set_error_code(NB_ERR_NUMERIC, "%s: the update of %s overflows to %s at element %s (its gradient there is %g; "
+                 "lower the learning rate, or clip the gradients)%s", fn,
+                 param_str(opt, bad, who, sizeof who), kind(nb_get_flat(opt->np[bad], j)),
+                 index_str(p, j, e), nb_get_flat(opt->gs[bad], j), tail);
+}
+
+/* The update, in three phases: the processed gradients; every new value
+ * (parameters and state) as temporaries; then, only if the loss and every
+ * new parameter are finite, the stores. A NaN or an infinite gradient always
+ * makes its parameter's new value non-finite (for every algorithm here:
+ * lr * inf, inf / sqrt(inf) ...), and so does an update that overflows, so
+ * checking the new values catches both; the error then says which.
+ * 0 when stored; 1 when a value is not finite (nothing stored; the error
+ * is set unless quiet); -1 on error. */
+static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
 {
     const nb_optim_opts *o = &opt->o;
     int n = opt->n;
     int64_t t = opt->t + 1;
     double lr = schedule_lr(o->schedule, o->lr, t - 1);
-    nb_tensor **gs = opt->gs;
+    nb_tensor **gs = opt->gs, **np = opt->np, **n1 = opt->n1, **n2 = opt->n2;
+
+    int64_t bad = loss ? nb_find_nonfinite(loss) : -1;
+    if (bad >= 0) {
+        char e[NB_SHAPE_STR_LEN], at[NB_SHAPE_STR_LEN + 16] = "";
+        if (nb_numel(loss) > 1)
+            snprintf(at, sizeof at, " at element %s", index_str(loss, bad, e));
+        if (!quiet)
+            nb_set_error_code(NB_ERR_NUMERIC, "nb_optimizer_step: the loss is %s%s; nothing was updated",
+                         kind(nb_get_flat(loss, bad)), at);
+        return 1;
+    }
 
     /* Gradient processing on temporaries: clipvalue, then global clipnorm. */
     double sumsq = 0;
@@ -455,73 +552,105 @@ static int update(nb_optimizer *opt)
                 return -1;
     }
 
-    /* Bias corrections of Adam, folded into the rate as Keras does. */
+    /* The new values. Bias corrections of Adam are folded into the rate, as
+     * Keras does. */
     const double b1 = opt->beta1, b2 = opt->beta2;
     double alpha = lr * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
     consts c = {0};
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < n; i++) {
         nb_tensor *p = opt->params[i], *g = gs[i], *s1 = opt->s1[i], *s2 = opt->s2[i];
+        np[i] = n1[i] = n2[i] = NULL;
         if (!g)
             continue;
 #define K(slot, v) konst(&c, p, (slot), (v))
+        nb_tensor *p0 = p; /* after weight decay */
         if (o->weight_decay > 0)
-            rc |= nb_assign(p, nb_sub(p, nb_mul(p, K(K_WD, o->weight_decay * lr))));
+            p0 = nb_sub(p, nb_mul(p, K(K_WD, o->weight_decay * lr)));
         nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, K(K_LR, lr));
         switch (opt->kind->algo) {
         case SGD:
             if (!s1) {
-                rc |= nb_assign(p, nb_sub(p, lr_g));
+                np[i] = nb_sub(p0, lr_g);
             } else {
-                rc |= nb_assign(s1, nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g));
+                n1[i] = nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g);
                 nb_tensor *step =
-                    o->nesterov ? nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g) : s1;
-                rc |= nb_assign(p, nb_add(p, step));
+                    o->nesterov ? nb_sub(nb_mul(n1[i], K(K_MOMENTUM, o->momentum)), lr_g) : n1[i];
+                np[i] = nb_add(p0, step);
             }
             break;
         case ADAM:
-            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(K_B1, b1)), nb_mul(g, K(K_1MB1, 1 - b1))));
-            rc |= nb_assign(s2, nb_add(nb_mul(s2, K(K_B2, b2)),
-                                       nb_mul(nb_square(g), K(K_1MB2, 1 - b2))));
-            rc |= nb_assign(p, nb_sub(p, nb_div(nb_mul(s1, K(K_ALPHA, alpha)),
-                                                nb_add(nb_sqrt(s2), K(K_EPS, o->eps)))));
+            n1[i] = nb_add(nb_mul(s1, K(K_B1, b1)), nb_mul(g, K(K_1MB1, 1 - b1)));
+            n2[i] = nb_add(nb_mul(s2, K(K_B2, b2)), nb_mul(nb_square(g), K(K_1MB2, 1 - b2)));
+            np[i] = nb_sub(p0, nb_div(nb_mul(n1[i], K(K_ALPHA, alpha)),
+                                      nb_add(nb_sqrt(n2[i]), K(K_EPS, o->eps))));
             break;
         case RMSPROP: {
-            rc |= nb_assign(s1, nb_add(nb_mul(s1, K(K_RHO, o->rho)),
-                                       nb_mul(nb_square(g), K(K_1MRHO, 1 - o->rho))));
-            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(s1, K(K_EPS, o->eps))));
-            if (s2) {
-                rc |= nb_assign(s2, nb_add(nb_mul(s2, K(K_MOMENTUM, o->momentum)), inc));
-                inc = s2;
-            }
-            rc |= nb_assign(p, nb_sub(p, inc));
+            n1[i] = nb_add(nb_mul(s1, K(K_RHO, o->rho)),
+                           nb_mul(nb_square(g), K(K_1MRHO, 1 - o->rho)));
+            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(n1[i], K(K_EPS, o->eps))));
+            if (s2)
+                inc = n2[i] = nb_add(nb_mul(s2, K(K_MOMENTUM, o->momentum)), inc);
+            np[i] = nb_sub(p0, inc);
             break;
         }
         case ADAGRAD:
-            rc |= nb_assign(s1, nb_add(s1, nb_square(g)));
-            rc |= nb_assign(p, nb_sub(p, nb_div(lr_g, nb_sqrt(nb_add(s1, K(K_EPS, o->eps))))));
+            n1[i] = nb_add(s1, nb_square(g));
+            np[i] = nb_sub(p0, nb_div(lr_g, nb_sqrt(nb_add(n1[i], K(K_EPS, o->eps)))));
             break;
         }
 #undef K
+        if (!np[i] || (s1 && !n1[i]) || (s2 && !n2[i]))
+            return -1;
+    }
+
+    /* Nothing non-finite is stored. */
+    for (int i = 0; i < n; i++)
+        if (np[i] && nb_find_nonfinite(np[i]) >= 0) {
+            if (!quiet)
+                refuse(opt, i);
+            return 1;
+        }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (!np[i])
+            continue;
+        if (n1[i])
+            rc |= nb_assign(opt->s1[i], n1[i]);
+        if (n2[i])
+            rc |= nb_assign(opt->s2[i], n2[i]);
+        rc |= nb_assign(opt->params[i], np[i]);
     }
     return rc ? -1 : 0;
 }
 
-int nb_optimizer_step(nb_optimizer *opt, int n, nb_tensor *const params[])
+int nb_optimizer_step_(nb_step_args a)
 {
+    nb_optimizer *opt = a.opt;
     if (!opt)
         return nb_set_error("nb_optimizer_step: optimizer is NULL");
-    if (check_params(opt, n, params) < 0)
+    if (check_params(opt, a.n, a.params) < 0)
         return -1;
     if (!nb_graph_current())
         return nb_set_error("nb_optimizer_step: no current graph (create one with "
                             "nb_graph_new; the update's temporaries live there)");
-    if (opt->n < 0 && build(opt, n, params) < 0)
+    bool fresh = opt->n < 0;
+    if (fresh && build(opt, a.n, a.params) < 0)
         return -1;
-    bool prev = nb_set_grad_enabled(false);
-    int rc = update(opt);
+    /* The step judges its own values: anomaly mode would stop at the first
+     * of its ops to see a NaN, with that op's message instead of ours. */
+    bool prev = nb_set_grad_enabled(false), anomaly = nb_set_detect_anomaly(false);
+    int rc = update(opt, a.loss, a.skip_nonfinite);
+    nb_set_detect_anomaly(anomaly);
     nb_set_grad_enabled(prev);
-    if (rc == 0)
+    if (rc == 0) {
         opt->t++;
-    return rc;
+        return 0;
+    }
+    if (fresh)
+        free_state(opt); /* the list is fixed by the first step that updates */
+    if (rc == 1 && a.skip_nonfinite) {
+        opt->skipped++;
+        return 1;
+    }
+    return -1;
 }
