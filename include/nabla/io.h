@@ -10,12 +10,29 @@
 extern "C" {
 #endif
 
+/* Limits of the readers, beyond the shape limits of every tensor
+ * (NB_MAX_DIMS, NB_MAX_NUMEL). A gzipped IDX file may expand to at most
+ * NB_GZIP_MAX_RATIO times its own size, or NB_GZIP_FREE_BYTES when that is
+ * more: real data sets compress 2 to 5 times (Fashion-MNIST's images 1.8,
+ * MNIST's 4.7), a gzip bomb about 1000 times (a 190 KB file of zeros
+ * expands to 196 MB, a 784 MB f32 tensor). The header's sizes say how much
+ * the data expands to, so a file beyond the limit is refused before
+ * anything is decompressed. A genuine file beyond it loads once gunzipped:
+ * plain files have no limit but their size. */
+#define NB_GZIP_MAX_RATIO 128
+#define NB_GZIP_FREE_BYTES ((int64_t)64 << 20)
+
+/* Every reader opens its file without blocking and refuses anything but a
+ * regular file (a FIFO, a device, a folder, a socket: "nb_read_idx: p: is a
+ * FIFO (named pipe), not a regular file"), so a path from outside cannot
+ * make it wait for ever or read without end. */
+
 /* Reads an IDX file (the MNIST format), gzipped or not, as an f32 heap tensor
  * of the raw values with the file's shape (types u8, i8, i16, i32, f32, f64;
  * up to 8 dimensions; a shape beyond NB_MAX_NUMEL elements is an error even
- * when a zero size makes it empty). The data must be exactly as long as the
- * header says: "truncated data" and "trailing data" are errors. NULL on
- * error. */
+ * when a zero size makes it empty; gzip within NB_GZIP_MAX_RATIO). The data
+ * must be exactly as long as the header says: "truncated data" and
+ * "trailing data" are errors. NULL on error. */
 nb_tensor *nb_read_idx(const char *path);
 
 /* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):

@@ -19,9 +19,17 @@
  * data", more is "trailing data": both mean the header is not what the
  * writer meant. Memory grows with the bytes actually read, never with the
  * declared sizes alone, so a corrupt header declaring terabytes fails with
- * "truncated data" after reading what is there. */
+ * "truncated data" after reading what is there.
+ *
+ * Gzip bombs: the data of a gzipped file may be at most NB_GZIP_MAX_RATIO
+ * times the file's size, or NB_GZIP_FREE_BYTES (io.h). The header says how
+ * long the data is (exactly, or the file is refused anyway), so that is
+ * checked before decompressing it.
+ *
+ * The file is opened through nb__open_read (file.h): a FIFO or a device is
+ * refused without blocking. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,9 +144,10 @@ static unsigned char *grow(unsigned char *old, int64_t used, int64_t cap)
 static int idx_read(const char *fn, const char *path, idx_raw *r)
 {
     memset(r, 0, sizeof *r);
-    int fd = open(path, O_RDONLY);
+    struct stat st;
+    int fd = nb__open_read(fn, path, &st);
     if (fd < 0)
-        return nb__error("%s: %s: cannot open: %s", fn, path, strerror(errno));
+        return -1;
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
         close(fd);
@@ -192,7 +201,21 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     if (nb__check_shape(where, r->ndim, r->dims, &numel) < 0)
         goto fail;
     r->numel = numel;
-    int64_t total = numel * r->esize, cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
+    int64_t total = numel * r->esize;
+    /* gzdirect is known after the first read: 0 for gzip. */
+    int64_t fsize = (int64_t)st.st_size, limit = NB_GZIP_FREE_BYTES;
+    if (fsize > NB_GZIP_FREE_BYTES / NB_GZIP_MAX_RATIO)
+        limit = fsize > INT64_MAX / NB_GZIP_MAX_RATIO ? INT64_MAX : fsize * NB_GZIP_MAX_RATIO;
+    if (!gzdirect(f) && total > limit) {
+        nb__error("%s: %s: %s %s needs %lld bytes, more than the %lld a gzipped file of %lld "
+                  "bytes may expand to (NB_GZIP_MAX_RATIO: %d times its size, at least %lld): "
+                  "gunzip it first if it is genuine",
+                  fn, path, type_name(r->type), nb_dims_str(r->ndim, r->dims, b),
+                  (long long)total, (long long)limit, (long long)fsize, NB_GZIP_MAX_RATIO,
+                  (long long)NB_GZIP_FREE_BYTES);
+        goto fail;
+    }
+    int64_t cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
     r->data = nb__alloc(cap ? (size_t)cap : 1);
     if (!r->data)
         goto fail;
@@ -288,7 +311,7 @@ nb_tensor *nb_read_idx(const char *path)
 
 /* ---- (Fashion-)MNIST ---- */
 
-/* dir/base if it is a file, else dir/base.gz; "" and an error otherwise. */
+/* dir/base if it is there, else dir/base.gz; "" and an error otherwise. */
 static int find_file(const char *dir, const char *base, char *out, size_t size)
 {
     const char *sep = dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/";
@@ -298,8 +321,10 @@ static int find_file(const char *dir, const char *base, char *out, size_t size)
             out[0] = '\0';
             return nb__error("nb_load_mnist: %s: path too long", dir);
         }
+        /* Whatever is there is taken: the reader refuses what is not a
+         * regular file, saying what it is. */
         struct stat st;
-        if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        if (stat(out, &st) == 0)
             return 0;
     }
     out[0] = '\0';
