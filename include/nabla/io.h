@@ -57,21 +57,52 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes);
 int nb_read_csv(const char *path, int label_column, nb_tensor **features,
                 nb_tensor **labels);
 
+/* The version of nabla's use of safetensors, written into every file it
+ * saves: "__metadata__": {"nabla_format": "1", "nabla_crc32": "<hex>"}. */
+#define NB_SAFETENSORS_FORMAT 1
+
 /* Writes tensors in the safetensors format (a JSON header, then raw
  * little-endian data) under their names (each needs one, all distinct), in
- * the order given, without metadata; a view is written as its elements in
- * row-major order, like a contiguous copy. Atomic: written to a temporary
- * file in the same folder, then renamed; on failure path is untouched.
- * 0 or -1. */
+ * the order given; a view is written as its elements in row-major order,
+ * like a contiguous copy. The metadata records NB_SAFETENSORS_FORMAT and
+ * the CRC-32 of the data, which loading verifies. Atomic: written to
+ * "<path>.nbtmp" in the same folder, then renamed; on failure path is
+ * untouched. path must be a regular file or missing (a symbolic link to a
+ * regular file is followed: the file it leads to is replaced); a device, a
+ * FIFO or a folder is refused. The temporary name is one per file and
+ * locked while written: a second save of the same file waits for the
+ * first, and a save killed half-way leaves that one file, which the next
+ * save reuses. 0 or -1. */
 int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
-/* Reads into existing tensors, matched by name; each must be in the file
- * with the same shape (F32 or F64 in the file converts to the tensor's
- * dtype). Extra tensors in the file are ignored. A view is filled through
- * its strides (into the storage it shares with the tensor it views); one
- * whose elements share memory (a broadcast) is refused. Everything is
- * checked before anything is written; the writes bump the versions of the
- * tensors' storages like any in-place write. 0 or -1. */
-int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[]);
+
+/* The arguments of nb_load_safetensors; partial is the only option. */
+typedef struct nb_load_args {
+    const char *path;
+    int n;
+    nb_tensor *const *tensors;
+    /* false (the default): the file must hold exactly these tensors, and,
+     * when nabla wrote it (its metadata says so), in this order; the first
+     * difference (a missing, extra or misplaced tensor, a shape) is the
+     * error. true: tensors the file lacks keep their values, tensors of the
+     * file not asked for are ignored; at least one must be there. */
+    bool partial;
+} nb_load_args;
+
+/* Reads into existing tensors, matched by name:
+ *   nb_load_safetensors(path, n, tensors)                  the whole file
+ *   nb_load_safetensors(path, n, tensors, .partial = true) the ones it has
+ * Each tensor loaded must have its shape in the file (F32 or F64 there
+ * converts to the tensor's dtype). A file from nabla has its CRC-32
+ * verified (the whole data is read once); a file without nabla's metadata
+ * (from PyTorch, NumPy, the reference library, an older nabla) loads
+ * without, and its order is not checked. The file's entries must tile its
+ * data exactly, as the format requires. A view is filled through its
+ * strides (into the storage it shares with the tensor it views); one whose
+ * elements share memory (a broadcast) is refused. Everything is checked
+ * before anything is written; the writes bump the versions of the tensors'
+ * storages like any in-place write. 0 or -1. */
+#define nb_load_safetensors(...) nb_load_safetensors_((nb_load_args){.path = __VA_ARGS__})
+int nb_load_safetensors_(nb_load_args args);
 
 #ifdef __cplusplus
 }

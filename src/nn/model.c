@@ -535,6 +535,20 @@ int nb_summary(const nb_model *m, FILE *f)
 
 /* ---- weights ---- */
 
+/* The message of a failed call of `from` made on behalf of `to` starts with
+ * `to`, the function the user called. Returns -1. */
+static int as_caller(const char *from, const char *to)
+{
+    const char *e = nb_last_error();
+    size_t k = strlen(from);
+    if (e && strncmp(e, from, k) == 0 && e[k] == ':') {
+        char rest[512];
+        snprintf(rest, sizeof rest, "%s", e + k);
+        nb_set_error("%s%s", to, rest);
+    }
+    return -1;
+}
+
 int nb_save_weights(const nb_model *m, const char *path)
 {
     if (!m)
@@ -542,18 +556,24 @@ int nb_save_weights(const nb_model *m, const char *path)
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_save_weights: the model is not built");
-    return nb_save_safetensors(path, m->nparams, m->params);
+        return nb_set_error("nb_save_weights: %s: the model is not built", path);
+    if (nb_save_safetensors(path, m->nparams, m->params) < 0)
+        return as_caller("nb_save_safetensors", "nb_save_weights");
+    return 0;
 }
 
-int nb_load_weights(nb_model *m, const char *path)
+int nb_load_weights_(nb_load_weights_args a)
 {
+    nb_model *m = a.model;
     if (!m)
         return nn_null_model("nb_load_weights");
-    if (!path)
+    if (!a.path)
         return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
-        return nb_set_error("nb_load_weights: the model is not built (build it with the same "
-                            "layers first)");
-    return nb_load_safetensors(path, m->nparams, m->params);
+        return nb_set_error("nb_load_weights: %s: the model is not built (build it with the "
+                            "same layers first)",
+                            a.path);
+    if (nb_load_safetensors(a.path, m->nparams, m->params, .partial = a.partial) < 0)
+        return as_caller("nb_load_safetensors", "nb_load_weights");
+    return 0;
 }
