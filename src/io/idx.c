@@ -17,9 +17,10 @@
  * non-zero sizes even when one is zero) before any data is read. The data
  * must be exactly as long as the sizes say. Fewer bytes is "truncated
  * data", more is "trailing data": both mean the header is not what the
- * writer meant. Memory grows with the bytes actually read, never with the
+ * writer meant. Memory grows with the bytes actually there, never with the
  * declared sizes alone, so a corrupt header declaring terabytes fails with
- * "truncated data" after reading what is there.
+ * "truncated data" (a plain file at once, from its size; a gzipped one
+ * after decompressing what is there).
  *
  * Gzip bombs: the data of a gzipped file may be at most NB_GZIP_MAX_RATIO
  * times the file's size, or NB_GZIP_FREE_BYTES (io.h). The header says how
@@ -39,9 +40,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* The first read allocates at most this much; larger data grows by doubling
- * as it arrives. 64 MB holds the MNIST training images in one piece. */
-#define IDX_FIRST_CHUNK ((int64_t)64 << 20)
+/* A plain file's data is allocated once it is known to be there (the file
+ * is long enough). A gzipped file's is allocated for 8 times the file's
+ * size, or this much when that is less, then grows by doubling as it
+ * arrives: memory follows what the file holds, not what it claims. */
+#define IDX_FIRST_CHUNK ((int64_t)1 << 20)
 
 typedef struct idx_raw {
     int type;  /* IDX type code */
@@ -215,7 +218,17 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
                   (long long)NB_GZIP_FREE_BYTES);
         goto fail;
     }
-    int64_t cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
+    int64_t hbytes = 4 + 4 * (int64_t)r->ndim, cap = total;
+    if (gzdirect(f) && fsize - hbytes < total) {
+        nb__error("%s: %s: truncated data: %s %s needs %lld bytes, got %lld", fn, path,
+                  type_name(r->type), nb_dims_str(r->ndim, r->dims, b), (long long)total,
+                  (long long)(fsize - hbytes));
+        goto fail;
+    }
+    if (!gzdirect(f)) {
+        int64_t first = fsize > IDX_FIRST_CHUNK / 8 ? 8 * fsize : IDX_FIRST_CHUNK;
+        cap = total < first ? total : first;
+    }
     r->data = nb__alloc(cap ? (size_t)cap : 1);
     if (!r->data)
         goto fail;
