@@ -106,6 +106,28 @@ static void test_readers_refuse_what_is_not_a_file(void **state)
     alarm(0);
 }
 
+/* An empty tensor with huge sizes beside the zero (within NB_MAX_NUMEL:
+ * the zero is not counted) reads, and prints at once: printing walked its
+ * 65535 * 16711680 empty rows (found by fuzz_idx). */
+static void test_empty_with_huge_sizes_prints(void **state)
+{
+    (void)state;
+    alarm(20);
+    const unsigned char h[16] = {0, 0, 8, 3, 0, 0, 0xff, 0xff, 0, 0xff, 0, 0, 0, 0, 0, 0};
+    write_bytes(P("empty.idx"), h, sizeof h);
+    nb_tensor *t = nb_read_idx(P("empty.idx"));
+    if (!t)
+        fail_msg("%s", nb_last_error());
+    assert_int_equal(nb_numel(t), 0);
+    char buf[256];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(nb_print(t, f), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "tensor([], shape=(65535,16711680,0), dtype=f32)"));
+    nb_free(t);
+    alarm(0);
+}
+
 /* ---- saving ---- */
 
 static nb_tensor *w2(double v)
@@ -356,6 +378,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_readers_refuse_what_is_not_a_file, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_empty_with_huge_sizes_prints, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_save_refuses_what_is_not_a_file, setup_dir,
                                         teardown_dir),
