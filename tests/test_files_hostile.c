@@ -169,6 +169,7 @@ static void test_save_refuses_what_is_not_a_file(void **state)
         assert_int_equal(lstat(P("full"), &st), 0);
         assert_true(S_ISCHR(st.st_mode));
     }
+    FAILS_RC(nb_save_safetensors("", 1, &w), "nb_save_safetensors: the path is empty");
     assert_int_equal(others(NULL), getuid() == 0 ? 4 : 3); /* no temporary left */
 
     /* A symbolic link to a regular file is followed: the file is replaced,

@@ -95,6 +95,8 @@ static int resolve_target(nb_save *s, char **target, struct stat *st, bool *exis
 {
     *exists = false;
     *target = NULL;
+    if (!s->path[0])
+        return nb__error("%s: the path is empty", s->fn);
     if (lstat(s->path, st) != 0) {
         if (errno != ENOENT)
             return nb__error("%s: %s: cannot save there: %s", s->fn, s->path, strerror(errno));
