@@ -383,8 +383,10 @@ static void test_checkpoints(void **state)
     /* Reordered layers of the same names and shapes. */
     char p2[256];
     snprintf(p2, sizeof p2, "%s/named.safetensors", dir);
-    nb_model *ed = nb_sequential(nb_dense(4, .input = 4, .name = "enc"), nb_dense(4, .name = "dec"));
-    nb_model *de = nb_sequential(nb_dense(4, .input = 4, .name = "dec"), nb_dense(4, .name = "enc"));
+    nb_model *ed =
+        nb_sequential(nb_dense(4, .input = 4, .name = "enc"), nb_dense(4, .name = "dec"));
+    nb_model *de =
+        nb_sequential(nb_dense(4, .input = 4, .name = "dec"), nb_dense(4, .name = "enc"));
     assert_int_equal(nb_build(ed, 4, 1), 0);
     assert_int_equal(nb_build(de, 4, 2), 0);
     assert_int_equal(nb_save_weights(ed, p2), 0);
