@@ -497,7 +497,9 @@ int nb_print(const nb_tensor *t, FILE *f)
             p.width = w;
     }
     fputs("tensor(", f);
-    if (t->ndim == 0)
+    if (t->numel == 0)
+        fputs("[]", f); /* as PyTorch: its rows may number 2^48 (the shape follows) */
+    else if (t->ndim == 0)
         print_value(&p, nb__get(t, 0));
     else
         print_rec(&p, 0, 0, 7);

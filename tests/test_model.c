@@ -1,6 +1,7 @@
 /* The Keras-style model: summary, building, gradcheck of a model in f64,
  * training that learns, bit-for-bit reproducibility, evaluate/predict,
- * weights round trip, and misuse. */
+ * weights round trip, checkpoints (strict and partial loads, checksum,
+ * format), and misuse. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <setjmp.h>
@@ -328,6 +329,137 @@ static void test_weights_round_trip(void **state)
     rmdir(dir);
 }
 
+/* The file's bytes and a rewrite of them (checkpoint tests). */
+static size_t slurp(const char *path, unsigned char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+static void spill(const char *path, const unsigned char *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool same_params(const nb_model *a, const nb_model *b, int count)
+{
+    nb_tensor *const *pa, *const *pb;
+    nb_model_params(a, &pa);
+    nb_model_params(b, &pb);
+    for (int i = 0; i < count; i++)
+        if (!nb_allclose(pa[i], pb[i], 0, 0))
+            return false;
+    return true;
+}
+
+/* A checkpoint loads only into the model it came from, unless asked for a
+ * partial load; the first difference is the message. Its checksum is
+ * verified; a file without nabla's metadata loads unchecked. */
+static void test_checkpoints(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nabla_ckpt_XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    nb_model *a = small_model(NB_CATEGORICAL_CROSSENTROPY, 1);
+    assert_int_equal(nb_save_weights(a, path), 0);
+
+    /* An extra layer: strict names it; partial loads the two it shares. */
+    nb_model *extra = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4),
+                                    nb_dense(3), nb_dense(2));
+    assert_int_equal(nb_build(extra, 4, 9), 0);
+    FAILS_RC(nb_load_weights(extra, path), "nb_load_weights: ", "w.safetensors: tensor "
+             "'dense_3.kernel' is not in the file (it has 4: 'dense_1.bias', 'dense_1.kernel', "
+             "'dense_2.bias', 'dense_2.kernel')");
+    assert_false(same_params(a, extra, 1)); /* nothing written */
+    assert_int_equal(nb_load_weights(extra, path, .partial = true), 0);
+    assert_true(same_params(a, extra, 4));
+
+    /* A missing layer. */
+    nb_model *fewer = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4));
+    assert_int_equal(nb_build(fewer, 4, 9), 0);
+    FAILS_RC(nb_load_weights(fewer, path), "nb_load_weights: ", "the file has 4 tensors, 2 "
+             "asked for: its tensor 2 'dense_2.kernel' F32 (16,3) is not asked for");
+    assert_int_equal(nb_load_weights(fewer, path, .partial = true), 0);
+    assert_true(same_params(a, fewer, 2));
+
+    /* Reordered layers of the same names and shapes. */
+    char p2[256];
+    snprintf(p2, sizeof p2, "%s/named.safetensors", dir);
+    nb_model *ed =
+        nb_sequential(nb_dense(4, .input = 4, .name = "enc"), nb_dense(4, .name = "dec"));
+    nb_model *de =
+        nb_sequential(nb_dense(4, .input = 4, .name = "dec"), nb_dense(4, .name = "enc"));
+    assert_int_equal(nb_build(ed, 4, 1), 0);
+    assert_int_equal(nb_build(de, 4, 2), 0);
+    assert_int_equal(nb_save_weights(ed, p2), 0);
+    FAILS_RC(nb_load_weights(de, p2), "nb_load_weights: ", "named.safetensors: tensor 0 is "
+             "'dec.kernel', but the file's tensor 0 is 'enc.kernel' ('dec.kernel' is its "
+             "tensor 2)");
+    assert_int_equal(nb_load_weights(de, p2, .partial = true), 0);
+    nb_tensor *const *pe, *const *pd;
+    nb_model_params(ed, &pe);
+    nb_model_params(de, &pd);
+    assert_true(nb_allclose(pe[0], pd[2], 0, 0)); /* enc.kernel */
+
+    /* The checksum: one flipped bit in the data is refused, and nothing is
+     * written. */
+    nb_model *b = small_model(NB_CATEGORICAL_CROSSENTROPY, 2);
+    static unsigned char raw[1 << 16];
+    size_t n = slurp(path, raw, sizeof raw);
+    size_t hl = raw[0] | (size_t)raw[1] << 8;
+    raw[8 + hl + 5] ^= 0x10;
+    char p3[256];
+    snprintf(p3, sizeof p3, "%s/damaged.safetensors", dir);
+    spill(p3, raw, n);
+    FAILS_RC(nb_load_weights(b, p3), "nb_load_weights: ", "damaged.safetensors: checksum "
+             "mismatch: the data's CRC-32 is");
+    FAILS_RC(nb_load_weights(b, p3, .partial = true), "checksum mismatch");
+    assert_false(same_params(a, b, 1));
+
+    /* Without nabla's metadata (as PyTorch writes files) it loads, and
+     * unchecked: blank the metadata out (JSON whitespace, same length). */
+    const char *meta = strstr((const char *)raw + 8, "\"__metadata__\"");
+    const char *end = strstr(meta, "},") + 2;
+    memset(raw + (meta - (const char *)raw), ' ', (size_t)(end - meta));
+    spill(p3, raw, n);
+    assert_int_equal(nb_load_weights(b, p3), 0);
+    assert_false(same_params(a, b, 1)); /* the flipped bit, loaded */
+    raw[8 + hl + 5] ^= 0x10;
+    spill(p3, raw, n);
+    assert_int_equal(nb_load_weights(b, p3), 0);
+    assert_true(same_params(a, b, 4));
+
+    /* A file of a later format is refused by name. */
+    n = slurp(path, raw, sizeof raw);
+    char *fmt = strstr((char *)raw + 8, "\"nabla_format\":\"1\"");
+    assert_non_null(fmt);
+    fmt[16] = '7';
+    spill(p3, raw, n);
+    FAILS_RC(nb_load_weights(b, p3), "nb_load_weights: ", "the file is in nabla's format '7'; "
+             "this nabla reads format 1");
+
+    /* Saving names the user's function too. */
+    FAILS_RC(nb_save_weights(a, dir), "nb_save_weights: ", "is a directory, not a regular file");
+    FAILS_RC(nb_load_weights(a, dir), "nb_load_weights: ", "is a directory, not a regular file");
+
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_model_free(extra);
+    nb_model_free(fewer);
+    nb_model_free(ed);
+    nb_model_free(de);
+    unlink(path);
+    unlink(p2);
+    unlink(p3);
+    rmdir(dir);
+}
+
 static void test_misuse(void **state)
 {
     (void)state;
@@ -497,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_seed_model_learns_fashion_mnist_slice),
         cmocka_unit_test(test_reproducible_bit_for_bit),
         cmocka_unit_test(test_weights_round_trip),
+        cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_fit_allocations_do_not_grow_with_steps),

@@ -10,12 +10,29 @@
 extern "C" {
 #endif
 
+/* Limits of the readers, beyond the shape limits of every tensor
+ * (NB_MAX_DIMS, NB_MAX_NUMEL). A gzipped IDX file may expand to at most
+ * NB_GZIP_MAX_RATIO times its own size, or NB_GZIP_FREE_BYTES when that is
+ * more: real data sets compress 2 to 5 times (Fashion-MNIST's images 1.8,
+ * MNIST's 4.7), a gzip bomb about 1000 times (a 190 KB file of zeros
+ * expands to 196 MB, a 784 MB f32 tensor). The header's sizes say how much
+ * the data expands to, so a file beyond the limit is refused before
+ * anything is decompressed. A genuine file beyond it loads once gunzipped:
+ * plain files have no limit but their size. */
+#define NB_GZIP_MAX_RATIO 128
+#define NB_GZIP_FREE_BYTES ((int64_t)64 << 20)
+
+/* Every reader opens its file without blocking and refuses anything but a
+ * regular file (a FIFO, a device, a folder, a socket: "nb_read_idx: p: is a
+ * FIFO (named pipe), not a regular file"), so a path from outside cannot
+ * make it wait for ever or read without end. */
+
 /* Reads an IDX file (the MNIST format), gzipped or not, as an f32 heap tensor
  * of the raw values with the file's shape (types u8, i8, i16, i32, f32, f64;
  * up to 8 dimensions; a shape beyond NB_MAX_NUMEL elements is an error even
- * when a zero size makes it empty). The data must be exactly as long as the
- * header says: "truncated data" and "trailing data" are errors. NULL on
- * error. */
+ * when a zero size makes it empty; gzip within NB_GZIP_MAX_RATIO). The data
+ * must be exactly as long as the header says: "truncated data" and
+ * "trailing data" are errors. NULL on error. */
 nb_tensor *nb_read_idx(const char *path);
 
 /* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):
@@ -40,21 +57,52 @@ nb_tensor *nb_to_one_hot(const nb_tensor *labels, int64_t classes);
 int nb_read_csv(const char *path, int label_column, nb_tensor **features,
                 nb_tensor **labels);
 
+/* The version of nabla's use of safetensors, written into every file it
+ * saves: "__metadata__": {"nabla_format": "1", "nabla_crc32": "<hex>"}. */
+#define NB_SAFETENSORS_FORMAT 1
+
 /* Writes tensors in the safetensors format (a JSON header, then raw
  * little-endian data) under their names (each needs one, all distinct), in
- * the order given, without metadata; a view is written as its elements in
- * row-major order, like a contiguous copy. Atomic: written to a temporary
- * file in the same folder, then renamed; on failure path is untouched.
- * 0 or -1. */
+ * the order given; a view is written as its elements in row-major order,
+ * like a contiguous copy. The metadata records NB_SAFETENSORS_FORMAT and
+ * the CRC-32 of the data, which loading verifies. Atomic: written to
+ * "<path>.nbtmp" in the same folder, then renamed; on failure path is
+ * untouched. path must be a regular file or missing (a symbolic link to a
+ * regular file is followed: the file it leads to is replaced); a device, a
+ * FIFO or a folder is refused. The temporary name is one per file and
+ * locked while written: a second save of the same file waits for the
+ * first, and a save killed half-way leaves that one file, which the next
+ * save reuses. 0 or -1. */
 int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
-/* Reads into existing tensors, matched by name; each must be in the file
- * with the same shape (F32 or F64 in the file converts to the tensor's
- * dtype). Extra tensors in the file are ignored. A view is filled through
- * its strides (into the storage it shares with the tensor it views); one
- * whose elements share memory (a broadcast) is refused. Everything is
- * checked before anything is written; the writes bump the versions of the
- * tensors' storages like any in-place write. 0 or -1. */
-int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[]);
+
+/* The arguments of nb_load_safetensors; partial is the only option. */
+typedef struct nb_load_args {
+    const char *path;
+    int n;
+    nb_tensor *const *tensors;
+    /* false (the default): the file must hold exactly these tensors, and,
+     * when nabla wrote it (its metadata says so), in this order; the first
+     * difference (a missing, extra or misplaced tensor, a shape) is the
+     * error. true: tensors the file lacks keep their values, tensors of the
+     * file not asked for are ignored; at least one must be there. */
+    bool partial;
+} nb_load_args;
+
+/* Reads into existing tensors, matched by name:
+ *   nb_load_safetensors(path, n, tensors)                  the whole file
+ *   nb_load_safetensors(path, n, tensors, .partial = true) the ones it has
+ * Each tensor loaded must have its shape in the file (F32 or F64 there
+ * converts to the tensor's dtype). A file from nabla has its CRC-32
+ * verified (the whole data is read once); a file without nabla's metadata
+ * (from PyTorch, NumPy, the reference library, an older nabla) loads
+ * without, and its order is not checked. The file's entries must tile its
+ * data exactly, as the format requires. A view is filled through its
+ * strides (into the storage it shares with the tensor it views); one whose
+ * elements share memory (a broadcast) is refused. Everything is checked
+ * before anything is written; the writes bump the versions of the tensors'
+ * storages like any in-place write. 0 or -1. */
+#define nb_load_safetensors(...) nb_load_safetensors_((nb_load_args){.path = __VA_ARGS__})
+int nb_load_safetensors_(nb_load_args args);
 
 #ifdef __cplusplus
 }

@@ -211,10 +211,23 @@ int nb_model_params(const nb_model *m, nb_tensor *const **params);
 nb_optimizer *nb_model_optimizer(const nb_model *m);
 
 /* Weights in the safetensors format, named "dense_1.kernel", "dense_1.bias"
- * (f32, little-endian). Writing is atomic (temporary file, then rename).
- * Loading checks names and shapes (f32 and f64 in the file convert). 0 or -1. */
+ * (f32, little-endian), through nb_save_safetensors (atomic; the file
+ * records nabla's format version and the CRC-32 of its data). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
-int nb_load_weights(nb_model *m, const char *path);
+
+typedef struct nb_load_weights_args {
+    nb_model *model;
+    const char *path;
+    bool partial; /* as nb_load_args.partial */
+} nb_load_weights_args;
+/* Loads a checkpoint into a built model, through nb_load_safetensors:
+ *   nb_load_weights(m, path)                   every tensor, as saved
+ *   nb_load_weights(m, path, .partial = true)  the tensors both have
+ * By default a model whose tensors differ from the file's (extra, missing,
+ * reordered, another shape) is an error naming the first difference; the
+ * checksum is verified. f32 and f64 in the file convert. 0 or -1. */
+#define nb_load_weights(...) nb_load_weights_((nb_load_weights_args){.model = __VA_ARGS__})
+int nb_load_weights_(nb_load_weights_args args);
 
 #ifdef __cplusplus
 }

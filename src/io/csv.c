@@ -12,9 +12,12 @@
  * line and column (both counted from 1).
  *
  * The whole file is read into memory, checked in a first pass (counting the
- * rows), then converted in a second pass into the two tensors. */
+ * rows), then converted in a second pass into the two tensors, whose shape
+ * goes through the check of every tensor (NB_MAX_NUMEL). The file is opened
+ * through nb__open_read (file.h): a FIFO or a device is refused without
+ * blocking. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "file.h"
 
 #include <errno.h>
 #include <float.h>
@@ -22,6 +25,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 typedef struct csv {
     const char *path;
@@ -38,9 +42,14 @@ typedef struct csv {
 static int read_all(const char *path, char **out, size_t *len)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = nb__open_read(FN, path, NULL);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return nb__error_code(NB_ERR_IO, FN ": %s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = nb__alloc(cap);
     while (buf) {

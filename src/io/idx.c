@@ -17,11 +17,20 @@
  * non-zero sizes even when one is zero) before any data is read. The data
  * must be exactly as long as the sizes say. Fewer bytes is "truncated
  * data", more is "trailing data": both mean the header is not what the
- * writer meant. Memory grows with the bytes actually read, never with the
+ * writer meant. Memory grows with the bytes actually there, never with the
  * declared sizes alone, so a corrupt header declaring terabytes fails with
- * "truncated data" after reading what is there. */
+ * "truncated data" (a plain file at once, from its size; a gzipped one
+ * after decompressing what is there).
+ *
+ * Gzip bombs: the data of a gzipped file may be at most NB_GZIP_MAX_RATIO
+ * times the file's size, or NB_GZIP_FREE_BYTES (io.h). The header says how
+ * long the data is (exactly, or the file is refused anyway), so that is
+ * checked before decompressing it.
+ *
+ * The file is opened through nb__open_read (file.h): a FIFO or a device is
+ * refused without blocking. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +40,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* The first read allocates at most this much; larger data grows by doubling
- * as it arrives. 64 MB holds the MNIST training images in one piece. */
-#define IDX_FIRST_CHUNK ((int64_t)64 << 20)
+/* A plain file's data is allocated once it is known to be there (the file
+ * is long enough). A gzipped file's is allocated for 8 times the file's
+ * size, or this much when that is less, then grows by doubling as it
+ * arrives: memory follows what the file holds, not what it claims. */
+#define IDX_FIRST_CHUNK ((int64_t)1 << 20)
 
 typedef struct idx_raw {
     int type;  /* IDX type code */
@@ -136,9 +147,10 @@ static unsigned char *grow(unsigned char *old, int64_t used, int64_t cap)
 static int idx_read(const char *fn, const char *path, idx_raw *r)
 {
     memset(r, 0, sizeof *r);
-    int fd = open(path, O_RDONLY);
+    struct stat st;
+    int fd = nb__open_read(fn, path, &st);
     if (fd < 0)
-        return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
+        return -1;
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
         close(fd);
@@ -192,7 +204,31 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     if (nb__check_shape(where, r->ndim, r->dims, &numel) < 0)
         goto fail;
     r->numel = numel;
-    int64_t total = numel * r->esize, cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
+    int64_t total = numel * r->esize;
+    /* gzdirect is known after the first read: 0 for gzip. */
+    int64_t fsize = (int64_t)st.st_size, limit = NB_GZIP_FREE_BYTES;
+    if (fsize > NB_GZIP_FREE_BYTES / NB_GZIP_MAX_RATIO)
+        limit = fsize > INT64_MAX / NB_GZIP_MAX_RATIO ? INT64_MAX : fsize * NB_GZIP_MAX_RATIO;
+    if (!gzdirect(f) && total > limit) {
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: %s %s needs %lld bytes, more than the %lld a gzipped file of %lld "
+                  "bytes may expand to (NB_GZIP_MAX_RATIO: %d times its size, at least %lld): "
+                  "gunzip it first if it is genuine",
+                  fn, path, type_name(r->type), nb_dims_str(r->ndim, r->dims, b),
+                  (long long)total, (long long)limit, (long long)fsize, NB_GZIP_MAX_RATIO,
+                  (long long)NB_GZIP_FREE_BYTES);
+        goto fail;
+    }
+    int64_t hbytes = 4 + 4 * (int64_t)r->ndim, cap = total;
+    if (gzdirect(f) && fsize - hbytes < total) {
+        nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated data: %s %s needs %lld bytes, got %lld", fn, path,
+                  type_name(r->type), nb_dims_str(r->ndim, r->dims, b), (long long)total,
+                  (long long)(fsize - hbytes));
+        goto fail;
+    }
+    if (!gzdirect(f)) {
+        int64_t first = fsize > IDX_FIRST_CHUNK / 8 ? 8 * fsize : IDX_FIRST_CHUNK;
+        cap = total < first ? total : first;
+    }
     r->data = nb__alloc(cap ? (size_t)cap : 1);
     if (!r->data)
         goto fail;
@@ -288,7 +324,7 @@ nb_tensor *nb_read_idx(const char *path)
 
 /* ---- (Fashion-)MNIST ---- */
 
-/* dir/base if it is a file, else dir/base.gz; "" and an error otherwise. */
+/* dir/base if it is there, else dir/base.gz; "" and an error otherwise. */
 static int find_file(const char *dir, const char *base, char *out, size_t size)
 {
     const char *sep = dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/";
@@ -298,8 +334,10 @@ static int find_file(const char *dir, const char *base, char *out, size_t size)
             out[0] = '\0';
             return nb__error("nb_load_mnist: %s: path too long", dir);
         }
+        /* Whatever is there is taken: the reader refuses what is not a
+         * regular file, saying what it is. */
         struct stat st;
-        if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        if (stat(out, &st) == 0)
             return 0;
     }
     out[0] = '\0';

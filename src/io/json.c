@@ -46,6 +46,12 @@ static bool at(const nb_json *j, char c) { return j->i < j->n && j->s[j->i] == c
 
 static int fail_end(nb_json *j) { return nb__json_fail(j, "unexpected end of %s", j->doc); }
 
+char nb__json_peek(nb_json *j)
+{
+    ws(j);
+    return j->i < j->n ? j->s[j->i] : 0;
+}
+
 int nb__json_expect(nb_json *j, char c)
 {
     ws(j);

@@ -41,6 +41,8 @@ int nb__json_fail(nb_json *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Skips whitespace; the next character (not consumed), or 0 at the end. */
+char nb__json_peek(nb_json *j);
 /* Skips whitespace, then consumes c. 0 or -1. */
 int nb__json_expect(nb_json *j, char c);
 /* Consumes open ('{' or '['): 1 when a member follows, 0 when the matching

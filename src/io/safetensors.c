@@ -7,27 +7,35 @@
  *             "data_offsets": [begin, end]}, ..., "__metadata__": {...}}
  *             padded with spaces to a multiple of 8 (as the reference does)
  *   the rest  the data buffer: offsets are relative to its start; each
- *             tensor's bytes are little-endian and row-major
+ *             tensor's bytes are little-endian and row-major; together the
+ *             tensors cover it exactly, without holes or overlaps
  *
- * Saving writes the tensors in the order given, back to back from offset
- * 0, with no "__metadata__". (The reference sorts by dtype alignment, then
- * name; the format allows any order and every reader accepts both.) A view
- * (non-contiguous, broadcast, or at an offset in its storage) is written as
- * its own elements in row-major order, as a contiguous copy would be. The
- * file is written to "<path>.tmp.<pid>" in the same folder, flushed and
- * fsync'ed, then renamed over path, so path holds either the old file or
- * the whole new one; on any failure the temporary file is removed.
+ * Saving writes "__metadata__" first, {"nabla_format": "1", "nabla_crc32":
+ * "<8 hex digits>"} (strings, as the reference requires): the version of
+ * nabla's use of the format and the CRC-32 (zlib's) of the data buffer.
+ * Then the tensors in the order given, back to back from offset 0. (The
+ * reference sorts by dtype alignment, then name; the format allows any
+ * order and every reader accepts both.) A view (non-contiguous, broadcast,
+ * or at an offset in its storage) is written as its own elements in
+ * row-major order, as a contiguous copy would be. The CRC is computed as
+ * the data is written and patched into the header (fixed width) at the
+ * end. The file is replaced atomically through file.h.
  *
  * Loading parses the header with the strict JSON reader of json.c, checks
- * every entry (dtype size times shape equals the byte range, the range
- * inside the buffer), then checks every requested tensor (present, F32 or
- * F64, the same shape, no two of its elements sharing memory) before
- * writing anything: a failed load leaves the tensors as they were, except
- * for I/O errors in the middle of reading the data. A view is filled
- * through its strides, so the tensor it views changes where the view looks.
- * Tensors of other dtypes (F16, BF16, I64, ...) may be in the file as long
- * as they are not requested. */
+ * every entry (dtype size times shape equals the byte range, the element
+ * count within NB_MAX_NUMEL, the range inside the buffer), that the
+ * entries tile the buffer, the metadata nabla writes (a known format, a
+ * matching CRC: the whole buffer is read once to check it), then the
+ * requested tensors against the file's (present, F32 or F64, the same
+ * shape, no two of a view's elements sharing memory; unless partial, the
+ * same set, and the same order when nabla wrote the file) before writing
+ * anything: a failed load leaves the tensors as they were, except for I/O
+ * errors in the middle of reading the data. A view is filled through its
+ * strides, so the tensor it views changes where the view looks. Tensors of
+ * other dtypes (F16, BF16, I64, ...) may be in the file as long as they are
+ * not requested (in a partial load). */
 #define _POSIX_C_SOURCE 200809L
+#include "file.h"
 #include "json.h"
 
 #include <errno.h>
@@ -37,6 +45,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_HEADER 100000000 /* the reference library's limit */
 
@@ -86,12 +95,27 @@ static int cmp_name_idx(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-/* Writes t's elements little-endian in row-major order. 0 or -1 (errno set). */
-static int write_data(FILE *f, const nb_tensor *t)
+/* The CRC-32 of n more bytes (zlib takes at most 4 GB per call). */
+static uLong crc_more(uLong crc, const unsigned char *p, size_t n)
+{
+    while (n) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, p, k);
+        p += k;
+        n -= k;
+    }
+    return crc;
+}
+
+/* Writes t's elements little-endian in row-major order, adding them to
+ * *crc. 0 or -1 (errno set). */
+static int write_data(FILE *f, const nb_tensor *t, uLong *crc)
 {
     size_t es = nb__dtype_size(t->dtype), count = (size_t)t->numel;
-    if (t->contiguous && host_is_le())
+    if (t->contiguous && host_is_le()) {
+        *crc = crc_more(*crc, nb__ptr(t), es * count);
         return fwrite(nb__ptr(t), es, count, f) == count ? 0 : -1;
+    }
     unsigned char buf[CHUNK];
     const unsigned char *base = nb__ptr(t);
     cursor c = {.t = t};
@@ -101,31 +125,12 @@ static int write_data(FILE *f, const nb_tensor *t)
             memcpy(buf + j * es, base + next(&c) * (int64_t)es, es);
         if (!host_is_le())
             swap_each(buf, k, es);
+        *crc = crc_more(*crc, buf, k * es);
         if (fwrite(buf, es, k, f) != k)
             return -1;
         count -= k;
     }
     return 0;
-}
-
-/* Makes the rename durable: fsync of the folder holding path (best effort). */
-static void sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return;
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
 }
 
 /* The arguments of a save: every tensor there, named, names distinct. */
@@ -169,6 +174,8 @@ static int check_save(const char *fn, const char *path, int n, nb_tensor *const 
     return rc;
 }
 
+#define CRC_KEY "\"nabla_crc32\":\""
+
 int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
 {
     static const char fn[] = "nb_save_safetensors";
@@ -177,15 +184,18 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
     if (check_save(fn, path, n, tensors) < 0)
         return -1;
 
-    /* The header: compact JSON as the reference writes it, then spaces. */
+    /* The header: compact JSON as the reference writes it, then spaces.
+     * The CRC is a placeholder of fixed width until the data is written. */
     nb_sbuf h = {0};
     uint64_t off = 0;
-    nb__sb_puts(&h, "{");
+    nb__sb_printf(&h, "{\"__metadata__\":{\"nabla_format\":\"%d\"," CRC_KEY,
+                  NB_SAFETENSORS_FORMAT);
+    size_t crc_at = h.n;
+    nb__sb_puts(&h, "00000000\"}");
     for (int i = 0; i < n; i++) {
         const nb_tensor *t = tensors[i];
         uint64_t bytes = (uint64_t)t->numel * nb__dtype_size(t->dtype);
-        if (i)
-            nb__sb_puts(&h, ",");
+        nb__sb_puts(&h, ",");
         nb__json_put_string(&h, t->name);
         nb__sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_tag(t->dtype));
         for (int d = 0; d < t->ndim; d++)
@@ -208,66 +218,29 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
                          fn, path, h.n, MAX_HEADER);
     }
 
-    /* Write "<path>.tmp.<pid>", then rename it over path. */
-    size_t plen = strlen(path);
-    char *tmp = nb__alloc(plen + 32);
-    if (!tmp) {
+    nb_save s;
+    if (nb__save_open(&s, fn, path) < 0) {
         nb__free(h.p);
         return -1;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        nb__error_code(NB_ERR_IO, "%s: %s: cannot create %s: %s", fn, path, tmp, strerror(errno));
-        nb__free(tmp);
-        nb__free(h.p);
-        return -1;
-    }
-    FILE *f = fdopen(fd, "wb");
-    const char *step = "writing";
-    int err = 0;
-    if (!f) {
-        err = errno;
-        close(fd);
-        goto fail;
     }
     unsigned char len8[8];
     for (int k = 0; k < 8; k++)
         len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h.p, 1, h.n, f) != h.n)
-        goto fail_errno;
-    for (int i = 0; i < n; i++)
-        if (write_data(f, tensors[i]) < 0)
-            goto fail_errno;
-    if (fflush(f) != 0)
-        goto fail_errno;
-    step = "syncing";
-    if (fsync(fileno(f)) != 0)
-        goto fail_errno;
-    step = "closing";
-    if (fclose(f) != 0) {
-        f = NULL;
-        goto fail_errno;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    bool ok = fwrite(len8, 1, 8, s.f) == 8 && fwrite(h.p, 1, h.n, s.f) == h.n;
+    for (int i = 0; ok && i < n; i++)
+        ok = write_data(s.f, tensors[i], &crc) == 0;
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08lx", (unsigned long)(crc & 0xffffffffu));
+    ok = ok && fflush(s.f) == 0 &&
+         pwrite(fileno(s.f), hex, 8, (off_t)(8 + crc_at)) == 8;
+    nb__free(h.p);
+    if (!ok) {
+        nb__error_code(NB_ERR_IO, "%s: %s: writing %s failed: %s", fn, path, s.tmp, strerror(errno));
+        nb__save_abort(&s);
+        return -1;
     }
-    f = NULL;
-    step = "renaming";
-    if (rename(tmp, path) != 0)
-        goto fail_errno;
-    sync_parent(path);
-    nb__free(tmp);
-    nb__free(h.p);
-    return 0;
-
-fail_errno:
-    err = errno;
-    if (f)
-        fclose(f);
-fail:
-    unlink(tmp);
-    nb__error_code(NB_ERR_IO, "%s: %s: %s %s failed: %s", fn, path, step, tmp, strerror(err));
-    nb__free(tmp);
-    nb__free(h.p);
-    return -1;
+    return nb__save_commit(&s);
 }
 
 /* ---- loading: the header ---- */
@@ -277,28 +250,36 @@ typedef struct st_entry {
     const char *dtype;
     int ndim; /* as in the file; shape holds the first NB_MAX_DIMS */
     int64_t shape[NB_MAX_DIMS];
+    bool huge;   /* beyond NB_MAX_DIMS: the non-zero sizes multiply past NB_MAX_NUMEL */
+    int64_t pos; /* its place among the header's entries */
     uint64_t begin, end;
 } st_entry;
 
 typedef struct st_header {
     nb_json j;
-    nb_vec e; /* st_entry */
+    nb_vec e;           /* st_entry */
+    const char *format; /* __metadata__'s nabla_format and nabla_crc32, or NULL */
+    const char *crc;
 } st_header;
 
 /* "shape": [d0, d1, ...] */
 static int read_shape(nb_json *j, st_entry *e)
 {
     int more = nb__json_open(j, '[');
+    uint64_t prod = 1; /* of the non-zero sizes, saturating past NB_MAX_NUMEL */
     for (e->ndim = 0; more == 1; e->ndim++) {
         uint64_t d = 0;
         if (nb__json_uint(j, &d) < 0)
             return -1;
         if (e->ndim < NB_MAX_DIMS)
             e->shape[e->ndim] = (int64_t)d;
+        if (d)
+            prod = prod > (uint64_t)NB_MAX_NUMEL / d ? (uint64_t)NB_MAX_NUMEL + 1 : prod * d;
         if (e->ndim == 1000000)
             return nb__json_fail(j, "too many dimensions");
         more = nb__json_more(j, ']');
     }
+    e->huge = prod > (uint64_t)NB_MAX_NUMEL;
     return more;
 }
 
@@ -348,23 +329,61 @@ static int read_entry(nb_json *j, st_entry *e)
     return 0;
 }
 
-/* The whole header object: its entries into h->e ("__metadata__" skipped). */
+/* "__metadata__": {...}: nabla's two keys (strings) are kept, the rest
+ * (any JSON: the format says strings, but nothing here needs them) is
+ * checked and skipped. */
+static int read_metadata(st_header *h)
+{
+    nb_json *j = &h->j;
+    if (nb__json_peek(j) != '{')
+        return nb__json_fail(j, "__metadata__ must be an object");
+    int more = nb__json_open(j, '{');
+    while (more == 1) {
+        char *key = NULL;
+        if (nb__json_string(j, &key) < 0 || nb__json_expect(j, ':') < 0)
+            return -1;
+        const char **slot = strcmp(key, "nabla_format") == 0  ? &h->format
+                            : strcmp(key, "nabla_crc32") == 0 ? &h->crc
+                                                              : NULL;
+        if (slot && *slot)
+            return nb__json_fail(j, "repeated key '%s' in __metadata__", key);
+        if (slot) {
+            char *v = NULL;
+            if (nb__json_peek(j) != '"')
+                return nb__json_fail(j, "__metadata__ '%s' must be a string", key);
+            if (nb__json_string(j, &v) < 0)
+                return -1;
+            *slot = v;
+        } else if (nb__json_skip(j) < 0) {
+            return -1;
+        }
+        more = nb__json_more(j, '}');
+    }
+    return more;
+}
+
+/* The whole header object: its entries into h->e. */
 static int read_header(st_header *h)
 {
     nb_json *j = &h->j;
+    bool meta = false;
     int more = nb__json_open(j, '{');
     while (more == 1) {
         char *key = NULL;
         if (nb__json_string(j, &key) < 0 || nb__json_expect(j, ':') < 0)
             return -1;
         if (strcmp(key, "__metadata__") == 0) {
-            if (nb__json_skip(j) < 0)
+            if (meta)
+                return nb__json_fail(j, "repeated key '__metadata__'");
+            meta = true;
+            if (read_metadata(h) < 0)
                 return -1;
         } else {
             if (nb__vec_reserve(&h->e, 1) < 0)
                 return -1;
-            st_entry *e = (st_entry *)h->e.v + h->e.n++;
-            *e = (st_entry){.name = key};
+            st_entry *e = (st_entry *)h->e.v + h->e.n;
+            *e = (st_entry){.name = key, .pos = h->e.n};
+            h->e.n++;
             if (read_entry(j, e) < 0)
                 return -1;
         }
@@ -378,6 +397,17 @@ static int read_header(st_header *h)
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
+}
+
+/* By byte range, then header order: the order the entries must tile in. */
+static int cmp_range(const void *a, const void *b)
+{
+    const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 static size_t tag_size(const char *tag)
@@ -403,11 +433,50 @@ static const char *entry_shape(const st_entry *e, char *buf)
     return nb_dims_str(e->ndim, e->shape, buf);
 }
 
-/* Every entry: a consistent byte range inside the data (blen bytes), no
- * name twice. Sorts the entries by name. */
+/* The entries, sorted by byte range, cover [0, blen) exactly: no hole, no
+ * overlap, nothing after the last (the format requires it, and the
+ * reference library refuses files that do not). */
+static int check_tiling(const char *fn, const char *path, const nb_vec *v, uint64_t blen)
+{
+    const st_entry *es = v->v;
+    const st_entry **by = NULL;
+    if (v->n && !(by = nb__alloc((size_t)v->n * sizeof *by)))
+        return -1;
+    for (int64_t k = 0; k < v->n; k++)
+        by[k] = &es[k];
+    if (v->n)
+        qsort(by, (size_t)v->n, sizeof *by, cmp_range);
+    uint64_t at = 0;
+    int rc = 0;
+    for (int64_t k = 0; k < v->n && rc == 0; k++) {
+        const st_entry *e = by[k];
+        if (e->begin > at)
+            rc = nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: bytes [%llu, %llu) of the data belong to no "
+                           "tensor (a hole before '%s')",
+                           fn, path, (unsigned long long)at, (unsigned long long)e->begin,
+                           e->name);
+        else if (e->begin < at)
+            rc = nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensors '%s' [%llu, %llu) and '%s' [%llu, "
+                           "%llu) overlap",
+                           fn, path, by[k - 1]->name, (unsigned long long)by[k - 1]->begin,
+                           (unsigned long long)by[k - 1]->end, e->name,
+                           (unsigned long long)e->begin, (unsigned long long)e->end);
+        at = e->end;
+    }
+    if (rc == 0 && at != blen)
+        rc = nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: bytes [%llu, %llu) of the data belong to no "
+                       "tensor (after the last)",
+                       fn, path, (unsigned long long)at, (unsigned long long)blen);
+    nb__free(by);
+    return rc;
+}
+
+/* Every entry: a consistent byte range inside the data (blen bytes), a
+ * shape nabla could hold (NB_MAX_NUMEL), no name twice, the entries tiling
+ * the data. Sorts the entries by name. */
 static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t blen)
 {
-    char b[NB_SHAPE_STR_LEN];
+    char b[NB_SHAPE_STR_LEN], where[600];
     st_entry *es = v->v;
     for (int64_t k = 0; k < v->n; k++) {
         const st_entry *e = &es[k];
@@ -421,16 +490,21 @@ static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t b
                              "the data, which has %llu",
                              fn, path, e->name, (unsigned long long)e->begin,
                              (unsigned long long)e->end, (unsigned long long)blen);
+        /* The element count, checked as every tensor's is (a zero size
+         * does not excuse the others). */
+        int64_t numel;
+        snprintf(where, sizeof where, "%s: %s: tensor '%.200s'", fn, path, e->name);
+        if (e->ndim <= NB_MAX_DIMS ? nb__check_shape(where, e->ndim, e->shape, &numel) < 0
+                                   : e->huge)
+            return e->ndim <= NB_MAX_DIMS
+                       ? -1
+                       : nb__error_code(NB_ERR_FORMAT, "%s: shape %s has more than 2^48 elements (NB_MAX_NUMEL)",
+                                   where, entry_shape(e, b));
         size_t size = tag_size(e->dtype);
         if (!size || e->ndim > NB_MAX_DIMS)
             continue; /* never loaded: nabla cannot hold it */
-        /* numel * size must equal end - begin (< 2^63): stop once past it. */
-        uint64_t bytes = size;
-        for (int d = 0; d < e->ndim; d++) {
-            uint64_t dim = (uint64_t)e->shape[d];
-            bytes = dim && bytes > UINT64_MAX / 2 / dim ? UINT64_MAX / 2 : bytes * dim;
-        }
-        if (bytes != e->end - e->begin)
+        /* numel < 2^48 and size <= 8: no overflow. */
+        if ((uint64_t)numel * size != e->end - e->begin)
             return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' is %s %s but data_offsets "
                              "[%llu, %llu) hold %llu bytes",
                              fn, path, e->name, e->dtype, entry_shape(e, b),
@@ -443,7 +517,57 @@ static int check_entries(const char *fn, const char *path, nb_vec *v, uint64_t b
         if (strcmp(es[k - 1].name, es[k].name) == 0)
             return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: tensor '%s' appears twice", fn, path,
                              es[k].name);
+    return check_tiling(fn, path, v, blen);
+}
+
+/* nabla's metadata: a format this nabla reads, a well-formed checksum. */
+static int check_metadata(const char *fn, const char *path, const st_header *h, uLong *want)
+{
+    char fmt[16];
+    snprintf(fmt, sizeof fmt, "%d", NB_SAFETENSORS_FORMAT);
+    if (h->format && strcmp(h->format, fmt) != 0)
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: the file is in nabla's format '%.40s'; this nabla reads "
+                         "format %s (a newer nabla wrote it?)",
+                         fn, path, h->format, fmt);
+    if (!h->crc)
+        return 0;
+    bool hex = strlen(h->crc) == 8;
+    for (int k = 0; hex && k < 8; k++)
+        hex = (h->crc[k] >= '0' && h->crc[k] <= '9') || (h->crc[k] >= 'a' && h->crc[k] <= 'f');
+    if (!hex)
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: corrupt header: nabla_crc32 '%.40s' is not 8 lowercase hex "
+                         "digits",
+                         fn, path, h->crc);
+    *want = (uLong)strtoul(h->crc, NULL, 16);
     return 0;
+}
+
+/* The CRC-32 of the data (blen bytes at at) against the header's. */
+static int check_crc(const char *fn, const char *path, FILE *f, off_t at, uint64_t blen,
+                     uLong want)
+{
+    enum { BUF = 1 << 16 };
+    unsigned char *buf = nb__alloc(BUF);
+    if (!buf)
+        return -1;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    int rc = 0;
+    if (blen && fseeko(f, at, SEEK_SET) != 0)
+        rc = nb__error_code(NB_ERR_IO, "%s: %s: cannot seek to the data: %s", fn, path, strerror(errno));
+    for (uint64_t left = blen; rc == 0 && left;) {
+        size_t k = left < BUF ? (size_t)left : BUF;
+        if (fread(buf, 1, k, f) != k)
+            rc = nb__error_code(NB_ERR_IO, "%s: %s: cannot read the data: %s", fn, path,
+                           ferror(f) ? strerror(errno) : "the file is shorter than it was");
+        crc = crc32(crc, buf, (uInt)k);
+        left -= k;
+    }
+    nb__free(buf);
+    if (rc == 0 && crc != want)
+        rc = nb__error_code(NB_ERR_FORMAT, "%s: %s: checksum mismatch: the data's CRC-32 is %08lx, the header says "
+                       "%08lx: the file is damaged",
+                       fn, path, (unsigned long)crc, (unsigned long)want);
+    return rc;
 }
 
 static const st_entry *find_entry(const nb_vec *v, const char *name)
@@ -452,26 +576,36 @@ static const st_entry *find_entry(const nb_vec *v, const char *name)
     return v->n ? bsearch(&key, v->v, (size_t)v->n, sizeof key, cmp_entry) : NULL;
 }
 
-/* A requested tensor: in the file, F32/F64, the same shape, and a place
- * where each element has memory of its own. */
-static int check_request(const char *fn, const char *path, const nb_vec *v, const nb_tensor *t)
+/* "'a', 'b', ..." of the file's entries (sorted by name), for messages. */
+static const char *entry_list(const nb_vec *v, char *list, size_t size)
+{
+    const st_entry *es = v->v;
+    size_t used = 0;
+    list[0] = '\0';
+    for (int64_t k = 0; k < v->n; k++) {
+        if (used + strlen(es[k].name) + 4 + 6 > size) {
+            memcpy(list + used, ", ...", 6);
+            break;
+        }
+        used += (size_t)snprintf(list + used, size - used, "%s'%s'", k ? ", " : "", es[k].name);
+    }
+    return v->n ? list : "none";
+}
+
+#define PARTIAL_HINT "(.partial = true loads the tensors that match)"
+
+static int not_in_file(const char *fn, const char *path, const nb_vec *v, const nb_tensor *t)
+{
+    char list[200];
+    return nb__error_code(NB_ERR_FORMAT, "%s: %s: tensor '%s' is not in the file (it has %lld: %s) " PARTIAL_HINT,
+                     fn, path, t->name, (long long)v->n, entry_list(v, list, sizeof list));
+}
+
+/* A requested tensor against its entry e: F32/F64, the same shape, and a
+ * place where each element has memory of its own. */
+static int check_request(const char *fn, const char *path, const st_entry *e, const nb_tensor *t)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    const st_entry *e = find_entry(v, t->name), *es = v->v;
-    if (!e) {
-        char list[200] = "";
-        size_t used = 0;
-        for (int64_t k = 0; k < v->n; k++) {
-            if (used + strlen(es[k].name) + 4 + 6 > sizeof list) {
-                memcpy(list + used, ", ...", 6);
-                break;
-            }
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", k ? ", " : "",
-                                     es[k].name);
-        }
-        return nb__error_code(NB_ERR_FORMAT, "%s: %s: tensor '%s' is not in the file (it has %lld: %s)", fn, path,
-                         t->name, (long long)v->n, v->n ? list : "none");
-    }
     if (strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0)
         return nb__error_code(NB_ERR_DTYPE, "%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and "
                          "F64",
@@ -487,6 +621,68 @@ static int check_request(const char *fn, const char *path, const nb_vec *v, cons
                          "(strides %s): load into the tensor it views instead",
                          fn, path, t->name, nb_shape_str(t, b),
                          nb_dims_str(t->ndim, t->strides, c));
+    return 0;
+}
+
+/* The requested tensors against the file's entries: each found entry into
+ * found[i] (NULL: not in the file, a partial load only). Strict: the file
+ * holds exactly these tensors, and in this order when nabla wrote it (it
+ * writes them in the order given; other writers order them as they like).
+ * The first difference is the error. */
+static int match_requests(const char *fn, const char *path, const st_header *h, int n,
+                          nb_tensor *const tensors[], bool partial, const st_entry **found)
+{
+    char b[NB_SHAPE_STR_LEN];
+    const nb_vec *v = &h->e;
+    const st_entry *es = v->v;
+    int hits = 0;
+    for (int i = 0; i < n; i++) {
+        const nb_tensor *t = tensors[i];
+        const st_entry *e = find_entry(v, t->name);
+        if (!e && !partial)
+            return not_in_file(fn, path, v, t);
+        if (e && !partial && h->format && e->pos != i) {
+            const st_entry *there = NULL;
+            for (int64_t k = 0; k < v->n && !there; k++)
+                there = es[k].pos == i ? &es[k] : NULL;
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: tensor %d is '%s', but the file's tensor %d is '%.200s' "
+                             "('%s' is its tensor %lld) " PARTIAL_HINT,
+                             fn, path, i, t->name, i, there ? there->name : "?", t->name,
+                             (long long)e->pos);
+        }
+        if (e && check_request(fn, path, e, t) < 0)
+            return -1;
+        found[i] = e;
+        hits += e != NULL;
+    }
+    if (partial) {
+        if (n > 0 && hits == 0) {
+            char list[200];
+            return nb__error_code(NB_ERR_FORMAT, "%s: %s: none of the %d tensors asked for is in the file (it has "
+                             "%lld: %s)",
+                             fn, path, n, (long long)v->n, entry_list(v, list, sizeof list));
+        }
+        return 0;
+    }
+    /* Every request is in the file; the file may hold more. The first of
+     * those (in the header's order) is the difference. */
+    bool *used = v->n ? nb__alloc((size_t)v->n) : NULL;
+    if (v->n && !used)
+        return -1;
+    if (v->n)
+        memset(used, 0, (size_t)v->n);
+    for (int i = 0; i < n; i++)
+        used[found[i] - es] = true;
+    const st_entry *extra = NULL;
+    for (int64_t k = 0; k < v->n; k++)
+        if (!used[k] && (!extra || es[k].pos < extra->pos))
+            extra = &es[k];
+    nb__free(used);
+    if (extra)
+        return nb__error_code(NB_ERR_FORMAT, "%s: %s: the file has %lld tensors, %d asked for: its tensor %lld "
+                         "'%.200s' %s %s is not asked for " PARTIAL_HINT,
+                         fn, path, (long long)v->n, n, (long long)extra->pos, extra->name,
+                         extra->dtype, entry_shape(extra, b));
     return 0;
 }
 
@@ -538,20 +734,15 @@ static int read_tensor(FILE *f, off_t at, const st_entry *e, nb_tensor *t)
     return 0;
 }
 
-/* The file's size and header, read and parsed into h; 0 or -1. */
-static int read_head(const char *fn, const char *path, FILE *f, st_header *h, uint64_t *fsize,
+/* The file's header, read and parsed into h (fsize: the file's size);
+ * 0 or -1. */
+static int read_head(const char *fn, const char *path, FILE *f, uint64_t fsize, st_header *h,
                      uint64_t *hlen)
 {
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        return nb__error_code(NB_ERR_IO, "%s: %s: cannot stat: %s", fn, path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nb__error_code(NB_ERR_IO, "%s: %s: not a regular file", fn, path);
-    *fsize = (uint64_t)st.st_size;
     unsigned char len8[8];
-    if (*fsize < 8 || fread(len8, 1, 8, f) != 8)
+    if (fsize < 8 || fread(len8, 1, 8, f) != 8)
         return nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated file: %llu bytes, the header length alone takes 8",
-                         fn, path, (unsigned long long)*fsize);
+                         fn, path, (unsigned long long)fsize);
     *hlen = 0;
     for (int k = 7; k >= 0; k--)
         *hlen = *hlen << 8 | len8[k];
@@ -559,10 +750,10 @@ static int read_head(const char *fn, const char *path, FILE *f, st_header *h, ui
         return nb__error_code(NB_ERR_FORMAT, "%s: %s: header length %llu is over the limit of %d bytes: not a "
                          "safetensors file?",
                          fn, path, (unsigned long long)*hlen, MAX_HEADER);
-    if (*hlen > *fsize - 8)
+    if (*hlen > fsize - 8)
         return nb__error_code(NB_ERR_FORMAT, "%s: %s: truncated file: header length %llu, but only %llu bytes "
                          "follow",
-                         fn, path, (unsigned long long)*hlen, (unsigned long long)(*fsize - 8));
+                         fn, path, (unsigned long long)*hlen, (unsigned long long)(fsize - 8));
     size_t n = (size_t)*hlen;
     char *text = nb__alloc(n + 1);
     if (!text)
@@ -574,13 +765,16 @@ static int read_head(const char *fn, const char *path, FILE *f, st_header *h, ui
     text[n] = '\0';
     if (nb__json_init(&h->j, text, n, fn, path, "header") < 0 || read_header(h) < 0)
         return -1;
-    return check_entries(fn, path, &h->e, *fsize - 8 - *hlen);
+    return check_entries(fn, path, &h->e, fsize - 8 - *hlen);
 }
 
-int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
+int nb_load_safetensors_(nb_load_args a)
 {
     static const char fn[] = "nb_load_safetensors";
     char b[NB_SHAPE_STR_LEN];
+    const char *path = a.path;
+    int n = a.n;
+    nb_tensor *const *tensors = a.tensors;
     if (!path)
         return nb__error("%s: path is NULL", fn);
     if (n < 0)
@@ -596,22 +790,33 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
                              fn, path, i, nb_shape_str(tensors[i], b));
     }
 
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    struct stat st;
+    int fd = nb__open_read(fn, path, &st);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
+    }
     st_header h = {.e = {.elem = sizeof(st_entry)}};
-    uint64_t fsize = 0, hlen = 0;
+    const st_entry **found = n ? nb__alloc((size_t)n * sizeof *found) : NULL;
+    uint64_t fsize = (uint64_t)st.st_size, hlen = 0;
+    uLong want = 0;
     int rc = -1;
-    if (read_head(fn, path, f, &h, &fsize, &hlen) < 0)
+    if ((n && !found) || read_head(fn, path, f, fsize, &h, &hlen) < 0 ||
+        check_metadata(fn, path, &h, &want) < 0 ||
+        match_requests(fn, path, &h, n, tensors, a.partial, found) < 0)
         goto out;
-    for (int i = 0; i < n; i++)
-        if (check_request(fn, path, &h.e, tensors[i]) < 0)
-            goto out;
+    if (h.crc && check_crc(fn, path, f, (off_t)(8 + hlen), fsize - 8 - hlen, want) < 0)
+        goto out;
 
     /* Only now write into the tensors. */
     for (int i = 0; i < n; i++) {
         nb_tensor *t = tensors[i];
-        const st_entry *e = find_entry(&h.e, t->name);
+        const st_entry *e = found[i];
+        if (!e)
+            continue;
         if (read_tensor(f, (off_t)(8 + hlen + e->begin), e, t) < 0) {
             nb__error_code(NB_ERR_IO, "%s: %s: tensor '%s': read failed: %s", fn, path, t->name,
                       ferror(f) ? strerror(errno) : "the file is shorter than it was");
@@ -622,6 +827,7 @@ int nb_load_safetensors(const char *path, int n, nb_tensor *const tensors[])
     rc = 0;
 out:
     fclose(f);
+    nb__free(found);
     nb__free(h.j.s);
     nb__vec_free(&h.e);
     return rc;

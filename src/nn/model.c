@@ -727,17 +727,18 @@ int nb_summary(const nb_model *m, FILE *f)
 
 /* ---- weights ---- */
 
-/* rc, with an error of the inner function `from` renamed to fn, the function
- * the user called ("nb_load_weights: <path>: ..."), its code kept. */
-static int renamed(const char *fn, const char *from, int rc)
+/* The message of a failed call of `from` made on behalf of `to` starts with
+ * `to`, the function the user called. Returns -1. */
+static int as_caller(const char *from, const char *to)
 {
     const char *e = nb_last_error();
     size_t k = strlen(from);
-    if (rc == 0 || !e || strncmp(e, from, k) != 0 || e[k] != ':')
-        return rc;
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", e + k + 1);
-    return nb_set_error_code(nb_last_error_code(), "%s:%s", fn, msg);
+    if (e && strncmp(e, from, k) == 0 && e[k] == ':') {
+        char rest[512];
+        snprintf(rest, sizeof rest, "%s", e + k);
+        nb_set_error_code(nb_last_error_code(), "%s%s", to, rest);
+    }
+    return -1;
 }
 
 int nb_save_weights(const nb_model *m, const char *path)
@@ -747,22 +748,29 @@ int nb_save_weights(const nb_model *m, const char *path)
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
     if (!m->built)
-        return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: the model is not built");
-    int rc = renamed("nb_save_weights", "nb_save_safetensors",
-                     nb_save_safetensors(path, m->nparams, m->params));
-    return rc ? nn_blame("nb_save_weights") : 0;
+        return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: %s: the model is not built",
+                                 path);
+    if (nb_save_safetensors(path, m->nparams, m->params) < 0) {
+        as_caller("nb_save_safetensors", "nb_save_weights");
+        return nn_blame("nb_save_weights");
+    }
+    return 0;
 }
 
-int nb_load_weights(nb_model *m, const char *path)
+int nb_load_weights_(nb_load_weights_args a)
 {
+    nb_model *m = a.model;
     if (nn_bad_model(m, "nb_load_weights"))
         return -1;
-    if (!path)
+    if (!a.path)
         return nb_set_error("nb_load_weights: path is NULL");
     if (!m->built)
-        return nb_set_error_code(NB_ERR_STATE, "nb_load_weights: the model is not built (build it with the same "
-                            "layers first)");
-    int rc = renamed("nb_load_weights", "nb_load_safetensors",
-                     nb_load_safetensors(path, m->nparams, m->params));
-    return rc ? nn_blame("nb_load_weights") : 0;
+        return nb_set_error_code(NB_ERR_STATE, "nb_load_weights: %s: the model is not built "
+                                 "(build it with the same layers first)",
+                                 a.path);
+    if (nb_load_safetensors(a.path, m->nparams, m->params, .partial = a.partial) < 0) {
+        as_caller("nb_load_safetensors", "nb_load_weights");
+        return nn_blame("nb_load_weights");
+    }
+    return 0;
 }
