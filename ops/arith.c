@@ -69,19 +69,19 @@ static const nb_op_example div_examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_add = {.name = "add", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_add = {.name = "add", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                          .forward = NB_KERNELS(add), .backward = add_backward, .broadcast = true,
                          .batch = nb_batch_rows,
                          .saves = NB_SAVES_NONE, .examples = examples};
-const nb_op nb_op_sub = {.name = "sub", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_sub = {.name = "sub", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                          .forward = NB_KERNELS(sub), .backward = sub_backward, .broadcast = true,
                          .batch = nb_batch_rows,
                          .saves = NB_SAVES_NONE, .examples = examples};
-const nb_op nb_op_mul = {.name = "mul", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_mul = {.name = "mul", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                          .forward = NB_KERNELS(mul), .backward = mul_backward, .broadcast = true,
                          .batch = nb_batch_rows,
                          .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples};
-const nb_op nb_op_div = {.name = "div", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_div = {.name = "div", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                          .forward = NB_KERNELS(div), .backward = div_backward, .broadcast = true,
                          .batch = nb_batch_rows,
                          .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = div_examples};

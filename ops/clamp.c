@@ -20,7 +20,7 @@ static int clamp_shape(nb_meta *out, nb_tensor *const x[], int n, const void *at
 }
 
 #define CLAMP_KERNEL(fn, T)                                                    \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         const clamp_attr *a = attr;                                            \
@@ -67,7 +67,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .attr_size = sizeof(clamp_attr),
+const nb_op nb_op_clamp = {.name = "clamp", .arity = 1, .elementwise = true, .attr_size = sizeof(clamp_attr),
                            .shape = clamp_shape, .forward = NB_KERNELS(clamp),
                            .backward = clamp_backward, .saves = NB_SAVES_X(0),
                            .batch = nb_batch_rows, .examples = examples, .kink = clamp_kink};

@@ -13,7 +13,7 @@
 
 #define COMPARE_OP(NAME, OP)                                                   \
     NB_BINARY_KERNELS(NAME, (u OP v))                                          \
-    const nb_op nb_op_##NAME = {.name = #NAME, .arity = 2,                     \
+    const nb_op nb_op_##NAME = {.name = #NAME, .arity = 2, .elementwise = true, \
                                 .shape = nb_shape_broadcast,                   \
                                 .forward = NB_KERNELS(NAME),                   \
                                 .no_gradient = true, .broadcast = true,        \
@@ -43,7 +43,7 @@ COMPARE_OP(ge, >=)
 /* ---- where ---- */
 
 #define WHERE_KERNEL(fn, T)                                                    \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n, (void)attr;                                                   \
         NB_MAP3(T, y, &x[0], &x[1], &x[2], u != 0 ? v : w);                    \
@@ -71,7 +71,7 @@ static const nb_op_example where_examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_where = {.name = "where", .arity = 3, .shape = nb_shape_broadcast,
+const nb_op nb_op_where = {.name = "where", .arity = 3, .elementwise = true, .shape = nb_shape_broadcast,
                            .forward = NB_KERNELS(where), .backward = where_backward,
                            .nondiff = NB_INPUT(0), .broadcast = true, .batch = nb_batch_rows,
                            .saves = NB_SAVES_X(0), .examples = where_examples};
@@ -92,7 +92,7 @@ static const nb_op_example sign_examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_sign = {.name = "sign", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_sign = {.name = "sign", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                           .forward = NB_KERNELS(sign), .no_gradient = true,
                           .saves = NB_SAVES_NONE, .batch = nb_batch_rows,
                           .examples = sign_examples};

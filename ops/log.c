@@ -21,7 +21,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_log = {.name = "log", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_log = {.name = "log", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                          .forward = NB_KERNELS(log), .backward = log_backward,
                          .saves = NB_SAVES_X(0), .batch = nb_batch_rows, .examples = examples};
 

@@ -95,12 +95,12 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_maximum = {.name = "maximum", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_maximum = {.name = "maximum", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                              .forward = NB_KERNELS(maximum), .backward = maximum_backward,
                              .broadcast = true, .batch = nb_batch_rows,
                              .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples,
                              .kink = minmax_kink};
-const nb_op nb_op_minimum = {.name = "minimum", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_minimum = {.name = "minimum", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                              .forward = NB_KERNELS(minimum), .backward = minimum_backward,
                              .broadcast = true, .batch = nb_batch_rows,
                              .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .examples = examples,

@@ -15,7 +15,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_neg = {.name = "neg", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_neg = {.name = "neg", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                          .forward = NB_KERNELS(neg), .backward = neg_backward,
                          .saves = NB_SAVES_NONE, .batch = nb_batch_rows, .examples = examples};
 

@@ -49,7 +49,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_pow = {.name = "pow", .arity = 2, .shape = nb_shape_broadcast,
+const nb_op nb_op_pow = {.name = "pow", .arity = 2, .elementwise = true, .shape = nb_shape_broadcast,
                          .forward = NB_KERNELS(pow), .backward = pow_backward,
                          .broadcast = true, .batch = nb_batch_rows,
                          .saves = NB_SAVES_X(0) | NB_SAVES_X(1) | NB_SAVES_Y,

@@ -40,7 +40,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_sigmoid = {.name = "sigmoid", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_sigmoid = {.name = "sigmoid", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                              .forward = NB_KERNELS(sigmoid), .backward = sigmoid_backward,
                              .saves = NB_SAVES_Y, .batch = nb_batch_rows,
                              .examples = examples};

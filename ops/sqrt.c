@@ -22,7 +22,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_sqrt = {.name = "sqrt", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_sqrt = {.name = "sqrt", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                           .forward = NB_KERNELS(sqrt), .backward = sqrt_backward,
                           .saves = NB_SAVES_Y, .batch = nb_batch_rows, .examples = examples};
 

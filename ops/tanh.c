@@ -19,7 +19,7 @@ static const nb_op_example examples[] = {
     {.n = 0},
 };
 
-const nb_op nb_op_tanh = {.name = "tanh", .arity = 1, .shape = nb_shape_same,
+const nb_op nb_op_tanh = {.name = "tanh", .arity = 1, .elementwise = true, .shape = nb_shape_same,
                           .forward = NB_KERNELS(tanh), .backward = tanh_backward,
                           .saves = NB_SAVES_Y, .batch = nb_batch_rows, .examples = examples};
 

@@ -180,7 +180,7 @@ static int check_op(const nb_op *op, int n)
 }
 
 /* Records a node on y for the inputs x. */
-static int record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
+int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
                   const void *attr)
 {
     nb_node *node = nb__arena_alloc(g, sizeof *node);
@@ -278,7 +278,7 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
             wants = i;
             break;
         }
-    if (need && !op->backward && !op->no_gradient) {
+    if (need && !op->backward && !op->no_gradient && !th->tracing) {
         nb_op_error(op, "backward not implemented (input %d requires grad; an op without "
                     "a gradient by design declares .no_gradient)", wants + 1);
         return NULL;
@@ -312,13 +312,13 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
         if (th->errors != errors)
             return NULL; /* the kernel could not finish and said why */
     }
-    if (need && op->backward && record(g, op, y, x, n, attr))
+    if (((need && op->backward) || th->tracing) && nb__record(g, op, y, x, n, attr))
         return NULL;
     if (th->anomaly && nb__anomaly_forward(op, g, y, x, n)) {
         /* The output is not returned, but nb_anomaly_tensor gives it: with
          * its node, a picture shows the op and its inputs. */
         if (!y->node && op->backward)
-            record(g, op, y, x, n, attr);
+            nb__record(g, op, y, x, n, attr);
         return NULL;
     }
     return y;

@@ -3,6 +3,11 @@
 #ifndef NABLA_INTERNAL_H
 #define NABLA_INTERNAL_H
 
+/* Elementwise kernels in AVX-512 and AVX2 versions too (kernel.h), where
+ * the toolchain makes ifuncs: gcc on x86-64 Linux. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NB_KERNEL_TARGETS __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #include "nabla/nabla.h"
 
 #include <assert.h>
@@ -88,6 +93,7 @@ typedef struct nb_thread {
     bool grad_disabled;    /* nb_set_grad_enabled(false) */
     bool flush;            /* nb_set_flush_subnormals */
     bool anomaly;          /* nb_set_detect_anomaly (cleared while backward rules run) */
+    bool tracing;          /* nb_fused_new's trace: every op is recorded (src/fused.c) */
     bool err_set;
     nb_error_code err_code;
     char err_msg[512];
@@ -215,6 +221,10 @@ nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim,
                                 const int64_t *shape, bool alloc_data);
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim,
                                const int64_t *shape);
+/* Records a node of op on y for the inputs x (pinning heap inputs); y then
+ * requires grad. 0, or -1 (out of memory) with an error. */
+int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
+               const void *attr);
 /* The innermost scope path of g, or NULL. */
 const char *nb__scope(nb_graph *g);
 void nb__count_node(nb_graph *g);

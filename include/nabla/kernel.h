@@ -140,6 +140,11 @@ struct nb_op {
      * the same attributes apply to one row. 0: the op mixes rows. NULL: not
      * batch-independent. nb_batch_rows is the rule of elementwise ops. */
     unsigned (*batch)(nb_tensor *const x[], int n, const void *attr);
+    /* Element i of the output depends only on element i of each input (or
+     * on its one element, broadcast), and the kernel keeps no state: it may
+     * be run on blocks of any length, from several threads at once. Fused
+     * functions (fuse.h) are made of such ops. */
+    bool elementwise;
 };
 
 /* The batch rule of elementwise ops: the inputs with the output's number of
@@ -348,6 +353,14 @@ static inline bool nb_view_contiguous(const nb_view *v)
         }                                                                      \
     } while (0)
 
+/* An attribute for kernel functions, empty unless defined before this
+ * header is included: nabla's own build compiles its elementwise kernels
+ * for AVX-512 and AVX2 beside the baseline, picked when the library loads
+ * (the results are the same: IEEE arithmetic, no contraction in ISO C). */
+#ifndef NB_KERNEL_TARGETS
+#define NB_KERNEL_TARGETS
+#endif
+
 /* Kernels name_f32 and name_f64 computing EXPR of u (unary) or u, v
  * (binary) elementwise; T names the element type inside EXPR. */
 #define NB_UNARY_KERNELS(name, EXPR)                                           \
@@ -357,13 +370,13 @@ static inline bool nb_view_contiguous(const nb_view *v)
     NB_BINARY_KERNEL_(name##_f32, float, EXPR)                                 \
     NB_BINARY_KERNEL_(name##_f64, double, EXPR)
 #define NB_UNARY_KERNEL_(fn, T, EXPR)                                          \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n, (void)attr;                                                   \
         NB_MAP1(T, y, &x[0], EXPR);                                            \
     }
 #define NB_BINARY_KERNEL_(fn, T, EXPR)                                         \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n, (void)attr;                                                   \
         NB_MAP2(T, y, &x[0], &x[1], EXPR);                                     \

@@ -6,6 +6,7 @@
 #include "kernel.h"
 #include "autograd.h"
 #include "ops.h"
+#include "fuse.h"
 #include "check.h"
 #include "dot.h"
 #include "optim.h"

@@ -1,8 +1,11 @@
 /* Optimizers (Keras 3 formulas) and learning-rate schedules.
  *
- * Every update is a few nabla ops evaluated with recording off in the
- * current graph, then stored in place with nb_assign (which bumps versions,
- * so a graph that still needs the old values fails loudly in backward).
+ * Every update is written with nabla ops, as one fused function (fuse.h)
+ * per optimizer: the chain runs block by block in one pass over each
+ * parameter, its gradient and its state, with recording off in the current
+ * graph, and the results are stored in place with nb_assign (which bumps
+ * versions, so a graph that still needs the old values fails loudly in
+ * backward).
  * With g the (clipped) gradient, lr the scheduled rate and t = 1, 2, ...:
  *
  *   weight decay  p = p - p * (wd * lr)                    (before the update)
@@ -22,10 +25,11 @@
  * parameter that has a gradient (Keras's global_clipnorm; Keras's clipnorm is
  * per variable).
  *
- * State tensors (heap, in each parameter's dtype and shape) and the array of
- * processed gradients are made for the whole parameter list on the first
- * step; after that a step allocates nothing outside the graph's arena (the
- * temporaries of its ops).
+ * Clipping happens inside the fused update too; only clipnorm's global
+ * norm needs a pass of its own. State tensors (heap, in each parameter's
+ * dtype and shape) are made for the whole parameter list on the first step;
+ * after that a step allocates nothing outside the graph's arena (the new
+ * values, before they are stored).
  *
  * Written on the public API only (nabla/nabla.h), like nn/. */
 #include "nabla/nabla.h"
@@ -73,9 +77,15 @@ struct nb_optimizer {
     int n;                /* parameters, fixed by the first step; -1 before it */
     nb_tensor **params;   /* copies of the first step's pointers */
     nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
-    /* Per step, graph tensors: the processed gradients, then the new values
-     * of each parameter and its state, all computed before any is stored. */
-    nb_tensor **gs, **np, **n1, **n2;
+    /* The state's second buffers: a step writes the new state there and
+     * swaps them in once every new value is known to be finite (a copy
+     * fewer than computing it aside and storing it). */
+    nb_tensor **t1, **t2;
+    /* The parameters as they were before the step, written beside the new
+     * values (in place) to undo a step that turns out not to be finite. */
+    nb_tensor **old;
+    bool has_s1, has_s2;  /* which states the algorithm keeps */
+    nb_fused *fused;      /* the update (update_fn) */
     int64_t skipped; /* steps skipped for a NaN or an infinity */
 };
 
@@ -211,6 +221,67 @@ static int resolve_betas(const char *fn, const double b[2], double *b1, double *
     return 0;
 }
 
+/* ---- the update, one fused function ---- */
+
+/* The new values from in = (p, g, rate, wd * lr, scale[, s1][, s2]), rate
+ * being lr, or alpha for Adam: out = (new p, old p[, new s1][, new s2]).
+ * The options are read here, when the function is traced; what changes per
+ * step is an input. */
+static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
+{
+    const nb_optimizer *opt = ctx;
+    const nb_optim_opts *o = &opt->o;
+    nb_tensor *p = in[0], *g = in[1], *rate = in[2], *wd_lr = in[3], *scale = in[4];
+    nb_tensor *s1 = opt->has_s1 ? in[5] : NULL, *s2 = opt->has_s2 ? in[5 + opt->has_s1] : NULL;
+    nb_tensor *np = NULL, *n1 = NULL, *n2 = NULL;
+#define K(v) nb_scalar_like(p, (v))
+    if (o->clipvalue > 0)
+        g = nb_clamp(g, -o->clipvalue, o->clipvalue);
+    if (o->clipnorm > 0)
+        g = nb_mul(g, scale);
+    nb_tensor *p0 = p; /* after weight decay */
+    if (o->weight_decay > 0)
+        p0 = nb_sub(p, nb_mul(p, wd_lr));
+    nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, rate);
+    switch (opt->kind->algo) {
+    case SGD:
+        if (!s1) {
+            np = nb_sub(p0, lr_g);
+        } else {
+            n1 = nb_sub(nb_mul(s1, K(o->momentum)), lr_g);
+            nb_tensor *step = o->nesterov ? nb_sub(nb_mul(n1, K(o->momentum)), lr_g) : n1;
+            np = nb_add(p0, step);
+        }
+        break;
+    case ADAM:
+        n1 = nb_add(nb_mul(s1, K(opt->beta1)), nb_mul(g, K(1 - opt->beta1)));
+        n2 = nb_add(nb_mul(s2, K(opt->beta2)), nb_mul(nb_square(g), K(1 - opt->beta2)));
+        np = nb_sub(p0, nb_div(nb_mul(n1, rate), nb_add(nb_sqrt(n2), K(o->eps))));
+        break;
+    case RMSPROP: {
+        n1 = nb_add(nb_mul(s1, K(o->rho)), nb_mul(nb_square(g), K(1 - o->rho)));
+        nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(n1, K(o->eps))));
+        if (s2)
+            inc = n2 = nb_add(nb_mul(s2, K(o->momentum)), inc);
+        np = nb_sub(p0, inc);
+        break;
+    }
+    case ADAGRAD:
+        n1 = nb_add(s1, nb_square(g));
+        np = nb_sub(p0, nb_div(lr_g, nb_sqrt(nb_add(n1, K(o->eps)))));
+        break;
+    }
+#undef K
+    int m = 0;
+    out[m++] = np;
+    out[m++] = p; /* the parameter as it was, kept to undo the step */
+    if (s1)
+        out[m++] = n1;
+    if (s2)
+        out[m++] = n2;
+    return 0;
+}
+
 static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
 {
     const char *fn = k->fn;
@@ -251,6 +322,15 @@ static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
     opt->beta1 = b1;
     opt->beta2 = b2;
     opt->n = -1;
+    /* s1: SGD velocity, Adam m, RMSprop v, Adagrad accumulator;
+     * s2: Adam v, RMSprop momentum buffer. */
+    opt->has_s1 = k->algo != SGD || o.momentum > 0;
+    opt->has_s2 = k->algo == ADAM || (k->algo == RMSPROP && o.momentum > 0);
+    int n_in = 5 + opt->has_s1 + opt->has_s2, n_out = 2 + opt->has_s1 + opt->has_s2;
+    if (!(opt->fused = nb_fused_new(k->name, n_in, n_out, update_fn, opt))) {
+        nb_mem_free(opt);
+        return NULL;
+    }
     return opt;
 }
 
@@ -266,10 +346,13 @@ static void free_state(nb_optimizer *opt)
         for (int i = 0; i < opt->n; i++) {
             nb_free(opt->s1[i]);
             nb_free(opt->s2[i]);
+            nb_free(opt->t1[i]);
+            nb_free(opt->t2[i]);
+            nb_free(opt->old[i]);
         }
-        nb_mem_free(opt->params); /* one block holds params, s1, s2, gs, np, n1, n2 */
+        nb_mem_free(opt->params); /* one block holds params, s1, s2, t1, t2, old */
     }
-    opt->params = opt->s1 = opt->s2 = opt->gs = opt->np = opt->n1 = opt->n2 = NULL;
+    opt->params = opt->s1 = opt->s2 = opt->t1 = opt->t2 = opt->old = NULL;
     opt->n = -1;
 }
 
@@ -278,6 +361,7 @@ void nb_optimizer_free(nb_optimizer *opt)
     if (!opt)
         return;
     free_state(opt);
+    nb_fused_free(opt->fused);
     nb_mem_free(opt);
 }
 
@@ -342,33 +426,31 @@ static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
         opt->n = 0;
         return 0;
     }
-    nb_tensor **block = nb_mem_alloc(7 * (size_t)n * sizeof *block);
+    nb_tensor **block = nb_mem_alloc(6 * (size_t)n * sizeof *block);
     if (!block)
         return -1;
-    memset(block, 0, 7 * (size_t)n * sizeof *block);
+    memset(block, 0, 6 * (size_t)n * sizeof *block);
     opt->params = block;
     opt->s1 = block + n;
     opt->s2 = block + 2 * n;
-    opt->gs = block + 3 * n;
-    opt->np = block + 4 * n;
-    opt->n1 = block + 5 * n;
-    opt->n2 = block + 6 * n;
+    opt->t1 = block + 3 * n;
+    opt->t2 = block + 4 * n;
+    opt->old = block + 5 * n;
     opt->n = n;
     const nb_optim_opts *o = &opt->o;
-    algo a = opt->kind->algo;
     for (int i = 0; i < n; i++) {
         nb_tensor *p = params[i];
         opt->params[i] = p;
-        /* s1: SGD velocity, Adam m, RMSprop v, Adagrad accumulator;
-         * s2: Adam v, RMSprop momentum buffer. */
-        if (a != SGD || o->momentum > 0) {
-            opt->s1[i] = state_like(p, a == ADAGRAD ? o->initial_accumulator : 0.0);
-            if (!opt->s1[i])
+        if (!(opt->old[i] = state_like(p, 0.0)))
+            goto fail;
+        if (opt->has_s1) {
+            opt->s1[i] = state_like(p, opt->kind->algo == ADAGRAD ? o->initial_accumulator : 0.0);
+            if (!opt->s1[i] || !(opt->t1[i] = state_like(p, 0.0)))
                 goto fail;
         }
-        if (a == ADAM || (a == RMSPROP && o->momentum > 0)) {
+        if (opt->has_s2) {
             opt->s2[i] = state_like(p, 0.0);
-            if (!opt->s2[i])
+            if (!opt->s2[i] || !(opt->t2[i] = state_like(p, 0.0)))
                 goto fail;
         }
     }
@@ -422,20 +504,16 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
     return 0;
 }
 
-/* Runs with recording off, its temporaries in the current graph. gs[i]:
- * params[i]'s processed gradient or NULL. */
-/* The constants of one update, made once per dtype rather than once per
- * parameter (a scalar costs an op, and Adam uses six). */
-enum { K_WD, K_LR, K_MOMENTUM, K_B1, K_1MB1, K_B2, K_1MB2, K_ALPHA, K_EPS, K_RHO, K_1MRHO,
-       K_COUNT };
-typedef struct {
-    nb_tensor *k[NB_F64 + 1][K_COUNT];
-} consts;
-
-static nb_tensor *konst(consts *c, nb_tensor *like, int slot, double v)
+/* Parameter i's gradient after clipping, as the update sees it (for the
+ * global norm and for messages); NULL with an error. */
+static nb_tensor *processed_grad(const nb_optimizer *opt, int i, double scale)
 {
-    nb_tensor **k = &c->k[nb_dtype_of(like)][slot];
-    return *k ? *k : (*k = nb_scalar_like(like, v));
+    nb_tensor *g = nb_grad_of(opt->params[i]);
+    if (g && opt->o.clipvalue > 0)
+        g = nb_clamp(g, -opt->o.clipvalue, opt->o.clipvalue);
+    if (g && scale != 1.0)
+        g = nb_mul(g, nb_scalar_like(g, scale));
+    return g;
 }
 
 /* "(2,3)": the multi-index of row-major element i of t. */
@@ -468,159 +546,139 @@ static const char *param_str(const nb_optimizer *opt, int i, char *buf, size_t n
 /* Why the new value of parameter `bad` holds a NaN or an infinity, as the
  * step's error: the first gradient (after clipping) that does, else the
  * parameter itself, else the update overflowed. */
-static void refuse(const nb_optimizer *opt, int bad)
+static void refuse(const nb_optimizer *opt, int bad, double scale)
 {
     const char *fn = "nb_optimizer_step", *tail = "; nothing was updated";
     const nb_optim_opts *o = &opt->o;
     char who[160], e[NB_SHAPE_STR_LEN];
     for (int i = 0; i < opt->n; i++) {
-        int64_t j = opt->gs[i] ? nb_find_nonfinite(opt->gs[i]) : -1;
+        nb_tensor *gs = processed_grad(opt, i, scale);
+        int64_t j = gs ? nb_find_nonfinite(gs) : -1;
         if (j < 0)
             continue;
-        double v = nb_get_flat(opt->gs[i], j), raw = nb_get_flat(nb_grad_of(opt->params[i]), j);
+        double v = nb_get_flat(gs, j), raw = nb_get_flat(nb_grad_of(opt->params[i]), j);
         char before[64] = "";
         if (o->clipvalue > 0 || o->clipnorm > 0)
             snprintf(before, sizeof before, " after clipping (%s before)",
                      isfinite(raw) ? "finite" : kind(raw));
         nb_set_error_code(NB_ERR_NUMERIC, "%s: the gradient of %s is %s at element %s%s%s", fn,
-                     param_str(opt, i, who, sizeof who), kind(v), index_str(opt->gs[i], j, e),
+                     param_str(opt, i, who, sizeof who), kind(v), index_str(gs, j, e),
                      before, tail);
         return;
     }
-    const nb_tensor *p = opt->params[bad];
+    const nb_tensor *p = opt->old[bad], *np = opt->params[bad]; /* before, after */
     int64_t j = nb_find_nonfinite(p);
     if (j >= 0) {
         nb_set_error_code(NB_ERR_NUMERIC, "%s: %s is already %s at element %s%s", fn, param_str(opt, bad, who,
                      sizeof who), kind(nb_get_flat(p, j)), index_str(p, j, e), tail);
         return;
     }
-    j = nb_find_nonfinite(opt->np[bad]);
+    j = nb_find_nonfinite(np);
     nb_set_error_code(NB_ERR_NUMERIC, "%s: the update of %s overflows to %s at element %s (its gradient there is %g; "
                  "lower the learning rate, or clip the gradients)%s", fn,
-                 param_str(opt, bad, who, sizeof who), kind(nb_get_flat(opt->np[bad], j)),
-                 index_str(p, j, e), nb_get_flat(opt->gs[bad], j), tail);
+                 param_str(opt, bad, who, sizeof who), kind(nb_get_flat(np, j)),
+                 index_str(p, j, e), nb_get_flat(processed_grad(opt, bad, scale), j), tail);
 }
 
-/* The update, in three phases: the processed gradients; every new value
- * (parameters and state) as temporaries; then, only if the loss and every
- * new parameter are finite, the stores. A NaN or an infinite gradient always
- * makes its parameter's new value non-finite (for every algorithm here:
- * lr * inf, inf / sqrt(inf) ...), and so does an update that overflows, so
- * checking the new values catches both; the error then says which.
- * 0 when stored; 1 when a value is not finite (nothing stored; the error
- * is set unless quiet); -1 on error. */
+/* The update: the global norm for clipnorm, then per parameter one fused
+ * pass that writes the new parameter in place, the old one beside it and
+ * the new state into the second buffers. A NaN or an infinite gradient
+ * always makes its parameter's new value non-finite (for every algorithm
+ * here: lr * inf, inf / sqrt(inf) ...), and so does an update that
+ * overflows, so checking the new values (which the pass does as it writes
+ * them) catches both: then the parameters written so far are put back and
+ * the state is left as it was, and the error says which. 0 when stored; 1
+ * when a value is not finite (nothing changed; the error is set unless
+ * quiet); -1 on error. */
 static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
 {
     const nb_optim_opts *o = &opt->o;
     int n = opt->n;
     int64_t t = opt->t + 1;
     double lr = schedule_lr(o->schedule, o->lr, t - 1);
-    nb_tensor **gs = opt->gs, **np = opt->np, **n1 = opt->n1, **n2 = opt->n2;
 
-    int64_t bad = loss ? nb_find_nonfinite(loss) : -1;
-    if (bad >= 0) {
+    int64_t at_loss = loss ? nb_find_nonfinite(loss) : -1;
+    if (at_loss >= 0) {
         char e[NB_SHAPE_STR_LEN], at[NB_SHAPE_STR_LEN + 16] = "";
         if (nb_numel(loss) > 1)
-            snprintf(at, sizeof at, " at element %s", index_str(loss, bad, e));
+            snprintf(at, sizeof at, " at element %s", index_str(loss, at_loss, e));
         if (!quiet)
             nb_set_error_code(NB_ERR_NUMERIC, "nb_optimizer_step: the loss is %s%s; nothing was updated",
-                         kind(nb_get_flat(loss, bad)), at);
+                         kind(nb_get_flat(loss, at_loss)), at);
         return 1;
     }
 
-    /* Gradient processing on temporaries: clipvalue, then global clipnorm. */
-    double sumsq = 0;
-    for (int i = 0; i < n; i++) {
-        nb_tensor *g = nb_grad_of(opt->params[i]);
-        if (g && o->clipvalue > 0)
-            g = nb_clamp(g, -o->clipvalue, o->clipvalue);
-        gs[i] = g;
-        if (g && o->clipnorm > 0) {
-            nb_tensor *s = nb_sum(nb_square(g));
+    /* clipnorm scales every gradient by clipnorm / max(norm, clipnorm),
+     * norm over all of them after clipvalue. */
+    double scale = 1.0;
+    if (o->clipnorm > 0) {
+        double sumsq = 0;
+        for (int i = 0; i < n; i++) {
+            if (!nb_grad_of(opt->params[i]))
+                continue;
+            nb_tensor *g = processed_grad(opt, i, 1.0), *s = g ? nb_sum(nb_square(g)) : NULL;
             if (!s)
                 return -1;
             sumsq += nb_item(s);
         }
-        if (nb_grad_of(opt->params[i]) && !g)
-            return -1;
-    }
-    if (o->clipnorm > 0) {
         double norm = sqrt(sumsq);
-        double scale = norm > o->clipnorm ? o->clipnorm / norm : 1.0;
-        for (int i = 0; i < n; i++)
-            if (gs[i] && !(gs[i] = nb_mul(gs[i], nb_scalar_like(gs[i], scale))))
-                return -1;
+        scale = norm > o->clipnorm ? o->clipnorm / norm : 1.0;
     }
 
-    /* The new values. Bias corrections of Adam are folded into the rate, as
-     * Keras does. */
+    /* Bias corrections of Adam are folded into the rate, as Keras does. */
     const double b1 = opt->beta1, b2 = opt->beta2;
     double alpha = lr * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
-    consts c = {0};
-    for (int i = 0; i < n; i++) {
-        nb_tensor *p = opt->params[i], *g = gs[i], *s1 = opt->s1[i], *s2 = opt->s2[i];
-        np[i] = n1[i] = n2[i] = NULL;
-        if (!g)
+    double rate = opt->kind->algo == ADAM ? alpha : lr;
+    /* The step's scalars, once per dtype. */
+    nb_tensor *k[NB_F64 + 1][3] = {{0}};
+    int done = 0, bad = -1; /* parameters written; the first with a non-finite value */
+    for (int i = 0; i < n && bad < 0; i++) {
+        nb_tensor *p = opt->params[i], *g = nb_grad_of(p);
+        if (!g) {
+            done++;
             continue;
-#define K(slot, v) konst(&c, p, (slot), (v))
-        nb_tensor *p0 = p; /* after weight decay */
-        if (o->weight_decay > 0)
-            p0 = nb_sub(p, nb_mul(p, K(K_WD, o->weight_decay * lr)));
-        nb_tensor *lr_g = opt->kind->algo == ADAM ? NULL : nb_mul(g, K(K_LR, lr));
-        switch (opt->kind->algo) {
-        case SGD:
-            if (!s1) {
-                np[i] = nb_sub(p0, lr_g);
-            } else {
-                n1[i] = nb_sub(nb_mul(s1, K(K_MOMENTUM, o->momentum)), lr_g);
-                nb_tensor *step =
-                    o->nesterov ? nb_sub(nb_mul(n1[i], K(K_MOMENTUM, o->momentum)), lr_g) : n1[i];
-                np[i] = nb_add(p0, step);
-            }
-            break;
-        case ADAM:
-            n1[i] = nb_add(nb_mul(s1, K(K_B1, b1)), nb_mul(g, K(K_1MB1, 1 - b1)));
-            n2[i] = nb_add(nb_mul(s2, K(K_B2, b2)), nb_mul(nb_square(g), K(K_1MB2, 1 - b2)));
-            np[i] = nb_sub(p0, nb_div(nb_mul(n1[i], K(K_ALPHA, alpha)),
-                                      nb_add(nb_sqrt(n2[i]), K(K_EPS, o->eps))));
-            break;
-        case RMSPROP: {
-            n1[i] = nb_add(nb_mul(s1, K(K_RHO, o->rho)),
-                           nb_mul(nb_square(g), K(K_1MRHO, 1 - o->rho)));
-            nb_tensor *inc = nb_div(lr_g, nb_sqrt(nb_add(n1[i], K(K_EPS, o->eps))));
-            if (s2)
-                inc = n2[i] = nb_add(nb_mul(s2, K(K_MOMENTUM, o->momentum)), inc);
-            np[i] = nb_sub(p0, inc);
-            break;
         }
-        case ADAGRAD:
-            n1[i] = nb_add(s1, nb_square(g));
-            np[i] = nb_sub(p0, nb_div(lr_g, nb_sqrt(nb_add(n1[i], K(K_EPS, o->eps)))));
-            break;
+        nb_tensor **kd = k[nb_dtype_of(p)];
+        if (!kd[0] && (!(kd[0] = nb_scalar_like(p, rate)) ||
+                       !(kd[1] = nb_scalar_like(p, o->weight_decay * lr)) ||
+                       !(kd[2] = nb_scalar_like(p, scale))))
+            goto undo;
+        nb_tensor *in[7] = {p, g, kd[0], kd[1], kd[2]}, *out[4] = {p, opt->old[i]};
+        int m = 5, q = 2;
+        if (opt->has_s1) {
+            in[m++] = opt->s1[i];
+            out[q++] = opt->t1[i];
         }
-#undef K
-        if (!np[i] || (s1 && !n1[i]) || (s2 && !n2[i]))
-            return -1;
+        if (opt->has_s2) {
+            in[m++] = opt->s2[i];
+            out[q++] = opt->t2[i];
+        }
+        int rc = nb_fused_apply(opt->fused, in, out);
+        if (rc < 0)
+            goto undo;
+        done++;
+        if (rc & 1)
+            bad = i;
     }
-
-    /* Nothing non-finite is stored. */
-    for (int i = 0; i < n; i++)
-        if (np[i] && nb_find_nonfinite(np[i]) >= 0) {
-            if (!quiet)
-                refuse(opt, i);
-            return 1;
+    if (bad < 0) {
+        for (int i = 0; i < n; i++) {
+            if (!nb_grad_of(opt->params[i]))
+                continue;
+            nb_tensor *s;
+            s = opt->s1[i], opt->s1[i] = opt->t1[i], opt->t1[i] = s;
+            s = opt->s2[i], opt->s2[i] = opt->t2[i], opt->t2[i] = s;
         }
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        if (!np[i])
-            continue;
-        if (n1[i])
-            rc |= nb_assign(opt->s1[i], n1[i]);
-        if (n2[i])
-            rc |= nb_assign(opt->s2[i], n2[i]);
-        rc |= nb_assign(opt->params[i], np[i]);
+        return 0;
     }
-    return rc ? -1 : 0;
+    if (!quiet)
+        refuse(opt, bad, scale);
+undo:;
+    /* Nothing non-finite is stored: the parameters written go back. */
+    int rc = bad >= 0 ? 1 : -1;
+    for (int i = 0; i < done; i++)
+        if (nb_grad_of(opt->params[i]) && nb_assign(opt->params[i], opt->old[i]))
+            rc = -1;
+    return rc;
 }
 
 int nb_optimizer_step_(nb_step_args a)
