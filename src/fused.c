@@ -35,9 +35,9 @@ extern const nb_op nb_op_full_like;
 
 /* Elements per block: 8 scratch buffers of f64 fit a 48 KiB L1 with room
  * for the operands (chosen by bench/fused.c, see docs/design.md). */
-#define NB_FUSED_BLOCK 2048
+#define NB_FUSED_BLOCK 1024
 /* Outputs of at least this many bytes are stored with streaming stores. */
-#define NB_FUSED_STREAM (4u << 20)
+#define NB_FUSED_STREAM (1u << 20)
 /* Calls with fewer elements stay on the calling thread. */
 #define NB_FUSED_PARALLEL (1 << 16)
 #define MAX_INSTR 4096
@@ -307,7 +307,9 @@ static program *trace(nb_fused *fn, nb_dtype dtype, unsigned scalars)
             if (had)
                 snprintf(why, sizeof why, "%s", nb_last_error());
             nb__error_code(had ? nb_last_error_code() : NB_ERR_INVALID,
-                           "nb_fused_apply: tracing '%s' failed: %s", fn->name, why);
+                           "nb_fused_apply: tracing '%s' failed: %s (it is traced on stand-ins "
+                           "of shape (3) for its inputs, () for one-element ones, and may use "
+                           "them and scalar constants only)", fn->name, why);
         }
     }
     if (rc == 0 && !(p->outs = nb__alloc((size_t)fn->n_out * sizeof *p->outs)))
@@ -369,6 +371,7 @@ typedef struct {
     bool stream;      /* outputs beyond the caches: stored without reading them first */
     bool stage;       /* an output is written over an input: outputs that are inputs
                          are read into scratch before any is written */
+    unsigned inplace; /* bit k: out[k] is written over an input */
     char **in;        /* per slot: full inputs' data */
     char *scal;       /* per slot: scalars' values (8 bytes each) */
     char **out;       /* per output: its data */
@@ -423,6 +426,16 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
     for (int64_t b = b0; b < b1; b++) {
         int64_t off = b * NB_FUSED_BLOCK;
         int64_t len = j->numel - off < NB_FUSED_BLOCK ? j->numel - off : NB_FUSED_BLOCK;
+        /* The next block of every input, asked for at once: each kernel
+         * reads one stream, and alone would wait for memory one stream at
+         * a time. */
+        if (j->stream && b + 1 < b1)
+            for (int s = 0; s < p->nslots; s++)
+                if (j->in[s]) {
+                    const char *q = j->in[s] + (size_t)(off + NB_FUSED_BLOCK) * j->es;
+                    for (size_t e = 0; e < NB_FUSED_BLOCK * j->es; e += 64)
+                        __builtin_prefetch(q + e);
+                }
         for (int i = 0; i < p->ninstr; i++) {
             const instr *in = &p->ins[i];
             if (p->kind[in->out] == SCALAR)
@@ -434,6 +447,9 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
             in->op->forward[j->dtype](&y, x, in->n, in->attr);
         }
         size_t bytes = (size_t)len * j->es;
+        /* Outputs that are inputs first, while every input is as it was
+         * (read into scratch first when one of them goes over an input);
+         * then the computed ones, checked. */
         const char *from[NB_FUSED_MAX];
         for (int k = 0; k < j->n_out; k++) {
             int s = p->outs[k];
@@ -444,30 +460,36 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
                 from[k] = st;
             }
         }
-        for (int k = 0; k < j->n_out; k++) {
-            int s = p->outs[k];
-            char *dst = j->out[k] + (size_t)off * j->es;
-            const char *src = from[k];
-            if (p->kind[s] != FULL) {
-                for (int64_t e = 0; e < len; e++)
-                    memcpy(dst + (size_t)e * j->es, src, j->es);
-                src = dst;
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < j->n_out; k++) {
+                int s = p->outs[k];
+                bool copy = p->kind[s] == FULL && p->buf[s] < 0;
+                if (copy != (pass == 0))
+                    continue;
+                char *dst = j->out[k] + (size_t)off * j->es;
+                const char *src = from[k];
+                if (p->kind[s] != FULL) {
+                    for (int64_t e = 0; e < len; e++)
+                        memcpy(dst + (size_t)e * j->es, src, j->es);
+                    src = dst;
+                }
+                if (!copy && (j->dtype == NB_F64
+                                  ? nonfinite_f64((const double *)(const void *)src, len)
+                                  : nonfinite_f32((const float *)(const void *)src, len)))
+                    bad |= 1u << k;
+                if (src == dst)
+                    continue;
+                /* Written over an input: in the caches already. A copy of
+                 * an input is not read again soon: streamed whatever its size. */
+                bool stream = !(j->inplace >> k & 1u) && (j->stream || copy);
+                if (stream && ((uintptr_t)dst & 63) == 0)
+                    stream_copy(dst, src, bytes);
+                else
+                    memcpy(dst, src, bytes);
             }
-            bool nf = j->dtype == NB_F64 ? nonfinite_f64((const double *)(const void *)src, len)
-                                         : nonfinite_f32((const float *)(const void *)src, len);
-            if (nf)
-                bad |= 1u << k;
-            if (src == dst)
-                continue;
-            if (j->stream && p->buf[s] >= 0 && ((uintptr_t)dst & 63) == 0)
-                stream_copy(dst, src, bytes);
-            else
-                memmove(dst, src, bytes); /* an output may be an input */
-        }
     }
 #if defined(__SSE2__)
-    if (j->stream)
-        _mm_sfence(); /* streamed stores are seen by the other threads */
+    _mm_sfence(); /* streamed stores are seen by the other threads */
 #endif
     return bad;
 }
@@ -618,7 +640,7 @@ static int check_inputs(const nb_fused *fn, nb_tensor *const in[], int *ndim, in
  * either apart from every full input or exactly one of them (the results
  * of a block are copied out after the block's inputs were read). */
 static int check_out(const nb_fused *fn, int k, nb_tensor *o, nb_tensor *const in[],
-                     nb_dtype dtype, int ndim, const int64_t *shape, bool grad, bool *stage)
+                     nb_dtype dtype, int ndim, const int64_t *shape, bool grad, unsigned *inplace)
 {
     char what[32], b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     snprintf(what, sizeof what, "out[%d]", k);
@@ -646,7 +668,7 @@ static int check_out(const nb_fused *fn, int k, nb_tensor *o, nb_tensor *const i
             return nb__error("nb_fused_apply: '%s': out[%d] overlaps input %d at another "
                              "offset (an output is written over an input only exactly)",
                              fn->name, k, i + 1);
-        *stage = true;
+        *inplace |= 1u << k;
     }
     return 0;
 }
@@ -681,15 +703,20 @@ static int apply(nb_fused *fn, nb_tensor *const in_[], nb_tensor *out[])
     const program *p = program_for(fn, dtype, scalars);
     if (!p)
         return -1;
-    bool stage = false;
+    unsigned inplace = 0;
     for (int k = 0; k < fn->n_out; k++) {
         if (out[k]) {
-            if (check_out(fn, k, out[k], in, dtype, ndim, shape, grad, &stage))
+            if (check_out(fn, k, out[k], in, dtype, ndim, shape, grad, &inplace))
                 return -1;
         } else if (!(out[k] = nb__new_graph_tensor(g, dtype, ndim, shape, true))) {
             return -1;
         }
     }
+    /* Outputs that are inputs are read into scratch first only when one
+     * of them is written over an input. */
+    bool stage = false;
+    for (int k = 0; k < fn->n_out; k++)
+        stage |= (inplace >> k & 1u) && p->kind[p->outs[k]] == FULL && p->buf[p->outs[k]] < 0;
     size_t es = nb__dtype_size(dtype);
     char **base = nb__arena_alloc(g, (size_t)p->nslots * sizeof *base + (size_t)fn->n_out *
                                                                             sizeof(char *));
@@ -714,7 +741,8 @@ static int apply(nb_fused *fn, nb_tensor *const in_[], nb_tensor *out[])
     for (int k = 0; k < fn->n_out; k++)
         outp[k] = nb__ptr(out[k]);
     job j = {.p = p, .dtype = dtype, .es = es, .numel = numel, .n_out = fn->n_out,
-             .stream = (size_t)numel * es >= NB_FUSED_STREAM, .stage = stage, .in = base,
+             .stream = (size_t)numel * es >= NB_FUSED_STREAM, .stage = stage,
+             .inplace = inplace, .in = base,
              .scal = scal, .out = outp};
     run_scalars(&j);
     int nt = threads_for(numel);

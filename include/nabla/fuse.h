@@ -39,8 +39,9 @@ void nb_fused_free(nb_fused *fn);
  * recorded for backward when an input requires grad; a given one (packed,
  * of the result's dtype and shape, apart from the inputs or exactly one of
  * them: in place) is written into, its version bumped, with gradients off.
- * -1 on error; otherwise a mask whose bit k is set when out[k] holds a NaN
- * or an infinity (found in the same pass). */
+ * -1 on error; otherwise a mask whose bit k is set when out[k], computed
+ * by an op of f, holds a NaN or an infinity (found in the same pass; an
+ * output that is one of the inputs is not checked). */
 int nb_fused_apply(nb_fused *fn, nb_tensor *const in[], nb_tensor *out[]);
 
 #ifdef __cplusplus

@@ -77,13 +77,10 @@ struct nb_optimizer {
     int n;                /* parameters, fixed by the first step; -1 before it */
     nb_tensor **params;   /* copies of the first step's pointers */
     nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
-    /* The state's second buffers: a step writes the new state there and
-     * swaps them in once every new value is known to be finite (a copy
-     * fewer than computing it aside and storing it). */
-    nb_tensor **t1, **t2;
-    /* The parameters as they were before the step, written beside the new
-     * values (in place) to undo a step that turns out not to be finite. */
-    nb_tensor **old;
+    /* The parameters and state as they were before the step, written
+     * beside the new values (stored in place) to undo a step that turns out
+     * not to be finite. */
+    nb_tensor **old, **o1, **o2;
     bool has_s1, has_s2;  /* which states the algorithm keeps */
     nb_fused *fused;      /* the update (update_fn) */
     int64_t skipped; /* steps skipped for a NaN or an infinity */
@@ -224,7 +221,8 @@ static int resolve_betas(const char *fn, const double b[2], double *b1, double *
 /* ---- the update, one fused function ---- */
 
 /* The new values from in = (p, g, rate, wd * lr, scale[, s1][, s2]), rate
- * being lr, or alpha for Adam: out = (new p, old p[, new s1][, new s2]).
+ * being lr, or alpha for Adam: out = (p, [s1,] [s2,] then the same as they
+ * were).
  * The options are read here, when the function is traced; what changes per
  * step is an input. */
 static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
@@ -272,13 +270,18 @@ static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
         break;
     }
 #undef K
+    /* The new values, then the old ones (kept to undo the step). */
     int m = 0;
     out[m++] = np;
-    out[m++] = p; /* the parameter as it was, kept to undo the step */
     if (s1)
         out[m++] = n1;
     if (s2)
         out[m++] = n2;
+    out[m++] = p;
+    if (s1)
+        out[m++] = s1;
+    if (s2)
+        out[m++] = s2;
     return 0;
 }
 
@@ -326,7 +329,7 @@ static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
      * s2: Adam v, RMSprop momentum buffer. */
     opt->has_s1 = k->algo != SGD || o.momentum > 0;
     opt->has_s2 = k->algo == ADAM || (k->algo == RMSPROP && o.momentum > 0);
-    int n_in = 5 + opt->has_s1 + opt->has_s2, n_out = 2 + opt->has_s1 + opt->has_s2;
+    int n_in = 5 + opt->has_s1 + opt->has_s2, n_out = 2 * (1 + opt->has_s1 + opt->has_s2);
     if (!(opt->fused = nb_fused_new(k->name, n_in, n_out, update_fn, opt))) {
         nb_mem_free(opt);
         return NULL;
@@ -346,13 +349,13 @@ static void free_state(nb_optimizer *opt)
         for (int i = 0; i < opt->n; i++) {
             nb_free(opt->s1[i]);
             nb_free(opt->s2[i]);
-            nb_free(opt->t1[i]);
-            nb_free(opt->t2[i]);
             nb_free(opt->old[i]);
+            nb_free(opt->o1[i]);
+            nb_free(opt->o2[i]);
         }
-        nb_mem_free(opt->params); /* one block holds params, s1, s2, t1, t2, old */
+        nb_mem_free(opt->params); /* one block holds params, s1, s2, old, o1, o2 */
     }
-    opt->params = opt->s1 = opt->s2 = opt->t1 = opt->t2 = opt->old = NULL;
+    opt->params = opt->s1 = opt->s2 = opt->old = opt->o1 = opt->o2 = NULL;
     opt->n = -1;
 }
 
@@ -433,9 +436,9 @@ static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
     opt->params = block;
     opt->s1 = block + n;
     opt->s2 = block + 2 * n;
-    opt->t1 = block + 3 * n;
-    opt->t2 = block + 4 * n;
-    opt->old = block + 5 * n;
+    opt->old = block + 3 * n;
+    opt->o1 = block + 4 * n;
+    opt->o2 = block + 5 * n;
     opt->n = n;
     const nb_optim_opts *o = &opt->o;
     for (int i = 0; i < n; i++) {
@@ -445,12 +448,12 @@ static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
             goto fail;
         if (opt->has_s1) {
             opt->s1[i] = state_like(p, opt->kind->algo == ADAGRAD ? o->initial_accumulator : 0.0);
-            if (!opt->s1[i] || !(opt->t1[i] = state_like(p, 0.0)))
+            if (!opt->s1[i] || !(opt->o1[i] = state_like(p, 0.0)))
                 goto fail;
         }
         if (opt->has_s2) {
             opt->s2[i] = state_like(p, 0.0);
-            if (!opt->s2[i] || !(opt->t2[i] = state_like(p, 0.0)))
+            if (!opt->s2[i] || !(opt->o2[i] = state_like(p, 0.0)))
                 goto fail;
         }
     }
@@ -581,13 +584,13 @@ static void refuse(const nb_optimizer *opt, int bad, double scale)
 }
 
 /* The update: the global norm for clipnorm, then per parameter one fused
- * pass that writes the new parameter in place, the old one beside it and
- * the new state into the second buffers. A NaN or an infinite gradient
+ * pass that writes the new parameter and state in place and the old ones
+ * beside them. A NaN or an infinite gradient
  * always makes its parameter's new value non-finite (for every algorithm
  * here: lr * inf, inf / sqrt(inf) ...), and so does an update that
  * overflows, so checking the new values (which the pass does as it writes
- * them) catches both: then the parameters written so far are put back and
- * the state is left as it was, and the error says which. 0 when stored; 1
+ * them) catches both: then the parameters and state written so far are
+ * put back, and the error says which. 0 when stored; 1
  * when a value is not finite (nothing changed; the error is set unless
  * quiet); -1 on error. */
 static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
@@ -643,16 +646,18 @@ static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
                        !(kd[1] = nb_scalar_like(p, o->weight_decay * lr)) ||
                        !(kd[2] = nb_scalar_like(p, scale))))
             goto undo;
-        nb_tensor *in[7] = {p, g, kd[0], kd[1], kd[2]}, *out[4] = {p, opt->old[i]};
-        int m = 5, q = 2;
-        if (opt->has_s1) {
-            in[m++] = opt->s1[i];
-            out[q++] = opt->t1[i];
-        }
-        if (opt->has_s2) {
-            in[m++] = opt->s2[i];
-            out[q++] = opt->t2[i];
-        }
+        nb_tensor *in[7] = {p, g, kd[0], kd[1], kd[2]}, *out[6];
+        int m = 5, q = 0;
+        out[q++] = p;
+        if (opt->has_s1)
+            out[q++] = in[m++] = opt->s1[i];
+        if (opt->has_s2)
+            out[q++] = in[m++] = opt->s2[i];
+        out[q++] = opt->old[i];
+        if (opt->has_s1)
+            out[q++] = opt->o1[i];
+        if (opt->has_s2)
+            out[q++] = opt->o2[i];
         int rc = nb_fused_apply(opt->fused, in, out);
         if (rc < 0)
             goto undo;
@@ -660,24 +665,21 @@ static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
         if (rc & 1)
             bad = i;
     }
-    if (bad < 0) {
-        for (int i = 0; i < n; i++) {
-            if (!nb_grad_of(opt->params[i]))
-                continue;
-            nb_tensor *s;
-            s = opt->s1[i], opt->s1[i] = opt->t1[i], opt->t1[i] = s;
-            s = opt->s2[i], opt->s2[i] = opt->t2[i], opt->t2[i] = s;
-        }
+    if (bad < 0)
         return 0;
-    }
     if (!quiet)
         refuse(opt, bad, scale);
 undo:;
     /* Nothing non-finite is stored: the parameters written go back. */
     int rc = bad >= 0 ? 1 : -1;
-    for (int i = 0; i < done; i++)
-        if (nb_grad_of(opt->params[i]) && nb_assign(opt->params[i], opt->old[i]))
+    for (int i = 0; i < done; i++) {
+        if (!nb_grad_of(opt->params[i]))
+            continue;
+        if (nb_assign(opt->params[i], opt->old[i]) ||
+            (opt->has_s1 && nb_assign(opt->s1[i], opt->o1[i])) ||
+            (opt->has_s2 && nb_assign(opt->s2[i], opt->o2[i])))
             rc = -1;
+    }
     return rc;
 }
 
