@@ -11,7 +11,8 @@
 
 static int usage(const char *prog, unsigned accepts)
 {
-    fprintf(stderr, "usage: %s [--threads N] [--warmup N] [--reps N] [--n N] [--quick]%s%s%s\n",
+    fprintf(stderr,
+            "usage: %s [--threads N] [--warmup N] [--reps N] [--n N] [--quick] [--info]%s%s%s\n",
             prog, accepts & BENCH_BATCH ? " [--batch N]" : "",
             accepts & BENCH_MODEL ? " [--model seed|wide]" : "",
             accepts & BENCH_DATA ? " [--data DIR]" : "");
@@ -38,6 +39,12 @@ int bench_parse(int argc, char **argv, bench_args *a, unsigned accepts)
         if (strcmp(k, "--quick") == 0) {
             a->quick = true;
             continue;
+        }
+        if (strcmp(k, "--info") == 0) {
+            printf("{\"kind\": \"info\", \"blas_core\": \"%s\", \"blas_config\": \"%s\", "
+                   "\"blas_threads\": %d}\n",
+                   openblas_get_corename(), openblas_get_config(), openblas_get_num_threads());
+            return 1;
         }
         if (strcmp(k, "--help") == 0 || strcmp(k, "-h") == 0) {
             usage(argv[0], accepts);

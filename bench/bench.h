@@ -41,7 +41,8 @@ enum {
 
 /* Parses argv into a (which holds the defaults; warmup, reps and n are
  * left -1 unless given, for bench_counts). Prints the usage and returns 2
- * on a bad argument, 1 for --help, 0 when fine. */
+ * on a bad argument; returns 1 after --help (the usage) or --info (a JSON
+ * line with the OpenBLAS kernel, configuration and threads); 0 when fine. */
 int bench_parse(int argc, char **argv, bench_args *a, unsigned accepts);
 /* Fills warmup, reps and n where the command line left them; with --quick
  * those defaults shrink to reps 2 and a tenth of n and warmup (at least 1

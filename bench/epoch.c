@@ -5,6 +5,7 @@
  *
  *   bench_epoch [--warmup EPOCHS=1] [--reps EPOCHS=2] [--batch 32]
  *               [--threads N] [--quick] [--data DIR]
+ *   bench_epoch --epochs N ...     (bench_mlp's form: --warmup 0 --reps N)
  *
  * One line per epoch (workload "epoch_b<B>", unit s/epoch, n 1): "wall" and
  * "cpu" span the whole nb_fit call: packing, shuffling, batch gathers,
@@ -16,6 +17,8 @@
  * --warmup 0 --reps 10 under /usr/bin/time -v for the peak RSS of a
  * 10-epoch run. (bench/ab.sh reads these lines, and bench_mlp's older ones.) */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 
@@ -23,11 +26,25 @@ static const char *prog = "bench_epoch";
 
 int main(int argc, char **argv)
 {
+    /* --epochs N, the option of bench_mlp before it (bench/ab.sh runs old
+     * builds too): N timed epochs and no warm-up. */
+    int epochs = 0;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--epochs") == 0) {
+            epochs = atoi(argv[i + 1]);
+            if (epochs < 1) {
+                fprintf(stderr, "%s: --epochs needs a whole number >= 1\n", prog);
+                return 2;
+            }
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
     bench_args a = {.threads = 1, .batch = 32, .data = "/usr/share/datasets/fashion-mnist"};
     int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_DATA);
     if (rc)
         return rc == 1 ? 0 : rc;
-    bench_counts(&a, 1, 2, 1);
+    bench_counts(&a, epochs ? 0 : 1, epochs ? epochs : 2, 1);
     if (a.quick) /* a whole epoch is the unit: a quick run does one of each */
         a.reps = 1;
     bench_set_threads(a.threads);

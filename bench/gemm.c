@@ -2,8 +2,8 @@
  * alone does with the products bench_step counts. A benchmark, not a test
  * (docs/performance.md).
  *
- *   bench_gemm [--model wide|seed] [--batch B=256] [--threads N]
- *              [--warmup SETS=2] [--reps R=10] [--n SETS] [--quick]
+ *   bench_gemm [--impl openblas|onednn|all] [--model wide|seed] [--batch B=256]
+ *              [--threads N] [--warmup SETS=2] [--reps R=10] [--n SETS] [--quick]
  *
  * The products of one step (row-major, as cblas_sgemm(CblasRowMajor) and
  * dnnl_sgemm take them), per Dense layer din -> dout at batch B:
@@ -17,7 +17,8 @@
  * product n times alone (workload "gemm_shape", with "shape" and "gflops").
  * Implementations: "openblas" (cblas_sgemm; threads by
  * openblas_set_num_threads) and, when built with oneDNN, "onednn"
- * (dnnl_sgemm; threads by omp_set_num_threads / OMP_NUM_THREADS). */
+ * (dnnl_sgemm; threads by omp_set_num_threads / OMP_NUM_THREADS);
+ * --impl onednn exits with status 3 when it was built without. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,30 @@ static double flops(const product *p)
 
 int main(int argc, char **argv)
 {
+    /* --impl openblas|onednn|all (all: those built), this program's own
+     * option; bench/run.sh runs each in its own process, since the two
+     * libraries' thread pools spin and slow each other down at 2 threads. */
+    const char *which = "all";
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--impl") == 0) {
+            which = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
+    bool want[2] = {strcmp(which, "all") == 0 || strcmp(which, "openblas") == 0,
+                    strcmp(which, "all") == 0 || strcmp(which, "onednn") == 0};
+    if (!want[0] && !want[1]) {
+        fprintf(stderr, "%s: --impl takes openblas, onednn or all\n", prog);
+        return 2;
+    }
+#ifndef BENCH_HAVE_DNNL
+    if (strcmp(which, "onednn") == 0) {
+        fprintf(stderr, "%s: built without oneDNN (libdnnl was not found)\n", prog);
+        return 3;
+    }
+    want[1] = false;
+#endif
     bench_args a = {.threads = 1, .model = "wide", .batch = 256};
     int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_MODEL);
     if (rc)
@@ -119,9 +144,7 @@ int main(int argc, char **argv)
 
     const char *impls[2] = {"openblas", "onednn"};
     char extra[512], version[64] = "";
-    int nimpl = 1;
 #ifdef BENCH_HAVE_DNNL
-    nimpl = 2;
     const dnnl_version_t *dv = dnnl_version();
     snprintf(version, sizeof version, ", \"onednn_version\": \"%d.%d.%d\"", dv->major, dv->minor,
              dv->patch);
@@ -130,7 +153,9 @@ int main(int argc, char **argv)
     snprintf(workload, sizeof workload, "gemm_%s_b%d", a.model, a.batch);
     for (int r = 0; r <= a.reps; r++) { /* r = 0: the warm-up */
         int sets = r ? a.n : a.warmup;
-        for (int q = 0; q < nimpl; q++) {
+        for (int q = 0; q < 2; q++) {
+            if (!want[q])
+                continue;
             bool dnnl = q == 1;
             bench_clock t0 = bench_now();
             for (int s = 0; s < sets; s++)
