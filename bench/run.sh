@@ -108,6 +108,7 @@ LOG=${OUT%.jsonl}.log
 : >"$OUT"
 : >"$LOG"
 ncpu=$(nproc --all)
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in bench/
 
 # ---- the machine, recorded -------------------------------------------------------
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -212,8 +213,9 @@ rows = [x for x in rows if "per_unit" in x and not x.get("warmup") and x.get("wo
 for impl in dict.fromkeys(x["impl"] for x in rows):
     v = [x for x in rows if x["impl"] == impl]
     wall, cpu = sum(x["wall"] for x in v), sum(x["cpu"] for x in v)
+    m = st.median(x["per_unit"] for x in v)
     print(f"  round {sys.argv[2]} t={v[0]['threads']} {v[0]['workload']:<16} {impl:<8} "
-          f"median {st.median(x['per_unit'] for x in v):10.4g} {v[0]['unit']:<8} "
+          f"median {f'{m:.4g}' if m < 1000 else f'{m:.0f}':>10} {v[0]['unit']:<8} "
           f"({len(v)} samples, cpu/wall {cpu / wall if wall else 0:.2f})")
 for x in err:
     print(f"  FAILED: {x['workload']} {x['impl']} threads {x['threads']}: {x['error']} (see the log)")
