@@ -1,0 +1,176 @@
+/* The Adam step alone: nabla's nb_optimizer_step on a model's parameters
+ * with fixed gradients, against a hand-written fused C loop over the same
+ * buffers, both in this process. A benchmark, not a test
+ * (docs/performance.md).
+ *
+ *   bench_adam [--model seed|wide] [--threads N] [--warmup STEPS]
+ *              [--reps R=10] [--n STEPS] [--quick] [--data DIR]
+ *
+ * The gradients come from one backward of the model's loss on the first 32
+ * training images and are then left alone. Each repetition runs n steps of
+ * nabla's nb_optimizer_step(opt, params) (its temporaries in a graph reset
+ * after every step), and n steps of the fused loop; the order flips every
+ * repetition. The fused loop makes one pass per parameter tensor over
+ * p, g and its own m and v (f32; alpha in double, once per step):
+ *
+ *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;  p -= alpha*m / (sqrt(v) + eps)
+ *   alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)      (src/optim/optimizers.c)
+ *
+ * with Keras's defaults lr 1e-3, b1 0.9, b2 0.999, eps 1e-7. Both update
+ * the parameters in place (the fused loop bumps their versions, as a
+ * write through nb_data must), with subnormals flushed (as nb_fit trains).
+ * Workload "adam_<model>", impl "nabla" and "fused_c", unit us/step; the
+ * nabla line carries "ratio_vs_fused" (its time / the fused loop's, in the
+ * same repetition). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static const char *prog = "bench_adam";
+
+typedef struct fused {
+    int n;
+    float **p, **g, **m, **v;
+    int64_t *len;
+    int64_t t;
+} fused;
+
+static int fused_init(fused *f, int n, nb_tensor *const *params)
+{
+    memset(f, 0, sizeof *f);
+    f->n = n;
+    f->p = calloc((size_t)n, sizeof *f->p);
+    f->g = calloc((size_t)n, sizeof *f->g);
+    f->m = calloc((size_t)n, sizeof *f->m);
+    f->v = calloc((size_t)n, sizeof *f->v);
+    f->len = calloc((size_t)n, sizeof *f->len);
+    if (!f->p || !f->g || !f->m || !f->v || !f->len)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        nb_tensor *gr = nb_grad_of(params[i]);
+        if (!gr || !nb_is_contiguous(params[i]) || !nb_is_contiguous(gr))
+            return nb_set_error("bench_adam: parameter %d has no packed gradient", i);
+        f->len[i] = nb_numel(params[i]);
+        f->p[i] = nb_data(params[i]);
+        f->g[i] = nb_data(gr);
+        f->m[i] = calloc((size_t)f->len[i], sizeof(float));
+        f->v[i] = calloc((size_t)f->len[i], sizeof(float));
+        if (!f->m[i] || !f->v[i])
+            return nb_set_error("bench_adam: out of memory");
+    }
+    return 0;
+}
+
+static void fused_free(fused *f)
+{
+    for (int i = 0; f->m && f->v && i < f->n; i++) {
+        free(f->m[i]);
+        free(f->v[i]);
+    }
+    free(f->p);
+    free(f->g);
+    free(f->m);
+    free(f->v);
+    free(f->len);
+}
+
+static void fused_step(fused *f, nb_tensor *const *params)
+{
+    const double lr = 1e-3, b1 = 0.9, b2 = 0.999;
+    const float eps = 1e-7f, fb1 = (float)b1, fb2 = (float)b2;
+    f->t++;
+    const float alpha =
+        (float)(lr * sqrt(1 - pow(b2, (double)f->t)) / (1 - pow(b1, (double)f->t)));
+    for (int i = 0; i < f->n; i++) {
+        float *restrict p = f->p[i], *restrict m = f->m[i], *restrict v = f->v[i];
+        const float *restrict g = f->g[i];
+        for (int64_t j = 0; j < f->len[i]; j++) {
+            m[j] = fb1 * m[j] + (1 - fb1) * g[j];
+            v[j] = fb2 * v[j] + (1 - fb2) * g[j] * g[j];
+            p[j] -= alpha * m[j] / (sqrtf(v[j]) + eps);
+        }
+        nb_bump_version(params[i]);
+    }
+}
+
+static int nabla_step(nb_optimizer *opt, nb_graph *g, int np, nb_tensor *const *params)
+{
+    int rc = nb_optimizer_step(opt, np, params);
+    nb_graph_reset(g);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bench_args a = {.threads = 1, .model = "seed", .data = "/usr/share/datasets/fashion-mnist"};
+    int rc = bench_parse(argc, argv, &a, BENCH_MODEL | BENCH_DATA);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    bool wide = strcmp(a.model, "wide") == 0;
+    bench_counts(&a, wide ? 3 : 50, 10, wide ? 5 : 400);
+    bench_set_threads(a.threads);
+
+    bench_data d;
+    if (bench_load_data(a.data, &d))
+        return bench_fail(prog);
+    nb_tensor *x = bench_rows(d.x_train, 32), *y = bench_rows(d.y_train, 32);
+    bench_free_data(&d);
+    nb_model *m = bench_model(a.model);
+    nb_tensor *const *params = NULL;
+    int np = m ? nb_model_params(m, &params) : -1;
+    nb_graph *g = nb_graph_new();
+    if (!x || !y || np < 0 || !g || nb_backward(nb_model_loss(m, nb_model_forward(m, x), y)))
+        return bench_fail(prog);
+    nb_graph_reset(g);
+    nb_optimizer *opt = nb_model_optimizer(m);
+    fused f;
+    if (fused_init(&f, np, params))
+        return bench_fail(prog);
+    int64_t count = 0;
+    for (int i = 0; i < np; i++)
+        count += nb_numel(params[i]);
+    bool ftz = nb_set_flush_subnormals(true);
+
+    for (int i = 0; i < a.warmup; i++) {
+        if (nabla_step(opt, g, np, params))
+            return bench_fail(prog);
+        fused_step(&f, params);
+    }
+    char workload[32], extra[256];
+    snprintf(workload, sizeof workload, "adam_%s", a.model);
+    for (int r = 1; r <= a.reps; r++) {
+        bench_clock tn = {0, 0}, tf = {0, 0};
+        for (int side = 0; side < 2; side++) {
+            bool nabla = (side == 0) == (r % 2 == 1);
+            bench_clock t0 = bench_now();
+            for (int i = 0; i < a.n; i++) {
+                if (!nabla)
+                    fused_step(&f, params);
+                else if (nabla_step(opt, g, np, params))
+                    return bench_fail(prog);
+            }
+            *(nabla ? &tn : &tf) = bench_since(t0);
+        }
+        snprintf(extra, sizeof extra,
+                 "\"model\": \"%s\", \"params\": %lld, \"tensors\": %d, \"ratio_vs_fused\": %.4g, "
+                 "\"first\": \"%s\", \"warmup_units\": %d",
+                 a.model, (long long)count, np, tn.wall / tf.wall, r % 2 ? "nabla" : "fused_c",
+                 a.warmup);
+        bench_emit("nabla", workload, a.threads, r, a.n, tn, "us/step", 1e6, extra);
+        snprintf(extra, sizeof extra,
+                 "\"model\": \"%s\", \"params\": %lld, \"tensors\": %d, \"first\": \"%s\", "
+                 "\"warmup_units\": %d",
+                 a.model, (long long)count, np, r % 2 ? "nabla" : "fused_c", a.warmup);
+        bench_emit("fused_c", workload, a.threads, r, a.n, tf, "us/step", 1e6, extra);
+    }
+    nb_set_flush_subnormals(ftz);
+    fused_free(&f);
+    nb_graph_free(g);
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+    return 0;
+}
