@@ -77,21 +77,31 @@ static void fused_free(fused *f)
     free(f->len);
 }
 
+/* Built for the same vector widths as nabla's own kernels
+ * (NB_KERNEL_TARGETS, src/internal.h), so that the two sides differ in
+ * passes over memory, not in instruction set. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void fused_row(float *restrict p, float *restrict m, float *restrict v,
+                      const float *restrict g, int64_t len, float alpha)
+{
+    const float eps = 1e-7f, fb1 = 0.9f, fb2 = 0.999f;
+    for (int64_t j = 0; j < len; j++) {
+        m[j] = fb1 * m[j] + (1 - fb1) * g[j];
+        v[j] = fb2 * v[j] + (1 - fb2) * g[j] * g[j];
+        p[j] -= alpha * m[j] / (sqrtf(v[j]) + eps);
+    }
+}
+
 static void fused_step(fused *f, nb_tensor *const *params)
 {
     const double lr = 1e-3, b1 = 0.9, b2 = 0.999;
-    const float eps = 1e-7f, fb1 = (float)b1, fb2 = (float)b2;
     f->t++;
     const float alpha =
         (float)(lr * sqrt(1 - pow(b2, (double)f->t)) / (1 - pow(b1, (double)f->t)));
     for (int i = 0; i < f->n; i++) {
-        float *restrict p = f->p[i], *restrict m = f->m[i], *restrict v = f->v[i];
-        const float *restrict g = f->g[i];
-        for (int64_t j = 0; j < f->len[i]; j++) {
-            m[j] = fb1 * m[j] + (1 - fb1) * g[j];
-            v[j] = fb2 * v[j] + (1 - fb2) * g[j] * g[j];
-            p[j] -= alpha * m[j] / (sqrtf(v[j]) + eps);
-        }
+        fused_row(f->p[i], f->m[i], f->v[i], f->g[i], f->len[i], alpha);
         nb_bump_version(params[i]);
     }
 }
