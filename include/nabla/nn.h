@@ -207,7 +207,7 @@ int nb_evaluate(nb_model *m, nb_dataset data, int batch_size, double *loss, doub
 /* The model's outputs for data.x (data.y is not read; u8 x converted as
  * nb_fit does, a batch at a time), in batches of batch_size (0: 32), as a
  * new (N, outputs) heap tensor (caller frees): nb_predict(m, test, 32), or
- * nb_predict(m, (nb_dataset){x}, 32) for a float tensor. NULL on error. */
+ * nb_predict(m, (nb_dataset){.x = x}, 32) for a float tensor. NULL on error. */
 nb_tensor *nb_predict(nb_model *m, nb_dataset data, int batch_size);
 /* The model's output for x in the current graph, recorded, with each layer
  * in its own scope: for custom training loops and pictures. */
