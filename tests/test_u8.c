@@ -372,6 +372,12 @@ static void test_cast_and_refusals(void **state)
     nb_check_report rep;
     assert_false(nb_gradcheck(f_sum, NULL, 1, &u, NULL, &rep));
     assert_non_null(strstr(rep.message, "nb_gradcheck: input 1 is u8, which has no gradient"));
+    assert_false(nb_gradgradcheck(f_sum, NULL, 1, &u, NULL, &rep));
+    assert_non_null(strstr(rep.message, "input 1 is u8"));
+    nb_graph *current = nb_graph_current();
+    assert_int_equal(nb_check_graph(f_sum, NULL, 1, &u, NULL, "/tmp/nb_test_u8_never.dot"), -1);
+    expect_code(NB_ERR_DTYPE, "input 1 is u8");
+    assert_ptr_equal(nb_graph_current(), current);
     /* Optimizers take f32 and f64 parameters only. */
     nb_optimizer *opt = nb_sgd();
     nb_tensor *params[2] = {p, u};
