@@ -3,13 +3,20 @@
  *   fashion_mnist [data-dir=/usr/share/datasets/fashion-mnist] [epochs=10]
  *
  * Keras:
+ *   (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+ *   x_train = x_train.reshape(-1, 784).astype("float32") / 255
+ *   x_test = x_test.reshape(-1, 784).astype("float32") / 255
+ *   y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)
  *   model = Sequential()
  *   model.add(Dense(64, activation='relu', input_shape=(784,)))
  *   model.add(Dense(32, activation='relu'))
  *   model.add(Dense(10, activation='softmax'))
  *   model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
  *   model.summary()
- *   model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_test, y_test)) */
+ *   model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_test, y_test))
+ *
+ * nabla keeps the images as the bytes the files hold (u8, a quarter of the
+ * memory): the "/ 255" is the data set's scale, applied a batch at a time. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +44,13 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
     int epochs = count_arg(argc, argv, 2, 10, 1000000);
 
-    nb_tensor *x_train, *y_train, *x_test, *y_test;
+    nb_tensor *x_train, *y_train, *x_test, *y_test; /* u8 (N,784) images, one-hot labels */
     if (nb_load_mnist(dir, &x_train, &y_train, &x_test, &y_test)) {
         fprintf(stderr, "%s\n", nb_last_error());
         return 1;
     }
+    nb_dataset train = {x_train, y_train, .scale = 1 / 255.0}; /* x_train.astype("float32") / 255 */
+    nb_dataset test = {x_test, y_test, .scale = 1 / 255.0};
 
     nb_model *model = nb_sequential(
         nb_dense(64, .activation = NB_RELU, .input = 784),
@@ -50,8 +59,7 @@ int main(int argc, char **argv)
     nb_compile(model, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY);
     nb_summary(model, stdout);
     const nb_history *history =
-        nb_fit(model, (nb_dataset){x_train, y_train}, .epochs = epochs, .batch_size = 32,
-               .validation = (nb_dataset){x_test, y_test});
+        nb_fit(model, train, .epochs = epochs, .batch_size = 32, .validation = test);
     if (!history) { /* one check covers every call above: the first error is kept */
         fprintf(stderr, "%s\n", nb_last_error());
         return 1;

@@ -1,6 +1,9 @@
 /* y = cast(x, dtype);  dx = cast(dy, x.dtype)
  * attr {dtype}. Always a new tensor in the graph, even when the dtype does
- * not change (a copy, with its own node). f64 -> f32 rounds to nearest. */
+ * not change (a copy, with its own node). f64 -> f32 rounds to nearest.
+ * The one op that takes a u8 input (nb_apply refuses it elsewhere): u8 ->
+ * f32 or f64 is exact. Nothing casts to u8, and a u8 input never requires
+ * grad, so the backward only ever casts between f32 and f64. */
 #include "internal.h"
 
 typedef struct {
@@ -11,7 +14,11 @@ static int cast_shape(nb_meta *out, nb_tensor *const x[], int n, const void *att
 {
     nb_dtype d = ((const cast_attr *)attr)->dtype;
     char b[NB_SHAPE_STR_LEN];
-    if (!nb__dtype_ok(d))
+    if (d == NB_U8)
+        return nb__dtype_error("nb_cast: cannot cast to u8 (x %s %s): ops compute in f32 and "
+                               "f64; u8 tensors are made by nb_zeros, nb_from_array, ...",
+                               nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b));
+    if (!nb__dtype_float(d))
         return nb__dtype_error("nb_cast: unknown dtype %d (use NB_F32 or NB_F64) for x %s %s",
                          (int)d, nb_dtype_name(x[0]->dtype), nb_shape_str(x[0], b));
     nb_shape_same(out, x, n, attr);
@@ -19,7 +26,8 @@ static int cast_shape(nb_meta *out, nb_tensor *const x[], int n, const void *att
     return 0;
 }
 
-/* By the output's dtype; the input may have either (the one conversion). */
+/* By the output's dtype; the input may be f32, f64 or u8 (the one
+ * conversion). */
 static void cast_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n, (void)attr;

@@ -83,6 +83,8 @@ static bool any_bad_f64(const void *p, int64_t n)
 static int64_t first_bad(const nb_tensor *t, bool nan_only)
 {
     int64_t n = t->numel;
+    if (t->dtype == NB_U8)
+        return -1; /* bytes are always finite */
     if (t->contiguous) {
         const void *p = nb__ptr(t);
 #ifdef NB_BITS_SCAN

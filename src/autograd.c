@@ -207,6 +207,8 @@ int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[],
     return 0;
 }
 
+extern const nb_op nb_op_cast; /* ops/cast.c: the one op that takes u8 */
+
 /* Inlined into nb_apply, its only caller: no second call per op. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
@@ -224,10 +226,14 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
             return NULL;
         }
     for (int i = 0; i < n; i++)
-        if (!nb__live(x_in[i])) {
+        if (!nb__live(x_in[i]) || (x_in[i]->dtype == NB_U8 && op != &nb_op_cast)) {
+            /* u8 is storage only: no kernel table has a u8 entry. */
             char what[32];
             snprintf(what, sizeof what, "input %d", i + 1);
-            nb__stale_error(fn_name(op, f), what, x_in[i]);
+            if (nb__live(x_in[i]))
+                nb__u8_error(fn_name(op, f), what);
+            else
+                nb__stale_error(fn_name(op, f), what, x_in[i]);
             return NULL;
         }
     if (op->attr_size && !attr) {
@@ -258,9 +264,14 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
         return NULL;
     }
     int64_t numel;
-    if (!nb__dtype_ok(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
-        nb__op_error_code(nb__dtype_ok(m.dtype) ? NB_ERR_SHAPE : NB_ERR_DTYPE, op,
-                          "shape rule gave dtype %d with %d dimensions", (int)m.dtype, m.ndim);
+    if (!nb__dtype_float(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
+        if (m.dtype == NB_U8)
+            nb__op_error_code(NB_ERR_DTYPE, op, "shape rule gave dtype u8, which ops do not "
+                              "compute in (outputs are f32 or f64)");
+        else
+            nb__op_error_code(nb__dtype_float(m.dtype) ? NB_ERR_SHAPE : NB_ERR_DTYPE, op,
+                              "shape rule gave dtype %d with %d dimensions", (int)m.dtype,
+                              m.ndim);
         return NULL;
     }
     if (nb__check_shape(NULL, m.ndim, m.shape, &numel)) {

@@ -128,6 +128,9 @@ static bool check_args(const char *fn, nb_check_fn f, int n, nb_tensor *const x[
             nb__stale_error(fn, what, x[i]);
             return nb__check_fail(r, "%s", nb_last_error());
         }
+        if (x[i]->dtype == NB_U8) /* bytes: no gradient, no perturbation */
+            return nb__check_fail(r, "%s: input %d is u8, which has no gradient; inputs must "
+                                  "be f64 (nb_cast(x, NB_F64))", fn, i + 1);
         if (x[i]->dtype != NB_F64)
             return nb__check_fail(r,
                                   "%s: input %d is %s; inputs must be f64 (they are perturbed "

@@ -497,12 +497,14 @@ static int graph_args(nb_check_fn f, int n, nb_tensor *const x[], const nb_check
     return 0;
 }
 
-/* Prefixes the pending error with "nb_check_graph: ". Returns -1. */
+/* Prefixes the pending error with "nb_check_graph: ", keeping its code (a
+ * u8 input's NB_ERR_DTYPE, ...). Returns -1. */
 static int graph_error(const char *what)
 {
     char msg[sizeof nb__thread()->err_msg];
+    nb_error_code code = nb_last_error_code();
     snprintf(msg, sizeof msg, "%s", nb_last_error() ? nb_last_error() : "no message");
-    return nb__error("nb_check_graph: %s: %s", what, msg);
+    return nb__error_code(code ? code : NB_ERR_INVALID, "nb_check_graph: %s: %s", what, msg);
 }
 
 int nb_check_graph(nb_check_fn f, void *ctx, int n, nb_tensor *const x[],

@@ -231,8 +231,16 @@ void nb__count_node(nb_graph *g);
 /* Copies a string into the graph's arena. */
 char *nb__arena_strdup(nb_graph *g, const char *s);
 
-static inline size_t nb__dtype_size(nb_dtype d) { return d == NB_F64 ? 8 : 4; }
-static inline bool nb__dtype_ok(nb_dtype d) { return d == NB_F32 || d == NB_F64; }
+static inline size_t nb__dtype_size(nb_dtype d) { return d == NB_F64 ? 8 : d == NB_U8 ? 1 : 4; }
+/* A dtype tensors may have (storage: f32, f64, u8) ... */
+static inline bool nb__dtype_ok(nb_dtype d) { return d == NB_F32 || d == NB_F64 || d == NB_U8; }
+/* ... and one ops compute in (f32, f64): the only ones that may index
+ * nb_op.forward and nb_op.tolerance ([NB_F64 + 1]) or any per-dtype table. */
+static inline bool nb__dtype_float(nb_dtype d) { return d == NB_F32 || d == NB_F64; }
+/* The refusal of a u8 tensor where an op or a function computes: "fn: what
+ * is u8, which ops do not compute in; convert with nb_cast(x, NB_F32)",
+ * NB_ERR_DTYPE. Returns -1. */
+int nb__u8_error(const char *fn, const char *what);
 
 /* ---- layout ---- */
 /* Row-major strides in elements. */
@@ -299,12 +307,17 @@ static inline int64_t nb__elem(const nb_tensor *t, int64_t i)
     return off;
 }
 
+/* True when v is a value of a u8 tensor: a whole number in [0, 255]. */
+static inline bool nb__u8_value(double v) { return v >= 0 && v <= 255 && v == (double)(int)v; }
+
 /* Row-major element i as double / store a double there, whatever the dtype
  * and layout (slow paths: printing, checks, small tensors). */
 static inline double nb__get(const nb_tensor *t, int64_t i)
 {
     int64_t k = nb__elem(t, i);
     const void *p = nb__ptr(t);
+    if (t->dtype == NB_U8)
+        return ((const uint8_t *)p)[k];
     return t->dtype == NB_F64 ? ((const double *)p)[k] : (double)((const float *)p)[k];
 }
 static inline void nb__put(nb_tensor *t, int64_t i, double v)
@@ -313,6 +326,8 @@ static inline void nb__put(nb_tensor *t, int64_t i, double v)
     void *p = nb__ptr(t);
     if (t->dtype == NB_F64)
         ((double *)p)[k] = v;
+    else if (t->dtype == NB_U8) /* the caller checked v (nb__u8_value) */
+        ((uint8_t *)p)[k] = (uint8_t)v;
     else
         ((float *)p)[k] = (float)v;
 }
@@ -329,8 +344,8 @@ static inline int nb__axis(int axis, int ndim)
 static inline void nb__bump(nb_tensor *t) { t->storage->version++; }
 
 /* ---- kernels ---- */
-/* dst = src elementwise (src broadcast to dst, dtypes may differ). dst must
- * not overlap src. */
+/* dst = src elementwise (src broadcast to dst, dtypes may differ, but a u8
+ * dst only takes a u8 src). dst must not overlap src. */
 void nb__copy(const nb_view *dst, const nb_view *src);
 /* dst += src elementwise (src broadcast to dst, one dtype). */
 void nb__accumulate(const nb_view *dst, const nb_view *src);

@@ -165,6 +165,16 @@ void nb__copy(const nb_view *dst, const nb_view *src)
             memcpy(dst->data, src->data, (size_t)dst->numel * nb__dtype_size(dst->dtype));
         return;
     }
+    if (src->dtype == NB_U8) { /* nb_cast from u8; u8 to u8 (nb_clone, nb_assign) */
+        if (dst->dtype == NB_F64)
+            COPY(double, uint8_t, dst, src);
+        else if (dst->dtype == NB_F32)
+            COPY(float, uint8_t, dst, src);
+        else
+            COPY(uint8_t, uint8_t, dst, src);
+        return;
+    }
+    assert(dst->dtype != NB_U8); /* nothing converts to u8 */
     if (dst->dtype == NB_F64 && src->dtype == NB_F64)
         COPY(double, double, dst, src);
     else if (dst->dtype == NB_F64)

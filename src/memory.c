@@ -243,7 +243,7 @@ static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *s
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!nb__dtype_ok(dtype)) {
-        nb__dtype_error("%s: unknown dtype %d (use NB_F32 or NB_F64)", fn, (int)dtype);
+        nb__dtype_error("%s: unknown dtype %d (use NB_F32, NB_F64 or NB_U8)", fn, (int)dtype);
         return NULL;
     }
     int64_t numel;

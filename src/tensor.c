@@ -23,14 +23,32 @@ int nb_check_tensor(const char *fn, const char *what, const nb_tensor *t)
     return nb__live(t) ? 0 : nb__stale_error(fn, what, t);
 }
 
+int nb__u8_error(const char *fn, const char *what)
+{
+    return nb__dtype_error("%s: %s is u8, which ops do not compute in; convert with "
+                           "nb_cast(x, NB_F32)", fn, what);
+}
+
+/* The error for a value a u8 tensor cannot hold; -1. */
+static int u8_value_error(const char *fn, double v)
+{
+    return nb__error("%s: u8 tensors hold whole numbers in [0, 255], got %g", fn, v);
+}
+
 /* A heap tensor filled with value. */
 static nb_tensor *filled(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape,
                          double value)
 {
+    if (dtype == NB_U8 && !nb__u8_value(value)) {
+        u8_value_error(fn, value);
+        return NULL;
+    }
     nb_tensor *t = nb__new_heap_tensor(fn, dtype, ndim, shape);
     if (!t)
         return NULL;
-    if (dtype == NB_F64)
+    if (dtype == NB_U8)
+        memset(t->own.data, (int)value, (size_t)t->numel);
+    else if (dtype == NB_F64)
         for (int64_t i = 0; i < t->numel; i++)
             ((double *)t->own.data)[i] = value;
     else
@@ -85,6 +103,14 @@ nb_tensor *nb_arange(nb_dtype dtype, double start, double stop, double step)
         return NULL;
     }
     int64_t len = n > 0 ? (int64_t)n : 0;
+    /* u8: whole start and step make every value whole; the first and the
+     * last bound the rest. */
+    if (dtype == NB_U8 && len > 0 && (step != floor(step) || !nb__u8_value(start) ||
+                                      !nb__u8_value(start + (double)(len - 1) * step))) {
+        nb__error("nb_arange: u8 tensors hold whole numbers in [0, 255]; [%g, %g) in steps "
+                  "of %g does not fit", start, stop, step);
+        return NULL;
+    }
     nb_tensor *t = nb__new_heap_tensor("nb_arange", dtype, 1, &len);
     if (t)
         for (int64_t i = 0; i < len; i++)
@@ -98,6 +124,10 @@ static nb_tensor *random_tensor(const char *fn, nb_dtype dtype, int ndim, const 
 {
     if (!rng) {
         nb__error("%s: rng is NULL", fn);
+        return NULL;
+    }
+    if (dtype == NB_U8) {
+        nb__dtype_error("%s: draws f32 or f64, not u8", fn);
         return NULL;
     }
     nb_tensor *t = nb__new_heap_tensor(fn, dtype, ndim, shape);
@@ -148,6 +178,11 @@ nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on)
                   "(use nb_detach to make a leaf)", t->node->op->name);
         return NULL;
     }
+    if (on && t->dtype == NB_U8) {
+        nb__dtype_error("nb_set_requires_grad: the tensor is u8, which never requires grad "
+                        "(gradients are f32 or f64: nb_cast it)");
+        return NULL;
+    }
     t->requires_grad = on;
     return t;
 }
@@ -158,6 +193,10 @@ nb_tensor *nb_param(nb_tensor *t)
     if (t->node) {
         nb__error("nb_param: '%s' is the result of an op, not a leaf (parameters are heap "
                   "tensors: nb_clone it)", t->node->op->name);
+        return NULL;
+    }
+    if (t->dtype == NB_U8) {
+        nb__dtype_error("nb_param: the tensor is u8; parameters are f32 or f64");
         return NULL;
     }
     if (!nb_set_requires_grad(t, true))
@@ -204,7 +243,7 @@ nb_dtype nb_dtype_of(const nb_tensor *t)
 
 const char *nb_dtype_name(nb_dtype d)
 {
-    return d == NB_F32 ? "f32" : d == NB_F64 ? "f64" : "?";
+    return d == NB_F32 ? "f32" : d == NB_F64 ? "f64" : d == NB_U8 ? "u8" : "?";
 }
 
 size_t nb_dtype_size(nb_dtype d) { return nb__dtype_ok(d) ? nb__dtype_size(d) : 0; }
@@ -348,6 +387,8 @@ int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value)
     int64_t i = flat_index(t, ndim, index, "nb_set");
     if (i < 0)
         return -1;
+    if (t->dtype == NB_U8 && !nb__u8_value(value))
+        return u8_value_error("nb_set", value);
     nb__put(t, i, value);
     nb__bump(t);
     return 0;
@@ -417,6 +458,8 @@ typedef struct {
 
 static int format_value(const printer *p, double v, char *buf, size_t n)
 {
+    if (p->t->dtype == NB_U8)
+        return snprintf(buf, n, "%.0f", v); /* "255", as PyTorch prints uint8 */
     if (p->sci)
         return snprintf(buf, n, "%.*e", p->prec, v);
     if (p->prec == 0 && isfinite(v))

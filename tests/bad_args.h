@@ -255,7 +255,7 @@ static const bad_shape bad_shapes[] = {
     {1, (const int64_t[]){NB_MAX_NUMEL + 1}, SHP},
 };
 #define NBAD (int)(sizeof bad_shapes / sizeof bad_shapes[0])
-static const nb_dtype bad_dtypes[] = {(nb_dtype)0, (nb_dtype)3, (nb_dtype)-1};
+static const nb_dtype bad_dtypes[] = {(nb_dtype)0, (nb_dtype)4, (nb_dtype)-1};
 
 /* The tensors of the wrong state: stale (a reset graph's), a view of one, a
  * zombie (freed while a graph uses it), a view of one. */

@@ -54,6 +54,14 @@ static void test_factories(void **state)
     CASE("nb_arange", SHP, nb_arange(NB_F32, 0, 1e300, 1) == NULL);
     CASE("nb_arange", SHP, nb_arange(NB_F64, 0, 1, 1e-300) == NULL);
     CASE("nb_arange", DTY, nb_arange((nb_dtype)5, 0, 3, 1) == NULL);
+    /* u8: whole numbers in [0, 255], never drawn at random. */
+    CASE("nb_rand", DTY, nb_rand(NB_U8, NB_SHAPE(2), &rng_) == NULL);
+    CASE("nb_randn", DTY, nb_randn(NB_U8, NB_SHAPE(2), &rng_) == NULL);
+    CASE("nb_full", INV, nb_full(NB_U8, NB_SHAPE(2), 256) == NULL);
+    CASE("nb_full", INV, nb_full(NB_U8, NB_SHAPE(2), 0.5) == NULL);
+    CASE("nb_scalar", INV, nb_scalar(NB_U8, -1) == NULL);
+    CASE("nb_arange", INV, nb_arange(NB_U8, 0, 300, 1) == NULL);
+    CASE("nb_arange", INV, nb_arange(NB_U8, 0, 3, 0.5) == NULL);
     CASE("nb_clone", INV, nb_clone(NULL) == NULL);
     KEEP(nb_clone(NULL) == NULL);
     CASE("nb_clone", STA, nb_clone(stale) == NULL);
@@ -135,6 +143,14 @@ static void test_inspection(void **state)
     CASE("nb_print", INV, nb_print(f23, NULL) == -1);
     CASE("nb_set_requires_grad", INV, nb_set_requires_grad(nb_add(p23, p23), false) == NULL);
     CASE("nb_param", INV, nb_param(nb_add(p23, p23)) == NULL);
+    /* u8: values in [0, 255], never a gradient. */
+    nb_tensor *u = nb_zeros(NB_U8, NB_SHAPE(2, 3));
+    CASE("nb_set", INV, nb_set(u, NB_AT(0, 0), 256) == -1);
+    CASE("nb_set", INV, nb_set(u, NB_AT(0, 0), -0.5) == -1);
+    CASE("nb_set", INV, nb_set(u, NB_AT(0, 0), NAN) == -1);
+    CASE("nb_set_requires_grad", DTY, nb_set_requires_grad(u, true) == NULL);
+    CASE("nb_param", DTY, nb_param(u) == NULL);
+    nb_free(u);
     /* Errors set by code built on nabla. */
     CASE("nb_set_error", INV, nb_set_error(NULL) == -1);
     CASE("my_fn", INV, nb_set_error_code((nb_error_code)99, "my_fn: bad") == -1);
@@ -330,6 +346,14 @@ static void test_ops_bad_inputs(void **state)
                 x[i] = bad_tensors()[b];
                 CASE(c->fn, STA, c->op(x) == NULL);
             }
+            /* A u8 input of the good one's shape: ops do not compute in u8,
+             * except nb_cast, and nb_contiguous gives a packed one back. */
+            if (strcmp(c->fn, "nb_cast") == 0 || strcmp(c->fn, "nb_contiguous") == 0)
+                continue;
+            nb_tensor *good = *c->good[i];
+            x[i] = nb_zeros(NB_U8, nb_ndim(good), nb_shape(good));
+            CASE(c->fn, DTY, c->op(x) == NULL);
+            nb_free(x[i]);
         }
     }
     nb_clear_error();
@@ -460,6 +484,7 @@ static void test_ops_arguments(void **state)
     CASE("nb_clamp", INV, nb_clamp(f23, 1, 0) == NULL);
     for (int i = 0; i < 3; i++)
         CASE("nb_cast", DTY, nb_cast(f23, bad_dtypes[i]) == NULL);
+    CASE("nb_cast", DTY, nb_cast(f23, NB_U8) == NULL); /* a storage dtype only */
     /* Shapes given as arguments: reshape, broadcast_to, sum_to. */
     for (int i = 0; i < NBAD; i++) {
         const bad_shape *b = &bad_shapes[i];

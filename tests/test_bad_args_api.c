@@ -83,6 +83,8 @@ static void test_apply(void **state)
         rule_attr a = {.ndim = 1, .dims = {2}, .dtype = bad_dtypes[i]};
         CASE("urule", DTY, nb_apply(&urule, x, 1, &a) == NULL);
     }
+    rule_attr bytes = {.ndim = 1, .dims = {2}, .dtype = NB_U8}; /* storage, not computed */
+    CASE("urule", DTY, nb_apply(&urule, x, 1, &bytes) == NULL);
     rule_attr huge = {.ndim = 3, .dims = {1 << 21, 1 << 21, 1 << 21}, .dtype = NB_F32};
     CASE("urule", SHP, nb_apply(&urule, x, 1, &huge) == NULL);
     rule_attr wild = {.ndim = 2, .dims = {2, 3}, .dtype = NB_F32, .view = true, .offset = 4};
@@ -356,12 +358,13 @@ static void test_nn(void **state)
     CASE("nb_model_set_dtype", STA, nb_model_set_dtype(unbuilt, NB_F64) == -1);
     for (int i = 0; i < 3; i++)
         CASE("nb_model_set_dtype", DTY, nb_model_set_dtype(m, bad_dtypes[i]) == -1);
+    CASE("nb_model_set_dtype", DTY, nb_model_set_dtype(m, NB_U8) == -1);
     /* Before compile (and before build). */
     nb_tensor *x = nb_ones(NB_F32, NB_SHAPE(5, 4)), *yy = nb_zeros(NB_F32, NB_SHAPE(5, 3));
-    CASE("nb_fit", STA, nb_fit(m, (nb_dataset){x, yy}) == NULL);
-    CASE("nb_evaluate", STA, nb_evaluate(m, (nb_dataset){x, yy}, 0, &lossv, &metricv) == -1);
+    CASE("nb_fit", STA, nb_fit(m, (nb_dataset){.x = x, .y = yy}) == NULL);
+    CASE("nb_evaluate", STA, nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, 0, &lossv, &metricv) == -1);
     CASE("nb_model_loss", STA, nb_model_loss(m, f23, f23) == NULL);
-    CASE("nb_predict", STA, nb_predict(unbuilt, x, 0) == NULL);
+    CASE("nb_predict", STA, nb_predict(unbuilt, (nb_dataset){.x = x}, 0) == NULL);
     CASE("nb_model_forward", STA, nb_model_forward(unbuilt, x) == NULL);
     CASE("nb_save_weights", STA, nb_save_weights(unbuilt, "/tmp/w.st") == -1);
     CASE("nb_load_weights", STA, nb_load_weights(unbuilt, "/tmp/w.st") == -1);
@@ -380,24 +383,51 @@ static void test_nn(void **state)
     /* Compiled: data that does not fit. */
     nb_tensor *x5 = nb_ones(NB_F32, NB_SHAPE(5, 5)), *x64 = nb_ones(NB_F64, NB_SHAPE(5, 4));
     nb_tensor *ybad = nb_full(NB_F32, NB_SHAPE(5, 3), 2.0);
-    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){NULL, yy}) == NULL);
-    KEEP(nb_fit(NULL, (nb_dataset){x, yy}) == NULL);
-    CASE("nb_fit", INV, nb_fit(NULL, (nb_dataset){x, yy}) == NULL);
-    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, NULL}) == NULL);
-    CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){x5, yy}) == NULL);
-    CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){x64, yy}) == NULL);
-    CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){x, f23}) == NULL);
-    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, ybad}) == NULL); /* not in [0, 1] */
-    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, yy}, .epochs = -1) == NULL);
-    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, yy}, .batch_size = -3) == NULL);
-    CASE("nb_fit", STA, nb_fit(dead, (nb_dataset){x, yy}) == NULL);
-    CASE("nb_evaluate", INV, nb_evaluate(NULL, (nb_dataset){x, yy}, 0, &lossv, &metricv) == -1);
-    CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){x5, yy}, 0, &lossv, &metricv) == -1);
-    CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){x, yy}, -1, &lossv, &metricv) == -1);
-    CASE("nb_predict", INV, nb_predict(NULL, x, 0) == NULL);
-    CASE("nb_predict", INV, nb_predict(m, NULL, 0) == NULL);
-    CASE("nb_predict", DTY, nb_predict(m, x64, 0) == NULL);
-    CASE("nb_predict", SHP, nb_predict(m, x5, 0) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = NULL, .y = yy}) == NULL);
+    KEEP(nb_fit(NULL, (nb_dataset){.x = x, .y = yy}) == NULL);
+    CASE("nb_fit", INV, nb_fit(NULL, (nb_dataset){.x = x, .y = yy}) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = NULL}) == NULL);
+    CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){.x = x5, .y = yy}) == NULL);
+    CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){.x = x64, .y = yy}) == NULL);
+    CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){.x = x, .y = f23}) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = ybad}) == NULL); /* not in [0, 1] */
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .epochs = -1) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .batch_size = -3) == NULL);
+    CASE("nb_fit", STA, nb_fit(dead, (nb_dataset){.x = x, .y = yy}) == NULL);
+    CASE("nb_evaluate", INV, nb_evaluate(NULL, (nb_dataset){.x = x, .y = yy}, 0, &lossv, &metricv) == -1);
+    CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){.x = x5, .y = yy}, 0, &lossv, &metricv) == -1);
+    CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, -1, &lossv, &metricv) == -1);
+    CASE("nb_predict", INV, nb_predict(NULL, (nb_dataset){.x = x}, 0) == NULL);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = NULL}, 0) == NULL);
+    CASE("nb_predict", DTY, nb_predict(m, (nb_dataset){.x = x64}, 0) == NULL);
+    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = x5}, 0) == NULL);
+    /* u8 x and its scale; y stays in the model's dtype. */
+    nb_tensor *u4 = nb_ones(NB_U8, NB_SHAPE(5, 4)), *u5 = nb_ones(NB_U8, NB_SHAPE(5, 5));
+    nb_tensor *yu = nb_zeros(NB_U8, NB_SHAPE(5, 3));
+    const double bad_scales[] = {NAN, INFINITY, -INFINITY};
+    for (int i = 0; i < 3; i++) {
+        CASE("nb_fit", INV, nb_fit(m, (nb_dataset){u4, yy, bad_scales[i]}) == NULL);
+        CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){u4, yy, bad_scales[i]}, 0, &lossv,
+                                             &metricv) == -1);
+        CASE("nb_predict", INV, nb_predict(m, (nb_dataset){u4, NULL, bad_scales[i]}, 0) == NULL);
+    }
+    /* A scale for float x (it converts u8 only). */
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, yy, 1 / 255.0}) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .validation = {x, yy, 2})
+                            == NULL);
+    CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){x, yy, 0.5}, 0, &lossv, &metricv) == -1);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){x, NULL, -1}, 0) == NULL);
+    CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){u5, yy, 1 / 255.0}) == NULL);
+    CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){u4, yu, 1 / 255.0}) == NULL);
+    CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){u4, yy, 1}, .validation = {u4, yu, 1}) == NULL);
+    CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){u5, yy, 1}, 0, &lossv, &metricv) == -1);
+    CASE("nb_evaluate", DTY, nb_evaluate(m, (nb_dataset){u4, yu, 1}, 0, &lossv, &metricv) == -1);
+    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = u5}, 0) == NULL);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = u4}, -2) == NULL);
+    CASE("nb_model_forward", DTY, nb_model_forward(m, u4) == NULL);
+    nb_free(u4);
+    nb_free(u5);
+    nb_free(yu);
     CASE("nb_model_forward", INV, nb_model_forward(NULL, x) == NULL);
     CASE("nb_model_forward", INV, nb_model_forward(m, NULL) == NULL);
     KEEP(nb_model_forward(m, NULL) == NULL);

@@ -85,13 +85,13 @@ static void test_fit_on_strided_views(void **state)
 
     /* The same model, seeds and batches: bit-for-bit the same weights. */
     nb_model *a = small_model(1), *b = small_model(1);
-    const nb_history *ha = nb_fit(a, (nb_dataset){xv, yv}, .epochs = 2, .batch_size = 16,
-                                  .seed = 3, .validation = (nb_dataset){xv, yv}, .verbose = -1);
+    const nb_history *ha = nb_fit(a, (nb_dataset){.x = xv, .y = yv}, .epochs = 2, .batch_size = 16,
+                                  .seed = 3, .validation = (nb_dataset){.x = xv, .y = yv}, .verbose = -1);
     if (!ha)
         fail_msg("fit on views: %s", nb_last_error());
     double la = ha->loss[1], va = ha->val_loss[1];
-    const nb_history *hb = nb_fit(b, (nb_dataset){x, y}, .epochs = 2, .batch_size = 16,
-                                  .seed = 3, .validation = (nb_dataset){x, y}, .verbose = -1);
+    const nb_history *hb = nb_fit(b, (nb_dataset){.x = x, .y = y}, .epochs = 2, .batch_size = 16,
+                                  .seed = 3, .validation = (nb_dataset){.x = x, .y = y}, .verbose = -1);
     assert_non_null(hb);
     assert_true(la == hb->loss[1] && va == hb->val_loss[1]);
     assert_true(same_weights(a, b));
@@ -99,10 +99,10 @@ static void test_fit_on_strided_views(void **state)
 
     /* evaluate and predict read views too. */
     double l1, m1, l2, m2;
-    assert_int_equal(nb_evaluate(a, (nb_dataset){xv, yv}, 7, &l1, &m1), 0);
-    assert_int_equal(nb_evaluate(a, (nb_dataset){x, y}, 7, &l2, &m2), 0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = xv, .y = yv}, 7, &l1, &m1), 0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = x, .y = y}, 7, &l2, &m2), 0);
     assert_true(l1 == l2 && m1 == m2);
-    nb_tensor *p1 = nb_predict(a, xv, 7), *p2 = nb_predict(a, x, 7);
+    nb_tensor *p1 = nb_predict(a, (nb_dataset){.x = xv}, 7), *p2 = nb_predict(a, (nb_dataset){.x = x}, 7);
     assert_non_null(p1);
     assert_non_null(p2);
     assert_true(nb_is_heap(p1) && nb_is_contiguous(p1));
@@ -151,7 +151,7 @@ static void test_fit_subnormal_setting(void **state)
             nb_set_flush_subnormals(caller);
             seen[0] = seen[1] = 0;
             nb_set_allocator(&spy);
-            const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 1, .batch_size = 8,
+            const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1, .batch_size = 8,
                                          .keep_subnormals = keep, .verbose = -1);
             nb_set_allocator(NULL);
             if (!h)
@@ -164,12 +164,12 @@ static void test_fit_subnormal_setting(void **state)
         }
         /* also when nb_fit fails, early or after choosing the setting */
         nb_set_flush_subnormals(caller);
-        assert_null(nb_fit(uncompiled, (nb_dataset){x, y}, .verbose = -1));
+        assert_null(nb_fit(uncompiled, (nb_dataset){.x = x, .y = y}, .verbose = -1));
         assert_int_equal(nb_flush_subnormals(), caller);
-        assert_null(nb_fit(m, (nb_dataset){x, bad}, .verbose = -1));
+        assert_null(nb_fit(m, (nb_dataset){.x = x, .y = bad}, .verbose = -1));
         ERR_HAS("one-hot");
         assert_int_equal(nb_flush_subnormals(), caller);
-        assert_null(nb_fit(NULL, (nb_dataset){x, y}));
+        assert_null(nb_fit(NULL, (nb_dataset){.x = x, .y = y}));
         assert_int_equal(nb_flush_subnormals(), caller);
     }
     nb_set_flush_subnormals(false);
@@ -207,15 +207,15 @@ static void test_out_of_memory_names_the_call(void **state)
     nb_set_allocator(&small);
     nb_clear_error();
     /* the (300000, 3) output is 3.6 MB */
-    assert_null(nb_predict(m, x, 0));
+    assert_null(nb_predict(m, (nb_dataset){.x = x}, 0));
     ERR_HAS("nb_predict: out of memory");
     ERR_HAS("(300000,3)");
     /* a strided view must be packed: 4.8 MB */
     nb_clear_error();
-    assert_null(nb_fit(m, (nb_dataset){xv, y}, .verbose = -1));
+    assert_null(nb_fit(m, (nb_dataset){.x = xv, .y = y}, .verbose = -1));
     ERR_HAS("nb_fit: out of memory packing a strided x");
     nb_clear_error();
-    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, y}, 0, NULL, NULL), -1);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xv, .y = y}, 0, NULL, NULL), -1);
     ERR_HAS("nb_evaluate: out of memory packing a strided x");
     nb_graph_free(g);
     nb_set_allocator(NULL);

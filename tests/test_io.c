@@ -299,10 +299,17 @@ static void test_mnist_small(void **state)
         assert_int_equal(nb_dim(yt, 1), 10);
         assert_int_equal(nb_dim(xv, 0), 3);
         assert_int_equal(nb_dim(yv, 0), 3);
+        /* The images as the file holds them: bytes, flattened. */
+        assert_int_equal(nb_dtype_of(xt), NB_U8);
+        assert_int_equal(nb_dtype_of(xv), NB_U8);
+        assert_int_equal(nb_dtype_of(yt), NB_F32);
+        assert_int_equal(nb_ndim(xt), 2);
+        assert_true(nb_is_contiguous(xt));
         assert_float_equal(nb_get(xt, NB_AT(0, 0)), 0.0, 0);
-        assert_float_equal(nb_get(xt, NB_AT(0, 255)), 1.0, 0);
-        assert_float_equal(nb_get(xt, NB_AT(4, 3)), 7.0f / 255.0f, 0);
-        assert_float_equal(nb_get(xv, NB_AT(2, 10)), 12.0f / 255.0f, 0);
+        assert_float_equal(nb_get(xt, NB_AT(0, 255)), 255.0, 0);
+        assert_float_equal(nb_get(xt, NB_AT(4, 3)), 7.0, 0);
+        assert_float_equal(nb_get(xv, NB_AT(2, 10)), 12.0, 0);
+        assert_int_equal(((const uint8_t *)nb_data(xt))[1 * 784 + 300], (1 + 300) % 256);
         for (int i = 0; i < 5; i++)
             for (int c = 0; c < 10; c++)
                 assert_float_equal(nb_get(yt, NB_AT(i, c)), c == i % 10, 0);
@@ -396,14 +403,15 @@ static void test_fashion_mnist(void **state)
     assert_int_equal(nb_dim(yv, 0), 10000);
     nb_tensor *xs[2] = {xt, xv}, *ys[2] = {yt, yv};
     for (int s = 0; s < 2; s++) {
-        const float *x = nb_data(xs[s]);
-        float lo = 1, hi = 0;
+        assert_int_equal(nb_dtype_of(xs[s]), NB_U8); /* 47 MB and 7.8 MB, as stored */
+        const uint8_t *x = nb_data(xs[s]);
+        int lo = 255, hi = 0;
         for (int64_t i = 0; i < nb_numel(xs[s]); i++) {
             lo = x[i] < lo ? x[i] : lo;
             hi = x[i] > hi ? x[i] : hi;
         }
-        assert_true(lo == 0.0f);
-        assert_true(hi == 1.0f);
+        assert_int_equal(lo, 0);
+        assert_int_equal(hi, 255);
         int64_t n = nb_dim(ys[s], 0), count[10] = {0};
         const float *y = nb_data(ys[s]);
         for (int64_t i = 0; i < n; i++) {
@@ -420,13 +428,13 @@ static void test_fashion_mnist(void **state)
             assert_int_equal(count[c], n / 10);
     }
     /* Known values: both splits start with an ankle boot (class 9); the
-     * first training image's pixels sum to 76247 / 255. */
+     * first training image's pixels sum to 76247. */
     assert_true(nb_get(yt, NB_AT(0, 9)) == 1.0);
     assert_true(nb_get(yv, NB_AT(0, 9)) == 1.0);
     double sum = 0;
     for (int j = 0; j < 784; j++)
         sum += nb_get(xt, NB_AT(0, j));
-    assert_float_equal(sum, 76247.0 / 255.0, 1e-3);
+    assert_float_equal(sum, 76247.0, 0);
     nb_free(xt);
     nb_free(yt);
     nb_free(xv);

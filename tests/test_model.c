@@ -181,7 +181,7 @@ static void test_loss_logits_only_from_the_same_graph(void **state)
     nb_graph *inner = nb_graph_new();
     assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
     nb_graph_free(inner);
-    nb_tensor *pred = nb_predict(m, x, 0);
+    nb_tensor *pred = nb_predict(m, (nb_dataset){.x = x}, 0);
     assert_non_null(pred);
     assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
     nb_free(pred);
@@ -228,8 +228,8 @@ static void test_fit_learns(void **state)
         blobs(200, 2, &vx, &vy, k == 1);
         nb_model *m = small_model(losses[k], 3);
         FILE *devnull = fopen("/dev/null", "w");
-        const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 5, .batch_size = 32,
-                                     .validation = (nb_dataset){vx, vy}, .out = devnull);
+        const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 5, .batch_size = 32,
+                                     .validation = (nb_dataset){.x = vx, .y = vy}, .out = devnull);
         fclose(devnull);
         if (!h)
             fail_msg("fit: %s", nb_last_error());
@@ -239,11 +239,11 @@ static void test_fit_learns(void **state)
         assert_true(h->val_metric[4] > 0.9);
         assert_true(h->seconds[0] >= 0);
         double loss, acc;
-        assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy}, 0, &loss, &acc), 0);
+        assert_int_equal(nb_evaluate(m, (nb_dataset){.x = vx, .y = vy}, 0, &loss, &acc), 0);
         assert_true(fabs(loss - h->val_loss[4]) < 1e-6);
         assert_true(fabs(acc - h->val_metric[4]) < 1e-9);
         /* predict: probabilities per row that agree with evaluate's accuracy. */
-        nb_tensor *p = nb_predict(m, vx, 7);
+        nb_tensor *p = nb_predict(m, (nb_dataset){.x = vx}, 7);
         assert_non_null(p);
         assert_int_equal(nb_dim(p, 0), 200);
         assert_int_equal(nb_dim(p, 1), 3);
@@ -282,7 +282,7 @@ static void test_reproducible_bit_for_bit(void **state)
     nb_tensor *w[2];
     for (int run = 0; run < 2; run++) {
         nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
-        assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .seed = 9, .verbose = -1));
+        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 9, .verbose = -1));
         nb_tensor *const *p;
         nb_model_params(m, &p);
         w[run] = nb_clone(p[0]);
@@ -291,7 +291,7 @@ static void test_reproducible_bit_for_bit(void **state)
     assert_int_equal(memcmp(nb_data(w[0]), nb_data(w[1]), (size_t)nb_numel(w[0]) * 4), 0);
     /* A different shuffling seed gives different weights. */
     nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
-    assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .seed = 10, .verbose = -1));
+    assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 10, .verbose = -1));
     nb_tensor *const *p;
     nb_model_params(m, &p);
     assert_int_not_equal(memcmp(nb_data(w[0]), nb_data(p[0]), (size_t)nb_numel(w[0]) * 4), 0);
@@ -467,31 +467,31 @@ static void test_misuse(void **state)
     blobs(40, 1, &x, &y, false);
     /* fit before compile */
     nb_model *m = nb_sequential(nb_dense(3, .input = 4));
-    assert_null(nb_fit(m, (nb_dataset){x, y}));
+    assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y}));
     ERR_HAS("nb_compile");
     assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
     /* x with the wrong number of features */
     nb_tensor *bad = nb_zeros(NB_F32, NB_SHAPE(40, 5));
-    assert_null(nb_fit(m, (nb_dataset){bad, y}));
+    assert_null(nb_fit(m, (nb_dataset){.x = bad, .y = y}));
     ERR_HAS("(40,5)");
     ERR_HAS("(N,4)");
     /* y rows differ from x rows */
     nb_tensor *short_y = nb_zeros(NB_F32, NB_SHAPE(39, 3));
-    assert_null(nb_fit(m, (nb_dataset){x, short_y}));
+    assert_null(nb_fit(m, (nb_dataset){.x = x, .y = short_y}));
     ERR_HAS("(39,3)");
     /* labels out of range for the sparse loss */
     nb_model *s = small_model(NB_SPARSE_CATEGORICAL_CROSSENTROPY, 0);
     nb_tensor *labels = nb_full(NB_F32, NB_SHAPE(40), 1.0);
     nb_set(labels, NB_AT(7), 3.0);
-    assert_null(nb_fit(s, (nb_dataset){x, labels}, .verbose = -1));
+    assert_null(nb_fit(s, (nb_dataset){.x = x, .y = labels}, .verbose = -1));
     ERR_HAS("label 3 at row 7");
     /* one-hot targets given to a categorical loss must be in [0, 1] */
     nb_tensor *y2 = nb_full(NB_F32, NB_SHAPE(40, 3), 2.0);
-    assert_null(nb_fit(m, (nb_dataset){x, y2}));
+    assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y2}));
     ERR_HAS("one-hot");
     /* f64 data for an f32 model */
     nb_tensor *x64 = nb_zeros(NB_F64, NB_SHAPE(40, 4));
-    assert_null(nb_predict(m, x64, 0));
+    assert_null(nb_predict(m, (nb_dataset){.x = x64}, 0));
     ERR_HAS("f64");
     /* bad layers and constructors */
     assert_null(nb_dense(0));
@@ -503,7 +503,7 @@ static void test_misuse(void **state)
     nb_model *none = nb_sequential(nb_dense(-1));
     assert_int_equal(nb_compile(none, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), -1);
     assert_int_equal(nb_summary(none, stdout), -1);
-    assert_null(nb_fit(none, (nb_dataset){x, y}));
+    assert_null(nb_fit(none, (nb_dataset){.x = x, .y = y}));
     ERR_HAS("nb_dense: units");
     nb_model_free(m);
     nb_model_free(s);
@@ -522,7 +522,7 @@ static void test_misuse(void **state)
 static nb_tensor *head(nb_tensor *t, int64_t n)
 {
     int64_t shape[2] = {n, nb_ndim(t) > 1 ? nb_dim(t, 1) : 0};
-    nb_tensor *c = nb_from_array(NB_F32, nb_ndim(t), shape, nb_data(t));
+    nb_tensor *c = nb_from_array(nb_dtype_of(t), nb_ndim(t), shape, nb_data(t));
     nb_free(t);
     return c;
 }
@@ -535,8 +535,8 @@ static void test_seed_model_learns_fashion_mnist_slice(void **state)
         fail_msg("%s (the setup step installs dataset-fashion-mnist)", nb_last_error());
     xtr = head(xtr, 3000), ytr = head(ytr, 3000), xte = head(xte, 2000), yte = head(yte, 2000);
     nb_model *m = seed_model();
-    const nb_history *h = nb_fit(m, (nb_dataset){xtr, ytr}, .epochs = 3,
-                                 .validation = (nb_dataset){xte, yte}, .verbose = -1);
+    nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
+    const nb_history *h = nb_fit(m, train, .epochs = 3, .validation = test, .verbose = -1);
     if (!h)
         fail_msg("fit: %s", nb_last_error());
     assert_true(h->loss[2] < h->loss[0]);
@@ -562,7 +562,7 @@ static void test_fit_allocations_do_not_grow_with_steps(void **state)
         blobs(k ? 2560 : 640, 1, &x, &y, false);
         nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 0);
         long before = allocs;
-        assert_non_null(nb_fit(m, (nb_dataset){x, y}, .epochs = 1, .verbose = -1));
+        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1, .verbose = -1));
         counts[k] = allocs - before;
         nb_model_free(m);
         nb_free(x);

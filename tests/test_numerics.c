@@ -663,21 +663,21 @@ static void test_fit_stops_at_nan(void **state)
     regression(64, (const int64_t[]){40}, 1, &x, &y); /* row 40: batch 3 of 16 */
     nb_model *m = reg_model(), *ref = reg_model(), *init = reg_model();
     assert_true(same_model(m, ref));
-    FAILS(nb_fit(m, (nb_dataset){x, y}, .epochs = 2, .batch_size = 16, .no_shuffle = true,
+    FAILS(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .batch_size = 16, .no_shuffle = true,
                  .verbose = -1),
           "nb_fit: epoch 1, batch 3: the loss is NaN", "the weights are those of the last good "
           "step (.skip_nonfinite skips such batches)");
     assert_true(all_finite(m));
     assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 2);
     nb_tensor *x2 = rows(x, 0, 32), *y2 = rows(y, 0, 32);
-    assert_non_null(nb_fit(ref, (nb_dataset){x2, y2}, .batch_size = 16, .no_shuffle = true,
+    assert_non_null(nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .batch_size = 16, .no_shuffle = true,
                            .verbose = -1));
     assert_true(same_model(m, ref));
     assert_false(same_model(m, init)); /* two steps were taken */
     /* With anomaly mode on, the first op to see the NaN says where. */
     nb_model *am = reg_model();
     nb_set_detect_anomaly(true);
-    FAILS(nb_fit(am, (nb_dataset){x, y}, .batch_size = 16, .no_shuffle = true, .verbose = -1),
+    FAILS(nb_fit(am, (nb_dataset){.x = x, .y = y}, .batch_size = 16, .no_shuffle = true, .verbose = -1),
           "nb_fit: epoch 1, batch 3: nb_matmul: got NaN in the forward at element (8,0) from "
           "input 1 (16,4), which already held NaN at element (8,2) (scope dense_1/matmul, "
           "inputs (16,4), (4,8))");
@@ -711,7 +711,7 @@ static void test_fit_stops_at_infinite_gradient(void **state)
         nb_model_params(m, &p);
         ((float *)nb_data(p[0]))[0] = 2e-38f; /* a normal float; only row 2 has x0 != 0 */
         nb_bump_version(p[0]);
-        const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .batch_size = 1, .no_shuffle = true,
+        const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 1, .no_shuffle = true,
                                      .verbose = -1, .skip_nonfinite = skip);
         if (!skip) {
             assert_null(h);
@@ -744,7 +744,7 @@ static void test_fit_skips_and_counts(void **state)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     assert_non_null(out);
-    const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = 3, .batch_size = 16,
+    const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 3, .batch_size = 16,
                                  .no_shuffle = true, .skip_nonfinite = true, .verbose = 1,
                                  .out = out);
     fclose(out);
@@ -771,7 +771,7 @@ static void test_fit_skips_and_counts(void **state)
     memcpy((float *)nb_data(y2) + 32, nb_data(yb), 16 * 2 * sizeof(float));
     nb_bump_version(x2);
     nb_bump_version(y2);
-    h = nb_fit(ref, (nb_dataset){x2, y2}, .epochs = 3, .batch_size = 16, .no_shuffle = true,
+    h = nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .epochs = 3, .batch_size = 16, .no_shuffle = true,
                .verbose = -1);
     assert_non_null(h);
     assert_true(same_model(m, ref));

@@ -387,7 +387,7 @@ static void test_st_load_errors(void **state)
          "]]]]]]]]]}}",
          "nested too deeply"},
         {"{\"t\":{\"dtype\":\"BF16\",\"shape\":[6],\"data_offsets\":[0,12]}}",
-         "tensor 't' has dtype BF16 in the file; nabla loads F32 and F64"},
+         "tensor 't' has dtype BF16 in the file; nabla loads F32, F64 and U8"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,3],\"data_offsets\":[0,12]}}",
          "tensor 't' has shape (9 dimensions) in the file, (3,) expected"},
         {"{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}",

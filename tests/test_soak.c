@@ -114,7 +114,7 @@ static void xor_data(nb_tensor **x, nb_tensor **y)
 /* Every prediction on the right side of 0.5. */
 static void expect_learned(nb_model *m, nb_tensor *x, nb_tensor *y)
 {
-    nb_tensor *p = nb_predict(m, x, 0);
+    nb_tensor *p = nb_predict(m, (nb_dataset){.x = x}, 0);
     assert_non_null(p);
     for (int i = 0; i < 4; i++)
         assert_true((nb_get_flat(p, i) > 0.5) == (nb_get_flat(y, i) > 0.5));
@@ -215,7 +215,7 @@ static void test_fit_calls(void **state)
     double t0 = now();
     const nb_history *h = NULL;
     for (int c = 1; c <= calls; c++) {
-        h = nb_fit(m, (nb_dataset){x, y}, .epochs = per_call, .batch_size = 4, .verbose = -1);
+        h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = per_call, .batch_size = 4, .verbose = -1);
         assert_non_null(h);
         if (c == WARMUP / per_call) {
             m0 = resident();

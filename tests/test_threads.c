@@ -171,7 +171,7 @@ static void train_job(result *r)
     if (!x || !y || !m) {
         job_failed(r, "setup");
     } else if (fit) {
-        const nb_history *h = nb_fit(m, (nb_dataset){x, y}, .epochs = EPOCHS, .batch_size = 16,
+        const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = EPOCHS, .batch_size = 16,
                                      .seed = (uint64_t)r->id, .verbose = -1);
         if (!h)
             job_failed(r, "nb_fit");
@@ -209,9 +209,9 @@ static void eval_job(result *r)
     dataset(300 + (uint64_t)r->id, &x, &y);
     for (int e = 0; e < EVALS && r->rc == 0 && x && y; e++) {
         nb_tensor *p = NULL;
-        if (nb_evaluate(shared, (nb_dataset){x, y}, 7 + e % 3, &r->eval_loss[e], &r->eval_acc[e]))
+        if (nb_evaluate(shared, (nb_dataset){.x = x, .y = y}, 7 + e % 3, &r->eval_loss[e], &r->eval_acc[e]))
             job_failed(r, "nb_evaluate");
-        else if (!(p = nb_predict(shared, x, 5 + e % 4)))
+        else if (!(p = nb_predict(shared, (nb_dataset){.x = x}, 5 + e % 4)))
             job_failed(r, "nb_predict");
         else
             memcpy(r->pred[e], nb_data(p), sizeof r->pred[e]);
@@ -251,7 +251,7 @@ static void test_training_and_evaluating_at_once(void **state)
     dataset(7, &x, &y);
     shared = classifier(8, nb_adam(.lr = 0.05));
     assert_non_null(shared);
-    assert_non_null(nb_fit(shared, (nb_dataset){x, y}, .epochs = 20, .batch_size = 8,
+    assert_non_null(nb_fit(shared, (nb_dataset){.x = x, .y = y}, .epochs = 20, .batch_size = 8,
                            .verbose = -1));
     nb_free(x);
     nb_free(y);

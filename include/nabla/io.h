@@ -36,15 +36,20 @@ extern "C" {
 nb_tensor *nb_read_idx(const char *path);
 
 /* Loads (Fashion-)MNIST from dir (train-images-idx3-ubyte[.gz] and friends):
- * images scaled to [0, 1] and flattened to (N, 784) f32, labels one-hot
- * (N, 10) f32. The caller frees the four tensors. 0, or -1 with all four
- * outputs NULL (the message names the file: mismatched counts, a label out
- * of range, a truncated file, ...). */
+ * images as stored, bytes 0..255 flattened to (N, 784) u8 (47 MB for the
+ * training set, read straight into the tensor), labels one-hot (N, 10)
+ * f32. nb_fit and friends convert the images a batch at a time: give them
+ * {x, y, .scale = 1 / 255.0} (nb_dataset) for values in [0, 1]. The caller
+ * frees the four tensors. 0, or -1 with all four outputs NULL (the message
+ * names the file: mismatched counts, a label out of range, a truncated
+ * file, ...). */
 int nb_load_mnist(const char *dir, nb_tensor **x_train, nb_tensor **y_train,
                   nb_tensor **x_test, nb_tensor **y_test);
 
-/* Images (N, 28, 28) or (N, 784) values 0..255 -> (N, 784) in [0, 1], a new
- * heap tensor (images may be any view). NULL on error. */
+/* Images (N, 28, 28) or (N, 784) values 0..255 (u8, or floats) -> (N, 784)
+ * f32 in [0, 1], each the float nearest to v / 255 (what nb_fit makes of u8
+ * x with scale 1 / 255.0), a new heap tensor (images may be any view).
+ * NULL on error. */
 nb_tensor *nb_scale_images(const nb_tensor *images);
 /* Labels (N,) whole numbers in [0, classes) -> (N, classes) one-hot f32, a
  * new heap tensor (labels may be any view). NULL on error. */
@@ -62,7 +67,7 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
 #define NB_SAFETENSORS_FORMAT 1
 
 /* Writes tensors in the safetensors format (a JSON header, then raw
- * little-endian data) under their names (each needs one, all distinct), in
+ * little-endian data; dtypes F32, F64 and U8) under their names (each needs one, all distinct), in
  * the order given; a view is written as its elements in row-major order,
  * like a contiguous copy. The metadata records NB_SAFETENSORS_FORMAT and
  * the CRC-32 of the data, which loading verifies. Atomic: written to
@@ -92,7 +97,8 @@ typedef struct nb_load_args {
  *   nb_load_safetensors(path, n, tensors)                  the whole file
  *   nb_load_safetensors(path, n, tensors, .partial = true) the ones it has
  * Each tensor loaded must have its shape in the file (F32 or F64 there
- * converts to the tensor's dtype). A file from nabla has its CRC-32
+ * converts to an f32 or f64 tensor's dtype; U8 loads into u8 tensors only,
+ * as nb_save_safetensors writes them). A file from nabla has its CRC-32
  * verified (the whole data is read once); a file without nabla's metadata
  * (from PyTorch, NumPy, the reference library, an older nabla) loads
  * without, and its order is not checked. The file's entries must tile its

@@ -109,11 +109,20 @@ typedef enum nb_metric {
     NB_ACCURACY, /* categorical or sparse, following the loss */
 } nb_metric;
 
-/* Data for fit/evaluate: x is (N, features); y is (N, classes) one-hot,
- * (N,) labels for the sparse loss, or (N, outputs) for regression. Any
- * tensors or views (a view in a graph must outlive the call). */
+/* Data for fit, evaluate and predict: x is (N, features) in the model's
+ * dtype, or u8 (images as files hold them, a quarter of the memory of f32),
+ * which is converted batch by batch as its rows are gathered: byte b
+ * becomes b * scale, computed in double and rounded to the model's dtype
+ * (so with 1 / 255.0, the floats nb_scale_images gives, in [0, 1]; Keras
+ * writes x.astype("float32") / 255). scale 0 means 1; for f32 or f64 x it
+ * must be 0 or 1. y is (N, classes) one-hot, (N,) labels for the sparse
+ * loss, or (N, outputs) for regression, in the model's dtype; nb_predict
+ * does not read it. Any tensors or views (a view in a graph must outlive
+ * the call):
+ *   nb_dataset train = {x_train, y_train, .scale = 1 / 255.0}; */
 typedef struct nb_dataset {
     nb_tensor *x, *y;
+    double scale;
 } nb_dataset;
 
 /* A model of the given layers, in order (it takes ownership of them):
@@ -195,8 +204,11 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts opts);
 
 /* Mean loss and metric over data (batches of batch_size, 0: 32). 0 or -1. */
 int nb_evaluate(nb_model *m, nb_dataset data, int batch_size, double *loss, double *metric);
-/* The model's outputs for x, as a new heap tensor (caller frees). */
-nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size);
+/* The model's outputs for data.x (data.y is not read; u8 x converted as
+ * nb_fit does, a batch at a time), in batches of batch_size (0: 32), as a
+ * new (N, outputs) heap tensor (caller frees): nb_predict(m, test, 32), or
+ * nb_predict(m, (nb_dataset){.x = x}, 32) for a float tensor. NULL on error. */
+nb_tensor *nb_predict(nb_model *m, nb_dataset data, int batch_size);
 /* The model's output for x in the current graph, recorded, with each layer
  * in its own scope: for custom training loops and pictures. */
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x);

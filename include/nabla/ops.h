@@ -1,8 +1,9 @@
 /* nabla: ops. Each computes its result at once into the current graph and
  * records a node when gradients are on. Elementwise ops broadcast like NumPy;
- * inputs must share a dtype and may be any views. Any NULL input gives NULL
- * and keeps the first error, so a whole expression can be checked once at
- * the end. Primitive ops live in ops/<name>.c with their backward rule; the
+ * inputs must share a dtype (f32 or f64: a u8 input is refused with
+ * NB_ERR_DTYPE, except by nb_cast) and may be any views. Any NULL input
+ * gives NULL and keeps the first error, so a whole expression can be
+ * checked once at the end. Primitive ops live in ops/<name>.c with their backward rule; the
  * rest are compositions (marked "composition") with no derivative code of
  * their own. */
 #ifndef NABLA_OPS_H
@@ -57,7 +58,8 @@ nb_tensor *nb_erf(nb_tensor *x);     /* the error function; gradient 2/sqrt(pi) 
 nb_tensor *nb_relu(nb_tensor *x);   /* gradient 0 at 0 */
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi);
 nb_tensor *nb_square(nb_tensor *x); /* composition: x * x */
-/* Converts to dtype (differentiable). */
+/* Converts to dtype, f32 or f64 (differentiable); the one op that takes a
+ * u8 x (exact: 0..255). */
 nb_tensor *nb_cast(nb_tensor *x, nb_dtype dtype);
 
 /* ---- reductions ------------------------------------------------------------------ */

@@ -34,7 +34,14 @@ extern "C" {
  * element count overflows, are refused with an error. */
 #define NB_MAX_NUMEL (INT64_C(1) << 48)
 
-typedef enum nb_dtype { NB_F32 = 1, NB_F64 = 2 } nb_dtype;
+/* f32 and f64 are the dtypes ops compute in. u8 is a storage dtype for
+ * data (images, as files hold them: a quarter of the memory of f32): u8
+ * tensors are made, read, written, printed, saved and loaded like the
+ * others, but no op takes or gives one except nb_cast, which converts u8 to
+ * f32 or f64 (others fail with NB_ERR_DTYPE); they never require grad.
+ * nb_fit, nb_evaluate and nb_predict convert u8 data batch by batch
+ * (nb_dataset.scale in nn.h). */
+typedef enum nb_dtype { NB_F32 = 1, NB_F64 = 2, NB_U8 = 3 } nb_dtype;
 
 typedef struct nb_tensor nb_tensor;
 
@@ -133,7 +140,9 @@ uint64_t nb_rng_below(nb_rng *rng, uint64_t n);
 nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape);
 nb_tensor *nb_ones(nb_dtype dtype, int ndim, const int64_t *shape);
 nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value);
-/* Copies numel elements of `dtype` (float or double) from data. */
+/* Values of u8 tensors must be whole numbers in [0, 255] (nb_full,
+ * nb_arange, nb_set); nb_rand and nb_randn make f32 and f64 only. */
+/* Copies numel elements of `dtype` (float, double or uint8_t) from data. */
 nb_tensor *nb_from_array(nb_dtype dtype, int ndim, const int64_t *shape,
                          const void *data);
 /* A 0-d tensor holding value. */
@@ -155,9 +164,11 @@ void nb_free(nb_tensor *t);
 
 /* ---- gradients on leaves ----------------------------------------------------- */
 
-/* Marks t as a trainable parameter (requires grad, drawn as one). Returns t. */
+/* Marks t as a trainable parameter (requires grad, drawn as one). Returns t
+ * (NULL for a u8 tensor, NB_ERR_DTYPE). */
 nb_tensor *nb_param(nb_tensor *t);
-/* Turns gradient tracking of a leaf on or off. Returns t, NULL on error. */
+/* Turns gradient tracking of a leaf on or off. Returns t, NULL on error
+ * (turning it on for a u8 tensor is NB_ERR_DTYPE). */
 nb_tensor *nb_set_requires_grad(nb_tensor *t, bool on);
 bool nb_requires_grad(const nb_tensor *t);
 bool nb_is_param(const nb_tensor *t);
@@ -173,8 +184,8 @@ void nb_zero_grad(nb_tensor *t);
  * with nb_free. */
 
 nb_dtype nb_dtype_of(const nb_tensor *t);
-const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64" */
-size_t nb_dtype_size(nb_dtype dtype);      /* 4, 8; 0 for an unknown dtype */
+const char *nb_dtype_name(nb_dtype dtype); /* "f32", "f64", "u8"; "?" if unknown */
+size_t nb_dtype_size(nb_dtype dtype);      /* 4, 8, 1; 0 for an unknown dtype */
 int nb_ndim(const nb_tensor *t);
 /* Size of dimension i; negative i counts from the end. -1 on error. */
 int64_t nb_dim(const nb_tensor *t, int i);
@@ -188,8 +199,9 @@ int64_t nb_numel(const nb_tensor *t);
 bool nb_is_contiguous(const nb_tensor *t);
 /* True for tensors the caller owns (factories), false for graph tensors. */
 bool nb_is_heap(const nb_tensor *t);
-/* The address of element 0 (float * or double *, as the dtype says): the
- * whole buffer for a contiguous tensor; otherwise walk it by nb_strides. */
+/* The address of element 0 (float *, double * or uint8_t *, as the dtype
+ * says): the whole buffer for a contiguous tensor; otherwise walk it by
+ * nb_strides. */
 void *nb_data(const nb_tensor *t);
 /* Call after writing through nb_data yourself: bumps the version counter
  * that t shares with its views, so a recorded node that saved the old
@@ -206,7 +218,7 @@ double nb_get(const nb_tensor *t, int ndim, const int64_t *index);
  * when out of range. */
 double nb_get_flat(const nb_tensor *t, int64_t i);
 /* Writes one element (an in-place write through any view: bumps the
- * version). 0 or -1. */
+ * version; a u8 tensor takes whole numbers in [0, 255]). 0 or -1. */
 int nb_set(nb_tensor *t, int ndim, const int64_t *index, double value);
 /* The value of a one-element tensor; NAN and an error otherwise. */
 double nb_item(const nb_tensor *t);

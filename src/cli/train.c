@@ -189,12 +189,16 @@ static nb_tensor *first_rows(nb_tensor *t, int64_t n)
     return c;
 }
 
-/* Writes a picture of one training step (forward, loss) of the model. */
+/* Writes a picture of one training step (forward, loss) of the model, on
+ * the first 32 images (u8 x, scaled to [0, 1] as nb_fit does). */
 static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const char *dir)
 {
     char path[1024];
     nb_graph *g = nb_graph_new();
-    nb_tensor *xb = nb_set_name(nb_slice(x, 0, 0, 32, 1), "x");
+    nb_tensor *first = first_rows(nb_clone(x), 32);
+    nb_tensor *xs = first ? nb_scale_images(first) : NULL;
+    nb_free(first);
+    nb_tensor *xb = nb_set_name(xs, "x");
     nb_tensor *yb = nb_set_name(nb_slice(y, 0, 0, 32, 1), "y");
     nb_tensor *loss = nb_model_loss(m, nb_model_forward(m, xb), yb);
     nb_dot_opts opts = {.title = "one training step (a batch of 32)"};
@@ -207,6 +211,7 @@ static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const cha
         rc = nb_dot_render(loss, path, &opts);
     }
     nb_graph_free(g);
+    nb_free(xs);
     return rc;
 }
 
@@ -255,8 +260,10 @@ int cli_train(int argc, char **argv)
     nb_summary(m, stdout);
     printf("training on %lld examples, testing on %lld\n", (long long)nb_dim(xtr, 0),
            (long long)nb_dim(xte, 0));
-    h = nb_fit(m, (nb_dataset){xtr, ytr}, .epochs = a.epochs, .batch_size = a.batch,
-               .validation = (nb_dataset){xte, yte}, .seed = a.seed);
+    /* The images stay bytes; fit converts each batch to [0, 1]. */
+    nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
+    h = nb_fit(m, train, .epochs = a.epochs, .batch_size = a.batch, .validation = test,
+               .seed = a.seed);
     if (!h) {
         fprintf(stderr, "nabla train: %s\n", nb_last_error());
         goto done;

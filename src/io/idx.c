@@ -1,5 +1,5 @@
 /* IDX files (the format of MNIST and Fashion-MNIST), the (Fashion-)MNIST
- * loader, and the two helpers it uses: nb_scale_images, nb_to_one_hot.
+ * loader, and the helpers nb_scale_images and nb_to_one_hot.
  *
  * IDX layout:
  *   bytes 0, 1   zero
@@ -52,8 +52,36 @@ typedef struct idx_raw {
     int ndim;
     int64_t dims[NB_MAX_DIMS];
     int64_t numel;
-    unsigned char *data; /* numel * esize bytes, big-endian (nb__alloc) */
+    unsigned char *data; /* numel * esize bytes, big-endian (nb__alloc) ... */
+    /* ... or, when the caller set want_u8 and the file is u8, the storage of
+     * this u8 heap tensor of the file's shape (the caller owns it): the
+     * bytes are read straight into it, so a data set is in memory once. */
+    bool want_u8;
+    nb_tensor *u8;
 } idx_raw;
+
+/* The data buffer once it has all cap bytes the header says (cap ==
+ * total): the u8 tensor when the caller wants one, else plain memory.
+ * NULL with an error. */
+static unsigned char *data_alloc(const char *fn, idx_raw *r, int64_t cap, int64_t total)
+{
+    if (r->want_u8 && r->type == 0x08 && cap == total) {
+        r->u8 = nb__new_heap_tensor(fn, NB_U8, r->ndim, r->dims);
+        return r->u8 ? nb__ptr(r->u8) : NULL;
+    }
+    return nb__alloc(cap ? (size_t)cap : 1);
+}
+
+/* Frees what data_alloc gave. */
+static void data_free(idx_raw *r)
+{
+    if (r->u8)
+        nb_free(r->u8);
+    else
+        nb__free(r->data);
+    r->u8 = NULL;
+    r->data = NULL;
+}
 
 static int type_size(int type)
 {
@@ -133,20 +161,23 @@ static const char *gz_why(gzFile f, char *buf, size_t size)
     return buf;
 }
 
-static unsigned char *grow(unsigned char *old, int64_t used, int64_t cap)
+/* r->data, of used bytes, moved into a buffer of cap bytes. */
+static unsigned char *grow(const char *fn, idx_raw *r, int64_t used, int64_t cap, int64_t total)
 {
-    unsigned char *p = nb__alloc((size_t)cap);
+    unsigned char *old = r->data, *p = data_alloc(fn, r, cap, total);
     if (p && used)
         memcpy(p, old, (size_t)used);
-    nb__free(old);
+    nb__free(old); /* never the tensor: that one has all the bytes */
     return p;
 }
 
 /* Reads and checks a whole IDX file. fn names the public function in
- * messages. 0, or -1 with r->data NULL. */
-static int idx_read(const char *fn, const char *path, idx_raw *r)
+ * messages; want_u8: a u8 file's data as a tensor (r->u8). 0, or -1 with
+ * r->data and r->u8 NULL. */
+static int idx_read(const char *fn, const char *path, idx_raw *r, bool want_u8)
 {
     memset(r, 0, sizeof *r);
+    r->want_u8 = want_u8;
     struct stat st;
     int fd = nb__open_read(fn, path, &st);
     if (fd < 0)
@@ -229,7 +260,7 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
         int64_t first = fsize > IDX_FIRST_CHUNK / 8 ? 8 * fsize : IDX_FIRST_CHUNK;
         cap = total < first ? total : first;
     }
-    r->data = nb__alloc(cap ? (size_t)cap : 1);
+    r->data = data_alloc(fn, r, cap, total);
     if (!r->data)
         goto fail;
     got = 0;
@@ -239,7 +270,7 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
         if (got < cap || cap == total)
             break;
         cap = cap > total / 2 ? total : 2 * cap;
-        if (!(r->data = grow(r->data, got, cap)))
+        if (!(r->data = grow(fn, r, got, cap, total)))
             goto fail;
     }
     if (got < total) {
@@ -262,8 +293,7 @@ static int idx_read(const char *fn, const char *path, idx_raw *r)
     return 0;
 fail:
     gzclose(f);
-    nb__free(r->data);
-    r->data = NULL;
+    data_free(r);
     return -1;
 }
 
@@ -306,7 +336,7 @@ nb_tensor *nb_read_idx(const char *path)
         return NULL;
     }
     idx_raw r;
-    if (idx_read("nb_read_idx", path, &r) < 0)
+    if (idx_read("nb_read_idx", path, &r, false) < 0)
         return NULL;
     nb_tensor *t = nb__new_heap_tensor("nb_read_idx", NB_F32, r.ndim, r.dims);
     if (t) {
@@ -344,8 +374,8 @@ static int find_file(const char *dir, const char *base, char *out, size_t size)
     return nb__error_code(NB_ERR_IO, "nb_load_mnist: %s: neither %s nor %s.gz is there", dir, base, base);
 }
 
-/* One split: labels (checked against classes 0..9) and images (u8,
- * (N,28,28) or (N,784)), scaled and one-hot. */
+/* One split: labels (checked against classes 0..9), one-hot, and images
+ * (u8, (N,28,28) or (N,784)), read into a u8 tensor that becomes (N,784). */
 static int load_split(const char *dir, const char *img_base, const char *lab_base,
                       nb_tensor **x, nb_tensor **y)
 {
@@ -354,7 +384,7 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
     if (find_file(dir, lab_base, lpath, sizeof lpath) < 0 ||
         find_file(dir, img_base, ipath, sizeof ipath) < 0)
         return -1;
-    if (idx_read("nb_load_mnist", lpath, &li) < 0)
+    if (idx_read("nb_load_mnist", lpath, &li, false) < 0)
         return -1;
     if (li.type != 0x08 || li.ndim != 1) {
         nb__free(li.data);
@@ -369,7 +399,7 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
                              "[0, 10)",
                              lpath, v, (long long)i);
         }
-    if (idx_read("nb_load_mnist", ipath, &im) < 0) {
+    if (idx_read("nb_load_mnist", ipath, &im, true) < 0) {
         nb__free(li.data);
         return -1;
     }
@@ -386,20 +416,24 @@ static int load_split(const char *dir, const char *img_base, const char *lab_bas
         goto out;
     }
     int64_t n = im.dims[0];
-    *x = nb__new_heap_tensor("nb_load_mnist", NB_F32, NB_SHAPE(n, 784));
     *y = nb__new_heap_tensor("nb_load_mnist", NB_F32, NB_SHAPE(n, 10));
-    if (!*x || !*y)
+    if (!*y)
         goto out;
-    float *xd = nb__ptr(*x), *yd = nb__ptr(*y);
-    for (int64_t i = 0; i < n * 784; i++)
-        xd[i] = (float)im.data[i] / 255.0f;
+    /* The images' tensor, flattened in place (it is packed, row-major). */
+    *x = im.u8;
+    im.u8 = NULL;
+    im.data = NULL;
+    (*x)->ndim = 2;
+    (*x)->shape[1] = 784;
+    nb__strides(2, (*x)->shape, (*x)->strides);
+    float *yd = nb__ptr(*y);
     memset(yd, 0, (size_t)n * 10 * sizeof(float));
     for (int64_t i = 0; i < n; i++)
         yd[i * 10 + li.data[i]] = 1.0f;
     rc = 0;
 out:
     nb__free(li.data);
-    nb__free(im.data);
+    data_free(&im);
     return rc;
 }
 
@@ -444,7 +478,7 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
                   nb_shape_str(t, b));
         return NULL;
     }
-    for (int64_t i = 0; i < t->numel; i++) {
+    for (int64_t i = 0; t->dtype != NB_U8 && i < t->numel; i++) {
         double v = nb__get(t, i);
         if (!(v >= 0 && v <= 255)) {
             nb__error("nb_scale_images: value %g at flat index %lld is outside [0, 255]", v,
@@ -456,6 +490,9 @@ nb_tensor *nb_scale_images(const nb_tensor *images)
     if (!y)
         return NULL;
     float *yd = nb__ptr(y);
+    /* Rounded once from double: the float nearest to v / 255, for every
+     * byte the same as (float)v / 255.0f and as nb_fit's (float)(v * (1 /
+     * 255.0)) (tests/test_u8.c checks all 256). */
     for (int64_t i = 0; i < t->numel; i++)
         yd[i] = (float)(nb__get(t, i) / 255.0);
     return y;

@@ -26,11 +26,11 @@
  * count within NB_MAX_NUMEL, the range inside the buffer), that the
  * entries tile the buffer, the metadata nabla writes (a known format, a
  * matching CRC: the whole buffer is read once to check it), then the
- * requested tensors against the file's (present, F32 or F64, the same
- * shape, no two of a view's elements sharing memory; unless partial, the
- * same set, and the same order when nabla wrote the file) before writing
- * anything: a failed load leaves the tensors as they were, except for I/O
- * errors in the middle of reading the data. A view is filled through its
+ * requested tensors against the file's (present, F32 or F64, or U8 for
+ * u8, the same shape, no two of a view's elements sharing memory; unless
+ * partial, the same set, and the same order when nabla wrote the file)
+ * before writing anything: a failed load leaves the tensors as they were,
+ * except for I/O errors in the middle of reading the data. A view is filled through its
  * strides, so the tensor it views changes where the view looks. Tensors of
  * other dtypes (F16, BF16, I64, ...) may be in the file as long as they are
  * not requested (in a partial load). */
@@ -83,7 +83,7 @@ static int64_t next(cursor *c)
     return at;
 }
 
-static const char *dtype_tag(nb_dtype d) { return d == NB_F64 ? "F64" : "F32"; }
+static const char *dtype_tag(nb_dtype d) { return d == NB_F64 ? "F64" : d == NB_U8 ? "U8" : "F32"; }
 
 #define CHUNK 8192 /* bytes staged per read or write of a view or a dtype conversion */
 
@@ -601,15 +601,20 @@ static int not_in_file(const char *fn, const char *path, const nb_vec *v, const 
                      fn, path, t->name, (long long)v->n, entry_list(v, list, sizeof list));
 }
 
-/* A requested tensor against its entry e: F32/F64, the same shape, and a
- * place where each element has memory of its own. */
+/* A requested tensor against its entry e: F32/F64 (U8 for u8), the same
+ * shape, and a place where each element has memory of its own. */
 static int check_request(const char *fn, const char *path, const st_entry *e, const nb_tensor *t)
 {
     char b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    if (strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0)
-        return nb__error_code(NB_ERR_DTYPE, "%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32 and "
-                         "F64",
+    bool u8 = strcmp(e->dtype, "U8") == 0;
+    if (!u8 && strcmp(e->dtype, "F32") != 0 && strcmp(e->dtype, "F64") != 0)
+        return nb__error_code(NB_ERR_DTYPE, "%s: %s: tensor '%s' has dtype %s in the file; nabla loads F32, "
+                         "F64 and U8",
                          fn, path, t->name, e->dtype);
+    if (u8 != (t->dtype == NB_U8)) /* bytes are not converted to floats or back */
+        return nb__error_code(NB_ERR_DTYPE, "%s: %s: tensor '%s' is %s in the file and %s here; U8 loads "
+                         "into u8 tensors only, F32 and F64 into f32 and f64 ones",
+                         fn, path, t->name, e->dtype, nb_dtype_name(t->dtype));
     bool same = e->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++)
         same = e->shape[d] == t->shape[d];
@@ -690,7 +695,7 @@ static int match_requests(const char *fn, const char *path, const st_header *h, 
  * through t's strides when it is a view. */
 static int read_tensor(FILE *f, off_t at, const st_entry *e, nb_tensor *t)
 {
-    size_t fes = strcmp(e->dtype, "F64") == 0 ? 8 : 4, tes = nb__dtype_size(t->dtype);
+    size_t fes = tag_size(e->dtype), tes = nb__dtype_size(t->dtype);
     size_t count = (size_t)t->numel;
     unsigned char *base = nb__ptr(t);
     if (count == 0)

@@ -4,7 +4,14 @@
  *
  * The data may be any tensors or views of the right shape and dtype: rows
  * are copied from contiguous data directly, and a dataset tensor that is a
- * strided view is packed once per call (nb_clone) before the first step. */
+ * strided view is packed once per call (nb_clone) before the first step.
+ * u8 x (images as the files hold them) is converted as its rows are
+ * gathered, straight into the batch buffer of the model's dtype: the data
+ * set stays bytes, and only a batch is ever in floats. Each byte b becomes
+ * (T)((double)b * scale); for scale 1/255.0 and f32 that is the float
+ * nearest to b/255 for every b (checked for all 256 in tests/test_u8.c),
+ * which is what nb_scale_images and the f32 loader before it gave, so
+ * training on u8 data is bit-identical to training on those floats. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "nn_internal.h"
@@ -21,26 +28,48 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Copies rows idx[0..n) of src (contiguous) into dst, a heap tensor of n
- * rows, and bumps dst's version. */
-static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t n)
+/* Copies rows idx[0..n) of src (contiguous; rows first .. first + n when
+ * idx is NULL) into the first n rows of dst, a heap tensor, and bumps dst's
+ * version. A u8 src is converted to dst's dtype on the way, each byte b to
+ * b * scale in double, then rounded (see the top). */
+static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t first,
+                        int64_t n, double scale)
 {
-    int64_t rows = nb_dim(src, 0);
-    size_t row = (size_t)(nb_numel(src) / (rows ? rows : 1)) * nb_dtype_size(nb_dtype_of(src));
+    int64_t rows = nb_dim(src, 0), cols = nb_numel(src) / (rows ? rows : 1);
     char *d = nb_data(dst);
     const char *s = nb_data(src);
-    for (int64_t i = 0; i < n; i++)
-        memcpy(d + (size_t)i * row, s + (size_t)idx[i] * row, row);
+    if (nb_dtype_of(src) != NB_U8) {
+        size_t row = (size_t)cols * nb_dtype_size(nb_dtype_of(src));
+        for (int64_t i = 0; i < n; i++)
+            memcpy(d + (size_t)i * row, s + (size_t)(idx ? idx[i] : first + i) * row, row);
+    } else if (nb_dtype_of(dst) == NB_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
+            float *o = (float *)d + i * cols;
+            for (int64_t j = 0; j < cols; j++)
+                o[j] = (float)((double)b[j] * scale);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
+            double *o = (double *)d + i * cols;
+            for (int64_t j = 0; j < cols; j++)
+                o[j] = (double)b[j] * scale;
+        }
+    }
     nb_bump_version(dst);
 }
 
-/* A heap tensor shaped like src with `rows` rows; errors name fn. */
-static nb_tensor *rows_like(const char *fn, const nb_tensor *src, int64_t rows)
+/* The factor u8 x is converted with: scale, 0 meaning 1. */
+static double x_scale(nb_dataset d) { return d.scale != 0 ? d.scale : 1.0; }
+
+/* A heap tensor of dtype shaped like src with `rows` rows; errors name fn. */
+static nb_tensor *rows_like(const char *fn, const nb_tensor *src, int64_t rows, nb_dtype dtype)
 {
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, nb_shape(src), (size_t)nb_ndim(src) * sizeof(int64_t));
     shape[0] = rows;
-    return nn_zeros(fn, nb_dtype_of(src), nb_ndim(src), shape);
+    return nn_zeros(fn, dtype, nb_ndim(src), shape);
 }
 
 /* The data as contiguous tensors: d itself, or packed copies of the parts
@@ -74,18 +103,34 @@ static void packed_free(packed *p)
     nb_free(p->own[1]);
 }
 
-static int check_data(const nb_model *m, nb_dataset d, const char *fn, const char *what)
+/* x and scale of d against the model; -1 with an error naming fn. */
+static int check_x(const nb_model *m, nb_dataset d, const char *fn, const char *what)
 {
     char b[NB_SHAPE_STR_LEN];
     if (!d.x)
         return nn_has_error() ? -1 : nb_set_error("%s: %s x is NULL", fn, what);
     if (nb_check_tensor(fn, "x", d.x))
         return -1;
-    if (nb_ndim(d.x) != 2 || nb_dim(d.x, 1) != m->in_features || nb_dtype_of(d.x) != m->dtype)
-        return nb_set_error_code(nb_dtype_of(d.x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
-                                 "%s: %s x is %s %s; the model takes %s (N,%lld)", fn, what,
-                            nb_dtype_name(nb_dtype_of(d.x)), nb_shape_str(d.x, b),
-                            nb_dtype_name(m->dtype), (long long)m->in_features);
+    nb_dtype dt = nb_dtype_of(d.x);
+    bool u8 = dt == NB_U8;
+    if (nb_ndim(d.x) != 2 || nb_dim(d.x, 1) != m->in_features || (dt != m->dtype && !u8))
+        return nb_set_error_code(dt != m->dtype && !u8 ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                                 "%s: %s x is %s %s; the model takes %s or u8 (N,%lld)", fn, what,
+                                 nb_dtype_name(dt), nb_shape_str(d.x, b),
+                                 nb_dtype_name(m->dtype), (long long)m->in_features);
+    if (!isfinite(d.scale))
+        return nb_set_error("%s: %s scale is %g; it must be finite (0: 1)", fn, what, d.scale);
+    if (!u8 && d.scale != 0 && d.scale != 1)
+        return nb_set_error("%s: %s scale is %g, but x is %s: scale converts u8 x only (leave "
+                            "it 0 for float data, or scale that with nb_mul)", fn, what, d.scale,
+                            nb_dtype_name(dt));
+    return 0;
+}
+
+static int check_data(const nb_model *m, nb_dataset d, const char *fn, const char *what)
+{
+    if (check_x(m, d, fn, what))
+        return -1;
     if (nb_dim(d.x, 0) < 1)
         return nb_set_error_code(NB_ERR_SHAPE, "%s: %s data has no rows", fn, what);
     return nn_check_targets(m, d.y, nb_dim(d.x, 0), fn);
@@ -96,15 +141,15 @@ typedef struct {
     nb_tensor *x[2], *y[2];
 } batches;
 
-static int batches_make(batches *b, nb_dataset d, int64_t bs, const char *fn)
+static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t bs, const char *fn)
 {
     int64_t n = nb_dim(d.x, 0), full = n < bs ? n : bs, rest = n % bs;
     memset(b, 0, sizeof *b);
-    b->x[0] = rows_like(fn, d.x, full);
-    b->y[0] = rows_like(fn, d.y, full);
+    b->x[0] = rows_like(fn, d.x, full, m->dtype);
+    b->y[0] = rows_like(fn, d.y, full, m->dtype);
     if (rest && n > bs) {
-        b->x[1] = rows_like(fn, d.x, rest);
-        b->y[1] = rows_like(fn, d.y, rest);
+        b->x[1] = rows_like(fn, d.x, rest, m->dtype);
+        b->y[1] = rows_like(fn, d.y, rest, m->dtype);
         if (!b->x[1] || !b->y[1])
             return -1;
     }
@@ -132,8 +177,8 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batche
     for (int64_t start = 0; rc == 0 && start < n; start += bs) {
         int64_t k = n - start < bs ? n - start : bs;
         int w = k == bs || !b->x[1] ? 0 : 1;
-        gather_rows(b->x[w], d.x, idx + start, k);
-        gather_rows(b->y[w], d.y, idx + start, k);
+        gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
+        gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
         nb_tensor *out = nb_model_forward(m, b->x[w]);
         nb_tensor *l = nb_model_loss(m, out, b->y[w]);
         if (!l) {
@@ -180,7 +225,7 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     memset(&b, 0, sizeof b);
     int rc = pack(&pd, d, fn);
     int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
-    if (rc == 0 && (!idx || batches_make(&b, pd.d, bs, fn)))
+    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, bs, fn)))
         rc = -1;
     double l = NAN, mt = NAN;
     if (rc == 0)
@@ -195,45 +240,52 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     return rc ? nn_blame(fn) : 0;
 }
 
-nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
+nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
 {
-    char b[NB_SHAPE_STR_LEN];
-    if (nn_bad_model(m, "nb_predict") || nb_check_tensor("nb_predict", "x", x))
+    const char *fn = "nb_predict";
+    if (nn_bad_model(m, fn))
         return NULL;
     if (!m->built) {
         nb_set_error_code(NB_ERR_STATE, "nb_predict: the model is not built");
         return NULL;
     }
-    if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
-        nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
-                          "nb_predict: x is %s %s; the model takes %s (N,%lld)",
-                     nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
-                     nb_dtype_name(m->dtype), (long long)m->in_features);
+    if (check_x(m, d, fn, "the"))
         return NULL;
-    }
     if (batch_size < 0) {
         nb_set_error("nb_predict: batch_size must be positive, got %d", batch_size);
         return NULL;
     }
-    int64_t bs = batch_size ? batch_size : 32, n = nb_dim(x, 0);
+    int64_t bs = batch_size ? batch_size : 32, n = nb_dim(d.x, 0);
     int64_t units = m->layers[m->n - 1]->opts.units;
     size_t es = nb_dtype_size(m->dtype);
-    nb_tensor *out = nn_zeros("nb_predict", m->dtype, NB_SHAPE(n, units));
-    nb_graph *g = out ? nb_graph_new() : NULL;
+    bool u8 = nb_dtype_of(d.x) == NB_U8;
+    /* u8 x: a batch at a time is converted into buf (the last, smaller one
+     * into its first rows, seen through a slice). Float x is read in place
+     * through slices, whatever its strides. */
+    nb_tensor *out = nn_zeros(fn, m->dtype, NB_SHAPE(n, units));
+    nb_tensor *buf = out && u8 ? rows_like(fn, d.x, n < bs ? n : bs, m->dtype) : NULL;
+    nb_graph *g = out && (buf || !u8) ? nb_graph_new() : NULL;
     if (!g) {
         nb_free(out);
-        nn_blame("nb_predict");
+        nb_free(buf);
+        nn_blame(fn);
         return NULL;
     }
     bool prev = nb_set_grad_enabled(false);
     char *dst = nb_data(out);
     for (int64_t start = 0; start < n; start += bs) {
         int64_t k = n - start < bs ? n - start : bs;
-        /* x may be any view: the slice is one too, and the output of the
-         * last layer's op is a fresh tensor (nb_contiguous returns it). */
-        nb_tensor *y = nb_contiguous(nb_model_forward(m, nb_slice(x, 0, start, start + k, 1)));
+        nb_tensor *xb = d.x;
+        if (u8) {
+            gather_rows(buf, d.x, NULL, start, k, x_scale(d));
+            xb = buf;
+        }
+        /* The slice is a view, and the output of the last layer's op is a
+         * fresh tensor (nb_contiguous returns it). */
+        nb_tensor *x = nb_slice(xb, 0, u8 ? 0 : start, u8 ? k : start + k, 1);
+        nb_tensor *y = nb_contiguous(nb_model_forward(m, x));
         if (!y) {
-            nn_blame("nb_predict");
+            nn_blame(fn);
             nb_free(out);
             out = NULL;
             break;
@@ -244,6 +296,7 @@ nb_tensor *nb_predict(nb_model *m, nb_tensor *x, int batch_size)
     if (out)
         nb_bump_version(out);
     nb_graph_free(g);
+    nb_free(buf);
     nb_set_grad_enabled(prev);
     return out;
 }
@@ -363,9 +416,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
     }
     if (rc == 0)
-        rc = batches_make(&b, train.d, bs, fn);
+        rc = batches_make(&b, m, train.d, bs, fn);
     if (rc == 0 && val)
-        rc = batches_make(&vb, vdata.d, bs, fn);
+        rc = batches_make(&vb, m, vdata.d, bs, fn);
     if (rc == 0 && !(g = nb_graph_new()))
         rc = -1;
     nb_rng rng = nb_rng_new(o.seed);
@@ -384,8 +437,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         for (int64_t s = 0; s < steps; s++) {
             int64_t start = s * bs, k = n - start < bs ? n - start : bs;
             int w = k == bs || !b.x[1] ? 0 : 1;
-            gather_rows(b.x[w], train.d.x, idx + start, k);
-            gather_rows(b.y[w], train.d.y, idx + start, k);
+            gather_rows(b.x[w], train.d.x, idx + start, 0, k, x_scale(train.d));
+            gather_rows(b.y[w], train.d.y, idx + start, 0, k, 1);
             nb_tensor *output = nb_model_forward(m, b.x[w]);
             nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
             /* 0: a step taken; 1: skipped for a NaN or an infinity; -1: error.

@@ -411,8 +411,9 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
 {
     if (nn_bad_model(m, "nb_model_set_dtype"))
         return -1;
-    if (nb_dtype_size(dtype) == 0)
-        return nb_set_error_code(NB_ERR_DTYPE, "nb_model_set_dtype: unknown dtype %d", (int)dtype);
+    if (dtype != NB_F32 && dtype != NB_F64)
+        return nb_set_error_code(NB_ERR_DTYPE, "nb_model_set_dtype: dtype %s (%d) is not NB_F32 "
+                                 "or NB_F64", nb_dtype_name(dtype), (int)dtype);
     if (!m->built)
         return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the model is not built");
     if (m->opt && nb_optimizer_steps(m->opt) > 0)
@@ -522,9 +523,12 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
     }
     if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
         nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
-                          "nb_model_forward: x is %s %s; the model takes %s (N,%lld)",
+                          "nb_model_forward: x is %s %s; the model takes %s (N,%lld)%s",
                      nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
-                     nb_dtype_name(m->dtype), (long long)m->in_features);
+                     nb_dtype_name(m->dtype), (long long)m->in_features,
+                     nb_dtype_of(x) == NB_U8 ? " (nb_cast u8 data, or give it to nb_fit, "
+                                               "nb_evaluate or nb_predict in an nb_dataset)"
+                                             : "");
         return NULL;
     }
     nb_tensor *h = x, *z = NULL;

@@ -490,6 +490,10 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
                 return nb_set_error("%s: params[%d] %s is an op's result in a graph; "
                                     "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
                                     fn, i, nb_shape_str(p, b));
+            if (nb_dtype_of(p) != NB_F32 && nb_dtype_of(p) != NB_F64) /* u8: data, no grad */
+                return nb_set_error_code(NB_ERR_DTYPE, "%s: params[%d] %s is %s; parameters "
+                                         "are f32 or f64", fn, i, nb_shape_str(p, b),
+                                         nb_dtype_name(nb_dtype_of(p)));
             for (int j = 0; j < i; j++)
                 if (params[j] == p)
                     return nb_set_error("%s: params[%d] and params[%d] are the same tensor",
