@@ -129,8 +129,8 @@ bench_clock bench_since(bench_clock a)
 int bench_load_data(const char *dir, bench_data *d)
 {
     memset(d, 0, sizeof *d);
-    /* Today nb_load_mnist gives (N, 784) f32 in [0, 1] and one-hot labels.
-     * Should it give u8 images with a scale, convert them here. */
+    /* nb_load_mnist gives the images as bytes (N, 784) u8 and the labels
+     * one-hot f32; the data sets scale the bytes (BENCH_SCALE) per batch. */
     return nb_load_mnist(dir, &d->x_train, &d->y_train, &d->x_test, &d->y_test);
 }
 
@@ -151,7 +151,13 @@ nb_tensor *bench_rows(nb_tensor *x, int64_t rows)
                      (long long)rows);
         return NULL;
     }
-    return nb_from_array(nb_dtype_of(x), 2, (int64_t[]){rows, nb_dim(x, 1)}, nb_data(x));
+    nb_tensor *r = nb_from_array(nb_dtype_of(x), 2, (int64_t[]){rows, nb_dim(x, 1)}, nb_data(x));
+    if (r && nb_dtype_of(x) == NB_U8) { /* images: the f32 a step trains on */
+        nb_tensor *f = nb_scale_images(r);
+        nb_free(r);
+        r = f;
+    }
+    return r;
 }
 
 nb_model *bench_model(const char *name)

@@ -67,6 +67,8 @@ bench_clock bench_since(bench_clock a);
 /* Fashion-MNIST as the benchmarks use it: x (N, 784) f32 in [0, 1],
  * y (N, 10) one-hot f32. The only place that loads it, so a change in
  * nb_load_mnist's types (u8 images and a scale) is made here. */
+/* The bytes of the images to [0, 1], as Keras's x / 255. */
+#define BENCH_SCALE (1 / 255.0)
 typedef struct bench_data {
     nb_tensor *x_train, *y_train, *x_test, *y_test;
 } bench_data;

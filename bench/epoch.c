@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     int total = a.warmup + a.reps;
     for (int e = 1; rc == 0 && e <= total; e++) {
         bench_clock t0 = bench_now();
-        const nb_history *h = nb_fit(m, (nb_dataset){d.x_train, d.y_train}, .epochs = 1,
+        const nb_history *h = nb_fit(m, (nb_dataset){d.x_train, d.y_train, BENCH_SCALE}, .epochs = 1,
                                      .batch_size = a.batch, .seed = (uint64_t)e, .verbose = -1);
         bench_clock t = bench_since(t0);
         if (!h) {
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
                            e <= a.warmup ? ", \"warmup\": true" : "");
         double acc = 0, test_loss = 0;
         if (e == total) {
-            if (nb_evaluate(m, (nb_dataset){d.x_test, d.y_test}, 32, &test_loss, &acc)) {
+            if (nb_evaluate(m, (nb_dataset){d.x_test, d.y_test, BENCH_SCALE}, 32, &test_loss, &acc)) {
                 rc = bench_fail(prog);
                 break;
             }
