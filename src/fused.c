@@ -611,9 +611,10 @@ static int check_inputs(const nb_fused *fn, nb_tensor *const in[], int *ndim, in
     char what[32], b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     *ndim = 0;
     for (int i = 0; i < fn->n_in; i++) {
-        snprintf(what, sizeof what, "input %d", i + 1);
-        if (nb__usable("nb_fused_apply", what, in[i]))
-            return -1;
+        if (!nb__live(in[i])) {
+            snprintf(what, sizeof what, "input %d", i + 1);
+            return nb__usable("nb_fused_apply", what, in[i]);
+        }
         if (!nb__dtype_ok(in[i]->dtype) || in[i]->dtype != in[0]->dtype)
             return nb__dtype_error("nb_fused_apply: '%s': input %d is %s, input 1 %s (one "
                                    "dtype, f32 or f64)", fn->name, i + 1,
@@ -643,9 +644,10 @@ static int check_out(const nb_fused *fn, int k, nb_tensor *o, nb_tensor *const i
                      nb_dtype dtype, int ndim, const int64_t *shape, bool grad, unsigned *inplace)
 {
     char what[32], b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
-    snprintf(what, sizeof what, "out[%d]", k);
-    if (nb__usable("nb_fused_apply", what, o))
-        return -1;
+    if (!nb__live(o)) { /* the message is made only when needed */
+        snprintf(what, sizeof what, "out[%d]", k);
+        return nb__usable("nb_fused_apply", what, o);
+    }
     if (o->dtype != dtype || o->ndim != ndim || memcmp(o->shape, shape, (size_t)ndim * 8) ||
         !o->contiguous)
         return nb__error_code(o->dtype != dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
