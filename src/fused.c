@@ -372,6 +372,9 @@ typedef struct {
     bool stage;       /* an output is written over an input: outputs that are inputs
                          are read into scratch before any is written */
     unsigned inplace; /* bit k: out[k] is written over an input */
+    unsigned early;   /* bit k: out[k] copies an input to memory apart from the inputs:
+                         done before the block's ops (and so fetches the block) */
+    int *direct;      /* per slot: the output its op writes straight into, or -1 */
     char **in;        /* per slot: full inputs' data */
     char *scal;       /* per slot: scalars' values (8 bytes each) */
     char **out;       /* per output: its data */
@@ -385,6 +388,8 @@ static char *where_(const job *j, char *scratch, int s, int64_t off)
         return j->scal + 8 * (size_t)s;
     if (j->in[s])
         return j->in[s] + (size_t)off * j->es;
+    if (j->direct[s] >= 0)
+        return j->out[j->direct[s]] + (size_t)off * j->es;
     return scratch + (size_t)p->buf[s] * NB_FUSED_BLOCK * j->es;
 }
 
@@ -417,8 +422,20 @@ NB_KERNEL_TARGETS static void stream_copy(char *dst, const char *src, size_t byt
     memcpy(dst + i, src + i, bytes - i);
 }
 
-/* Blocks [b0, b1): every full instruction, then each output checked and
- * copied out. The mask of outputs holding a NaN or an inf. */
+/* out[k]'s block from src: streamed where that pays (see job). */
+static void store(const job *j, int k, char *dst, const char *src, size_t bytes, bool copy)
+{
+    bool stream = !(j->inplace >> k & 1u) && (j->stream || copy);
+    if (stream && ((uintptr_t)dst & 63) == 0)
+        stream_copy(dst, src, bytes);
+    else
+        memcpy(dst, src, bytes);
+}
+
+/* Blocks [b0, b1): the early copies, every full instruction (outputs
+ * written straight into their tensors where that is safe), the other
+ * outputs, then the check of the computed ones. The mask of outputs
+ * holding a NaN or an inf. */
 static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
 {
     const program *p = j->p;
@@ -426,6 +443,7 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
     for (int64_t b = b0; b < b1; b++) {
         int64_t off = b * NB_FUSED_BLOCK;
         int64_t len = j->numel - off < NB_FUSED_BLOCK ? j->numel - off : NB_FUSED_BLOCK;
+        size_t bytes = (size_t)len * j->es;
         /* The next block of every input, asked for at once: each kernel
          * reads one stream, and alone would wait for memory one stream at
          * a time. */
@@ -436,6 +454,10 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
                     for (size_t e = 0; e < NB_FUSED_BLOCK * j->es; e += 64)
                         __builtin_prefetch(q + e);
                 }
+        for (int k = 0; k < j->n_out; k++)
+            if (j->early >> k & 1u)
+                store(j, k, j->out[k] + (size_t)off * j->es,
+                      where_(j, scratch, p->outs[k], off), bytes, true);
         for (int i = 0; i < p->ninstr; i++) {
             const instr *in = &p->ins[i];
             if (p->kind[in->out] == SCALAR)
@@ -446,47 +468,37 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
                 set_view(&x[k], j, in->in[k], where_(j, scratch, in->in[k], off), len);
             in->op->forward[j->dtype](&y, x, in->n, in->attr);
         }
-        size_t bytes = (size_t)len * j->es;
-        /* Outputs that are inputs first, while every input is as it was
-         * (read into scratch first when one of them goes over an input);
-         * then the computed ones, checked. */
+        /* Copies written over an input read their inputs into scratch
+         * first, so that none reads what another wrote. */
         const char *from[NB_FUSED_MAX];
         for (int k = 0; k < j->n_out; k++) {
             int s = p->outs[k];
             from[k] = where_(j, scratch, s, off);
-            if (j->stage && p->kind[s] == FULL && p->buf[s] < 0) {
+            if (j->stage && p->kind[s] == FULL && p->buf[s] < 0 && !(j->early >> k & 1u)) {
                 char *st = scratch + (size_t)(p->nbuf + k) * NB_FUSED_BLOCK * j->es;
                 memcpy(st, from[k], bytes);
                 from[k] = st;
             }
         }
-        for (int pass = 0; pass < 2; pass++)
-            for (int k = 0; k < j->n_out; k++) {
-                int s = p->outs[k];
-                bool copy = p->kind[s] == FULL && p->buf[s] < 0;
-                if (copy != (pass == 0))
-                    continue;
-                char *dst = j->out[k] + (size_t)off * j->es;
-                const char *src = from[k];
-                if (p->kind[s] != FULL) {
-                    for (int64_t e = 0; e < len; e++)
-                        memcpy(dst + (size_t)e * j->es, src, j->es);
-                    src = dst;
-                }
-                if (!copy && (j->dtype == NB_F64
-                                  ? nonfinite_f64((const double *)(const void *)src, len)
-                                  : nonfinite_f32((const float *)(const void *)src, len)))
-                    bad |= 1u << k;
-                if (src == dst)
-                    continue;
-                /* Written over an input: in the caches already. A copy of
-                 * an input is not read again soon: streamed whatever its size. */
-                bool stream = !(j->inplace >> k & 1u) && (j->stream || copy);
-                if (stream && ((uintptr_t)dst & 63) == 0)
-                    stream_copy(dst, src, bytes);
-                else
-                    memcpy(dst, src, bytes);
+        for (int k = 0; k < j->n_out; k++) {
+            int s = p->outs[k];
+            if (j->early >> k & 1u)
+                continue;
+            bool copy = p->kind[s] == FULL && p->buf[s] < 0;
+            char *dst = j->out[k] + (size_t)off * j->es;
+            const char *src = from[k];
+            if (p->kind[s] != FULL) {
+                for (int64_t e = 0; e < len; e++)
+                    memcpy(dst + (size_t)e * j->es, src, j->es);
+                src = dst;
             }
+            if (!copy && (j->dtype == NB_F64
+                              ? nonfinite_f64((const double *)(const void *)src, len)
+                              : nonfinite_f32((const float *)(const void *)src, len)))
+                bad |= 1u << k;
+            if (src != dst)
+                store(j, k, dst, src, bytes, copy);
+        }
     }
 #if defined(__SSE2__)
     _mm_sfence(); /* streamed stores are seen by the other threads */
@@ -641,7 +653,8 @@ static int check_inputs(const nb_fused *fn, nb_tensor *const in[], int *ndim, in
  * either apart from every full input or exactly one of them (the results
  * of a block are copied out after the block's inputs were read). */
 static int check_out(const nb_fused *fn, int k, nb_tensor *o, nb_tensor *const in[],
-                     nb_dtype dtype, int ndim, const int64_t *shape, bool grad, unsigned *inplace)
+                     nb_dtype dtype, int ndim, const int64_t *shape, bool grad, unsigned *inplace,
+                     unsigned *over)
 {
     char what[32], b[NB_SHAPE_STR_LEN], c[NB_SHAPE_STR_LEN];
     if (!nb__live(o)) { /* the message is made only when needed */
@@ -671,6 +684,7 @@ static int check_out(const nb_fused *fn, int k, nb_tensor *o, nb_tensor *const i
                              "offset (an output is written over an input only exactly)",
                              fn->name, k, i + 1);
         *inplace |= 1u << k;
+        *over |= 1u << i;
     }
     return 0;
 }
@@ -705,20 +719,54 @@ static int apply(nb_fused *fn, nb_tensor *const in_[], nb_tensor *out[])
     const program *p = program_for(fn, dtype, scalars);
     if (!p)
         return -1;
-    unsigned inplace = 0;
+    unsigned inplace = 0, over[NB_FUSED_MAX] = {0}; /* over[k]: the inputs out[k] is */
     for (int k = 0; k < fn->n_out; k++) {
         if (out[k]) {
-            if (check_out(fn, k, out[k], in, dtype, ndim, shape, grad, &inplace))
+            if (check_out(fn, k, out[k], in, dtype, ndim, shape, grad, &inplace, &over[k]))
                 return -1;
         } else if (!(out[k] = nb__new_graph_tensor(g, dtype, ndim, shape, true))) {
             return -1;
         }
     }
-    /* Outputs that are inputs are read into scratch first only when one
-     * of them is written over an input. */
+    /* Copies of inputs: before the ops when written apart from the
+     * inputs; after them, read into scratch first, when one goes over an
+     * input. A computed output is written straight by its op, unless it
+     * goes over an input that a later op (or copy) still reads. */
     bool stage = false;
-    for (int k = 0; k < fn->n_out; k++)
-        stage |= (inplace >> k & 1u) && p->kind[p->outs[k]] == FULL && p->buf[p->outs[k]] < 0;
+    unsigned early = 0;
+    int *direct = nb__arena_alloc(g, (size_t)p->nslots * sizeof *direct);
+    if (!direct)
+        return -1;
+    for (int s = 0; s < p->nslots; s++)
+        direct[s] = -1;
+    unsigned late_read = 0; /* inputs read by copies after the ops */
+    for (int k = 0; k < fn->n_out; k++) {
+        int s = p->outs[k];
+        if (p->kind[s] != FULL || p->buf[s] >= 0)
+            continue;
+        if (over[k]) {
+            stage = true;
+            late_read |= 1u << s;
+        } else {
+            early |= 1u << k;
+        }
+    }
+    for (int k = 0; k < fn->n_out; k++) {
+        int s = p->outs[k], at = -1;
+        if (p->kind[s] != FULL || p->buf[s] < 0 || direct[s] >= 0)
+            continue;
+        for (int i = 0; i < p->ninstr && at < 0; i++)
+            if (p->ins[i].out == s)
+                at = i;
+        bool ok = !(over[k] & late_read);
+        for (int i = at; ok && i < p->ninstr; i++)
+            for (int q = 0; q < p->ins[i].n; q++)
+                ok &= !(p->ins[i].in[q] < fn->n_in && (over[k] >> p->ins[i].in[q] & 1u));
+        for (int q = 0; ok && q < k; q++) /* nor another output's tensor */
+            ok = out[q] != out[k];
+        if (ok)
+            direct[s] = k;
+    }
     size_t es = nb__dtype_size(dtype);
     char **base = nb__arena_alloc(g, (size_t)p->nslots * sizeof *base + (size_t)fn->n_out *
                                                                             sizeof(char *));
@@ -744,7 +792,7 @@ static int apply(nb_fused *fn, nb_tensor *const in_[], nb_tensor *out[])
         outp[k] = nb__ptr(out[k]);
     job j = {.p = p, .dtype = dtype, .es = es, .numel = numel, .n_out = fn->n_out,
              .stream = (size_t)numel * es >= NB_FUSED_STREAM, .stage = stage,
-             .inplace = inplace, .in = base,
+             .inplace = inplace, .early = early, .direct = direct, .in = base,
              .scal = scal, .out = outp};
     run_scalars(&j);
     int nt = threads_for(numel);
