@@ -54,6 +54,10 @@ nb_tensor *nb_abs(nb_tensor *x);    /* gradient sign(x), 0 at 0 */
 nb_tensor *nb_sign(nb_tensor *x);   /* -1, 0, 1; no gradient */
 nb_tensor *nb_tanh(nb_tensor *x);
 nb_tensor *nb_sigmoid(nb_tensor *x);
+/* Their backward from the output y, as single ops (differentiable):
+ * dy * (1 - y*y) and dy * (y * (1 - y)). */
+nb_tensor *nb_tanh_grad(nb_tensor *dy, nb_tensor *y);
+nb_tensor *nb_sigmoid_grad(nb_tensor *dy, nb_tensor *y);
 nb_tensor *nb_erf(nb_tensor *x);     /* the error function; gradient 2/sqrt(pi) exp(-x^2) */
 nb_tensor *nb_relu(nb_tensor *x);   /* gradient 0 at 0 */
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi);
