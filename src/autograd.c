@@ -76,6 +76,9 @@ int nb_shape_broadcast(nb_meta *out, nb_tensor *const x[], int n, const void *at
         return RULE_ERROR(NB_ERR_INVALID, "nb_shape_broadcast",
                           "takes 1 to %d inputs, got %d", NB_MAX_INPUTS, n);
     nb_shape_same(out, x, n, attr);
+    /* The common case first: two inputs of one dtype and shape. */
+    if (n == 2 && x[1] && x[1]->dtype == out->dtype && nb__same_shape(x[0], x[1]))
+        return 0;
     for (int i = 1; i < n; i++) {
         if (!x[i])
             return RULE_ERROR(NB_ERR_INVALID, "nb_shape_broadcast", "input %d is NULL", i + 1);
@@ -183,12 +186,18 @@ static int check_op(const nb_op *op, int n)
 int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
                   const void *attr)
 {
-    nb_node *node = nb__arena_alloc(g, sizeof *node);
-    nb_tensor **xs = nb__arena_alloc(g, (size_t)n * sizeof *xs);
-    uint32_t *vs = nb__arena_alloc(g, (size_t)(n + 1) * sizeof *vs);
-    void *a = op->attr_size ? nb__arena_alloc(g, op->attr_size) : NULL;
-    if (!node || !xs || !vs || (op->attr_size && !a))
+    /* One block: the node, its inputs, the attributes (16-byte aligned),
+     * the versions. */
+    size_t at_x = (sizeof(nb_node) + 15) & ~(size_t)15;
+    size_t at_a = (at_x + (size_t)n * sizeof(nb_tensor *) + 15) & ~(size_t)15;
+    size_t at_v = (at_a + op->attr_size + 3) & ~(size_t)3;
+    char *block = nb__arena_alloc(g, at_v + (size_t)(n + 1) * sizeof(uint32_t));
+    if (!block)
         return -1;
+    nb_node *node = (nb_node *)(void *)block;
+    nb_tensor **xs = (nb_tensor **)(void *)(block + at_x);
+    void *a = op->attr_size ? block + at_a : NULL;
+    uint32_t *vs = (uint32_t *)(void *)(block + at_v);
     for (int i = 0; i < n; i++) {
         xs[i] = x[i];
         vs[i] = x[i]->storage->version;
