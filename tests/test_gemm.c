@@ -155,54 +155,62 @@ static void check_product(nb_dtype dt, mkn s, bool ta, bool tb, int64_t batch, b
 
 /* ---- sizes ---- */
 
-/* Odd and degenerate sizes, and for each threshold T of src/gemm.c a cube
- * just below and one at or above it (m*n*k crosses T). */
 static const mkn odd_sizes[] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {3, 5, 7}, {17, 33, 9},
-                          {2, 129, 3}, {65, 3, 31}, {31, 64, 2}};
+                                {2, 129, 3}, {65, 3, 31}, {31, 64, 2}};
 #define N_ODD (int)(sizeof odd_sizes / sizeof odd_sizes[0])
 
-static int sizes(mkn *out)
+/* For each distinct threshold of src/gemm.c that applies to dt, a product
+ * just below it and one at or above it (m*n*k crosses it); into out, 2 per
+ * threshold. */
+static int threshold_sizes(nb_dtype dt, mkn *out)
 {
-    int n = 0;
-    for (int i = 0; i < N_ODD; i++)
-        out[n++] = odd_sizes[i];
-    const double thresholds[] = {NB__GEMM_ONEDNN_MIN_WORK, NB__GEMM_OPENBLAS_S_MT_WORK,
-                                 NB__GEMM_OPENBLAS_D_MT_WORK, NB__GEMM_ONEDNN_S_MT_WORK};
-    for (size_t i = 0; i < sizeof thresholds / sizeof thresholds[0]; i++) {
-        int64_t c = (int64_t)cbrt(thresholds[i]);
-        while ((double)c * c * c < thresholds[i])
+    const double f32[] = {NB__GEMM_ONEDNN_MIN_WORK, NB__GEMM_OPENBLAS_S_MT_WORK,
+                          NB__GEMM_ONEDNN_S_MT_WORK};
+    const double f64[] = {NB__GEMM_OPENBLAS_D_MT_WORK};
+    const double *t = dt == NB_F32 ? f32 : f64;
+    int nt = dt == NB_F32 ? 3 : 1, n = 0;
+    for (int i = 0; i < nt; i++) {
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen |= t[j] == t[i];
+        if (seen)
+            continue;
+        int64_t c = (int64_t)cbrt(t[i]);
+        while ((double)c * c * c < t[i])
             c++;
-        out[n++] = (mkn){c - 1, c, c};     /* below */
-        out[n++] = (mkn){c, c, c + 1};     /* above */
-        out[n++] = (mkn){c / 2 + 1, 2 * c + 1, c}; /* above, odd */
+        out[n++] = (mkn){c - 1, c, c}; /* below */
+        out[n++] = (mkn){c, c + 1, c}; /* at or above */
     }
     return n;
 }
 
+/* At the current thread setting: every odd size with each transposition,
+ * batched (a batch of 3 with a batch, and with one matrix: one tall
+ * product when a is not transposed); each threshold size with each
+ * transposition for f32 (two backends may meet there), plain and both
+ * transposed for f64, and for f32 the size below it batched by 2 (a folded
+ * product over the threshold). */
 static void products_at(int threads)
 {
     assert_true(nb_set_num_threads(threads) >= 1);
     assert_int_equal(nb_num_threads(), threads);
-    mkn s[32];
-    int n = sizes(s);
     uint64_t seed = 1;
     for (int d = 0; d < 2; d++) {
         nb_dtype dt = d ? NB_F64 : NB_F32;
-        for (int i = 0; i < n; i++)
-            for (int t = 0; t < 4; t++)
-                check_product(dt, s[i], t & 1, t & 2, 0, false, seed++);
-        /* batched, (3,M,K) @ (3,K,N), and a batch times one matrix, (3,M,K)
-         * @ (K,N), which is one tall product when a is not transposed: the
-         * odd sizes, and the sizes just below each threshold at batch 2
-         * (so that the folded product crosses it) */
-        for (int i = 0; i < n; i++) {
-            bool odd = i < N_ODD;
-            if (!odd && (i - N_ODD) % 3 != 0)
-                continue;
+        for (int i = 0; i < N_ODD; i++)
             for (int t = 0; t < 4; t++) {
-                check_product(dt, s[i], t & 1, t & 2, odd ? 3 : 2, true, seed++);
-                check_product(dt, s[i], t & 1, t & 2, odd ? 3 : 2, false, seed++);
+                check_product(dt, odd_sizes[i], t & 1, t & 2, 0, false, seed++);
+                check_product(dt, odd_sizes[i], t & 1, t & 2, 3, true, seed++);
+                check_product(dt, odd_sizes[i], t & 1, t & 2, 3, false, seed++);
             }
+        mkn s[8];
+        int n = threshold_sizes(dt, s);
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < 4; t += dt == NB_F32 ? 1 : 3)
+                check_product(dt, s[i], t & 1, t & 2, 0, false, seed++);
+        for (int i = 0; dt == NB_F32 && i < n; i += 2) {
+            check_product(dt, s[i], false, false, 2, false, seed++);
+            check_product(dt, s[i], false, true, 2, true, seed++);
         }
     }
 }
@@ -231,11 +239,17 @@ typedef struct {
 static void *worker(void *arg)
 {
     job *j = arg;
-    mkn s[32];
-    int n = sizes(s);
-    for (int i = 0; i < n && !j->error; i++)
-        j->error = product_error(i % 2 ? NB_F64 : NB_F32, s[i], i & 1, i & 2, 0, false,
-                                 1000u * (unsigned)j->id + (unsigned)i, j->msg, sizeof j->msg);
+    for (int d = 0; d < 2 && !j->error; d++) {
+        nb_dtype dt = d ? NB_F64 : NB_F32;
+        mkn s[8 + N_ODD];
+        int n = threshold_sizes(dt, s);
+        for (int i = 0; i < 3; i++)
+            s[n++] = odd_sizes[3 + i];
+        for (int i = 0; i < n && !j->error; i++)
+            j->error = product_error(dt, s[i], i & 1, i & 2, 0, false,
+                                     1000u * (unsigned)j->id + 100u * (unsigned)d + (unsigned)i,
+                                     j->msg, sizeof j->msg);
+    }
     return NULL;
 }
 
