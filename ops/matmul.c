@@ -3,14 +3,14 @@
  *   batch dimensions (...) broadcast like NumPy.
  *   da = dy @ b^T      db = a^T @ dy      (summed back over broadcast batch dims)
  * where t^T is the transpose view of t's last two dimensions: it costs no
- * copy, and the kernel hands it to OpenBLAS gemm as a transpose flag. An
+ * copy, and the kernel hands it to gemm (src/gemm.c: OpenBLAS or oneDNN, and
+ * the thread count) as a transpose flag. An
  * operand whose last two dimensions are unit-stride in either order (rows or
  * columns packed, any leading dimension) goes to gemm as it is; any other
  * layout is packed into scratch first. A batch times one matrix is folded
  * into one tall gemm when the batch's rows are evenly spaced. */
 #include "internal.h"
 
-#include <cblas.h>
 #include <limits.h>
 
 extern const nb_op nb_op_matmul;
@@ -52,26 +52,27 @@ static int matmul_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
  * broadcast). */
 typedef struct {
     const void *data;
-    enum CBLAS_TRANSPOSE t;
+    bool t;
     int64_t ld;
     int64_t batch[NB_MAX_DIMS];
 } operand;
 
-/* Whether gemm can read v's matrices where they are; sets t and ld. */
+/* Whether gemm can read v's matrices where they are; sets t and ld. A
+ * leading dimension beyond an int (a slice with a huge step) is packed. */
 static bool gemm_layout(const nb_view *v, operand *o)
 {
     int64_t r = v->shape[v->ndim - 2], c = v->shape[v->ndim - 1];
     int64_t sr = v->strides[v->ndim - 2], sc = v->strides[v->ndim - 1];
     int64_t rr = r > 1 ? r : 1, cc = c > 1 ? c : 1;
     if ((sc == 1 || c <= 1) && (r <= 1 || sr >= cc)) {
-        o->t = CblasNoTrans;
+        o->t = false;
         o->ld = r <= 1 ? cc : sr;
-        return true;
+        return o->ld <= INT_MAX;
     }
     if ((sr == 1 || r <= 1) && (c <= 1 || sc >= rr)) {
-        o->t = CblasTrans;
+        o->t = true;
         o->ld = c <= 1 ? rr : sc;
-        return true;
+        return o->ld <= INT_MAX;
     }
     return false;
 }
@@ -103,7 +104,7 @@ static int make_operand(const nb_view *v, int nb, operand *o)
  * broadcast, each spaced by the rows before it. */
 static bool foldable(const operand *a, const nb_view *y, int nb, int64_t M)
 {
-    if (a->t != CblasNoTrans)
+    if (a->t)
         return false;
     int64_t expect = M * a->ld;
     for (int i = nb - 1; i >= 0; i--) {
@@ -138,16 +139,13 @@ static bool foldable(const operand *a, const nb_view *y, int nb, int64_t M)
         for (int i = 0; i < nb; i++)                                           \
             b_single &= b.batch[i] == 0;                                       \
         if (b_single && batch > 1 && M * batch <= INT_MAX && foldable(&a, y, nb, M)) { \
-            FN(CblasRowMajor, a.t, b.t, (blasint)(M * batch), (blasint)N,      \
-               (blasint)K, 1, a.data, (blasint)a.ld, b.data, (blasint)b.ld, 0, \
-               Y, (blasint)N);                                                 \
+            FN(a.t, b.t, M * batch, N, K, a.data, a.ld, b.data, b.ld, Y, N);   \
             return;                                                            \
         }                                                                      \
         int64_t idx[NB_MAX_DIMS] = {0}, oa = 0, ob = 0;                        \
         for (int64_t r = 0; r < batch; r++, Y += M * N) {                      \
-            FN(CblasRowMajor, a.t, b.t, (blasint)M, (blasint)N, (blasint)K, 1, \
-               (const T *)a.data + oa, (blasint)a.ld, (const T *)b.data + ob,  \
-               (blasint)b.ld, 0, Y, (blasint)N);                               \
+            FN(a.t, b.t, M, N, K, (const T *)a.data + oa, a.ld,                \
+               (const T *)b.data + ob, b.ld, Y, N);                            \
             for (int i = nb - 1; i >= 0; i--) {                                \
                 oa += a.batch[i];                                              \
                 ob += b.batch[i];                                              \
@@ -159,8 +157,8 @@ static bool foldable(const operand *a, const nb_view *y, int nb, int64_t M)
             }                                                                  \
         }                                                                      \
     }
-GEMM(float, cblas_sgemm)
-GEMM(double, cblas_dgemm)
+GEMM(float, nb__gemm_f32)
+GEMM(double, nb__gemm_f64)
 
 static nb_tensor *mT(nb_tensor *t) { return nb_transpose(t, -2, -1); }
 

@@ -354,6 +354,23 @@ void nb__accumulate(const nb_view *dst, const nb_view *src);
 int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
                         int64_t *out);
 
+/* ---- GEMM (src/gemm.c) ----
+ * C = op(A) @ op(B) for row-major matrices (op transposes when ta / tb is
+ * set): C is M x N with leading dimension ldc, op(A) M x K, op(B) K x N.
+ * Picks the backend and the thread count for the size (docs/design.md);
+ * dimensions and leading dimensions must fit an int (nb_matmul checks). */
+/* Multiply-adds (m*n*k) from which a product runs on nb_num_threads()
+ * rather than one thread, per backend and dtype, and from which an f32
+ * product goes to oneDNN in builds with it (measured: docs/design.md). */
+#define NB__GEMM_OPENBLAS_S_MT_WORK 1.0e6
+#define NB__GEMM_OPENBLAS_D_MT_WORK 1.0e6
+#define NB__GEMM_ONEDNN_S_MT_WORK 1.0e6
+#define NB__GEMM_ONEDNN_MIN_WORK 1.0e5
+void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float *C, int64_t ldc);
+void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double *A,
+                  int64_t lda, const double *B, int64_t ldb, double *C, int64_t ldc);
+
 /* ---- the op registry (src/registry.c) ---- */
 bool nb__is_builtin(const nb_op *op);
 

@@ -1,5 +1,5 @@
 /* The counted bad-argument test (test_bad_args.c: factories, inspection,
- * ops; test_bad_args_api.c: nb_apply, autograd, memory, pictures, files,
+ * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files,
  * models, checks, no graph), its case runner and fixtures. Every public function, called with each class of bad argument that
  * applies: NULL (and NULL after a first error, which must be kept), bad
  * shapes and overflowing sizes, wrong dtypes, out-of-range axes, indices and
@@ -19,7 +19,8 @@
  * error channel by design):
  *   nb_last_error, nb_last_error_code, nb_clear_error, nb_rng_new,
  *   nb_set_grad_enabled, nb_is_grad_enabled, nb_set_flush_subnormals,
- *   nb_flush_subnormals, nb_graph_current, nb_scope_pop, nb_live_tensors,
+ *   nb_flush_subnormals, nb_num_threads, nb_gemm_backend, nb_graph_current,
+ *   nb_scope_pop, nb_live_tensors,
  *   nb_builtin_ops, nb_dot_can_render (no arguments, or any value is valid);
  *   nb_error_code_name, nb_dtype_name, nb_dtype_size, nb_check_layout_name,
  *   nb_check_verdict_name, nb_check_pattern_name, nb_mutation_name,

@@ -1,5 +1,5 @@
-/* The counted bad-argument test, part 2: nb_apply, autograd, memory,
- * pictures, files, models and optimizers, gradient checks (bad_args.h says
+/* The counted bad-argument test, part 2: nb_apply, autograd, memory and
+ * threads, pictures, files, models and optimizers, gradient checks (bad_args.h says
  * what a case checks). */
 #define _POSIX_C_SOURCE 200809L
 #include "bad_args.h"
@@ -189,6 +189,12 @@ static void test_memory(void **state)
     CASE("nb_set_allocator", INV, nb_set_allocator(&(nb_allocator){count_alloc, NULL, NULL}) == -1);
     CASE("nb_set_allocator", INV, nb_set_allocator(&(nb_allocator){NULL, count_free, NULL}) == -1);
     CASE("nb_mem_alloc", MEM, nb_mem_alloc(SIZE_MAX) == NULL);
+    /* threads: refused, the setting kept (tests/test_gemm.c checks that) */
+    CASE("nb_set_num_threads", INV, nb_set_num_threads(0) == -1);
+    CASE("nb_set_num_threads", INV, nb_set_num_threads(-1) == -1);
+    CASE("nb_set_num_threads", INV, nb_set_num_threads(NB_MAX_THREADS + 1) == -1);
+    CASE("nb_set_num_threads", INV, nb_set_num_threads(INT_MIN) == -1);
+    CASE("nb_set_num_threads", INV, nb_set_num_threads(INT_MAX) == -1);
     CASE("nb_mem_alloc", MEM, nb_mem_alloc((size_t)1 << 60) == NULL);
     /* Out of memory for small requests: every allocation fails. */
     nb_graph *fresh = nb_graph_new(); /* no chunk yet: its first op allocates */
@@ -581,7 +587,7 @@ static void test_checks(void **state)
 static void test_summary(void **state)
 {
     (void)state;
-    printf("# bad arguments (nb_apply, autograd, memory, pictures, files, models, checks"
+    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks"
            "): %d cases tried, %d gave the documented error\n", tried, passed);
     assert_int_equal(passed, tried);
     assert_true(tried >= 300);

@@ -125,9 +125,10 @@ nb_tensor *nb_log_softmax(nb_tensor *x, int axis);
 /* ---- linear algebra ------------------------------------------------------------ */
 
 /* (..., m, k) @ (..., k, n) -> (..., m, n); batch dimensions broadcast.
- * Both operands need at least 2 dimensions. OpenBLAS gemm; a transposed
- * view (nb_transpose(w, -2, -1)) goes to gemm as a transpose flag, not a
- * copy. */
+ * Both operands need at least 2 dimensions. A gemm of OpenBLAS or oneDNN
+ * (nb_gemm_backend), on nb_num_threads() threads when large enough; a
+ * transposed view (nb_transpose(w, -2, -1)) goes to gemm as a transpose
+ * flag, not a copy. */
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 
 /* ---- views and shape: the views copy nothing ------------------------------------- */

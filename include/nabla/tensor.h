@@ -244,6 +244,28 @@ bool nb_allclose(const nb_tensor *a, const nb_tensor *b, double rtol, double ato
 bool nb_set_flush_subnormals(bool on);
 bool nb_flush_subnormals(void);
 
+/* ---- threads and the GEMM backend ------------------------------------------ */
+
+/* The most threads nb_set_num_threads takes. */
+#define NB_MAX_THREADS 1024
+
+/* Threads for nabla's parallel work, process-wide: a matrix product large
+ * enough to gain from them runs on n threads, a smaller one on one (the
+ * rule and its measurements: docs/design.md). Also sets OpenBLAS's count and
+ * the calling thread's OpenMP count, for the caller's own BLAS and OpenMP
+ * code; set threads through this rather than openblas_set_num_threads.
+ * n in [1, NB_MAX_THREADS]: returns the previous setting, else -1 with an
+ * error and nothing changed. */
+int nb_set_num_threads(int n);
+/* The setting: the last nb_set_num_threads, else the smaller of what
+ * OpenBLAS and OpenMP start with (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS,
+ * else the number of cores). */
+int nb_num_threads(void);
+/* The library behind this build's f32 matrix products: "onednn" (oneDNN
+ * for all but the smallest, OpenBLAS for those) or "openblas". f64 products
+ * are OpenBLAS's in every build. */
+const char *nb_gemm_backend(void);
+
 /* The row-major index of t's first element that is NaN or infinite; -1
  * when every element is finite; -2 with an error when t is NULL. Packed
  * tensors are scanned at memory speed (about 3 us for 50 000 floats). */

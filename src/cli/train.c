@@ -5,7 +5,6 @@
  * categorical cross-entropy, 10 epochs of batch 32. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,7 +40,7 @@ static void train_usage(FILE *f)
             "  --batch-size N    default 32\n"
             "  --seed N          initialisation and shuffling (default 42)\n"
             "  --limit N         train on the first N examples only\n"
-            "  --threads N       OpenBLAS threads (default 1: reproducible)\n"
+            "  --threads N       threads for the large matrix products (default 1: reproducible)\n"
             "  --out DIR         where to write model.safetensors, step.dot, step.svg (default out)\n");
 }
 
@@ -87,7 +86,7 @@ static int parse_args(int argc, char **argv, train_args *a)
             const char *name;
             int64_t lo, hi;
         } const ints[] = {{"--epochs", 1, INT32_MAX}, {"--batch-size", 1, INT32_MAX},
-                          {"--threads", 1, 1024}, {"--limit", 0, INT64_MAX}};
+                          {"--threads", 1, NB_MAX_THREADS}, {"--limit", 0, INT64_MAX}};
         int which = -1;
         for (int j = 0; j < 4; j++)
             if (!strcmp(k, ints[j].name))
@@ -220,7 +219,7 @@ int cli_train(int argc, char **argv)
     train_args a;
     if (parse_args(argc, argv, &a))
         return 2;
-    openblas_set_num_threads(a.threads);
+    nb_set_num_threads(a.threads); /* in range: parse_args checked */
     if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "nabla train: cannot create %s: %s\n", a.out, strerror(errno));
         return 1;
@@ -258,8 +257,9 @@ int cli_train(int argc, char **argv)
         goto done;
     }
     nb_summary(m, stdout);
-    printf("training on %lld examples, testing on %lld\n", (long long)nb_dim(xtr, 0),
-           (long long)nb_dim(xte, 0));
+    printf("training on %lld examples, testing on %lld (%d thread%s, %s GEMM)\n",
+           (long long)nb_dim(xtr, 0), (long long)nb_dim(xte, 0), nb_num_threads(),
+           nb_num_threads() == 1 ? "" : "s", nb_gemm_backend());
     /* The images stay bytes; fit converts each batch to [0, 1]. */
     nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
     h = nb_fit(m, train, .epochs = a.epochs, .batch_size = a.batch, .validation = test,
