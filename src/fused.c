@@ -525,8 +525,8 @@ static void run_scalars(const job *j)
 static int threads_for(int64_t numel)
 {
 #ifdef _OPENMP
-    if (numel >= NB_FUSED_PARALLEL) {
-        int t = omp_get_max_threads();
+    if (numel >= NB_FUSED_PARALLEL && !omp_in_parallel()) {
+        int t = nb_num_threads();
         int64_t most = numel / (NB_FUSED_PARALLEL / 2);
         return t < most ? t : (int)most;
     }
