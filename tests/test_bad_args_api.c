@@ -222,6 +222,57 @@ static void test_memory(void **state)
     SECTION_END();
 }
 
+/* ---- fused functions ---- */
+
+static int fused_add(nb_tensor *out[], nb_tensor *const in[], void *ctx)
+{
+    (void)ctx;
+    out[0] = nb_add(in[0], in[1]);
+    return 0;
+}
+static int fused_sum(nb_tensor *out[], nb_tensor *const in[], void *ctx)
+{
+    (void)ctx;
+    out[0] = nb_sum(in[0]);
+    return 0;
+}
+
+static void test_fused(void **state)
+{
+    (void)state;
+    SECTION_BEGIN();
+    CASE("nb_fused_new", INV, nb_fused_new(NULL, 2, 1, fused_add, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("", 2, 1, fused_add, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("f", 2, 1, NULL, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("f", 0, 1, fused_add, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("f", NB_FUSED_MAX + 1, 1, fused_add, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("f", 2, 0, fused_add, NULL) == NULL);
+    CASE("nb_fused_new", INV, nb_fused_new("f", 2, INT_MIN, fused_add, NULL) == NULL);
+    nb_fused *f = nb_fused_new("f", 2, 1, fused_add, NULL);
+    nb_fused *s = nb_fused_new("s", 1, 1, fused_sum, NULL);
+    assert_non_null(f);
+    assert_non_null(s);
+    nb_tensor *out[1] = {NULL};
+    CASE("nb_fused_apply", INV, nb_fused_apply(NULL, (nb_tensor *[]){f23, f23}, out) == -1);
+    CASE("nb_fused_apply", INV, nb_fused_apply(f, NULL, out) == -1);
+    CASE("nb_fused_apply", INV, nb_fused_apply(f, (nb_tensor *[]){f23, f23}, NULL) == -1);
+    CASE("nb_fused_apply", INV, nb_fused_apply(f, (nb_tensor *[]){f23, NULL}, out) == -1);
+    CASE("nb_fused_apply", SHP, nb_fused_apply(f, (nb_tensor *[]){f23, f4}, out) == -1);
+    CASE("nb_fused_apply", DTY, nb_fused_apply(f, (nb_tensor *[]){f23, d23}, out) == -1);
+    CASE("nb_fused_apply", STA, nb_fused_apply(f, (nb_tensor *[]){f23, stale}, out) == -1);
+    CASE("nb_fused_apply", STA, nb_fused_apply(f, (nb_tensor *[]){stale_view, f23}, out) == -1);
+    CASE("nb_fused_apply", INV, nb_fused_apply(s, (nb_tensor *[]){f23}, out) == -1);
+    out[0] = f4;
+    CASE("nb_fused_apply", SHP, nb_fused_apply(f, (nb_tensor *[]){f23, f23}, out) == -1);
+    out[0] = stale;
+    CASE("nb_fused_apply", STA, nb_fused_apply(f, (nb_tensor *[]){f23, f23}, out) == -1);
+    out[0] = NULL;
+    nb_fused_free(f);
+    nb_fused_free(s);
+    nb_fused_free(NULL);
+    SECTION_END();
+}
+
 /* ---- pictures ---- */
 
 static void test_dot(void **state)
@@ -599,7 +650,8 @@ int main(void)
         cmocka_unit_test(test_apply),   cmocka_unit_test(test_autograd),
         cmocka_unit_test(test_memory),  cmocka_unit_test(test_dot),
         cmocka_unit_test(test_io),      cmocka_unit_test(test_nn),
-        cmocka_unit_test(test_checks),  cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_checks),  cmocka_unit_test(test_fused),
+        cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
