@@ -638,7 +638,7 @@ static void test_checks(void **state)
 static void test_summary(void **state)
 {
     (void)state;
-    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks"
+    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks, fused functions"
            "): %d cases tried, %d gave the documented error\n", tried, passed);
     assert_int_equal(passed, tried);
     assert_true(tried >= 300);
