@@ -7,8 +7,9 @@
 
 #include <pthread.h>
 
-/* Elements per block: 8 scratch buffers of f64 fit a 48 KiB L1 with room
- * for the operands (chosen by bench/fused.c, see docs/design.md). */
+/* Elements per block: Adam's update keeps about six scratch buffers, 24 KiB
+ * in f32 of this machine's 32 KiB L1 (bench/adam.c: 512 and 2048 were no
+ * faster, within the noise). */
 #define NB_FUSED_BLOCK 1024
 /* Outputs of at least this many bytes are stored with streaming stores. */
 #define NB_FUSED_STREAM (1u << 20)
