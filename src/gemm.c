@@ -9,28 +9,31 @@
  * multiply-adds to dnnl_sgemm; smaller ones stay with OpenBLAS, whose calls
  * cost less. oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's everywhere.
  *
- * Threads. A product of fewer than *_MT_WORK multiply-adds (m*n*k) runs on
- * one thread, at or above it on nb_num_threads(): below that size the
- * second thread costs more (waking it, splitting, joining) than it saves.
+ * Threads. A product of fewer than NB__GEMM_*_MT_WORK multiply-adds (m*n*k)
+ * runs on one thread, a larger one on nb_num_threads(): every product
+ * measured at or above that size ran at least 15% faster on two threads
+ * than on one, and below it some ran slower (waking the second thread,
+ * splitting and joining cost more than the half of the work it takes).
  * How each backend is told, per call:
  *   - oneDNN reads the calling thread's OpenMP count, which is per thread
  *     (an ICV of the thread's task): set for the call and put back, so no
  *     other thread ever sees it.
- *   - OpenBLAS (the pthread build) has one process-wide count. A call sets
- *     it to what it needs, never "back to what it was": two user threads
- *     saving and restoring one global at once could leave it wrong for
- *     good. The count nabla last gave it is kept in an atomic and changed
- *     under a lock, so it always matches what OpenBLAS has; a call running
- *     while another thread changes the count may run with that thread's
- *     choice (1 or nb_num_threads()): the results are the same either way,
- *     only the speed of that call differs.
+ *   - OpenBLAS (the pthread build) has one process-wide count, and its
+ *     results differ in the last bits between 1 and 2 threads for some
+ *     shapes. A call sets the count it needs, never "back to what it was"
+ *     (two user threads saving and restoring one global at once would leave
+ *     it wrong), and only while no call at another count runs: calls from
+ *     several user threads at one count run side by side, a call needing
+ *     the other count waits for them (openblas_enter). So every call runs
+ *     with the count its size and nb_num_threads() give, and its result
+ *     does not depend on what other threads do.
  * Inside an OpenMP parallel region a call runs on one thread (the pthread
  * OpenBLAS would print a warning and may hang if asked for more there). */
 #include "internal.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdatomic.h>
-#include <threads.h>
 
 #ifdef NB_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -67,30 +70,45 @@ int nb_num_threads(void)
     return atomic_compare_exchange_strong(&num_threads, &n, d) ? d : n;
 }
 
-/* ---- OpenBLAS's process-wide count ---- */
+/* ---- OpenBLAS's process-wide count ----
+ * Calls run in phases: any number of calls at one count at once; a call
+ * that needs another count waits until the running ones finish, then sets
+ * it. So each call runs with the count it chose, and the count is only
+ * changed between calls. */
 
-static _Atomic int openblas_now; /* what nabla last set; 0: not yet */
-static mtx_t openblas_lock;
-static once_flag openblas_once = ONCE_FLAG_INIT;
-static bool openblas_lock_ok;
+/* pthread, not C11 threads: ThreadSanitizer sees these (glibc's mtx_lock
+ * goes around its interceptors). */
+static pthread_mutex_t ob_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ob_done = PTHREAD_COND_INITIALIZER;
+static int ob_count;    /* what nabla set OpenBLAS to; 0: not yet */
+static int ob_inflight; /* calls running at ob_count */
 
-static void openblas_lock_init(void)
+/* Before an OpenBLAS call on t threads; true when openblas_leave must
+ * follow. (Were the lock unusable, the call runs with whatever count
+ * OpenBLAS has: slower or faster, the same product up to rounding.) */
+static bool openblas_enter(int t)
 {
-    openblas_lock_ok = mtx_init(&openblas_lock, mtx_plain) == thrd_success;
+    if (pthread_mutex_lock(&ob_lock) != 0)
+        return false;
+    while (ob_inflight > 0 && ob_count != t)
+        pthread_cond_wait(&ob_done, &ob_lock);
+    if (ob_count != t) {
+        openblas_set_num_threads(t);
+        ob_count = t;
+    }
+    ob_inflight++;
+    pthread_mutex_unlock(&ob_lock);
+    return true;
 }
 
-static void openblas_threads(int t)
+static void openblas_leave(bool entered)
 {
-    if (atomic_load_explicit(&openblas_now, memory_order_acquire) == t)
+    if (!entered)
         return;
-    call_once(&openblas_once, openblas_lock_init);
-    if (!openblas_lock_ok || mtx_lock(&openblas_lock) != thrd_success)
-        return; /* the call runs with whatever count OpenBLAS has */
-    if (atomic_load_explicit(&openblas_now, memory_order_relaxed) != t) {
-        openblas_set_num_threads(t);
-        atomic_store_explicit(&openblas_now, t, memory_order_release);
-    }
-    mtx_unlock(&openblas_lock);
+    pthread_mutex_lock(&ob_lock);
+    if (--ob_inflight == 0)
+        pthread_cond_broadcast(&ob_done);
+    pthread_mutex_unlock(&ob_lock);
 }
 
 int nb_set_num_threads(int n)
@@ -102,7 +120,7 @@ int nb_set_num_threads(int n)
     int prev = nb_num_threads();
     atomic_store_explicit(&num_threads, n, memory_order_relaxed);
     /* Also for the caller's own OpenBLAS and OpenMP code. */
-    openblas_threads(n);
+    openblas_leave(openblas_enter(n));
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
@@ -156,20 +174,23 @@ void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
     double work = work_of(M, N, K);
 #ifdef NB_HAVE_ONEDNN
     if (work >= NB__GEMM_ONEDNN_MIN_WORK &&
-        onednn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
+        onednn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
+                     threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
         return;
 #endif
-    openblas_threads(threads_for(work, NB__GEMM_OPENBLAS_S_MT_WORK));
+    bool entered = openblas_enter(threads_for(work, NB__GEMM_OPENBLAS_S_MT_WORK));
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, 1.0f, A, (blasint)lda, B, (blasint)ldb, 0.0f, C,
                 (blasint)ldc);
+    openblas_leave(entered);
 }
 
 void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double *A,
                   int64_t lda, const double *B, int64_t ldb, double *C, int64_t ldc)
 {
-    openblas_threads(threads_for(work_of(M, N, K), NB__GEMM_OPENBLAS_D_MT_WORK));
+    bool entered = openblas_enter(threads_for(work_of(M, N, K), NB__GEMM_OPENBLAS_D_MT_WORK));
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, 1.0, A, (blasint)lda, B, (blasint)ldb, 0.0, C,
                 (blasint)ldc);
+    openblas_leave(entered);
 }

@@ -362,12 +362,14 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
  * Picks the backend and the thread count for the size (docs/design.md);
  * dimensions and leading dimensions must fit an int (nb_matmul checks). */
 /* Multiply-adds (m*n*k) from which a product runs on nb_num_threads()
- * rather than one thread, per backend and dtype, and from which an f32
- * product goes to oneDNN in builds with it (measured: docs/design.md). */
-#define NB__GEMM_OPENBLAS_S_MT_WORK 1.0e6
-#define NB__GEMM_OPENBLAS_D_MT_WORK 1.0e6
-#define NB__GEMM_ONEDNN_S_MT_WORK 1.0e6
-#define NB__GEMM_ONEDNN_MIN_WORK 1.0e5
+ * rather than one thread, per backend and dtype (every measured product of
+ * at least that size gained 15% or more from a second thread), and from
+ * which an f32 product goes to oneDNN in builds with it (measured:
+ * docs/design.md, "GEMM backend and threads"). */
+#define NB__GEMM_OPENBLAS_S_MT_WORK 4.0e6
+#define NB__GEMM_OPENBLAS_D_MT_WORK 4.0e6
+#define NB__GEMM_ONEDNN_S_MT_WORK 2.0e6
+#define NB__GEMM_ONEDNN_MIN_WORK 1.1e6
 void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float *C, int64_t ldc);
 void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double *A,
