@@ -43,6 +43,20 @@ static void acc(double *w, double got, double sum, double abs_sum, int64_t terms
         *w = isnan(e) ? INFINITY : e;
 }
 
+/* Uniform in [-1, 1) (cheaper than normal numbers under valgrind). */
+static nb_tensor *uniform(nb_dtype dt, int ndim, const int64_t *shape, nb_rng *rng)
+{
+    nb_tensor *t = nb_rand(dt, ndim, shape, rng);
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < nb_numel(t); i++)
+        if (dt == NB_F32)
+            ((float *)nb_data(t))[i] = 2 * ((float *)nb_data(t))[i] - 1;
+        else
+            ((double *)nb_data(t))[i] = 2 * ((double *)nb_data(t))[i] - 1;
+    return t;
+}
+
 /* A random (rows, cols) matrix (batch 0) or (batch, rows, cols) batch of
  * them; transposed: the transpose view of a (cols, rows) tensor, so gemm
  * gets it as a transpose flag. The heap tensor goes to *base. */
@@ -50,7 +64,7 @@ static nb_tensor *operand(nb_dtype dt, int64_t batch, int64_t rows, int64_t cols
                           nb_rng *rng, nb_tensor **base)
 {
     int64_t r = transposed ? cols : rows, c = transposed ? rows : cols;
-    *base = batch ? nb_randn(dt, NB_SHAPE(batch, r, c), rng) : nb_randn(dt, NB_SHAPE(r, c), rng);
+    *base = batch ? uniform(dt, NB_SHAPE(batch, r, c), rng) : uniform(dt, NB_SHAPE(r, c), rng);
     nb_set_requires_grad(*base, true);
     return transposed ? nb_transpose(*base, -2, -1) : *base;
 }
@@ -58,6 +72,12 @@ static nb_tensor *operand(nb_dtype dt, int64_t batch, int64_t rows, int64_t cols
 typedef struct {
     int64_t M, K, N;
 } mkn;
+
+/* The row after i when checking every step-th row of n and the last. */
+static int64_t next_row(int64_t i, int64_t n, int64_t step)
+{
+    return i + step < n || i == n - 1 ? i + step : n - 1;
+}
 
 /* y = a @ b and, by nb_grad of sum(y * w), da = w @ b^T and db = a^T @ w
  * (summed over the batch when b is one matrix), each against the loop.
@@ -71,8 +91,8 @@ static const char *product_error(nb_dtype dt, mkn s, bool ta, bool tb, int64_t b
     nb_tensor *abase, *bbase;
     nb_tensor *a = operand(dt, batch, s.M, s.K, ta, &rng, &abase);
     nb_tensor *b = operand(dt, bb ? batch : 0, s.K, s.N, tb, &rng, &bbase);
-    nb_tensor *w = batch ? nb_randn(dt, NB_SHAPE(batch, s.M, s.N), &rng)
-                         : nb_randn(dt, NB_SHAPE(s.M, s.N), &rng);
+    nb_tensor *w = batch ? uniform(dt, NB_SHAPE(batch, s.M, s.N), &rng)
+                         : uniform(dt, NB_SHAPE(s.M, s.N), &rng);
     nb_tensor *y = nb_matmul(a, b);
     nb_tensor *loss = nb_sum(nb_mul(y, w));
     nb_tensor *in[2] = {abase, bbase}, *gr[2] = {NULL, NULL};
@@ -91,9 +111,14 @@ static const char *product_error(nb_dtype dt, mkn s, bool ta, bool tb, int64_t b
     }
     double eps = dt == NB_F32 ? FLT_EPSILON : DBL_EPSILON;
     int64_t M = s.M, K = s.K, N = s.N, nbat = batch ? batch : 1;
+    /* Large products: every 5th row of each result and its last (all its
+     * columns), which any wrong layout, offset or transposition shows in;
+     * the loop would otherwise dominate the valgrind run. */
+    int64_t step = M * N * K > 100000 ? 5 : 1;
+#define ROWS(i, n) for (int64_t i = 0; i < (n); i = next_row(i, (n), step))
     for (int64_t r = 0; r < nbat; r++) {
         const double *Ar = A + r * M * K, *Br = B + (bb ? r * K * N : 0), *Wr = W + r * M * N;
-        for (int64_t i = 0; i < M; i++)
+        ROWS(i, M)
             for (int64_t j = 0; j < N; j++) {
                 double sum = 0, abs_sum = 0;
                 for (int64_t k = 0; k < K; k++) {
@@ -102,7 +127,7 @@ static const char *product_error(nb_dtype dt, mkn s, bool ta, bool tb, int64_t b
                 }
                 acc(&worst[0], Y[r * M * N + i * N + j], sum, abs_sum, K, eps);
             }
-        for (int64_t i = 0; i < M; i++)
+        ROWS(i, M)
             for (int64_t k = 0; k < K; k++) {
                 double sum = 0, abs_sum = 0;
                 for (int64_t j = 0; j < N; j++) {
@@ -113,7 +138,7 @@ static const char *product_error(nb_dtype dt, mkn s, bool ta, bool tb, int64_t b
             }
     }
     for (int64_t rb = 0; rb < (bb ? nbat : 1); rb++)
-        for (int64_t k = 0; k < K; k++)
+        ROWS(k, K)
             for (int64_t j = 0; j < N; j++) {
                 double sum = 0, abs_sum = 0;
                 int64_t terms = 0;
@@ -135,6 +160,7 @@ static const char *product_error(nb_dtype dt, mkn s, bool ta, bool tb, int64_t b
                      nb_num_threads(), (const char *[]){"y", "da", "db"}[i], worst[i]);
             what = msg;
         }
+#undef ROWS
 done:
     free(A), free(B), free(W), free(Y), free(DA), free(DB);
     nb_graph_free(g);
@@ -161,14 +187,15 @@ static const mkn odd_sizes[] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {3, 5, 7}, {17,
 
 /* For each distinct threshold of src/gemm.c that applies to dt, a product
  * just below it and one at or above it (m*n*k crosses it); into out, 2 per
- * threshold. */
-static int threshold_sizes(nb_dtype dt, mkn *out)
+ * threshold. mt: also the thresholds of the thread count (which only
+ * change anything when more than one thread is set). */
+static int threshold_sizes(nb_dtype dt, bool mt, mkn *out)
 {
     const double f32[] = {NB__GEMM_ONEDNN_MIN_WORK, NB__GEMM_OPENBLAS_S_MT_WORK,
                           NB__GEMM_ONEDNN_S_MT_WORK};
     const double f64[] = {NB__GEMM_OPENBLAS_D_MT_WORK};
     const double *t = dt == NB_F32 ? f32 : f64;
-    int nt = dt == NB_F32 ? 3 : 1, n = 0;
+    int nt = !mt ? (dt == NB_F32 ? 1 : 0) : dt == NB_F32 ? 3 : 1, n = 0;
     for (int i = 0; i < nt; i++) {
         bool seen = false;
         for (int j = 0; j < i; j++)
@@ -186,10 +213,11 @@ static int threshold_sizes(nb_dtype dt, mkn *out)
 
 /* At the current thread setting: every odd size with each transposition,
  * batched (a batch of 3 with a batch, and with one matrix: one tall
- * product when a is not transposed); each threshold size with each
- * transposition for f32 (two backends may meet there), plain and both
- * transposed for f64, and for f32 the size below it batched by 2 (a folded
- * product over the threshold). */
+ * product when a is not transposed); and on both sides of each threshold
+ * that matters at this setting, plain and both transposed (with the two
+ * backward products, that is every pair of transpose flags), and for f32
+ * the size below it batched by 2 (a folded product over the threshold).
+ * The large products are few: under valgrind each costs about a second. */
 static void products_at(int threads)
 {
     assert_true(nb_set_num_threads(threads) >= 1);
@@ -204,10 +232,11 @@ static void products_at(int threads)
                 check_product(dt, odd_sizes[i], t & 1, t & 2, 3, false, seed++);
             }
         mkn s[8];
-        int n = threshold_sizes(dt, s);
-        for (int i = 0; i < n; i++)
-            for (int t = 0; t < 4; t += dt == NB_F32 ? 1 : 3)
-                check_product(dt, s[i], t & 1, t & 2, 0, false, seed++);
+        int n = threshold_sizes(dt, threads > 1, s);
+        for (int i = 0; i < n; i++) {
+            check_product(dt, s[i], false, false, 0, false, seed++);
+            check_product(dt, s[i], true, true, 0, false, seed++);
+        }
         for (int i = 0; dt == NB_F32 && i < n; i += 2) {
             check_product(dt, s[i], false, false, 2, false, seed++);
             check_product(dt, s[i], false, true, 2, true, seed++);
@@ -241,8 +270,11 @@ static void *worker(void *arg)
     job *j = arg;
     for (int d = 0; d < 2 && !j->error; d++) {
         nb_dtype dt = d ? NB_F64 : NB_F32;
-        mkn s[8 + N_ODD];
-        int n = threshold_sizes(dt, s);
+        /* the sizes at or above each threshold, and three small ones */
+        mkn t[8], s[8];
+        int nt = threshold_sizes(dt, true, t), n = 0;
+        for (int i = 1; i < nt; i += 2)
+            s[n++] = t[i];
         for (int i = 0; i < 3; i++)
             s[n++] = odd_sizes[3 + i];
         for (int i = 0; i < n && !j->error; i++)
