@@ -95,7 +95,7 @@ void bench_counts(bench_args *a, int warmup, int reps, int n)
 
 void bench_set_threads(int n)
 {
-    openblas_set_num_threads(n); /* later: nb_set_num_threads(n); */
+    nb_set_num_threads(n); /* OpenBLAS, OpenMP and oneDNN alike */
 }
 
 const char *bench_blas_core(void)
