@@ -45,17 +45,6 @@ static nb_model *small_model(uint64_t seed)
     return m;
 }
 
-static bool same_weights(nb_model *a, nb_model *b)
-{
-    nb_tensor *const *pa, *const *pb;
-    int n = nb_model_params(a, &pa);
-    assert_int_equal(nb_model_params(b, &pb), n);
-    for (int i = 0; i < n; i++)
-        if (memcmp(nb_data(pa[i]), nb_data(pb[i]), (size_t)nb_numel(pa[i]) * 4) != 0)
-            return false;
-    return true;
-}
-
 /* ---- data that are views ---- */
 
 static void test_fit_on_strided_views(void **state)

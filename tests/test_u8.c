@@ -78,12 +78,6 @@ static nb_tensor *converted(const nb_tensor *x, nb_dtype dtype, double scale)
     return c;
 }
 
-static bool same_bytes(const nb_tensor *a, const nb_tensor *b)
-{
-    return nb_dtype_of(a) == nb_dtype_of(b) && nb_numel(a) == nb_numel(b) &&
-           memcmp(nb_data(a), nb_data(b), (size_t)nb_numel(a) * nb_dtype_size(nb_dtype_of(a))) == 0;
-}
-
 static nb_model *model_of(nb_dtype dtype, uint64_t seed)
 {
     nb_model *m = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = F),
@@ -95,17 +89,6 @@ static nb_model *model_of(nb_dtype dtype, uint64_t seed)
     assert_int_equal(nb_compile(m, nb_adam(.lr = 0.01), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY),
                      0);
     return m;
-}
-
-static bool same_weights(nb_model *a, nb_model *b)
-{
-    nb_tensor *const *pa, *const *pb;
-    int n = nb_model_params(a, &pa);
-    assert_int_equal(nb_model_params(b, &pb), n);
-    for (int i = 0; i < n; i++)
-        if (!same_bytes(pa[i], pb[i]))
-            return false;
-    return true;
 }
 
 /* ---- the 256 byte values ---- */
@@ -153,7 +136,7 @@ static void test_every_byte_gives_the_same_float(void **state)
     nb_model *m = identity_model(NB_F32);
     nb_tensor *got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0}, 0);
     assert_non_null(got);
-    assert_true(same_bytes(got, want));
+    assert_true(same_bits(got, want));
     nb_free(got);
     /* Scale 0 means 1: the bytes themselves; any other scale multiplies. */
     got = nb_predict(m, (nb_dataset){.x = x}, 1);
@@ -175,7 +158,7 @@ static void test_every_byte_gives_the_same_float(void **state)
     m = identity_model(NB_F64);
     got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0}, 0);
     nb_tensor *want64 = converted(x, NB_F64, 1 / 255.0);
-    assert_true(same_bytes(got, want64));
+    assert_true(same_bits(got, want64));
     nb_free(got);
     nb_free(want64);
     nb_model_free(m);
@@ -239,9 +222,9 @@ static void test_u8_tensors(void **state)
     expect_code(NB_ERR_DTYPE, "nb_randn");
     /* Copies and in-place assignment between u8 tensors. */
     nb_tensor *c = nb_clone(a);
-    assert_true(same_bytes(c, a));
+    assert_true(same_bits(c, a));
     assert_int_equal(nb_assign(c, z), 0);
-    assert_true(same_bytes(c, z));
+    assert_true(same_bits(c, z));
     assert_true(nb_allclose(a, a, 0, 0));
     nb_tensor *f32 = nb_zeros(NB_F32, NB_SHAPE(2, 3));
     assert_int_equal(nb_assign(f32, a), -1);
@@ -439,8 +422,8 @@ static void test_u8_safetensors(void **state)
     nb_tensor *w2 = nb_set_name(nb_zeros(NB_F32, NB_SHAPE(2)), "w");
     nb_tensor *back[] = {x2, w2};
     assert_int_equal(nb_load_safetensors(path, 2, back), 0);
-    assert_true(same_bytes(x2, x));
-    assert_true(same_bytes(w2, w));
+    assert_true(same_bits(x2, x));
+    assert_true(same_bits(w2, w));
     /* U8 loads into u8 tensors only, and F32 into float ones only. */
     nb_tensor *xf = nb_set_name(nb_zeros(NB_F32, NB_SHAPE(3, F)), "images");
     nb_tensor *wu = nb_set_name(nb_zeros(NB_U8, NB_SHAPE(2)), "w");
@@ -499,7 +482,7 @@ static void same_training(nb_dtype dtype, double scale, int batch)
         nb_tensor *pb = nb_predict(a, (nb_dataset){.x = xvf}, sizes[i]);
         assert_non_null(pa);
         assert_int_equal(nb_dim(pa, 0), nv);
-        assert_true(same_bytes(pa, pb));
+        assert_true(same_bits(pa, pb));
         nb_free(pa);
         nb_free(pb);
     }
@@ -602,7 +585,7 @@ static void test_fashion_mnist_as_bytes(void **state)
         nb_tensor *p1 = nb_predict(m, test, sizes[i]);
         nb_tensor *p2 = nb_predict(m, (nb_dataset){.x = xvf}, sizes[i]);
         assert_non_null(p1);
-        assert_true(same_bytes(p1, p2));
+        assert_true(same_bits(p1, p2));
         nb_free(p1);
         nb_free(p2);
     }

@@ -131,4 +131,24 @@ static inline int cleanup(void **state)
     return 0;
 }
 
+/* a and b hold the same values bit for bit: dtype, element count and the
+ * bytes of their (packed) data. */
+static inline bool same_bits(const nb_tensor *a, const nb_tensor *b)
+{
+    return nb_dtype_of(a) == nb_dtype_of(b) && nb_numel(a) == nb_numel(b) &&
+           memcmp(nb_data(a), nb_data(b), (size_t)nb_numel(a) * nb_dtype_size(nb_dtype_of(a))) == 0;
+}
+
+/* Models a and b have the same parameters, bit for bit. */
+static inline bool same_weights(nb_model *a, nb_model *b)
+{
+    nb_tensor *const *pa, *const *pb;
+    int n = nb_model_params(a, &pa);
+    assert_int_equal(nb_model_params(b, &pb), n);
+    for (int i = 0; i < n; i++)
+        if (!same_bits(pa[i], pb[i]))
+            return false;
+    return true;
+}
+
 #endif
