@@ -119,10 +119,11 @@ def emit(impl, workload, threads, rep, n, t, w, **extra):
     print(json.dumps(line), flush=True)
 
 
-def timed_reps(impl, a, w, unit_fn, **extra):
+def timed_reps(impl, a, w, unit_fn, rep_extra=None, **extra):
     """Runs unit_fn() warmup times, then reps repetitions of n calls each,
-    printing a line per repetition; unit_fn's last return value (a dict or
-    None) joins the line."""
+    printing a line per repetition; rep_extra(t) (fields computed from the
+    repetition's (wall, cpu) time) and unit_fn's last return value (a dict
+    or None) join the line."""
     for _ in range(w["warmup"]):
         unit_fn()
     for r in range(1, w["reps"] + 1):
@@ -132,7 +133,7 @@ def timed_reps(impl, a, w, unit_fn, **extra):
             info = unit_fn()
         t = c.since()
         emit(impl, a.workload, a.threads, r, w["n"], t, w, warmup_units=w["warmup"],
-             **extra, **(info or {}))
+             **extra, **(rep_extra(t) if rep_extra else {}), **(info or {}))
 
 
 def fail(msg):

@@ -79,17 +79,10 @@ def run_step():
     def step():
         return {"loss": float(model.train_on_batch(x, y))}
 
-    for _ in range(w["warmup"]):
-        step()
-    for r in range(1, w["reps"] + 1):
-        c = benchlib.Clock()
-        for _ in range(w["n"]):
-            info = step()
-        t = c.since()
-        benchlib.emit(IMPL, a.workload, a.threads, r, w["n"], t, w, model=w["model"],
-                      batch=w["batch"], flops_per_step=flops,
-                      gflops=round(flops * w["n"] / t[0] * 1e-9, 4), warmup_units=w["warmup"],
-                      jit_compile=bool(model.jit_compile), version=VERSION, **info)
+    benchlib.timed_reps(IMPL, a, w, step,
+                        rep_extra=lambda t: {"gflops": round(flops * w["n"] / t[0] * 1e-9, 4)},
+                        model=w["model"], batch=w["batch"], flops_per_step=flops,
+                        jit_compile=bool(model.jit_compile), version=VERSION)
 
 
 def run_chain():

@@ -74,17 +74,10 @@ def run_step():
         opt.step()
         return {"loss": loss.item()}
 
-    for _ in range(w["warmup"]):
-        step()
-    for r in range(1, w["reps"] + 1):
-        c = benchlib.Clock()
-        for _ in range(w["n"]):
-            info = step()
-        t = c.since()
-        benchlib.emit(IMPL, a.workload, a.threads, r, w["n"], t, w, model=w["model"],
-                      batch=w["batch"], flops_per_step=flops,
-                      gflops=round(flops * w["n"] / t[0] * 1e-9, 4), warmup_units=w["warmup"],
-                      version=torch.__version__, **info)
+    benchlib.timed_reps(IMPL, a, w, step,
+                        rep_extra=lambda t: {"gflops": round(flops * w["n"] / t[0] * 1e-9, 4)},
+                        model=w["model"], batch=w["batch"], flops_per_step=flops,
+                        version=torch.__version__)
 
 
 def run_chain():
