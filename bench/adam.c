@@ -19,9 +19,14 @@
  * with Keras's defaults lr 1e-3, b1 0.9, b2 0.999, eps 1e-7. Both update
  * the parameters in place (the fused loop bumps their versions, as a
  * write through nb_data must), with subnormals flushed (as nb_fit trains).
- * Workload "adam_<model>", impl "nabla" and "fused_c", unit us/step; the
- * nabla line carries "ratio_vs_fused" (its time / the fused loop's, in the
- * same repetition). */
+ * A third side, "fused_c_undo", is the same loop keeping what nabla keeps
+ * to undo a step whose new parameter is not finite (src/optim/optimizers.c):
+ * it copies p's old value aside, writes the new m and v to second buffers
+ * (swapped in after the step) and checks the new p, in the same pass; it
+ * is the cost of that guarantee written by hand.
+ * Workload "adam_<model>", impls "nabla", "fused_c" and "fused_c_undo",
+ * unit us/step; the nabla line carries "ratio_vs_fused" and
+ * "ratio_vs_undo" (its time / theirs, in the same repetition). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,7 @@ static const char *prog = "bench_adam";
 typedef struct fused {
     int n;
     float **p, **g, **m, **v;
+    float **old, **m2, **v2; /* fused_c_undo's */
     int64_t *len;
     int64_t t;
 } fused;
@@ -46,8 +52,11 @@ static int fused_init(fused *f, int n, nb_tensor *const *params)
     f->g = calloc((size_t)n, sizeof *f->g);
     f->m = calloc((size_t)n, sizeof *f->m);
     f->v = calloc((size_t)n, sizeof *f->v);
+    f->old = calloc((size_t)n, sizeof *f->old);
+    f->m2 = calloc((size_t)n, sizeof *f->m2);
+    f->v2 = calloc((size_t)n, sizeof *f->v2);
     f->len = calloc((size_t)n, sizeof *f->len);
-    if (!f->p || !f->g || !f->m || !f->v || !f->len)
+    if (!f->p || !f->g || !f->m || !f->v || !f->old || !f->m2 || !f->v2 || !f->len)
         return -1;
     for (int i = 0; i < n; i++) {
         nb_tensor *gr = nb_grad_of(params[i]);
@@ -58,7 +67,10 @@ static int fused_init(fused *f, int n, nb_tensor *const *params)
         f->g[i] = nb_data(gr);
         f->m[i] = calloc((size_t)f->len[i], sizeof(float));
         f->v[i] = calloc((size_t)f->len[i], sizeof(float));
-        if (!f->m[i] || !f->v[i])
+        f->old[i] = calloc((size_t)f->len[i], sizeof(float));
+        f->m2[i] = calloc((size_t)f->len[i], sizeof(float));
+        f->v2[i] = calloc((size_t)f->len[i], sizeof(float));
+        if (!f->m[i] || !f->v[i] || !f->old[i] || !f->m2[i] || !f->v2[i])
             return nb_set_error("bench_adam: out of memory");
     }
     return 0;
@@ -66,10 +78,16 @@ static int fused_init(fused *f, int n, nb_tensor *const *params)
 
 static void fused_free(fused *f)
 {
-    for (int i = 0; f->m && f->v && i < f->n; i++) {
+    for (int i = 0; f->m && f->v && f->old && f->m2 && f->v2 && i < f->n; i++) {
         free(f->m[i]);
         free(f->v[i]);
+        free(f->old[i]);
+        free(f->m2[i]);
+        free(f->v2[i]);
     }
+    free(f->old);
+    free(f->m2);
+    free(f->v2);
     free(f->p);
     free(f->g);
     free(f->m);
@@ -92,6 +110,52 @@ static void fused_row(float *restrict p, float *restrict m, float *restrict v,
         v[j] = fb2 * v[j] + (1 - fb2) * g[j] * g[j];
         p[j] -= alpha * m[j] / (sqrtf(v[j]) + eps);
     }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static int undo_row(float *restrict p, float *restrict old, const float *restrict m,
+                    const float *restrict v, float *restrict m2, float *restrict v2,
+                    const float *restrict g, int64_t len, float alpha)
+{
+    const float eps = 1e-7f, fb1 = 0.9f, fb2 = 0.999f;
+    int bad = 0;
+    for (int64_t j = 0; j < len; j++) {
+        float a = fb1 * m[j] + (1 - fb1) * g[j];
+        float b = fb2 * v[j] + (1 - fb2) * g[j] * g[j];
+        float q = p[j] - alpha * a / (sqrtf(b) + eps);
+        bad |= !isfinite(q);
+        old[j] = p[j];
+        m2[j] = a;
+        v2[j] = b;
+        p[j] = q;
+    }
+    return bad;
+}
+
+/* Returns 1 when a new parameter is not finite (the bench's are). */
+static int undo_step(fused *f, nb_tensor *const *params)
+{
+    const double lr = 1e-3, b1 = 0.9, b2 = 0.999;
+    f->t++;
+    const float alpha =
+        (float)(lr * sqrt(1 - pow(b2, (double)f->t)) / (1 - pow(b1, (double)f->t)));
+    int bad = 0;
+    for (int i = 0; i < f->n && !bad; i++) {
+        bad = undo_row(f->p[i], f->old[i], f->m[i], f->v[i], f->m2[i], f->v2[i], f->g[i],
+                       f->len[i], alpha);
+        nb_bump_version(params[i]);
+    }
+    for (int i = 0; i < f->n && !bad; i++) {
+        float *t = f->m[i];
+        f->m[i] = f->m2[i];
+        f->m2[i] = t;
+        t = f->v[i];
+        f->v[i] = f->v2[i];
+        f->v2[i] = t;
+    }
+    return bad;
 }
 
 static void fused_step(fused *f, nb_tensor *const *params)
@@ -145,36 +209,38 @@ int main(int argc, char **argv)
     bool ftz = nb_set_flush_subnormals(true);
 
     for (int i = 0; i < a.warmup; i++) {
-        if (nabla_step(opt, g, np, params))
+        if (nabla_step(opt, g, np, params) || undo_step(&f, params))
             return bench_fail(prog);
         fused_step(&f, params);
     }
     char workload[32], extra[256];
     snprintf(workload, sizeof workload, "adam_%s", a.model);
+    static const char *const sides[3] = {"nabla", "fused_c", "fused_c_undo"};
     for (int r = 1; r <= a.reps; r++) {
-        bench_clock tn = {0, 0}, tf = {0, 0};
-        for (int side = 0; side < 2; side++) {
-            bool nabla = (side == 0) == (r % 2 == 1);
+        bench_clock t[3] = {{0, 0}, {0, 0}, {0, 0}};
+        for (int q = 0; q < 3; q++) { /* the order rotates */
+            int side = (q + r) % 3;
             bench_clock t0 = bench_now();
             for (int i = 0; i < a.n; i++) {
-                if (!nabla)
+                if (side == 1)
                     fused_step(&f, params);
-                else if (nabla_step(opt, g, np, params))
+                else if (side == 0 ? nabla_step(opt, g, np, params) : undo_step(&f, params))
                     return bench_fail(prog);
             }
-            *(nabla ? &tn : &tf) = bench_since(t0);
+            t[side] = bench_since(t0);
         }
-        snprintf(extra, sizeof extra,
-                 "\"model\": \"%s\", \"params\": %lld, \"tensors\": %d, \"ratio_vs_fused\": %.4g, "
-                 "\"first\": \"%s\", \"warmup_units\": %d",
-                 a.model, (long long)count, np, tn.wall / tf.wall, r % 2 ? "nabla" : "fused_c",
-                 a.warmup);
-        bench_emit("nabla", workload, a.threads, r, a.n, tn, "us/step", 1e6, extra);
-        snprintf(extra, sizeof extra,
-                 "\"model\": \"%s\", \"params\": %lld, \"tensors\": %d, \"first\": \"%s\", "
-                 "\"warmup_units\": %d",
-                 a.model, (long long)count, np, r % 2 ? "nabla" : "fused_c", a.warmup);
-        bench_emit("fused_c", workload, a.threads, r, a.n, tf, "us/step", 1e6, extra);
+        const char *first = sides[(r + 0) % 3];
+        for (int side = 0; side < 3; side++) {
+            int k = snprintf(extra, sizeof extra,
+                             "\"model\": \"%s\", \"params\": %lld, \"tensors\": %d, "
+                             "\"first\": \"%s\", \"warmup_units\": %d",
+                             a.model, (long long)count, np, first, a.warmup);
+            if (side == 0)
+                snprintf(extra + k, sizeof extra - (size_t)k,
+                         ", \"ratio_vs_fused\": %.4g, \"ratio_vs_undo\": %.4g",
+                         t[0].wall / t[1].wall, t[0].wall / t[2].wall);
+            bench_emit(sides[side], workload, a.threads, r, a.n, t[side], "us/step", 1e6, extra);
+        }
     }
     nb_set_flush_subnormals(ftz);
     fused_free(&f);

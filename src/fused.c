@@ -125,6 +125,15 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
 {
     const program *p = j->p;
     unsigned bad = 0;
+    if (p->compiled) { /* one loop, no scratch: the blocks at once */
+        int64_t off = b0 * NB_FUSED_BLOCK, end = b1 * NB_FUSED_BLOCK;
+        char *in[NB_FUSED_MAX], *out[NB_FUSED_MAX];
+        for (int s = 0; s < p->n_in; s++)
+            in[s] = j->in[s] ? j->in[s] + (size_t)off * j->es : NULL;
+        for (int k = 0; k < j->n_out; k++)
+            out[k] = j->out[k] + (size_t)off * j->es;
+        return p->compiled(in, out, j->scal, p->attrs, (end < j->numel ? end : j->numel) - off);
+    }
     for (int64_t b = b0; b < b1; b++) {
         int64_t off = b * NB_FUSED_BLOCK;
         int64_t len = j->numel - off < NB_FUSED_BLOCK ? j->numel - off : NB_FUSED_BLOCK;

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 
 /* Elements per block: Adam's update keeps about six scratch buffers, 24 KiB
  * in f32 of this machine's 32 KiB L1 (bench/adam.c: 512 and 2048 were no
@@ -27,8 +28,35 @@ typedef struct {
     void *attr; /* a copy, op->attr_size bytes */
 } instr;
 
+/* A compiled program's loop over n elements (src/fused_compile.c): in[i]
+ * input i's data (full inputs), out[k] output k's, scal the one-element
+ * slots' values (8 bytes apart), attr[i] instruction i's attributes; the
+ * mask of outputs given a NaN or an inf. */
+typedef unsigned (*nb_compiled_fn)(char *const *in, char *const *out, const char *scal,
+                                   const void *const *attr, int64_t n);
+typedef struct {
+    const char *key;
+    nb_compiled_fn fn;
+} nb_compiled;
+/* The build's compiled programs, ending with {NULL, NULL}: written by
+ * nabla-fusegen (src/fused_gen.c); none in the generator itself. */
+extern const nb_compiled nb__compiled_programs[];
+
+/* Loops whose iterations are independent though the compiler cannot tell
+ * (outputs may be written over inputs, element for element). */
+#if defined(__clang__)
+#define NB_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define NB_IVDEP _Pragma("GCC ivdep")
+#else
+#define NB_IVDEP
+#endif
+
 typedef struct program {
     nb_dtype dtype;
+    int n_in, n_out;
+    nb_compiled_fn compiled; /* or NULL: interpreted */
+    const void **attrs;      /* per instruction, for compiled: its attributes */
     unsigned scalars; /* bit i: input i has one element */
     int nslots, ninstr, nbuf;
     uint8_t *kind;   /* per slot: FULL, SCALAR or CONST */
@@ -60,5 +88,20 @@ void nb__program_free(program *p);
 /* fn's program for a dtype and a pattern of one-element inputs (bit i:
  * input i), traced on first use (under fn's lock); NULL with an error. */
 const program *nb__program_for(nb_fused *fn, nb_dtype dtype, unsigned scalars);
+
+/* p's key (its dtype, slot kinds, ops and wiring) in buf: its
+ * length, or -1 when p has an op with no element expression here (or buf
+ * is too short). */
+int nb__program_key(const program *p, char *buf, size_t cap);
+/* p as C: a function `fname` of type nb_compiled_fn, written to f. */
+int nb__program_emit(const program *p, const char *fname, FILE *f);
+/* Gives p the build's compiled loop of it, if there is one (-1: out of
+ * memory, with the error set). */
+int nb__program_compile(program *p);
+/* Called with every program traced (fn's name; NULL: none), for the
+ * generator; not thread-safe, set before any tracing. */
+extern void (*nb__traced_hook)(const program *p, const char *name);
+/* Tests: while true, programs traced are interpreted, not compiled. */
+extern bool nb__fused_interpret;
 
 #endif

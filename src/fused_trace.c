@@ -22,6 +22,7 @@ void nb__program_free(program *p)
     nb__free(p->value);
     nb__free(p->buf);
     nb__free(p->outs);
+    nb__free(p->attrs);
     nb__free(p);
 }
 
@@ -202,6 +203,8 @@ static program *trace(nb_fused *fn, nb_dtype dtype, unsigned scalars)
     memset(p, 0, sizeof *p);
     p->dtype = dtype;
     p->scalars = scalars;
+    p->n_in = fn->n_in;
+    p->n_out = fn->n_out;
     tracer t = {.p = p, .fn = fn->name};
     /* The trace's tensors are the current graph's until its next reset. */
     nb_graph *g = th->graph;
@@ -257,6 +260,9 @@ static program *trace(nb_fused *fn, nb_dtype dtype, unsigned scalars)
     return NULL;
 }
 
+void (*nb__traced_hook)(const program *p, const char *name);
+bool nb__fused_interpret;
+
 const program *nb__program_for(nb_fused *fn, nb_dtype dtype, unsigned scalars)
 {
     pthread_mutex_lock(&fn->lock);
@@ -264,8 +270,15 @@ const program *nb__program_for(nb_fused *fn, nb_dtype dtype, unsigned scalars)
     while (p && (p->dtype != dtype || p->scalars != scalars))
         p = p->next;
     if (!p && (p = trace(fn, dtype, scalars))) {
-        p->next = fn->programs;
-        fn->programs = p;
+        if (!nb__fused_interpret && nb__program_compile(p) < 0) {
+            nb__program_free(p);
+            p = NULL;
+        } else {
+            p->next = fn->programs;
+            fn->programs = p;
+            if (nb__traced_hook)
+                nb__traced_hook(p, fn->name);
+        }
     }
     pthread_mutex_unlock(&fn->lock);
     return p;

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "testing.h"
+#include "fused_internal.h"
 
 #include <math.h>
 
@@ -398,6 +399,128 @@ static void test_misuse(void **state)
         nb_fused_free(fs[i]);
 }
 
+/* ---- compiled programs (src/fused_compile.c) ---- */
+
+static int traced, compiled;
+static void count_traced(const program *p, const char *name)
+{
+    (void)name;
+    traced++;
+    compiled += p->compiled != NULL;
+    char key[1 << 14] = "";
+    if (p->scalars && !nb__fused_interpret && !p->compiled && nb__program_key(p, key, sizeof key))
+        fail_msg("'%s' (%s) was traced to a program the build did not compile: its ops or "
+                 "options pattern are missing from src/fused_gen.c or src/fused_compile.c "
+                 "(key %s)", name, nb_dtype_name(p->dtype), key);
+}
+
+/* Gradient element i of step t: mostly O(1), with zeros, subnormals and
+ * values whose square overflows (an infinite state), and one NaN at step 5
+ * (the step is refused, and undone). */
+static double grad_value(nb_dtype dt, int t, int64_t i)
+{
+    uint64_t h = (uint64_t)(t * 1000003 + i) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    double u = (double)(h >> 11) / 9007199254740992.0, sign = h & 1 ? -1 : 1;
+    switch (h % 97) {
+    case 0: return 0.0;
+    case 1: return sign * (dt == NB_F64 ? 1e-310 : 1e-40);
+    case 2: return sign * (dt == NB_F64 ? 1e160 : 1e20);
+    case 3: return t == 5 && i == 17 ? NAN : sign * 1e-3;
+    default: return sign * (2 * u - 1) * 3;
+    }
+}
+
+static nb_optimizer *make_opt(int algo, int c)
+{
+    double wd = c & 1 ? 0.01 : 0, cn = c & 2 ? 1.0 : 0, cv = c & 4 ? 0.5 : 0;
+#define OPTS .weight_decay = wd, .clipnorm = cn, .clipvalue = cv
+    switch (algo) {
+    case 0: return nb_sgd(.lr = 0.1, OPTS);
+    case 1: return nb_sgd(.lr = 0.1, .momentum = 0.9, OPTS);
+    case 2: return nb_sgd(.lr = 0.1, .momentum = 0.9, .nesterov = true, OPTS);
+    case 3: return nb_adam(.lr = 0.01, .betas = {0.8, 0.99}, OPTS);
+    case 4: return nb_rmsprop(OPTS);
+    case 5: return nb_rmsprop(.momentum = 0.5, OPTS);
+    default: return nb_adagrad(OPTS);
+    }
+#undef OPTS
+}
+
+/* Every built-in optimizer and options pattern, in f32 and f64, on two
+ * threads: the compiled update stores the interpreter's bits, step after
+ * step, and refuses the same steps. Parameters of 1003 elements (not a
+ * multiple of any vector width), 70001 (split between the threads; 2001
+ * but for the first options pattern) and 1 (interpreted on both sides). */
+static void test_compiled_like_interpreted(void **state)
+{
+    (void)state;
+    nb_set_num_threads(2);
+    nb__traced_hook = count_traced;
+    traced = compiled = 0;
+    int64_t sizes[3] = {1003, 70001, 1};
+    for (int dti = 0; dti < 2; dti++) {
+        nb_dtype dt = dti ? NB_F64 : NB_F32;
+        for (int algo = 0; algo < 7; algo++)
+            for (int c = 0; c < 8; c++) {
+                sizes[1] = c == 0 ? 70001 : 2001; /* the thread split, once per algorithm */
+                nb_optimizer *opt[2] = {make_opt(algo, c), make_opt(algo, c)};
+                assert_non_null(opt[0]);
+                assert_non_null(opt[1]);
+                nb_graph *g = nb_graph_new();
+                nb_tensor *p[2][3];
+                for (int side = 0; side < 2; side++)
+                    for (int k = 0; k < 3; k++)
+                        p[side][k] = nb_param(rand_t(dt, 1, &sizes[k], 7 + (uint64_t)k, -1, 1));
+                for (int t = 1; t <= 6; t++) {
+                    int rc[2];
+                    for (int side = 0; side < 2; side++) {
+                        nb_tensor *loss = NULL, *gs[3];
+                        for (int k = 0; k < 3; k++) {
+                            nb_tensor *gk = gs[k] = nb_zeros(dt, 1, &sizes[k]);
+                            void *d = nb_data(gk);
+                            for (int64_t i = 0; i < sizes[k]; i++) {
+                                if (dt == NB_F64)
+                                    ((double *)d)[i] = grad_value(dt, t, i);
+                                else
+                                    ((float *)d)[i] = (float)grad_value(dt, t, i);
+                            }
+                            nb_zero_grad(p[side][k]);
+                            nb_tensor *lk = nb_sum(nb_mul(p[side][k], gk));
+                            loss = loss ? nb_add(loss, lk) : lk;
+                        }
+                        assert_int_equal(nb_backward(loss), 0);
+                        for (int k = 0; k < 3; k++)
+                            nb_free(gs[k]);
+                        nb__fused_interpret = side == 0;
+                        rc[side] = nb_optimizer_step(opt[side], 3, p[side], .skip_nonfinite = true);
+                        nb__fused_interpret = false;
+                        nb_graph_reset(g);
+                    }
+                    assert_int_equal(rc[0], rc[1]);
+                    assert_true(rc[0] >= 0);
+                    for (int k = 0; k < 3; k++)
+                        if (memcmp(nb_data(p[1][k]), nb_data(p[0][k]),
+                                   (size_t)sizes[k] * (dti ? 8 : 4)) != 0)
+                            expect_same_bits(p[1][k], p[0][k], "compiled update");
+                }
+                for (int side = 0; side < 2; side++) {
+                    for (int k = 0; k < 3; k++)
+                        nb_free(p[side][k]);
+                    nb_optimizer_free(opt[side]);
+                }
+                nb_graph_free(g);
+            }
+    }
+    nb__traced_hook = NULL;
+    nb_set_num_threads(1);
+    /* Per optimizer, a program for the large parameters and one for the
+     * one-element parameter, on each side: only the compiled side's first
+     * kind is compiled. */
+    assert_int_equal(traced, 2 * 7 * 8 * 2 * 2);
+    assert_int_equal(compiled, 2 * 7 * 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_nonfinite_mask),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_compiled_like_interpreted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

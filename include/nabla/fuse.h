@@ -5,7 +5,8 @@
  * costs one pass over memory instead of one per op. The values are those of
  * the ops' own kernels (bit for bit what calling f gives) and the backward
  * is made of the ops' own rules, so a fused function differentiates like f,
- * also twice. The optimizers' updates are fused functions. */
+ * also twice. The optimizers' updates are fused functions, which the build
+ * also compiles into one loop each (same bits). */
 #ifndef NABLA_FUSE_H
 #define NABLA_FUSE_H
 

@@ -1,11 +1,12 @@
 /* Optimizers (Keras 3 formulas) and learning-rate schedules.
  *
  * Every update is written with nabla ops, as one fused function (fuse.h)
- * per optimizer: the chain runs block by block in one pass over each
- * parameter, its gradient and its state, with recording off in the current
- * graph, and the results are stored in place with nb_assign (which bumps
- * versions, so a graph that still needs the old values fails loudly in
- * backward).
+ * per optimizer: the chain runs in one pass over each parameter, its
+ * gradient and its state (as one loop: the build compiles the built-in
+ * optimizers' traces, src/fused_compile.c), with recording off; the new
+ * parameter is stored in place (its version bumped, so a graph that still
+ * needs the old values fails loudly in backward), the new state into a
+ * second buffer that then takes the old one's place.
  * With g the (clipped) gradient, lr the scheduled rate and t = 1, 2, ...:
  *
  *   weight decay  p = p - p * (wd * lr)                    (before the update)
@@ -77,9 +78,10 @@ struct nb_optimizer {
     int n;                /* parameters, fixed by the first step; -1 before it */
     nb_tensor **params;   /* copies of the first step's pointers */
     nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
-    /* The parameters and state as they were before the step, written
-     * beside the new values (stored in place) to undo a step that turns out
-     * not to be finite. */
+    /* The parameters as they were before the step, written beside the new
+     * values (stored in place) to undo a step that turns out not to be
+     * finite. The new state goes to o1/o2, which become s1/s2 once every
+     * parameter is stored: the old state stays where it was. */
     nb_tensor **old, **o1, **o2;
     bool has_s1, has_s2;  /* which states the algorithm keeps */
     nb_fused *fused;      /* the update (update_fn) */
@@ -221,8 +223,7 @@ static int resolve_betas(const char *fn, const double b[2], double *b1, double *
 /* ---- the update, one fused function ---- */
 
 /* The new values from in = (p, g, rate, wd * lr, scale[, s1][, s2]), rate
- * being lr, or alpha for Adam: out = (p, [s1,] [s2,] then the same as they
- * were).
+ * being lr, or alpha for Adam: out = (p, [s1,] [s2,] then p as it was).
  * The options are read here, when the function is traced; what changes per
  * step is an input. */
 static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
@@ -270,7 +271,7 @@ static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
         break;
     }
 #undef K
-    /* The new values, then the old ones (kept to undo the step). */
+    /* The new values, then the old parameter (kept to undo the step). */
     int m = 0;
     out[m++] = np;
     if (s1)
@@ -278,10 +279,6 @@ static int update_fn(nb_tensor *out[], nb_tensor *const in[], void *ctx)
     if (s2)
         out[m++] = n2;
     out[m++] = p;
-    if (s1)
-        out[m++] = s1;
-    if (s2)
-        out[m++] = s2;
     return 0;
 }
 
@@ -329,7 +326,7 @@ static nb_optimizer *make(const kind_info *k, nb_optim_opts o)
      * s2: Adam v, RMSprop momentum buffer. */
     opt->has_s1 = k->algo != SGD || o.momentum > 0;
     opt->has_s2 = k->algo == ADAM || (k->algo == RMSPROP && o.momentum > 0);
-    int n_in = 5 + opt->has_s1 + opt->has_s2, n_out = 2 * (1 + opt->has_s1 + opt->has_s2);
+    int n_in = 5 + opt->has_s1 + opt->has_s2, n_out = 2 + opt->has_s1 + opt->has_s2;
     if (!(opt->fused = nb_fused_new(k->name, n_in, n_out, update_fn, opt))) {
         nb_mem_free(opt);
         return NULL;
@@ -588,13 +585,14 @@ static void refuse(const nb_optimizer *opt, int bad, double scale)
 }
 
 /* The update: the global norm for clipnorm, then per parameter one fused
- * pass that writes the new parameter and state in place and the old ones
- * beside them. A NaN or an infinite gradient
+ * pass that writes the new parameter in place and the old one beside it,
+ * and the new state into o1/o2. A NaN or an infinite gradient
  * always makes its parameter's new value non-finite (for every algorithm
  * here: lr * inf, inf / sqrt(inf) ...), and so does an update that
  * overflows, so checking the new values (which the pass does as it writes
- * them) catches both: then the parameters and state written so far are
- * put back, and the error says which. 0 when stored; 1
+ * them) catches both: then the parameters written so far are put back
+ * (the state is kept until every parameter is stored), and the error says
+ * which. 0 when stored; 1
  * when a value is not finite (nothing changed; the error is set unless
  * quiet); -1 on error. */
 static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
@@ -653,15 +651,15 @@ static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
         nb_tensor *in[7] = {p, g, kd[0], kd[1], kd[2]}, *out[6];
         int m = 5, q = 0;
         out[q++] = p;
-        if (opt->has_s1)
-            out[q++] = in[m++] = opt->s1[i];
-        if (opt->has_s2)
-            out[q++] = in[m++] = opt->s2[i];
-        out[q++] = opt->old[i];
-        if (opt->has_s1)
+        if (opt->has_s1) {
+            in[m++] = opt->s1[i];
             out[q++] = opt->o1[i];
-        if (opt->has_s2)
+        }
+        if (opt->has_s2) {
+            in[m++] = opt->s2[i];
             out[q++] = opt->o2[i];
+        }
+        out[q++] = opt->old[i];
         int rc = nb_fused_apply(opt->fused, in, out);
         if (rc < 0)
             goto undo;
@@ -669,21 +667,28 @@ static int update(nb_optimizer *opt, const nb_tensor *loss, bool quiet)
         if (rc & 1)
             bad = i;
     }
-    if (bad < 0)
+    if (bad < 0) {
+        for (int i = 0; i < n; i++) {
+            if (!nb_grad_of(opt->params[i]))
+                continue;
+            nb_tensor *t = opt->s1[i];
+            opt->s1[i] = opt->o1[i];
+            opt->o1[i] = t;
+            t = opt->s2[i];
+            opt->s2[i] = opt->o2[i];
+            opt->o2[i] = t;
+        }
         return 0;
+    }
     if (!quiet)
         refuse(opt, bad, scale);
 undo:;
-    /* Nothing non-finite is stored: the parameters written go back. */
+    /* Nothing non-finite is stored: the parameters written go back (the
+     * state was not written over). */
     int rc = bad >= 0 ? 1 : -1;
-    for (int i = 0; i < done; i++) {
-        if (!nb_grad_of(opt->params[i]))
-            continue;
-        if (nb_assign(opt->params[i], opt->old[i]) ||
-            (opt->has_s1 && nb_assign(opt->s1[i], opt->o1[i])) ||
-            (opt->has_s2 && nb_assign(opt->s2[i], opt->o2[i])))
+    for (int i = 0; i < done; i++)
+        if (nb_grad_of(opt->params[i]) && nb_assign(opt->params[i], opt->old[i]))
             rc = -1;
-    }
     return rc;
 }
 
