@@ -27,7 +27,7 @@ PEERS = ["pytorch", "keras"]
 ORDER = ["step_seed_b32", "step_seed_b128", "step_seed_b1024", "step_wide_b256",
          "gemm_wide_b256", "chain1000", "epoch_b32", "predict_b32", "predict_b10000",
          "adam_seed", "adam_wide"]
-IMPLS = ["nabla", "pytorch", "keras", "fused_c", "openblas", "onednn"]
+IMPLS = ["nabla", "pytorch", "keras", "fused_c", "fused_c_undo", "openblas", "onednn"]
 
 
 def fmt(v):
@@ -173,14 +173,17 @@ def main(path, markdown=False):
             if not g.get(k):
                 continue
             ratio = st.median(x["ratio_vs_fused"] for x in g[k])
+            undo = [x["ratio_vs_undo"] for x in g[k] if "ratio_vs_undo" in x]
             out.append([w, str(t), str(g[k][0].get("params", "?"))] +
-                       [fmt(med((w, i, t))) for i in ("nabla", "fused_c", "pytorch", "keras")] +
-                       [f"{ratio:.2f}"])
+                       [fmt(med((w, i, t))) if g.get((w, i, t)) else "-"
+                        for i in ("nabla", "fused_c", "fused_c_undo", "pytorch", "keras")] +
+                       [f"{ratio:.2f}", f"{st.median(undo):.2f}" if undo else "-"])
     if out:
-        print("== the Adam step alone, us/step: nabla's nb_optimizer_step and a fused C loop over "
-              "the same buffers in the same process (ratio: median of the per-repetition ratios)")
-        tab.show(["workload", "thr", "params", "nabla", "fused C", "pytorch", "keras",
-                  "nabla/fused"], out)
+        print("== the Adam step alone, us/step: nabla's nb_optimizer_step, a fused C loop over "
+              "the same buffers, and that loop keeping what nabla keeps to undo a non-finite "
+              "step, in the same process (ratios: medians of the per-repetition ratios)")
+        tab.show(["workload", "thr", "params", "nabla", "fused C", "fused C+undo", "pytorch",
+                  "keras", "nabla/fused", "nabla/undo"], out)
 
     out = []
     for t in threads:
