@@ -31,7 +31,6 @@
 
 /* One example in one dtype: the op's output and the packed inputs. */
 typedef struct {
-    const nb_op *op;
     const void *attr;
     int n;
     char who[64];                 /* "example 2", "example 2 (f32)", "made-up inputs" */
@@ -72,14 +71,18 @@ static double value(const char *p, nb_dtype t, int64_t j)
     return ((const unsigned char *)p)[j];
 }
 
+/* Unused dimensions of size 1 (and stride 0): a kernel reading past ndim
+ * computes something wrong rather than dividing by 0. */
 static void set_view(nb_view *v, nb_dtype t, char *data, int64_t len, bool zero_d)
 {
     memset(v, 0, sizeof *v);
+    for (int d = 0; d < NB_MAX_DIMS; d++)
+        v->shape[d] = 1;
     v->data = data;
     v->dtype = t;
     v->numel = zero_d ? 1 : len;
     v->ndim = zero_d ? 0 : 1;
-    v->shape[0] = zero_d ? 0 : len;
+    v->shape[0] = zero_d ? 1 : len;
     v->strides[0] = zero_d ? 0 : 1;
 }
 
@@ -230,7 +233,7 @@ static int in_dtype(const nb_op *op, const void *attr, nb_tensor *const x[], int
 {
     nb_tensor *c[NB_MAX_INPUTS] = {0};
     nb_check_report cr;
-    ew w = {.op = op, .attr = attr, .n = n, .d = d};
+    ew w = {.attr = attr, .n = n, .d = d};
     snprintf(w.who, sizeof w.who, "%s%s", who, t == NB_F32 ? " (f32)" : "");
     nb_graph *g = nb_graph_new();
     int st = HELD;

@@ -282,7 +282,8 @@ static const nb_op saved_square = {.name = "saved_square", .arity = 1, .shape = 
  * flat index (right on the whole, wrong on any piece); y[i] = x[n-1-i]; the
  * same in f32 only (its f64 kernel is 2x); a flattening op (another shape);
  * y = 2x that zeroes its input's first element, always or on 1-d views only;
- * a view of x (no kernel runs); y = 2x whose kernel refuses 0-d views. */
+ * a view of x (no kernel runs); y = 2x whose kernel refuses 0-d views; and
+ * below, one whose kernel reads the shape along its attribute's axis. */
 static void running_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n, (void)attr;
@@ -337,6 +338,23 @@ static void no_scalars_f64(const nb_view *y, const nb_view *x, int n, const void
     else
         twice_f64(y, x, n, attr);
 }
+/* y = x * (x's index along the axis of its attribute): elementwise on the
+ * example's shape, not on a flat block. */
+static void axis_scaled_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n;
+    int axis = *(const int *)attr;
+    int64_t inner = 1;
+    for (int d = axis + 1; d < y->ndim; d++)
+        inner *= y->shape[d];
+    const double *a = x[0].data;
+    double *Y = y->data;
+    for (int64_t i = 0; i < y->numel; i++)
+        Y[i] = a[i] * (double)(i / inner % y->shape[axis]);
+}
+static const int axis_1 = 1;
+static const nb_op_example axis_examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &axis_1}, {.n = 0}};
 #define NOT_ELEMENTWISE(var, shape_rule, ...)                                  \
     static const nb_op var = {.name = #var, .arity = 1, .shape = shape_rule,   \
                               .forward = __VA_ARGS__, .no_gradient = true,     \
@@ -350,6 +368,10 @@ NOT_ELEMENTWISE(scribbler, nb_shape_same, {[NB_F64] = scribble_f64});
 NOT_ELEMENTWISE(scribbler_1d, nb_shape_same, {[NB_F64] = scribble_1d_f64});
 NOT_ELEMENTWISE(alias, alias_shape, NB_KERNELS(twice));
 NOT_ELEMENTWISE(no_scalars, nb_shape_same, {[NB_F64] = no_scalars_f64});
+static const nb_op axis_scaled = {.name = "axis_scaled", .arity = 1, .attr_size = sizeof(int),
+                                  .shape = nb_shape_same, .forward = {[NB_F64] = axis_scaled_f64},
+                                  .no_gradient = true, .saves = NB_SAVES_NONE,
+                                  .elementwise = true, .examples = axis_examples};
 
 /* Checks op and expects exactly contract `broken` broken, its detail
  * holding each of the given strings. */
@@ -426,6 +448,8 @@ static void test_each_broken_contract_caught(void **state)
                   "block: the kernel writes to input 1", "(element 0)");
     expect_broken(&alias, NB_CONTRACT_ELEMENTWISE, "example 1: the output is a view of input 1",
                   "fused functions run kernels");
+    expect_broken(&axis_scaled, NB_CONTRACT_ELEMENTWISE, "example 1, the whole as one 1-d "
+                  "block: output element 1 is", "as on the whole");
     expect_broken(&no_scalars, NB_CONTRACT_ELEMENTWISE, "each element alone (0-d): the kernel "
                   "fails", "no_scalars: no 0-d views, please");
     assert_null(nb_last_error());
