@@ -29,7 +29,12 @@
  *                   with "modified in place"; overwriting one it does not
  *                   save (and bumping it) leaves backward working and the
  *                   gradient as it was: the declaration covers what the
- *                   backward reads.
+ *                   backward reads;
+ *   elementwise     (nb_op.elementwise) the kernel run as fused functions run
+ *                   it, on 1-d blocks and 0-d elements of the inputs
+ *                   broadcast and packed, gives the output's elements bit for
+ *                   bit (src/check_elementwise.c; made-up inputs for an op
+ *                   without examples).
  * Results of one recording must agree exactly; those of different runs
  * (rows, layouts, overwritten inputs) to 1e-12 relative to the larger value
  * or to the largest |value| compared, as summation order may differ. A
@@ -55,7 +60,7 @@ const char *nb_contract_name(nb_contract c)
 {
     static const char *const names[NB_CONTRACTS] = {"deterministic", "accumulates",
                                                     "no-grad-inputs", "nondiff", "batch",
-                                                    "layouts", "inplace"};
+                                                    "layouts", "inplace", "elementwise"};
     return (int)c >= 0 && (int)c < NB_CONTRACTS ? names[c] : "?";
 }
 
@@ -602,6 +607,14 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
     }
     for (int i = 0; i < e.n; i++)
         e.diff |= e.x[i]->requires_grad ? NB_INPUT(i) : 0u;
+    if (op->elementwise) {
+        char who[32];
+        snprintf(who, sizeof who, "example %d", k);
+        if ((st = nb__check_elementwise(op, ex->attr, e.x, e.n, who, seed, d, r->message)) ==
+            CANNOT)
+            goto out;
+        note(r, NB_CONTRACT_ELEMENTWISE, st, d);
+    }
     if (op->no_gradient) {
         run ru;
         if (!start(&e, e.all, &ru) || !ru.y)
@@ -620,7 +633,7 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
     bool det = st != BROKEN;
     /* Without a recording only the inputs' flags can be checked. */
     unsigned flags = 1u << NB_CONTRACT_NO_GRAD_INPUTS | 1u << NB_CONTRACT_NONDIFF;
-    for (int c = NB_CONTRACT_ACCUMULATES; c < NB_CONTRACTS && st != CANNOT; c++) {
+    for (int c = NB_CONTRACT_ACCUMULATES; c < NB_CONTRACT_ELEMENTWISE && st != CANNOT; c++) {
         d[0] = '\0';
         if (!e.recorded && !(flags & 1u << c))
             st = say(NA, d, "example %d: no input requires grad", k);
@@ -670,6 +683,11 @@ bool nb_check_contract(const nb_op *op, const nb_check_opts *opts, nb_contract_r
     uint64_t seed = nb__check_resolve(opts, op).seed;
     for (int k = 0; ran && op->examples && op->examples[k].n; k++)
         ran = run_example(op, &op->examples[k], k + 1, seed, r);
+    char ew[DETAIL] = "";
+    if (!op->elementwise)
+        snprintf(r->detail[NB_CONTRACT_ELEMENTWISE], DETAIL, "not declared (nb_op.elementwise)");
+    else if (ran && (!op->examples || !op->examples[0].n))
+        note(r, NB_CONTRACT_ELEMENTWISE, nb__check_elementwise_made_up(op, seed, ew), ew);
     nb_set_grad_enabled(prev);
     const char *why = !op->examples || !op->examples[0].n ? "no examples (nb_op.examples)"
                       : op->no_gradient                    ? "no gradient by design (.no_gradient)"

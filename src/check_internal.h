@@ -1,8 +1,8 @@
 /* Gradient-check internals shared by src/check*.c: check.c (options,
  * reports, the public entry points), check_core.c (the comparison),
  * check_diagnose.c (patterns, kinks, vacuous checks), check_ops.c (layouts,
- * op examples), check_mutate.c, check_contract.c, check_picture.c. Not
- * installed. */
+ * op examples), check_mutate.c, check_contract.c, check_elementwise.c,
+ * check_picture.c. Not installed. */
 #ifndef NABLA_CHECK_INTERNAL_H
 #define NABLA_CHECK_INTERNAL_H
 
@@ -112,5 +112,16 @@ typedef struct {
     const void *attr;
 } nb_check_op;
 nb_tensor *nb__check_apply(nb_tensor *const x[], int n, void *ctx);
+
+/* The elementwise contract of op (nb_op.elementwise) on inputs x[0..n) (f64
+ * heap tensors) with attr, in f64 and, when the op has an f32 kernel, f32
+ * (src/check_elementwise.c): NB_CONTRACT_HELD or _BROKEN with detail (160
+ * bytes) saying where, as `who` ("example 2") names the inputs; or -1 when
+ * the op fails on them in f64, with message (256 bytes) saying why. */
+int nb__check_elementwise(const nb_op *op, const void *attr, nb_tensor *const x[], int n,
+                          const char *who, uint64_t seed, char *detail, char *message);
+/* The same for an op without examples, on made-up inputs (each (3,5), drawn
+ * with seed): not applicable (with why) when it needs attributes or fails on them. */
+int nb__check_elementwise_made_up(const nb_op *op, uint64_t seed, char *detail);
 
 #endif

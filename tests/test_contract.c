@@ -1,7 +1,9 @@
 /* The contract checks of an op (nb_check_contract): every built-in op keeps
  * its contract, and each contract is seen to hold somewhere; user ops each
  * broken in one way are caught by exactly the contract they break, with the
- * example and input in the detail; bad input is refused with a message. */
+ * example and input in the detail (ops declaring .elementwise that are not,
+ * by the elementwise contract, also without examples); bad input is refused
+ * with a message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +36,7 @@ static void print_contract(const nb_contract_report *r)
 static void test_builtin_ops_keep_their_contract(void **state)
 {
     (void)state;
-    int held[NB_CONTRACTS] = {0};
+    int held[NB_CONTRACTS] = {0}, elementwise = 0;
     nb_graph *g = nb_graph_new(); /* the caller's graph: left as it was */
     int64_t nodes = nb_graph_nodes(g);
     for (const nb_op *const *p = nb_builtin_ops(); *p; p++) {
@@ -56,7 +58,17 @@ static void test_builtin_ops_keep_their_contract(void **state)
         }
         if ((*p)->no_gradient && (*p)->examples)
             assert_int_equal(r.status[NB_CONTRACT_NONDIFF], NB_CONTRACT_HELD);
+        /* Every op declaring .elementwise is checked to be, the others skipped. */
+        elementwise += (*p)->elementwise;
+        assert_int_equal(r.status[NB_CONTRACT_ELEMENTWISE],
+                         (*p)->elementwise ? NB_CONTRACT_HELD : NB_CONTRACT_NOT_APPLICABLE);
+        if (!(*p)->elementwise)
+            assert_string_equal(r.detail[NB_CONTRACT_ELEMENTWISE],
+                                "not declared (nb_op.elementwise)");
     }
+    /* arith 4, pow, maximum, minimum, 6 comparisons, where, sign, neg, exp,
+     * log, sqrt, abs, tanh(_grad), sigmoid(_grad), erf, relu, clamp. */
+    assert_int_equal(elementwise, 27);
     for (int c = 0; c < NB_CONTRACTS; c++)
         if (held[c] == 0)
             fail_msg("contract %s holds for no built-in op", nb_contract_name((nb_contract)c));
@@ -124,7 +136,7 @@ static const nb_op_example one_34[] = {{.n = 1, .ndim = {2}, .shape = {{3, 4}}},
 /* Correct: y = a * b, broadcasting, saving both inputs. */
 static const nb_op good_times = {.name = "good_times", .arity = 2, .shape = nb_shape_broadcast,
                                  .forward = NB_KERNELS(times), .backward = times_backward,
-                                 .broadcast = true, .batch = nb_batch_rows,
+                                 .broadcast = true, .batch = nb_batch_rows, .elementwise = true,
                                  .saves = NB_SAVES_X(0) | NB_SAVES_X(1),
                                  .examples = bcast_examples};
 
@@ -265,6 +277,102 @@ static const nb_op saved_square = {.name = "saved_square", .arity = 1, .shape = 
                                    .saves = NB_SAVES_X(0), .batch = nb_batch_rows,
                                    .examples = one_34};
 
+/* elementwise: ops declaring .elementwise that are not (no gradient, so
+ * that only this contract applies beyond nondiff). A running sum over the
+ * flat index (right on the whole, wrong on any piece); y[i] = x[n-1-i]; the
+ * same in f32 only (its f64 kernel is 2x); a flattening op (another shape);
+ * y = 2x that zeroes its input's first element, always or on 1-d views only;
+ * a view of x (no kernel runs); y = 2x whose kernel refuses 0-d views; and
+ * below, one whose kernel reads the shape along its attribute's axis. */
+static void running_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n, (void)attr;
+    const double *a = x[0].data; /* packed in these checks */
+    double *Y = y->data, s = 0;
+    for (int64_t i = 0; i < y->numel; i++)
+        Y[i] = s += a[i];
+}
+#define MIRROR_KERNEL(fn, T)                                                   \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n, (void)attr;                                                   \
+        const T *a = x[0].data;                                                \
+        T *Y = y->data;                                                        \
+        for (int64_t i = 0; i < y->numel; i++)                                 \
+            Y[i] = a[y->numel - 1 - i];                                        \
+    }
+MIRROR_KERNEL(mirror_f32, float)
+MIRROR_KERNEL(mirror_f64, double)
+static int flat_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    (void)n, (void)attr;
+    *out = (nb_meta){.dtype = nb_dtype_of(x[0]), .ndim = 1, .shape = {nb_numel(x[0])}};
+    return 0;
+}
+static void scribble_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    twice_f64(y, x, n, attr);
+    ((double *)x[0].data)[0] = 0;
+}
+static void scribble_1d_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    twice_f64(y, x, n, attr);
+    if (y->ndim == 1) /* only as fused functions run it */
+        ((double *)x[0].data)[0] = 0;
+}
+static int alias_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
+{
+    if (nb_shape_same(out, x, n, attr))
+        return -1;
+    out->view = true;
+    out->offset = nb_offset(x[0]);
+    for (int d = out->ndim - 1, s = 1; d >= 0; s *= (int)out->shape[d--])
+        out->strides[d] = s;
+    return 0;
+}
+static const nb_op no_scalars;
+static void no_scalars_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    if (y->ndim == 0)
+        nb_op_error(&no_scalars, "no 0-d views, please");
+    else
+        twice_f64(y, x, n, attr);
+}
+/* y = x * (x's index along the axis of its attribute): elementwise on the
+ * example's shape, not on a flat block. */
+static void axis_scaled_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+{
+    (void)n;
+    int axis = *(const int *)attr;
+    int64_t inner = 1;
+    for (int d = axis + 1; d < y->ndim; d++)
+        inner *= y->shape[d];
+    const double *a = x[0].data;
+    double *Y = y->data;
+    for (int64_t i = 0; i < y->numel; i++)
+        Y[i] = a[i] * (double)(i / inner % y->shape[axis]);
+}
+static const int axis_1 = 1;
+static const nb_op_example axis_examples[] = {
+    {.n = 1, .ndim = {2}, .shape = {{3, 4}}, .attr = &axis_1}, {.n = 0}};
+#define NOT_ELEMENTWISE(var, shape_rule, ...)                                  \
+    static const nb_op var = {.name = #var, .arity = 1, .shape = shape_rule,   \
+                              .forward = __VA_ARGS__, .no_gradient = true,     \
+                              .saves = NB_SAVES_NONE, .elementwise = true,     \
+                              .examples = one_34}
+NOT_ELEMENTWISE(running_sum, nb_shape_same, {[NB_F64] = running_f64});
+NOT_ELEMENTWISE(mirror, nb_shape_same, NB_KERNELS(mirror));
+NOT_ELEMENTWISE(mirror_f32_only, nb_shape_same, {[NB_F32] = mirror_f32, [NB_F64] = twice_f64});
+NOT_ELEMENTWISE(flatten, flat_shape, NB_KERNELS(twice));
+NOT_ELEMENTWISE(scribbler, nb_shape_same, {[NB_F64] = scribble_f64});
+NOT_ELEMENTWISE(scribbler_1d, nb_shape_same, {[NB_F64] = scribble_1d_f64});
+NOT_ELEMENTWISE(alias, alias_shape, NB_KERNELS(twice));
+NOT_ELEMENTWISE(no_scalars, nb_shape_same, {[NB_F64] = no_scalars_f64});
+static const nb_op axis_scaled = {.name = "axis_scaled", .arity = 1, .attr_size = sizeof(int),
+                                  .shape = nb_shape_same, .forward = {[NB_F64] = axis_scaled_f64},
+                                  .no_gradient = true, .saves = NB_SAVES_NONE,
+                                  .elementwise = true, .examples = axis_examples};
+
 /* Checks op and expects exactly contract `broken` broken, its detail
  * holding each of the given strings. */
 static nb_contract_report expect_broken(const nb_op *op, nb_contract broken, const char *a,
@@ -324,6 +432,63 @@ static void test_each_broken_contract_caught(void **state)
                   "input 1's gradient");
     expect_broken(&unsaved_square, NB_CONTRACT_INPLACE, "example 1, input 1, not in .saves",
                   "input 1's gradient");
+
+    /* Element 1 alone is x[1], in the whole x[0] + x[1]. */
+    expect_broken(&running_sum, NB_CONTRACT_ELEMENTWISE, "example 1, each element alone (0-d)",
+                  "output element 1 is");
+    expect_broken(&mirror, NB_CONTRACT_ELEMENTWISE, "example 1, each element alone (0-d)",
+                  "output element 0 is");
+    expect_broken(&mirror_f32_only, NB_CONTRACT_ELEMENTWISE,
+                  "example 1 (f32), each element alone (0-d)", "output element 0 is");
+    expect_broken(&flatten, NB_CONTRACT_ELEMENTWISE, "example 1: the output is (12,),",
+                  "not the inputs' broadcast shape (3,4)");
+    expect_broken(&scribbler, NB_CONTRACT_ELEMENTWISE, "example 1, the op itself",
+                  "writes to input 1 (element 0)");
+    expect_broken(&scribbler_1d, NB_CONTRACT_ELEMENTWISE, "example 1, the whole as one 1-d "
+                  "block: the kernel writes to input 1", "(element 0)");
+    expect_broken(&alias, NB_CONTRACT_ELEMENTWISE, "example 1: the output is a view of input 1",
+                  "fused functions run kernels");
+    expect_broken(&axis_scaled, NB_CONTRACT_ELEMENTWISE, "example 1, the whole as one 1-d "
+                  "block: output element 1 is", "as on the whole");
+    expect_broken(&no_scalars, NB_CONTRACT_ELEMENTWISE, "each element alone (0-d): the kernel "
+                  "fails", "no_scalars: no 0-d views, please");
+    assert_null(nb_last_error());
+}
+
+/* Without examples, an elementwise op is checked on made-up inputs, unless
+ * it takes attributes. */
+static void test_elementwise_without_examples(void **state)
+{
+    (void)state;
+    nb_contract_report r;
+    nb_op op = mirror;
+    op.examples = NULL;
+    assert_false(nb_check_contract(&op, NULL, &r));
+    assert_int_equal(r.status[NB_CONTRACT_ELEMENTWISE], NB_CONTRACT_BROKEN);
+    assert_non_null(strstr(r.detail[NB_CONTRACT_ELEMENTWISE],
+                           "made-up inputs (3,5), each element alone (0-d): output element 0"));
+
+    op = good_times;
+    op.examples = NULL;
+    assert_true(nb_check_contract(&op, NULL, &r));
+    assert_int_equal(r.status[NB_CONTRACT_ELEMENTWISE], NB_CONTRACT_HELD);
+    assert_int_equal(r.status[NB_CONTRACT_BATCH], NB_CONTRACT_NOT_APPLICABLE);
+
+    op.attr_size = 8;
+    assert_true(nb_check_contract(&op, NULL, &r));
+    assert_int_equal(r.status[NB_CONTRACT_ELEMENTWISE], NB_CONTRACT_NOT_APPLICABLE);
+    assert_non_null(strstr(r.detail[NB_CONTRACT_ELEMENTWISE], "attributes (nb_op.attr_size)"));
+
+    /* Made-up inputs the op refuses: not applicable, and why. */
+    op = good_times;
+    op.examples = NULL;
+    op.forward[NB_F64] = NULL;
+    assert_true(nb_check_contract(&op, NULL, &r));
+    assert_int_equal(r.status[NB_CONTRACT_ELEMENTWISE], NB_CONTRACT_NOT_APPLICABLE);
+    assert_non_null(strstr(r.detail[NB_CONTRACT_ELEMENTWISE], "made-up inputs (3,5) fail"));
+    assert_non_null(strstr(r.detail[NB_CONTRACT_ELEMENTWISE], "f64 kernel"));
+    assert_null(nb_last_error());
+    assert_int_equal(nb_live_tensors(), 0);
 }
 
 /* ---- bad input ---- */
@@ -373,11 +538,15 @@ static void test_bad_input(void **state)
     op.examples = empty;
     assert_true(nb_check_contract(&op, NULL, &r));
     op.examples = NULL;
+    op.elementwise = false; /* else checked on made-up inputs */
     assert_true(nb_check_contract(&op, NULL, &r));
     for (int c = 0; c < NB_CONTRACTS; c++) {
         assert_int_equal(r.status[c], NB_CONTRACT_NOT_APPLICABLE);
-        assert_string_equal(r.detail[c], "no examples (nb_op.examples)");
+        assert_string_equal(r.detail[c], c == NB_CONTRACT_ELEMENTWISE
+                                             ? "not declared (nb_op.elementwise)"
+                                             : "no examples (nb_op.examples)");
     }
+    assert_string_equal(nb_contract_name(NB_CONTRACT_ELEMENTWISE), "elementwise");
     assert_string_equal(nb_contract_name(NB_CONTRACT_INPLACE), "inplace");
     assert_string_equal(nb_contract_name((nb_contract)NB_CONTRACTS), "?");
     assert_string_equal(nb_contract_name((nb_contract)-1), "?");
@@ -392,6 +561,7 @@ int main(void)
         cmocka_unit_test_teardown(test_options_and_grad_mode, cleanup),
         cmocka_unit_test_teardown(test_correct_user_ops_pass, cleanup),
         cmocka_unit_test_teardown(test_each_broken_contract_caught, cleanup),
+        cmocka_unit_test_teardown(test_elementwise_without_examples, cleanup),
         cmocka_unit_test_teardown(test_bad_input, cleanup),
     };
     return cmocka_run_group_tests_name("contract", tests, NULL, NULL);

@@ -270,11 +270,14 @@ typedef enum nb_contract {
                                       the gradients contiguous ones get */
     NB_CONTRACT_INPLACE,           /* writing to a saved input after recording
                                       makes backward fail (nb_op.saves) */
+    NB_CONTRACT_ELEMENTWISE,       /* the kernel on 1-d blocks, single elements
+                                      (0-d) and reordered elements gives the
+                                      output's elements (nb_op.elementwise) */
 } nb_contract;
-#define NB_CONTRACTS 7
+#define NB_CONTRACTS 8
 
 /* "deterministic", "accumulates", "no-grad-inputs", "nondiff", "batch",
- * "layouts", "inplace"; "?". */
+ * "layouts", "inplace", "elementwise"; "?". */
 const char *nb_contract_name(nb_contract c);
 
 typedef enum nb_contract_status {
@@ -295,8 +298,16 @@ typedef struct nb_contract_report {
  * from opts->seed (the other options do not apply). An op declaring
  * .no_gradient is checked to give outputs that do not require grad (under
  * nondiff); inplace also catches a backward that reads a tensor its .saves
- * leaves out. ok is false when a contract broke or an example could not
- * run (message). Returns report->ok. */
+ * leaves out. elementwise, for an op declaring .elementwise (not applicable
+ * otherwise), runs the op's kernel as fused functions do: on the inputs
+ * broadcast to the output's shape and packed, as one 1-d block, with
+ * one-element inputs as 0-d views, element by element as 0-d views, in
+ * blocks of 2 and 5, and in reversed and shuffled order; each must give the
+ * op's output bit for bit, of the inputs' broadcast shape, without failing
+ * or writing to its inputs; in f64 and, with an f32 kernel, f32, and on
+ * made-up (3,5) inputs for an op without examples or attributes. ok is
+ * false when a contract broke or an example could not run (message).
+ * Returns report->ok. */
 bool nb_check_contract(const nb_op *op, const nb_check_opts *opts, nb_contract_report *report);
 
 #ifdef __cplusplus

@@ -141,9 +141,12 @@ struct nb_op {
      * batch-independent. nb_batch_rows is the rule of elementwise ops. */
     unsigned (*batch)(nb_tensor *const x[], int n, const void *attr);
     /* Element i of the output depends only on element i of each input (or
-     * on its one element, broadcast), and the kernel keeps no state: it may
-     * be run on blocks of any length, from several threads at once. Fused
-     * functions (fuse.h) are made of such ops. */
+     * on its one element, broadcast), the output has the inputs' broadcast
+     * shape, and the kernel keeps no state: it may be run on blocks of any
+     * length (1-d packed views, 0-d views of one element), from several
+     * threads at once. Fused functions (fuse.h) are made of such ops, and
+     * trust this: nb_check_contract's elementwise contract (check.h) checks
+     * it on the op's examples. */
     bool elementwise;
 };
 

@@ -40,7 +40,7 @@ static const command commands[] = {
      "                             --at-kinks     the declared subgradients at kinks (f64)\n"
      "                             --mutate       which broken backwards each check catches\n"
      "                             --contract     determinism, accumulation, batches,\n"
-     "                                            layouts, in-place writes\n"
+     "                                            layouts, in-place writes, elementwise\n"
      "                             --picture DIR  heat maps of failing Jacobians\n"
      "                             --report json  all of it as one JSON document\n"
      "                             -v             every report, not only failures\n"
