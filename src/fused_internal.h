@@ -43,8 +43,16 @@ typedef struct {
 extern const nb_compiled nb__compiled_programs[];
 
 /* Loops whose iterations are independent though the compiler cannot tell
- * (outputs may be written over inputs, element for element). */
-#if defined(__clang__)
+ * (outputs may be written over inputs, element for element). Not under
+ * clang's sanitizers, whose checks stop the vectorising it asks for (and
+ * then warn). */
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NB_IVDEP
+#endif
+#endif
+#if defined(NB_IVDEP)
+#elif defined(__clang__)
 #define NB_IVDEP _Pragma("clang loop vectorize(assume_safety)")
 #elif defined(__GNUC__)
 #define NB_IVDEP _Pragma("GCC ivdep")
