@@ -456,14 +456,11 @@ typedef struct {
 /* One backward pass from root: the tensors that require grad in reverse
  * topological order, each node's rule called with the sum of the gradients
  * reaching its output. */
-static int backward_pass(nb_graph *g, const pass_args *p)
+static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
 {
     nb_thread *th = nb__thread();
-    nb_walk w;
-    if (nb__walk(&w, p->root, true, g))
-        return -1;
-    int64_t count = w.order.n;
-    nb_tensor **order = w.order.v;
+    int64_t count = w->order.n;
+    nb_tensor **order = w->order.v;
     nb_tensor **acc = nb__arena_alloc(g, (size_t)count * sizeof *acc);
     if (!acc)
         return -1;
@@ -504,7 +501,7 @@ static int backward_pass(nb_graph *g, const pass_args *p)
             nb_tensor *x = nd->x[i];
             if (!gi[i])
                 continue;
-            int64_t j = nb__pmap_get(&w.index, x);
+            int64_t j = nb__walk_pos(w, x);
             if (j < 0)
                 return -1;
             nb_tensor *before = acc[j];
@@ -522,10 +519,18 @@ static int backward_pass(nb_graph *g, const pass_args *p)
         if (!order[k]->node && acc[k] && add_to_grad(g, order[k], acc[k]))
             return -1;
     for (int i = 0; i < p->n; i++) {
-        int64_t j = nb__pmap_get(&w.index, p->inputs[i]);
+        int64_t j = nb__walk_pos(w, p->inputs[i]);
         p->grads[i] = j >= 0 ? acc[j] : NULL;
     }
     return 0;
+}
+
+static int backward_pass(nb_graph *g, const pass_args *p)
+{
+    nb_walk w;
+    int rc = nb__walk(&w, p->root, true, g) ? -1 : run_pass(g, p, &w);
+    nb__walk_free(&w); /* gives g's walk table back, for the next pass */
+    return rc;
 }
 
 static int run_backward(const pass_args *a)

@@ -445,15 +445,42 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
 size_t nb__utf8_len(const unsigned char *s, size_t n);
 
 /* The tensors of root's history in topological order (inputs first), with
- * each tensor's position in `index`; with grad_only, only tensors that
+ * each tensor's position (nb__walk_pos); with grad_only, only tensors that
  * require grad are followed (the backward pass). Arena-backed when g is
  * set. Iterative: no recursion, any depth. 0 or -1; call nb__walk_free
- * afterwards either way (a no-op for an arena walk). */
+ * afterwards either way (for an arena walk it gives g's table back).
+ * Positions are looked up with nb__walk_pos: tensors of g's current
+ * generation by their id in a table of g's (no hashing: the backward pass
+ * looks up every input of every node), others in the map. */
+typedef struct nb_walk_slot {
+    uint32_t stamp; /* the walk that filled it; others are stale */
+    int32_t pos;
+} nb_walk_slot;
 typedef struct nb_walk {
     nb_vec order; /* nb_tensor * */
     nb_pmap index;
+    nb_walk_slot *ids; /* NULL: every tensor is in index */
+    int64_t nids;
+    uint32_t stamp;
+    uint64_t gen;
+    nb_graph *owner;
 } nb_walk;
 int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g);
 void nb__walk_free(nb_walk *w);
+/* Lends g's id table to w for one walk (nothing when another walk has it);
+ * 0, or -1 out of memory (src/memory.c). */
+int nb__walk_table(nb_graph *g, nb_walk *w);
+void nb__walk_table_release(nb_walk *w);
+/* The position of t in w's order; -2 while it is on the stack, -1 when
+ * absent. */
+static inline int64_t nb__walk_pos(const nb_walk *w, const nb_tensor *t)
+{
+    if (w->ids && t->own.gen == w->gen) {
+        if ((uint64_t)t->id < (uint64_t)w->nids && w->ids[t->id].stamp == w->stamp)
+            return w->ids[t->id].pos;
+        return -1;
+    }
+    return nb__pmap_get(&w->index, t);
+}
 
 #endif

@@ -397,6 +397,11 @@ struct nb_graph {
     /* scope stack: each entry is the full path "a/b" in the arena */
     const char *scopes[32];
     int nscopes;
+    /* The walk table of this generation (nb__walk_table), in the arena. */
+    nb_walk_slot *walk;
+    int64_t walk_cap;
+    uint32_t walk_stamp;
+    bool walk_busy;
 };
 
 static _Atomic uint64_t generations;
@@ -497,6 +502,9 @@ static void new_generation(nb_graph *g)
     g->next_id = 0;
     g->nscopes = 0;
     g->header_bytes = 0;
+    g->walk = NULL;
+    g->walk_cap = 0;
+    g->walk_busy = false;
     g->previous = g->generation;
     g->generation = ++generations;
     atomic_store_explicit(&nb__slot_gen[g->slot], g->generation, memory_order_release);
@@ -708,6 +716,41 @@ nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int
             return NULL;
     }
     return t;
+}
+
+/* One table per generation, reused by each walk with a new stamp, so a
+ * walk costs what its history costs, not the graph's size; grown (a fresh
+ * copy, old ones left to the reset) when the graph has more tensors. */
+int nb__walk_table(nb_graph *g, nb_walk *w)
+{
+    if (g->walk_busy || g->next_id > INT32_MAX)
+        return 0; /* a walk inside a walk (a rule calling nb_grad) uses a map */
+    if (++g->walk_stamp == 0 || g->walk_cap < g->next_id) {
+        int64_t cap = g->walk_cap < g->next_id ? g->next_id + g->next_id / 2 + 64 : g->walk_cap;
+        nb_walk_slot *t = g->walk_cap < g->next_id ? nb__arena_alloc(g, (size_t)cap * sizeof *t)
+                                                   : g->walk;
+        if (!t)
+            return -1;
+        memset(t, 0, (size_t)cap * sizeof *t);
+        g->walk = t;
+        g->walk_cap = cap;
+        g->walk_stamp = 1;
+    }
+    g->walk_busy = true;
+    w->ids = g->walk;
+    w->nids = g->walk_cap;
+    w->stamp = g->walk_stamp;
+    w->gen = g->generation;
+    w->owner = g;
+    return 0;
+}
+
+void nb__walk_table_release(nb_walk *w)
+{
+    /* Only the generation that lent it takes it back. */
+    if (w->ids && w->owner->generation == w->gen)
+        w->owner->walk_busy = false;
+    w->ids = NULL;
 }
 
 /* ---- scopes (kept here because they live in the graph) ---- */
