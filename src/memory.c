@@ -12,15 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* AddressSanitizer builds: the released arena is poisoned (see
- * "lifetimes" below). */
-#if defined(__SANITIZE_ADDRESS__)
-#define NB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NB_ASAN 1
-#endif
-#endif
 #ifdef NB_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -224,20 +215,31 @@ bool nb__layout_overlaps(int ndim, const int64_t *shape, const int64_t *strides)
 
 /* Metadata common to heap and graph tensors: contiguous, its own storage
  * (data set by the caller). */
-static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
-                        int64_t numel, uint8_t lifetime)
+static inline void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
+                               int64_t numel, uint8_t lifetime)
 {
-    /* Every field set; the shape and stride arrays only up to ndim. */
-    *t = (nb_tensor){.dtype = dtype, .ndim = ndim};
+    /* Every field set, one by one (a new field must be set here): zeroing
+     * the whole header first cost more than the rest of it, and this runs
+     * for every op. The arrays are zero past ndim: rules copy them whole. */
+    t->dtype = dtype;
     t->ndim = ndim;
+    memset(t->shape, 0, sizeof t->shape);
+    memset(t->strides, 0, sizeof t->strides);
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     nb__strides(ndim, t->shape, t->strides);
+    t->offset = 0;
     t->numel = numel;
     t->storage = &t->own;
-    t->own.bytes = (size_t)numel * nb__dtype_size(dtype);
+    t->own = (nb_storage){.bytes = (size_t)numel * nb__dtype_size(dtype)};
     t->lifetime = lifetime;
     t->contiguous = true;
+    t->requires_grad = false;
+    t->param = false;
+    t->grad = NULL;
+    t->node = NULL;
+    t->name = NULL;
+    t->id = 0;
 }
 
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
@@ -364,45 +366,9 @@ int nb__stale_error(const char *fn, const char *what, const nb_tensor *t)
 
 /* ---- graphs ---- */
 
-/* The data arena: a list of chunks, rewound on reset. */
-typedef struct chunk {
-    struct chunk *next;
-    size_t size, used;
-    char *mem;
-} chunk;
-
-/* The header ring: chunks of fixed-size tensor headers. */
-/* Two chunks of 128 headers (~66 KB) per allocation: below malloc's mmap
- * threshold, so a freed ring stays mapped (a stale read is not a crash). */
+typedef nb__chunk chunk;
+typedef nb__hchunk hchunk;
 enum { HEADER = (sizeof(nb_tensor) + 63) & ~(size_t)63, HEADERS_PER_CHUNK = 128 };
-typedef struct hchunk {
-    struct hchunk *next;
-    uint32_t used;
-    bool owns_block; /* the first of the chunks one allocation made */
-    uint64_t newest; /* the newest generation with a header here */
-    char *mem;
-} hchunk;
-
-struct nb_graph {
-    chunk *first, *cur;
-    size_t used;  /* bytes handed out since the last reset (nb_graph_bytes) */
-    size_t limit; /* nb_graph_set_limit; 0: none */
-    hchunk *hfirst, *hcur;
-    nb_graph *prev;
-    int64_t nodes, next_id;
-    uint64_t generation, previous; /* the current one and the one before */
-    uint32_t slot;
-    size_t header_bytes;           /* headers made since the last reset */
-    nb_vec pins;                   /* nb_storage *: heap storages this generation uses */
-    /* scope stack: each entry is the full path "a/b" in the arena */
-    const char *scopes[32];
-    int nscopes;
-    /* The walk table of this generation (nb__walk_table), in the arena. */
-    nb_walk_slot *walk;
-    int64_t walk_cap;
-    uint32_t walk_stamp;
-    bool walk_busy;
-};
 
 static _Atomic uint64_t generations;
 
@@ -600,7 +566,46 @@ static bool over_limit(const nb_graph *g, size_t size)
     return true;
 }
 
-void *nb__arena_alloc(nb_graph *g, size_t size)
+/* Another chunk for a request the current ones cannot take (or an error):
+ * the first that can, else a new one appended. */
+static chunk *arena_grow(nb_graph *g, size_t size)
+{
+    chunk *c = g->cur;
+    while (c && c->size - c->used < size)
+        c = c->next;
+    if (c)
+        return c;
+    /* 1 MB chunks, or one as large as the request; under a limit no
+     * larger than the limit, so a small cap keeps the memory small. */
+    size_t unit = (size_t)1 << 20;
+    if (g->limit && g->limit < unit)
+        unit = g->limit;
+    size_t want = size > unit ? size : unit;
+    size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
+    c = nb__alloc(head + want);
+    if (!c) {
+        nb__memory_error("%sout of memory for another %zu bytes of graph memory (%zu in use)",
+                         nb__thread()->entry_fn ? "" : "nabla: ", want, g->used);
+        return NULL;
+    }
+    c->next = NULL;
+    c->size = want;
+    c->used = 0;
+    c->mem = (char *)c + head;
+    POISON(c->mem, want); /* unpoisoned piece by piece as it is handed out */
+    /* Append so that the order of chunks is the order of use. */
+    if (!g->first)
+        g->first = c;
+    else {
+        chunk *last = g->first;
+        while (last->next)
+            last = last->next;
+        last->next = c;
+    }
+    return c;
+}
+
+void *nb__arena_alloc_slow(nb_graph *g, size_t size)
 {
     /* Half the address space at most, so that neither the rounding below
      * nor a chunk's header can wrap the size around. */
@@ -613,38 +618,11 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
     if (over_limit(g, size))
         return NULL;
     chunk *c = g->cur;
-    while (c && c->size - c->used < size)
-        c = c->next;
-    if (!c) {
-        /* 1 MB chunks, or one as large as the request; under a limit no
-         * larger than the limit, so a small cap keeps the memory small. */
-        size_t unit = (size_t)1 << 20;
-        if (g->limit && g->limit < unit)
-            unit = g->limit;
-        size_t want = size > unit ? size : unit;
-        size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
-        c = nb__alloc(head + want);
-        if (!c) {
-            nb__memory_error("%sout of memory for another %zu bytes of graph memory (%zu in use)",
-                             nb__thread()->entry_fn ? "" : "nabla: ", want, g->used);
+    if (!c || c->size - c->used < size) {
+        if (!(c = arena_grow(g, size)))
             return NULL;
-        }
-        c->next = NULL;
-        c->size = want;
-        c->used = 0;
-        c->mem = (char *)c + head;
-        POISON(c->mem, want); /* unpoisoned piece by piece as it is handed out */
-        /* Append so that the order of chunks is the order of use. */
-        if (!g->first)
-            g->first = c;
-        else {
-            chunk *last = g->first;
-            while (last->next)
-                last = last->next;
-            last->next = c;
-        }
+        g->cur = c;
     }
-    g->cur = c;
     void *p = c->mem + c->used;
     c->used += size;
     g->used += size;
@@ -785,5 +763,4 @@ void nb_scope_pop(void)
         g->nscopes--;
 }
 
-const char *nb__scope(nb_graph *g) { return g->nscopes ? g->scopes[g->nscopes - 1] : NULL; }
-void nb__count_node(nb_graph *g) { g->nodes++; }
+

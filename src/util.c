@@ -13,7 +13,7 @@ static void *mem(nb_graph *g, size_t bytes)
     return g ? nb__arena_alloc(g, bytes) : nb__alloc(bytes);
 }
 
-int nb__vec_reserve(nb_vec *a, int64_t extra)
+int nb__vec_grow(nb_vec *a, int64_t extra)
 {
     if (a->n + extra <= a->cap)
         return 0;
