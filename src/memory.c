@@ -704,7 +704,11 @@ int nb__walk_table(nb_graph *g, nb_walk *w)
     if (g->walk_busy || g->next_id > INT32_MAX)
         return 0; /* a walk inside a walk (a rule calling nb_grad) uses a map */
     if (++g->walk_stamp == 0 || g->walk_cap < g->next_id) {
-        int64_t cap = g->walk_cap < g->next_id ? g->next_id + g->next_id / 2 + 64 : g->walk_cap;
+        /* A little room for what a backward pass adds before the next
+         * walk; doubling when walks keep growing the graph. */
+        int64_t cap = g->walk_cap;
+        if (cap < g->next_id)
+            cap = 2 * cap > g->next_id ? 2 * cap : g->next_id + g->next_id / 8 + 64;
         nb_walk_slot *t = g->walk_cap < g->next_id ? nb__arena_alloc(g, (size_t)cap * sizeof *t)
                                                    : g->walk;
         if (!t)
