@@ -218,21 +218,31 @@ int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[],
 
 extern const nb_op nb_op_cast; /* ops/cast.c: the one op that takes u8 */
 
-/* Inlined into nb_apply, its only caller: no second call per op. */
-#if defined(__GNUC__)
-__attribute__((always_inline))
-#endif
-static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[], int n,
-                               const void *attr)
+/* Whether op's rule is one of the two elementwise ones and gives x[0]'s
+ * dtype and shape, so that nb_apply need not call it nor check the shape
+ * again: most ops of a step are elementwise on equal shapes. */
+static inline bool same_shapes(const nb_op *op, nb_tensor *const x[], int n)
+{
+    if (op->shape == nb_shape_same)
+        return true;
+    if (op->shape != nb_shape_broadcast)
+        return false;
+    for (int i = 1; i < n; i++)
+        if (x[i]->dtype != x[0]->dtype || !nb__same_shape(x[i], x[0]))
+            return false;
+    return true;
+}
+
+/* Why an input is refused: the first NULL one (keeping a pending error),
+ * else the first stale or u8 one. */
+static void input_error(const nb_op *op, nb_tensor *const x_in[], int n)
 {
     char f[64];
-    if (check_op(op, n))
-        return NULL;
     for (int i = 0; i < n; i++)
         if (!x_in || !x_in[i]) {
             if (!nb__has_error())
                 nb_op_error(op, "input %d is NULL", i + 1);
-            return NULL;
+            return;
         }
     for (int i = 0; i < n; i++)
         if (!nb__live(x_in[i]) || (x_in[i]->dtype == NB_U8 && op != &nb_op_cast)) {
@@ -243,8 +253,28 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
                 nb__u8_error(fn_name(op, f), what);
             else
                 nb__stale_error(fn_name(op, f), what, x_in[i]);
-            return NULL;
+            return;
         }
+}
+
+/* Inlined into nb_apply, its only caller: no second call per op. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const x_in[], int n,
+                               const void *attr)
+{
+    char f[64];
+    if (check_op(op, n))
+        return NULL;
+    /* One pass for inputs that are fine; input_error finds the refusal. */
+    bool usable = x_in != NULL;
+    for (int i = 0; i < n && usable; i++)
+        usable = x_in[i] && nb__live(x_in[i]) && (x_in[i]->dtype != NB_U8 || op == &nb_op_cast);
+    if (!usable) {
+        input_error(op, x_in, n);
+        return NULL;
+    }
     if (op->attr_size && !attr) {
         nb_op_error(op, "attributes are NULL");
         return NULL;
@@ -262,6 +292,20 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
     }
 
     nb_meta m;
+    int64_t numel;
+    if (same_shapes(op, x, n)) {
+        /* What the rule would give, from a tensor whose shape was checked
+         * when it was made. */
+        m.dtype = x[0]->dtype;
+        m.ndim = x[0]->ndim;
+        for (int d = 0; d < m.ndim; d++)
+            m.shape[d] = x[0]->shape[d];
+        m.view = false;
+        numel = x[0]->numel;
+        if (!nb__dtype_float(m.dtype))
+            goto bad_meta; /* u8: refused as from the rule */
+        goto shaped;
+    }
     memset(&m, 0, sizeof m);
     const nb_op *outer = th->applying;
     th->applying = op;
@@ -272,8 +316,8 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
             nb_op_error(op, "invalid inputs");
         return NULL;
     }
-    int64_t numel;
     if (!nb__dtype_float(m.dtype) || m.ndim < 0 || m.ndim > NB_MAX_DIMS) {
+    bad_meta:
         if (m.dtype == NB_U8)
             nb__op_error_code(NB_ERR_DTYPE, op, "shape rule gave dtype u8, which ops do not "
                               "compute in (outputs are f32 or f64)");
@@ -289,6 +333,7 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
     }
     if (m.view && check_view(op, &m, x[0], numel))
         return NULL;
+shaped:;
 
     bool need = false;
     int wants = -1;
@@ -456,14 +501,11 @@ typedef struct {
 /* One backward pass from root: the tensors that require grad in reverse
  * topological order, each node's rule called with the sum of the gradients
  * reaching its output. */
-static int backward_pass(nb_graph *g, const pass_args *p)
+static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
 {
     nb_thread *th = nb__thread();
-    nb_walk w;
-    if (nb__walk(&w, p->root, true, g))
-        return -1;
-    int64_t count = w.order.n;
-    nb_tensor **order = w.order.v;
+    int64_t count = w->order.n;
+    nb_tensor **order = w->order.v;
     nb_tensor **acc = nb__arena_alloc(g, (size_t)count * sizeof *acc);
     if (!acc)
         return -1;
@@ -504,7 +546,7 @@ static int backward_pass(nb_graph *g, const pass_args *p)
             nb_tensor *x = nd->x[i];
             if (!gi[i])
                 continue;
-            int64_t j = nb__pmap_get(&w.index, x);
+            int64_t j = nb__walk_pos(w, x);
             if (j < 0)
                 return -1;
             nb_tensor *before = acc[j];
@@ -522,10 +564,18 @@ static int backward_pass(nb_graph *g, const pass_args *p)
         if (!order[k]->node && acc[k] && add_to_grad(g, order[k], acc[k]))
             return -1;
     for (int i = 0; i < p->n; i++) {
-        int64_t j = nb__pmap_get(&w.index, p->inputs[i]);
+        int64_t j = nb__walk_pos(w, p->inputs[i]);
         p->grads[i] = j >= 0 ? acc[j] : NULL;
     }
     return 0;
+}
+
+static int backward_pass(nb_graph *g, const pass_args *p)
+{
+    nb_walk w;
+    int rc = nb__walk(&w, p->root, true, g) ? -1 : run_pass(g, p, &w);
+    nb__walk_free(&w); /* gives g's walk table back, for the next pass */
+    return rc;
 }
 
 static int run_backward(const pass_args *a)

@@ -168,8 +168,9 @@ const char *nb__op_prefix(const nb_op *op);
 /* ---- memory ---- */
 void *nb__alloc(size_t size); /* nb_mem_alloc */
 void nb__free(void *p);       /* nb_mem_free */
-/* Allocation in g's arena (64-byte aligned); NULL with an error. */
-void *nb__arena_alloc(nb_graph *g, size_t size);
+/* Allocation in g's arena (64-byte aligned); NULL with an error. Inline
+ * (the end of this file): every op allocates from it twice. */
+static inline void *nb__arena_alloc(nb_graph *g, size_t size);
 nb_graph *nb__graph(void); /* current graph or NULL */
 
 /* ---- lifetimes (src/memory.c) ----
@@ -229,9 +230,6 @@ nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim,
  * requires grad. 0, or -1 (out of memory) with an error. */
 int nb__record(nb_graph *g, const nb_op *op, nb_tensor *y, nb_tensor *const x[], int n,
                const void *attr);
-/* The innermost scope path of g, or NULL. */
-const char *nb__scope(nb_graph *g);
-void nb__count_node(nb_graph *g);
 /* Copies a string into the graph's arena. */
 char *nb__arena_strdup(nb_graph *g, const char *s);
 
@@ -408,8 +406,13 @@ typedef struct nb_vec {
     size_t elem;
     nb_graph *g;
 } nb_vec;
-/* Room for n + extra items; 0 or -1 (error set). */
-int nb__vec_reserve(nb_vec *a, int64_t extra);
+/* Room for n + extra items; 0 or -1 (error set). Inline when there is
+ * room (the walk reserves once per tensor). */
+int nb__vec_grow(nb_vec *a, int64_t extra);
+static inline int nb__vec_reserve(nb_vec *a, int64_t extra)
+{
+    return a->n + extra <= a->cap ? 0 : nb__vec_grow(a, extra);
+}
 void nb__vec_free(nb_vec *a); /* heap vectors only; arena ones go with the graph */
 
 /* A pointer -> int64 map (open addressing), in an arena or on the heap. */
@@ -445,15 +448,121 @@ int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
 size_t nb__utf8_len(const unsigned char *s, size_t n);
 
 /* The tensors of root's history in topological order (inputs first), with
- * each tensor's position in `index`; with grad_only, only tensors that
+ * each tensor's position (nb__walk_pos); with grad_only, only tensors that
  * require grad are followed (the backward pass). Arena-backed when g is
  * set. Iterative: no recursion, any depth. 0 or -1; call nb__walk_free
- * afterwards either way (a no-op for an arena walk). */
+ * afterwards either way (for an arena walk it gives g's table back).
+ * Positions are looked up with nb__walk_pos: tensors of g's current
+ * generation by their id in a table of g's (no hashing: the backward pass
+ * looks up every input of every node), others in the map. */
+typedef struct nb_walk_slot {
+    uint32_t stamp; /* the walk that filled it; others are stale */
+    int32_t pos;
+} nb_walk_slot;
 typedef struct nb_walk {
     nb_vec order; /* nb_tensor * */
     nb_pmap index;
+    nb_walk_slot *ids; /* NULL: every tensor is in index */
+    int64_t nids;
+    uint32_t stamp;
+    uint64_t gen;
+    nb_graph *owner;
 } nb_walk;
 int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g);
 void nb__walk_free(nb_walk *w);
+/* Lends g's id table to w for one walk (nothing when another walk has it);
+ * 0, or -1 out of memory (src/memory.c). */
+int nb__walk_table(nb_graph *g, nb_walk *w);
+void nb__walk_table_release(nb_walk *w);
+/* The position of t in w's order; -2 while it is on the stack, -1 when
+ * absent. */
+static inline int64_t nb__walk_pos(const nb_walk *w, const nb_tensor *t)
+{
+    if (w->ids && t->own.gen == w->gen) {
+        if ((uint64_t)t->id < (uint64_t)w->nids && w->ids[t->id].stamp == w->stamp)
+            return w->ids[t->id].pos;
+        return -1;
+    }
+    return nb__pmap_get(&w->index, t);
+}
+
+/* ---- graphs (src/memory.c) ----
+ * Here rather than in memory.c so that the few fields every op touches
+ * (the arena's bump pointer, the node count, the scope) are reached
+ * inline; only memory.c changes them otherwise. */
+
+/* AddressSanitizer builds: the released arena is poisoned (src/memory.c,
+ * "lifetimes"), so every allocation goes through memory.c. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NB_ASAN 1
+#endif
+#endif
+
+/* The data arena: a list of chunks, rewound on reset. */
+typedef struct nb__chunk {
+    struct nb__chunk *next;
+    size_t size, used;
+    char *mem;
+} nb__chunk;
+
+/* The header ring: chunks of fixed-size tensor headers. */
+/* Two chunks of 128 headers (~66 KB) per allocation: below malloc's mmap
+ * threshold, so a freed ring stays mapped (a stale read is not a crash). */
+typedef struct nb__hchunk {
+    struct nb__hchunk *next;
+    uint32_t used;
+    bool owns_block; /* the first of the chunks one allocation made */
+    uint64_t newest; /* the newest generation with a header here */
+    char *mem;
+} nb__hchunk;
+
+struct nb_graph {
+    nb__chunk *first, *cur;
+    size_t used;  /* bytes handed out since the last reset (nb_graph_bytes) */
+    size_t limit; /* nb_graph_set_limit; 0: none */
+    nb__hchunk *hfirst, *hcur;
+    nb_graph *prev;
+    int64_t nodes, next_id;
+    uint64_t generation, previous; /* the current one and the one before */
+    uint32_t slot;
+    size_t header_bytes;           /* headers made since the last reset */
+    nb_vec pins;                   /* nb_storage *: heap storages this generation uses */
+    /* scope stack: each entry is the full path "a/b" in the arena */
+    const char *scopes[32];
+    int nscopes;
+    /* The walk table of this generation (nb__walk_table), in the arena. */
+    nb_walk_slot *walk;
+    int64_t walk_cap;
+    uint32_t walk_stamp;
+    bool walk_busy;
+};
+
+/* Every case but a small request that fits the current chunk of a graph
+ * without a limit: sizes, limits, new chunks, errors, ASan. */
+void *nb__arena_alloc_slow(nb_graph *g, size_t size);
+static inline void *nb__arena_alloc(nb_graph *g, size_t size)
+{
+#ifndef NB_ASAN
+    nb__chunk *c = g->cur;
+    size_t r = (size + 63) & ~(size_t)63;
+    if (!g->limit && c && size <= ((size_t)1 << 30) && c->size - c->used >= r) {
+        void *p = c->mem + c->used;
+        c->used += r;
+        g->used += r;
+        return p;
+    }
+#endif
+    return nb__arena_alloc_slow(g, size);
+}
+
+/* The innermost scope path of g, or NULL. */
+static inline const char *nb__scope(nb_graph *g)
+{
+    return g->nscopes ? g->scopes[g->nscopes - 1] : NULL;
+}
+static inline void nb__count_node(nb_graph *g) { g->nodes++; }
 
 #endif

@@ -12,15 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* AddressSanitizer builds: the released arena is poisoned (see
- * "lifetimes" below). */
-#if defined(__SANITIZE_ADDRESS__)
-#define NB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NB_ASAN 1
-#endif
-#endif
 #ifdef NB_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -224,20 +215,31 @@ bool nb__layout_overlaps(int ndim, const int64_t *shape, const int64_t *strides)
 
 /* Metadata common to heap and graph tensors: contiguous, its own storage
  * (data set by the caller). */
-static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
-                        int64_t numel, uint8_t lifetime)
+static inline void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
+                               int64_t numel, uint8_t lifetime)
 {
-    /* Every field set; the shape and stride arrays only up to ndim. */
-    *t = (nb_tensor){.dtype = dtype, .ndim = ndim};
+    /* Every field set, one by one (a new field must be set here): zeroing
+     * the whole header first cost more than the rest of it, and this runs
+     * for every op. The arrays are zero past ndim: rules copy them whole. */
+    t->dtype = dtype;
     t->ndim = ndim;
+    memset(t->shape, 0, sizeof t->shape);
+    memset(t->strides, 0, sizeof t->strides);
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     nb__strides(ndim, t->shape, t->strides);
+    t->offset = 0;
     t->numel = numel;
     t->storage = &t->own;
-    t->own.bytes = (size_t)numel * nb__dtype_size(dtype);
+    t->own = (nb_storage){.bytes = (size_t)numel * nb__dtype_size(dtype)};
     t->lifetime = lifetime;
     t->contiguous = true;
+    t->requires_grad = false;
+    t->param = false;
+    t->grad = NULL;
+    t->node = NULL;
+    t->name = NULL;
+    t->id = 0;
 }
 
 nb_tensor *nb__new_heap_tensor(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
@@ -364,40 +366,9 @@ int nb__stale_error(const char *fn, const char *what, const nb_tensor *t)
 
 /* ---- graphs ---- */
 
-/* The data arena: a list of chunks, rewound on reset. */
-typedef struct chunk {
-    struct chunk *next;
-    size_t size, used;
-    char *mem;
-} chunk;
-
-/* The header ring: chunks of fixed-size tensor headers. */
-/* Two chunks of 128 headers (~66 KB) per allocation: below malloc's mmap
- * threshold, so a freed ring stays mapped (a stale read is not a crash). */
+typedef nb__chunk chunk;
+typedef nb__hchunk hchunk;
 enum { HEADER = (sizeof(nb_tensor) + 63) & ~(size_t)63, HEADERS_PER_CHUNK = 128 };
-typedef struct hchunk {
-    struct hchunk *next;
-    uint32_t used;
-    bool owns_block; /* the first of the chunks one allocation made */
-    uint64_t newest; /* the newest generation with a header here */
-    char *mem;
-} hchunk;
-
-struct nb_graph {
-    chunk *first, *cur;
-    size_t used;  /* bytes handed out since the last reset (nb_graph_bytes) */
-    size_t limit; /* nb_graph_set_limit; 0: none */
-    hchunk *hfirst, *hcur;
-    nb_graph *prev;
-    int64_t nodes, next_id;
-    uint64_t generation, previous; /* the current one and the one before */
-    uint32_t slot;
-    size_t header_bytes;           /* headers made since the last reset */
-    nb_vec pins;                   /* nb_storage *: heap storages this generation uses */
-    /* scope stack: each entry is the full path "a/b" in the arena */
-    const char *scopes[32];
-    int nscopes;
-};
 
 static _Atomic uint64_t generations;
 
@@ -497,6 +468,9 @@ static void new_generation(nb_graph *g)
     g->next_id = 0;
     g->nscopes = 0;
     g->header_bytes = 0;
+    g->walk = NULL;
+    g->walk_cap = 0;
+    g->walk_busy = false;
     g->previous = g->generation;
     g->generation = ++generations;
     atomic_store_explicit(&nb__slot_gen[g->slot], g->generation, memory_order_release);
@@ -592,7 +566,46 @@ static bool over_limit(const nb_graph *g, size_t size)
     return true;
 }
 
-void *nb__arena_alloc(nb_graph *g, size_t size)
+/* Another chunk for a request the current ones cannot take (or an error):
+ * the first that can, else a new one appended. */
+static chunk *arena_grow(nb_graph *g, size_t size)
+{
+    chunk *c = g->cur;
+    while (c && c->size - c->used < size)
+        c = c->next;
+    if (c)
+        return c;
+    /* 1 MB chunks, or one as large as the request; under a limit no
+     * larger than the limit, so a small cap keeps the memory small. */
+    size_t unit = (size_t)1 << 20;
+    if (g->limit && g->limit < unit)
+        unit = g->limit;
+    size_t want = size > unit ? size : unit;
+    size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
+    c = nb__alloc(head + want);
+    if (!c) {
+        nb__memory_error("%sout of memory for another %zu bytes of graph memory (%zu in use)",
+                         nb__thread()->entry_fn ? "" : "nabla: ", want, g->used);
+        return NULL;
+    }
+    c->next = NULL;
+    c->size = want;
+    c->used = 0;
+    c->mem = (char *)c + head;
+    POISON(c->mem, want); /* unpoisoned piece by piece as it is handed out */
+    /* Append so that the order of chunks is the order of use. */
+    if (!g->first)
+        g->first = c;
+    else {
+        chunk *last = g->first;
+        while (last->next)
+            last = last->next;
+        last->next = c;
+    }
+    return c;
+}
+
+void *nb__arena_alloc_slow(nb_graph *g, size_t size)
 {
     /* Half the address space at most, so that neither the rounding below
      * nor a chunk's header can wrap the size around. */
@@ -605,38 +618,11 @@ void *nb__arena_alloc(nb_graph *g, size_t size)
     if (over_limit(g, size))
         return NULL;
     chunk *c = g->cur;
-    while (c && c->size - c->used < size)
-        c = c->next;
-    if (!c) {
-        /* 1 MB chunks, or one as large as the request; under a limit no
-         * larger than the limit, so a small cap keeps the memory small. */
-        size_t unit = (size_t)1 << 20;
-        if (g->limit && g->limit < unit)
-            unit = g->limit;
-        size_t want = size > unit ? size : unit;
-        size_t head = (sizeof(chunk) + 63) & ~(size_t)63;
-        c = nb__alloc(head + want);
-        if (!c) {
-            nb__memory_error("%sout of memory for another %zu bytes of graph memory (%zu in use)",
-                             nb__thread()->entry_fn ? "" : "nabla: ", want, g->used);
+    if (!c || c->size - c->used < size) {
+        if (!(c = arena_grow(g, size)))
             return NULL;
-        }
-        c->next = NULL;
-        c->size = want;
-        c->used = 0;
-        c->mem = (char *)c + head;
-        POISON(c->mem, want); /* unpoisoned piece by piece as it is handed out */
-        /* Append so that the order of chunks is the order of use. */
-        if (!g->first)
-            g->first = c;
-        else {
-            chunk *last = g->first;
-            while (last->next)
-                last = last->next;
-            last->next = c;
-        }
+        g->cur = c;
     }
-    g->cur = c;
     void *p = c->mem + c->used;
     c->used += size;
     g->used += size;
@@ -710,6 +696,45 @@ nb_tensor *nb__new_graph_tensor(nb_graph *g, nb_dtype dtype, int ndim, const int
     return t;
 }
 
+/* One table per generation, reused by each walk with a new stamp, so a
+ * walk costs what its history costs, not the graph's size; grown (a fresh
+ * copy, old ones left to the reset) when the graph has more tensors. */
+int nb__walk_table(nb_graph *g, nb_walk *w)
+{
+    if (g->walk_busy || g->next_id > INT32_MAX)
+        return 0; /* a walk inside a walk (a rule calling nb_grad) uses a map */
+    if (++g->walk_stamp == 0 || g->walk_cap < g->next_id) {
+        /* A little room for what a backward pass adds before the next
+         * walk; doubling when walks keep growing the graph. */
+        int64_t cap = g->walk_cap;
+        if (cap < g->next_id)
+            cap = 2 * cap > g->next_id ? 2 * cap : g->next_id + g->next_id / 8 + 64;
+        nb_walk_slot *t = g->walk_cap < g->next_id ? nb__arena_alloc(g, (size_t)cap * sizeof *t)
+                                                   : g->walk;
+        if (!t)
+            return -1;
+        memset(t, 0, (size_t)cap * sizeof *t);
+        g->walk = t;
+        g->walk_cap = cap;
+        g->walk_stamp = 1;
+    }
+    g->walk_busy = true;
+    w->ids = g->walk;
+    w->nids = g->walk_cap;
+    w->stamp = g->walk_stamp;
+    w->gen = g->generation;
+    w->owner = g;
+    return 0;
+}
+
+void nb__walk_table_release(nb_walk *w)
+{
+    /* Only the generation that lent it takes it back. */
+    if (w->ids && w->owner->generation == w->gen)
+        w->owner->walk_busy = false;
+    w->ids = NULL;
+}
+
 /* ---- scopes (kept here because they live in the graph) ---- */
 
 int nb_scope_push(const char *name)
@@ -742,5 +767,4 @@ void nb_scope_pop(void)
         g->nscopes--;
 }
 
-const char *nb__scope(nb_graph *g) { return g->nscopes ? g->scopes[g->nscopes - 1] : NULL; }
-void nb__count_node(nb_graph *g) { g->nodes++; }
+

@@ -13,7 +13,7 @@ static void *mem(nb_graph *g, size_t bytes)
     return g ? nb__arena_alloc(g, bytes) : nb__alloc(bytes);
 }
 
-int nb__vec_reserve(nb_vec *a, int64_t extra)
+int nb__vec_grow(nb_vec *a, int64_t extra)
 {
     if (a->n + extra <= a->cap)
         return 0;
@@ -193,6 +193,16 @@ size_t nb__utf8_len(const unsigned char *s, size_t n)
 
 /* ---- the walk of a history ---- */
 
+/* Sets t's position (or -2: on the stack). */
+static int walk_put(nb_walk *w, const nb_tensor *t, int64_t pos)
+{
+    if (w->ids && t->own.gen == w->gen) {
+        w->ids[t->id] = (nb_walk_slot){w->stamp, (int32_t)pos};
+        return 0;
+    }
+    return nb__pmap_put(&w->index, t, pos);
+}
+
 int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
 {
     typedef struct {
@@ -214,7 +224,7 @@ int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
         nb__stale_error(fn, "the root", root);
         goto done;
     }
-    if (nb__pmap_put(&w->index, root, -2) || nb__vec_reserve(&stack, 1))
+    if ((g && nb__walk_table(g, w)) || walk_put(w, root, -2) || nb__vec_reserve(&stack, 1))
         goto done;
     ((frame *)stack.v)[stack.n++] = (frame){root, 0};
     while (stack.n) {
@@ -231,14 +241,14 @@ int nb__walk(nb_walk *w, nb_tensor *root, bool grad_only, nb_graph *g)
                 nb__stale_error(fn, what, x);
                 goto done;
             }
-            if ((grad_only && !x->requires_grad) || nb__pmap_get(&w->index, x) != -1)
+            if ((grad_only && !x->requires_grad) || nb__walk_pos(w, x) != -1)
                 continue;
-            if (nb__pmap_put(&w->index, x, -2) || nb__vec_reserve(&stack, 1))
+            if (walk_put(w, x, -2) || nb__vec_reserve(&stack, 1))
                 goto done;
             ((frame *)stack.v)[stack.n++] = (frame){x, 0};
             continue;
         }
-        if (nb__vec_reserve(&w->order, 1) || nb__pmap_put(&w->index, f->t, w->order.n))
+        if (nb__vec_reserve(&w->order, 1) || walk_put(w, f->t, w->order.n))
             goto done;
         ((nb_tensor **)w->order.v)[w->order.n++] = f->t;
         stack.n--;
@@ -252,6 +262,7 @@ done:
 
 void nb__walk_free(nb_walk *w)
 {
+    nb__walk_table_release(w);
     nb__vec_free(&w->order);
     nb__pmap_free(&w->index);
 }
