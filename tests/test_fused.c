@@ -450,20 +450,22 @@ static nb_optimizer *make_opt(int algo, int c)
 /* Every built-in optimizer and options pattern, in f32 and f64, on two
  * threads: the compiled update stores the interpreter's bits, step after
  * step, and refuses the same steps. Parameters of 1003 elements (not a
- * multiple of any vector width), 70001 (split between the threads; 2001
- * but for the first options pattern) and 1 (interpreted on both sides). */
+ * multiple of any vector width), 300001 (split between the threads and
+ * stored with streaming stores; 2001 but for the first options pattern)
+ * and 1 (interpreted on both sides). */
 static void test_compiled_like_interpreted(void **state)
 {
     (void)state;
     nb_set_num_threads(2);
     nb__traced_hook = count_traced;
     traced = compiled = 0;
-    int64_t sizes[3] = {1003, 70001, 1};
+    int64_t sizes[3] = {1003, 300001, 1};
     for (int dti = 0; dti < 2; dti++) {
         nb_dtype dt = dti ? NB_F64 : NB_F32;
         for (int algo = 0; algo < 7; algo++)
             for (int c = 0; c < 8; c++) {
-                sizes[1] = c == 0 ? 70001 : 2001; /* the thread split, once per algorithm */
+                /* The thread split and streaming stores (over 1 MiB), once per algorithm. */
+                sizes[1] = c == 0 ? 300001 : 2001;
                 nb_optimizer *opt[2] = {make_opt(algo, c), make_opt(algo, c)};
                 assert_non_null(opt[0]);
                 assert_non_null(opt[1]);
