@@ -74,6 +74,59 @@ nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels);
 
 typedef struct nb_layer nb_layer;
 
+/* What a kind of layer does. Each built-in layer has one; a layer of your
+ * own fills one in and goes into nb_sequential beside them
+ * (examples/custom_layer.c). Shapes here leave out the batch axis. */
+typedef struct nb_layer_type {
+    const char *type;   /* shown in the summary: "Conv2D" */
+    const char *prefix; /* default names: "conv2d_1", "conv2d_2", ... in a model */
+    /* Called once, by nb_build, with the input's shape: sets the output's
+     * (*out_ndim dims in out[0..NB_MAX_DIMS - 1)) and makes the layer's
+     * weights with nb_layer_weight, drawing initial values from rng. 0, or
+     * -1 with an error set (nb_set_error). */
+    int (*build)(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                 nb_rng *rng);
+    /* The output for a batch x, written with ops (recorded in the layer's
+     * scope): training tells fit's batches from inference. NULL on error. */
+    nb_tensor *(*forward)(nb_layer *l, nb_tensor *x, bool training);
+    /* Frees ctx when the layer is freed (NULL: nothing to free). */
+    void (*free_ctx)(void *ctx);
+} nb_layer_type;
+
+/* A layer of type (which must outlive it) keeping ctx (freed with it by
+ * type->free_ctx, also on error); name NULL: the prefix and a number.
+ * NULL on error. */
+nb_layer *nb_layer_new(const nb_layer_type *type, void *ctx, const char *name);
+/* The ctx given to nb_layer_new; the layer's name (set once in a model). */
+void *nb_layer_ctx(const nb_layer *l);
+const char *nb_layer_name(const nb_layer *l);
+/* In build: a weight named "<layer>.<name>" with init's values (a heap
+ * tensor the layer takes, also on error). Trainable weights are the model's
+ * parameters, which the optimizer updates; the others are state that the
+ * layer's forward updates itself (a moving mean), counted as non-trainable.
+ * Checkpoints hold both. The weight's index in the layer, or -1. */
+int nb_layer_weight(nb_layer *l, const char *name, nb_tensor *init, bool trainable);
+/* Weight k of a built layer (nb_model_set_dtype may replace the tensors:
+ * fetch them in forward, do not keep them). */
+nb_tensor *nb_layer_get(const nb_layer *l, int k);
+/* The model's generator for what training draws (dropout masks): seeded
+ * by nb_build's seed. NULL for a layer in no model. */
+nb_rng *nb_layer_rng(nb_layer *l);
+
+/* The input's shape, batch axis left out, as the first layer of a model
+ * (Keras's Input; not a layer of its own in the summary):
+ * nb_sequential(nb_input(28, 28, 1), nb_conv2d(32, 3), ...). */
+#define nb_input(...)                                                          \
+    nb_input_((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+nb_layer *nb_input_(int ndim, const int64_t *shape);
+/* (N, d1, d2, ...) -> (N, d1 * d2 * ...). */
+nb_layer *nb_flatten(void);
+/* (N, ...) -> (N, shape...), the element count kept: nb_reshape_layer(28, 28, 1). */
+#define nb_reshape_layer(...)                                                  \
+    nb_reshape_layer_((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),          \
+                      (int64_t[]){__VA_ARGS__})
+nb_layer *nb_reshape_layer_(int ndim, const int64_t *shape);
+
 typedef struct nb_dense_opts {
     int64_t units;            /* output features (required) */
     nb_activation activation; /* default NB_LINEAR */
@@ -141,10 +194,19 @@ int nb_model_add(nb_model *m, nb_layer *layer);
  * listed, so nothing freed is read). */
 void nb_model_free(nb_model *m);
 
-/* Creates the parameters for inputs of `features`, drawing initial weights
- * from seed. Done by nb_compile when the first layer has .input. 0 or -1;
- * a failed build frees what it made, so it can be tried again. */
+/* Creates the weights for inputs of `features` (a flat input), or of the
+ * shape nb_input or the first layer's .input declares (features 0), drawing
+ * initial values (and later dropout masks) from seed. Done by nb_compile
+ * when the input is declared. 0 or -1; a failed build frees what it made,
+ * so it can be tried again. */
 int nb_build(nb_model *m, int64_t features, uint64_t seed);
+
+/* Training or inference mode of nb_model_forward (Keras's training
+ * argument, PyTorch's train()/eval()): layers such as Dropout act only in
+ * training. Off until set. nb_fit's batches run in training, its
+ * validation, nb_evaluate and nb_predict in inference, whatever it is. */
+void nb_model_set_training(nb_model *m, bool training);
+bool nb_model_training(const nb_model *m);
 
 /* Converts the parameters to dtype (f32 by default; f64 to gradient-check a
  * model). Call it before training: optimizer state is not converted. */
@@ -160,6 +222,7 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric);
 
 /* Prints the Keras-style table: layers, output shapes, parameter counts. */
 int nb_summary(const nb_model *m, FILE *f);
+/* Every weight's elements: the parameters and the non-trainable state. */
 int64_t nb_count_params(const nb_model *m);
 
 /* Per-epoch results of fit, owned by the model (valid until the next fit). */
@@ -217,13 +280,13 @@ nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x);
  * is current and not reset since, a softmax (sigmoid) output's cross-entropy is taken from
  * its logits, as Keras does; any other output's from its values. */
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
-/* The trainable parameters, in layer order (kernel, bias per layer). */
+/* The trainable parameters, in layer order (Dense: kernel, bias). */
 int nb_model_params(const nb_model *m, nb_tensor *const **params);
 /* The optimizer the model was compiled with, or NULL. */
 nb_optimizer *nb_model_optimizer(const nb_model *m);
 
-/* Weights in the safetensors format, named "dense_1.kernel", "dense_1.bias"
- * (f32, little-endian), through nb_save_safetensors (atomic; the file
+/* Weights (parameters and state) in the safetensors format, named
+ * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
  * records nabla's format version and the CRC-32 of its data). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
 

@@ -106,18 +106,14 @@ static void packed_free(packed *p)
 /* x and scale of d against the model; -1 with an error naming fn. */
 static int check_x(const nb_model *m, nb_dataset d, const char *fn, const char *what)
 {
-    char b[NB_SHAPE_STR_LEN];
     if (!d.x)
         return nn_has_error() ? -1 : nb_set_error("%s: %s x is NULL", fn, what);
     if (nb_check_tensor(fn, "x", d.x))
         return -1;
     nb_dtype dt = nb_dtype_of(d.x);
     bool u8 = dt == NB_U8;
-    if (nb_ndim(d.x) != 2 || nb_dim(d.x, 1) != m->in_features || (dt != m->dtype && !u8))
-        return nb_set_error_code(dt != m->dtype && !u8 ? NB_ERR_DTYPE : NB_ERR_SHAPE,
-                                 "%s: %s x is %s %s; the model takes %s or u8 (N,%lld)", fn, what,
-                                 nb_dtype_name(dt), nb_shape_str(d.x, b),
-                                 nb_dtype_name(m->dtype), (long long)m->in_features);
+    if (nn_check_input(m, d.x, what, fn))
+        return -1;
     if (!isfinite(d.scale))
         return nb_set_error("%s: %s scale is %g; it must be finite (0: 1)", fn, what, d.scale);
     if (!u8 && d.scale != 0 && d.scale != 1)
@@ -179,7 +175,7 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batche
         int w = k == bs || !b->x[1] ? 0 : 1;
         gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
         gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
-        nb_tensor *out = nb_model_forward(m, b->x[w]);
+        nb_tensor *out = nn_forward(m, b->x[w], false);
         nb_tensor *l = nb_model_loss(m, out, b->y[w]);
         if (!l) {
             rc = -1;
@@ -256,13 +252,18 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         return NULL;
     }
     int64_t bs = batch_size ? batch_size : 32, n = nb_dim(d.x, 0);
-    int64_t units = m->layers[m->n - 1]->opts.units;
+    /* The output's shape: (n, the last layer's output shape). */
+    const nb_layer *last = m->layers[m->n - 1];
+    int64_t shape[NB_MAX_DIMS], units = 1;
+    shape[0] = n;
+    for (int i = 0; i < last->out_ndim; i++)
+        units *= shape[i + 1] = last->out[i];
     size_t es = nb_dtype_size(m->dtype);
     bool u8 = nb_dtype_of(d.x) == NB_U8;
     /* u8 x: a batch at a time is converted into buf (the last, smaller one
      * into its first rows, seen through a slice). Float x is read in place
      * through slices, whatever its strides. */
-    nb_tensor *out = nn_zeros(fn, m->dtype, NB_SHAPE(n, units));
+    nb_tensor *out = nn_zeros(fn, m->dtype, last->out_ndim + 1, shape);
     nb_tensor *buf = out && u8 ? rows_like(fn, d.x, n < bs ? n : bs, m->dtype) : NULL;
     nb_graph *g = out && (buf || !u8) ? nb_graph_new() : NULL;
     if (!g) {
@@ -283,7 +284,7 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         /* The slice is a view, and the output of the last layer's op is a
          * fresh tensor (nb_contiguous returns it). */
         nb_tensor *x = nb_slice(xb, 0, u8 ? 0 : start, u8 ? k : start + k, 1);
-        nb_tensor *y = nb_contiguous(nb_model_forward(m, x));
+        nb_tensor *y = nb_contiguous(nn_forward(m, x, false));
         if (!y) {
             nn_blame(fn);
             nb_free(out);
@@ -439,7 +440,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             int w = k == bs || !b.x[1] ? 0 : 1;
             gather_rows(b.x[w], train.d.x, idx + start, 0, k, x_scale(train.d));
             gather_rows(b.y[w], train.d.y, idx + start, 0, k, 1);
-            nb_tensor *output = nb_model_forward(m, b.x[w]);
+            nb_tensor *output = nn_forward(m, b.x[w], true);
             nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
             /* 0: a step taken; 1: skipped for a NaN or an infinity; -1: error.
              * A non-finite loss goes no further than here. */

@@ -1,6 +1,6 @@
-/* Dense layers and the Sequential model: building, forward, loss, summary,
- * weights. Everything here is composition: a Dense layer is
- * activation(matmul(x, kernel) + bias), recorded under the layer's scope. */
+/* The Sequential model: its layers (src/nn/layers.c), building, forward,
+ * loss, summary, weights. Each layer's forward is recorded under the
+ * layer's scope. */
 #include "nn_internal.h"
 
 #include <ctype.h>
@@ -113,56 +113,6 @@ int nn_blame(const char *fn)
     return nb_set_error("%s: %s", fn, msg);
 }
 
-/* ---- layers ---- */
-
-static nb_layer *dense(nb_dense_opts o)
-{
-    if (o.units < 1) {
-        nb_set_error("nb_dense: units must be at least 1, got %lld", (long long)o.units);
-        return NULL;
-    }
-    if (o.input < 0) {
-        nb_set_error("nb_dense: input must be positive, got %lld", (long long)o.input);
-        return NULL;
-    }
-    if ((int)o.activation < NB_LINEAR || o.activation > NB_LOG_SOFTMAX) {
-        nb_set_error("nb_dense: unknown activation %d", (int)o.activation);
-        return NULL;
-    }
-    if (o.name && (!*o.name || strlen(o.name) >= sizeof(((nb_layer *)0)->name))) {
-        nb_set_error("nb_dense: a layer name needs 1 to %zu characters",
-                     sizeof(((nb_layer *)0)->name) - 1);
-        return NULL;
-    }
-    nb_layer *l = nb_mem_alloc(sizeof *l);
-    if (!l) {
-        nn_blame("nb_dense");
-        return NULL;
-    }
-    memset(l, 0, sizeof *l);
-    l->opts = o;
-    if (o.name)
-        strcpy(l->name, o.name);
-    l->opts.name = NULL;
-    return l;
-}
-
-nb_layer *nb_dense_(nb_dense_opts o) { NN_NAMED("nb_dense", nb_layer *, dense(o)); }
-
-void nb_layer_free(nb_layer *l)
-{
-    if (!l)
-        return;
-    if (l->owner) {
-        nb_set_error_code(NB_ERR_STATE, "nb_layer_free: layer '%s' belongs to a model, which "
-                          "frees it (nb_model_free)", l->name);
-        return;
-    }
-    nb_free(l->kernel);
-    nb_free(l->bias);
-    nb_mem_free(l);
-}
-
 /* ---- the model ---- */
 
 /* The last forward on this thread: its model, output and pre-activation
@@ -222,12 +172,20 @@ int nb_model_add(nb_model *m, nb_layer *l)
         return nb_set_error_code(NB_ERR_STATE, "nb_model_add: the model is already built; add layers before "
                             "nb_build/nb_compile");
     }
-    if (m->n > 0 && l->opts.input) {
-        int64_t prev = m->layers[m->n - 1]->opts.units;
-        if (l->opts.input != prev) {
-            nb_set_error_code(NB_ERR_SHAPE, "nb_model_add: layer %d declares %lld inputs, the previous layer gives "
-                         "%lld",
-                         m->n + 1, (long long)l->opts.input, (long long)prev);
+    if (l->type == &nn_input_type && m->n > 0) {
+        nb_layer_free(l);
+        return nb_set_error_code(NB_ERR_STATE, "nb_model_add: nb_input comes first, before "
+                                 "every layer (it declares the model's input)");
+    }
+    /* Dense after Dense: the declared input is known now. */
+    const nb_layer *prev = m->n ? m->layers[m->n - 1] : NULL;
+    if (prev && prev->type == &nn_dense_type && l->type == &nn_dense_type) {
+        int64_t want = ((const nb_dense_opts *)l->ctx)->input;
+        int64_t have = ((const nb_dense_opts *)prev->ctx)->units;
+        if (want && want != have) {
+            nb_set_error_code(NB_ERR_SHAPE, "nb_model_add: layer %d declares %lld inputs, the "
+                              "previous layer gives %lld", m->n + 1, (long long)want,
+                              (long long)have);
             nb_layer_free(l);
             return -1;
         }
@@ -236,8 +194,13 @@ int nb_model_add(nb_model *m, nb_layer *l)
         nb_layer_free(l);
         return nn_blame("nb_model_add");
     }
-    if (!l->name[0])
-        snprintf(l->name, sizeof l->name, "dense_%d", ++m->dense_count);
+    if (!l->name[0]) { /* prefix_k: the model's k-th unnamed layer of the type */
+        int k = 1;
+        for (int i = 0; i < m->n; i++)
+            k += m->layers[i]->type == l->type && m->layers[i]->auto_named;
+        snprintf(l->name, sizeof l->name, "%s_%d", l->type->prefix, k);
+        l->auto_named = true;
+    }
     for (int i = 0; i < m->n; i++)
         if (strcmp(m->layers[i]->name, l->name) == 0) {
             nb_set_error("nb_model_add: a layer named '%s' is already in the model", l->name);
@@ -326,82 +289,107 @@ void nb_model_free(nb_model *m)
     }
     nb_mem_free(m->layers);
     nb_mem_free(m->params);
+    nb_mem_free(m->weights);
     nb_optimizer_free(m->opt);
     free_history(m);
     nb_mem_free(m);
-}
-
-/* Glorot uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)). */
-static nb_tensor *glorot_uniform(int64_t in, int64_t out, nb_rng *rng)
-{
-    nb_tensor *w = nn_zeros("nb_build", NB_F32, NB_SHAPE(in, out));
-    if (!w)
-        return NULL;
-    double limit = sqrt(6.0 / (double)(in + out));
-    float *d = nb_data(w); /* a fresh heap tensor: contiguous */
-    for (int64_t i = 0; i < nb_numel(w); i++)
-        d[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * limit);
-    nb_bump_version(w);
-    return w;
 }
 
 /* What a failed nb_build made, freed: the model is as before the call, so
  * the build can be tried again. Returns -1. */
 static int unbuild(nb_model *m)
 {
-    for (int i = 0; i < m->n; i++) {
-        nb_layer *l = m->layers[i];
-        nb_free(l->kernel);
-        nb_free(l->bias);
-        l->kernel = l->bias = NULL;
-    }
+    for (int i = 0; i < m->n; i++)
+        nn_layer_unbuild(m->layers[i]);
     nb_mem_free(m->params);
-    m->params = NULL;
-    m->nparams = 0;
+    nb_mem_free(m->weights);
+    m->params = m->weights = NULL;
+    m->nparams = m->nweights = 0;
     return -1;
+}
+
+/* The input shape: features (a flat input), or the first layer's (nb_input,
+ * or a Dense's .input) when features is 0. */
+static int input_shape(nb_model *m, int64_t features, int *ndim, int64_t *shape)
+{
+    const nb_layer *first = m->layers[0];
+    if (first->type == &nn_input_type) {
+        const nn_shape_ctx *c = first->ctx;
+        *ndim = c->ndim;
+        memcpy(shape, c->shape, (size_t)*ndim * sizeof *shape);
+        if (features && !(*ndim == 1 && shape[0] == features))
+            return nb_set_error_code(NB_ERR_SHAPE, "nb_build: features is %lld; the model's "
+                                     "nb_input declares another shape (pass 0)",
+                                     (long long)features);
+        return 0;
+    }
+    int64_t declared = first->type == &nn_dense_type ? ((const nb_dense_opts *)first->ctx)->input : 0;
+    if (features < 0 || (!features && !declared))
+        return nb_set_error("nb_build: features must be at least 1, got %lld",
+                            (long long)features);
+    if (declared && features && declared != features)
+        return nb_set_error_code(NB_ERR_SHAPE, "nb_build: the first layer declares %lld "
+                                 "inputs, got %lld", (long long)declared, (long long)features);
+    *ndim = 1;
+    shape[0] = features ? features : declared;
+    return 0;
 }
 
 int nb_build(nb_model *m, int64_t features, uint64_t seed)
 {
     if (nn_bad_model(m, "nb_build"))
         return -1;
-    if (m->n == 0)
+    if (m->n == 0 || (m->n == 1 && m->layers[0]->type == &nn_input_type))
         return nb_set_error_code(NB_ERR_STATE, "nb_build: the model has no layers");
     if (m->built)
         return nb_set_error_code(NB_ERR_STATE, "nb_build: the model is already built");
-    if (features < 1)
-        return nb_set_error("nb_build: features must be at least 1, got %lld", (long long)features);
-    if (m->layers[0]->opts.input && m->layers[0]->opts.input != features)
-        return nb_set_error_code(NB_ERR_SHAPE, "nb_build: the first layer declares %lld inputs, got %lld",
-                            (long long)m->layers[0]->opts.input, (long long)features);
-    nb_rng rng = nb_rng_new(seed);
-    int np = 0;
-    for (int i = 0; i < m->n; i++)
-        np += m->layers[i]->opts.no_bias ? 1 : 2;
-    m->params = nb_mem_alloc((size_t)np * sizeof *m->params);
-    if (!m->params)
-        return nn_blame("nb_build");
-    int64_t in = features;
-    m->nparams = 0;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    if (input_shape(m, features, &ndim, shape))
+        return -1;
+    m->rng = nb_rng_new(seed);
+    int nw = 0;
     for (int i = 0; i < m->n; i++) {
         nb_layer *l = m->layers[i];
-        char name[64];
-        l->in = in;
-        l->kernel = glorot_uniform(in, l->opts.units, &rng);
-        snprintf(name, sizeof name, "%s.kernel", l->name);
-        if (!l->kernel || !nb_set_name(nb_param(l->kernel), name))
+        l->in_ndim = ndim;
+        memcpy(l->in, shape, (size_t)ndim * sizeof *shape);
+        const char *outer = nb_error_scope_begin("nb_build");
+        int rc = l->type->build(l, ndim, shape, &l->out_ndim, l->out, &m->rng);
+        nb_error_scope_end(outer);
+        if (rc == 0 && (l->out_ndim < 1 || l->out_ndim > NB_MAX_DIMS - 1))
+            rc = nb_set_error("nb_build: layer '%s' gave an output of %d dimensions (1 to %d "
+                              "without the batch)", l->name, l->out_ndim, NB_MAX_DIMS - 1);
+        for (int d = 0; rc == 0 && d < l->out_ndim; d++)
+            if (l->out[d] < 1)
+                rc = nb_set_error_code(NB_ERR_SHAPE, "nb_build: layer '%s' gives an output of "
+                                       "size %lld along axis %d (its input is too small)",
+                                       l->name, (long long)l->out[d], d + 1);
+        if (rc) {
+            if (!nn_has_error())
+                nb_set_error("nb_build: layer '%s' failed to build", l->name);
+            else
+                nn_blame("nb_build");
             return unbuild(m);
-        m->params[m->nparams++] = l->kernel;
-        if (!l->opts.no_bias) {
-            l->bias = nn_zeros("nb_build", NB_F32, NB_SHAPE(l->opts.units));
-            snprintf(name, sizeof name, "%s.bias", l->name);
-            if (!l->bias || !nb_set_name(nb_param(l->bias), name))
-                return unbuild(m);
-            m->params[m->nparams++] = l->bias;
         }
-        in = l->opts.units;
+        l->built = true;
+        nw += l->nw;
+        ndim = l->out_ndim;
+        memcpy(shape, l->out, (size_t)ndim * sizeof *shape);
     }
-    m->in_features = features;
+    m->weights = nb_mem_alloc((size_t)(nw ? nw : 1) * sizeof *m->weights);
+    m->params = nb_mem_alloc((size_t)(nw ? nw : 1) * sizeof *m->params);
+    if (!m->weights || !m->params) {
+        nn_blame("nb_build");
+        return unbuild(m);
+    }
+    for (int i = 0; i < m->n; i++)
+        for (int k = 0; k < m->layers[i]->nw; k++) {
+            m->weights[m->nweights++] = m->layers[i]->w[k];
+            if (m->layers[i]->trainable[k])
+                m->params[m->nparams++] = m->layers[i]->w[k];
+        }
+    if (input_shape(m, features, &m->in_ndim, m->in))
+        return unbuild(m);
     m->dtype = NB_F32;
     m->built = true;
     return 0;
@@ -418,23 +406,25 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
         return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the model is not built");
     if (m->opt && nb_optimizer_steps(m->opt) > 0)
         return nb_set_error_code(NB_ERR_STATE, "nb_model_set_dtype: the optimizer has already taken steps");
-    for (int i = 0; i < m->nparams; i++) {
-        nb_tensor *p = m->params[i];
+    for (int i = 0; i < m->nweights; i++) {
+        nb_tensor *p = m->weights[i];
         nb_tensor *c = nn_zeros("nb_model_set_dtype", dtype, nb_ndim(p), nb_shape(p));
-        if (!c || !nb_set_name(nb_param(c), nb_name(p))) {
+        bool trainable = nb_requires_grad(p);
+        if (!c || !nb_set_name(trainable ? nb_param(c) : c, nb_name(p))) {
             nb_free(c);
             return -1;
         }
         for (int64_t k = 0; k < nb_numel(p); k++)
             nn_put(c, k, nb_get_flat(p, k));
         nb_bump_version(c);
-        for (int l = 0; l < m->n; l++) {
-            if (m->layers[l]->kernel == p)
-                m->layers[l]->kernel = c;
-            if (m->layers[l]->bias == p)
-                m->layers[l]->bias = c;
-        }
-        m->params[i] = c;
+        for (int l = 0; l < m->n; l++)
+            for (int k = 0; k < m->layers[l]->nw; k++)
+                if (m->layers[l]->w[k] == p)
+                    m->layers[l]->w[k] = c;
+        for (int k = 0; k < m->nparams; k++)
+            if (m->params[k] == p)
+                m->params[k] = c;
+        m->weights[i] = c;
         nb_free(p);
     }
     m->dtype = dtype;
@@ -478,8 +468,10 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
     m->loss = loss;
     m->metric = metric;
     m->compiled = true;
-    if (!m->built && m->layers[0]->opts.input)
-        return nb_build(m, m->layers[0]->opts.input, 0);
+    const nb_layer *first = m->layers[0];
+    if (!m->built && (first->type == &nn_input_type ||
+                      (first->type == &nn_dense_type && ((const nb_dense_opts *)first->ctx)->input)))
+        return nb_build(m, 0, 0);
     return 0;
 }
 
@@ -487,8 +479,8 @@ int64_t nb_count_params(const nb_model *m)
 {
     int64_t n = 0;
     if (!nn_bad_model(m, "nb_count_params"))
-        for (int i = 0; i < m->nparams; i++)
-            n += nb_numel(m->params[i]);
+        for (int i = 0; i < m->nweights; i++)
+            n += nb_numel(m->weights[i]);
     return n;
 }
 
@@ -509,38 +501,69 @@ nb_optimizer *nb_model_optimizer(const nb_model *m)
 
 /* ---- forward and loss ---- */
 
+int nn_check_input(const nb_model *m, const nb_tensor *x, const char *what, const char *fn)
+{
+    char b[NB_SHAPE_STR_LEN], want[NB_SHAPE_STR_LEN] = "(N";
+    bool ok = nb_ndim(x) == m->in_ndim + 1 &&
+              memcmp(nb_shape(x) + 1, m->in, (size_t)m->in_ndim * sizeof *m->in) == 0;
+    nb_dtype dt = nb_dtype_of(x);
+    bool u8_ok = what != NULL, dt_ok = dt == m->dtype || (u8_ok && dt == NB_U8);
+    if (ok && dt_ok)
+        return 0;
+    for (int i = 0; i < m->in_ndim; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), ",%lld", (long long)m->in[i]);
+    strcat(want, ")");
+    nb_error_code code = !dt_ok ? NB_ERR_DTYPE : NB_ERR_SHAPE;
+    if (u8_ok)
+        return nb_set_error_code(code, "%s: %s x is %s %s; the model takes %s or u8 %s", fn, what,
+                                 nb_dtype_name(dt), nb_shape_str(x, b), nb_dtype_name(m->dtype),
+                                 want);
+    return nb_set_error_code(code, "%s: x is %s %s; the model takes %s %s%s", fn,
+                             nb_dtype_name(dt), nb_shape_str(x, b), nb_dtype_name(m->dtype), want,
+                             dt == NB_U8 ? " (nb_cast u8 data, or give it to nb_fit, nb_evaluate "
+                                           "or nb_predict in an nb_dataset)" : "");
+}
+
+void nb_model_set_training(nb_model *m, bool training)
+{
+    if (!nn_bad_model(m, "nb_model_set_training"))
+        m->training = training;
+}
+
+bool nb_model_training(const nb_model *m)
+{
+    return !nn_bad_model(m, "nb_model_training") && m->training;
+}
+
 nb_tensor *nb_model_forward(nb_model *m, nb_tensor *x)
 {
-    char b[NB_SHAPE_STR_LEN];
-    if (nn_bad_model(m, "nb_model_forward"))
-        return NULL;
+    return nn_bad_model(m, "nb_model_forward") ? NULL : nn_forward(m, x, m->training);
+}
+
+nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training)
+{
     if (nb_check_tensor("nb_model_forward", "x", x))
         return NULL;
     if (!m->built) {
-        nb_set_error_code(NB_ERR_STATE, "nb_model_forward: the model is not built (give the first layer .input, "
-                     "or call nb_build)");
+        nb_set_error_code(NB_ERR_STATE, "nb_model_forward: the model is not built (give it an "
+                          "nb_input or the first layer .input, or call nb_build)");
         return NULL;
     }
-    if (nb_ndim(x) != 2 || nb_dim(x, 1) != m->in_features || nb_dtype_of(x) != m->dtype) {
-        nb_set_error_code(nb_dtype_of(x) != m->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
-                          "nb_model_forward: x is %s %s; the model takes %s (N,%lld)%s",
-                     nb_dtype_name(nb_dtype_of(x)), nb_shape_str(x, b),
-                     nb_dtype_name(m->dtype), (long long)m->in_features,
-                     nb_dtype_of(x) == NB_U8 ? " (nb_cast u8 data, or give it to nb_fit, "
-                                               "nb_evaluate or nb_predict in an nb_dataset)"
-                                             : "");
+    if (nn_check_input(m, x, NULL, "nb_model_forward"))
         return NULL;
-    }
     nb_tensor *h = x, *z = NULL;
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < m->n && h; i++) {
         nb_layer *l = m->layers[i];
+        if (l->type == &nn_input_type)
+            continue;
         if (nb_scope_push(l->name))
             return NULL;
-        z = nb_matmul(h, l->kernel);
-        if (l->bias)
-            z = nb_add(z, l->bias);
-        h = nb_activate(z, l->opts.activation);
+        z = NULL;
+        h = l->type == &nn_dense_type ? nn_dense_forward(l, h, &z)
+                                      : l->type->forward(l, h, training);
         nb_scope_pop();
+        if (!h && !nn_has_error())
+            nb_set_error("nb_model_forward: layer '%s' gave no output", l->name);
     }
     /* Remembered with the graph and its generation: see compiled_loss. */
     const nb_graph *g = h ? nb_graph_current() : NULL;
@@ -566,7 +589,7 @@ static double target_at(const nb_tensor *y, const void *packed, int64_t i)
 int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const char *fn)
 {
     char b[NB_SHAPE_STR_LEN];
-    int64_t out = m->layers[m->n - 1]->opts.units;
+    int64_t out = nn_out_features(m);
     if (nb_check_tensor(fn, "y", y))
         return -1;
     if (nb_dtype_of(y) != m->dtype)
@@ -625,7 +648,7 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 
 static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
-    nb_activation last = m->layers[m->n - 1]->opts.activation;
+    nb_activation last = nn_layer_activation(m->layers[m->n - 1]);
     /* The logits are those of the last forward only if output is that
      * forward's result: the same tensor, in the graph that is current, which
      * has not been reset since (a reset or a new graph may put another
@@ -668,113 +691,4 @@ double nn_batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y)
                        ? nb_sparse_categorical_accuracy(output, y)
                        : nb_categorical_accuracy(output, y);
     return a ? nb_item(a) : NAN;
-}
-
-/* ---- summary ---- */
-
-static const char *with_commas(int64_t v, char *buf)
-{
-    char raw[32];
-    int n = snprintf(raw, sizeof raw, "%lld", (long long)v), k = 0;
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0 && raw[i - 1] != '-')
-            buf[k++] = ',';
-        buf[k++] = raw[i];
-    }
-    buf[k] = '\0';
-    return buf;
-}
-
-static const char *human_bytes(double bytes, char *buf)
-{
-    static const char *unit[] = {"B", "KB", "MB", "GB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 3) {
-        bytes /= 1024;
-        u++;
-    }
-    snprintf(buf, 32, "%.2f %s", bytes, unit[u]);
-    return buf;
-}
-
-int nb_summary(const nb_model *m, FILE *f)
-{
-    if (nn_bad_model(m, "nb_summary"))
-        return -1;
-    if (!f)
-        return nb_set_error("nb_summary: FILE is NULL");
-    static const char line[] =
-        "_________________________________________________________________\n";
-    static const char dline[] =
-        "=================================================================\n";
-    char c1[40], c2[40], c3[40];
-    fprintf(f, "Model: \"sequential\"\n%s", line);
-    fprintf(f, " %-28s%-26s%s\n%s", "Layer (type)", "Output Shape", "Param #", dline);
-    for (int i = 0; i < m->n; i++) {
-        const nb_layer *l = m->layers[i];
-        char name[64], shape[40];
-        snprintf(name, sizeof name, "%s (Dense)", l->name);
-        snprintf(shape, sizeof shape, "(None, %lld)", (long long)l->opts.units);
-        int64_t params = l->kernel ? nb_numel(l->kernel) + (l->bias ? nb_numel(l->bias) : 0) : -1;
-        fprintf(f, " %-28s%-26s%s\n", name, shape,
-                params < 0 ? "0 (unbuilt)" : with_commas(params, c1));
-        if (i < m->n - 1)
-            fputc('\n', f);
-    }
-    int64_t total = nb_count_params(m);
-    double bytes = (double)nb_dtype_size(m->built ? m->dtype : NB_F32) * (double)total;
-    fprintf(f, "%sTotal params: %s (%s)\n", dline, with_commas(total, c1), human_bytes(bytes, c2));
-    fprintf(f, "Trainable params: %s (%s)\n", with_commas(total, c1), human_bytes(bytes, c3));
-    fprintf(f, "Non-trainable params: 0 (0.00 B)\n%s", line);
-    return ferror(f) ? nb_set_error_code(NB_ERR_IO, "nb_summary: write failed") : 0;
-}
-
-/* ---- weights ---- */
-
-/* The message of a failed call of `from` made on behalf of `to` starts with
- * `to`, the function the user called. Returns -1. */
-static int as_caller(const char *from, const char *to)
-{
-    const char *e = nb_last_error();
-    size_t k = strlen(from);
-    if (e && strncmp(e, from, k) == 0 && e[k] == ':') {
-        char rest[512];
-        snprintf(rest, sizeof rest, "%s", e + k);
-        nb_set_error_code(nb_last_error_code(), "%s%s", to, rest);
-    }
-    return -1;
-}
-
-int nb_save_weights(const nb_model *m, const char *path)
-{
-    if (nn_bad_model(m, "nb_save_weights"))
-        return -1;
-    if (!path)
-        return nb_set_error("nb_save_weights: path is NULL");
-    if (!m->built)
-        return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: %s: the model is not built",
-                                 path);
-    if (nb_save_safetensors(path, m->nparams, m->params) < 0) {
-        as_caller("nb_save_safetensors", "nb_save_weights");
-        return nn_blame("nb_save_weights");
-    }
-    return 0;
-}
-
-int nb_load_weights_(nb_load_weights_args a)
-{
-    nb_model *m = a.model;
-    if (nn_bad_model(m, "nb_load_weights"))
-        return -1;
-    if (!a.path)
-        return nb_set_error("nb_load_weights: path is NULL");
-    if (!m->built)
-        return nb_set_error_code(NB_ERR_STATE, "nb_load_weights: %s: the model is not built "
-                                 "(build it with the same layers first)",
-                                 a.path);
-    if (nb_load_safetensors(a.path, m->nparams, m->params, .partial = a.partial) < 0) {
-        as_caller("nb_load_safetensors", "nb_load_weights");
-        return nn_blame("nb_load_weights");
-    }
-    return 0;
 }

@@ -15,22 +15,34 @@
 #define NN_PRIVATE
 #endif
 
+#define NN_MAX_WEIGHTS 8
+
 struct nb_layer {
     char name[32];
     const nb_model *owner; /* the model it was added to, which frees it */
-    nb_dense_opts opts;
-    int64_t in;               /* input features, once built */
-    nb_tensor *kernel, *bias; /* heap parameters, once built */
+    const nb_layer_type *type;
+    void *ctx;             /* the type's own data */
+    bool built, auto_named;
+    int in_ndim, out_ndim; /* shapes without the batch axis, once built */
+    int64_t in[NB_MAX_DIMS], out[NB_MAX_DIMS];
+    int nw;                /* weights (heap tensors), made by build */
+    nb_tensor *w[NN_MAX_WEIGHTS];
+    bool trainable[NN_MAX_WEIGHTS];
 };
 
 struct nb_model {
     nb_layer **layers;
-    int n, cap, dense_count;
+    int n, cap;
     bool built, compiled;
-    int64_t in_features;
+    bool training;      /* nb_model_set_training; fit's batches set it */
+    int in_ndim;        /* the input's shape without the batch axis */
+    int64_t in[NB_MAX_DIMS];
     nb_dtype dtype;     /* of the parameters, and so of x and y */
-    nb_tensor **params; /* kernel, bias per layer */
+    nb_tensor **params; /* the trainable weights, in layer order */
     int nparams;
+    nb_tensor **weights; /* every weight (params and state), in layer order */
+    int nweights;
+    nb_rng rng;         /* what training draws (nb_layer_rng) */
     nb_optimizer *opt;
     nb_loss loss;
     nb_metric metric;
@@ -39,6 +51,39 @@ struct nb_model {
      * last_forward in model.c): threads may share a model they only read. */
     nb_model *next_live; /* the registry of live models (src/nn/model.c) */
 };
+
+/* The data of Input and Reshape layers: a shape without the batch axis. */
+typedef struct {
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+} nn_shape_ctx;
+
+/* x's dtype and shape against the model's input (the batch axis first):
+ * 0, or -1 with an error naming fn. With what ("the", "validation"), data
+ * given to fit, evaluate or predict, which may be u8 too. */
+NN_PRIVATE int nn_check_input(const nb_model *m, const nb_tensor *x, const char *what,
+                              const char *fn);
+
+/* nb_model_forward in training or inference mode, whatever the model's
+ * (fit, evaluate and predict: a model shared by threads is not written). */
+NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
+
+/* Frees the weights a layer's build made (it can be built again). */
+NN_PRIVATE void nn_layer_unbuild(nb_layer *l);
+
+/* Built-in layer types whose layers the model treats specially: Input
+ * declares the model's input, Dense gives the loss its logits. */
+NN_PRIVATE extern const nb_layer_type nn_input_type, nn_dense_type;
+/* A Dense layer's forward, with the pre-activation in *logits. */
+NN_PRIVATE nb_tensor *nn_dense_forward(nb_layer *l, nb_tensor *x, nb_tensor **logits);
+/* A Dense layer's activation (NB_LINEAR for other layers). */
+NN_PRIVATE nb_activation nn_layer_activation(const nb_layer *l);
+/* The output's features of a model (the last axis of its output shape). */
+static inline int64_t nn_out_features(const nb_model *m)
+{
+    const nb_layer *l = m->layers[m->n - 1];
+    return l->out_ndim ? l->out[l->out_ndim - 1] : 1;
+}
 
 /* Runs `call` (of type T) inside nb_error_scope_begin(fn) and returns its
  * value: anything failing inside names fn, the function the user called. */

@@ -1,0 +1,310 @@
+/* Layers beyond Dense (nn.h): the layer interface a user layer fills in,
+ * next to the built-ins in a Sequential model (summary, parameters, state,
+ * training mode, checkpoints), and the shape layers Input, Flatten and
+ * Reshape; misuse is an error naming the call. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "testing.h"
+
+#include <math.h>
+
+/* ---- a user layer: y = x * scale + shift, per feature, with a counter of
+ * training forwards as non-trainable state ---- */
+
+typedef struct {
+    int builds;
+} scale_ctx;
+
+static int ctx_frees;
+static void scale_free(void *ctx)
+{
+    ctx_frees++;
+    free(ctx);
+}
+
+static int scale_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                       nb_rng *rng)
+{
+    scale_ctx *c = nb_layer_ctx(l);
+    c->builds++;
+    int64_t f = in[ndim - 1];
+    nb_tensor *s = nb_full(NB_F32, 1, &f, 1.0);
+    float *d = nb_data(s);
+    for (int64_t i = 0; i < f; i++)
+        d[i] = (float)(0.5 + nb_rng_uniform(rng));
+    nb_bump_version(s);
+    if (nb_layer_weight(l, "scale", s, true) != 0 ||
+        nb_layer_weight(l, "shift", nb_zeros(NB_F32, 1, &f), true) != 1 ||
+        nb_layer_weight(l, "count", nb_zeros(NB_F32, 0, NULL), false) != 2)
+        return -1;
+    *out_ndim = ndim;
+    memcpy(out, in, (size_t)ndim * sizeof *in);
+    return 0;
+}
+
+static nb_tensor *scale_forward(nb_layer *l, nb_tensor *x, bool training)
+{
+    if (training) { /* state the layer updates itself */
+        nb_tensor *count = nb_layer_get(l, 2);
+        ((float *)nb_data(count))[0] += 1;
+        nb_bump_version(count);
+    }
+    return nb_add(nb_mul(x, nb_layer_get(l, 0)), nb_layer_get(l, 1));
+}
+
+static const nb_layer_type scale_type = {"Scale", "scale", scale_build, scale_forward,
+                                         scale_free};
+
+static nb_layer *scale_layer(void)
+{
+    scale_ctx *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    return nb_layer_new(&scale_type, c, NULL);
+}
+
+static char *summary_of(const nb_model *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(nb_summary(m, f), 0);
+    fclose(f);
+    return buf;
+}
+
+static void test_user_layer(void **state)
+{
+    (void)state;
+    ctx_frees = 0;
+    nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4), scale_layer(),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_compile(m, nb_adam(.lr = 0.05), NB_CATEGORICAL_CROSSENTROPY,
+                                NB_ACCURACY), 0);
+    /* 4*8+8 + (8+8 trainable, 1 state) + 8*3+3 */
+    assert_int_equal(nb_count_params(m), 40 + 17 + 27);
+    nb_tensor *const *params = NULL;
+    assert_int_equal(nb_model_params(m, &params), 6);
+    assert_string_equal(nb_name(params[2]), "scale_1.scale");
+    assert_string_equal(nb_name(params[3]), "scale_1.shift");
+    char *s = summary_of(m);
+    if (!strstr(s, "scale_1 (Scale)") || !strstr(s, "(None, 8)") ||
+        !strstr(s, "Non-trainable params: 1 (4.00 B)") || !strstr(s, "Trainable params: 83 "))
+        fail_msg("summary:\n%s", s);
+    free(s);
+
+    /* It trains: the loss falls, the scale moves, the count counts the
+     * training forwards only. */
+    int64_t n = 64;
+    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(n, 4)), *y = nb_zeros(NB_F32, NB_SHAPE(n, 3));
+    nb_rng r = nb_rng_new(5);
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % 3);
+        for (int j = 0; j < 4; j++)
+            ((float *)nb_data(x))[i * 4 + j] = (float)(nb_rng_uniform(&r) + (j == c ? 2 : 0));
+        ((float *)nb_data(y))[i * 3 + c] = 1;
+    }
+    nb_bump_version(x);
+    nb_bump_version(y);
+    double before = NAN, after = NAN;
+    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &before, NULL), 0);
+    float s0 = ((float *)nb_data(params[2]))[0];
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16,
+                                 .verbose = -1);
+    assert_non_null(h);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &after, NULL), 0);
+    assert_true(after < before);
+    assert_true(((float *)nb_data(params[2]))[0] != s0);
+    nb_tensor *out = nb_predict(m, (nb_dataset){.x = x}, 16);
+    assert_non_null(out);
+    nb_free(out);
+    /* 5 epochs of 4 batches trained; evaluate and predict do not count. */
+    char path[] = "/tmp/nabla_test_layers_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(nb_save_weights(m, path), 0);
+    nb_tensor *w[1];
+    w[0] = nb_zeros(NB_F32, 0, NULL);
+    assert_int_equal(nb_set_name(w[0], "scale_1.count") != NULL, 1);
+    assert_int_equal(nb_load_safetensors(path, 1, w, .partial = true), 0);
+    assert_true(nb_item(w[0]) == 20);
+    nb_free(w[0]);
+    remove(path);
+    nb_free(x);
+    nb_free(y);
+    nb_model_free(m);
+    assert_int_equal(ctx_frees, 1);
+}
+
+/* ---- shapes: Input, Flatten, Reshape ---- */
+
+static void test_shape_layers(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_input(6, 4, 2), nb_flatten(), nb_dense(5),
+                                nb_reshape_layer(5, 1), nb_flatten(), nb_dense(2));
+    assert_non_null(m);
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
+    char *s = summary_of(m);
+    if (!strstr(s, "flatten_1 (Flatten)") || !strstr(s, "(None, 48)") ||
+        !strstr(s, "reshape_1 (Reshape)") || !strstr(s, "(None, 5, 1)") ||
+        !strstr(s, "flatten_2 (Flatten)") || strstr(s, "InputLayer"))
+        fail_msg("summary:\n%s", s);
+    free(s);
+    assert_int_equal(nb_count_params(m), 48 * 5 + 5 + 5 * 2 + 2);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_zeros(NB_F32, 4, (const int64_t[]){3, 6, 4, 2});
+    nb_tensor *out = nb_model_forward(m, x);
+    assert_non_null(out);
+    assert_int_equal(nb_ndim(out), 2);
+    assert_int_equal(nb_dim(out, 0), 3);
+    assert_int_equal(nb_dim(out, 1), 2);
+    /* A flat x is not the declared shape. */
+    nb_tensor *flat = nb_zeros(NB_F32, NB_SHAPE(3, 48));
+    assert_null(nb_model_forward(m, flat));
+    ERR_HAS("nb_model_forward: x is f32 (3,48); the model takes f32 (N,6,4,2)");
+    nb_free(flat);
+    nb_free(x);
+    nb_graph_free(g);
+    nb_model_free(m);
+}
+
+/* Training mode: off by default; nb_fit's batches see it on, whatever the
+ * model's setting, and leave the setting alone. */
+static bool seen_training;
+static nb_tensor *probe_forward(nb_layer *l, nb_tensor *x, bool training)
+{
+    (void)l;
+    seen_training |= training;
+    return x;
+}
+static int probe_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                       nb_rng *rng)
+{
+    (void)l, (void)rng;
+    *out_ndim = ndim;
+    memcpy(out, in, (size_t)ndim * sizeof *in);
+    return 0;
+}
+static const nb_layer_type probe_type = {"Probe", "probe", probe_build, probe_forward, NULL};
+
+static void test_training_mode(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_dense(2, .input = 3), nb_layer_new(&probe_type, NULL, NULL));
+    assert_non_null(m);
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
+    assert_false(nb_model_training(m));
+    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(4, 3)), *y = nb_zeros(NB_F32, NB_SHAPE(4, 2));
+    nb_graph *g = nb_graph_new();
+    seen_training = false;
+    assert_non_null(nb_model_forward(m, x));
+    assert_false(seen_training);
+    nb_model_set_training(m, true);
+    assert_true(nb_model_training(m));
+    assert_non_null(nb_model_forward(m, x));
+    assert_true(seen_training);
+    nb_model_set_training(m, false);
+    seen_training = false;
+    nb_tensor *pr = nb_predict(m, (nb_dataset){.x = x}, 2);
+    assert_non_null(pr);
+    nb_free(pr);
+    assert_false(seen_training);
+    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .verbose = -1));
+    assert_true(seen_training);
+    assert_false(nb_model_training(m));
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(y);
+    nb_model_free(m);
+}
+
+/* ---- misuse ---- */
+
+static int failing_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                         nb_rng *rng)
+{
+    (void)l, (void)ndim, (void)in, (void)out_ndim, (void)out, (void)rng;
+    return nb_set_error("my layer wants 3 axes");
+}
+static const nb_layer_type failing_type = {"Failing", "failing", failing_build, probe_forward,
+                                           NULL};
+
+static void test_misuse(void **state)
+{
+    (void)state;
+    assert_null(nb_layer_new(NULL, NULL, NULL));
+    ERR_HAS("nb_layer_new: type is NULL");
+    static const nb_layer_type no_forward = {"X", "x", probe_build, NULL, NULL};
+    assert_null(nb_layer_new(&no_forward, NULL, NULL));
+    ERR_HAS("nb_layer_new: type->forward is NULL");
+    /* ctx is freed when the layer cannot be made */
+    ctx_frees = 0;
+    static const nb_layer_type bad_name = {"", "x", probe_build, probe_forward, scale_free};
+    assert_null(nb_layer_new(&bad_name, calloc(1, 8), NULL));
+    ERR_HAS("nb_layer_new: type->type");
+    assert_int_equal(ctx_frees, 1);
+
+    assert_null(nb_input(3, 0));
+    ERR_HAS("nb_input: dimension 2 is 0");
+    assert_null(nb_reshape_layer(-1));
+    ERR_HAS("nb_reshape_layer: dimension 1 is -1");
+
+    nb_model *m = nb_sequential(nb_dense(2, .input = 3), nb_input(3));
+    assert_null(m);
+    ERR_HAS("nb_input comes first");
+
+    m = nb_sequential(nb_input(4), nb_dense(6), nb_reshape_layer(4, 2));
+    assert_non_null(m);
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), -1);
+    ERR_HAS("reshapes 6 elements per sample into 8");
+    nb_model_free(m);
+
+    m = nb_sequential(nb_input(4), nb_layer_new(&failing_type, NULL, NULL));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 1), -1);
+    ERR_HAS("nb_build: my layer wants 3 axes");
+    nb_model_free(m);
+
+    m = nb_sequential(nb_input(4), nb_dense(3));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 5, 1), -1);
+    ERR_HAS("nb_build: features is 5");
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    nb_clear_error();
+    nb_layer *l = scale_layer();
+    assert_int_equal(nb_layer_weight(NULL, "w", nb_zeros(NB_F32, 0, NULL), true), -1);
+    ERR_HAS("nb_layer_weight: the layer is NULL");
+    nb_clear_error();
+    assert_int_equal(nb_layer_weight(l, "w", nb_zeros(NB_F32, 0, NULL), true), 0);
+    assert_int_equal(nb_layer_weight(l, NULL, nb_zeros(NB_F32, 0, NULL), true), -1);
+    ERR_HAS("nb_layer_weight: name is NULL");
+    nb_clear_error();
+    assert_null(nb_layer_get(l, 3));
+    ERR_HAS("nb_layer_get: layer '' has 1 weights, not 4");
+    assert_null(nb_layer_rng(l));
+    nb_layer_free(l);
+    nb_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_user_layer),
+        cmocka_unit_test(test_shape_layers),
+        cmocka_unit_test(test_training_mode),
+        cmocka_unit_test(test_misuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
