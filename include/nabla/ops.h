@@ -131,6 +131,82 @@ nb_tensor *nb_log_softmax(nb_tensor *x, int axis);
  * flag, not a copy. */
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 
+/* ---- convolution and pooling: channels-last (N,H,W,C), as Keras ------------------- */
+
+/* A sliding window over the H and W axes of an (N,H,W,C) tensor. */
+typedef struct nb_window2d {
+    int64_t kernel[2];   /* (kh, kw), at least 1 */
+    int64_t stride[2];   /* 0: 1 */
+    int64_t dilation[2]; /* 0: 1 */
+    int64_t pad[4];      /* zeros added at the top, bottom, left, right */
+} nb_window2d;
+/* x (N,H,W,C) -> its windows (N,OH,OW,kh*kw*C), each patch ordered (kh, kw, c),
+ * so that im2col(x) @ w.reshape(kh*kw*C, F) is the convolution. */
+nb_tensor *nb_im2col(nb_tensor *x, nb_window2d win);
+/* The adjoint of nb_im2col for an h x w image: (N,OH,OW,kh*kw*C) patches
+ * summed back into (N,h,w,C), the entries from the padding dropped. */
+nb_tensor *nb_col2im(nb_tensor *cols, nb_window2d win, int64_t h, int64_t w);
+
+/* VALID: no padding. SAME: TensorFlow's rule, output ceil(in / stride),
+ * padding max((out-1)*stride + (k-1)*dilation + 1 - in, 0) split with the
+ * smaller half first (top/left). EXPLICIT: .pad as given. */
+typedef enum nb_padding { NB_PAD_VALID, NB_PAD_SAME, NB_PAD_EXPLICIT } nb_padding;
+
+/* The arguments of nb_convolution; zeros are the defaults:
+ *   nb_convolution(x, w)                       x (N,H,W,C), w (KH,KW,C,F): VALID
+ *   nb_convolution(x, w, b, .stride = {2, 2}, .padding = NB_PAD_SAME)
+ *   nb_convolution(x, w, .groups = C)          depthwise: w (KH,KW,1,C*mult)
+ * 1-D: x (N,W,C), w (K,C/groups,F); stride[0], dilation[0] and pad[0..1]
+ * (left, right) are its options and the others must be 0. */
+typedef struct nb_conv_args {
+    nb_tensor *x, *w;
+    nb_tensor *b;         /* (F,) or NULL */
+    int64_t stride[2];    /* along H, W; 0: 1 */
+    int64_t dilation[2];  /* 0: 1 */
+    nb_padding padding;   /* default VALID */
+    int64_t pad[4];       /* top, bottom, left, right: with NB_PAD_EXPLICIT only */
+    int64_t groups;       /* 0: 1; must divide C and F */
+} nb_conv_args;
+/* Cross-correlation (as Keras's Conv2D/Conv1D) of x with an HWIO kernel w
+ * (KH,KW,C/groups,F), plus b: (N,OH,OW,F). Composition: im2col, matmul
+ * (batched over groups), add; twice differentiable. */
+#define nb_convolution(...) nb_convolution_((nb_conv_args){.x = __VA_ARGS__})
+nb_tensor *nb_convolution_(nb_conv_args a);
+
+/* One axis of a convolution or pooling window, for layers that need output
+ * shapes before running: nb_conv_output_size(28, 3, .padding = NB_PAD_SAME). */
+typedef struct nb_window_args {
+    int64_t in, kernel;
+    int64_t stride, dilation; /* 0: 1 */
+    nb_padding padding;
+    int64_t pad[2];           /* before, after: with NB_PAD_EXPLICIT only */
+} nb_window_args;
+typedef struct nb_window_size {
+    int64_t out;                 /* output length; -1 on error (message set) */
+    int64_t pad_before, pad_after; /* the padding applied */
+} nb_window_size;
+#define nb_conv_output_size(...) nb_conv_output_size_((nb_window_args){.in = __VA_ARGS__})
+nb_window_size nb_conv_output_size_(nb_window_args a);
+
+/* Average pooling of x (N,H,W,C) per channel: (N,OH,OW,C). Keras's defaults:
+ *   nb_avg_pool2d(x)                   2x2 windows, stride 2, VALID
+ *   nb_avg_pool2d(x, {3, 3}, {1, 1}, .padding = NB_PAD_SAME)
+ * Padding must be smaller than the window. Without count_include_pad a
+ * window's mean is over its pixels inside the image (Keras, TensorFlow).
+ * Composition over im2col. */
+typedef struct nb_pool_args {
+    nb_tensor *x;
+    int64_t kernel[2];      /* 0: 2 */
+    int64_t stride[2];      /* 0: the kernel */
+    nb_padding padding;
+    int64_t pad[4];         /* top, bottom, left, right: with NB_PAD_EXPLICIT */
+    bool count_include_pad; /* divide by kh*kw, padding counted as zeros */
+} nb_pool_args;
+#define nb_avg_pool2d(...) nb_avg_pool2d_((nb_pool_args){.x = __VA_ARGS__})
+nb_tensor *nb_avg_pool2d_(nb_pool_args a);
+/* (N,H,W,C) -> (N,C), the mean over H and W. Composition. */
+nb_tensor *nb_global_avg_pool2d(nb_tensor *x);
+
 /* ---- views and shape: the views copy nothing ------------------------------------- */
 
 /* Same values, new shape; one dimension may be -1 (inferred). A view when
