@@ -171,6 +171,46 @@ nb_tensor *nb_index_add(nb_tensor *x, int axis, nb_tensor *idx, nb_tensor *src);
 /* labels (whole numbers in [0, n)) -> labels.shape + (n,) of 0/1. No gradient. */
 nb_tensor *nb_one_hot(nb_tensor *labels, int64_t n);
 
+/* ---- max pooling and dropout (docs/pooling.md) ------------------------------------ */
+
+/* How a pooling window meets the border: VALID (no padding), SAME
+ * (TensorFlow's: ceil(H / stride) outputs, the smaller half of the padding
+ * at the top/left), or EXPLICIT (.pad). Padded positions never win a max. */
+typedef enum nb_padding { NB_PADDING_VALID = 0, NB_PADDING_SAME, NB_PADDING_EXPLICIT } nb_padding;
+/* Arguments of the pooling functions on channels-last x (N,H,W,C):
+ *   nb_max_pool2d(x, .kernel = {2})                     2x2, stride 2, VALID
+ *   nb_max_pool2d(x, .kernel = {3, 2}, .stride = {1}, .padding = NB_PADDING_SAME)
+ *   nb_max_pool2d(x, .kernel = {3}, .padding = NB_PADDING_EXPLICIT, .pad = {1, 0, 1, 1}) */
+typedef struct nb_pool_args {
+    nb_tensor *x;
+    int64_t kernel[2];  /* (kh, kw); {k}: (k, k) */
+    int64_t stride[2];  /* default: the kernel; {s}: (s, s) */
+    nb_padding padding; /* default NB_PADDING_VALID */
+    int64_t pad[4];     /* top, bottom, left, right, each in [0, kernel - 1]; EXPLICIT only */
+} nb_pool_args;
+/* Max over each window, as PyTorch: the gradient goes to the window's first
+ * maximum in row-major order; a NaN is the maximum. Differentiable to any
+ * order: it is nb_pool_select(x, x). */
+#define nb_max_pool2d(...) nb_max_pool2d_((nb_pool_args){.x = __VA_ARGS__})
+nb_tensor *nb_max_pool2d_(nb_pool_args a);
+/* Linear in g / d, x deciding where (x gets no gradient): g (x's shape) read
+ * at x's window maxima gives the pooled shape; d (pooled shape) added into
+ * zeros of x's shape at those positions. Each is the other's adjoint. */
+#define nb_pool_select(g, ...) nb_pool_select_((g), (nb_pool_args){.x = __VA_ARGS__})
+#define nb_pool_scatter(d, ...) nb_pool_scatter_((d), (nb_pool_args){.x = __VA_ARGS__})
+nb_tensor *nb_pool_select_(nb_tensor *g, nb_pool_args a);
+nb_tensor *nb_pool_scatter_(nb_tensor *d, nb_pool_args a);
+/* (N,H,W,C) -> (N,C): nb_max over H and W (ties split the gradient). Composition. */
+nb_tensor *nb_global_max_pool2d(nb_tensor *x);
+/* A keep-mask of x's dtype and shape in the current graph: element i (row-major)
+ * is 1 when the i-th nb_rng_uniform(rng) >= rate, else 0, so the same seed
+ * gives the same mask everywhere. A constant (no gradient). rate in [0, 1). */
+nb_tensor *nb_dropout_mask(nb_tensor *x, double rate, nb_rng *rng);
+/* x * mask / (1 - rate) with a fresh nb_dropout_mask (multiplied as one
+ * factor mask * (1 / (1 - rate)), as PyTorch); rate 0 returns x and draws
+ * nothing. The gradient is that factor. Composition. */
+nb_tensor *nb_inverted_dropout(nb_tensor *x, double rate, nb_rng *rng);
+
 /* ---- in-place, for no-grad code -------------------------------------------------- */
 
 /* Writes src (broadcast) into dst's storage, through dst's strides when dst
