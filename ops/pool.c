@@ -123,51 +123,74 @@ static window window_at(const pool_attr *a, int64_t H, int64_t W, int64_t i, int
                     w < 0 ? 0 : w, w + a->k[1] < W ? w + a->k[1] : W};
 }
 
-/* Per channel c of one window (xw: its first element; xh, xw_, xc: x's
+/* The loops over one window position's channels, packed in NHWC: each is
+ * a helper of its own with restrict pointers and no short-circuit (& and |
+ * instead of && and ||), so that gcc vectorises it; a branch per channel
+ * on where the maximum is mispredicts half the time. A later element wins
+ * only when it is greater, or a NaN over a number: the first maximum, NaN
+ * first. */
+#define ROW_FNS(T)                                                             \
+    static inline void max_row_##T(int64_t C, T *restrict best, const T *restrict r) \
+    {                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                      \
+            T v = r[c], b = best[c];                                           \
+            best[c] = ((v > b) | ((v != v) & (b == b))) ? v : b;               \
+        }                                                                      \
+    }                                                                          \
+    static inline void arg_row_##T(int64_t C, T *restrict best, int32_t *restrict arg, \
+                                   const T *restrict r, int32_t p)             \
+    {                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                      \
+            T v = r[c], b = best[c];                                           \
+            int win = (v > b) | ((v != v) & (b == b));                         \
+            best[c] = win ? v : b;                                             \
+            arg[c] = win ? p : arg[c];                                         \
+        }                                                                      \
+    }                                                                          \
+    static inline void put_row_##T(int64_t C, T *restrict z, const int32_t *restrict arg, \
+                                   const T *restrict d, int32_t p)             \
+    {                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                      \
+            T v = d[c]; /* read unconditionally: a conditional load stays scalar */ \
+            z[c] = arg[c] == p ? v : 0;                                        \
+        }                                                                      \
+    }                                                                          \
+    static inline void add_row_##T(int64_t C, T *restrict z, const int32_t *restrict arg, \
+                                   const T *restrict d, int32_t p)             \
+    {                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                      \
+            T v = d[c];                                                        \
+            z[c] += arg[c] == p ? v : 0;                                       \
+        }                                                                      \
+    }
+ROW_FNS(float)
+ROW_FNS(double)
+
+/* Per channel c of one window (xw: its first element; xh, xs, xc: x's
  * strides), the first maximum into best[c] and, when arg is not NULL, its
- * position (row-major in the clipped window) into arg[c]. A later element
- * wins only when it is greater, or a NaN over a number: the first maximum,
- * NaN first. The loops run over channels, which are packed in NHWC, so they
- * vectorise; the unit-stride copies are spelled out for the compiler. */
+ * position (row-major in the clipped window) into arg[c]. Strided channels
+ * are gathered into tmp first, so that one set of row loops serves all. */
 #define ARGMAX_FN(name, T)                                                     \
     static void name(int64_t C, const T *xw, int64_t xh, int64_t xs, int64_t xc, \
-                     const window *w, T *restrict best, int32_t *restrict arg) \
+                     const window *w, T *restrict best, int32_t *restrict arg, T *tmp) \
     {                                                                          \
         int64_t wl = w->w1 - w->w0;                                            \
-        if (xc == 1)                                                           \
-            for (int64_t c = 0; c < C; c++)                                    \
-                best[c] = xw[c];                                               \
-        else                                                                   \
-            for (int64_t c = 0; c < C; c++)                                    \
-                best[c] = xw[c * xc];                                          \
-        if (arg)                                                               \
-            memset(arg, 0, (size_t)C * sizeof *arg);                           \
         for (int64_t h = 0, p = 0; h < w->h1 - w->h0; h++)                     \
             for (int64_t q = 0; q < wl; q++, p++) {                            \
-                if (p == 0)                                                    \
-                    continue;                                                  \
                 const T *r = xw + h * xh + q * xs;                             \
-                int32_t pp = (int32_t)p;                                       \
-                if (xc == 1 && !arg) {                                         \
-                    for (int64_t c = 0; c < C; c++) {                          \
-                        T v = r[c], b = best[c];                               \
-                        best[c] = (v > b || (v != v && b == b)) ? v : b;       \
-                    }                                                          \
-                } else if (xc == 1) {                                          \
-                    for (int64_t c = 0; c < C; c++) {                          \
-                        T v = r[c], b = best[c];                               \
-                        bool win = v > b || (v != v && b == b);                \
-                        best[c] = win ? v : b;                                 \
-                        arg[c] = win ? pp : arg[c];                            \
-                    }                                                          \
+                if (xc != 1) {                                                 \
+                    for (int64_t c = 0; c < C; c++)                            \
+                        tmp[c] = r[c * xc];                                    \
+                    r = tmp;                                                   \
+                }                                                              \
+                if (p == 0) {                                                  \
+                    memcpy(best, r, (size_t)C * sizeof(T));                    \
+                    if (arg)                                                   \
+                        memset(arg, 0, (size_t)C * sizeof *arg);               \
+                } else if (arg) {                                              \
+                    arg_row_##T(C, best, arg, r, (int32_t)p);                  \
                 } else {                                                       \
-                    for (int64_t c = 0; c < C; c++) {                          \
-                        T v = r[c * xc], b = best[c];                          \
-                        bool win = v > b || (v != v && b == b);                \
-                        best[c] = win ? v : b;                                 \
-                        if (arg)                                               \
-                            arg[c] = win ? pp : arg[c];                        \
-                    }                                                          \
+                    max_row_##T(C, best, r);                                   \
                 }                                                              \
             }                                                                  \
     }
@@ -189,7 +212,8 @@ ARGMAX_FN(argmax_f64, double)
             return;                                                            \
         bool same = xv->data == gv->data && memcmp(xs, gs, 4 * sizeof *xs) == 0; \
         int32_t *arg = same ? NULL : nb_kernel_scratch((size_t)C * sizeof *arg); \
-        if (!same && !arg)                                                     \
+        T *tmp = nb_kernel_scratch((size_t)C * sizeof(T));                     \
+        if ((!same && !arg) || !tmp)                                           \
             return;                                                            \
         const T *X = xv->data, *G = gv->data;                                  \
         T *Y = y->data;                                                        \
@@ -199,7 +223,7 @@ ARGMAX_FN(argmax_f64, double)
                     window w = window_at(a, H, W, i, j);                       \
                     T *yo = Y + ((b * Ho + i) * Wo + j) * C;                   \
                     argmax(C, X + b * xs[0] + w.h0 * xs[1] + w.w0 * xs[2], xs[1], xs[2], \
-                           xs[3], &w, yo, arg);                                \
+                           xs[3], &w, yo, arg, tmp);                           \
                     if (same)                                                  \
                         continue;                                              \
                     const T *gw = G + b * gs[0] + w.h0 * gs[1] + w.w0 * gs[2]; \
@@ -233,8 +257,10 @@ SELECT_KERNEL(pool_select_f64, double, argmax_f64)
         if (!tiles)                                                            \
             memset(Y, 0, (size_t)y->numel * sizeof(T));                        \
         T *best = nb_kernel_scratch((size_t)C * sizeof(T));                    \
+        T *tmp = nb_kernel_scratch((size_t)C * sizeof(T));                     \
+        T *dt = nb_kernel_scratch((size_t)C * sizeof(T));                      \
         int32_t *arg = nb_kernel_scratch((size_t)C * sizeof *arg);             \
-        if (!best || !arg)                                                     \
+        if (!best || !tmp || !dt || !arg)                                      \
             return;                                                            \
         const T *X = xv->data, *D = dv->data;                                  \
         for (int64_t b = 0; b < N; b++)                                        \
@@ -242,25 +268,21 @@ SELECT_KERNEL(pool_select_f64, double, argmax_f64)
                 for (int64_t j = 0; j < Wo; j++) {                             \
                     window w = window_at(a, H, W, i, j);                       \
                     argmax(C, X + b * xs[0] + w.h0 * xs[1] + w.w0 * xs[2], xs[1], xs[2], \
-                           xs[3], &w, best, arg);                              \
+                           xs[3], &w, best, arg, tmp);                         \
                     const T *d = D + b * ds[0] + i * ds[1] + j * ds[2];        \
-                    int64_t dc = ds[3];                                        \
+                    if (ds[3] != 1) {                                          \
+                        for (int64_t c = 0; c < C; c++)                        \
+                            dt[c] = d[c * ds[3]];                              \
+                        d = dt;                                                \
+                    }                                                          \
                     int32_t p = 0;                                             \
                     for (int64_t h = w.h0; h < w.h1; h++)                      \
                         for (int64_t q = w.w0; q < w.w1; q++, p++) {           \
-                            T *restrict z = Y + ((b * H + h) * W + q) * C;     \
-                            if (apart && dc == 1)                              \
-                                for (int64_t c = 0; c < C; c++)                \
-                                    z[c] = arg[c] == p ? d[c] : 0;             \
-                            else if (apart)                                    \
-                                for (int64_t c = 0; c < C; c++)                \
-                                    z[c] = arg[c] == p ? d[c * dc] : 0;        \
-                            else if (dc == 1)                                  \
-                                for (int64_t c = 0; c < C; c++)                \
-                                    z[c] += arg[c] == p ? d[c] : 0;            \
+                            T *z = Y + ((b * H + h) * W + q) * C;              \
+                            if (apart)                                         \
+                                put_row_##T(C, z, arg, d, p);                  \
                             else                                               \
-                                for (int64_t c = 0; c < C; c++)                \
-                                    z[c] += arg[c] == p ? d[c * dc] : 0;       \
+                                add_row_##T(C, z, arg, d, p);                  \
                         }                                                      \
                 }                                                              \
     }
