@@ -234,17 +234,20 @@ static nb_tensor *avg_pool2d_impl(nb_pool_args a)
         nb__shape_error("%s: x must be (N,H,W,C), got %s", fn, nb_shape_str(x, p));
         return NULL;
     }
-    int64_t k[2], s[2];
-    for (int i = 0; i < 2; i++) {
-        if (a.kernel[i] < 0 || a.stride[i] < 0) {
-            nb__error("%s: pool size (%lld,%lld) and stride (%lld,%lld) must be at least 1", fn,
-                      (long long)a.kernel[0], (long long)a.kernel[1], (long long)a.stride[0],
-                      (long long)a.stride[1]);
-            return NULL;
-        }
-        k[i] = a.kernel[i] ? a.kernel[i] : 2;
-        s[i] = a.stride[i] ? a.stride[i] : k[i];
+    /* kernel {k}: (k, k), {0, 0}: (2, 2); stride {s}: (s, s), {0, 0}: the kernel. */
+    if (a.kernel[0] < 0 || a.kernel[1] < 0 || a.stride[0] < 0 || a.stride[1] < 0 ||
+        (a.kernel[0] == 0 && a.kernel[1] != 0) || (a.stride[0] == 0 && a.stride[1] != 0)) {
+        nb__error("%s: pool size (%lld,%lld) and stride (%lld,%lld) must be at least 1 (kernel "
+                  "{k}: (k,k), {0,0}: (2,2); stride {0,0}: the kernel; {s}: (s,s))", fn,
+                  (long long)a.kernel[0], (long long)a.kernel[1], (long long)a.stride[0],
+                  (long long)a.stride[1]);
+        return NULL;
     }
+    int64_t k[2], s[2];
+    k[0] = a.kernel[0] ? a.kernel[0] : 2;
+    k[1] = a.kernel[1] ? a.kernel[1] : k[0];
+    s[0] = a.stride[0] ? a.stride[0] : k[0];
+    s[1] = a.stride[1] ? a.stride[1] : a.stride[0] ? s[0] : k[1];
     const int64_t in[2] = {x->shape[1], x->shape[2]}, one[2] = {1, 1};
     nb_window2d win;
     int64_t out[2];

@@ -10,8 +10,8 @@
     X(sum) X(sum_to) X(broadcast_to) X(max) X(argmax)                          \
     X(matmul)                                                                  \
     X(reshape) X(permute) X(slice) X(slice_scatter) X(concat)                  \
-    X(index_select) X(index_add) X(one_hot)                                   \
-    X(im2col) X(col2im)
+    X(index_select) X(index_add) X(one_hot)                                    \
+    X(im2col) X(col2im) X(pool_select) X(pool_scatter)
 
 #define DECLARE(name) extern const nb_op nb_op_##name;
 OPS(DECLARE)

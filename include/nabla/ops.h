@@ -188,20 +188,22 @@ typedef struct nb_window_size {
 #define nb_conv_output_size(...) nb_conv_output_size_((nb_window_args){.in = __VA_ARGS__})
 nb_window_size nb_conv_output_size_(nb_window_args a);
 
-/* Average pooling of x (N,H,W,C) per channel: (N,OH,OW,C). Keras's defaults:
+/* The arguments of the pooling functions on channels-last x (N,H,W,C);
+ * zeros are the defaults (Keras's: 2x2 windows, stride = the window, VALID). */
+typedef struct nb_pool_args {
+    nb_tensor *x;
+    int64_t kernel[2];      /* (kh, kw); {k}: (k, k); {0, 0}: (2, 2) */
+    int64_t stride[2];      /* {0, 0}: the kernel; {s}: (s, s) */
+    nb_padding padding;     /* default VALID */
+    int64_t pad[4];         /* top, bottom, left, right: with NB_PAD_EXPLICIT only */
+    bool count_include_pad; /* average pooling: divide by kh*kw, padding as zeros */
+} nb_pool_args;
+/* Average pooling per channel: (N,OH,OW,C).
  *   nb_avg_pool2d(x)                   2x2 windows, stride 2, VALID
- *   nb_avg_pool2d(x, {3, 3}, {1, 1}, .padding = NB_PAD_SAME)
+ *   nb_avg_pool2d(x, {3}, {1}, .padding = NB_PAD_SAME)
  * Padding must be smaller than the window. Without count_include_pad a
  * window's mean is over its pixels inside the image (Keras, TensorFlow).
  * Composition over im2col. */
-typedef struct nb_pool_args {
-    nb_tensor *x;
-    int64_t kernel[2];      /* 0: 2 */
-    int64_t stride[2];      /* 0: the kernel */
-    nb_padding padding;
-    int64_t pad[4];         /* top, bottom, left, right: with NB_PAD_EXPLICIT */
-    bool count_include_pad; /* divide by kh*kw, padding counted as zeros */
-} nb_pool_args;
 #define nb_avg_pool2d(...) nb_avg_pool2d_((nb_pool_args){.x = __VA_ARGS__})
 nb_tensor *nb_avg_pool2d_(nb_pool_args a);
 /* (N,H,W,C) -> (N,C), the mean over H and W. Composition. */
@@ -246,6 +248,37 @@ nb_tensor *nb_index_select(nb_tensor *x, int axis, nb_tensor *idx);
 nb_tensor *nb_index_add(nb_tensor *x, int axis, nb_tensor *idx, nb_tensor *src);
 /* labels (whole numbers in [0, n)) -> labels.shape + (n,) of 0/1. No gradient. */
 nb_tensor *nb_one_hot(nb_tensor *labels, int64_t n);
+
+/* ---- max pooling and dropout (docs/pooling.md) ------------------------------------ */
+
+/* Max pooling takes nb_pool_args (above; count_include_pad is average
+ * pooling's only): padded positions never win a max, and each explicit pad
+ * is in [0, kernel - 1].
+ *   nb_max_pool2d(x)                                    2x2, stride 2, VALID
+ *   nb_max_pool2d(x, .kernel = {3, 2}, .stride = {1}, .padding = NB_PAD_SAME)
+ *   nb_max_pool2d(x, .kernel = {3}, .padding = NB_PAD_EXPLICIT, .pad = {1, 0, 1, 1}) */
+/* Max over each window, as PyTorch: the gradient goes to the window's first
+ * maximum in row-major order; a NaN is the maximum. Differentiable to any
+ * order: it is nb_pool_select(x, x). */
+#define nb_max_pool2d(...) nb_max_pool2d_((nb_pool_args){.x = __VA_ARGS__})
+nb_tensor *nb_max_pool2d_(nb_pool_args a);
+/* Linear in g / d, x deciding where (x gets no gradient): g (x's shape) read
+ * at x's window maxima gives the pooled shape; d (pooled shape) added into
+ * zeros of x's shape at those positions. Each is the other's adjoint. */
+#define nb_pool_select(g, ...) nb_pool_select_((g), (nb_pool_args){.x = __VA_ARGS__})
+#define nb_pool_scatter(d, ...) nb_pool_scatter_((d), (nb_pool_args){.x = __VA_ARGS__})
+nb_tensor *nb_pool_select_(nb_tensor *g, nb_pool_args a);
+nb_tensor *nb_pool_scatter_(nb_tensor *d, nb_pool_args a);
+/* (N,H,W,C) -> (N,C): nb_max over H and W (ties split the gradient). Composition. */
+nb_tensor *nb_global_max_pool2d(nb_tensor *x);
+/* A keep-mask of x's dtype and shape in the current graph: element i (row-major)
+ * is 1 when the i-th nb_rng_uniform(rng) >= rate, else 0, so the same seed
+ * gives the same mask everywhere. A constant (no gradient). rate in [0, 1). */
+nb_tensor *nb_dropout_mask(nb_tensor *x, double rate, nb_rng *rng);
+/* x * mask / (1 - rate) with a fresh nb_dropout_mask (multiplied as one
+ * factor mask * (1 / (1 - rate)), as PyTorch); rate 0 returns x and draws
+ * nothing. The gradient is that factor. Composition. */
+nb_tensor *nb_inverted_dropout(nb_tensor *x, double rate, nb_rng *rng);
 
 /* ---- in-place, for no-grad code -------------------------------------------------- */
 
