@@ -298,6 +298,192 @@ static void test_misuse(void **state)
     nb_model_free(m);
 }
 
+/* ---- image layers and Dropout ---- */
+
+/* The Keras MNIST convnet: its summary's shapes and counts are Keras's. */
+static nb_model *convnet(double rate)
+{
+    return nb_sequential(nb_input(28, 28, 1), nb_conv2d(32, {3, 3}, .activation = NB_RELU),
+                         nb_max_pooling2d({2, 2}), nb_conv2d(64, {3}, .activation = NB_RELU),
+                         nb_max_pooling2d(), nb_flatten(), nb_dropout(rate),
+                         nb_dense(10, .activation = NB_SOFTMAX));
+}
+
+static void test_convnet_shapes(void **state)
+{
+    (void)state;
+    nb_model *m = convnet(0.5);
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 7), 0);
+    assert_int_equal(nb_count_params(m), 34826);
+    char *s = summary_of(m);
+    const char *want[] = {"conv2d_1 (Conv2D)", "(None, 26, 26, 32)", "320",
+                          "max_pooling2d_1 (MaxPooling2D) (None, 13, 13, 32)",
+                          "(None, 11, 11, 64)", "18,496", "(None, 5, 5, 64)",
+                          "flatten_1 (Flatten)", "(None, 1600)", "dropout_1 (Dropout)",
+                          "16,010", "Total params: 34,826 (136.04 KB)"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(s, want[i]))
+            fail_msg("summary lacks \"%s\":\n%s", want[i], s);
+    free(s);
+    nb_tensor *const *p;
+    assert_int_equal(nb_model_params(m, &p), 6);
+    assert_string_equal(nb_name(p[0]), "conv2d_1.kernel");
+    assert_int_equal(nb_ndim(p[0]), 4);
+    assert_int_equal(nb_dim(p[0], 2), 1);
+    assert_int_equal(nb_dim(p[2], 2), 32); /* HWIO */
+    /* Keras's Glorot bound for a conv kernel: fans are the field times the channels. */
+    double lim = sqrt(6.0 / (9 * 32 + 9 * 64)), top = 0;
+    for (int64_t i = 0; i < nb_numel(p[2]); i++)
+        top = fmax(top, fabs(((float *)nb_data(p[2]))[i]));
+    assert_true(top <= lim && top > 0.95 * lim);
+    nb_model_free(m);
+
+    /* SAME padding and strides, average and global pooling. */
+    m = nb_sequential(nb_input(9, 7, 3), nb_conv2d(4, {3, 2}, .strides = {2}, .padding = NB_PAD_SAME),
+                      nb_average_pooling2d({2}, .padding = NB_PAD_SAME),
+                      nb_conv2d(6, {1}, .groups = 2), nb_global_average_pooling2d());
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    s = summary_of(m);
+    if (!strstr(s, "(None, 5, 4, 4)") || !strstr(s, "(None, 3, 2, 4)") ||
+        !strstr(s, "(None, 3, 2, 6)") || !strstr(s, "(None, 6)") ||
+        !strstr(s, "global_average_pooling2d_1 (GlobalAveragePooling2D)"))
+        fail_msg("summary:\n%s", s);
+    free(s);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_zeros(NB_F32, 4, (const int64_t[]){2, 9, 7, 3});
+    nb_tensor *out = nb_model_forward(m, x);
+    assert_non_null(out);
+    assert_int_equal(nb_ndim(out), 2);
+    assert_int_equal(nb_dim(out, 1), 6);
+    nb_free(x);
+    nb_graph_free(g);
+    nb_model_free(m);
+}
+
+/* A small convnet in f64, gradient-checked through the whole model: the
+ * loss against its weights, and against its input. */
+typedef struct {
+    nb_model *m;
+    nb_tensor *x, *y;
+} gc_ctx;
+
+static nb_tensor *loss_of_params(nb_tensor *const p[], int n, void *ctx)
+{
+    (void)p, (void)n;
+    gc_ctx *c = ctx;
+    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
+}
+
+static nb_tensor *loss_of_x(nb_tensor *const x[], int n, void *ctx)
+{
+    (void)n;
+    gc_ctx *c = ctx;
+    return nb_model_loss(c->m, nb_model_forward(c->m, x[0]), c->y);
+}
+
+static void test_convnet_gradcheck(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_input(6, 6, 2), nb_conv2d(3, {3}, .activation = NB_TANH),
+                                nb_max_pooling2d({2}), nb_conv2d(2, {2}, .padding = NB_PAD_SAME),
+                                nb_average_pooling2d({2}), nb_flatten(),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 3), 0);
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
+    nb_rng r = nb_rng_new(11);
+    gc_ctx c = {m, nb_randn(NB_F64, 4, (const int64_t[]){2, 6, 6, 2}, &r),
+                nb_zeros(NB_F64, NB_SHAPE(2, 3))};
+    nb_set(c.y, NB_AT(0, 1), 1.0);
+    nb_set(c.y, NB_AT(1, 2), 1.0);
+    nb_tensor *const *p;
+    int np = nb_model_params(m, &p);
+    assert_int_equal(np, 6);
+    nb_check_report rep;
+    if (!nb_gradcheck(loss_of_params, &c, np, p, NULL, &rep)) {
+        nb_check_report_print(&rep, stderr);
+        fail_msg("the convnet's weights fail gradcheck");
+    }
+    nb_set_requires_grad(c.x, true);
+    if (!nb_gradcheck(loss_of_x, &c, 1, &c.x, NULL, &rep)) {
+        nb_check_report_print(&rep, stderr);
+        fail_msg("the convnet's input fails gradcheck");
+    }
+    nb_free(c.x);
+    nb_free(c.y);
+    nb_model_free(m);
+}
+
+/* Dropout: identity in inference; in training about rate of the elements
+ * zeroed and the rest scaled, the masks repeating from the build's seed. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    nb_model *m[2];
+    for (int k = 0; k < 2; k++) {
+        m[k] = nb_sequential(nb_input(4000), nb_dropout(0.25));
+        assert_non_null(m[k]);
+        assert_int_equal(nb_build(m[k], 0, 42), 0);
+    }
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_full(NB_F32, NB_SHAPE(2, 4000), 3.0);
+    nb_tensor *y = nb_model_forward(m[0], x);
+    assert_true(y == x); /* inference: x itself */
+    nb_model_set_training(m[0], true);
+    nb_model_set_training(m[1], true);
+    nb_tensor *a = nb_contiguous(nb_model_forward(m[0], x));
+    nb_tensor *b = nb_contiguous(nb_model_forward(m[1], x));
+    nb_tensor *c = nb_contiguous(nb_model_forward(m[0], x));
+    assert_non_null(a);
+    assert_non_null(c);
+    assert_true(same_bits(a, b));  /* the same seed, the same mask */
+    assert_false(same_bits(a, c)); /* the next mask differs */
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < nb_numel(a); i++) {
+        float v = ((float *)nb_data(a))[i];
+        zeros += v == 0;
+        assert_true(v == 0 || v == (float)(3.0 * (1 / 0.75)));
+    }
+    assert_true(zeros > 1700 && zeros < 2300); /* 2000 expected; sd about 27 */
+    assert_null(nb_dropout(1.0));
+    ERR_HAS("nb_dropout: rate must be in [0, 1), got 1");
+    nb_free(x);
+    nb_graph_free(g);
+    nb_model_free(m[0]);
+    nb_model_free(m[1]);
+}
+
+static void test_image_misuse(void **state)
+{
+    (void)state;
+    assert_null(nb_conv2d(0, {3}));
+    ERR_HAS("nb_conv2d: filters must be at least 1, got 0");
+    assert_null(nb_conv2d(8));
+    ERR_HAS("kernel_size is required");
+    assert_null(nb_conv2d(8, {3}, .strides = {2}, .dilation_rate = {2}));
+    ERR_HAS("nb_conv2d: strides > 1 with dilation_rate > 1");
+    assert_null(nb_max_pooling2d({-1}));
+    ERR_HAS("nb_max_pooling2d: pool_size (-1,0)");
+    assert_null(nb_average_pooling2d({2}, .padding = NB_PAD_EXPLICIT));
+    ERR_HAS("nb_average_pooling2d: padding is NB_PAD_VALID or NB_PAD_SAME");
+    nb_model *m = nb_sequential(nb_dense(4, .input = 3), nb_conv2d(2, {3}));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 0), -1);
+    ERR_HAS("nb_build: layer 'conv2d_1' (Conv2D) takes images (height, width, channels), got (4)");
+    nb_model_free(m);
+    m = nb_sequential(nb_input(4, 4, 3), nb_conv2d(2, {5}));
+    assert_int_equal(nb_build(m, 0, 0), -1);
+    ERR_HAS("layer 'conv2d_1' (Conv2D): a window of 5 (dilation 1) does not fit an input of 4");
+    nb_model_free(m);
+    m = nb_sequential(nb_input(4, 4, 3), nb_conv2d(4, {1}, .groups = 2));
+    assert_int_equal(nb_build(m, 0, 0), -1);
+    ERR_HAS("groups (2) must divide the input's channels (3) and the filters (4)");
+    nb_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +491,10 @@ int main(void)
         cmocka_unit_test(test_shape_layers),
         cmocka_unit_test(test_training_mode),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_convnet_shapes),
+        cmocka_unit_test(test_convnet_gradcheck),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_image_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

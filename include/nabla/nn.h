@@ -121,6 +121,48 @@ nb_rng *nb_layer_rng(nb_layer *l);
 nb_layer *nb_input_(int ndim, const int64_t *shape);
 /* (N, d1, d2, ...) -> (N, d1 * d2 * ...). */
 nb_layer *nb_flatten(void);
+
+/* ---- image layers: channels-last (N, height, width, channels), as Keras --------------- */
+
+typedef struct nb_conv2d_opts {
+    int64_t filters;          /* output channels (required) */
+    int64_t kernel_size[2];   /* (kh, kw); {k}: (k, k) (required) */
+    int64_t strides[2];       /* default 1; {s}: (s, s) */
+    nb_padding padding;       /* NB_PAD_VALID (default) or NB_PAD_SAME */
+    int64_t dilation_rate[2]; /* default 1 */
+    int64_t groups;           /* default 1; divides the channels and filters */
+    nb_activation activation; /* default NB_LINEAR */
+    bool no_bias;             /* default: a bias, initialised to zero */
+    const char *name;         /* default "conv2d_<k>" */
+} nb_conv2d_opts;
+/* Keras's Conv2D: nb_conv2d(32, {3, 3}, .activation = NB_RELU) (or {3}). The kernel is
+ * (kh, kw, channels / groups, filters), Glorot-uniform; the output
+ * (N, oh, ow, filters). Composition: nb_convolution. NULL on error. */
+#define nb_conv2d(...) nb_conv2d_((nb_conv2d_opts){.filters = __VA_ARGS__})
+nb_layer *nb_conv2d_(nb_conv2d_opts opts);
+
+typedef struct nb_pooling_opts {
+    int _defaults;        /* reserved: lets nb_max_pooling2d() take no arguments */
+    int64_t pool_size[2]; /* default 2; {k}: (k, k) */
+    int64_t strides[2];   /* default: pool_size */
+    nb_padding padding;   /* NB_PAD_VALID (default) or NB_PAD_SAME */
+    const char *name;     /* default "max_pooling2d_<k>", ... */
+} nb_pooling_opts;
+/* Keras's MaxPooling2D and AveragePooling2D: nb_max_pooling2d() (2x2),
+ * nb_max_pooling2d({3}), nb_max_pooling2d({3, 2}, .strides = {1}). Max
+ * pooling sends a window's gradient to its first maximum (as PyTorch);
+ * average pooling with SAME padding averages the pixels inside the image. */
+#define nb_max_pooling2d(...) nb_max_pooling2d_((nb_pooling_opts){._defaults = 0, __VA_ARGS__})
+#define nb_average_pooling2d(...)                                              \
+    nb_average_pooling2d_((nb_pooling_opts){._defaults = 0, __VA_ARGS__})
+nb_layer *nb_max_pooling2d_(nb_pooling_opts opts);
+nb_layer *nb_average_pooling2d_(nb_pooling_opts opts);
+/* (N, h, w, c) -> (N, c), the mean over the image. */
+nb_layer *nb_global_average_pooling2d(void);
+/* Keras's Dropout: in training, each element is zeroed with probability
+ * rate and the others scaled by 1 / (1 - rate); in inference, x as it is.
+ * The masks come from the model's generator (nb_build's seed). */
+nb_layer *nb_dropout(double rate);
 /* (N, ...) -> (N, shape...), the element count kept: nb_reshape_layer(28, 28, 1). */
 #define nb_reshape_layer(...)                                                  \
     nb_reshape_layer_((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),          \

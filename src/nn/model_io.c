@@ -70,7 +70,9 @@ int nb_summary(const nb_model *m, FILE *f)
             *(l->trainable[k] ? &trainable : &state) += nb_numel(l->w[k]);
         }
         bool has = l->built || l->type != &nn_dense_type;
-        fprintf(f, " %-28s%-26s%s\n", name, shape, has ? with_commas(params, c1) : "0 (unbuilt)");
+        /* A name wider than its column keeps one space before the shape. */
+        int w = (int)strlen(name) < 28 ? 28 : (int)strlen(name) + 1;
+        fprintf(f, " %-*s%-26s%s\n", w, name, shape, has ? with_commas(params, c1) : "0 (unbuilt)");
         if (++row < shown)
             fputc('\n', f);
     }
