@@ -48,19 +48,6 @@ typedef struct {
     char *d;                      /* the detail */
 } ew;
 
-static int say(int status, char *d, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int say(int status, char *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d, DETAIL, fmt, ap);
-    va_end(ap);
-    return status;
-}
 
 static double value(const char *p, nb_dtype t, int64_t j)
 {
@@ -103,7 +90,7 @@ static bool piece(ew *w, char *const src[], int64_t lo, int64_t len, bool zero_d
     w->kernel(&y, x, w->n, w->attr);
     if (th->errors == errors)
         return true;
-    say(BROKEN, w->d, "%s, %s: the kernel fails: %.80s", w->who, what,
+    nb__contract_say(BROKEN, w->d, "%s, %s: the kernel fails: %.80s", w->who, what,
         nb_last_error() ? nb_last_error() : "no message");
     nb_clear_error();
     return false;
@@ -117,7 +104,7 @@ static int compare(ew *w, const int64_t *order, const char *what)
         for (int64_t j = 0; j < w->numel; j++)
             if (memcmp(w->in[i] + (size_t)j * w->ex[i], w->keep[i] + (size_t)j * w->ex[i],
                        w->ex[i]))
-                return say(BROKEN, w->d, "%s, %s: the kernel writes to input %d (element %lld)",
+                return nb__contract_say(BROKEN, w->d, "%s, %s: the kernel writes to input %d (element %lld)",
                            w->who, what, i + 1, (long long)j);
     const char *y = nb__ptr(w->y);
     for (int64_t j = 0; j < w->numel; j++) {
@@ -125,7 +112,7 @@ static int compare(ew *w, const int64_t *order, const char *what)
         double got = value(w->out, w->ty, j), want = value(y, w->ty, k);
         if (memcmp(w->out + (size_t)j * w->ey, y + (size_t)k * w->ey, w->ey) &&
             !(isnan(got) && isnan(want)))
-            return say(BROKEN, w->d, "%s, %s: output element %lld is %.17g, not %.17g as on the "
+            return nb__contract_say(BROKEN, w->d, "%s, %s: output element %lld is %.17g, not %.17g as on the "
                        "whole", w->who, what, (long long)k, got, want);
     }
     return HELD;
@@ -202,7 +189,7 @@ static int whole(ew *w, nb_tensor *const x[], nb_tensor *const c[])
     for (int i = 0; i < w->n; i++) {
         memcpy(prev, shape, sizeof shape); /* the output may not alias an operand */
         if ((nd = nb__broadcast_shape(nd, prev, c[i]->ndim, c[i]->shape, shape)) < 0)
-            return say(BROKEN, w->d, "%s: the inputs do not broadcast (input %d is %s), yet the "
+            return nb__contract_say(BROKEN, w->d, "%s: the inputs do not broadcast (input %d is %s), yet the "
                        "op gives %s", w->who, i + 1, nb_shape_str(c[i], a),
                        nb_shape_str(w->y, b));
     }
@@ -210,17 +197,17 @@ static int whole(ew *w, nb_tensor *const x[], nb_tensor *const c[])
     for (int d = 0; same && d < nd; d++)
         same = shape[d] == w->y->shape[d];
     if (!same)
-        return say(BROKEN, w->d, "%s: the output is %s, not the inputs' broadcast shape %s",
+        return nb__contract_say(BROKEN, w->d, "%s: the output is %s, not the inputs' broadcast shape %s",
                    w->who, nb_shape_str(w->y, a), nb_dims_str(nd, shape, b));
     for (int i = 0; i < w->n; i++)
         if (w->y->storage == c[i]->storage)
-            return say(BROKEN, w->d, "%s: the output is a view of input %d (no kernel runs, "
+            return nb__contract_say(BROKEN, w->d, "%s: the output is a view of input %d (no kernel runs, "
                        "and fused functions run kernels)", w->who, i + 1);
     for (int i = 0; i < w->n; i++)
         for (int64_t j = 0; j < c[i]->numel; j++) {
             double v = nb__get(x[i], j);
             if (nb__get(c[i], j) != (c[i]->dtype == NB_F32 ? (double)(float)v : v))
-                return say(BROKEN, w->d, "%s, the op itself: the kernel writes to input %d "
+                return nb__contract_say(BROKEN, w->d, "%s, the op itself: the kernel writes to input %d "
                            "(element %lld)", w->who, i + 1, (long long)j);
         }
     return HELD;
@@ -307,7 +294,7 @@ int nb__check_elementwise_made_up(const nb_op *op, uint64_t seed, char *detail)
 {
     int n = op->arity > 0 ? op->arity : 2;
     if (op->attr_size)
-        return say(NA, detail, "no examples, and made-up inputs lack the attributes "
+        return nb__contract_say(NA, detail, "no examples, and made-up inputs lack the attributes "
                    "(nb_op.attr_size)");
     nb_op_example ex = {.n = n};
     for (int i = 0; i < n; i++) {
@@ -323,7 +310,7 @@ int nb__check_elementwise_made_up(const nb_op *op, uint64_t seed, char *detail)
                                          message)
                  : CANNOT;
     if (st == CANNOT)
-        st = say(NA, detail, "no examples, and made-up inputs (3,5) fail: %.100s",
+        st = nb__contract_say(NA, detail, "no examples, and made-up inputs (3,5) fail: %.100s",
                  message[0] ? message : cr.message);
     for (int i = 0; i < n; i++)
         nb_free(x[i]);

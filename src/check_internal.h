@@ -44,6 +44,13 @@ void nb__check_say(nb_check_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* A contract's detail (sizeof nb_contract_report.detail[0] bytes at d),
+ * formatted; returns status (src/check_contract.c). */
+int nb__contract_say(int status, char *d, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* Contiguous heap copies of x in dtype with x's requires-grad flags, or false. */
 bool nb__check_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor **c,
                       nb_check_report *r);

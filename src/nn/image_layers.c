@@ -8,8 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 
-static void free_ctx(void *ctx) { nb_mem_free(ctx); }
-
 static void *copy_of(const char *fn, const void *o, size_t size)
 {
     void *c = nb_mem_alloc(size);
@@ -29,14 +27,6 @@ static int pair(const int64_t v[2], int64_t dflt, int64_t out[2])
     out[0] = v[0] ? v[0] : dflt;
     out[1] = v[1] ? v[1] : out[0];
     return 0;
-}
-
-static bool valid_name(const char *fn, const char *name)
-{
-    if (!name || (*name && strlen(name) < 32))
-        return true;
-    nb_set_error("%s: a layer name needs 1 to 31 characters", fn);
-    return false;
 }
 
 /* The input must be (H, W, C) (batch left out). */
@@ -120,7 +110,7 @@ static nb_tensor *conv_forward(nb_layer *l, nb_tensor *x, bool training)
     return nb_activate(y, c->o.activation);
 }
 
-static const nb_layer_type conv_type = {"Conv2D", "conv2d", conv_build, conv_forward, free_ctx};
+static const nb_layer_type conv_type = {"Conv2D", "conv2d", conv_build, conv_forward, nn_free_ctx};
 
 nb_layer *nb_conv2d_(nb_conv2d_opts o)
 {
@@ -155,7 +145,7 @@ nb_layer *nb_conv2d_(nb_conv2d_opts o)
                      (long long)(o.groups < 0 ? o.groups : (int64_t)o.activation));
         return NULL;
     }
-    if (!valid_name(fn, o.name))
+    if (!nn_valid_name(fn, o.name))
         return NULL;
     conv_ctx *k = copy_of(fn, &c, sizeof c);
     if (k)
@@ -203,11 +193,11 @@ static nb_tensor *pool_forward(nb_layer *l, nb_tensor *x, bool training)
 }
 
 static const nb_layer_type max_type = {"MaxPooling2D", "max_pooling2d", pool_build,
-                                       pool_forward, free_ctx};
+                                       pool_forward, nn_free_ctx};
 static const nb_layer_type avg_type = {"AveragePooling2D", "average_pooling2d", pool_build,
-                                       pool_forward, free_ctx};
+                                       pool_forward, nn_free_ctx};
 static const nb_layer_type gavg_type = {"GlobalAveragePooling2D", "global_average_pooling2d",
-                                        pool_build, pool_forward, free_ctx};
+                                        pool_build, pool_forward, nn_free_ctx};
 
 static nb_layer *pooling(const char *fn, const nb_layer_type *t, nb_pooling_opts o,
                          bool average, bool global)
@@ -226,7 +216,7 @@ static nb_layer *pooling(const char *fn, const nb_layer_type *t, nb_pooling_opts
         nb_set_error("%s: padding is NB_PAD_VALID or NB_PAD_SAME, got %d", fn, (int)o.padding);
         return NULL;
     }
-    if (!valid_name(fn, o.name))
+    if (!nn_valid_name(fn, o.name))
         return NULL;
     pool_ctx *k = copy_of(fn, &c, sizeof c);
     if (k)
@@ -251,15 +241,6 @@ nb_layer *nb_global_average_pooling2d(void)
 
 /* ---- Dropout ---- */
 
-static int same_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
-                      nb_rng *rng)
-{
-    (void)l, (void)rng;
-    *out_ndim = ndim;
-    memcpy(out, in, (size_t)ndim * sizeof *in);
-    return 0;
-}
-
 /* Only in training, with the model's generator: a run repeats from its seed. */
 static nb_tensor *dropout_forward(nb_layer *l, nb_tensor *x, bool training)
 {
@@ -267,8 +248,8 @@ static nb_tensor *dropout_forward(nb_layer *l, nb_tensor *x, bool training)
     return training && rate > 0 ? nb_inverted_dropout(x, rate, nb_layer_rng(l)) : x;
 }
 
-static const nb_layer_type dropout_type = {"Dropout", "dropout", same_build, dropout_forward,
-                                           free_ctx};
+static const nb_layer_type dropout_type = {"Dropout", "dropout", nn_same_shape_build, dropout_forward,
+                                           nn_free_ctx};
 
 nb_layer *nb_dropout(double rate)
 {

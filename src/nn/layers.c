@@ -9,7 +9,7 @@
 
 /* ---- the layer object ---- */
 
-static bool valid_name(const char *fn, const char *name)
+bool nn_valid_name(const char *fn, const char *name)
 {
     if (!name || (*name && strlen(name) < sizeof(((nb_layer *)0)->name)))
         return true;
@@ -30,7 +30,7 @@ static nb_layer *layer_new(const char *fn, const nb_layer_type *type, void *ctx,
     nb_layer *l = NULL;
     if (why)
         nb_set_error("%s: %s", fn, why);
-    else if (valid_name(fn, name) && !(l = nb_mem_alloc(sizeof *l)))
+    else if (nn_valid_name(fn, name) && !(l = nb_mem_alloc(sizeof *l)))
         nn_blame(fn);
     if (!l) {
         if (type && type->free_ctx && ctx)
@@ -130,7 +130,7 @@ nb_rng *nb_layer_rng(nb_layer *l)
 
 /* ---- Input ---- */
 
-static void free_ctx(void *ctx) { nb_mem_free(ctx); }
+void nn_free_ctx(void *ctx) { nb_mem_free(ctx); }
 
 static nn_shape_ctx *shape_of(const char *fn, int ndim, const int64_t *shape)
 {
@@ -155,9 +155,10 @@ static nn_shape_ctx *shape_of(const char *fn, int ndim, const int64_t *shape)
     return c;
 }
 
-/* Input is never built or run: the model takes its shape (nb_build). */
-static int input_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
-                       nb_rng *rng)
+/* The output has the input's shape (Input, which is never run: the model
+ * takes its shape in nb_build; Dropout). */
+int nn_same_shape_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                        nb_rng *rng)
 {
     (void)l, (void)rng;
     *out_ndim = ndim;
@@ -171,8 +172,8 @@ static nb_tensor *identity_forward(nb_layer *l, nb_tensor *x, bool training)
     return x;
 }
 
-const nb_layer_type nn_input_type = {"InputLayer", "input", input_build, identity_forward,
-                                     free_ctx};
+const nb_layer_type nn_input_type = {"InputLayer", "input", nn_same_shape_build, identity_forward,
+                                     nn_free_ctx};
 
 nb_layer *nb_input_(int ndim, const int64_t *shape)
 {
@@ -228,7 +229,7 @@ static nb_tensor *dense_forward(nb_layer *l, nb_tensor *x, bool training)
     return nn_dense_forward(l, x, NULL);
 }
 
-const nb_layer_type nn_dense_type = {"Dense", "dense", dense_build, dense_forward, free_ctx};
+const nb_layer_type nn_dense_type = {"Dense", "dense", dense_build, dense_forward, nn_free_ctx};
 
 nb_activation nn_layer_activation(const nb_layer *l)
 {
@@ -249,7 +250,7 @@ static nb_layer *dense(nb_dense_opts o)
         nb_set_error("nb_dense: unknown activation %d", (int)o.activation);
         return NULL;
     }
-    if (!valid_name("nb_dense", o.name))
+    if (!nn_valid_name("nb_dense", o.name))
         return NULL;
     nb_dense_opts *c = nb_mem_alloc(sizeof *c);
     if (!c) {
@@ -310,7 +311,7 @@ static int reshape_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim
 }
 
 static const nb_layer_type reshape_type = {"Reshape", "reshape", reshape_build, reshape_forward,
-                                           free_ctx};
+                                           nn_free_ctx};
 
 nb_layer *nb_reshape_layer_(int ndim, const int64_t *shape)
 {

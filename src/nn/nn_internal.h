@@ -68,6 +68,15 @@ NN_PRIVATE int nn_check_input(const nb_model *m, const nb_tensor *x, const char 
  * (fit, evaluate and predict: a model shared by threads is not written). */
 NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
 
+/* A layer name of 1 to 31 characters, or NULL (a default name); false
+ * with an error naming fn. */
+NN_PRIVATE bool nn_valid_name(const char *fn, const char *name);
+/* A layer type's free_ctx for a ctx from nb_mem_alloc. */
+NN_PRIVATE void nn_free_ctx(void *ctx);
+/* A build whose output has the input's shape, and which makes no weights. */
+NN_PRIVATE int nn_same_shape_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim,
+                                   int64_t *out, nb_rng *rng);
+
 /* Frees the weights a layer's build made (it can be built again). */
 NN_PRIVATE void nn_layer_unbuild(nb_layer *l);
 
