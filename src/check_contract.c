@@ -203,8 +203,8 @@ static int deterministic(example *e, char *d)
     for (int64_t j = 0; j < e->u->numel; j++)
         nb__put(e->u, j, 2 * nb_rng_uniform(&rng) - 1);
     if (!(e->recorded = r.y->requires_grad)) {
-        st = e->diff ? nb__contract_say(BROKEN, d, "example %d: the output does not require grad", e->k)
-                     : nb__contract_say(NA, d, "example %d: no input requires grad", e->k);
+        st = e->diff ? say(BROKEN, d, "example %d: the output does not require grad", e->k)
+                     : say(NA, d, "example %d: no input requires grad", e->k);
         goto out;
     }
     if (grads(r.y, e->u, r.c, e->n, e->diff, true, g1) ||
@@ -219,7 +219,7 @@ static int deterministic(example *e, char *d)
         if (st == CANNOT)
             break;
         if (j >= 0 && st == HELD)
-            st = nb__contract_say(BROKEN, d, "example %d, input %d, element %lld: %.17g, then %.17g", e->k,
+            st = say(BROKEN, d, "example %d, input %d, element %lld: %.17g, then %.17g", e->k,
                      i + 1, (long long)j, v[1], v[0]);
     }
 out:
@@ -232,7 +232,7 @@ static int accumulates(example *e, bool deterministic, char *d)
     static const double factor[3] = {1, 2, 1};
     static const char *const after[3] = {"one nb_backward", "two", "nb_zero_grad and one"};
     if (!deterministic)
-        return nb__contract_say(NA, d, "example %d: the backward is not deterministic", e->k);
+        return say(NA, d, "example %d: the backward is not deterministic", e->k);
     double v[2];
     run r;
     int st = start(e, e->diff, &r) && r.y ? HELD : cannot(e, "the op failed");
@@ -240,15 +240,15 @@ static int accumulates(example *e, bool deterministic, char *d)
         FOR_BITS(i, pass == 2 ? e->diff : 0u, e->n)
             nb_zero_grad(r.c[i]);
         if (nb_backward(r.y, .seed = e->u, .retain_graph = pass < 2))
-            st = nb__contract_say(BROKEN, d, "example %d: nb_backward %d failed: %s", e->k, pass + 1, err());
+            st = say(BROKEN, d, "example %d: nb_backward %d failed: %s", e->k, pass + 1, err());
         FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
             const nb_tensor *g = nb_grad_of(r.c[i]);
             int64_t j = g ? differ(g, e->g[i], 0, factor[pass], 0, v) : -1;
             if (g && j >= 0)
-                st = nb__contract_say(BROKEN, d, "example %d, input %d, element %lld: .grad is %.17g after %s, "
+                st = say(BROKEN, d, "example %d, input %d, element %lld: .grad is %.17g after %s, "
                          "not %.17g", e->k, i + 1, (long long)j, v[0], after[pass], v[1]);
             else if (!g)
-                st = nb__contract_say(BROKEN, d, "example %d, input %d: no .grad after nb_backward", e->k,
+                st = say(BROKEN, d, "example %d, input %d: no .grad after nb_backward", e->k,
                          i + 1);
             if (st != HELD)
                 break;
@@ -276,24 +276,24 @@ static int without(example *e, int i, unsigned rg, char *d)
     if (!start(e, rg, &r))
         st = cannot(e, "out of memory");
     else if (!r.y)
-        st = nb__contract_say(BROKEN, d, "%s: the op fails: %s", who, err());
+        st = say(BROKEN, d, "%s: the op fails: %s", who, err());
     else if (!nb__same_shape(r.y, e->y))
-        st = nb__contract_say(BROKEN, d, "%s: the output has another shape", who);
+        st = say(BROKEN, d, "%s: the output has another shape", who);
     else if ((j = differ(r.y, e->y, 0, 1, TOL, v)) >= 0)
-        st = nb__contract_say(BROKEN, d, "%s: output element %lld is %.17g, not %.17g", who, (long long)j,
+        st = say(BROKEN, d, "%s: output element %lld is %.17g, not %.17g", who, (long long)j,
                  v[0], v[1]);
     else if (live && !r.y->requires_grad)
-        st = nb__contract_say(BROKEN, d, "%s: the output does not require grad", who);
+        st = say(BROKEN, d, "%s: the output does not require grad", who);
     else if (!live && r.y->requires_grad)
-        st = nb__contract_say(BROKEN, d, "%s: the output requires grad", who);
+        st = say(BROKEN, d, "%s: the output requires grad", who);
     else if (!live && (nb_backward(r.y, .seed = e->u) != -1 || !nb_last_error()))
-        st = nb__contract_say(BROKEN, d, "%s: nb_backward did not refuse the output", who);
+        st = say(BROKEN, d, "%s: nb_backward did not refuse the output", who);
     else if (live && nb_backward(r.y, .seed = e->u))
-        st = nb__contract_say(BROKEN, d, "%s: nb_backward failed: %s", who, err());
+        st = say(BROKEN, d, "%s: nb_backward failed: %s", who, err());
     nb_clear_error();
     for (int k = 0; st == HELD && k < e->n; k++)
         if ((nb_grad_of(r.c[k]) != NULL) != ((live & NB_INPUT(k)) != 0))
-            st = nb__contract_say(BROKEN, d, "%s: input %d has %s .grad", who, k + 1,
+            st = say(BROKEN, d, "%s: input %d has %s .grad", who, k + 1,
                      nb_grad_of(r.c[k]) ? "a" : "no");
     finish(e, &r);
     return st;
@@ -302,7 +302,7 @@ static int without(example *e, int i, unsigned rg, char *d)
 static int no_grad_inputs(example *e, char *d)
 {
     if (!e->diff)
-        return nb__contract_say(NA, d, "example %d: no differentiable input", e->k);
+        return say(NA, d, "example %d: no differentiable input", e->k);
     FOR_BITS(i, e->diff, e->n) {
         int st = without(e, i, e->diff & ~NB_INPUT(i), d);
         if (st != HELD)
@@ -317,21 +317,21 @@ static int nondiff(example *e, char *d)
     nb_tensor *out[NB_MAX_INPUTS] = {0};
     run r;
     if (!nd)
-        return nb__contract_say(NA, d, "no input declared .nondiff");
+        return say(NA, d, "no input declared .nondiff");
     int st = HELD;
     if (!start(e, e->all, &r))
         st = cannot(e, "out of memory");
     else if (!r.y)
-        st = nb__contract_say(BROKEN, d, "example %d: with .nondiff inputs requiring grad the op fails: %s",
+        st = say(BROKEN, d, "example %d: with .nondiff inputs requiring grad the op fails: %s",
                  e->k, err());
     else if (e->diff && nb_grad(r.y, .n = e->n, .inputs = r.c, .grads = out, .seed = e->u,
                                 .retain_graph = true, .allow_unused = true))
-        st = nb__contract_say(BROKEN, d, "example %d: nb_grad failed: %s", e->k, err());
+        st = say(BROKEN, d, "example %d: nb_grad failed: %s", e->k, err());
     else if (e->diff && nb_backward(r.y, .seed = e->u))
-        st = nb__contract_say(BROKEN, d, "example %d: nb_backward failed: %s", e->k, err());
+        st = say(BROKEN, d, "example %d: nb_backward failed: %s", e->k, err());
     FOR_BITS(i, st == HELD ? nd : 0u, e->n)
         if (st == HELD && (out[i] || nb_grad_of(r.c[i])))
-            st = nb__contract_say(BROKEN, d, "example %d, input %d (.nondiff) got %s", e->k, i + 1,
+            st = say(BROKEN, d, "example %d, input %d (.nondiff) got %s", e->k, i + 1,
                      out[i] ? "a gradient from nb_grad" : "a .grad");
     finish(e, &r);
     return st == HELD ? without(e, -1, nd, d) : st;
@@ -340,20 +340,20 @@ static int nondiff(example *e, char *d)
 static int batch(example *e, char *d)
 {
     if (!e->op->batch)
-        return nb__contract_say(NA, d, "no batch rule (nb_op.batch)");
+        return say(NA, d, "no batch rule (nb_op.batch)");
     unsigned mask = e->op->batch(e->x, e->n, e->ex->attr);
     int64_t B = e->y->ndim ? e->y->shape[0] : 0;
     if (mask & ~e->all)
-        return nb__contract_say(BROKEN, d, "example %d: the batch rule gives 0x%x, beyond the %d inputs",
+        return say(BROKEN, d, "example %d: the batch rule gives 0x%x, beyond the %d inputs",
                    e->k, mask, e->n);
     if (!mask)
-        return nb__contract_say(NA, d, "example %d: the batch rule names no input", e->k);
+        return say(NA, d, "example %d: the batch rule names no input", e->k);
     FOR_BITS(i, mask, e->n)
         if (!e->x[i]->ndim || e->x[i]->shape[0] != B)
-            return nb__contract_say(BROKEN, d, "example %d: the batch rule names input %d, whose first "
+            return say(BROKEN, d, "example %d: the batch rule names input %d, whose first "
                        "size is not the output's %lld", e->k, i + 1, (long long)B);
     if (B < 2)
-        return nb__contract_say(NA, d, "example %d: a batch of %lld", e->k, (long long)B);
+        return say(NA, d, "example %d: a batch of %lld", e->k, (long long)B);
     nb_tensor *sum[NB_MAX_INPUTS] = {0};
     int64_t rows = e->y->numel / B, j = -1;
     double v[2];
@@ -373,23 +373,23 @@ static int batch(example *e, char *d)
         if (!ok)
             st = cannot(e, "out of memory");
         else if (!(y = nb_apply(e->op, r.c, e->n, e->ex->attr)))
-            st = nb__contract_say(BROKEN, d, "example %d, row %lld: the op fails on one row: %s", e->k,
+            st = say(BROKEN, d, "example %d, row %lld: the op fails on one row: %s", e->k,
                      (long long)b, err());
         else if (y->ndim != e->y->ndim || y->shape[0] != 1 || y->numel != rows)
-            st = nb__contract_say(BROKEN, d, "example %d, row %lld: one row gives %lld elements in %d "
+            st = say(BROKEN, d, "example %d, row %lld: one row gives %lld elements in %d "
                      "dimensions", e->k, (long long)b, (long long)y->numel, y->ndim);
         else if ((j = differ(y, e->y, b * rows, 1, TOL, v)) >= 0)
-            st = nb__contract_say(BROKEN, d, "example %d, row %lld, output element %lld: %.17g alone, "
+            st = say(BROKEN, d, "example %d, row %lld, output element %lld: %.17g alone, "
                      "%.17g in the batch", e->k, (long long)b, (long long)j, v[0], v[1]);
         else if (grads(y, nb_slice(e->u, 0, b, b + 1, 1), r.c, e->n, e->diff, false, gb))
-            st = nb__contract_say(BROKEN, d, "example %d, row %lld: backward failed: %s", e->k, (long long)b,
+            st = say(BROKEN, d, "example %d, row %lld: backward failed: %s", e->k, (long long)b,
                      err());
         FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
             int64_t m = gb[i]->numel;
             for (int64_t q = 0; sum[i] && q < m; q++)
                 nb__put(sum[i], q, nb__get(sum[i], q) + nb__get(gb[i], q));
             if (!sum[i] && (j = differ(gb[i], e->g[i], b * m, 1, TOL, v)) >= 0) {
-                st = nb__contract_say(BROKEN, d, "example %d, input %d, row %lld, element %lld: %.17g alone, "
+                st = say(BROKEN, d, "example %d, input %d, row %lld, element %lld: %.17g alone, "
                          "%.17g in the batch", e->k, i + 1, (long long)b, (long long)j, v[0],
                          v[1]);
                 break;
@@ -399,7 +399,7 @@ static int batch(example *e, char *d)
     }
     FOR_BITS(i, st == HELD ? e->diff & ~mask : 0u, e->n)
         if (st == HELD && (j = differ(sum[i], e->g[i], 0, 1, TOL, v)) >= 0)
-            st = nb__contract_say(BROKEN, d, "example %d, input %d (shared), element %lld: %.17g summed "
+            st = say(BROKEN, d, "example %d, input %d (shared), element %lld: %.17g summed "
                      "over rows, %.17g in the batch", e->k, i + 1, (long long)j, v[0], v[1]);
     free_all(sum, e->n);
     return st;
@@ -434,7 +434,7 @@ static int layout(example *e, nb_check_layout l, unsigned want, unsigned *used, 
         r.c[i]->requires_grad = e->x[i]->requires_grad;
     }
     if (!*used) {
-        st = nb__contract_say(NA, d, "example %d: no input has a %s layout", e->k, nb_check_layout_name(l));
+        st = say(NA, d, "example %d: no input has a %s layout", e->k, nb_check_layout_name(l));
         goto out;
     }
     int w = snprintf(who, sizeof who, "example %d, %s", e->k, nb_check_layout_name(l));
@@ -442,16 +442,16 @@ static int layout(example *e, nb_check_layout l, unsigned want, unsigned *used, 
         snprintf(who + w, sizeof who - (size_t)w, ", input %d", __builtin_ctz(*used) + 1);
     if (!(yv = nb_apply(e->op, in, e->n, e->ex->attr)) ||
         !(r.y = nb_apply(e->op, r.c, e->n, e->ex->attr)))
-        st = nb__contract_say(BROKEN, d, "%s: the op fails on the %s: %s", who, yv ? "copies" : "views",
+        st = say(BROKEN, d, "%s: the op fails on the %s: %s", who, yv ? "copies" : "views",
                  err());
     else if (!nb__same_shape(yv, r.y))
-        st = nb__contract_say(BROKEN, d, "%s: the output has another shape on views", who);
+        st = say(BROKEN, d, "%s: the output has another shape on views", who);
     else if ((j = differ(yv, r.y, 0, 1, TOL, v)) >= 0)
-        st = nb__contract_say(BROKEN, d, "%s: output element %lld: %.17g on views, %.17g on copies", who,
+        st = say(BROKEN, d, "%s: output element %lld: %.17g on views, %.17g on copies", who,
                  (long long)j, v[0], v[1]);
     else if (grads(yv, e->u, wrt, e->n, e->diff, false, gv) ||
              grads(r.y, e->u, r.c, e->n, e->diff, false, gc))
-        st = nb__contract_say(BROKEN, d, "%s: backward failed: %s", who, err());
+        st = say(BROKEN, d, "%s: backward failed: %s", who, err());
     FOR_BITS(i, st == HELD ? e->diff : 0u, e->n) {
         /* The copies' gradient carried back through the view's strides. */
         nb_tensor *want_g = nb_zeros(NB_F64, wrt[i]->ndim, wrt[i]->shape);
@@ -463,7 +463,7 @@ static int layout(example *e, nb_check_layout l, unsigned want, unsigned *used, 
         if (!want_g)
             st = cannot(e, "out of memory");
         else if ((j = differ(gv[i], want_g, 0, 1, TOL, v)) >= 0)
-            st = nb__contract_say(BROKEN, d, "%s: gradient of input %d, base element %lld: %.17g, not "
+            st = say(BROKEN, d, "%s: gradient of input %d, base element %lld: %.17g, not "
                      "%.17g", who, i + 1, (long long)j, v[0], v[1]);
         nb_free(want_g);
         if (st != HELD)
@@ -521,7 +521,7 @@ static int written(example *e, int t, unsigned saved, char *d)
     nb_tensor *w = t < e->n ? r.c[t] : r.y;
     for (int i = 0; i <= e->n && !is_saved; i++)
         if (i != t && (saved & (1u << i)) && (i < e->n ? r.c[i] : r.y)->storage == w->storage) {
-            st = nb__contract_say(NA, d, "%s shares its storage with a saved tensor", who);
+            st = say(NA, d, "%s shares its storage with a saved tensor", who);
             goto out;
         }
     nb_rng rng = nb_rng_new(e->seed ^ 0x77u);
@@ -531,16 +531,16 @@ static int written(example *e, int t, unsigned saved, char *d)
     nb_clear_error();
     int rc = grads(r.y, e->u, r.c, e->n, e->diff, false, g);
     if (is_saved && rc == 0)
-        st = nb__contract_say(BROKEN, d, "%s (saved): written in place after recording, yet backward did "
+        st = say(BROKEN, d, "%s (saved): written in place after recording, yet backward did "
                  "not fail", who);
     else if (is_saved && !strstr(err(), "modified in place"))
-        st = nb__contract_say(BROKEN, d, "%s (saved): backward failed otherwise: %s", who, err());
+        st = say(BROKEN, d, "%s (saved): backward failed otherwise: %s", who, err());
     else if (!is_saved && rc)
-        st = nb__contract_say(BROKEN, d, "%s (not saved): written in place after recording, backward "
+        st = say(BROKEN, d, "%s (not saved): written in place after recording, backward "
                  "failed: %s", who, err());
     FOR_BITS(i, st == HELD && !is_saved ? e->diff : 0u, e->n)
         if (st == HELD && (j = differ(g[i], e->g[i], 0, 1, TOL, v)) >= 0)
-            st = nb__contract_say(BROKEN, d, "%s, not in .saves, overwritten after recording: input %d's "
+            st = say(BROKEN, d, "%s, not in .saves, overwritten after recording: input %d's "
                      "gradient, element %lld: %.17g, not %.17g", who, i + 1, (long long)j, v[0],
                      v[1]);
     nb_clear_error();
@@ -615,7 +615,7 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
         if (!start(&e, e.all, &ru) || !ru.y)
             st = cannot(&e, "the op failed");
         else
-            st = ru.y->requires_grad ? nb__contract_say(BROKEN, d, "example %d: the op declares "
+            st = ru.y->requires_grad ? say(BROKEN, d, "example %d: the op declares "
                                            ".no_gradient but its output requires grad", k)
                                      : HELD;
         finish(&e, &ru);
@@ -631,7 +631,7 @@ static bool run_example(const nb_op *op, const nb_op_example *ex, int k, uint64_
     for (int c = NB_CONTRACT_ACCUMULATES; c < NB_CONTRACT_ELEMENTWISE && st != CANNOT; c++) {
         d[0] = '\0';
         if (!e.recorded && !(flags & 1u << c))
-            st = nb__contract_say(NA, d, "example %d: no input requires grad", k);
+            st = say(NA, d, "example %d: no input requires grad", k);
         else
             st = c == NB_CONTRACT_ACCUMULATES ? accumulates(&e, det, d) : checks[c](&e, d);
         note(r, (nb_contract)c, st, d);

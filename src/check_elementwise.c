@@ -90,7 +90,7 @@ static bool piece(ew *w, char *const src[], int64_t lo, int64_t len, bool zero_d
     w->kernel(&y, x, w->n, w->attr);
     if (th->errors == errors)
         return true;
-    nb__contract_say(BROKEN, w->d, "%s, %s: the kernel fails: %.80s", w->who, what,
+    say(BROKEN, w->d, "%s, %s: the kernel fails: %.80s", w->who, what,
         nb_last_error() ? nb_last_error() : "no message");
     nb_clear_error();
     return false;
@@ -104,7 +104,7 @@ static int compare(ew *w, const int64_t *order, const char *what)
         for (int64_t j = 0; j < w->numel; j++)
             if (memcmp(w->in[i] + (size_t)j * w->ex[i], w->keep[i] + (size_t)j * w->ex[i],
                        w->ex[i]))
-                return nb__contract_say(BROKEN, w->d, "%s, %s: the kernel writes to input %d (element %lld)",
+                return say(BROKEN, w->d, "%s, %s: the kernel writes to input %d (element %lld)",
                            w->who, what, i + 1, (long long)j);
     const char *y = nb__ptr(w->y);
     for (int64_t j = 0; j < w->numel; j++) {
@@ -112,7 +112,7 @@ static int compare(ew *w, const int64_t *order, const char *what)
         double got = value(w->out, w->ty, j), want = value(y, w->ty, k);
         if (memcmp(w->out + (size_t)j * w->ey, y + (size_t)k * w->ey, w->ey) &&
             !(isnan(got) && isnan(want)))
-            return nb__contract_say(BROKEN, w->d, "%s, %s: output element %lld is %.17g, not %.17g as on the "
+            return say(BROKEN, w->d, "%s, %s: output element %lld is %.17g, not %.17g as on the "
                        "whole", w->who, what, (long long)k, got, want);
     }
     return HELD;
@@ -189,7 +189,7 @@ static int whole(ew *w, nb_tensor *const x[], nb_tensor *const c[])
     for (int i = 0; i < w->n; i++) {
         memcpy(prev, shape, sizeof shape); /* the output may not alias an operand */
         if ((nd = nb__broadcast_shape(nd, prev, c[i]->ndim, c[i]->shape, shape)) < 0)
-            return nb__contract_say(BROKEN, w->d, "%s: the inputs do not broadcast (input %d is %s), yet the "
+            return say(BROKEN, w->d, "%s: the inputs do not broadcast (input %d is %s), yet the "
                        "op gives %s", w->who, i + 1, nb_shape_str(c[i], a),
                        nb_shape_str(w->y, b));
     }
@@ -197,17 +197,17 @@ static int whole(ew *w, nb_tensor *const x[], nb_tensor *const c[])
     for (int d = 0; same && d < nd; d++)
         same = shape[d] == w->y->shape[d];
     if (!same)
-        return nb__contract_say(BROKEN, w->d, "%s: the output is %s, not the inputs' broadcast shape %s",
+        return say(BROKEN, w->d, "%s: the output is %s, not the inputs' broadcast shape %s",
                    w->who, nb_shape_str(w->y, a), nb_dims_str(nd, shape, b));
     for (int i = 0; i < w->n; i++)
         if (w->y->storage == c[i]->storage)
-            return nb__contract_say(BROKEN, w->d, "%s: the output is a view of input %d (no kernel runs, "
+            return say(BROKEN, w->d, "%s: the output is a view of input %d (no kernel runs, "
                        "and fused functions run kernels)", w->who, i + 1);
     for (int i = 0; i < w->n; i++)
         for (int64_t j = 0; j < c[i]->numel; j++) {
             double v = nb__get(x[i], j);
             if (nb__get(c[i], j) != (c[i]->dtype == NB_F32 ? (double)(float)v : v))
-                return nb__contract_say(BROKEN, w->d, "%s, the op itself: the kernel writes to input %d "
+                return say(BROKEN, w->d, "%s, the op itself: the kernel writes to input %d "
                            "(element %lld)", w->who, i + 1, (long long)j);
         }
     return HELD;
@@ -294,7 +294,7 @@ int nb__check_elementwise_made_up(const nb_op *op, uint64_t seed, char *detail)
 {
     int n = op->arity > 0 ? op->arity : 2;
     if (op->attr_size)
-        return nb__contract_say(NA, detail, "no examples, and made-up inputs lack the attributes "
+        return say(NA, detail, "no examples, and made-up inputs lack the attributes "
                    "(nb_op.attr_size)");
     nb_op_example ex = {.n = n};
     for (int i = 0; i < n; i++) {
@@ -310,7 +310,7 @@ int nb__check_elementwise_made_up(const nb_op *op, uint64_t seed, char *detail)
                                          message)
                  : CANNOT;
     if (st == CANNOT)
-        st = nb__contract_say(NA, detail, "no examples, and made-up inputs (3,5) fail: %.100s",
+        st = say(NA, detail, "no examples, and made-up inputs (3,5) fail: %.100s",
                  message[0] ? message : cr.message);
     for (int i = 0; i < n; i++)
         nb_free(x[i]);

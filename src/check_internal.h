@@ -51,6 +51,7 @@ int nb__contract_say(int status, char *d, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+#define say(...) nb__contract_say(__VA_ARGS__)
 /* Contiguous heap copies of x in dtype with x's requires-grad flags, or false. */
 bool nb__check_copies(nb_tensor *const x[], int n, nb_dtype dtype, nb_tensor **c,
                       nb_check_report *r);
