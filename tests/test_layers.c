@@ -1,7 +1,8 @@
 /* Layers beyond Dense (nn.h): the layer interface a user layer fills in,
  * next to the built-ins in a Sequential model (summary, parameters, state,
- * training mode, checkpoints), and the shape layers Input, Flatten and
- * Reshape; misuse is an error naming the call. */
+ * training mode, checkpoints); the shape layers Input, Flatten and Reshape;
+ * the image layers and Dropout; BatchNormalization, LayerNormalization and
+ * Embedding; misuse is an error naming the call. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -484,6 +485,148 @@ static void test_image_misuse(void **state)
     nb_model_free(m);
 }
 
+/* ---- normalisation and embedding ---- */
+
+static void test_batch_normalization(void **state)
+{
+    (void)state;
+    /* Keras's Conv2D + BatchNormalization summary: 54,506 parameters, 64 of them state. */
+    nb_model *m = nb_sequential(nb_input(28, 28, 1), nb_conv2d(32, {3}, .no_bias = true),
+                                nb_batch_normalization(), nb_max_pooling2d(), nb_flatten(),
+                                nb_dense(10, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    char *s = summary_of(m);
+    if (!strstr(s, "batch_normalization_1 (BatchNormalization) (None, 26, 26, 32)") ||
+        !strstr(s, "Total params: 54,506 (212.91 KB)") ||
+        !strstr(s, "Trainable params: 54,442 (212.66 KB)") ||
+        !strstr(s, "Non-trainable params: 64 (256.00 B)"))
+        fail_msg("summary:\n%s", s);
+    free(s);
+    nb_model_free(m);
+
+    /* The statistics: in training the batch's, per channel; the moving ones
+     * move by 1 - momentum; inference uses them. */
+    m = nb_sequential(nb_input(2, 3), nb_batch_normalization(.momentum = 0.9));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
+    nb_graph *g = nb_graph_new();
+    double v[] = {1, 10, 100, 3, 20, 300, 5, 30, 500, 7, 40, 700};
+    nb_tensor *x = nb_zeros(NB_F64, 3, (const int64_t[]){2, 2, 3});
+    for (int i = 0; i < 12; i++)
+        ((double *)nb_data(x))[i] = v[i];
+    nb_bump_version(x);
+    nb_model_set_training(m, true);
+    nb_tensor *y = nb_contiguous(nb_model_forward(m, x));
+    assert_non_null(y);
+    for (int c = 0; c < 3; c++) {
+        double mean = 0, sq = 0;
+        for (int i = 0; i < 4; i++) {
+            double t = ((double *)nb_data(y))[i * 3 + c];
+            mean += t / 4;
+            sq += t * t / 4;
+        }
+        assert_true(fabs(mean) < 1e-12);
+        assert_true(fabs(sq - 1) < 1e-3); /* var / (var + 1e-3) */
+    }
+    nb_tensor *mm, *mv;
+    char path[] = "/tmp/nabla_test_bn_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(nb_save_weights(m, path), 0);
+    mm = nb_zeros(NB_F64, NB_SHAPE(3));
+    mv = nb_zeros(NB_F64, NB_SHAPE(3));
+    assert_non_null(nb_set_name(mm, "batch_normalization_1.moving_mean"));
+    assert_non_null(nb_set_name(mv, "batch_normalization_1.moving_variance"));
+    nb_tensor *st[2] = {mm, mv};
+    assert_int_equal(nb_load_safetensors(path, 2, st, .partial = true), 0);
+    remove(path);
+    /* channel 0: mean 4, population variance 5: moving 0.1 * 4 and 0.9 + 0.1 * 5 */
+    assert_true(fabs(nb_get_flat(mm, 0) - 0.4) < 1e-6);
+    assert_true(fabs(nb_get_flat(mv, 0) - 1.4) < 1e-6);
+    nb_model_set_training(m, false);
+    nb_tensor *z = nb_contiguous(nb_model_forward(m, x));
+    double want = (1 - 0.4) / sqrt(1.4 + 1e-3);
+    assert_true(fabs(((double *)nb_data(z))[0] - want) < 1e-6);
+    nb_free(mm);
+    nb_free(mv);
+    nb_free(x);
+    nb_graph_free(g);
+    nb_model_free(m);
+
+    /* Gradient-checked in training, through the batch statistics. */
+    m = nb_sequential(nb_input(4), nb_dense(3, .activation = NB_TANH), nb_batch_normalization(),
+                      nb_layer_normalization(), nb_dense(2, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 5), 0);
+    assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
+    nb_model_set_training(m, true);
+    nb_rng r = nb_rng_new(2);
+    gc_ctx c = {m, nb_randn(NB_F64, NB_SHAPE(5, 4), &r), nb_zeros(NB_F64, NB_SHAPE(5, 2))};
+    for (int i = 0; i < 5; i++)
+        nb_set(c.y, NB_AT(i, i % 2), 1.0);
+    nb_tensor *const *p;
+    int np = nb_model_params(m, &p);
+    assert_int_equal(np, 8);
+    nb_check_report rep;
+    if (!nb_gradcheck(loss_of_params, &c, np, p, NULL, &rep)) {
+        nb_check_report_print(&rep, stderr);
+        fail_msg("batch and layer normalisation fail gradcheck");
+    }
+    nb_free(c.x);
+    nb_free(c.y);
+    nb_model_free(m);
+    assert_null(nb_batch_normalization(.momentum = 1));
+    ERR_HAS("nb_batch_normalization: momentum must be in [0, 1)");
+    assert_null(nb_layer_normalization(.momentum = 0.5));
+    ERR_HAS("nb_layer_normalization: momentum is BatchNormalization's");
+}
+
+static void test_embedding(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_input(20), nb_embedding(1000, 16), nb_flatten(), nb_dense(1));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    char *s = summary_of(m);
+    if (!strstr(s, "embedding_1 (Embedding)") || !strstr(s, "(None, 20, 16)") ||
+        !strstr(s, "16,000"))
+        fail_msg("summary:\n%s", s);
+    free(s);
+    nb_model_free(m);
+    /* Rows of the table; repeated indices add their gradients. */
+    m = nb_sequential(nb_input(3), nb_embedding(5, 2));
+    assert_int_equal(nb_build(m, 0, 1), 0);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(2, 3));
+    float idx[] = {4, 0, 4, 1, 1, 2};
+    for (int i = 0; i < 6; i++)
+        ((float *)nb_data(x))[i] = idx[i];
+    nb_bump_version(x);
+    nb_tensor *const *p;
+    nb_model_params(m, &p);
+    nb_tensor *y = nb_model_forward(m, x);
+    assert_non_null(y);
+    assert_int_equal(nb_ndim(y), 3);
+    assert_true(nb_get(y, 3, (const int64_t[]){1, 2, 1}) == nb_get(p[0], 2, (const int64_t[]){2, 1}));
+    assert_int_equal(nb_backward(nb_sum(y)), 0);
+    assert_true(nb_get(nb_grad_of(p[0]), 2, (const int64_t[]){4, 0}) == 2);
+    assert_true(nb_get(nb_grad_of(p[0]), 2, (const int64_t[]){3, 0}) == 0);
+    ((float *)nb_data(x))[0] = 5; /* out of range */
+    nb_bump_version(x);
+    assert_null(nb_model_forward(m, x));
+    ERR_HAS("nb_index_select");
+    nb_clear_error();
+    assert_null(nb_embedding(0, 4));
+    ERR_HAS("nb_embedding: input_dim and output_dim must be at least 1, got 0 and 4");
+    nb_free(x);
+    nb_graph_free(g);
+    nb_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +638,8 @@ int main(void)
         cmocka_unit_test(test_convnet_gradcheck),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_image_misuse),
+        cmocka_unit_test(test_batch_normalization),
+        cmocka_unit_test(test_embedding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -159,6 +159,32 @@ nb_layer *nb_max_pooling2d_(nb_pooling_opts opts);
 nb_layer *nb_average_pooling2d_(nb_pooling_opts opts);
 /* (N, h, w, c) -> (N, c), the mean over the image. */
 nb_layer *nb_global_average_pooling2d(void);
+/* ---- normalisation, embedding -------------------------------------------------------- */
+
+typedef struct nb_norm_opts {
+    int _defaults;    /* reserved: lets nb_batch_normalization() take no arguments */
+    double momentum;  /* BatchNormalization: 0.99 (NB_ZERO for 0); in [0, 1) */
+    double epsilon;   /* 1e-3 */
+    const char *name; /* default "batch_normalization_<k>", ... */
+} nb_norm_opts;
+/* Keras's BatchNormalization over the last axis (the channels): in
+ * training, x normalised by the batch's mean and (population) variance
+ * over every other axis, then gamma * x + beta; the moving mean and
+ * variance (non-trainable state, saved in checkpoints) move towards them
+ * by 1 - momentum each training forward, and inference uses them. */
+#define nb_batch_normalization(...)                                            \
+    nb_batch_normalization_((nb_norm_opts){._defaults = 0, __VA_ARGS__})
+nb_layer *nb_batch_normalization_(nb_norm_opts opts);
+/* Keras's LayerNormalization: each sample normalised over its last axis,
+ * then gamma * x + beta; the same in training and inference. */
+#define nb_layer_normalization(...)                                            \
+    nb_layer_normalization_((nb_norm_opts){._defaults = 0, __VA_ARGS__})
+nb_layer *nb_layer_normalization_(nb_norm_opts opts);
+/* Keras's Embedding: x of indices (whole numbers in [0, input_dim), in the
+ * model's dtype), (N, ...) -> (N, ..., output_dim), rows of a table drawn
+ * uniform in [-0.05, 0.05]. */
+nb_layer *nb_embedding(int64_t input_dim, int64_t output_dim);
+
 /* Keras's Dropout: in training, each element is zeroed with probability
  * rate and the others scaled by 1 / (1 - rate); in inference, x as it is.
  * The masks come from the model's generator (nb_build's seed). */
