@@ -185,6 +185,26 @@ nb_layer *nb_layer_normalization_(nb_norm_opts opts);
  * uniform in [-0.05, 0.05]. */
 nb_layer *nb_embedding(int64_t input_dim, int64_t output_dim);
 
+/* ---- recurrent layers: (N, timesteps, features) -------------------------------------- */
+
+typedef struct nb_rnn_opts {
+    int64_t units;         /* the state's size (required) */
+    bool return_sequences; /* (N, T, units), every step's output; default (N, units), the last */
+    const char *name;      /* default "lstm_<k>", ... */
+} nb_rnn_opts;
+/* Keras's SimpleRNN (h = tanh(x W + h U + b)), LSTM (gates i, f, c, o;
+ * forget bias 1) and GRU (gates z, r, h; reset_after, two biases), unrolled
+ * over time with ops: nb_lstm(32), nb_gru(16, .return_sequences = true).
+ * Kernels Glorot-uniform, recurrent kernels orthogonal, as Keras. */
+#define nb_simple_rnn(...) nb_simple_rnn_((nb_rnn_opts){.units = __VA_ARGS__})
+#define nb_lstm(...) nb_lstm_((nb_rnn_opts){.units = __VA_ARGS__})
+#define nb_gru(...) nb_gru_((nb_rnn_opts){.units = __VA_ARGS__})
+nb_layer *nb_simple_rnn_(nb_rnn_opts opts);
+nb_layer *nb_lstm_(nb_rnn_opts opts);
+nb_layer *nb_gru_(nb_rnn_opts opts);
+/* (N, T, features) -> (N, features), the mean over time. */
+nb_layer *nb_global_average_pooling1d(void);
+
 /* Keras's Dropout: in training, each element is zeroed with probability
  * rate and the others scaled by 1 / (1 - rate); in inference, x as it is.
  * The masks come from the model's generator (nb_build's seed). */
