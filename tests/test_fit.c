@@ -1,8 +1,9 @@
 /* nb_fit, nb_evaluate and nb_predict around the data and the thread's
  * settings: datasets that are strided views train exactly as their packed
  * copies, nb_fit trains with subnormals flushed (unless told not to) and
- * gives the caller's setting back, also when it fails, and running out of
- * memory is reported by the function the user called. */
+ * gives the caller's setting back, also when it fails, running out of
+ * memory is reported by the function the user called, and validation_split
+ * holds out the last rows as Keras does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -221,12 +222,53 @@ static int cleanup_fit(void **state)
     return cleanup(state);
 }
 
+/* ---- validation_split ---- */
+
+/* The last quarter held out: the same history, bit for bit, as training on
+ * the first three quarters with the last given as validation data. */
+static void test_validation_split(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(200, 3, &x, &y);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *xa = nb_slice(x, 0, 0, 150, 1), *ya = nb_slice(y, 0, 0, 150, 1);
+    nb_tensor *xb = nb_slice(x, 0, 150, 200, 1), *yb = nb_slice(y, 0, 150, 200, 1);
+    nb_model *a = small_model(1), *b = small_model(1);
+    const nb_history *ha = nb_fit(a, (nb_dataset){x, y, 0}, .epochs = 3, .batch_size = 16,
+                                  .validation_split = 0.25, .seed = 2, .verbose = -1);
+    const nb_history *hb = nb_fit(b, (nb_dataset){xa, ya, 0}, .epochs = 3, .batch_size = 16,
+                                  .validation = {xb, yb, 0}, .seed = 2, .verbose = -1);
+    assert_non_null(ha);
+    assert_non_null(hb);
+    for (int e = 0; e < 3; e++) {
+        assert_memory_equal(&ha->loss[e], &hb->loss[e], sizeof(double));
+        assert_memory_equal(&ha->val_loss[e], &hb->val_loss[e], sizeof(double));
+        assert_memory_equal(&ha->val_metric[e], &hb->val_metric[e], sizeof(double));
+    }
+    assert_true(same_weights(a, b));
+    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 1.5, .verbose = -1));
+    ERR_HAS("nb_fit: validation_split must be in (0, 1) and leave rows on both sides of the "
+            "200, got 1.5");
+    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 0.001, .verbose = -1));
+    ERR_HAS("got 0.001");
+    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 0.1,
+                       .validation = {xb, yb, 0}, .verbose = -1));
+    ERR_HAS("nb_fit: validation_split (0.1) and validation data are both given; pass one");
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fit_on_strided_views, cleanup_fit),
         cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup_fit),
         cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup_fit),
+        cmocka_unit_test(test_validation_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

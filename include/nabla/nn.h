@@ -328,6 +328,9 @@ typedef struct nb_fit_opts {
     int epochs;            /* default 1 */
     int batch_size;        /* default 32 */
     nb_dataset validation; /* optional */
+    double validation_split; /* in (0, 1): the last fraction of data's rows, before
+                                any shuffling, held out for validation (Keras's
+                                rule); not with .validation */
     uint64_t seed;         /* shuffling; default 0 */
     bool no_shuffle;       /* default: shuffle every epoch */
     bool keep_subnormals;  /* default: flush subnormals to zero while training */

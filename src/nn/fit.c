@@ -137,9 +137,11 @@ typedef struct {
     nb_tensor *x[2], *y[2];
 } batches;
 
-static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t bs, const char *fn)
+/* Buffers for batches of bs of n rows of d. */
+static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t n, int64_t bs,
+                        const char *fn)
 {
-    int64_t n = nb_dim(d.x, 0), full = n < bs ? n : bs, rest = n % bs;
+    int64_t full = n < bs ? n : bs, rest = n % bs;
     memset(b, 0, sizeof *b);
     b->x[0] = rows_like(fn, d.x, full, m->dtype);
     b->y[0] = rows_like(fn, d.y, full, m->dtype);
@@ -161,11 +163,10 @@ static void batches_free(batches *b)
 }
 
 /* Evaluates contiguous data in batches with recording off: the means of
- * loss and metric over the rows. */
-static int eval_sums(nb_model *m, nb_dataset d, int64_t bs, int64_t *idx, batches *b,
+ * loss and metric over the n rows idx[0..n) of d. */
+static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *idx, batches *b,
                      double *loss, double *metric)
 {
-    int64_t n = nb_dim(d.x, 0);
     double ls = 0, ms = 0;
     bool prev = nb_set_grad_enabled(false);
     nb_graph *g = nb_graph_new();
@@ -221,11 +222,11 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     memset(&b, 0, sizeof b);
     int rc = pack(&pd, d, fn);
     int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
-    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, bs, fn)))
+    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, nb_dim(pd.d.x, 0), bs, fn)))
         rc = -1;
     double l = NAN, mt = NAN;
     if (rc == 0)
-        rc = eval_sums(m, pd.d, bs, idx, &b, &l, &mt);
+        rc = eval_sums(m, pd.d, nb_dim(pd.d.x, 0), bs, idx, &b, &l, &mt);
     batches_free(&b);
     packed_free(&pd);
     nb_mem_free(idx);
@@ -391,12 +392,30 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     }
     if (check_data(m, o.data, fn, "training"))
         return NULL;
-    bool val = o.validation.x || o.validation.y;
-    if (val && check_data(m, o.validation, fn, "validation"))
+    bool given = o.validation.x || o.validation.y, split = o.validation_split != 0;
+    if (given && check_data(m, o.validation, fn, "validation"))
         return NULL;
+    int64_t n = nb_dim(o.data.x, 0), vn = given ? nb_dim(o.validation.x, 0) : 0;
+    if (split) {
+        /* Keras's rule: the last rows, before any shuffling, held out. */
+        double f = o.validation_split;
+        int64_t at = (int64_t)llround((double)n * (1 - f));
+        if (given) {
+            nb_set_error("nb_fit: validation_split (%g) and validation data are both given; "
+                         "pass one", f);
+            return NULL;
+        }
+        if (!(f > 0 && f < 1) || at < 1 || at >= n) {
+            nb_set_error("nb_fit: validation_split must be in (0, 1) and leave rows on both "
+                         "sides of the %lld, got %g", (long long)n, f);
+            return NULL;
+        }
+        vn = n - at;
+        n = at;
+    }
+    bool val = given || split;
     int epochs = o.epochs ? o.epochs : 1;
-    int64_t bs = o.batch_size ? o.batch_size : 32;
-    int64_t n = nb_dim(o.data.x, 0), steps = (n + bs - 1) / bs;
+    int64_t bs = o.batch_size ? o.batch_size : 32, steps = (n + bs - 1) / bs;
     FILE *out = o.out ? o.out : stdout;
     bool tty = o.verbose == 0 && isatty(fileno(out));
 
@@ -409,17 +428,18 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     int64_t *idx = NULL, *vidx = NULL;
     nb_graph *g = NULL;
     int rc = pack(&train, o.data, fn);
-    if (rc == 0 && val)
+    if (rc == 0 && given)
         rc = pack(&vdata, o.validation, fn);
     if (rc == 0) {
-        idx = identity_index(n);
-        vidx = val ? identity_index(nb_dim(o.validation.x, 0)) : NULL;
+        idx = identity_index(n + (split ? vn : 0));
+        vidx = given ? identity_index(vn) : split && idx ? idx + n : NULL;
         rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
     }
+    nb_dataset vd = given ? vdata.d : train.d; /* a split validates on the training rows' tail */
     if (rc == 0)
-        rc = batches_make(&b, m, train.d, bs, fn);
+        rc = batches_make(&b, m, train.d, n, bs, fn);
     if (rc == 0 && val)
-        rc = batches_make(&vb, m, vdata.d, bs, fn);
+        rc = batches_make(&vb, m, vd, vn, bs, fn);
     if (rc == 0 && !(g = nb_graph_new()))
         rc = -1;
     nb_rng rng = nb_rng_new(o.seed);
@@ -489,7 +509,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         m->hist.loss[e] = seen ? ls / (double)seen : NAN;
         m->hist.metric[e] = m->metric == NB_ACCURACY && seen ? ms / (double)seen : NAN;
         m->hist.seconds[e] = secs;
-        if (val && eval_sums(m, vdata.d, bs, vidx, &vb, &m->hist.val_loss[e],
+        if (val && eval_sums(m, vd, vn, bs, vidx, &vb, &m->hist.val_loss[e],
                              &m->hist.val_metric[e]))
             rc = -1;
         m->hist.epochs = e + 1;
@@ -522,7 +542,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     packed_free(&train);
     packed_free(&vdata);
     nb_mem_free(idx);
-    nb_mem_free(vidx);
+    if (given)
+        nb_mem_free(vidx);
     if (rc)
         nn_blame(fn);
     return rc ? NULL : &m->hist;
