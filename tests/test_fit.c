@@ -262,6 +262,121 @@ static void test_validation_split(void **state)
     nb_free(y);
 }
 
+/* ---- callbacks, early stopping ---- */
+
+typedef struct {
+    int batches, epochs, stop_at_batch;
+    double last_loss;
+} counter;
+
+static int count_batch(nb_model *m, const nb_logs *lg, void *ctx)
+{
+    (void)m;
+    counter *c = ctx;
+    c->batches++;
+    c->last_loss = lg->loss;
+    assert_int_equal(lg->batch, (c->batches - 1) % 10); /* 150 rows in batches of 16 */
+    return c->stop_at_batch && c->batches == c->stop_at_batch ? 1 : 0;
+}
+
+static int count_epoch(nb_model *m, const nb_logs *lg, void *ctx)
+{
+    (void)m;
+    counter *c = ctx;
+    assert_int_equal(lg->epoch, c->epochs);
+    assert_int_equal(lg->batch, -1);
+    assert_false(isnan(lg->val_loss));
+    c->epochs++;
+    return 0;
+}
+
+static int failing_epoch(nb_model *m, const nb_logs *lg, void *ctx)
+{
+    (void)m, (void)ctx;
+    return lg->epoch == 1 ? nb_set_error("my callback: enough") : 0;
+}
+
+static void test_callbacks(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(200, 4, &x, &y);
+    nb_model *m = small_model(2);
+    counter c = {0};
+    nb_callback cb = {count_batch, count_epoch, &c};
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 3, .batch_size = 16,
+                                 .validation_split = 0.25, .verbose = -1, .callbacks = &cb,
+                                 .ncallbacks = 1);
+    assert_non_null(h);
+    assert_int_equal(c.batches, 30);
+    assert_int_equal(c.epochs, 3);
+    assert_true(c.last_loss == h->loss[2]); /* the last batch's running mean is the epoch's */
+    /* A stop asked in batch 13 (epoch 2) ends training after that epoch. */
+    c = (counter){.stop_at_batch = 13};
+    h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16, .validation_split = 0.25,
+               .verbose = -1, .callbacks = &cb, .ncallbacks = 1);
+    assert_non_null(h);
+    assert_int_equal(h->epochs, 2);
+    assert_int_equal(c.batches, 13);
+    assert_int_equal(c.epochs, 2);
+    /* A failing callback fails the fit with its error. */
+    nb_callback bad = {NULL, failing_epoch, NULL};
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 3, .verbose = -1, .callbacks = &bad,
+                       .ncallbacks = 1));
+    ERR_HAS("my callback: enough");
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .ncallbacks = 2, .verbose = -1));
+    ERR_HAS("nb_fit: 2 callbacks at");
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+}
+
+/* EarlyStopping on val_loss: a learning rate so large that the loss only
+ * gets worse after the first epochs; training stops patience epochs after
+ * the best one, and restore_best_weights puts that epoch's weights back. */
+static void test_early_stopping(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(200, 5, &x, &y);
+    nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_int_equal(nb_build(m, 4, 1), 0);
+    assert_int_equal(nb_compile(m, nb_sgd(.lr = 0.5, .momentum = 0.9), NB_CATEGORICAL_CROSSENTROPY,
+                                NB_ACCURACY), 0);
+    nb_early_stopping es = {.patience = 2, .restore_best_weights = true};
+    nb_callback cb = nb_early_stopping_callback(&es);
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 40, .batch_size = 8,
+                                 .validation_split = 0.25, .verbose = -1, .callbacks = &cb,
+                                 .ncallbacks = 1);
+    assert_non_null(h);
+    int best = 0;
+    for (int e = 1; e < h->epochs; e++)
+        if (h->val_loss[e] < h->val_loss[best])
+            best = e;
+    printf("# stopped after %d epochs, best %d (val_loss %.4f)\n", h->epochs, es.best_epoch + 1,
+           es.best);
+    assert_true(es.stopped);
+    assert_int_equal(es.best_epoch, best);
+    assert_int_equal(h->epochs, best + 1 + 2 + 1);
+    double loss;
+    nb_graph *g = nb_graph_new();
+    nb_tensor *xv = nb_slice(x, 0, 150, 200, 1), *yv = nb_slice(y, 0, 150, 200, 1);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, 32, &loss, NULL), 0);
+    assert_true(loss == h->val_loss[best]); /* the best epoch's weights are back */
+    nb_early_stopping_free(&es);
+    nb_graph_free(g);
+    /* Without validation data, val_loss cannot be watched. */
+    nb_early_stopping es2 = {.patience = 1};
+    cb = nb_early_stopping_callback(&es2);
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .verbose = -1, .callbacks = &cb,
+                       .ncallbacks = 1));
+    ERR_HAS("nb_early_stopping: val_loss is NaN at epoch 1 (give nb_fit validation data");
+    nb_model_free(m);
+    nb_free(x);
+    nb_free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +384,8 @@ int main(void)
         cmocka_unit_test_teardown(test_fit_subnormal_setting, cleanup_fit),
         cmocka_unit_test_teardown(test_out_of_memory_names_the_call, cleanup_fit),
         cmocka_unit_test(test_validation_split),
+        cmocka_unit_test(test_callbacks),
+        cmocka_unit_test(test_early_stopping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -340,7 +340,48 @@ typedef struct nb_fit_opts {
     int verbose;           /* 0: progress bar on a terminal, a line per epoch
                               otherwise; -1: silent */
     FILE *out;             /* default stdout */
+    const struct nb_callback *callbacks; /* called as fit goes (below); ncallbacks of them */
+    int ncallbacks;
 } nb_fit_opts;
+
+/* What fit has seen so far, for callbacks: after batch `batch` of epoch
+ * `epoch` (from 0) the running means of the epoch's loss and metric; after
+ * an epoch (batch -1) also the validation's (NAN without). */
+typedef struct nb_logs {
+    int epoch;
+    int64_t batch;
+    double loss, metric, val_loss, val_metric;
+} nb_logs;
+/* A callback returns 0 to go on, 1 to stop training (fit then returns the
+ * history so far), or -1 with an error set to fail the fit. */
+typedef int (*nb_callback_fn)(nb_model *m, const nb_logs *logs, void *ctx);
+typedef struct nb_callback {
+    nb_callback_fn on_batch, on_epoch; /* either may be NULL */
+    void *ctx;
+} nb_callback;
+
+/* Keras's EarlyStopping, as a callback on the epochs: stop once the
+ * monitored value (val_loss unless .monitor_loss) has not improved by more
+ * than min_delta for patience epochs; with restore_best_weights, the
+ * weights (and state) of the best epoch are put back when it stops.
+ * The struct is its state: keep it alive through the fit, free it with
+ * nb_early_stopping_free. */
+typedef struct nb_early_stopping {
+    int patience;              /* epochs without improvement allowed; 0 */
+    double min_delta;          /* 0 */
+    bool monitor_loss;         /* watch the training loss instead of val_loss */
+    bool restore_best_weights; /* false */
+    /* state, zero to start */
+    double best;
+    int best_epoch, wait;
+    bool stopped;
+    nb_tensor **saved;
+    int nsaved;
+} nb_early_stopping;
+/* The callback of es (on_epoch). */
+nb_callback nb_early_stopping_callback(nb_early_stopping *es);
+/* Frees the weights es saved (its fields stay). */
+void nb_early_stopping_free(nb_early_stopping *es);
 
 /* Trains: nb_fit(m, train, .epochs = 10, .validation = test). Needs a
  * compiled model; makes no heap allocation per step. Never stores a NaN or

@@ -364,6 +364,23 @@ static int step_error(int epoch, int64_t batch)
 }
 
 /* nb_fit without the subnormal setting. */
+/* The callbacks' on_batch (or on_epoch): 0, with *stop set when one asked
+ * to stop; -1 when one failed (its error named as fit's). */
+static int call_back(nb_model *m, nb_fit_opts o, const nb_logs *lg, bool epoch, bool *stop)
+{
+    for (int c = 0; c < o.ncallbacks; c++) {
+        nb_callback_fn f = epoch ? o.callbacks[c].on_epoch : o.callbacks[c].on_batch;
+        int r = f ? f(m, lg, o.callbacks[c].ctx) : 0;
+        if (r < 0) {
+            if (!nn_has_error())
+                nb_set_error("nb_fit: callback %d failed at epoch %d", c + 1, lg->epoch + 1);
+            return -1;
+        }
+        *stop |= r > 0;
+    }
+    return 0;
+}
+
 static const nb_history *fit(nb_model *m, nb_fit_opts o)
 {
     const char *fn = "nb_fit";
@@ -384,6 +401,10 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         }
         if (nb_build(m, nb_dim(o.data.x, 1), 0))
             return NULL;
+    }
+    if (o.ncallbacks < 0 || (o.ncallbacks > 0 && !o.callbacks)) {
+        nb_set_error("nb_fit: %d callbacks at %p", o.ncallbacks, (const void *)o.callbacks);
+        return NULL;
     }
     if (o.epochs < 0 || o.batch_size < 0) {
         nb_set_error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
@@ -444,7 +465,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         rc = -1;
     nb_rng rng = nb_rng_new(o.seed);
 
-    for (int e = 0; rc == 0 && e < epochs; e++) {
+    bool stop = false; /* a callback asked: this epoch is the last */
+    for (int e = 0; rc == 0 && !stop && e < epochs; e++) {
         if (!o.no_shuffle)
             for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
                 int64_t j = (int64_t)nb_rng_below(&rng, (uint64_t)(i + 1)), t = idx[i];
@@ -501,6 +523,10 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                 progress(out, s + 1, steps, last_print - t0, ls / (double)seen,
                          ms / (double)seen);
             }
+            nb_logs lg = {e, s, seen ? ls / (double)seen : NAN,
+                          m->metric == NB_ACCURACY && seen ? ms / (double)seen : NAN, NAN, NAN};
+            if ((rc = call_back(m, o, &lg, false, &stop)) || stop)
+                break;
         }
         if (rc)
             break;
@@ -513,6 +539,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                              &m->hist.val_metric[e]))
             rc = -1;
         m->hist.epochs = e + 1;
+        if (!rc) {
+            nb_logs lg = {e, -1, m->hist.loss[e], m->hist.metric[e], m->hist.val_loss[e],
+                          m->hist.val_metric[e]};
+            rc = call_back(m, o, &lg, true, &stop);
+        }
         if (o.verbose < 0 || rc)
             continue;
         if (tty)
