@@ -365,22 +365,11 @@ static void test_convnet_shapes(void **state)
 
 /* A small convnet in f64, gradient-checked through the whole model: the
  * loss against its weights, and against its input. */
-typedef struct {
-    nb_model *m;
-    nb_tensor *x, *y;
-} gc_ctx;
-
-static nb_tensor *loss_of_params(nb_tensor *const p[], int n, void *ctx)
-{
-    (void)p, (void)n;
-    gc_ctx *c = ctx;
-    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
-}
 
 static nb_tensor *loss_of_x(nb_tensor *const x[], int n, void *ctx)
 {
     (void)n;
-    gc_ctx *c = ctx;
+    model_ctx *c = ctx;
     return nb_model_loss(c->m, nb_model_forward(c->m, x[0]), c->y);
 }
 
@@ -396,7 +385,7 @@ static void test_convnet_gradcheck(void **state)
     assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
     assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
     nb_rng r = nb_rng_new(11);
-    gc_ctx c = {m, nb_randn(NB_F64, 4, (const int64_t[]){2, 6, 6, 2}, &r),
+    model_ctx c = {m, nb_randn(NB_F64, 4, (const int64_t[]){2, 6, 6, 2}, &r),
                 nb_zeros(NB_F64, NB_SHAPE(2, 3))};
     nb_set(c.y, NB_AT(0, 1), 1.0);
     nb_set(c.y, NB_AT(1, 2), 1.0);
@@ -404,7 +393,7 @@ static void test_convnet_gradcheck(void **state)
     int np = nb_model_params(m, &p);
     assert_int_equal(np, 6);
     nb_check_report rep;
-    if (!nb_gradcheck(loss_of_params, &c, np, p, NULL, &rep)) {
+    if (!nb_gradcheck(model_loss, &c, np, p, NULL, &rep)) {
         nb_check_report_print(&rep, stderr);
         fail_msg("the convnet's weights fail gradcheck");
     }
@@ -565,14 +554,14 @@ static void test_batch_normalization(void **state)
     assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
     nb_model_set_training(m, true);
     nb_rng r = nb_rng_new(2);
-    gc_ctx c = {m, nb_randn(NB_F64, NB_SHAPE(5, 4), &r), nb_zeros(NB_F64, NB_SHAPE(5, 2))};
+    model_ctx c = {m, nb_randn(NB_F64, NB_SHAPE(5, 4), &r), nb_zeros(NB_F64, NB_SHAPE(5, 2))};
     for (int i = 0; i < 5; i++)
         nb_set(c.y, NB_AT(i, i % 2), 1.0);
     nb_tensor *const *p;
     int np = nb_model_params(m, &p);
     assert_int_equal(np, 8);
     nb_check_report rep;
-    if (!nb_gradcheck(loss_of_params, &c, np, p, NULL, &rep)) {
+    if (!nb_gradcheck(model_loss, &c, np, p, NULL, &rep)) {
         nb_check_report_print(&rep, stderr);
         fail_msg("batch and layer normalisation fail gradcheck");
     }

@@ -79,18 +79,6 @@ static void test_summary_of_seed_model(void **state)
 
 /* A model in f64, gradient-checked end to end through nb_model_forward and
  * the compiled loss (softmax + cross-entropy from logits). */
-typedef struct {
-    nb_model *m;
-    nb_tensor *x, *y;
-} model_ctx;
-
-static nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
-{
-    (void)params, (void)n;
-    model_ctx *c = ctx;
-    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
-}
-
 static void test_gradcheck_model(void **state)
 {
     (void)state;

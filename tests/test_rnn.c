@@ -126,17 +126,6 @@ static void test_values(void **state)
     }
 }
 
-typedef struct {
-    nb_model *m;
-    nb_tensor *x, *y;
-} gc_ctx;
-
-static nb_tensor *loss_of_params(nb_tensor *const p[], int n, void *ctx)
-{
-    (void)p, (void)n;
-    gc_ctx *c = ctx;
-    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
-}
 
 static void test_gradients(void **state)
 {
@@ -147,7 +136,7 @@ static void test_gradients(void **state)
     assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
     assert_int_equal(nb_model_set_dtype(m, NB_F64), 0);
     nb_rng r = nb_rng_new(4);
-    gc_ctx c = {m, nb_randn(NB_F64, 3, (const int64_t[]){3, 5, 2}, &r),
+    model_ctx c = {m, nb_randn(NB_F64, 3, (const int64_t[]){3, 5, 2}, &r),
                 nb_zeros(NB_F64, NB_SHAPE(3, 2))};
     for (int i = 0; i < 3; i++)
         nb_set(c.y, NB_AT(i, i % 2), 1.0);
@@ -155,7 +144,7 @@ static void test_gradients(void **state)
     int np = nb_model_params(m, &p);
     assert_int_equal(np, 8);
     nb_check_report rep;
-    if (!nb_gradcheck(loss_of_params, &c, np, p, NULL, &rep)) {
+    if (!nb_gradcheck(model_loss, &c, np, p, NULL, &rep)) {
         nb_check_report_print(&rep, stderr);
         fail_msg("GRU + LSTM fail gradcheck");
     }

@@ -151,4 +151,18 @@ static inline bool same_weights(nb_model *a, nb_model *b)
     return true;
 }
 
+/* A model's loss on fixed data, as an nb_check_fn of its parameters (which
+ * the model reads itself): nb_gradcheck(model_loss, &c, np, params, ...). */
+typedef struct {
+    nb_model *m;
+    nb_tensor *x, *y;
+} model_ctx;
+
+static inline nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
+{
+    (void)params, (void)n;
+    model_ctx *c = ctx;
+    return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
+}
+
 #endif
