@@ -4,6 +4,7 @@
  * gives the caller's setting back, also when it fails, running out of
  * memory is reported by the function the user called, and validation_split
  * holds out the last rows as Keras does. */
+#define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nabla/nabla.h"
 
@@ -333,7 +335,8 @@ static void test_callbacks(void **state)
 
 /* EarlyStopping on val_loss: a learning rate so large that the loss only
  * gets worse after the first epochs; training stops patience epochs after
- * the best one, and restore_best_weights puts that epoch's weights back. */
+ * the best one, and restore_best_weights puts that epoch's weights back,
+ * the same a best-only ModelCheckpoint saved. */
 static void test_early_stopping(void **state)
 {
     (void)state;
@@ -345,10 +348,15 @@ static void test_early_stopping(void **state)
     assert_int_equal(nb_compile(m, nb_sgd(.lr = 0.5, .momentum = 0.9), NB_CATEGORICAL_CROSSENTROPY,
                                 NB_ACCURACY), 0);
     nb_early_stopping es = {.patience = 2, .restore_best_weights = true};
-    nb_callback cb = nb_early_stopping_callback(&es);
+    char path[] = "/tmp/nabla_test_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    nb_model_checkpoint ck = {.path = path, .save_best_only = true};
+    nb_callback cbs[2] = {nb_early_stopping_callback(&es), nb_model_checkpoint_callback(&ck)};
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 40, .batch_size = 8,
-                                 .validation_split = 0.25, .verbose = -1, .callbacks = &cb,
-                                 .ncallbacks = 1);
+                                 .validation_split = 0.25, .verbose = -1, .callbacks = cbs,
+                                 .ncallbacks = 2);
     assert_non_null(h);
     int best = 0;
     for (int e = 1; e < h->epochs; e++)
@@ -364,11 +372,20 @@ static void test_early_stopping(void **state)
     nb_tensor *xv = nb_slice(x, 0, 150, 200, 1), *yv = nb_slice(y, 0, 150, 200, 1);
     assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, 32, &loss, NULL), 0);
     assert_true(loss == h->val_loss[best]); /* the best epoch's weights are back */
+    /* The best-only checkpoint holds the same weights. */
+    assert_int_equal(ck.saved_epoch, best);
+    nb_model *c = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_int_equal(nb_build(c, 4, 9), 0);
+    assert_int_equal(nb_load_weights(c, path), 0);
+    assert_true(same_weights(c, m));
+    nb_model_free(c);
+    remove(path);
     nb_early_stopping_free(&es);
     nb_graph_free(g);
     /* Without validation data, val_loss cannot be watched. */
     nb_early_stopping es2 = {.patience = 1};
-    cb = nb_early_stopping_callback(&es2);
+    nb_callback cb = nb_early_stopping_callback(&es2);
     assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .verbose = -1, .callbacks = &cb,
                        .ncallbacks = 1));
     ERR_HAS("nb_early_stopping: val_loss is NaN at epoch 1 (give nb_fit validation data");

@@ -380,6 +380,21 @@ typedef struct nb_early_stopping {
 } nb_early_stopping;
 /* The callback of es (on_epoch). */
 nb_callback nb_early_stopping_callback(nb_early_stopping *es);
+
+/* Keras's ModelCheckpoint (weights only), as a callback on the epochs: the
+ * model's weights saved to path (nb_save_weights: atomic) after every
+ * epoch, or with save_best_only after each epoch that improves the
+ * monitored value (val_loss unless .monitor_loss). */
+typedef struct nb_model_checkpoint {
+    const char *path;    /* required */
+    bool save_best_only; /* false */
+    bool monitor_loss;   /* watch the training loss instead of val_loss */
+    /* state, zero to start */
+    double best;
+    int saved_epoch;     /* the last epoch saved, from 0; -1 before any */
+    int saves;
+} nb_model_checkpoint;
+nb_callback nb_model_checkpoint_callback(nb_model_checkpoint *ck);
 /* Frees the weights es saved (its fields stay). */
 void nb_early_stopping_free(nb_early_stopping *es);
 

@@ -1,4 +1,4 @@
-/* Keras's EarlyStopping as an nb_callback (nn.h). */
+/* Keras's EarlyStopping and ModelCheckpoint as nb_callbacks (nn.h). */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -66,4 +66,30 @@ void nb_early_stopping_free(nb_early_stopping *es)
     nb_mem_free(es->saved);
     es->saved = NULL;
     es->nsaved = 0;
+}
+
+static int on_checkpoint(nb_model *m, const nb_logs *logs, void *ctx)
+{
+    nb_model_checkpoint *ck = ctx;
+    double v = ck->monitor_loss ? logs->loss : logs->val_loss;
+    if (ck->save_best_only) {
+        if (isnan(v))
+            return nb_set_error("nb_model_checkpoint: %s is NaN at epoch %d%s",
+                                ck->monitor_loss ? "the loss" : "val_loss", logs->epoch + 1,
+                                ck->monitor_loss ? "" : " (give nb_fit validation data, or "
+                                                        "monitor the loss)");
+        if (ck->saves && !(v < ck->best))
+            return 0;
+        ck->best = v;
+    }
+    if (nb_save_weights(m, ck->path))
+        return -1;
+    ck->saved_epoch = logs->epoch;
+    ck->saves++;
+    return 0;
+}
+
+nb_callback nb_model_checkpoint_callback(nb_model_checkpoint *ck)
+{
+    return (nb_callback){.on_epoch = ck ? on_checkpoint : NULL, .ctx = ck};
 }
