@@ -72,17 +72,6 @@ static nb_layer *scale_layer(void)
     return nb_layer_new(&scale_type, c, NULL);
 }
 
-static char *summary_of(const nb_model *m)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(nb_summary(m, f), 0);
-    fclose(f);
-    return buf;
-}
-
 static void test_user_layer(void **state)
 {
     (void)state;

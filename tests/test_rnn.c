@@ -16,17 +16,6 @@
 
 #include <math.h>
 
-static char *summary_of(const nb_model *m)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(nb_summary(m, f), 0);
-    fclose(f);
-    return buf;
-}
-
 static void test_summaries(void **state)
 {
     (void)state;

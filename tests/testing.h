@@ -165,4 +165,21 @@ static inline nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
     return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
 }
 
+/* nb_summary's text, as a malloc'ed string (caller frees). */
+static inline char *summary_of(const nb_model *m)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(nb_summary(m, f), 0);
+    long len = ftell(f);
+    assert_true(len >= 0);
+    char *buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    rewind(f);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
 #endif
