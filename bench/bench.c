@@ -14,7 +14,9 @@ static int usage(const char *prog, unsigned accepts)
     fprintf(stderr,
             "usage: %s [--threads N] [--warmup N] [--reps N] [--n N] [--quick] [--info]%s%s%s\n",
             prog, accepts & BENCH_BATCH ? " [--batch N]" : "",
-            accepts & BENCH_MODEL ? " [--model seed|wide]" : "",
+            !(accepts & BENCH_MODEL) ? ""
+            : accepts & BENCH_CNN    ? " [--model seed|wide|cnn]"
+                                     : " [--model seed|wide]",
             accepts & BENCH_DATA ? " [--data DIR]" : "");
     return 2;
 }
@@ -64,7 +66,10 @@ int bench_parse(int argc, char **argv, bench_args *a, unsigned accepts)
         else if (strcmp(k, "--batch") == 0 && (accepts & BENCH_BATCH))
             ok = whole(v, 1, &a->batch);
         else if (strcmp(k, "--model") == 0 && (accepts & BENCH_MODEL))
-            ok = strcmp(v, "seed") == 0 || strcmp(v, "wide") == 0 ? (a->model = v, true) : false;
+            ok = strcmp(v, "seed") == 0 || strcmp(v, "wide") == 0 ||
+                         (strcmp(v, "cnn") == 0 && (accepts & BENCH_CNN))
+                     ? (a->model = v, true)
+                     : false;
         else if (strcmp(k, "--data") == 0 && (accepts & BENCH_DATA))
             a->data = v;
         else
@@ -168,6 +173,19 @@ nb_tensor *bench_rows(nb_tensor *x, int64_t rows)
 
 nb_model *bench_model(const char *name)
 {
+    if (strcmp(name, "cnn") == 0) {
+        nb_model *m = nb_sequential(
+            nb_input(784), nb_reshape_layer(28, 28, 1), nb_conv2d(32, {3, 3}, .activation = NB_RELU),
+            nb_max_pooling2d({2, 2}), nb_conv2d(64, {3, 3}, .activation = NB_RELU),
+            nb_max_pooling2d({2, 2}), nb_flatten(), nb_dropout(0.5),
+            nb_dense(10, .activation = NB_SOFTMAX));
+        if (!m || nb_build(m, 0, 0) ||
+            nb_compile(m, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY)) {
+            nb_model_free(m);
+            return NULL;
+        }
+        return m;
+    }
     int64_t h1 = 64, h2 = 32;
     if (strcmp(name, "wide") == 0)
         h1 = h2 = 1024;

@@ -29,7 +29,7 @@ typedef struct bench_args {
     int n;             /* --n N: units per repetition */
     bool quick;        /* --quick: a short run that only shows it works */
     int batch;         /* --batch N */
-    const char *model; /* --model seed|wide */
+    const char *model; /* --model seed|wide (|cnn with BENCH_CNN) */
     const char *data;  /* --data DIR (Fashion-MNIST, IDX files) */
 } bench_args;
 
@@ -37,6 +37,7 @@ enum {
     BENCH_BATCH = 1u << 0,
     BENCH_MODEL = 1u << 1,
     BENCH_DATA = 1u << 2,
+    BENCH_CNN = 1u << 3, /* --model also takes cnn */
 };
 
 /* Parses argv into a (which holds the defaults; warmup, reps and n are
@@ -80,7 +81,10 @@ nb_tensor *bench_rows(nb_tensor *x, int64_t rows);
 
 /* The benchmark models, compiled with nb_adam() (Keras defaults) and
  * categorical cross-entropy (from the logits): "seed" 784-64-32-10 and
- * "wide" 784-1024-1024-10, relu, relu, softmax. NULL on error. */
+ * "wide" 784-1024-1024-10, relu, relu, softmax; "cnn" the Keras MNIST
+ * convnet of examples/fashion_cnn.c (flat 784 inputs reshaped to 28x28x1,
+ * Conv2D 32 3x3 relu, MaxPooling 2, Conv2D 64 3x3 relu, MaxPooling 2,
+ * Flatten, Dropout 0.5, Dense 10 softmax). NULL on error. */
 nb_model *bench_model(const char *name);
 
 /* Prints one JSON line (see the top of this file): impl, workload, threads,

@@ -33,6 +33,8 @@ WORKLOADS = {
     "predict_b10000": dict(kind="predict", batch=10000, warmup=2, reps=10, n=1),
     "adam_seed": dict(kind="adam", model="seed", warmup=50, reps=10, n=400),
     "adam_wide": dict(kind="adam", model="wide", warmup=3, reps=10, n=5),
+    "step_cnn_b128": dict(kind="step", model="cnn", batch=128, warmup=5, reps=10, n=3),
+    "epoch_cnn_b128": dict(kind="epoch", model="cnn", batch=128, warmup=1, reps=2, n=1),
 }
 
 HIDDEN = {"seed": (64, 32), "wide": (1024, 1024)}
@@ -42,7 +44,10 @@ UNITS = {"step": ("us/step", 1e6), "chain": ("us/op", 1e6), "epoch": ("s/epoch",
 
 def step_flops(model, batch):
     """2*m*n*k of every matmul of a step: forward, kernel gradient, input
-    gradient per layer, no input gradient for the first (bench/step.c)."""
+    gradient per layer, no input gradient for the first (bench/step.c); the
+    convnet's convolutions as im2col products."""
+    if model == "cnn":
+        return 2.0 * batch * (26 * 26 * 32 * 9 * 2 + 11 * 11 * 64 * 288 * 3 + 1600 * 10 * 3)
     dims = (784,) + HIDDEN[model] + (10,)
     return sum(2.0 * batch * dims[i] * dims[i + 1] * (2 if i == 0 else 3) for i in range(3))
 

@@ -1,13 +1,14 @@
-/* A whole Fashion-MNIST training epoch of the seed model, data handling
+/* A whole Fashion-MNIST training epoch of the seed model (or the convnet,
+ * --model cnn, bench_model), data handling
  * included: nb_fit(.epochs = 1, .batch_size = 32), once per epoch (the model
  * keeps its weights and Adam state between calls; each call shuffles with
  * its own seed). A benchmark, not a test (docs/performance.md).
  *
- *   bench_epoch [--warmup EPOCHS=1] [--reps EPOCHS=2] [--batch 32]
+ *   bench_epoch [--warmup EPOCHS=1] [--reps EPOCHS=2] [--batch 32] [--model seed|cnn]
  *               [--threads N] [--quick] [--data DIR]
  *   bench_epoch --epochs N ...     (bench_mlp's form: --warmup 0 --reps N)
  *
- * One line per epoch (workload "epoch_b<B>", unit s/epoch, n 1): "wall" and
+ * One line per epoch (workload "epoch_b<B>", or "epoch_cnn_b<B>", unit s/epoch, n 1): "wall" and
  * "cpu" span the whole nb_fit call: packing, shuffling, batch gathers,
  * forward, backward, Adam, the running loss and accuracy (nb_fit keeps them,
  * as Keras does). "fit_seconds" is nb_fit's own history->seconds (its
@@ -40,8 +41,9 @@ int main(int argc, char **argv)
             argc -= 2;
             break;
         }
-    bench_args a = {.threads = 1, .batch = 32, .data = "/usr/share/datasets/fashion-mnist"};
-    int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_DATA);
+    bench_args a = {.threads = 1, .batch = 32, .model = "seed",
+                    .data = "/usr/share/datasets/fashion-mnist"};
+    int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_DATA | BENCH_MODEL | BENCH_CNN);
     if (rc)
         return rc == 1 ? 0 : rc;
     bench_counts(&a, epochs ? 0 : 1, epochs ? epochs : 2, 1);
@@ -52,11 +54,16 @@ int main(int argc, char **argv)
     bench_data d;
     if (bench_load_data(a.data, &d))
         return bench_fail(prog);
-    nb_model *m = bench_model("seed");
+    if (strcmp(a.model, "wide") == 0) {
+        fprintf(stderr, "%s: --model seed or cnn\n", prog);
+        return 2;
+    }
+    bool cnn = strcmp(a.model, "cnn") == 0;
+    nb_model *m = bench_model(a.model);
     if (!m)
         return bench_fail(prog);
     char workload[32], extra[320];
-    snprintf(workload, sizeof workload, "epoch_b%d", a.batch);
+    snprintf(workload, sizeof workload, cnn ? "epoch_cnn_b%d" : "epoch_b%d", a.batch);
     int total = a.warmup + a.reps;
     for (int e = 1; rc == 0 && e <= total; e++) {
         bench_clock t0 = bench_now();

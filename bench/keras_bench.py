@@ -9,10 +9,11 @@ batches and JSON lines as the C programs (bench/bench.h):
 
 Idiomatic Keras 3 on the TensorFlow backend: Sequential Dense layers
 784-64-32-10 ("seed") or 784-1024-1024-10 ("wide"), relu, relu, softmax,
-with the default Glorot-uniform kernels and zero biases;
+or the MNIST convnet of keras.io ("cnn", after a Reshape to 28x28x1), with
+the default Glorot-uniform kernels and zero biases;
 Adam(1e-3, 0.9, 0.999, 1e-7) (Keras's defaults); categorical_crossentropy.
 Steps are model.train_on_batch (compiled without metrics), the epoch is
-model.fit(epochs=1, batch_size=32, verbose=0) with metrics=["accuracy"],
+model.fit(epochs=1, batch_size=B, verbose=0) with metrics=["accuracy"],
 predict is model.predict(batch_size=B, verbose=0). compile's jit_compile
 is left at "auto" (which Keras turns off on a CPU-only machine; the lines
 record it). The chain runs eagerly under tf.GradientTape. Threads:
@@ -55,12 +56,20 @@ def versions():
 
 
 def make_model(name, metrics=None):
-    h1, h2 = benchlib.HIDDEN[name]
-    model = keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(h1, activation="relu"),
-        keras.layers.Dense(h2, activation="relu"),
-        keras.layers.Dense(10, activation="softmax")])
+    L = keras.layers
+    if name == "cnn":
+        model = keras.Sequential([
+            keras.Input((784,)), L.Reshape((28, 28, 1)),
+            L.Conv2D(32, kernel_size=(3, 3), activation="relu"), L.MaxPooling2D(pool_size=(2, 2)),
+            L.Conv2D(64, kernel_size=(3, 3), activation="relu"), L.MaxPooling2D(pool_size=(2, 2)),
+            L.Flatten(), L.Dropout(0.5), L.Dense(10, activation="softmax")])
+    else:
+        h1, h2 = benchlib.HIDDEN[name]
+        model = keras.Sequential([
+            keras.Input((784,)),
+            L.Dense(h1, activation="relu"),
+            L.Dense(h2, activation="relu"),
+            L.Dense(10, activation="softmax")])
     opt = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     model.compile(optimizer=opt, loss="categorical_crossentropy", metrics=metrics)
     return model
@@ -121,7 +130,7 @@ def run_chain():
 
 def run_epoch():
     x_train, y_train, x_test, y_test = data()
-    model = make_model("seed", metrics=["accuracy"])
+    model = make_model(w.get("model", "seed"), metrics=["accuracy"])
     total = w["warmup"] + w["reps"]
     for e in range(1, total + 1):
         c = benchlib.Clock()

@@ -11,7 +11,8 @@
 #                    works, measures nothing
 #   --only LIST      comma-separated groups or workloads: step (seed model,
 #                    batch 32, 128, 1024), wide (wide MLP step and raw sgemm),
-#                    chain, epoch, predict, rss, adam; default all
+#                    chain, epoch, predict, rss, adam, cnn (the convnet step
+#                    at batch 128 and its epoch); default all
 #   --rounds N       measured rounds (3), after --warmup-rounds (1) left out
 #   --threads LIST   thread counts ("1 2")
 #   --impls LIST     comma-separated: nabla,pytorch,keras (all)
@@ -50,13 +51,14 @@ declare -A COUNTS=(
     [step_wide_b256]="5 10 5" [gemm_wide_b256]="2 10 5" [chain1000]="5 10 20"
     [epoch_b32]="1 2 1" [predict_b32]="2 10 1" [predict_b10000]="2 10 1"
     [adam_seed]="50 10 400" [adam_wide]="3 10 5" [rss]="0 10 1"
+    [step_cnn_b128]="5 10 3" [epoch_cnn_b128]="1 2 1"
 )
 declare -A GROUP=(
     [step]="step_seed_b32 step_seed_b128 step_seed_b1024" [wide]="step_wide_b256 gemm_wide_b256"
     [chain]=chain1000 [epoch]=epoch_b32 [predict]="predict_b32 predict_b10000"
-    [adam]="adam_seed adam_wide" [rss]=rss
+    [adam]="adam_seed adam_wide" [rss]=rss [cnn]="step_cnn_b128 epoch_cnn_b128"
 )
-ORDER="step wide chain epoch predict adam rss"
+ORDER="step wide chain epoch predict adam rss cnn"
 WORKLOADS=()
 for g in $ORDER; do
     for w in ${GROUP[$g]}; do
@@ -161,6 +163,7 @@ run_one() {
     openblas:gemm_* | onednn:gemm_*) local m=${w#gemm_}
         cmd=("$b/bench_gemm" --impl "$impl" --model "${m%_b*}" --batch "${m#*_b}") ;;
     nabla:chain*) cmd=("$b/bench_chain" --ops "${w#chain}") ;;
+    nabla:epoch_cnn_*) cmd=("$b/bench_epoch" --model cnn --batch "${w#epoch_cnn_b}") ;;
     nabla:epoch_* | nabla:rss) cmd=("$b/bench_epoch") ;;
     nabla:predict_*) cmd=("$b/bench_predict" --batch "${w#predict_b}") ;;
     nabla:adam_*) cmd=("$b/bench_adam" --model "${w#adam_}") ;;

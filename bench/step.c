@@ -3,20 +3,24 @@
  * and the loss read back (nb_item). A benchmark, not a test
  * (docs/performance.md).
  *
- *   bench_step [--model seed|wide] [--batch B] [--threads N]
+ *   bench_step [--model seed|wide|cnn] [--batch B] [--threads N]
  *              [--warmup STEPS] [--reps R] [--n STEPS] [--quick] [--data DIR]
  *
  * The batch is the first B training images of Fashion-MNIST and their
  * one-hot labels. Models (bench_model): seed 784-64-32-10, wide
- * 784-1024-1024-10; relu, relu, softmax; Adam defaults; categorical
- * cross-entropy from the logits. Subnormals are flushed while it runs, as
- * nb_fit does. Workload "step_<model>_b<B>", unit us/step.
+ * 784-1024-1024-10; relu, relu, softmax; cnn the Keras MNIST convnet; Adam
+ * defaults; categorical cross-entropy from the logits. The model is in
+ * training mode (the convnet's Dropout drops), as train_on_batch and
+ * PyTorch's train() are. Subnormals are flushed while it runs, as nb_fit
+ * does. Workload "step_<model>_b<B>", unit us/step.
  *
  * "gflops" counts 2*m*n*k for every matmul of the step: per Dense layer of
  * din -> dout at batch B the forward product (B x din @ din x dout), the
  * kernel gradient (din x B @ B x dout) and the input gradient
  * (B x dout @ dout x din), except that the first layer has no input
- * gradient. Nothing else (bias, relu, softmax, Adam) is counted. */
+ * gradient. The convnet's convolutions count likewise as the products of
+ * im2col rows with the kernel, (B*OH*OW) x (KH*KW*C) @ (KH*KW*C) x F.
+ * Nothing else (bias, relu, pooling, softmax, Adam) is counted. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +36,14 @@ static double step_flops(const int64_t *dims, int layers, int64_t batch)
     for (int l = 0; l < layers; l++)
         f += 2.0 * (double)batch * (double)dims[l] * (double)dims[l + 1] * (l == 0 ? 2 : 3);
     return f;
+}
+
+/* The convnet's: conv 28x28x1 -> 26x26x32 and 13x13x32 -> 11x11x64 (3x3),
+ * Dense 1600 -> 10; the first layer has no input gradient. */
+static double cnn_flops(int64_t batch)
+{
+    double b = (double)batch;
+    return 2.0 * b * (26 * 26 * 32 * 9.0 * 2 + 11 * 11 * 64 * 288.0 * 3 + 1600 * 10.0 * 3);
 }
 
 /* One step; the loss, or a NaN with the error set. */
@@ -53,23 +65,24 @@ int main(int argc, char **argv)
 {
     bench_args a = {.threads = 1, .model = "seed", .batch = 32,
                     .data = "/usr/share/datasets/fashion-mnist"};
-    int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_MODEL | BENCH_DATA);
+    int rc = bench_parse(argc, argv, &a, BENCH_BATCH | BENCH_MODEL | BENCH_DATA | BENCH_CNN);
     if (rc)
         return rc == 1 ? 0 : rc;
     /* Defaults by size: some 20-100 ms of work per repetition. */
-    bool wide = strcmp(a.model, "wide") == 0;
-    int per = (wide ? 1280 : 6400) / a.batch;
-    bench_counts(&a, wide ? 5 : 50, 10, per > 5 ? per : 5);
+    bool wide = strcmp(a.model, "wide") == 0, cnn = strcmp(a.model, "cnn") == 0;
+    int per = (wide ? 1280 : cnn ? 384 : 6400) / a.batch;
+    bench_counts(&a, wide || cnn ? 5 : 50, 10, per > 3 ? per : 3);
     bench_set_threads(a.threads);
 
     int64_t dims[4] = {784, wide ? 1024 : 64, wide ? 1024 : 32, 10};
-    double flops = step_flops(dims, 3, a.batch);
+    double flops = cnn ? cnn_flops(a.batch) : step_flops(dims, 3, a.batch);
     bench_data d;
     if (bench_load_data(a.data, &d))
         return bench_fail(prog);
     nb_tensor *x = bench_rows(d.x_train, a.batch), *y = bench_rows(d.y_train, a.batch);
     bench_free_data(&d);
     nb_model *m = bench_model(a.model);
+    nb_model_set_training(m, true);
     nb_tensor *const *params = NULL;
     int np = m ? nb_model_params(m, &params) : -1;
     nb_graph *g = nb_graph_new();

@@ -8,8 +8,11 @@ JSON lines as the C programs (bench/bench.h):
   python bench/torch_bench.py --workload versions
 
 Plain PyTorch: no torch.compile, no DataLoader. Models: Linear/ReLU stacks
-784-64-32-10 ("seed") and 784-1024-1024-10 ("wide"), Glorot-uniform weights
-(xavier_uniform_) and zero biases (Keras's defaults); Adam(lr 1e-3, betas
+784-64-32-10 ("seed") and 784-1024-1024-10 ("wide"), and the Keras MNIST
+convnet ("cnn": Unflatten to 1x28x28, Conv2d 32 3x3, ReLU, MaxPool2d 2,
+Conv2d 64 3x3, ReLU, MaxPool2d 2, Flatten, Dropout 0.5, Linear 1600-10, in
+train() mode), Glorot-uniform weights (xavier_uniform_) and zero biases
+(Keras's defaults); Adam(lr 1e-3, betas
 (0.9, 0.999), eps 1e-7), default implementation; cross-entropy from the
 logits (F.cross_entropy with one-hot targets), which is what nabla and
 Keras compute for a softmax output. torch.set_num_threads(n) and
@@ -42,11 +45,16 @@ def versions():
 
 
 def make_model(name):
-    h1, h2 = benchlib.HIDDEN[name]
-    model = nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
-                          nn.Linear(h2, 10))
+    if name == "cnn":
+        model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10))
+    else:
+        h1, h2 = benchlib.HIDDEN[name]
+        model = nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
+                              nn.Linear(h2, 10))
     for layer in model:
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
     return model
@@ -117,7 +125,7 @@ def run_chain():
 def run_epoch():
     x_train, y_train, x_test, y_test = data()
     n, bs = x_train.shape[0], w["batch"]
-    model = make_model("seed")
+    model = make_model(w.get("model", "seed"))
     opt = adam(model)
     total = w["warmup"] + w["reps"]
     for e in range(1, total + 1):
@@ -142,6 +150,7 @@ def run_epoch():
         if e <= w["warmup"]:
             extra["warmup"] = True
         if e == total:
+            model.eval()
             with torch.inference_mode():
                 pred = torch.cat([model(x_test[i:i + 32]) for i in range(0, x_test.shape[0], 32)])
                 extra["test_acc"] = round((pred.argmax(1) == y_test.argmax(1)).double()

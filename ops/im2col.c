@@ -116,7 +116,7 @@ static int im2col_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
  * elements (what makes a 1-channel first layer fast), else one copy of C
  * channels per tap. Bounds are decided per run, never per element. */
 #define IM2COL_KERNEL(fn, T)                                                   \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         const nb_window2d *w = &((const win_attr *)attr)->win;                \
@@ -249,7 +249,7 @@ static int col2im_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
 /* Scatter-adds each in-image run of C channels into its pixel, in a fixed
  * order (patches in row-major order), so the sums are deterministic. */
 #define COL2IM_KERNEL(fn, T)                                                   \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         const nb_window2d *w = &((const win_attr *)attr)->win;                \

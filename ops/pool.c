@@ -147,6 +147,15 @@ static window window_at(const pool_attr *a, int64_t H, int64_t W, int64_t i, int
             arg[c] = win ? p : arg[c];                                         \
         }                                                                      \
     }                                                                          \
+    static inline void first_row_##T(int64_t C, T *restrict best, int32_t *restrict arg, \
+                                     const T *restrict r)                      \
+    { /* a loop, not memcpy and memset: rows are short (C = 32) */             \
+        for (int64_t c = 0; c < C; c++)                                        \
+            best[c] = r[c];                                                    \
+        if (arg)                                                               \
+            for (int64_t c = 0; c < C; c++)                                    \
+                arg[c] = 0;                                                    \
+    }                                                                          \
     static inline void put_row_##T(int64_t C, T *restrict z, const int32_t *restrict arg, \
                                    const T *restrict d, int32_t p)             \
     {                                                                          \
@@ -171,7 +180,7 @@ ROW_FNS(double)
  * position (row-major in the clipped window) into arg[c]. Strided channels
  * are gathered into tmp first, so that one set of row loops serves all. */
 #define ARGMAX_FN(name, T)                                                     \
-    static void name(int64_t C, const T *xw, int64_t xh, int64_t xs, int64_t xc, \
+    static inline __attribute__((always_inline)) void name(int64_t C, const T *xw, int64_t xh, int64_t xs, int64_t xc, \
                      const window *w, T *restrict best, int32_t *restrict arg, T *tmp) \
     {                                                                          \
         int64_t wl = w->w1 - w->w0;                                            \
@@ -184,9 +193,7 @@ ROW_FNS(double)
                     r = tmp;                                                   \
                 }                                                              \
                 if (p == 0) {                                                  \
-                    memcpy(best, r, (size_t)C * sizeof(T));                    \
-                    if (arg)                                                   \
-                        memset(arg, 0, (size_t)C * sizeof *arg);               \
+                    first_row_##T(C, best, arg, r);                            \
                 } else if (arg) {                                              \
                     arg_row_##T(C, best, arg, r, (int32_t)p);                  \
                 } else {                                                       \
@@ -200,7 +207,7 @@ ARGMAX_FN(argmax_f64, double)
 /* y[n,i,j,:] = g at the maxima of x's window. When g is x itself (max
  * pooling's forward), the maxima are the values: no positions are kept. */
 #define SELECT_KERNEL(fn, T, argmax)                                           \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         const pool_attr *a = attr;                                             \
@@ -240,7 +247,7 @@ SELECT_KERNEL(pool_select_f64, double, argmax_f64)
  * exactly (stride = kernel, no row or column left over) nothing needs
  * zeroing first: the backward of a 2x2 pool writes z once. */
 #define SCATTER_KERNEL(fn, T, argmax)                                          \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         const pool_attr *a = attr;                                             \
