@@ -1,6 +1,6 @@
 /* The Keras MNIST convnet, line for line, trained on Fashion-MNIST.
  *
- *   fashion_cnn [data-dir=/usr/share/datasets/fashion-mnist] [epochs=15] [seed=0]
+ *   fashion_cnn [data-dir=/usr/share/datasets/fashion-mnist] [epochs=15] [seed=0] [bn]
  *
  * Keras (keras.io/examples/vision/mnist_convnet):
  *   x_train = np.expand_dims(x_train.astype("float32") / 255, -1)
@@ -18,10 +18,17 @@
  *
  * The images stay the bytes the files hold, (N, 784) u8 rows scaled a batch
  * at a time: the model takes them flat and its first layer is the
- * expand_dims, a Reshape to (28, 28, 1). Validation here is the test set. */
+ * expand_dims, a Reshape to (28, 28, 1). Validation here is the test set.
+ *
+ * With "bn" each convolution loses its bias and is followed by
+ * BatchNormalization and then its relu, as Keras users write it:
+ *       layers.Conv2D(32, kernel_size=(3, 3), use_bias=False),
+ *       layers.BatchNormalization(),
+ *       layers.Activation("relu"), */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nabla/nabla.h"
 
@@ -55,7 +62,26 @@ int main(int argc, char **argv)
     nb_dataset train = {x_train, y_train, .scale = 1 / 255.0};
     nb_dataset test = {x_test, y_test, .scale = 1 / 255.0};
 
-    nb_model *model = nb_sequential(
+    bool bn = argc > 4 && strcmp(argv[4], "bn") == 0;
+    if (argc > 4 && !bn) {
+        fprintf(stderr, "%s: the fourth argument is 'bn' or nothing, got '%s'\n", argv[0],
+                argv[4]);
+        return 2;
+    }
+    nb_model *model = bn ? nb_sequential(
+        nb_input(784),
+        nb_reshape_layer(28, 28, 1),
+        nb_conv2d(32, {3, 3}, .no_bias = true),
+        nb_batch_normalization(),
+        nb_activation_layer(NB_RELU),
+        nb_max_pooling2d({2, 2}),
+        nb_conv2d(64, {3, 3}, .no_bias = true),
+        nb_batch_normalization(),
+        nb_activation_layer(NB_RELU),
+        nb_max_pooling2d({2, 2}),
+        nb_flatten(),
+        nb_dropout(0.5),
+        nb_dense(10, .activation = NB_SOFTMAX)) : nb_sequential(
         nb_input(784),
         nb_reshape_layer(28, 28, 1),
         nb_conv2d(32, {3, 3}, .activation = NB_RELU),

@@ -248,6 +248,8 @@ static void test_misuse(void **state)
 
     assert_null(nb_input(3, 0));
     ERR_HAS("nb_input: dimension 2 is 0");
+    assert_null(nb_activation_layer((nb_activation)99));
+    ERR_HAS("nb_activation_layer: activation 99 is not an nb_activation");
     assert_null(nb_reshape_layer(-1));
     ERR_HAS("nb_reshape_layer: dimension 1 is -1");
 
@@ -470,12 +472,14 @@ static void test_batch_normalization(void **state)
     (void)state;
     /* Keras's Conv2D + BatchNormalization summary: 54,506 parameters, 64 of them state. */
     nb_model *m = nb_sequential(nb_input(28, 28, 1), nb_conv2d(32, {3}, .no_bias = true),
-                                nb_batch_normalization(), nb_max_pooling2d(), nb_flatten(),
+                                nb_batch_normalization(), nb_activation_layer(NB_RELU),
+                                nb_max_pooling2d(), nb_flatten(),
                                 nb_dense(10, .activation = NB_SOFTMAX));
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 1), 0);
     char *s = summary_of(m);
     if (!strstr(s, "batch_normalization_1 (BatchNormalization) (None, 26, 26, 32)") ||
+        !strstr(s, "activation_1 (Activation)") ||
         !strstr(s, "Total params: 54,506 (212.91 KB)") ||
         !strstr(s, "Trainable params: 54,442 (212.66 KB)") ||
         !strstr(s, "Non-trainable params: 64 (256.00 B)"))

@@ -209,6 +209,9 @@ nb_layer *nb_global_average_pooling1d(void);
  * rate and the others scaled by 1 / (1 - rate); in inference, x as it is.
  * The masks come from the model's generator (nb_build's seed). */
 nb_layer *nb_dropout(double rate);
+/* Keras's Activation: nb_activate(x, a), the shape kept (a BatchNormalization
+ * between a Conv2D and its relu). */
+nb_layer *nb_activation_layer(nb_activation a);
 /* (N, ...) -> (N, shape...), the element count kept: nb_reshape_layer(28, 28, 1). */
 #define nb_reshape_layer(...)                                                  \
     nb_reshape_layer_((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),          \

@@ -1,5 +1,6 @@
 /* Layers: the object every layer is (a type, its data, its weights and
- * shapes), and the built-in types Input, Dense, Flatten and Reshape. A
+ * shapes), and the built-in types Input, Dense, Flatten, Reshape and
+ * Activation. A
  * layer's forward is a composition of ops, recorded under the layer's
  * scope by the model (src/nn/model.c). */
 #include "nn_internal.h"
@@ -317,4 +318,31 @@ nb_layer *nb_reshape_layer_(int ndim, const int64_t *shape)
 {
     nn_shape_ctx *c = shape_of("nb_reshape_layer", ndim, shape);
     return c ? layer_new("nb_reshape_layer", &reshape_type, c, NULL) : NULL;
+}
+
+/* ---- Activation ---- */
+
+static nb_tensor *activation_forward(nb_layer *l, nb_tensor *x, bool training)
+{
+    (void)training;
+    return nb_activate(x, *(const nb_activation *)l->ctx);
+}
+
+static const nb_layer_type activation_type = {"Activation", "activation", nn_same_shape_build,
+                                              activation_forward, nn_free_ctx};
+
+nb_layer *nb_activation_layer(nb_activation a)
+{
+    const char *fn = "nb_activation_layer";
+    if (!nb_activation_name(a)) {
+        nb_set_error("%s: activation %d is not an nb_activation", fn, (int)a);
+        return NULL;
+    }
+    nb_activation *c = nb_mem_alloc(sizeof *c);
+    if (!c) {
+        nn_blame(fn);
+        return NULL;
+    }
+    *c = a;
+    return layer_new(fn, &activation_type, c, NULL);
 }
