@@ -66,9 +66,20 @@ nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tenso
 
 /* ---- metrics: 0-d tensors, no gradient ------------------------------------------ */
 
-/* Fraction of rows whose arg-max matches the target's arg-max / label. */
+/* Fraction of rows whose arg-max matches the target's arg-max / label (the
+ * first maximum wins a tie). */
 nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target);
 nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels);
+/* Fraction of rows whose class (the target's arg-max / the label) is among
+ * pred's k highest, k >= 1. Keras's tie rule: a row counts when fewer than
+ * k classes score strictly higher than its class, so a tie at the k-th
+ * place counts, and k >= classes counts every row; a NaN score of its
+ * class never does. */
+nb_tensor *nb_top_k_accuracy(nb_tensor *pred, nb_tensor *target, int k);
+nb_tensor *nb_sparse_top_k_accuracy(nb_tensor *pred, nb_tensor *labels, int k);
+/* Fraction of elements where (pred > 0.5) equals the target, Keras's rule
+ * (a target other than 0 or 1 never matches). */
+nb_tensor *nb_binary_accuracy(nb_tensor *pred, nb_tensor *target);
 
 /* ---- layers ------------------------------------------------------------------------ */
 
