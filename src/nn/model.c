@@ -706,12 +706,10 @@ static nb_tensor *custom_loss(const nb_model *m, nb_tensor *output, nb_tensor *y
     char b[NB_SHAPE_STR_LEN];
     nb_tensor *l = m->custom_loss.fn(output, y, m->custom_loss.ctx);
     if (!l && !nn_has_error())
-        nb_set_error("the loss \"%s\" gave NULL and set no error",
-                     m->custom_loss.name);
+        nb_set_error("the loss \"%s\" gave NULL and set no error", m->custom_loss.name);
     if (l && nb_ndim(l) != 0) {
-        nb_set_error_code(NB_ERR_SHAPE, "the loss \"%s\" gave a %s tensor; a "
-                          "loss gives a 0-d tensor (the batch's mean)", m->custom_loss.name,
-                          nb_shape_str(l, b));
+        nb_set_error_code(NB_ERR_SHAPE, "the loss \"%s\" gave a %s tensor; a loss gives a 0-d "
+                          "tensor (the batch's mean)", m->custom_loss.name, nb_shape_str(l, b));
         return NULL;
     }
     return l;
@@ -719,6 +717,8 @@ static nb_tensor *custom_loss(const nb_model *m, nb_tensor *output, nb_tensor *y
 
 static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
+    if (m->custom_loss.fn)
+        return custom_loss(m, output, y);
     nb_activation last = nn_layer_activation(m->layers[m->n - 1]);
     /* The logits are those of the last forward only if output is that
      * forward's result: the same tensor, in the graph that is current, which
@@ -729,8 +729,6 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
     bool fresh = g && last_forward.m == m && g == last_forward.graph &&
                  nb_graph_generation(g) == last_forward.generation;
     nb_tensor *logits = fresh && output == last_forward.out ? last_forward.logits : NULL;
-    if (m->custom_loss.fn)
-        return custom_loss(m, output, y);
     switch (m->loss) {
     case NB_MEAN_SQUARED_ERROR:
         return nb_mse(output, y);
