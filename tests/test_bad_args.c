@@ -242,6 +242,9 @@ OP2(scce, nb_sparse_categorical_crossentropy(x[0], x[1]))
 OP2(scce_logits, nb_sparse_categorical_crossentropy_logits(x[0], x[1]))
 OP2(cacc, nb_categorical_accuracy(x[0], x[1]))
 OP2(sacc, nb_sparse_categorical_accuracy(x[0], x[1]))
+OP2(topk, nb_top_k_accuracy(x[0], x[1], 2))
+OP2(stopk, nb_sparse_top_k_accuracy(x[0], x[1], 2))
+OP2(bacc, nb_binary_accuracy(x[0], x[1]))
 OP1(where, nb_where(x[0], x[1], x[2]))
 OP1(index_add, nb_index_add(x[0], 0, x[1], x[2]))
 
@@ -317,6 +320,9 @@ static const op_case op_cases[] = {
     {"nb_sparse_categorical_crossentropy_logits", op_scce_logits, 2, {&f23, &lab01}},
     {"nb_categorical_accuracy", op_cacc, 2, {&f23, &f23}},
     {"nb_sparse_categorical_accuracy", op_sacc, 2, {&f23, &lab01}},
+    {"nb_top_k_accuracy", op_topk, 2, {&f23, &f23}},
+    {"nb_sparse_top_k_accuracy", op_stopk, 2, {&f23, &lab01}},
+    {"nb_binary_accuracy", op_bacc, 2, {&f23, &f23}},
     {"nb_where", op_where, 3, {&f23, &f23, &f23}},
     {"nb_index_add", op_index_add, 3, {&f23, &idx01, &f23}},
 };
@@ -394,7 +400,8 @@ static void test_ops_mismatches(void **state)
     /* Losses: shapes, dtypes, class axes, labels. */
     const char *losses[] = {"nb_mse", "nb_mae", "nb_huber", "nb_binary_crossentropy",
                             "nb_binary_crossentropy_logits", "nb_categorical_crossentropy",
-                            "nb_categorical_crossentropy_logits", "nb_categorical_accuracy"};
+                            "nb_categorical_crossentropy_logits", "nb_categorical_accuracy",
+                            "nb_top_k_accuracy", "nb_binary_accuracy"};
     for (int k = 0; k < NOPS; k++) {
         const op_case *c = &op_cases[k];
         bool loss = false;
@@ -412,13 +419,19 @@ static void test_ops_mismatches(void **state)
     CASE("nb_huber", INV, nb_huber(f23, f23, -1) == NULL);
     CASE("nb_huber", INV, nb_huber(f23, f23, NAN) == NULL);
     CASE("nb_huber", INV, nb_huber(f23, f23, INFINITY) == NULL);
+    CASE("nb_top_k_accuracy", SHP, nb_top_k_accuracy(s0, s0, 1) == NULL);
+    const int bad_k[] = {0, -1, INT_MIN};
+    for (int i = 0; i < 3; i++) {
+        CASE("nb_top_k_accuracy", INV, nb_top_k_accuracy(f23, f23, bad_k[i]) == NULL);
+        CASE("nb_sparse_top_k_accuracy", INV, nb_sparse_top_k_accuracy(f23, lab01, bad_k[i]) == NULL);
+    }
     const char *sparse[] = {"nb_sparse_categorical_crossentropy",
                             "nb_sparse_categorical_crossentropy_logits",
-                            "nb_sparse_categorical_accuracy"};
+                            "nb_sparse_categorical_accuracy", "nb_sparse_top_k_accuracy"};
     for (int k = 0; k < NOPS; k++) {
         const op_case *c = &op_cases[k];
         bool sp = false;
-        for (size_t e = 0; e < 3; e++)
+        for (size_t e = 0; e < sizeof sparse / sizeof *sparse; e++)
             sp |= strcmp(c->fn, sparse[e]) == 0;
         if (!sp)
             continue;

@@ -367,6 +367,13 @@ static void test_io(void **state)
 
 static double lossv, metricv;
 
+/* A custom loss or metric: the mean squared error. */
+static nb_tensor *my_fn(nb_tensor *output, nb_tensor *y, void *ctx)
+{
+    (void)ctx;
+    return nb_mean(nb_square(nb_sub(output, y)));
+}
+
 static void test_nn(void **state)
 {
     (void)state;
@@ -431,7 +438,48 @@ static void test_nn(void **state)
     KEEP(nb_compile(m, NULL, NB_MEAN_SQUARED_ERROR, NB_NO_METRIC) == -1);
     CASE("nb_compile", INV, nb_compile(m, nb_sgd(), (nb_loss)0, NB_NO_METRIC) == -1);
     CASE("nb_compile", INV, nb_compile(m, nb_sgd(), (nb_loss)99, NB_NO_METRIC) == -1);
-    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, (nb_metric)7) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, (nb_metric)99) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, (nb_metric)-1) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                       .metrics = {NB_MAE, (nb_metric)42}) == -1);
+    /* Custom losses and metrics; names; counts; a hole in a list. */
+    const nb_custom_fn mine = {my_fn, NULL, "mine"};
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, .custom_loss = mine) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), .custom_loss = {NULL, NULL, "mine"}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), .custom_loss = {my_fn, NULL, "a b"}) == -1);
+    const char *bad_names[] = {NULL, "", "a b", "x-y", "loss", "val_mine",
+                               "a_name_of_forty_eight_characters_is_one_too_long"};
+    for (int i = 0; i < 7; i++)
+        CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                           .custom_metrics = {{my_fn, NULL, bad_names[i]}}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                       .custom_metrics = {{NULL, NULL, "mine"}}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                       .custom_metrics = {mine, mine}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_MSE,
+                                       .custom_metrics = {{my_fn, NULL, "mean_squared_error"}}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_MAE,
+                                       .metrics = {NB_MAE}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_MAE,
+                                       .metrics = {NB_MSE, NB_NO_METRIC, NB_ACCURACY}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                       .custom_metrics = {mine, {0}, {my_fn, NULL, "two"}}) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_ACCURACY,
+                                       .metrics = {NB_CATEGORICAL_ACCURACY, NB_TOP_K_ACCURACY,
+                                                   NB_BINARY_ACCURACY, NB_MSE, NB_MAE},
+                                       .custom_metrics = {mine, {my_fn, NULL, "two"},
+                                                          {my_fn, NULL, "three"}}) == -1);
+    /* Metrics whose targets the loss does not take; k. */
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR,
+                                       NB_SPARSE_CATEGORICAL_ACCURACY) == -1);
+    const nb_metric same_shape[] = {NB_CATEGORICAL_ACCURACY, NB_BINARY_ACCURACY, NB_MSE, NB_MAE};
+    for (int i = 0; i < 4; i++)
+        CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                           same_shape[i]) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_TOP_K_ACCURACY,
+                                       .top_k = -2) == -1);
+    CASE("nb_compile", INV, nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY,
+                                       .top_k = 3) == -1);
     CASE("nb_compile", STA, nb_compile(empty, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC) == -1);
     CASE("nb_compile", STA, nb_compile(dead, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC) == -1);
     assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);

@@ -66,9 +66,20 @@ nb_tensor *nb_sparse_categorical_crossentropy_logits(nb_tensor *logits, nb_tenso
 
 /* ---- metrics: 0-d tensors, no gradient ------------------------------------------ */
 
-/* Fraction of rows whose arg-max matches the target's arg-max / label. */
+/* Fraction of rows whose arg-max matches the target's arg-max / label (the
+ * first maximum wins a tie). */
 nb_tensor *nb_categorical_accuracy(nb_tensor *pred, nb_tensor *target);
 nb_tensor *nb_sparse_categorical_accuracy(nb_tensor *pred, nb_tensor *labels);
+/* Fraction of rows whose class (the target's arg-max / the label) is among
+ * pred's k highest, k >= 1. Keras's tie rule: a row counts when fewer than
+ * k classes score strictly higher than its class, so a tie at the k-th
+ * place counts, and k >= classes counts every row; a NaN score of its
+ * class never does. */
+nb_tensor *nb_top_k_accuracy(nb_tensor *pred, nb_tensor *target, int k);
+nb_tensor *nb_sparse_top_k_accuracy(nb_tensor *pred, nb_tensor *labels, int k);
+/* Fraction of elements where (pred > 0.5) equals the target, Keras's rule
+ * (a target other than 0 or 1 never matches). */
+nb_tensor *nb_binary_accuracy(nb_tensor *pred, nb_tensor *target);
 
 /* ---- layers ------------------------------------------------------------------------ */
 
@@ -248,9 +259,19 @@ typedef enum nb_loss {
     NB_SPARSE_CATEGORICAL_CROSSENTROPY,
 } nb_loss;
 
+/* Built-in metrics, named in fit's lines and the history as Keras names them. */
 typedef enum nb_metric {
     NB_NO_METRIC = 0,
-    NB_ACCURACY, /* categorical or sparse, following the loss */
+    NB_ACCURACY,                    /* "accuracy": sparse when y are labels (one axis fewer
+                                       than the output), else binary for one output, else
+                                       categorical (Keras's choice) */
+    NB_CATEGORICAL_ACCURACY,        /* "categorical_accuracy" */
+    NB_SPARSE_CATEGORICAL_ACCURACY, /* "sparse_categorical_accuracy" */
+    NB_TOP_K_ACCURACY,              /* "top_k_categorical_accuracy", k = .top_k (5); sparse
+                                       when y are labels */
+    NB_BINARY_ACCURACY,             /* "binary_accuracy", threshold 0.5 */
+    NB_MSE,                         /* "mean_squared_error" (nb_mse) */
+    NB_MAE,                         /* "mean_absolute_error" (nb_mae) */
 } nb_metric;
 
 /* Data for fit, evaluate and predict: x is (N, features) in the model's
@@ -303,13 +324,52 @@ bool nb_model_training(const nb_model *m);
  * model). Call it before training: optimizer state is not converted. */
 int nb_model_set_dtype(nb_model *m, nb_dtype dtype);
 
+/* At most this many metrics, built-in and custom together. */
+#define NB_MAX_METRICS 8
+
+/* A loss or metric of your own (docs/layers.md): fn(output, y, ctx) written
+ * with ops, where output is the model's (probabilities after a softmax) and
+ * y the batch's targets, gives a 0-d tensor, the batch's mean (NULL with an
+ * error set on failure); fit and evaluate average it over the rows. Called
+ * on the thread that runs them (several at once for a model threads share).
+ * A metric's fn runs with recording off. name: 1 to 47 letters, digits or
+ * '_', shown in fit's lines and the history (a metric's; a loss's is
+ * optional and names it in errors, fit shows "loss"). */
+typedef struct nb_custom_fn {
+    nb_tensor *(*fn)(nb_tensor *output, nb_tensor *y, void *ctx);
+    void *ctx;
+    const char *name;
+} nb_custom_fn;
+
+/* Keras-style: a loss (built-in or custom) and the metrics to report. */
+typedef struct nb_compile_opts {
+    int _defaults;      /* reserved: lets the loss and metric come first, unnamed */
+    nb_loss loss;       /* a built-in loss; 0 with .custom_loss */
+    nb_metric metric;   /* the first metric; NB_NO_METRIC (0): none */
+    nb_metric metrics[NB_MAX_METRICS - 1];      /* more built-ins, after it; 0 ends */
+    nb_custom_fn custom_loss;                   /* instead of .loss */
+    nb_custom_fn custom_metrics[NB_MAX_METRICS]; /* after the built-ins; fn NULL ends */
+    int top_k;          /* NB_TOP_K_ACCURACY's k; 0: 5 */
+} nb_compile_opts;
+
 /* Sets the optimizer (the model takes ownership, also on error), the loss
- * and the metric, and builds the model when it can. Compiling again with the
- * model's own optimizer keeps it; another model's is refused (NB_ERR_STATE)
- * and left with that model. Softmax + categorical
+ * and the metrics, and builds the model when it can:
+ *   nb_compile(m, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY)
+ *   nb_compile(m, nb_adam(), NB_SPARSE_CATEGORICAL_CROSSENTROPY, NB_ACCURACY,
+ *              .metrics = {NB_TOP_K_ACCURACY}, .top_k = 3)
+ *   nb_compile(m, nb_adam(), .custom_loss = {my_loss, NULL, "my_loss"},
+ *              .custom_metrics = {{my_metric, NULL, "my_metric"}})
+ * The metrics are reported in that order: .metric, .metrics, then
+ * .custom_metrics. Refused: unknown values, no loss or two, a metric whose
+ * targets the built-in loss does not take (sparse against one-hot), more
+ * than NB_MAX_METRICS, a repeated name, a custom entry without a fn.
+ * Compiling again with the model's own optimizer keeps it; another model's
+ * is refused (NB_ERR_STATE) and left with that model. Softmax + categorical
  * cross-entropy is computed from the logits through log-softmax, as Keras
  * does. 0 or -1. */
-int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric);
+#define nb_compile(m, opt, ...)                                                \
+    nb_compile_((m), (opt), (nb_compile_opts){._defaults = 0, __VA_ARGS__})
+int nb_compile_(nb_model *m, nb_optimizer *opt, nb_compile_opts opts);
 
 /* Prints the Keras-style table: layers, output shapes, parameter counts. */
 int nb_summary(const nb_model *m, FILE *f);
@@ -319,11 +379,15 @@ int64_t nb_count_params(const nb_model *m);
 /* Per-epoch results of fit, owned by the model (valid until the next fit). */
 typedef struct nb_history {
     int epochs;
-    double *loss, *metric;         /* training, averaged over the epoch */
+    double *loss, *metric;         /* training, averaged over the epoch; metric is
+                                      metrics[0] (NAN without metrics) */
     double *val_loss, *val_metric; /* NAN when there was no validation data */
     double *seconds;               /* wall time of each epoch's training */
     int64_t *skipped;              /* batches skipped in each epoch (.skip_nonfinite);
-                                      loss and metric are means over the others */
+                                      loss and metrics are means over the others */
+    int nmetrics;                  /* the compiled metrics, in nb_compile's order: */
+    const char *metric_names[NB_MAX_METRICS];                /* "accuracy", ... */
+    double *metrics[NB_MAX_METRICS], *val_metrics[NB_MAX_METRICS]; /* [i][epoch] */
 } nb_history;
 
 typedef struct nb_fit_opts {
@@ -341,19 +405,25 @@ typedef struct nb_fit_opts {
                               an infinity stops the fit with an error; with this it
                               is skipped (no update) and counted in the history */
     int verbose;           /* 0: progress bar on a terminal, a line per epoch
-                              otherwise; -1: silent */
+                              otherwise, each showing the loss and metrics sorted
+                              by name, then the validation's (Keras 3's order);
+                              -1: silent */
     FILE *out;             /* default stdout */
     const struct nb_callback *callbacks; /* called as fit goes (below); ncallbacks of them */
     int ncallbacks;
 } nb_fit_opts;
 
 /* What fit has seen so far, for callbacks: after batch `batch` of epoch
- * `epoch` (from 0) the running means of the epoch's loss and metric; after
- * an epoch (batch -1) also the validation's (NAN without). */
+ * `epoch` (from 0) the running means of the epoch's loss and metrics; after
+ * an epoch (batch -1) also the validation's (NAN without). metric is
+ * metrics[0] (NAN without metrics). */
 typedef struct nb_logs {
     int epoch;
     int64_t batch;
     double loss, metric, val_loss, val_metric;
+    int nmetrics;
+    const char *const *metric_names; /* the history's */
+    double metrics[NB_MAX_METRICS], val_metrics[NB_MAX_METRICS];
 } nb_logs;
 /* A callback returns 0 to go on, 1 to stop training (fit then returns the
  * history so far), or -1 with an error set to fail the fit. */
@@ -415,7 +485,9 @@ void nb_early_stopping_free(nb_early_stopping *es);
 #define nb_fit(m, ...) nb_fit_((m), (nb_fit_opts){.data = __VA_ARGS__})
 const nb_history *nb_fit_(nb_model *m, nb_fit_opts opts);
 
-/* Mean loss and metric over data (batches of batch_size, 0: 32). 0 or -1. */
+/* Mean loss and metrics over data (batches of batch_size, 0: 32): metric
+ * (may be NULL) gets the compiled metrics in order, so it needs as many
+ * entries as there are metrics (one NAN without). 0 or -1. */
 int nb_evaluate(nb_model *m, nb_dataset data, int batch_size, double *loss, double *metric);
 /* The model's outputs for data.x (data.y is not read; u8 x converted as
  * nb_fit does, a batch at a time), in batches of batch_size (0: 32; a

@@ -163,11 +163,13 @@ static void batches_free(batches *b)
 }
 
 /* Evaluates contiguous data in batches with recording off: the means of
- * loss and metric over the n rows idx[0..n) of d. */
+ * the loss and of each metric (into metrics[0 .. nmetrics)) over the n rows
+ * idx[0..n) of d. */
 static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *idx, batches *b,
-                     double *loss, double *metric)
+                     double *loss, double *metrics)
 {
-    double ls = 0, ms = 0;
+    double ls = 0, ms[NB_MAX_METRICS] = {0}, mv[NB_MAX_METRICS];
+    int nm = m->metrics.n;
     bool prev = nb_set_grad_enabled(false);
     nb_graph *g = nb_graph_new();
     int rc = g ? 0 : -1;
@@ -177,19 +179,21 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *
         gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
         gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
         nb_tensor *out = nn_forward(m, b->x[w], false);
-        nb_tensor *l = nb_model_loss(m, out, b->y[w]);
-        if (!l) {
+        nb_tensor *l = nn_model_loss(m, out, b->y[w]);
+        if (!l || nn_batch_metrics(m, out, b->y[w], mv)) {
             rc = -1;
             break;
         }
         ls += nb_item(l) * (double)k;
-        ms += nn_batch_metric(m, out, b->y[w]) * (double)k;
+        for (int i = 0; i < nm; i++)
+            ms[i] += mv[i] * (double)k;
         nb_graph_reset(g);
     }
     nb_graph_free(g);
     nb_set_grad_enabled(prev);
     *loss = ls / (double)n;
-    *metric = ms / (double)n;
+    for (int i = 0; i < nm; i++)
+        metrics[i] = ms[i] / (double)n;
     return rc;
 }
 
@@ -224,16 +228,18 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
     if (rc == 0 && (!idx || batches_make(&b, m, pd.d, nb_dim(pd.d.x, 0), bs, fn)))
         rc = -1;
-    double l = NAN, mt = NAN;
+    double l = NAN, mt[NB_MAX_METRICS];
+    for (int i = 0; i < NB_MAX_METRICS; i++)
+        mt[i] = NAN;
     if (rc == 0)
-        rc = eval_sums(m, pd.d, nb_dim(pd.d.x, 0), bs, idx, &b, &l, &mt);
+        rc = eval_sums(m, pd.d, nb_dim(pd.d.x, 0), bs, idx, &b, &l, mt);
     batches_free(&b);
     packed_free(&pd);
     nb_mem_free(idx);
     if (loss)
         *loss = l;
-    if (metric)
-        *metric = mt;
+    if (metric) /* one NAN without metrics, as the single metric was */
+        memcpy(metric, mt, (size_t)(m->metrics.n ? m->metrics.n : 1) * sizeof *metric);
     return rc ? nn_blame(fn) : 0;
 }
 
@@ -321,17 +327,30 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
 
 /* ---- progress ---- */
 
-static void progress(FILE *f, int64_t done, int64_t total, double elapsed, double loss,
-                     double metric)
+/* " - accuracy: 0.9000 - loss: 0.1000": the loss and the metrics v, in
+ * Keras 3's order (by name) and format (%.4f, or %.4e within 1e-3 of 0),
+ * each name after prefix ("val_"). */
+static void print_values(FILE *f, const nb_model *m, const char *prefix, double loss,
+                         const double *v)
+{
+    for (int i = 0; i <= m->metrics.n; i++) {
+        int k = m->metrics.order[i];
+        double x = k < 0 ? loss : v[k];
+        fprintf(f, fabs(x) > 1e-3 ? " - %s%s: %.4f" : " - %s%s: %.4e", prefix,
+                k < 0 ? "loss" : m->metrics.m[k].name, x);
+    }
+}
+
+static void progress(FILE *f, const nb_model *m, int64_t done, int64_t total, double elapsed,
+                     double loss, const double *metrics)
 {
     int width = 30, fill = (int)(width * done / total);
     double eta = done ? elapsed * (double)(total - done) / (double)done : 0;
     fprintf(f, "\r%6lld/%lld [", (long long)done, (long long)total);
     for (int i = 0; i < width; i++)
         fputc(i < fill ? '=' : i == fill ? '>' : '.', f);
-    fprintf(f, "] - ETA: %3.0fs - loss: %.4f", eta, loss);
-    if (!isnan(metric))
-        fprintf(f, " - accuracy: %.4f", metric);
+    fprintf(f, "] - ETA: %3.0fs", eta);
+    print_values(f, m, "", loss, metrics);
     fflush(f);
 }
 
@@ -339,20 +358,56 @@ static int history_alloc(nb_model *m, int epochs)
 {
     nb_mem_free(m->hist.loss);
     memset(&m->hist, 0, sizeof m->hist);
-    /* One block: five arrays of doubles, then the counts of skipped batches. */
-    double *v = nb_mem_alloc((size_t)epochs * (5 * sizeof(double) + sizeof(int64_t)));
+    /* One block: the arrays of doubles (loss, val_loss, seconds, then each
+     * metric's and its validation's; one NAN pair without metrics), the
+     * counts of skipped batches, the metrics' names. */
+    int nm = m->metrics.n, na = 3 + 2 * (nm ? nm : 1);
+    size_t nums = (size_t)epochs * ((size_t)na * sizeof(double) + sizeof(int64_t));
+    double *v = nb_mem_alloc(nums + (size_t)nm * NN_NAME_LEN);
     if (!v)
         return -1;
-    for (int i = 0; i < epochs * 5; i++)
+    size_t e = (size_t)epochs;
+    for (size_t i = 0; i < e * (size_t)na; i++)
         v[i] = NAN;
     m->hist.loss = v;
-    m->hist.metric = v + epochs;
-    m->hist.val_loss = v + 2 * epochs;
-    m->hist.val_metric = v + 3 * epochs;
-    m->hist.seconds = v + 4 * epochs;
-    m->hist.skipped = (int64_t *)(v + 5 * epochs);
+    m->hist.val_loss = v + e;
+    m->hist.seconds = v + 2 * e;
+    for (int i = 0; i < (nm ? nm : 1); i++) {
+        m->hist.metrics[i] = v + (size_t)(3 + 2 * i) * e;
+        m->hist.val_metrics[i] = v + (size_t)(4 + 2 * i) * e;
+    }
+    m->hist.metric = m->hist.metrics[0];
+    m->hist.val_metric = m->hist.val_metrics[0];
+    m->hist.skipped = (int64_t *)(v + (size_t)na * e);
     memset(m->hist.skipped, 0, (size_t)epochs * sizeof(int64_t));
+    char *names = (char *)v + nums;
+    for (int i = 0; i < nm; i++) {
+        memcpy(names + i * NN_NAME_LEN, m->metrics.m[i].name, NN_NAME_LEN);
+        m->hist.metric_names[i] = names + i * NN_NAME_LEN;
+    }
+    if (!nm) /* the NAN pair is not a metric */
+        m->hist.metrics[0] = m->hist.val_metrics[0] = NULL;
+    m->hist.nmetrics = nm;
     return 0;
+}
+
+/* The logs after batch (or -1: the epoch) of epoch e: loss, metrics v and
+ * the validation's (NULL: none yet). */
+static nb_logs make_logs(const nb_model *m, int e, int64_t batch, double loss, const double *v,
+                         double val_loss, const double *vv)
+{
+    nb_logs lg = {.epoch = e, .batch = batch, .loss = loss, .metric = NAN, .val_loss = val_loss,
+                  .val_metric = NAN, .nmetrics = m->metrics.n,
+                  .metric_names = m->hist.metric_names};
+    for (int i = 0; i < m->metrics.n; i++) {
+        lg.metrics[i] = v[i];
+        lg.val_metrics[i] = vv ? vv[i] : NAN;
+    }
+    if (m->metrics.n) {
+        lg.metric = lg.metrics[0];
+        lg.val_metric = lg.val_metrics[0];
+    }
+    return lg;
 }
 
 /* "NaN", "inf", "-inf". */
@@ -491,15 +546,18 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             }
         if (o.verbose >= 0 && tty)
             fprintf(out, "Epoch %d/%d\n", e + 1, epochs);
-        double t0 = now(), ls = 0, ms = 0, last_print = 0;
+        double t0 = now(), ls = 0, ms[NB_MAX_METRICS] = {0}, mean[NB_MAX_METRICS],
+               mv[NB_MAX_METRICS], last_print = 0;
         int64_t seen = 0;
+        for (int i = 0; i < NB_MAX_METRICS; i++)
+            mean[i] = NAN;
         for (int64_t s = 0; s < steps; s++) {
             int64_t start = s * bs, k = n - start < bs ? n - start : bs;
             int w = k == bs || !b.x[1] ? 0 : 1;
             gather_rows(b.x[w], train.d.x, idx + start, 0, k, x_scale(train.d));
             gather_rows(b.y[w], train.d.y, idx + start, 0, k, 1);
             nb_tensor *output = nn_forward(m, b.x[w], true);
-            nb_tensor *loss = nb_model_loss(m, output, b.y[w]);
+            nb_tensor *loss = nn_model_loss(m, output, b.y[w]);
             /* 0: a step taken; 1: skipped for a NaN or an infinity; -1: error.
              * A non-finite loss goes no further than here. */
             double lv = loss ? nb_item(loss) : NAN;
@@ -522,6 +580,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                                                            .loss = loss,
                                                            .skip_nonfinite = o.skip_nonfinite);
             }
+            if (st == 0 && nn_batch_metrics(m, output, b.y[w], mv))
+                st = -1;
             if (st < 0) {
                 rc = step_error(e, s);
                 break;
@@ -530,17 +590,18 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                 m->hist.skipped[e]++;
             } else {
                 ls += lv * (double)k;
-                ms += nn_batch_metric(m, output, b.y[w]) * (double)k;
+                for (int i = 0; i < m->metrics.n; i++)
+                    ms[i] += mv[i] * (double)k;
                 seen += k;
             }
             nb_graph_reset(g);
+            for (int i = 0; i < m->metrics.n; i++)
+                mean[i] = seen ? ms[i] / (double)seen : NAN;
             if (tty && seen && (now() - last_print > 0.1 || s == steps - 1)) {
                 last_print = now();
-                progress(out, s + 1, steps, last_print - t0, ls / (double)seen,
-                         ms / (double)seen);
+                progress(out, m, s + 1, steps, last_print - t0, ls / (double)seen, mean);
             }
-            nb_logs lg = {e, s, seen ? ls / (double)seen : NAN,
-                          m->metric == NB_ACCURACY && seen ? ms / (double)seen : NAN, NAN, NAN};
+            nb_logs lg = make_logs(m, e, s, seen ? ls / (double)seen : NAN, mean, NAN, NULL);
             if ((rc = call_back(m, o, &lg, false, &stop)) || stop)
                 break;
         }
@@ -549,15 +610,19 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         double secs = now() - t0;
         /* Means over the batches trained on (all of them unless skipped). */
         m->hist.loss[e] = seen ? ls / (double)seen : NAN;
-        m->hist.metric[e] = m->metric == NB_ACCURACY && seen ? ms / (double)seen : NAN;
+        for (int i = 0; i < m->metrics.n; i++)
+            m->hist.metrics[i][e] = mean[i];
         m->hist.seconds[e] = secs;
-        if (val && eval_sums(m, vd, vn, bs, vidx, &vb, &m->hist.val_loss[e],
-                             &m->hist.val_metric[e]))
+        double vm[NB_MAX_METRICS];
+        for (int i = 0; i < m->metrics.n; i++)
+            vm[i] = NAN;
+        if (val && eval_sums(m, vd, vn, bs, vidx, &vb, &m->hist.val_loss[e], vm))
             rc = -1;
+        for (int i = 0; i < m->metrics.n; i++)
+            m->hist.val_metrics[i][e] = vm[i];
         m->hist.epochs = e + 1;
         if (!rc) {
-            nb_logs lg = {e, -1, m->hist.loss[e], m->hist.metric[e], m->hist.val_loss[e],
-                          m->hist.val_metric[e]};
+            nb_logs lg = make_logs(m, e, -1, m->hist.loss[e], mean, m->hist.val_loss[e], vm);
             rc = call_back(m, o, &lg, true, &stop);
         }
         if (o.verbose < 0 || rc)
@@ -568,14 +633,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         else
             fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", e + 1, epochs, secs,
                     1e6 * secs / (double)steps);
-        fprintf(out, " - loss: %.4f", m->hist.loss[e]);
-        if (m->metric == NB_ACCURACY)
-            fprintf(out, " - accuracy: %.4f", m->hist.metric[e]);
-        if (val) {
-            fprintf(out, " - val_loss: %.4f", m->hist.val_loss[e]);
-            if (m->metric == NB_ACCURACY)
-                fprintf(out, " - val_accuracy: %.4f", m->hist.val_metric[e]);
-        }
+        print_values(out, m, "", m->hist.loss[e], mean);
+        if (val)
+            print_values(out, m, "val_", m->hist.val_loss[e], vm);
         fputc('\n', out);
         if (m->hist.skipped[e])
             fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "

@@ -110,7 +110,8 @@ int nn_blame(const char *fn)
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", e);
-    return nb_set_error("%s: %s", fn, msg);
+    nb_error_code code = nb_last_error_code();
+    return nb_set_error_code(code ? code : NB_ERR_INVALID, "%s: %s", fn, msg);
 }
 
 /* ---- the model ---- */
@@ -431,7 +432,40 @@ int nb_model_set_dtype(nb_model *m, nb_dtype dtype)
     return 0;
 }
 
-int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
+/* Keras's names of the built-in losses, for messages. */
+static const char *const loss_names[] = {
+    [NB_MEAN_SQUARED_ERROR] = "mean_squared_error",
+    [NB_MEAN_ABSOLUTE_ERROR] = "mean_absolute_error",
+    [NB_HUBER] = "huber",
+    [NB_BINARY_CROSSENTROPY] = "binary_crossentropy",
+    [NB_CATEGORICAL_CROSSENTROPY] = "categorical_crossentropy",
+    [NB_SPARSE_CATEGORICAL_CROSSENTROPY] = "sparse_categorical_crossentropy",
+};
+
+/* The loss of o: a built-in one or a custom one, never both. */
+static int check_loss(const nb_compile_opts *o)
+{
+    const nb_custom_fn *c = &o->custom_loss;
+    bool custom = c->fn || c->ctx || c->name;
+    int n = (int)(sizeof loss_names / sizeof loss_names[0]);
+    if (custom && o->loss)
+        return nb_set_error("nb_compile: both .loss (%d, %s) and .custom_loss (\"%s\") are "
+                            "given; pass one", (int)o->loss,
+                            (int)o->loss > 0 && (int)o->loss < n ? loss_names[o->loss] : "unknown",
+                            c->name ? c->name : "unnamed");
+    if (custom)
+        return c->name && nn_check_name(".custom_loss", c->name) ? -1
+               : c->fn ? 0
+                       : nb_set_error("nb_compile: .custom_loss%s%s%s has a NULL fn",
+                                      c->name ? " \"" : "", c->name ? c->name : "",
+                                      c->name ? "\"" : "");
+    if ((int)o->loss < NB_MEAN_SQUARED_ERROR || (int)o->loss >= n)
+        return nb_set_error("nb_compile: unknown loss %d%s", (int)o->loss,
+                            o->loss ? "" : " (give a built-in loss or .custom_loss)");
+    return 0;
+}
+
+int nb_compile_(nb_model *m, nb_optimizer *opt, nb_compile_opts o)
 {
     /* The optimizer handed over is dropped on error, unless it is this
      * model's already (compiled again) or another model's. */
@@ -450,13 +484,15 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
     if (opt_owner(opt, m))
         return nb_set_error_code(NB_ERR_STATE, "nb_compile: the %s optimizer belongs to another "
                                  "model (make one per model)", nb_optimizer_name(opt));
-    if (loss < NB_MEAN_SQUARED_ERROR || loss > NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
+    nn_metrics metrics;
+    bool custom = o.custom_loss.fn != NULL;
+    nn_targets targets = custom ? NN_TARGETS_ANY
+                         : o.loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY ? NN_TARGETS_LABELS
+                                                                        : NN_TARGETS_SAME;
+    if (check_loss(&o) ||
+        nn_metrics_parse(&o, custom ? "(custom)" : loss_names[o.loss], targets, &metrics)) {
         drop_optimizer(drop);
-        return nb_set_error("nb_compile: unknown loss %d", (int)loss);
-    }
-    if (metric != NB_NO_METRIC && metric != NB_ACCURACY) {
-        drop_optimizer(drop);
-        return nb_set_error("nb_compile: unknown metric %d", (int)metric);
+        return -1;
     }
     if (m->n == 0) {
         drop_optimizer(drop);
@@ -465,8 +501,12 @@ int nb_compile(nb_model *m, nb_optimizer *opt, nb_loss loss, nb_metric metric)
     if (m->opt != opt)
         nb_optimizer_free(m->opt);
     m->opt = opt;
-    m->loss = loss;
-    m->metric = metric;
+    m->loss = o.loss;
+    m->custom_loss = o.custom_loss;
+    snprintf(m->custom_loss_name, sizeof m->custom_loss_name, "%s",
+             o.custom_loss.name ? o.custom_loss.name : "custom");
+    m->custom_loss.name = m->custom_loss_name;
+    m->metrics = metrics;
     m->compiled = true;
     const nb_layer *first = m->layers[0];
     if (!m->built && (first->type == &nn_input_type ||
@@ -595,6 +635,12 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
     if (nb_dtype_of(y) != m->dtype)
         return nb_set_error_code(NB_ERR_DTYPE, "%s: y is %s; the model is %s", fn, nb_dtype_name(nb_dtype_of(y)),
                             nb_dtype_name(m->dtype));
+    if (m->custom_loss.fn) { /* the custom loss and metrics check the rest */
+        if (nb_ndim(y) < 1 || nb_dim(y, 0) != rows)
+            return nb_set_error_code(NB_ERR_SHAPE, "%s: y is %s; it needs %lld rows", fn,
+                                     nb_shape_str(y, b), (long long)rows);
+        return 0;
+    }
     if (m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (nb_ndim(y) != 1 || nb_dim(y, 0) != rows)
             return nb_set_error_code(NB_ERR_SHAPE, "%s: sparse labels must be (%lld,), got %s", fn, (long long)rows,
@@ -637,6 +683,14 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
         nb_set_error_code(NB_ERR_STATE, "nb_model_loss: the model is not compiled (call nb_compile)");
         return NULL;
     }
+    nb_tensor *l = nn_model_loss(m, output, y);
+    if (!l)
+        nn_blame("nb_model_loss"); /* a custom loss's message names no function */
+    return l;
+}
+
+nb_tensor *nn_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
+{
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
      * confident wrong prediction costs a large finite loss, never NaN. */
     if (nb_scope_push("loss"))
@@ -646,8 +700,25 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
     return l;
 }
 
+/* The custom loss of a batch, which must be a 0-d tensor. */
+static nb_tensor *custom_loss(const nb_model *m, nb_tensor *output, nb_tensor *y)
+{
+    char b[NB_SHAPE_STR_LEN];
+    nb_tensor *l = m->custom_loss.fn(output, y, m->custom_loss.ctx);
+    if (!l && !nn_has_error())
+        nb_set_error("the loss \"%s\" gave NULL and set no error", m->custom_loss.name);
+    if (l && nb_ndim(l) != 0) {
+        nb_set_error_code(NB_ERR_SHAPE, "the loss \"%s\" gave a %s tensor; a loss gives a 0-d "
+                          "tensor (the batch's mean)", m->custom_loss.name, nb_shape_str(l, b));
+        return NULL;
+    }
+    return l;
+}
+
 static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
+    if (m->custom_loss.fn)
+        return custom_loss(m, output, y);
     nb_activation last = nn_layer_activation(m->layers[m->n - 1]);
     /* The logits are those of the last forward only if output is that
      * forward's result: the same tensor, in the graph that is current, which
@@ -680,15 +751,4 @@ static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
     }
     nb_set_error("nb_model_loss: unknown loss %d", (int)m->loss);
     return NULL;
-}
-
-/* The metric of a batch as a fraction, or NAN without a metric. */
-double nn_batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y)
-{
-    if (m->metric != NB_ACCURACY)
-        return NAN;
-    nb_tensor *a = m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY
-                       ? nb_sparse_categorical_accuracy(output, y)
-                       : nb_categorical_accuracy(output, y);
-    return a ? nb_item(a) : NAN;
 }

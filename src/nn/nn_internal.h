@@ -16,6 +16,21 @@
 #endif
 
 #define NN_MAX_WEIGHTS 8
+#define NN_NAME_LEN 48 /* a metric's or custom loss's name, with its NUL */
+
+/* The compiled metrics (src/nn/metrics.c): built-in (kind) or custom. */
+typedef struct {
+    nb_metric kind;    /* NB_NO_METRIC for a custom one */
+    nb_custom_fn custom;
+    char name[NN_NAME_LEN];
+} nn_metric;
+
+typedef struct {
+    int n;
+    nn_metric m[NB_MAX_METRICS];
+    int top_k;                       /* NB_TOP_K_ACCURACY's k */
+    int order[NB_MAX_METRICS + 1];   /* fit's lines: indices of m, -1 the loss, by name */
+} nn_metrics;
 
 struct nb_layer {
     char name[32];
@@ -45,8 +60,10 @@ struct nb_model {
     int nweights;
     nb_rng rng;         /* what training draws (nb_layer_rng) */
     nb_optimizer *opt;
-    nb_loss loss;
-    nb_metric metric;
+    nb_loss loss;            /* 0 with a custom loss */
+    nb_custom_fn custom_loss; /* fn NULL: the built-in loss */
+    char custom_loss_name[NN_NAME_LEN];
+    nn_metrics metrics;
     nb_history hist;
     /* Nothing a forward or an evaluation writes lives here (see
      * last_forward in model.c): threads may share a model they only read. */
@@ -161,11 +178,29 @@ NN_PRIVATE int nn_loss_labels(const char *fn, const char *pn, const nb_tensor *p
  * model (freed): -1 with an error naming fn; 0 for a live model. */
 NN_PRIVATE int nn_bad_model(const nb_model *m, const char *fn);
 
+/* nb_model_loss without the checks of its arguments (fit and evaluate's
+ * own data): a custom loss's errors name no function. */
+NN_PRIVATE nb_tensor *nn_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
+
 /* y against the model's output and loss (src/nn/model.c); -1 with an error
  * naming fn. */
 NN_PRIVATE int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows,
                                 const char *fn);
-/* The metric of a batch as a fraction, or NAN without a metric. */
-NN_PRIVATE double nn_batch_metric(const nb_model *m, nb_tensor *output, nb_tensor *y);
+/* What targets a loss takes: labels (the sparse loss), the output's shape
+ * (the other built-in losses), or either (a custom loss). */
+typedef enum { NN_TARGETS_ANY, NN_TARGETS_SAME, NN_TARGETS_LABELS } nn_targets;
+
+/* A name for fit's lines (a metric's, a custom loss's): 1 to NN_NAME_LEN - 1
+ * letters, digits or '_'. 0, or -1 with an error "nb_compile: <what> ...". */
+NN_PRIVATE int nn_check_name(const char *what, const char *name);
+/* nb_compile's metrics (.metric, .metrics, .custom_metrics, .top_k) into
+ * *out, checked against the loss (loss_name, taking targets): 0, or -1 with
+ * an error naming nb_compile. */
+NN_PRIVATE int nn_metrics_parse(const nb_compile_opts *o, const char *loss_name,
+                                nn_targets targets, nn_metrics *out);
+/* The compiled metrics of a batch into v[0 .. m->metrics.n), with recording
+ * off: 0, or -1 with an error (a custom metric's, or one saying what it
+ * gave). */
+NN_PRIVATE int nn_batch_metrics(const nb_model *m, nb_tensor *output, nb_tensor *y, double *v);
 
 #endif
