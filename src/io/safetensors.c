@@ -11,8 +11,10 @@
  *             tensors cover it exactly, without holes or overlaps
  *
  * Saving writes "__metadata__" first, {"nabla_format": "1", "nabla_crc32":
- * "<8 hex digits>"} (strings, as the reference requires): the version of
- * nabla's use of the format and the CRC-32 (zlib's) of the data buffer.
+ * "<8 hex digits>", ...} (strings, as the reference requires): the version
+ * of nabla's use of the format and the CRC-32 (zlib's) of the data buffer,
+ * then the caller's entries (.metadata), which a load hands to
+ * .on_metadata.
  * Then the tensors in the order given, back to back from offset 0. (The
  * reference sorts by dtype alignment, then name; the format allows any
  * order and every reader accepts both.) A view (non-contiguous, broadcast,
@@ -68,6 +70,7 @@ typedef struct st_header {
     nb_vec e;           /* st_entry */
     const char *format; /* __metadata__'s nabla_format and nabla_crc32, or NULL */
     const char *crc;
+    nb_vec meta;        /* nb_metadata: its other entries with string values */
 } st_header;
 
 /* "shape": [d0, d1, ...] */
@@ -137,7 +140,8 @@ static int read_entry(nb_json *j, st_entry *e)
     return 0;
 }
 
-/* "__metadata__": {...}: nabla's two keys (strings) are kept, the rest
+/* "__metadata__": {...}: nabla's two keys (strings) are kept, and so are
+ * the other entries whose values are strings (for on_metadata); the rest
  * (any JSON: the format says strings, but nothing here needs them) is
  * checked and skipped. */
 static int read_metadata(st_header *h)
@@ -162,6 +166,11 @@ static int read_metadata(st_header *h)
             if (nb__json_string(j, &v) < 0)
                 return -1;
             *slot = v;
+        } else if (nb__json_peek(j) == '"') {
+            char *v = NULL;
+            if (nb__json_string(j, &v) < 0 || nb__vec_reserve(&h->meta, 1) < 0)
+                return -1;
+            ((nb_metadata *)h->meta.v)[h->meta.n++] = (nb_metadata){key, v};
         } else if (nb__json_skip(j) < 0) {
             return -1;
         }
@@ -612,13 +621,14 @@ int nb_load_safetensors_(nb_load_args a)
         close(fd);
         return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
     }
-    st_header h = {.e = {.elem = sizeof(st_entry)}};
+    st_header h = {.e = {.elem = sizeof(st_entry)}, .meta = {.elem = sizeof(nb_metadata)}};
     const st_entry **found = n ? nb__alloc((size_t)n * sizeof *found) : NULL;
     uint64_t fsize = (uint64_t)st.st_size, hlen = 0;
     uLong want = 0;
     int rc = -1;
     if ((n && !found) || read_head(fn, path, f, fsize, &h, &hlen) < 0 ||
         check_metadata(fn, path, &h, &want) < 0 ||
+        (a.on_metadata && a.on_metadata((int)h.meta.n, h.meta.v, a.ctx) < 0) ||
         match_requests(fn, path, &h, n, tensors, a.partial, found) < 0)
         goto out;
     if (h.crc && check_crc(fn, path, f, (off_t)(8 + hlen), fsize - 8 - hlen, want) < 0)
@@ -643,5 +653,6 @@ out:
     nb__free(found);
     nb__free(h.j.s);
     nb__vec_free(&h.e);
+    nb__vec_free(&h.meta);
     return rc;
 }

@@ -98,14 +98,53 @@ static int check_save(const char *fn, const char *path, int n, nb_tensor *const 
     return rc;
 }
 
+/* One metadata string: there, and UTF-8. */
+static int check_string(const char *fn, const char *path, int i, const char *what,
+                        const char *s)
+{
+    if (!s)
+        return nb__error("%s: %s: metadata %d: its %s is NULL", fn, path, i, what);
+    size_t len = strlen(s), bad = nb__json_utf8_prefix(s, len);
+    if (bad != len)
+        return nb__error("%s: %s: metadata %d: its %s is not valid UTF-8 (byte %zu is 0x%02x)",
+                         fn, path, i, what, bad, (unsigned char)s[bad]);
+    return 0;
+}
+
+/* The metadata of a save: strings, keys distinct and not nabla's own. */
+static int check_metadata(const char *fn, const char *path, int n, const nb_metadata *m)
+{
+    if (n < 0)
+        return nb__error("%s: %s: nmetadata is %d", fn, path, n);
+    if (n > 0 && !m)
+        return nb__error("%s: %s: metadata is NULL", fn, path);
+    for (int i = 0; i < n; i++) {
+        if (check_string(fn, path, i, "key", m[i].key) < 0 ||
+            check_string(fn, path, i, "value", m[i].value) < 0)
+            return -1;
+        if (strcmp(m[i].key, "nabla_format") == 0 || strcmp(m[i].key, "nabla_crc32") == 0)
+            return nb__error("%s: %s: metadata %d: the key '%s' is nabla's own", fn, path, i,
+                             m[i].key);
+        for (int k = 0; k < i; k++) /* a few entries: pairs are cheap */
+            if (strcmp(m[k].key, m[i].key) == 0)
+                return nb__error("%s: %s: metadata %d and %d have the same key '%s'", fn, path,
+                                 k, i, m[i].key);
+    }
+    return 0;
+}
+
 #define CRC_KEY "\"nabla_crc32\":\""
 
-int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
+int nb_save_safetensors_(nb_save_args a)
 {
     static const char fn[] = "nb_save_safetensors";
+    const char *path = a.path;
+    int n = a.n;
+    nb_tensor *const *tensors = a.tensors;
     if (!path)
         return nb__error("%s: path is NULL", fn);
-    if (check_save(fn, path, n, tensors) < 0)
+    if (check_save(fn, path, n, tensors) < 0 ||
+        check_metadata(fn, path, a.nmetadata, a.metadata) < 0)
         return -1;
 
     /* The header: compact JSON as the reference writes it, then spaces.
@@ -115,7 +154,14 @@ int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
     nb__sb_printf(&h, "{\"__metadata__\":{\"nabla_format\":\"%d\"," CRC_KEY,
                   NB_SAFETENSORS_FORMAT);
     size_t crc_at = h.n;
-    nb__sb_puts(&h, "00000000\"}");
+    nb__sb_puts(&h, "00000000\"");
+    for (int i = 0; i < a.nmetadata; i++) {
+        nb__sb_puts(&h, ",");
+        nb__json_put_string(&h, a.metadata[i].key);
+        nb__sb_puts(&h, ":");
+        nb__json_put_string(&h, a.metadata[i].value);
+    }
+    nb__sb_puts(&h, "}");
     for (int i = 0; i < n; i++) {
         const nb_tensor *t = tensors[i];
         uint64_t bytes = (uint64_t)t->numel * nb__dtype_size(t->dtype);
