@@ -128,10 +128,141 @@ static void test_metadata(void **state)
     nb_free(one);
 }
 
+/* ---- models and data ----------------------------------------------------------------- */
+
+/* A separable 3-class problem of n rows: class = which of three blobs. */
+static void blobs(int64_t n, nb_dtype dt, nb_tensor **x, nb_tensor **y)
+{
+    nb_rng rng = nb_rng_new(11);
+    *x = nb_zeros(dt, NB_SHAPE(n, 4));
+    *y = nb_zeros(dt, NB_SHAPE(n, 3));
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)nb_rng_below(&rng, 3);
+        for (int j = 0; j < 4; j++)
+            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.5 * nb_rng_normal(&rng));
+        nb_set(*y, NB_AT(i, c), 1.0);
+    }
+}
+
+typedef enum { ADAM, SGD_SCHEDULED, SGD_PLAIN } which_opt;
+
+static nb_optimizer *optimizer(which_opt w)
+{
+    switch (w) {
+    case ADAM:
+        return nb_adam(.lr = 0.01);
+    case SGD_SCHEDULED:
+        return nb_sgd(.lr = 0.05, .momentum = 0.9, .nesterov = true,
+                      .schedule = {NB_STEP_DECAY, .steps = 5, .rate = 0.7});
+    default:
+        return nb_sgd(.lr = 0.05);
+    }
+}
+
+/* Dense, BatchNormalization (state), Dropout (the model's generator),
+ * Dense: every kind of thing a checkpoint must carry. Built from seed, in
+ * dtype, compiled with w. */
+static nb_model *model(uint64_t seed, nb_dtype dt, which_opt w, int64_t width)
+{
+    nb_model *m = nb_sequential(nb_dense(width, .activation = NB_RELU, .input = 4),
+                                nb_batch_normalization(), nb_dropout(0.3),
+                                nb_dense(3, .activation = NB_SOFTMAX));
+    assert_non_null(m);
+    assert_int_equal(nb_build(m, 0, seed), 0);
+    assert_int_equal(nb_model_set_dtype(m, dt), 0);
+    assert_int_equal(nb_compile(m, optimizer(w), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    return m;
+}
+
+/* A whole file (caller frees), its size in *n. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    assert_true(len > 0);
+    rewind(f);
+    unsigned char *b = malloc((size_t)len);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The models' weights and state, bit for bit: their weight files are the
+ * same bytes (names, shapes, data, CRC). */
+static bool same_model(nb_model *a, nb_model *b)
+{
+    assert_int_equal(nb_save_weights(a, P("cmp_a.st")), 0);
+    assert_int_equal(nb_save_weights(b, P("cmp_b.st")), 0);
+    return same_file(P("cmp_a.st"), P("cmp_b.st"));
+}
+
+/* A path in the test's folder that outlives P's rotating buffers. */
+#define PATH(var, name)                                                        \
+    char var[600];                                                             \
+    snprintf(var, sizeof var, "%s", P(name))
+
+#define FIT(m, x, y, ...)                                                      \
+    nb_fit((m), (nb_dataset){.x = (x), .y = (y)}, .batch_size = 16, .verbose = -1, __VA_ARGS__)
+
+/* ---- resuming ---------------------------------------------------------------------- */
+
+/* .resume without a checkpoint: an untrained model starts with .seed's
+ * stream, a trained one refuses another seed, early stopping marks the
+ * resumed fit's first epoch, and a fit without .resume starts again. */
+static void test_resume_rules(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(100, NB_F32, &x, &y);
+    nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
+    assert_non_null(FIT(a, x, y, .epochs = 2, .seed = 3));
+    assert_non_null(FIT(b, x, y, .epochs = 2, .seed = 3, .resume = true));
+    assert_true(same_model(a, b));
+    FAILS(FIT(b, x, y, .epochs = 3, .seed = 4, .resume = true),
+          "nb_fit: .seed is 4, but the model's training goes on with the shuffling of seed 3");
+    assert_true(same_model(a, b)); /* nothing trained */
+    assert_non_null(FIT(b, x, y, .epochs = 3, .seed = 3, .resume = true)); /* the same seed: fine */
+
+    nb_early_stopping es = {.patience = 5, .monitor_loss = true};
+    nb_callback cb = nb_early_stopping_callback(&es);
+    const nb_history *h = FIT(b, x, y, .epochs = 6, .resume = true, .callbacks = &cb,
+                              .ncallbacks = 1);
+    assert_non_null(h);
+    assert_int_equal(h->initial_epoch, 3);
+    assert_int_equal(h->epochs, 3);
+    assert_true(es.best > 0 && es.best_epoch >= 3);
+    assert_false(es.stopped);
+
+    h = FIT(b, x, y, .epochs = 1, .seed = 3); /* not resumed: epoch 0 again */
+    assert_non_null(h);
+    assert_int_equal(h->initial_epoch, 0);
+    assert_int_equal(h->epochs, 1);
+    nb_early_stopping_free(&es);
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_free(x);
+    nb_free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metadata, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_rules, setup_dir, teardown),
         cmocka_unit_test(test_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -316,6 +316,8 @@ int64_t nb_count_params(const nb_model *m);
 /* Per-epoch results of fit, owned by the model (valid until the next fit). */
 typedef struct nb_history {
     int epochs;
+    int initial_epoch;             /* the first one's number, from 0: 0, or where a .resume
+                                      fit began (entry e is epoch initial_epoch + e) */
     double *loss, *metric;         /* training, averaged over the epoch */
     double *val_loss, *val_metric; /* NAN when there was no validation data */
     double *seconds;               /* wall time of each epoch's training */
@@ -332,6 +334,11 @@ typedef struct nb_fit_opts {
                                 any shuffling, held out for validation (Keras's
                                 rule); not with .validation */
     uint64_t seed;         /* shuffling; default 0 */
+    bool resume;           /* go on with the model's training (Keras's initial_epoch): from
+                              the epochs its last fit or nb_load_checkpoint left, to .epochs
+                              in all, its shuffling stream going on where it was; .seed, if
+                              given, must be that stream's (an untrained model starts at
+                              epoch 0 with .seed's). Default: epoch 0, .seed's stream */
     bool no_shuffle;       /* default: shuffle every epoch */
     bool keep_subnormals;  /* default: flush subnormals to zero while training */
     bool skip_nonfinite;   /* default: a batch whose loss or gradients hold a NaN or
@@ -345,8 +352,9 @@ typedef struct nb_fit_opts {
 } nb_fit_opts;
 
 /* What fit has seen so far, for callbacks: after batch `batch` of epoch
- * `epoch` (from 0) the running means of the epoch's loss and metric; after
- * an epoch (batch -1) also the validation's (NAN without). */
+ * `epoch` (from 0, counting the epochs a .resume fit goes on from) the
+ * running means of the epoch's loss and metric; after an epoch (batch -1)
+ * also the validation's (NAN without). */
 typedef struct nb_logs {
     int epoch;
     int64_t batch;

@@ -43,6 +43,15 @@ struct nb_model {
     nb_tensor **weights; /* every weight (params and state), in layer order */
     int nweights;
     nb_rng rng;         /* what training draws (nb_layer_rng) */
+    /* Where training stands, for nb_fit's .resume and checkpoints: the
+     * epochs done and the shuffling stream, its seed and the shuffles drawn
+     * from it (each epoch permutes the order the last one left, so a
+     * resumed fit draws them again). Set by nb_fit and nb_load_checkpoint;
+     * trained is false before either. */
+    bool trained;
+    int epochs_done;
+    uint64_t shuffle_seed;
+    int64_t shuffles;
     nb_optimizer *opt;
     nb_loss loss;
     nb_metric metric;
