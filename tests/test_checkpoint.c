@@ -99,7 +99,8 @@ static void test_metadata(void **state)
     write_bytes(P("other.st"), raw, 8 + hl + 4);
     nb_tensor *one = nb_set_name(nb_zeros(NB_F32, NB_SHAPE(1)), "w");
     s = (seen_meta){0};
-    assert_int_equal(nb_load_safetensors(P("other.st"), 1, &one, .on_metadata = look, .ctx = &s), 0);
+    assert_int_equal(nb_load_safetensors(P("other.st"), 1, &one, .on_metadata = look,
+                                         .ctx = &s), 0);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.keys[1], "b");
     assert_true(nb_item(one) == 1.5);
@@ -215,10 +216,147 @@ static bool same_model(nb_model *a, nb_model *b)
     char var[600];                                                             \
     snprintf(var, sizeof var, "%s", P(name))
 
-#define FIT(m, x, y, ...)                                                      \
-    nb_fit((m), (nb_dataset){.x = (x), .y = (y)}, .batch_size = 16, .verbose = -1, __VA_ARGS__)
+#define FIT(m, xs, ys, ...)                                                    \
+    nb_fit((m), (nb_dataset){.x = (xs), .y = (ys)}, .batch_size = 16, .verbose = -1, __VA_ARGS__)
 
 /* ---- resuming ---------------------------------------------------------------------- */
+
+/* Four epochs straight, against two, a checkpoint, a new model (another
+ * seed) loading it and going on to four: the same weights, state, optimizer
+ * and history, bit for bit; restarting the shuffles instead does not. */
+static void resumes_bit_for_bit(nb_dtype dt, which_opt w)
+{
+    nb_tensor *x, *y;
+    blobs(100, dt, &x, &y); /* 7 batches of 16 per epoch, the last of 4 */
+    nb_model *a = model(1, dt, w, 16), *b = model(1, dt, w, 16), *c = model(99, dt, w, 16);
+    const nb_history *ha = FIT(a, x, y, .epochs = 4, .seed = 3);
+    assert_non_null(ha);
+    double loss[4];
+    memcpy(loss, ha->loss, sizeof loss);
+
+    assert_non_null(FIT(b, x, y, .epochs = 2, .seed = 3));
+    PATH(mid, "mid.ckpt");
+    assert_int_equal(nb_save_checkpoint(b, mid), 0);
+    assert_false(same_model(a, c)); /* another seed, other weights */
+    assert_int_equal(nb_load_checkpoint(c, mid), 0);
+    assert_true(same_model(b, c));
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(c)), 14);
+    const nb_history *hc = FIT(c, x, y, .epochs = 4, .resume = true);
+    assert_non_null(hc);
+    assert_int_equal(hc->initial_epoch, 2);
+    assert_int_equal(hc->epochs, 2);
+    assert_true(hc->loss[0] == loss[2] && hc->loss[1] == loss[3]);
+    assert_true(same_model(a, c));
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(c)), 28);
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(a)), 28);
+    /* Everything else too: the two runs' checkpoints are the same bytes
+     * (optimizer state, generator, epochs, shuffles). */
+    assert_int_equal(nb_save_checkpoint(a, P("a.ckpt")), 0);
+    assert_int_equal(nb_save_checkpoint(c, P("c.ckpt")), 0);
+    assert_true(same_file(P("a.ckpt"), P("c.ckpt")));
+
+    /* The model that saved it goes on as well. */
+    assert_non_null(FIT(b, x, y, .epochs = 4, .resume = true));
+    assert_true(same_model(a, b));
+
+    /* Without .resume the shuffles start again from .seed: other weights. */
+    nb_model *d = model(99, dt, w, 16);
+    assert_int_equal(nb_load_checkpoint(d, mid), 0);
+    assert_non_null(FIT(d, x, y, .epochs = 2, .seed = 3));
+    assert_false(same_model(a, d));
+
+    nb_model_free(a);
+    nb_model_free(b);
+    nb_model_free(c);
+    nb_model_free(d);
+    nb_free(x);
+    nb_free(y);
+}
+
+static void test_resume_adam_f32(void **state)
+{
+    (void)state;
+    resumes_bit_for_bit(NB_F32, ADAM);
+}
+
+static void test_resume_adam_f64(void **state)
+{
+    (void)state;
+    resumes_bit_for_bit(NB_F64, ADAM);
+}
+
+/* SGD with Nesterov momentum and a step-decay schedule: the rate follows
+ * the restored step count. */
+static void test_resume_sgd_schedule(void **state)
+{
+    (void)state;
+    resumes_bit_for_bit(NB_F32, SGD_SCHEDULED);
+    resumes_bit_for_bit(NB_F64, SGD_PLAIN); /* no optimizer state at all */
+}
+
+/* Stops the fit after epoch `at` (from 0), as a killed run would. */
+static int stop_at(nb_model *m, const nb_logs *logs, void *ctx)
+{
+    (void)m;
+    return logs->epoch == *(int *)ctx;
+}
+
+/* A run interrupted after its second epoch resumes from the last full
+ * checkpoint its callback wrote, numbering its epochs as Keras does. */
+static void test_resume_from_callback(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(100, NB_F32, &x, &y);
+    nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
+    assert_non_null(FIT(a, x, y, .epochs = 4, .seed = 3));
+
+    nb_model_checkpoint ck = {.path = P("run.ckpt"), .full = true};
+    int at = 1;
+    nb_callback cbs[2] = {nb_model_checkpoint_callback(&ck), {.on_epoch = stop_at, .ctx = &at}};
+    const nb_history *h = FIT(b, x, y, .epochs = 4, .seed = 3, .callbacks = cbs, .ncallbacks = 2);
+    assert_non_null(h);
+    assert_int_equal(h->epochs, 2);
+    assert_int_equal(ck.saved_epoch, 1);
+    nb_model_free(b); /* the run is gone; its checkpoint stays */
+
+    nb_model *c = model(7, NB_F32, ADAM, 16);
+    assert_int_equal(nb_load_checkpoint(c, P("run.ckpt")), 0);
+    nb_model_checkpoint ck2 = {.path = P("run.ckpt"), .full = true};
+    nb_callback cb = nb_model_checkpoint_callback(&ck2);
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    h = nb_fit(c, (nb_dataset){.x = x, .y = y}, .epochs = 4, .batch_size = 16, .resume = true,
+               .seed = 3, .callbacks = &cb, .ncallbacks = 1, .out = out);
+    assert_non_null(h);
+    assert_int_equal(h->initial_epoch, 2);
+    assert_int_equal(ck2.saved_epoch, 3); /* epochs are numbered from the start */
+    assert_int_equal(ck2.saves, 2);
+    assert_true(same_model(a, c));
+    char text[512] = {0};
+    rewind(out);
+    assert_true(fread(text, 1, sizeof text - 1, out) > 0);
+    fclose(out);
+    assert_non_null(strstr(text, "Epoch 3/4 - "));
+    assert_non_null(strstr(text, "Epoch 4/4 - "));
+    assert_null(strstr(text, "Epoch 1/"));
+
+    /* The last checkpoint holds the finished run. */
+    nb_model *d = model(8, NB_F32, ADAM, 16);
+    assert_int_equal(nb_load_checkpoint(d, P("run.ckpt")), 0);
+    assert_true(same_model(a, d));
+    h = FIT(d, x, y, .epochs = 4, .resume = true);
+    assert_non_null(h); /* nothing left to do */
+    assert_int_equal(h->epochs, 0);
+    assert_int_equal(h->initial_epoch, 4);
+    assert_true(same_model(a, d));
+
+    nb_model_free(a);
+    nb_model_free(c);
+    nb_model_free(d);
+    nb_free(x);
+    nb_free(y);
+}
 
 /* .resume without a checkpoint: an untrained model starts with .seed's
  * stream, a trained one refuses another seed, early stopping marks the
@@ -258,11 +396,176 @@ static void test_resume_rules(void **state)
     nb_free(y);
 }
 
+/* A checkpoint of a compiled model that never trained (no optimizer step,
+ * no shuffles) loads, and training from it is training from the start. */
+static void test_checkpoint_before_training(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(100, NB_F32, &x, &y);
+    nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
+    assert_int_equal(nb_save_checkpoint(b, P("fresh.ckpt")), 0);
+    /* The save made the optimizer's state; before any step the model may
+     * still change its dtype, and the first step makes the state anew. */
+    assert_int_equal(nb_model_set_dtype(b, NB_F64), 0);
+    nb_tensor *x64, *y64;
+    blobs(100, NB_F64, &x64, &y64);
+    assert_non_null(FIT(b, x64, y64, .epochs = 1));
+    nb_tensor *const *st;
+    nb_tensor *const *ps;
+    int np = nb_model_params(b, &ps);
+    assert_int_equal(nb_optimizer_state(nb_model_optimizer(b), np, ps, &st), 2 * np);
+    assert_int_equal(nb_dtype_of(st[0]), NB_F64);
+    nb_free(x64);
+    nb_free(y64);
+    nb_model_free(b);
+    nb_model *c = model(5, NB_F32, ADAM, 16);
+    assert_non_null(FIT(c, x, y, .epochs = 1, .seed = 9)); /* trained, then put back */
+    assert_int_equal(nb_load_checkpoint(c, P("fresh.ckpt")), 0);
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(c)), 0);
+    assert_non_null(FIT(a, x, y, .epochs = 2, .seed = 3));
+    assert_non_null(FIT(c, x, y, .epochs = 2, .seed = 3, .resume = true));
+    assert_true(same_model(a, c));
+    nb_model_free(a);
+    nb_model_free(c);
+    nb_free(x);
+    nb_free(y);
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* Replaces the first `from` in the file's header with `to` (as long). */
+static void patch(const char *path, const char *from, const char *to)
+{
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    assert_int_equal(strlen(from), strlen(to));
+    unsigned char *at = NULL;
+    for (size_t i = 8; i + strlen(from) <= n && !at; i++)
+        if (memcmp(b + i, from, strlen(from)) == 0)
+            at = b + i;
+    assert_non_null(at);
+    memcpy(at, to, strlen(to));
+    write_bytes(path, b, n);
+    free(b);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    nb_tensor *x, *y;
+    blobs(40, NB_F32, &x, &y);
+    nb_model *m = model(1, NB_F32, ADAM, 16);
+    assert_non_null(FIT(m, x, y, .epochs = 1, .seed = 3));
+    PATH(ck, "m.ckpt");
+    assert_int_equal(nb_save_checkpoint(m, ck), 0);
+    nb_model *t = model(2, NB_F32, ADAM, 16);
+    assert_int_equal(nb_save_weights(t, P("t_before.st")), 0);
+
+    /* Another optimizer, or other options of the same. */
+    nb_model *sgd = model(2, NB_F32, SGD_SCHEDULED, 16);
+    FAILS_RC(nb_load_checkpoint(sgd, ck), "nb_load_checkpoint: ", "m.ckpt: the checkpoint's "
+             "optimizer is adam, the model's sgd");
+    nb_model *lr = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4),
+                                 nb_batch_normalization(), nb_dropout(0.3),
+                                 nb_dense(3, .activation = NB_SOFTMAX));
+    assert_int_equal(nb_compile(lr, nb_adam(.lr = 0.02, .clipnorm = 1),
+                                NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
+    FAILS_RC(nb_load_checkpoint(lr, ck), "nb_load_checkpoint: ", "the checkpoint's adam has lr "
+             "0.01, the model's 0.02");
+    /* Other layers: another width, one layer more. */
+    nb_model *wide = model(2, NB_F32, ADAM, 8);
+    FAILS_RC(nb_load_checkpoint(wide, ck), "nb_load_checkpoint: ", "tensor 'dense_1.kernel' has "
+             "shape (4,16) in the file, (4,8) expected");
+    nb_model *deep = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4),
+                                   nb_batch_normalization(), nb_dropout(0.3),
+                                   nb_dense(3, .activation = NB_RELU),
+                                   nb_dense(3, .activation = NB_SOFTMAX));
+    assert_int_equal(nb_compile(deep, nb_adam(.lr = 0.01), NB_CATEGORICAL_CROSSENTROPY,
+                                NB_ACCURACY), 0);
+    FAILS_RC(nb_load_checkpoint(deep, ck), "nb_load_checkpoint: ", "tensor 'dense_3.kernel' is "
+             "not in the file", "(nb_load_weights(m, path, .partial = true) loads the weights "
+             "that match)");
+    /* Another dtype. */
+    nb_model *f64 = model(2, NB_F64, ADAM, 16);
+    FAILS_RC(nb_load_checkpoint(f64, ck), "nb_load_checkpoint: ", "the checkpoint's weights are "
+             "f32, the model's f64");
+    assert_int_equal(nb_last_error_code(), NB_ERR_DTYPE);
+    /* A weights file is not a checkpoint; the other way, a checkpoint gives
+     * its weights to nb_load_weights's partial load. */
+    assert_int_equal(nb_save_weights(m, P("w.st")), 0);
+    FAILS_RC(nb_load_checkpoint(t, P("w.st")), "nb_load_checkpoint: ", "w.st: not a checkpoint");
+    FAILS_RC(nb_load_weights(t, ck), "nb_load_weights: ", "'optimizer.dense_1.kernel.m'");
+    assert_int_equal(nb_load_weights(t, ck, .partial = true), 0);
+    assert_true(same_model(m, t));
+    assert_int_equal(nb_load_weights(t, P("t_before.st")), 0);
+
+    /* Damage: a truncated copy, a flipped bit in the data, a metadata value
+     * that is not one (the CRC covers the data only). */
+    size_t n;
+    unsigned char *raw = slurp(ck, &n);
+    write_bytes(P("short.ckpt"), raw, n - 3);
+    FAILS_RC(nb_load_checkpoint(t, P("short.ckpt")), "nb_load_checkpoint: ", "short.ckpt: "
+             "truncated file");
+    raw[n - 5] ^= 0x10;
+    write_bytes(P("flip.ckpt"), raw, n);
+    FAILS_RC(nb_load_checkpoint(t, P("flip.ckpt")), "nb_load_checkpoint: ", "flip.ckpt: checksum "
+             "mismatch");
+    free(raw);
+    assert_int_equal(nb_save_checkpoint(m, P("meta.ckpt")), 0);
+    patch(P("meta.ckpt"), "\"optimizer.steps\":\"3\"", "\"optimizer.steps\":\"x\"");
+    FAILS_RC(nb_load_checkpoint(t, P("meta.ckpt")), "nb_load_checkpoint: ", "the checkpoint's "
+             "'optimizer.steps' is 'x', not a whole number");
+    assert_int_equal(nb_save_checkpoint(m, P("meta.ckpt")), 0);
+    patch(P("meta.ckpt"), "\"model.rng\":\"", "\"model.rnh\":\"");
+    FAILS_RC(nb_load_checkpoint(t, P("meta.ckpt")), "nb_load_checkpoint: ", "metadata has no "
+             "'model.rng'");
+    assert_int_equal(nb_save_checkpoint(m, P("meta.ckpt")), 0);
+    patch(P("meta.ckpt"), "\"nabla_checkpoint\":\"1\"", "\"nabla_checkpoint\":\"9\"");
+    FAILS_RC(nb_load_checkpoint(t, P("meta.ckpt")), "nb_load_checkpoint: ", "format '9'");
+    FAILS_RC(nb_load_checkpoint(t, P("missing.ckpt")), "nb_load_checkpoint: ", "missing.ckpt: "
+             "cannot open");
+    /* After every failure the model is as it was. */
+    assert_int_equal(nb_save_weights(t, P("t_after.st")), 0);
+    assert_true(same_file(P("t_before.st"), P("t_after.st")));
+    assert_int_equal(nb_optimizer_steps(nb_model_optimizer(t)), 0);
+
+    /* NULLs and models that cannot hold one. */
+    FAILS_RC(nb_load_checkpoint(NULL, ck), "nb_load_checkpoint: model is NULL");
+    FAILS_RC(nb_load_checkpoint(t, NULL), "nb_load_checkpoint: path is NULL");
+    FAILS_RC(nb_save_checkpoint(NULL, ck), "nb_save_checkpoint: model is NULL");
+    FAILS_RC(nb_save_checkpoint(m, NULL), "nb_save_checkpoint: path is NULL");
+    nb_model *raw_model = nb_sequential(nb_dense(3, .input = 4));
+    assert_int_equal(nb_build(raw_model, 0, 1), 0);
+    FAILS_RC(nb_save_checkpoint(raw_model, ck), "nb_save_checkpoint: ", "not compiled");
+    FAILS_RC(nb_load_checkpoint(raw_model, ck), "nb_load_checkpoint: ", "not compiled");
+    nb_model *unbuilt = nb_sequential(nb_dense(3));
+    assert_int_equal(nb_compile(unbuilt, nb_adam(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
+    FAILS_RC(nb_save_checkpoint(unbuilt, ck), "nb_save_checkpoint: ", "not built");
+    FAILS_RC(nb_save_checkpoint(m, "/nonexistent-dir/m.ckpt"), "nb_save_checkpoint: ",
+             "/nonexistent-dir/m.ckpt");
+    nb_model *freed = model(3, NB_F32, ADAM, 16);
+    nb_model_free(freed);
+    FAILS_RC(nb_save_checkpoint(freed, ck), "nb_save_checkpoint: ", "not a live model");
+
+    nb_model *all[] = {m, t, sgd, lr, wide, deep, f64, raw_model, unbuilt};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        nb_model_free(all[i]);
+    nb_free(x);
+    nb_free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metadata, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_adam_f32, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_adam_f64, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_sgd_schedule, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_from_callback, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_resume_rules, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_before_training, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown),
         cmocka_unit_test(test_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

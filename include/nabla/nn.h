@@ -389,12 +389,14 @@ typedef struct nb_early_stopping {
 /* The callback of es (on_epoch). */
 nb_callback nb_early_stopping_callback(nb_early_stopping *es);
 
-/* Keras's ModelCheckpoint (weights only), as a callback on the epochs: the
- * model's weights saved to path (nb_save_weights: atomic) after every
- * epoch, or with save_best_only after each epoch that improves the
- * monitored value (val_loss unless .monitor_loss). */
+/* Keras's ModelCheckpoint, as a callback on the epochs: the model's weights
+ * saved to path (nb_save_weights: atomic) after every epoch, or with
+ * save_best_only after each epoch that improves the monitored value
+ * (val_loss unless .monitor_loss); with .full, a whole training checkpoint
+ * (nb_save_checkpoint), from which an interrupted run resumes. */
 typedef struct nb_model_checkpoint {
     const char *path;    /* required */
+    bool full;           /* nb_save_checkpoint instead of nb_save_weights */
     bool save_best_only; /* false */
     bool monitor_loss;   /* watch the training loss instead of val_loss */
     /* state, zero to start */
@@ -444,6 +446,27 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
  * records nabla's format version and the CRC-32 of its data). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
+
+/* The version of nabla's training checkpoints, recorded in their metadata
+ * as "nabla_checkpoint". */
+#define NB_CHECKPOINT_FORMAT 1
+
+/* A training checkpoint in one safetensors file (atomic, as nb_save_weights):
+ * the weights under their names, the optimizer's state
+ * ("optimizer.dense_1.kernel.m", ..., nb_optimizer_state) and, in its
+ * metadata, the optimizer's kind, options and step counts, the model's
+ * generator (dropout masks) and where training stands (epochs done, the
+ * shuffling stream). Needs a compiled model; makes the optimizer's state if
+ * no step has (as the first step would). 0 or -1. */
+int nb_save_checkpoint(nb_model *m, const char *path);
+/* Restores all of that into a compiled model of the same layers, dtype and
+ * optimizer (kind and options), so that nb_fit(m, ..., .resume = true) goes
+ * on bit for bit as the uninterrupted training would have. The first
+ * difference (another optimizer or option, other layers, another dtype, a
+ * tensor missing, a damaged file) is an error naming it, and the model is
+ * left as it was (but for its optimizer's state, made if no step had made
+ * it, with the values the first step starts from). 0 or -1. */
+int nb_load_checkpoint(nb_model *m, const char *path);
 
 typedef struct nb_load_weights_args {
     nb_model *model;

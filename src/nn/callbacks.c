@@ -83,7 +83,7 @@ static int on_checkpoint(nb_model *m, const nb_logs *logs, void *ctx)
             return 0;
         ck->best = v;
     }
-    if (nb_save_weights(m, ck->path))
+    if (ck->full ? nb_save_checkpoint(m, ck->path) : nb_save_weights(m, ck->path))
         return -1;
     ck->saved_epoch = logs->epoch;
     ck->saves++;

@@ -605,8 +605,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         fputc('\n', out);
         if (m->hist.skipped[e])
             fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "
-                    "loss or the gradients)\n", first + e + 1, epochs, (long long)m->hist.skipped[e],
-                    (long long)steps);
+                    "loss or the gradients)\n", first + e + 1, epochs,
+                    (long long)m->hist.skipped[e], (long long)steps);
         fflush(out);
     }
     nb_graph_free(g);

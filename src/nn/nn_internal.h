@@ -141,6 +141,11 @@ NN_PRIVATE nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const i
  * allocating 64 bytes". Returns -1. */
 NN_PRIVATE int nn_blame(const char *fn);
 
+/* The message of a failed call of `from` made on behalf of `to` starts with
+ * `to`, the function the user called ("nb_load_safetensors: p: ..." becomes
+ * "nb_load_weights: p: ..."). Returns -1. */
+NN_PRIVATE int nn_as_caller(const char *from, const char *to);
+
 /* Stores v as element i of a contiguous heap tensor (the caller bumps the
  * version when done writing). */
 static inline void nn_put(nb_tensor *t, int64_t i, double v)
