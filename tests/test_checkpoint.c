@@ -1,6 +1,7 @@
 /* Checkpoints and resumed training: the safetensors metadata they are
- * written with, nb_save_checkpoint / nb_load_checkpoint, nb_fit's .resume
- * and the .full checkpoint callback. The promise tested: training resumed
+ * written with, an optimizer's state saved and restored by hand
+ * (nb_optimizer_opts, _state, _set_steps), nb_save_checkpoint /
+ * nb_load_checkpoint, nb_fit's .resume and the .full checkpoint callback. The promise tested: training resumed
  * from a checkpoint ends with the weights, bit for bit, of training that was
  * never interrupted. Files go to a fresh temporary folder per test. */
 #define _POSIX_C_SOURCE 200809L
@@ -22,6 +23,7 @@
 
 #define DIR_TEMPLATE "/tmp/nb_test_ck_XXXXXX"
 #include "file_testing.h"
+#include "optim_testing.h"
 
 static int teardown(void **state)
 {
@@ -127,6 +129,155 @@ static void test_metadata(void **state)
     nb_free(r);
     nb_free(r2);
     nb_free(one);
+}
+
+/* ---- an optimizer's state, by hand --------------------------------------------------- */
+
+/* The optimizer of kind name made from opts. */
+static nb_optimizer *remake(const char *name, nb_optim_opts o)
+{
+    return !strcmp(name, "sgd")       ? nb_sgd_(o)
+           : !strcmp(name, "adam")    ? nb_adam_(o)
+           : !strcmp(name, "adamw")   ? nb_adamw_(o)
+           : !strcmp(name, "rmsprop") ? nb_rmsprop_(o)
+                                      : nb_adagrad_(o);
+}
+
+/* A hand-written resumption: an optimizer made again from another's options
+ * (nb_optimizer_opts), given its state (nb_optimizer_state) and step counts
+ * (nb_optimizer_set_steps), steps on exactly as the first does, for every
+ * state layout; without the state it does not. */
+static void test_state_resumes_by_hand(void **state)
+{
+    (void)state;
+    nb_optimizer *ref[] = {
+        nb_sgd(.lr = 0.05, .momentum = 0.9, .nesterov = true,
+               .schedule = {NB_STEP_DECAY, .steps = 2, .rate = 0.5}),
+        nb_sgd(.lr = 0.05),
+        nb_adam(.lr = 0.1, .betas = {NB_ZERO, 0.99}, .clipnorm = 1.0),
+        nb_adamw(.lr = 0.1, .weight_decay = NB_ZERO),
+        nb_rmsprop(.rho = NB_ZERO, .momentum = 0.5, .clipvalue = 0.5),
+        nb_adagrad(.initial_accumulator = NB_ZERO),
+        nb_adagrad(.lr = 0.1, .schedule = {NB_COSINE_DECAY, .steps = 4}),
+    };
+    const int counts[] = {2, 0, 4, 4, 4, 2, 2};
+    nb_graph *g = nb_graph_new();
+    nb_tensor *cs[2] = {vec(NB_F64, N, COEF), vec(NB_F64, N, COEF)};
+    for (size_t k = 0; k < sizeof ref / sizeof ref[0]; k++) {
+        assert_non_null(ref[k]);
+        nb_tensor *ps[2] = {nb_set_name(nb_param(vec(NB_F64, N, P0)), "w"),
+                            nb_param(vec(NB_F64, N, P0))};
+        for (int s = 0; s < 3; s++)
+            assert_int_equal(lib_step(g, ref[k], 2, ps, cs), 0);
+        nb_optim_opts o;
+        assert_int_equal(nb_optimizer_opts(ref[k], &o), 0);
+        const char *name = nb_optimizer_name(ref[k]);
+        nb_optimizer *again = remake(name, o), *bare = remake(name, o);
+        assert_non_null(again);
+        assert_non_null(bare);
+        nb_tensor *qs[2] = {nb_set_name(nb_param(nb_clone(ps[0])), "w"), nb_param(nb_clone(ps[1]))};
+        nb_tensor *rs[2] = {nb_param(nb_clone(ps[0])), nb_param(nb_clone(ps[1]))};
+        nb_tensor *const *from, *const *to, *const *unused;
+        int n = nb_optimizer_state(ref[k], 2, ps, &from);
+        assert_int_equal(n, counts[k]);
+        assert_int_equal(nb_optimizer_state(again, 2, qs, &to), n);
+        assert_int_equal(nb_optimizer_state(bare, 2, rs, &unused), n);
+        for (int i = 0; i < n; i++) {
+            assert_string_equal(nb_name(to[i]), nb_name(from[i]));
+            assert_int_equal(nb_assign(to[i], from[i]), 0);
+        }
+        assert_int_equal(nb_optimizer_set_steps(again, 3, 0), 0);
+        assert_int_equal(nb_optimizer_set_steps(bare, 3, 0), 0);
+        assert_true(nb_optimizer_lr(again) == nb_optimizer_lr(ref[k]));
+        for (int s = 0; s < 3; s++) {
+            assert_int_equal(lib_step(g, ref[k], 2, ps, cs), 0);
+            assert_int_equal(lib_step(g, again, 2, qs, cs), 0);
+            assert_int_equal(lib_step(g, bare, 2, rs, cs), 0);
+        }
+        for (int i = 0; i < 2; i++)
+            assert_true(same_bits(ps[i], qs[i]));
+        assert_int_equal(nb_optimizer_steps(again), 6);
+        /* Without the state: other values wherever there is state. */
+        assert_true(n == 0 ? same_bits(ps[0], rs[0]) : !same_bits(ps[0], rs[0]));
+        for (int i = 0; i < 2; i++) {
+            nb_free(ps[i]);
+            nb_free(qs[i]);
+            nb_free(rs[i]);
+        }
+        nb_optimizer_free(ref[k]);
+        nb_optimizer_free(again);
+        nb_optimizer_free(bare);
+    }
+    nb_free(cs[0]);
+    nb_free(cs[1]);
+    nb_graph_free(g);
+}
+
+/* The options as resolved, the state's names and first values, and misuse. */
+static void test_state_details(void **state)
+{
+    (void)state;
+    nb_optim_opts o;
+    nb_optimizer *adam = nb_adam(), *adamw = nb_adamw(.weight_decay = NB_ZERO);
+    assert_int_equal(nb_optimizer_opts(adam, &o), 0);
+    assert_true(o.lr == 1e-3 && o.eps == 1e-7 && o.betas[0] == 0.9 && o.betas[1] == 0.999);
+    assert_true(o.rho == 0 && o.initial_accumulator == 0 && o.weight_decay == 0 &&
+                !signbit(o.weight_decay));
+    assert_int_equal(nb_optimizer_opts(adamw, &o), 0);
+    assert_true(o.weight_decay == 0 && signbit(o.weight_decay)); /* NB_ZERO: not the default */
+    nb_optimizer *ada = nb_adagrad(.initial_accumulator = 0.25);
+    assert_int_equal(nb_optimizer_opts(ada, &o), 0);
+    assert_true(o.initial_accumulator == 0.25 && o.rho == 0 && o.betas[0] == 0);
+
+    nb_tensor *a = nb_set_name(nb_param(vec(NB_F64, N, P0)), "w");
+    nb_tensor *b = nb_param(vec(NB_F32, N, P0)), *c = vec(NB_F64, N, COEF);
+    nb_tensor *const *st;
+    assert_int_equal(nb_optimizer_state(adam, 2, (nb_tensor *[]){a, b}, &st), 4);
+    const char *names[] = {"optimizer.w.m", "optimizer.w.v", "optimizer.1.m", "optimizer.1.v"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(nb_name(st[i]), names[i]);
+        assert_int_equal(nb_dtype_of(st[i]), i < 2 ? NB_F64 : NB_F32);
+        assert_true(nb_get(st[i], NB_AT(2)) == 0);
+    }
+    assert_int_equal(nb_optimizer_state(ada, 1, &a, &st), 1);
+    assert_string_equal(nb_name(st[0]), "optimizer.w.accumulator");
+    assert_true(nb_get(st[0], NB_AT(0)) == 0.25);
+
+    /* Before the first update another list makes the state anew; after, it is fixed. */
+    nb_graph *g = nb_graph_new();
+    assert_int_equal(lib_step(g, adam, 1, &a, &c), 0);
+    assert_int_equal(nb_optimizer_state(adam, 1, &a, &st), 2);
+    assert_true(nb_get(st[0], NB_AT(0)) != 0); /* m moved */
+    nb_clear_error();
+    assert_int_equal(nb_optimizer_state(adam, 2, (nb_tensor *[]){a, b}, &st), -1);
+    assert_msg("nb_optimizer_state: the parameter list changed: the first step had 1 "
+               "parameters, this one has 2");
+    assert_int_equal(nb_optimizer_state(NULL, 1, &a, &st), -1);
+    assert_msg("nb_optimizer_state: optimizer is NULL");
+    assert_int_equal(nb_optimizer_state(adam, 1, &a, NULL), -1);
+    assert_msg("nb_optimizer_state: state is NULL");
+    assert_int_equal(nb_optimizer_state(adamw, 2, (nb_tensor *[]){a, a}, &st), -1);
+    assert_msg("nb_optimizer_state: params[0] and params[1] are the same tensor");
+    assert_int_equal(nb_optimizer_opts(NULL, &o), -1);
+    assert_msg("nb_optimizer_opts: optimizer is NULL");
+    assert_int_equal(nb_optimizer_opts(adam, NULL), -1);
+    assert_msg("nb_optimizer_opts: opts is NULL");
+    assert_int_equal(nb_optimizer_set_steps(adam, -1, 0), -1);
+    assert_msg("nb_optimizer_set_steps: steps and skipped must be >= 0, got -1 and 0");
+    assert_int_equal(nb_optimizer_set_steps(adamw, 5, 0), -1); /* no state yet */
+    assert_msg("nb_optimizer_set_steps: 5 steps, but the optimizer has no state yet");
+    assert_int_equal(nb_last_error_code(), NB_ERR_STATE);
+    assert_int_equal(nb_optimizer_set_steps(NULL, 1, 0), -1);
+    assert_msg("nb_optimizer_set_steps: optimizer is NULL");
+    assert_int_equal(nb_optimizer_steps(adam), 1); /* unchanged by the failures */
+
+    nb_graph_free(g);
+    nb_optimizer_free(adam);
+    nb_optimizer_free(adamw);
+    nb_optimizer_free(ada);
+    nb_free(a);
+    nb_free(b);
+    nb_free(c);
 }
 
 /* ---- models and data ----------------------------------------------------------------- */
@@ -559,6 +710,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metadata, setup_dir, teardown),
+        cmocka_unit_test_teardown(test_state_resumes_by_hand, cleanup),
+        cmocka_unit_test_teardown(test_state_details, cleanup),
         cmocka_unit_test_setup_teardown(test_resume_adam_f32, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_resume_adam_f64, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_resume_sgd_schedule, setup_dir, teardown),
