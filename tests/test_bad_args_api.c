@@ -343,6 +343,10 @@ static void test_io(void **state)
     CASE("nb_save_safetensors", INV, nb_save_safetensors(path, 1, &f23) == -1); /* no name */
     CASE("nb_save_safetensors", INV, nb_save_safetensors(path, 2, (nb_tensor *[]){named, other}) == -1);
     CASE("nb_save_safetensors", IOE, nb_save_safetensors("/nonexistent-dir/t.st", 1, &named) == -1);
+    CASE("nb_save_safetensors", INV, nb_save_safetensors(path, 1, &named, .nmetadata = 1) == -1);
+    CASE("nb_save_safetensors", INV, nb_save_safetensors(path, 1, &named, .nmetadata = -1) == -1);
+    CASE("nb_save_safetensors", INV, nb_save_safetensors(path, 1, &named, .nmetadata = 1,
+                                                         .metadata = (nb_metadata[]){{"k", NULL}}) == -1);
     assert_int_equal(nb_save_safetensors(path, 1, &named), 0);
     CASE("nb_load_safetensors", INV, nb_load_safetensors(NULL, 1, &named) == -1);
     CASE("nb_load_safetensors", INV, nb_load_safetensors(path, -1, &named) == -1);
@@ -431,6 +435,8 @@ static void test_nn(void **state)
     CASE("nb_predict", STA, nb_predict(unbuilt, (nb_dataset){.x = x}, 0) == NULL);
     CASE("nb_model_forward", STA, nb_model_forward(unbuilt, x) == NULL);
     CASE("nb_save_weights", STA, nb_save_weights(unbuilt, "/tmp/w.st") == -1);
+    CASE("nb_save_checkpoint", STA, nb_save_checkpoint(unbuilt, "/tmp/w.st") == -1);
+    CASE("nb_load_checkpoint", STA, nb_load_checkpoint(unbuilt, "/tmp/w.st") == -1);
     CASE("nb_load_weights", STA, nb_load_weights(unbuilt, "/tmp/w.st") == -1);
     /* compile */
     CASE("nb_compile", INV, nb_compile(NULL, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC) == -1);
@@ -564,6 +570,26 @@ static void test_nn(void **state)
     CASE("nb_load_weights", INV, nb_load_weights(NULL, "/tmp/w.st") == -1);
     CASE("nb_load_weights", INV, nb_load_weights(m, NULL) == -1);
     CASE("nb_load_weights", IOE, nb_load_weights(m, "/nonexistent-dir/w.st") == -1);
+    /* A checkpoint makes the optimizer's state if no step has: made here
+     * first, so that the failures below leave the count of live tensors. */
+    char ckpt[] = "/tmp/nb_bad_args_XXXXXX";
+    int ckfd = mkstemp(ckpt);
+    assert_true(ckfd >= 0);
+    close(ckfd);
+    assert_int_equal(nb_save_checkpoint(m, ckpt), 0);
+    CASE("nb_save_checkpoint", INV, nb_save_checkpoint(NULL, ckpt) == -1);
+    KEEP(nb_save_checkpoint(NULL, ckpt) == -1);
+    CASE("nb_save_checkpoint", INV, nb_save_checkpoint(m, NULL) == -1);
+    CASE("nb_save_checkpoint", STA, nb_save_checkpoint(dead, ckpt) == -1);
+    CASE("nb_save_checkpoint", IOE, nb_save_checkpoint(m, "/nonexistent-dir/c.st") == -1);
+    CASE("nb_load_checkpoint", INV, nb_load_checkpoint(NULL, ckpt) == -1);
+    KEEP(nb_load_checkpoint(NULL, ckpt) == -1);
+    CASE("nb_load_checkpoint", INV, nb_load_checkpoint(m, NULL) == -1);
+    CASE("nb_load_checkpoint", STA, nb_load_checkpoint(dead, ckpt) == -1);
+    CASE("nb_load_checkpoint", IOE, nb_load_checkpoint(m, "/nonexistent-dir/c.st") == -1);
+    assert_int_equal(nb_save_weights(m, ckpt), 0);
+    CASE("nb_load_checkpoint", FMT, nb_load_checkpoint(m, ckpt) == -1); /* weights only */
+    unlink(ckpt);
     nb_free(x);
     nb_free(yy);
     nb_free(x5);
@@ -593,6 +619,18 @@ static void test_nn(void **state)
     CASE("nb_optimizer_steps", INV, nb_optimizer_steps(NULL) == -1);
     CASE("nb_optimizer_lr", INV, isnan(nb_optimizer_lr(NULL)));
     CASE("nb_optimizer_name", INV, nb_optimizer_name(NULL) == NULL);
+    nb_optim_opts oo;
+    nb_tensor *const *st;
+    CASE("nb_optimizer_opts", INV, nb_optimizer_opts(NULL, &oo) == -1);
+    CASE("nb_optimizer_opts", INV, nb_optimizer_opts(opt, NULL) == -1);
+    CASE("nb_optimizer_state", INV, nb_optimizer_state(NULL, 1, &w, &st) == -1);
+    CASE("nb_optimizer_state", INV, nb_optimizer_state(opt, 1, &w, NULL) == -1);
+    CASE("nb_optimizer_state", INV, nb_optimizer_state(opt, -1, &w, &st) == -1);
+    CASE("nb_optimizer_state", INV, nb_optimizer_state(opt, 1, NULL, &st) == -1);
+    CASE("nb_optimizer_state", INV, nb_optimizer_state(opt, 1, (nb_tensor *[]){NULL}, &st) == -1);
+    CASE("nb_optimizer_set_steps", INV, nb_optimizer_set_steps(NULL, 1, 0) == -1);
+    CASE("nb_optimizer_set_steps", INV, nb_optimizer_set_steps(opt, 0, -1) == -1);
+    CASE("nb_optimizer_set_steps", STA, nb_optimizer_set_steps(opt, 3, 0) == -1); /* no state */
     CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_COSINE_DECAY, 0, 0}, 1, 0)));
     CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT, 0, 0}, NAN, 0)));
     CASE("nb_schedule_lr", INV, isnan(nb_schedule_lr((nb_schedule){NB_CONSTANT, 0, 0}, 1, -1)));

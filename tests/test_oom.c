@@ -1,6 +1,7 @@
 /* Out of memory everywhere: a small model's whole life (data, building,
  * compiling, fitting a few batches, predicting, saving its weights and
- * loading them into a fresh model) is run once under a counting allocator
+ * loading them into a fresh model, then a training checkpoint into a third)
+ * is run once under a counting allocator
  * to learn its K allocations, then again for every N in 1..K with the Nth
  * allocation failing: "sticky" (the Nth and every later one fail, as when
  * memory has run out) and "one-shot" (only the Nth fails, as when a
@@ -80,10 +81,13 @@ static void arm(int64_t at, bool all_after)
 /* ---- the scenario ---- */
 
 enum { S_DATA, S_BUILD, S_COMPILE, S_FIT, S_PREDICT, S_SAVE, S_BUILD2, S_LOAD, S_PREDICT2,
-       S_COUNT };
+       S_CKSAVE, S_MODEL3, S_CKLOAD, S_PREDICT3, S_COUNT };
 static const char *const step_name[S_COUNT] = {"data", "build", "compile", "fit", "predict",
                                                "save", "build a second model", "load",
-                                               "predict with the loaded weights"};
+                                               "predict with the loaded weights",
+                                               "save a checkpoint", "compile a third model",
+                                               "load the checkpoint",
+                                               "predict with the checkpoint's weights"};
 
 typedef struct {
     bool ran[S_COUNT], ok[S_COUNT];
@@ -91,7 +95,7 @@ typedef struct {
 } outcome;
 
 static char dir[64];
-static char path[128];
+static char path[128], ckpath[128];
 static int64_t bad_messages; /* failed steps whose message names no public function */
 
 /* True when msg starts with a public function's name: "nb_fit: ...". */
@@ -162,6 +166,17 @@ static bool build_second(nb_model **m2)
     return *m2 && nb_build(*m2, 2, 99) == 0;
 }
 
+/* The third model, compiled (a checkpoint needs the optimizer); a retry
+ * compiles again with the optimizer it kept, if a failed build did. */
+static bool compile_third(nb_model **m3)
+{
+    if (!*m3)
+        *m3 = make_model();
+    nb_optimizer *opt = *m3 ? nb_model_optimizer(*m3) : NULL;
+    return *m3 && nb_compile(*m3, opt ? opt : nb_adam(.lr = 0.05), NB_BINARY_CROSSENTROPY,
+                             NB_ACCURACY) == 0;
+}
+
 /* Runs the whole scenario, freeing everything it made; the outcome of each
  * step in *o. */
 static void scenario(outcome *o)
@@ -169,8 +184,8 @@ static void scenario(outcome *o)
     memset(o, 0, sizeof *o);
     nb_clear_error();
     nb_tensor *x = NULL, *y = NULL;
-    nb_model *m = NULL, *m2 = NULL;
-    nb_tensor *p = NULL, *p2 = NULL;
+    nb_model *m = NULL, *m2 = NULL, *m3 = NULL;
+    nb_tensor *p = NULL, *p2 = NULL, *p3 = NULL;
     if (!STEP(o, S_DATA, make_data(&x, &y)))
         goto done;
     if (!STEP(o, S_BUILD, (m = make_model()) != NULL))
@@ -191,14 +206,26 @@ static void scenario(outcome *o)
         for (int64_t i = 0; i < 7; i++)
             assert_true(nb_get_flat(p, i) == nb_get_flat(p2, i));
     }
+    bool ck = STEP(o, S_CKSAVE, nb_save_checkpoint(m, ckpath) == 0);
+    if (!STEP(o, S_MODEL3, compile_third(&m3)))
+        goto done;
+    if (!ck || !STEP(o, S_CKLOAD, nb_load_checkpoint(m3, ckpath) == 0))
+        goto done;
+    if (STEP(o, S_PREDICT3, (p3 = nb_predict(m3, (nb_dataset){.x = x}, 4)) != NULL) && p) {
+        for (int64_t i = 0; i < 7; i++)
+            assert_true(nb_get_flat(p, i) == nb_get_flat(p3, i));
+    }
 done:
     nb_free(p);
     nb_free(p2);
+    nb_free(p3);
     nb_model_free(m);
     nb_model_free(m2);
+    nb_model_free(m3);
     nb_free(x);
     nb_free(y);
     unlink(path);
+    unlink(ckpath);
 }
 
 /* Nothing left in the folder but what a successful save leaves (no
@@ -248,6 +275,7 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    snprintf(ckpath, sizeof ckpath, "%s/c.safetensors", dir);
     return 0;
 }
 

@@ -66,10 +66,31 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
  * saves: "__metadata__": {"nabla_format": "1", "nabla_crc32": "<hex>"}. */
 #define NB_SAFETENSORS_FORMAT 1
 
+/* One entry of a safetensors file's "__metadata__": a key and its value,
+ * both strings (the format allows nothing else). */
+typedef struct nb_metadata {
+    const char *key, *value;
+} nb_metadata;
+
+/* The arguments of nb_save_safetensors; metadata is the only option. */
+typedef struct nb_save_args {
+    const char *path;
+    int n;
+    nb_tensor *const *tensors;
+    /* nmetadata entries written into "__metadata__" after nabla's two:
+     * UTF-8 keys and values, the keys distinct and neither "nabla_format"
+     * nor "nabla_crc32" (PyTorch's save_file(..., metadata=)). */
+    const nb_metadata *metadata;
+    int nmetadata;
+} nb_save_args;
+
 /* Writes tensors in the safetensors format (a JSON header, then raw
  * little-endian data; dtypes F32, F64 and U8) under their names (each needs one, all distinct), in
  * the order given; a view is written as its elements in row-major order,
- * like a contiguous copy. The metadata records NB_SAFETENSORS_FORMAT and
+ * like a contiguous copy:
+ *   nb_save_safetensors(path, n, tensors)
+ *   nb_save_safetensors(path, n, tensors, .metadata = kv, .nmetadata = 2)
+ * The metadata records NB_SAFETENSORS_FORMAT and
  * the CRC-32 of the data, which loading verifies. Atomic: written to
  * "<path>.nbtmp" in the same folder, then renamed; on failure path is
  * untouched. path must be a regular file or missing (a symbolic link to a
@@ -78,9 +99,10 @@ int nb_read_csv(const char *path, int label_column, nb_tensor **features,
  * locked while written: a second save of the same file waits for the
  * first, and a save killed half-way leaves that one file, which the next
  * save reuses. 0 or -1. */
-int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[]);
+#define nb_save_safetensors(...) nb_save_safetensors_((nb_save_args){.path = __VA_ARGS__})
+int nb_save_safetensors_(nb_save_args args);
 
-/* The arguments of nb_load_safetensors; partial is the only option. */
+/* The arguments of nb_load_safetensors: partial, and a look at the metadata. */
 typedef struct nb_load_args {
     const char *path;
     int n;
@@ -91,11 +113,21 @@ typedef struct nb_load_args {
      * error. true: tensors the file lacks keep their values, tensors of the
      * file not asked for are ignored; at least one must be there. */
     bool partial;
+    /* Optional: called once with the file's "__metadata__" entries whose
+     * values are strings, but for nabla's two (which the load checks
+     * itself), in the file's order, when the header has been read and
+     * checked and before any tensor is matched or written. The strings
+     * live until it returns. Returning -1 (with an error set) fails the
+     * load with nothing written; 0 goes on. */
+    int (*on_metadata)(int n, const nb_metadata *metadata, void *ctx);
+    void *ctx;
 } nb_load_args;
 
 /* Reads into existing tensors, matched by name:
  *   nb_load_safetensors(path, n, tensors)                  the whole file
  *   nb_load_safetensors(path, n, tensors, .partial = true) the ones it has
+ *   nb_load_safetensors(path, 0, NULL, .partial = true, .on_metadata = f)
+ *                                                          its metadata alone
  * Each tensor loaded must have its shape in the file (F32 or F64 there
  * converts to an f32 or f64 tensor's dtype; U8 loads into u8 tensors only,
  * as nb_save_safetensors writes them). A file from nabla has its CRC-32

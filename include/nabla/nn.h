@@ -379,6 +379,8 @@ int64_t nb_count_params(const nb_model *m);
 /* Per-epoch results of fit, owned by the model (valid until the next fit). */
 typedef struct nb_history {
     int epochs;
+    int initial_epoch;             /* the first one's number, from 0: 0, or where a .resume
+                                      fit began (entry e is epoch initial_epoch + e) */
     double *loss, *metric;         /* training, averaged over the epoch; metric is
                                       metrics[0] (NAN without metrics) */
     double *val_loss, *val_metric; /* NAN when there was no validation data */
@@ -399,6 +401,11 @@ typedef struct nb_fit_opts {
                                 any shuffling, held out for validation (Keras's
                                 rule); not with .validation */
     uint64_t seed;         /* shuffling; default 0 */
+    bool resume;           /* go on with the model's training (Keras's initial_epoch): from
+                              the epochs its last fit or nb_load_checkpoint left, to .epochs
+                              in all, its shuffling stream going on where it was; .seed, if
+                              given, must be that stream's (an untrained model starts at
+                              epoch 0 with .seed's). Default: epoch 0, .seed's stream */
     bool no_shuffle;       /* default: shuffle every epoch */
     bool keep_subnormals;  /* default: flush subnormals to zero while training */
     bool skip_nonfinite;   /* default: a batch whose loss or gradients hold a NaN or
@@ -414,9 +421,10 @@ typedef struct nb_fit_opts {
 } nb_fit_opts;
 
 /* What fit has seen so far, for callbacks: after batch `batch` of epoch
- * `epoch` (from 0) the running means of the epoch's loss and metrics; after
- * an epoch (batch -1) also the validation's (NAN without). metric is
- * metrics[0] (NAN without metrics). */
+ * `epoch` (from 0, counting the epochs a .resume fit goes on from) the
+ * running means of the epoch's loss and metrics; after an epoch (batch -1)
+ * also the validation's (NAN without). metric is metrics[0] (NAN without
+ * metrics). */
 typedef struct nb_logs {
     int epoch;
     int64_t batch;
@@ -454,12 +462,14 @@ typedef struct nb_early_stopping {
 /* The callback of es (on_epoch). */
 nb_callback nb_early_stopping_callback(nb_early_stopping *es);
 
-/* Keras's ModelCheckpoint (weights only), as a callback on the epochs: the
- * model's weights saved to path (nb_save_weights: atomic) after every
- * epoch, or with save_best_only after each epoch that improves the
- * monitored value (val_loss unless .monitor_loss). */
+/* Keras's ModelCheckpoint, as a callback on the epochs: the model's weights
+ * saved to path (nb_save_weights: atomic) after every epoch, or with
+ * save_best_only after each epoch that improves the monitored value
+ * (val_loss unless .monitor_loss); with .full, a whole training checkpoint
+ * (nb_save_checkpoint), from which an interrupted run resumes. */
 typedef struct nb_model_checkpoint {
     const char *path;    /* required */
+    bool full;           /* nb_save_checkpoint instead of nb_save_weights */
     bool save_best_only; /* false */
     bool monitor_loss;   /* watch the training loss instead of val_loss */
     /* state, zero to start */
@@ -513,6 +523,27 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
  * records nabla's format version and the CRC-32 of its data). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
+
+/* The version of nabla's training checkpoints, recorded in their metadata
+ * as "nabla_checkpoint". */
+#define NB_CHECKPOINT_FORMAT 1
+
+/* A training checkpoint in one safetensors file (atomic, as nb_save_weights):
+ * the weights under their names, the optimizer's state
+ * ("optimizer.dense_1.kernel.m", ..., nb_optimizer_state) and, in its
+ * metadata, the optimizer's kind, options and step counts, the model's
+ * generator (dropout masks) and where training stands (epochs done, the
+ * shuffling stream). Needs a compiled model; makes the optimizer's state if
+ * no step has (as the first step would). 0 or -1. */
+int nb_save_checkpoint(nb_model *m, const char *path);
+/* Restores all of that into a compiled model of the same layers, dtype and
+ * optimizer (kind and options), so that nb_fit(m, ..., .resume = true) goes
+ * on bit for bit as the uninterrupted training would have. The first
+ * difference (another optimizer or option, other layers, another dtype, a
+ * tensor missing, a damaged file) is an error naming it, and the model is
+ * left as it was (but for its optimizer's state, made if no step had made
+ * it, with the values the first step starts from). 0 or -1. */
+int nb_load_checkpoint(nb_model *m, const char *path);
 
 typedef struct nb_load_weights_args {
     nb_model *model;

@@ -99,7 +99,8 @@ typedef struct nb_step_args {
  * temporaries: the .grad tensors are not changed. The first step that
  * updates fixes the parameter list and makes the state (heap tensors in each
  * parameter's dtype and shape, freed with the optimizer); later calls must
- * pass the same tensors. Needs a current graph for temporaries; runs with
+ * pass the same tensors (before the first update, another list makes the
+ * state anew). Needs a current graph for temporaries; runs with
  * recording (and anomaly mode) off and restores them. Everything the
  * optimizer keeps is made by the first step; after it a step allocates
  * nothing (once the graph's arena is warm).
@@ -120,6 +121,31 @@ int64_t nb_optimizer_steps(const nb_optimizer *opt);
 double nb_optimizer_lr(const nb_optimizer *opt);
 /* "adam", "sgd", ... */
 const char *nb_optimizer_name(const nb_optimizer *opt);
+
+/* For checkpoints (nb_save_checkpoint does all of this for a model; a
+ * hand-written loop saves its parameters and these, as PyTorch's
+ * optimizer.state_dict()): */
+/* The options the optimizer runs with, as its constructor would be given
+ * them to make it again (Keras's get_config): defaults filled in, options
+ * it does not read 0, a 0 whose default is not 0 as NB_ZERO. 0 or -1. */
+int nb_optimizer_opts(const nb_optimizer *opt, nb_optim_opts *opts);
+/* The state for params (Keras's optimizer.variables), made now if no step
+ * has made it, with the values the first step starts from. Into *state: an
+ * array of the count returned, each parameter's state tensors in turn,
+ * heap tensors of its dtype and shape named "optimizer.<param>.<slot>"
+ * ("optimizer.3.m" for an unnamed params[3]); slots: sgd with momentum
+ * "velocity"; adam and adamw "m", "v"; rmsprop "v", then "momentum" with
+ * momentum; adagrad "accumulator"; none for plain sgd. The optimizer owns
+ * them; writing into them (nb_load_safetensors) sets the state. Valid until
+ * the next step, which swaps in other buffers. params as for a step: after
+ * the first update the list is fixed; before it, another list makes the
+ * state anew. -1 on error. */
+int nb_optimizer_state(nb_optimizer *opt, int n, nb_tensor *const params[],
+                       nb_tensor *const **state);
+/* Sets the counts of steps taken (the schedule and Adam's bias corrections
+ * follow them) and skipped, as a checkpoint recorded them; steps > 0 needs
+ * the state made (nb_optimizer_state). 0 or -1. */
+int nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps, int64_t skipped);
 
 /* For hand-written loops (PyTorch's clip_grad_norm_ / clip_grad_value_):
  * these rewrite the .grad tensors in place (bumping their versions) and skip

@@ -11,8 +11,10 @@
  *             tensors cover it exactly, without holes or overlaps
  *
  * Saving writes "__metadata__" first, {"nabla_format": "1", "nabla_crc32":
- * "<8 hex digits>"} (strings, as the reference requires): the version of
- * nabla's use of the format and the CRC-32 (zlib's) of the data buffer.
+ * "<8 hex digits>", ...} (strings, as the reference requires): the version
+ * of nabla's use of the format and the CRC-32 (zlib's) of the data buffer,
+ * then the caller's entries (.metadata), which a load hands to
+ * .on_metadata.
  * Then the tensors in the order given, back to back from offset 0. (The
  * reference sorts by dtype alignment, then name; the format allows any
  * order and every reader accepts both.) A view (non-contiguous, broadcast,
@@ -33,10 +35,14 @@
  * except for I/O errors in the middle of reading the data. A view is filled through its
  * strides, so the tensor it views changes where the view looks. Tensors of
  * other dtypes (F16, BF16, I64, ...) may be in the file as long as they are
- * not requested (in a partial load). */
+ * not requested (in a partial load).
+ *
+ * Saving lives in safetensors_save.c, loading here; safetensors.h has what
+ * both use. */
 #define _POSIX_C_SOURCE 200809L
 #include "file.h"
 #include "json.h"
+#include "safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,202 +52,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#define MAX_HEADER 100000000 /* the reference library's limit */
-
-static bool host_is_le(void)
-{
-    const uint16_t one = 1;
-    unsigned char b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-/* Reverses the bytes of each of count elements of esize bytes. */
-static void swap_each(void *p, size_t count, size_t esize)
-{
-    unsigned char *b = p;
-    for (size_t i = 0; i < count; i++, b += esize)
-        for (size_t k = 0; k < esize / 2; k++) {
-            unsigned char t = b[k];
-            b[k] = b[esize - 1 - k];
-            b[esize - 1 - k] = t;
-        }
-}
-
-/* A view's elements in row-major order: next() gives the offset (in
- * elements from nb__ptr(t)) of each in turn, whatever the strides. */
-typedef struct cursor {
-    const nb_tensor *t;
-    int64_t idx[NB_MAX_DIMS], off;
-} cursor;
-
-static int64_t next(cursor *c)
-{
-    int64_t at = c->off;
-    NB_ODOMETER(c->t->ndim, c->t->shape, c->t->strides, c->idx, c->off)
-    return at;
-}
-
-static const char *dtype_tag(nb_dtype d) { return d == NB_F64 ? "F64" : d == NB_U8 ? "U8" : "F32"; }
-
-#define CHUNK 8192 /* bytes staged per read or write of a view or a dtype conversion */
-
-/* ---- saving ---- */
-
-static int cmp_name_idx(const void *a, const void *b)
-{
-    const nb_tensor *const *x = a, *const *y = b;
-    return strcmp((*x)->name, (*y)->name);
-}
-
-/* The CRC-32 of n more bytes (zlib takes at most 4 GB per call). */
-static uLong crc_more(uLong crc, const unsigned char *p, size_t n)
-{
-    while (n) {
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = crc32(crc, p, k);
-        p += k;
-        n -= k;
-    }
-    return crc;
-}
-
-/* Writes t's elements little-endian in row-major order, adding them to
- * *crc. 0 or -1 (errno set). */
-static int write_data(FILE *f, const nb_tensor *t, uLong *crc)
-{
-    size_t es = nb__dtype_size(t->dtype), count = (size_t)t->numel;
-    if (t->contiguous && host_is_le()) {
-        *crc = crc_more(*crc, nb__ptr(t), es * count);
-        return fwrite(nb__ptr(t), es, count, f) == count ? 0 : -1;
-    }
-    unsigned char buf[CHUNK];
-    const unsigned char *base = nb__ptr(t);
-    cursor c = {.t = t};
-    while (count) {
-        size_t k = count < CHUNK / es ? count : CHUNK / es;
-        for (size_t j = 0; j < k; j++)
-            memcpy(buf + j * es, base + next(&c) * (int64_t)es, es);
-        if (!host_is_le())
-            swap_each(buf, k, es);
-        *crc = crc_more(*crc, buf, k * es);
-        if (fwrite(buf, es, k, f) != k)
-            return -1;
-        count -= k;
-    }
-    return 0;
-}
-
-/* The arguments of a save: every tensor there, named, names distinct. */
-static int check_save(const char *fn, const char *path, int n, nb_tensor *const tensors[])
-{
-    char b[NB_SHAPE_STR_LEN];
-    if (n < 0)
-        return nb__error("%s: %s: n is %d", fn, path, n);
-    if (n > 0 && !tensors)
-        return nb__error("%s: %s: tensors is NULL", fn, path);
-    for (int i = 0; i < n; i++) {
-        const nb_tensor *t = tensors[i];
-        if (!t)
-            return nb__error("%s: %s: tensor %d is NULL", fn, path, i);
-        if (!t->name)
-            return nb__error("%s: %s: tensor %d %s has no name (give it one with "
-                             "nb_set_name)",
-                             fn, path, i, nb_shape_str(t, b));
-        if (strcmp(t->name, "__metadata__") == 0)
-            return nb__error("%s: %s: tensor %d: the name '__metadata__' is reserved", fn,
-                             path, i);
-        size_t len = strlen(t->name), bad = nb__json_utf8_prefix(t->name, len);
-        if (bad != len)
-            return nb__error("%s: %s: tensor %d: its name is not valid UTF-8 (byte %zu is "
-                             "0x%02x)",
-                             fn, path, i, bad, (unsigned char)t->name[bad]);
-    }
-    if (n < 2)
-        return 0;
-    /* Distinct names: sort a copy of the pointers. */
-    nb_tensor **sorted = nb__alloc((size_t)n * sizeof *sorted);
-    if (!sorted)
-        return -1;
-    memcpy(sorted, tensors, (size_t)n * sizeof *sorted);
-    qsort(sorted, (size_t)n, sizeof *sorted, cmp_name_idx);
-    int rc = 0;
-    for (int i = 1; i < n && rc == 0; i++)
-        if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
-            rc = nb__error("%s: %s: two tensors are named '%s'", fn, path, sorted[i]->name);
-    nb__free(sorted);
-    return rc;
-}
-
-#define CRC_KEY "\"nabla_crc32\":\""
-
-int nb_save_safetensors(const char *path, int n, nb_tensor *const tensors[])
-{
-    static const char fn[] = "nb_save_safetensors";
-    if (!path)
-        return nb__error("%s: path is NULL", fn);
-    if (check_save(fn, path, n, tensors) < 0)
-        return -1;
-
-    /* The header: compact JSON as the reference writes it, then spaces.
-     * The CRC is a placeholder of fixed width until the data is written. */
-    nb_sbuf h = {0};
-    uint64_t off = 0;
-    nb__sb_printf(&h, "{\"__metadata__\":{\"nabla_format\":\"%d\"," CRC_KEY,
-                  NB_SAFETENSORS_FORMAT);
-    size_t crc_at = h.n;
-    nb__sb_puts(&h, "00000000\"}");
-    for (int i = 0; i < n; i++) {
-        const nb_tensor *t = tensors[i];
-        uint64_t bytes = (uint64_t)t->numel * nb__dtype_size(t->dtype);
-        nb__sb_puts(&h, ",");
-        nb__json_put_string(&h, t->name);
-        nb__sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_tag(t->dtype));
-        for (int d = 0; d < t->ndim; d++)
-            nb__sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        nb__sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                      (unsigned long long)(off + bytes));
-        off += bytes;
-    }
-    nb__sb_puts(&h, "}");
-    while (!h.failed && h.n % 8)
-        nb__sb_puts(&h, " ");
-    if (h.failed) {
-        nb__free(h.p);
-        return nb__error_code(NB_ERR_MEMORY, "%s: %s: out of memory for the header of %d tensors", fn, path, n);
-    }
-    if (h.n > MAX_HEADER) {
-        nb__free(h.p);
-        return nb__error("%s: %s: the header would be %zu bytes, more than readers accept "
-                         "(%d)",
-                         fn, path, h.n, MAX_HEADER);
-    }
-
-    nb_save s;
-    if (nb__save_open(&s, fn, path) < 0) {
-        nb__free(h.p);
-        return -1;
-    }
-    unsigned char len8[8];
-    for (int k = 0; k < 8; k++)
-        len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-    uLong crc = crc32(0L, Z_NULL, 0);
-    bool ok = fwrite(len8, 1, 8, s.f) == 8 && fwrite(h.p, 1, h.n, s.f) == h.n;
-    for (int i = 0; ok && i < n; i++)
-        ok = write_data(s.f, tensors[i], &crc) == 0;
-    char hex[9];
-    snprintf(hex, sizeof hex, "%08lx", (unsigned long)(crc & 0xffffffffu));
-    ok = ok && fflush(s.f) == 0 &&
-         pwrite(fileno(s.f), hex, 8, (off_t)(8 + crc_at)) == 8;
-    nb__free(h.p);
-    if (!ok) {
-        nb__error_code(NB_ERR_IO, "%s: %s: writing %s failed: %s", fn, path, s.tmp, strerror(errno));
-        nb__save_abort(&s);
-        return -1;
-    }
-    return nb__save_commit(&s);
-}
 
 /* ---- loading: the header ---- */
 
@@ -260,6 +70,7 @@ typedef struct st_header {
     nb_vec e;           /* st_entry */
     const char *format; /* __metadata__'s nabla_format and nabla_crc32, or NULL */
     const char *crc;
+    nb_vec meta;        /* nb_metadata: its other entries with string values */
 } st_header;
 
 /* "shape": [d0, d1, ...] */
@@ -329,7 +140,8 @@ static int read_entry(nb_json *j, st_entry *e)
     return 0;
 }
 
-/* "__metadata__": {...}: nabla's two keys (strings) are kept, the rest
+/* "__metadata__": {...}: nabla's two keys (strings) are kept, and so are
+ * the other entries whose values are strings (for on_metadata); the rest
  * (any JSON: the format says strings, but nothing here needs them) is
  * checked and skipped. */
 static int read_metadata(st_header *h)
@@ -354,6 +166,11 @@ static int read_metadata(st_header *h)
             if (nb__json_string(j, &v) < 0)
                 return -1;
             *slot = v;
+        } else if (nb__json_peek(j) == '"') {
+            char *v = NULL;
+            if (nb__json_string(j, &v) < 0 || nb__vec_reserve(&h->meta, 1) < 0)
+                return -1;
+            ((nb_metadata *)h->meta.v)[h->meta.n++] = (nb_metadata){key, v};
         } else if (nb__json_skip(j) < 0) {
             return -1;
         }
@@ -804,13 +621,14 @@ int nb_load_safetensors_(nb_load_args a)
         close(fd);
         return nb__error_code(NB_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
     }
-    st_header h = {.e = {.elem = sizeof(st_entry)}};
+    st_header h = {.e = {.elem = sizeof(st_entry)}, .meta = {.elem = sizeof(nb_metadata)}};
     const st_entry **found = n ? nb__alloc((size_t)n * sizeof *found) : NULL;
     uint64_t fsize = (uint64_t)st.st_size, hlen = 0;
     uLong want = 0;
     int rc = -1;
     if ((n && !found) || read_head(fn, path, f, fsize, &h, &hlen) < 0 ||
         check_metadata(fn, path, &h, &want) < 0 ||
+        (a.on_metadata && a.on_metadata((int)h.meta.n, h.meta.v, a.ctx) < 0) ||
         match_requests(fn, path, &h, n, tensors, a.partial, found) < 0)
         goto out;
     if (h.crc && check_crc(fn, path, f, (off_t)(8 + hlen), fsize - 8 - hlen, want) < 0)
@@ -835,5 +653,6 @@ out:
     nb__free(found);
     nb__free(h.j.s);
     nb__vec_free(&h.e);
+    nb__vec_free(&h.meta);
     return rc;
 }

@@ -38,7 +38,8 @@ static int on_epoch(nb_model *m, const nb_logs *logs, void *ctx)
                             es->monitor_loss ? "the loss" : "val_loss", logs->epoch + 1,
                             es->monitor_loss ? "" : " (give nb_fit validation data, or "
                                                     "monitor the loss)");
-    if (logs->epoch == 0 || v < es->best - es->min_delta) {
+    /* The fit's first epoch sets the mark (a .resume fit's is not 0). */
+    if (logs->epoch == m->hist.initial_epoch || v < es->best - es->min_delta) {
         es->best = v;
         es->best_epoch = logs->epoch;
         es->wait = 0;
@@ -82,7 +83,7 @@ static int on_checkpoint(nb_model *m, const nb_logs *logs, void *ctx)
             return 0;
         ck->best = v;
     }
-    if (nb_save_weights(m, ck->path))
+    if (ck->full ? nb_save_checkpoint(m, ck->path) : nb_save_weights(m, ck->path))
         return -1;
     ck->saved_epoch = logs->epoch;
     ck->saves++;

@@ -354,15 +354,17 @@ static void progress(FILE *f, const nb_model *m, int64_t done, int64_t total, do
     fflush(f);
 }
 
-static int history_alloc(nb_model *m, int epochs)
+static int history_alloc(nb_model *m, int epochs, int first)
 {
     nb_mem_free(m->hist.loss);
     memset(&m->hist, 0, sizeof m->hist);
+    m->hist.initial_epoch = first;
     /* One block: the arrays of doubles (loss, val_loss, seconds, then each
      * metric's and its validation's; one NAN pair without metrics), the
-     * counts of skipped batches, the metrics' names. */
+     * counts of skipped batches, the metrics' names. A resumed fit with no
+     * epoch left still gets a block. */
     int nm = m->metrics.n, na = 3 + 2 * (nm ? nm : 1);
-    size_t nums = (size_t)epochs * ((size_t)na * sizeof(double) + sizeof(int64_t));
+    size_t nums = (size_t)(epochs ? epochs : 1) * ((size_t)na * sizeof(double) + sizeof(int64_t));
     double *v = nb_mem_alloc(nums + (size_t)nm * NN_NAME_LEN);
     if (!v)
         return -1;
@@ -432,6 +434,16 @@ static int step_error(int epoch, int64_t batch)
         p[n - k] = '\0';
     return nb_set_error_code(code ? code : NB_ERR_INVALID, "nb_fit: epoch %d, batch %lld: %s%s",
                              epoch + 1, (long long)batch + 1, p, refused ? KEPT : "");
+}
+
+/* Fisher-Yates on idx[0..n), drawing from rng. */
+static void shuffle(int64_t *idx, int64_t n, nb_rng *rng)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)(i + 1)), t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
 }
 
 /* nb_fit without the subnormal setting. */
@@ -507,6 +519,25 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     }
     bool val = given || split;
     int epochs = o.epochs ? o.epochs : 1;
+    /* Where training starts: epoch 0 of .seed's stream, or (.resume) where
+     * the model's training stands, with epochs the total, as Keras's
+     * initial_epoch. */
+    uint64_t seed = o.seed;
+    int first = 0;
+    int64_t shuffles = 0;
+    if (o.resume && m->trained) {
+        if (o.seed && o.seed != m->shuffle_seed) {
+            nb_set_error("nb_fit: .seed is %llu, but the model's training goes on with the "
+                         "shuffling of seed %llu (.resume; leave .seed 0 or give %llu)",
+                         (unsigned long long)o.seed, (unsigned long long)m->shuffle_seed,
+                         (unsigned long long)m->shuffle_seed);
+            return NULL;
+        }
+        seed = m->shuffle_seed;
+        first = m->epochs_done;
+        shuffles = m->shuffles;
+    }
+    int run = epochs > first ? epochs - first : 0; /* epochs first .. epochs - 1 */
     int64_t bs = o.batch_size ? o.batch_size : 32, steps = (n + bs - 1) / bs;
     FILE *out = o.out ? o.out : stdout;
     bool tty = o.verbose == 0 && isatty(fileno(out));
@@ -525,7 +556,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     if (rc == 0) {
         idx = identity_index(n + (split ? vn : 0));
         vidx = given ? identity_index(vn) : split && idx ? idx + n : NULL;
-        rc = idx && (!val || vidx) && history_alloc(m, epochs) == 0 ? 0 : -1;
+        rc = idx && (!val || vidx) && history_alloc(m, run, first) == 0 ? 0 : -1;
     }
     nb_dataset vd = given ? vdata.d : train.d; /* a split validates on the training rows' tail */
     if (rc == 0)
@@ -534,18 +565,26 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         rc = batches_make(&vb, m, vd, vn, bs, fn);
     if (rc == 0 && !(g = nb_graph_new()))
         rc = -1;
-    nb_rng rng = nb_rng_new(o.seed);
+    nb_rng rng = nb_rng_new(seed);
+    /* Each epoch permutes the order the last one left: a resumed fit draws
+     * the shuffles before it again (n random numbers each). */
+    for (int64_t k = 0; rc == 0 && k < shuffles; k++)
+        shuffle(idx, n, &rng);
+    if (rc == 0) {
+        m->trained = true;
+        m->shuffle_seed = seed;
+        m->shuffles = shuffles;
+        m->epochs_done = first;
+    }
 
     bool stop = false; /* a callback asked: this epoch is the last */
-    for (int e = 0; rc == 0 && !stop && e < epochs; e++) {
+    /* e counts this fit's epochs (the history's index); the epoch's number
+     * is first + e. */
+    for (int e = 0; rc == 0 && !stop && e < run; e++) {
         if (!o.no_shuffle)
-            for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-                int64_t j = (int64_t)nb_rng_below(&rng, (uint64_t)(i + 1)), t = idx[i];
-                idx[i] = idx[j];
-                idx[j] = t;
-            }
+            shuffle(idx, n, &rng);
         if (o.verbose >= 0 && tty)
-            fprintf(out, "Epoch %d/%d\n", e + 1, epochs);
+            fprintf(out, "Epoch %d/%d\n", first + e + 1, epochs);
         double t0 = now(), ls = 0, ms[NB_MAX_METRICS] = {0}, mean[NB_MAX_METRICS],
                mv[NB_MAX_METRICS], last_print = 0;
         int64_t seen = 0;
@@ -567,7 +606,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                     rc = nb_set_error_code(NB_ERR_NUMERIC,
                                            "nb_fit: epoch %d, batch %lld: the loss is %s (a NaN in "
                                            "the data, or too high a learning rate?); " KEPT,
-                                      e + 1, (long long)s + 1, kind(lv));
+                                      first + e + 1, (long long)s + 1, kind(lv));
                     break;
                 }
                 st = 1;
@@ -583,7 +622,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             if (st == 0 && nn_batch_metrics(m, output, b.y[w], mv))
                 st = -1;
             if (st < 0) {
-                rc = step_error(e, s);
+                rc = step_error(first + e, s);
                 break;
             }
             if (st == 1) {
@@ -601,7 +640,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                 last_print = now();
                 progress(out, m, s + 1, steps, last_print - t0, ls / (double)seen, mean);
             }
-            nb_logs lg = make_logs(m, e, s, seen ? ls / (double)seen : NAN, mean, NAN, NULL);
+            nb_logs lg = make_logs(m, first + e, s, seen ? ls / (double)seen : NAN, mean, NAN,
+                                   NULL);
             if ((rc = call_back(m, o, &lg, false, &stop)) || stop)
                 break;
         }
@@ -622,7 +662,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             m->hist.val_metrics[i][e] = vm[i];
         m->hist.epochs = e + 1;
         if (!rc) {
-            nb_logs lg = make_logs(m, e, -1, m->hist.loss[e], mean, m->hist.val_loss[e], vm);
+            /* Done with this epoch (a callback's checkpoint records it). */
+            m->epochs_done = first + e + 1;
+            m->shuffles += !o.no_shuffle;
+            nb_logs lg = make_logs(m, first + e, -1, m->hist.loss[e], mean, m->hist.val_loss[e],
+                                   vm);
             rc = call_back(m, o, &lg, true, &stop);
         }
         if (o.verbose < 0 || rc)
@@ -631,7 +675,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             fprintf(out, "\r%6lld/%lld [==============================] - %.1fs %.0fus/step",
                     (long long)steps, (long long)steps, secs, 1e6 * secs / (double)steps);
         else
-            fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", e + 1, epochs, secs,
+            fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", first + e + 1, epochs, secs,
                     1e6 * secs / (double)steps);
         print_values(out, m, "", m->hist.loss[e], mean);
         if (val)
@@ -639,8 +683,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         fputc('\n', out);
         if (m->hist.skipped[e])
             fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "
-                    "loss or the gradients)\n", e + 1, epochs, (long long)m->hist.skipped[e],
-                    (long long)steps);
+                    "loss or the gradients)\n", first + e + 1, epochs,
+                    (long long)m->hist.skipped[e], (long long)steps);
         fflush(out);
     }
     nb_graph_free(g);

@@ -88,9 +88,7 @@ int nb_summary(const nb_model *m, FILE *f)
 
 /* ---- weights ---- */
 
-/* The message of a failed call of `from` made on behalf of `to` starts with
- * `to`, the function the user called. Returns -1. */
-static int as_caller(const char *from, const char *to)
+int nn_as_caller(const char *from, const char *to)
 {
     const char *e = nb_last_error();
     size_t k = strlen(from);
@@ -112,7 +110,7 @@ int nb_save_weights(const nb_model *m, const char *path)
         return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: %s: the model is not built",
                                  path);
     if (nb_save_safetensors(path, m->nweights, m->weights) < 0) {
-        as_caller("nb_save_safetensors", "nb_save_weights");
+        nn_as_caller("nb_save_safetensors", "nb_save_weights");
         return nn_blame("nb_save_weights");
     }
     return 0;
@@ -130,7 +128,7 @@ int nb_load_weights_(nb_load_weights_args a)
                                  "(build it with the same layers first)",
                                  a.path);
     if (nb_load_safetensors(a.path, m->nweights, m->weights, .partial = a.partial) < 0) {
-        as_caller("nb_load_safetensors", "nb_load_weights");
+        nn_as_caller("nb_load_safetensors", "nb_load_weights");
         return nn_blame("nb_load_weights");
     }
     return 0;

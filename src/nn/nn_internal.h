@@ -59,6 +59,15 @@ struct nb_model {
     nb_tensor **weights; /* every weight (params and state), in layer order */
     int nweights;
     nb_rng rng;         /* what training draws (nb_layer_rng) */
+    /* Where training stands, for nb_fit's .resume and checkpoints: the
+     * epochs done and the shuffling stream, its seed and the shuffles drawn
+     * from it (each epoch permutes the order the last one left, so a
+     * resumed fit draws them again). Set by nb_fit and nb_load_checkpoint;
+     * trained is false before either. */
+    bool trained;
+    int epochs_done;
+    uint64_t shuffle_seed;
+    int64_t shuffles;
     nb_optimizer *opt;
     nb_loss loss;            /* 0 with a custom loss */
     nb_custom_fn custom_loss; /* fn NULL: the built-in loss */
@@ -151,6 +160,11 @@ NN_PRIVATE nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const i
  * says nothing about who needed the memory), become "fn: out of memory
  * allocating 64 bytes". Returns -1. */
 NN_PRIVATE int nn_blame(const char *fn);
+
+/* The message of a failed call of `from` made on behalf of `to` starts with
+ * `to`, the function the user called ("nb_load_safetensors: p: ..." becomes
+ * "nb_load_weights: p: ..."). Returns -1. */
+NN_PRIVATE int nn_as_caller(const char *from, const char *to);
 
 /* Stores v as element i of a contiguous heap tensor (the caller bumps the
  * version when done writing). */

@@ -33,7 +33,7 @@
  * values, before they are stored).
  *
  * Written on the public API only (nabla/nabla.h), like nn/. */
-#include "nabla/nabla.h"
+#include "optim_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,25 +43,6 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-typedef enum { SGD, ADAM, RMSPROP, ADAGRAD } algo;
-
-/* Which options an optimizer reads; giving it another one is an error. */
-enum {
-    USES_MOMENTUM = 1u << 0,
-    USES_NESTEROV = 1u << 1,
-    USES_BETAS = 1u << 2,
-    USES_RHO = 1u << 3,
-    USES_INITIAL_ACC = 1u << 4,
-};
-
-typedef struct {
-    algo algo;
-    const char *name; /* nb_optimizer_name */
-    const char *fn;   /* the constructor, for messages */
-    double lr, weight_decay;
-    unsigned uses;
-} kind_info;
-
 static const kind_info SGD_INFO = {SGD, "sgd", "nb_sgd", 0.01, 0, USES_MOMENTUM | USES_NESTEROV};
 static const kind_info ADAM_INFO = {ADAM, "adam", "nb_adam", 1e-3, 0, USES_BETAS};
 static const kind_info ADAMW_INFO = {ADAM, "adamw", "nb_adamw", 1e-3, 0.004, USES_BETAS};
@@ -70,30 +51,18 @@ static const kind_info RMSPROP_INFO = {RMSPROP, "rmsprop", "nb_rmsprop", 1e-3, 0
 static const kind_info ADAGRAD_INFO = {ADAGRAD, "adagrad", "nb_adagrad", 1e-3, 0,
                                        USES_INITIAL_ACC};
 
-struct nb_optimizer {
-    const kind_info *kind;
-    nb_optim_opts o;      /* defaults filled in, NB_ZERO made a plain 0 */
-    double beta1, beta2;  /* o.betas, resolved */
-    int64_t t;            /* steps taken */
-    int n;                /* parameters, fixed by the first step; -1 before it */
-    nb_tensor **params;   /* copies of the first step's pointers */
-    nb_tensor **s1, **s2; /* state per parameter, NULL where unused */
-    /* The parameters as they were before the step, written beside the new
-     * values (stored in place) to undo a step that turns out not to be
-     * finite. The new state goes to o1/o2, which become s1/s2 once every
-     * parameter is stored: the old state stays where it was. */
-    nb_tensor **old, **o1, **o2;
-    bool has_s1, has_s2;  /* which states the algorithm keeps */
-    nb_fused *fused;      /* the update (update_fn) */
-    int64_t skipped; /* steps skipped for a NaN or an infinity */
-};
-
 /* A field the caller wrote: anything but a plain 0 (NB_ZERO is -0.0). */
 static bool given(double v) { return v != 0 || signbit(v); }
 /* NB_ZERO: an explicit zero. */
 static bool explicit_zero(double v) { return v == 0 && signbit(v); }
 /* The value of an option: def where it was left 0, 0 for NB_ZERO. */
 static double pick(double v, double def) { return given(v) ? v + 0.0 : def; }
+
+static bool same_shape(const nb_tensor *a, const nb_tensor *b)
+{
+    return nb_ndim(a) == nb_ndim(b) &&
+           memcmp(nb_shape(a), nb_shape(b), (size_t)nb_ndim(a) * sizeof(int64_t)) == 0;
+}
 
 /* ---- schedules ---- */
 
@@ -350,9 +319,9 @@ static void free_state(nb_optimizer *opt)
             nb_free(opt->o1[i]);
             nb_free(opt->o2[i]);
         }
-        nb_mem_free(opt->params); /* one block holds params, s1, s2, old, o1, o2 */
+        nb_mem_free(opt->params); /* one block holds params, s1, s2, old, o1, o2, view */
     }
-    opt->params = opt->s1 = opt->s2 = opt->old = opt->o1 = opt->o2 = NULL;
+    opt->params = opt->s1 = opt->s2 = opt->old = opt->o1 = opt->o2 = opt->view = NULL;
     opt->n = -1;
 }
 
@@ -403,11 +372,29 @@ const char *nb_optimizer_name(const nb_optimizer *opt)
 
 /* ---- the step ---- */
 
-/* A heap state tensor shaped like p, filled with v; an error names the
- * function the user called. */
-static nb_tensor *state_like(const nb_tensor *p, double v)
+/* A heap state tensor shaped like p, filled with v, named "optimizer.<p's
+ * name>.<slot>" ("optimizer.<i>.<slot>" for an unnamed params[i]) when slot
+ * is given; an error names the function the user called. */
+static nb_tensor *state_like(const nb_tensor *p, int i, const char *slot, double v)
 {
     nb_tensor *s = nb_full(nb_dtype_of(p), nb_ndim(p), nb_shape(p), v);
+    if (s && slot) {
+        char num[24], *name;
+        snprintf(num, sizeof num, "%d", i);
+        const char *pn = nb_name(p) ? nb_name(p) : num;
+        size_t len = strlen("optimizer.") + strlen(pn) + 1 + strlen(slot) + 1;
+        if ((name = nb_mem_alloc(len)) != NULL) {
+            snprintf(name, len, "optimizer.%s.%s", pn, slot);
+            if (!nb_set_name(s, name)) {
+                nb_free(s);
+                s = NULL;
+            }
+            nb_mem_free(name);
+        } else {
+            nb_free(s);
+            s = NULL;
+        }
+    }
     if (!s) {
         char msg[512], b[NB_SHAPE_STR_LEN];
         const char *e = nb_last_error();
@@ -418,41 +405,56 @@ static nb_tensor *state_like(const nb_tensor *p, double v)
     return s;
 }
 
-/* The first step records the list and makes the state, and the arrays that
- * hold each step's processed gradients and new values. */
-static int build(nb_optimizer *opt, int n, nb_tensor *const params[])
+/* The names of the state tensors (nb_optimizer_state): s1 then s2. */
+static const char *slot_name(const nb_optimizer *opt, int which)
 {
+    switch (opt->kind->algo) {
+    case SGD:
+        return "velocity";
+    case ADAM:
+        return which == 1 ? "m" : "v";
+    case RMSPROP:
+        return which == 1 ? "v" : "momentum";
+    default:
+        return "accumulator";
+    }
+}
+
+/* The first step (or nb_optimizer_state) records the list and makes the
+ * state, and the arrays that hold each step's new values. */
+int optim_make_state(nb_optimizer *opt, int n, nb_tensor *const params[])
+{
+    free_state(opt);
     if (n == 0) {
         opt->n = 0;
         return 0;
     }
-    nb_tensor **block = nb_mem_alloc(6 * (size_t)n * sizeof *block);
+    nb_tensor **block = nb_mem_alloc(8 * (size_t)n * sizeof *block);
     if (!block)
         return -1;
-    memset(block, 0, 6 * (size_t)n * sizeof *block);
+    memset(block, 0, 8 * (size_t)n * sizeof *block);
     opt->params = block;
     opt->s1 = block + n;
     opt->s2 = block + 2 * n;
     opt->old = block + 3 * n;
     opt->o1 = block + 4 * n;
     opt->o2 = block + 5 * n;
+    opt->view = block + 6 * n; /* 2n */
     opt->n = n;
     const nb_optim_opts *o = &opt->o;
+    double s1_init = opt->kind->algo == ADAGRAD ? o->initial_accumulator : 0.0;
     for (int i = 0; i < n; i++) {
         nb_tensor *p = params[i];
         opt->params[i] = p;
-        if (!(opt->old[i] = state_like(p, 0.0)))
+        if (!(opt->old[i] = state_like(p, i, NULL, 0.0)))
             goto fail;
-        if (opt->has_s1) {
-            opt->s1[i] = state_like(p, opt->kind->algo == ADAGRAD ? o->initial_accumulator : 0.0);
-            if (!opt->s1[i] || !(opt->o1[i] = state_like(p, 0.0)))
-                goto fail;
-        }
-        if (opt->has_s2) {
-            opt->s2[i] = state_like(p, 0.0);
-            if (!opt->s2[i] || !(opt->o2[i] = state_like(p, 0.0)))
-                goto fail;
-        }
+        /* Both buffers of a state carry its name: they take turns. */
+        if (opt->has_s1 && (!(opt->s1[i] = state_like(p, i, slot_name(opt, 1), s1_init)) ||
+                            !(opt->o1[i] = state_like(p, i, slot_name(opt, 1), 0.0))))
+            goto fail;
+        if (opt->has_s2 && (!(opt->s2[i] = state_like(p, i, slot_name(opt, 2), 0.0)) ||
+                            !(opt->o2[i] = state_like(p, i, slot_name(opt, 2), 0.0))))
+            goto fail;
     }
     return 0;
 fail:
@@ -460,13 +462,23 @@ fail:
     return -1;
 }
 
-static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[])
+bool optim_same_list(const nb_optimizer *opt, int n, nb_tensor *const params[])
 {
-    const char *fn = "nb_optimizer_step";
-    char b[96], c[96];
+    if (opt->n < 0 || n != opt->n)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (params[i] != opt->params[i] || nb_dtype_of(params[i]) != nb_dtype_of(opt->old[i]) ||
+            !same_shape(params[i], opt->old[i]))
+            return false;
+    return true;
+}
+
+int optim_check_list(const nb_optimizer *opt, const char *fn, int n, nb_tensor *const params[])
+{
+    char b[96];
     if (n < 0 || (n > 0 && !params))
         return nb_set_error("%s: %s", fn, n < 0 ? "negative parameter count" : "params is NULL");
-    if (opt->n >= 0) {
+    if (opt->n >= 0 && opt->t > 0) {
         if (n != opt->n)
             return nb_set_error("%s: the parameter list changed: the first step had %d "
                                 "parameters, this one has %d (an optimizer updates one fixed "
@@ -478,31 +490,37 @@ static int check_params(const nb_optimizer *opt, int n, nb_tensor *const params[
                                     "tensor the first step had there (an optimizer updates "
                                     "one fixed list; make a new optimizer for other "
                                     "parameters)", fn, i);
-    } else {
-        for (int i = 0; i < n; i++) {
-            nb_tensor *p = params[i];
-            if (!p)
-                return nb_set_error("%s: params[%d] is NULL", fn, i);
-            if (!nb_is_heap(p))
-                return nb_set_error("%s: params[%d] %s is an op's result in a graph; "
-                                    "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
-                                    fn, i, nb_shape_str(p, b));
-            if (nb_dtype_of(p) != NB_F32 && nb_dtype_of(p) != NB_F64) /* u8: data, no grad */
-                return nb_set_error_code(NB_ERR_DTYPE, "%s: params[%d] %s is %s; parameters "
-                                         "are f32 or f64", fn, i, nb_shape_str(p, b),
-                                         nb_dtype_name(nb_dtype_of(p)));
-            for (int j = 0; j < i; j++)
-                if (params[j] == p)
-                    return nb_set_error("%s: params[%d] and params[%d] are the same tensor",
-                                        fn, j, i);
-        }
+        return 0;
     }
     for (int i = 0; i < n; i++) {
+        nb_tensor *p = params[i];
+        if (!p)
+            return nb_set_error("%s: params[%d] is NULL", fn, i);
+        if (!nb_is_heap(p))
+            return nb_set_error("%s: params[%d] %s is an op's result in a graph; "
+                                "parameters must be heap tensors (nb_zeros, nb_randn, ...)",
+                                fn, i, nb_shape_str(p, b));
+        if (nb_dtype_of(p) != NB_F32 && nb_dtype_of(p) != NB_F64) /* u8: data, no grad */
+            return nb_set_error_code(NB_ERR_DTYPE, "%s: params[%d] %s is %s; parameters "
+                                     "are f32 or f64", fn, i, nb_shape_str(p, b),
+                                     nb_dtype_name(nb_dtype_of(p)));
+        for (int j = 0; j < i; j++)
+            if (params[j] == p)
+                return nb_set_error("%s: params[%d] and params[%d] are the same tensor",
+                                    fn, j, i);
+    }
+    return 0;
+}
+
+/* Each gradient has its parameter's dtype and shape. */
+static int check_grads(int n, nb_tensor *const params[])
+{
+    char b[96], c[96];
+    for (int i = 0; i < n; i++) {
         nb_tensor *p = params[i], *g = nb_grad_of(p);
-        if (g && (nb_dtype_of(g) != nb_dtype_of(p) || nb_ndim(g) != nb_ndim(p) ||
-                  memcmp(nb_shape(g), nb_shape(p), (size_t)nb_ndim(p) * sizeof(int64_t))))
-            return nb_set_error("%s: params[%d] is %s %s but its gradient is %s %s", fn, i,
-                                nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b),
+        if (g && (nb_dtype_of(g) != nb_dtype_of(p) || !same_shape(g, p)))
+            return nb_set_error("nb_optimizer_step: params[%d] is %s %s but its gradient is "
+                                "%s %s", i, nb_dtype_name(nb_dtype_of(p)), nb_shape_str(p, b),
                                 nb_dtype_name(nb_dtype_of(g)), nb_shape_str(g, c));
     }
     return 0;
@@ -697,13 +715,16 @@ int nb_optimizer_step_(nb_step_args a)
     nb_optimizer *opt = a.opt;
     if (!opt)
         return nb_set_error("nb_optimizer_step: optimizer is NULL");
-    if (check_params(opt, a.n, a.params) < 0)
+    if (optim_check_list(opt, "nb_optimizer_step", a.n, a.params) < 0 ||
+        check_grads(a.n, a.params) < 0)
         return -1;
     if (!nb_graph_current())
         return nb_set_error("nb_optimizer_step: no current graph (create one with "
                             "nb_graph_new; the update's temporaries live there)");
-    bool fresh = opt->n < 0;
-    if (fresh && build(opt, a.n, a.params) < 0)
+    /* Before the first update, a new list makes the state anew (there is
+     * nothing in it but initial values). */
+    bool fresh = !optim_same_list(opt, a.n, a.params);
+    if (fresh && optim_make_state(opt, a.n, a.params) < 0)
         return -1;
     /* The step judges its own values: anomaly mode would stop at the first
      * of its ops to see a NaN, with that op's message instead of ours. */
