@@ -220,57 +220,6 @@ static void test_training_mode(void **state)
     nb_model_free(m);
 }
 
-/* nb_predict runs a large batch of built-in layers a slice at a time, and
- * must not with a layer that looks across rows: this one centres each
- * column on the batch's mean. */
-static nb_tensor *center_forward(nb_layer *l, nb_tensor *x, bool training)
-{
-    (void)l, (void)training;
-    return nb_sub(x, nb_mean(x, .axes = NB_AXES(0), .keepdims = true));
-}
-static const nb_layer_type center_type = {"Center", "center", probe_build, center_forward, NULL};
-
-static void test_predict_batches(void **state)
-{
-    (void)state;
-    enum { N = 3000 }; /* more than the rows nb_predict runs at once */
-    nb_tensor *x = nb_zeros(NB_F32, NB_SHAPE(N, 3));
-    nb_tensor *xb = nb_zeros(NB_U8, NB_SHAPE(N, 3));
-    for (int i = 0; i < 3 * N; i++) {
-        ((float *)nb_data(x))[i] = (float)(i / 3);
-        ((uint8_t *)nb_data(xb))[i] = (uint8_t)(i * 7 % 256);
-    }
-    nb_bump_version(x);
-    nb_bump_version(xb);
-    nb_model *m = nb_sequential(nb_input(3), nb_layer_new(&center_type, NULL, NULL));
-    assert_int_equal(nb_build(m, 0, 1), 0);
-    nb_tensor *c = nb_predict(m, (nb_dataset){.x = x}, N);
-    assert_non_null(c);
-    assert_float_equal(((float *)nb_data(c))[0], -(N - 1) / 2.0, 1e-3);
-    assert_float_equal(((float *)nb_data(c))[3 * (N - 1)], (N - 1) / 2.0, 1e-3);
-    nb_free(c);
-    nb_model_free(m);
-
-    /* Built-in layers: one batch of N gives what batches of 7 give, from
-     * floats and from bytes alike. */
-    m = nb_sequential(nb_dense(8, .input = 3, .activation = NB_RELU),
-                      nb_dense(2, .activation = NB_SOFTMAX));
-    assert_int_equal(nb_build(m, 0, 2), 0);
-    for (int u8 = 0; u8 < 2; u8++) {
-        nb_dataset d = {.x = u8 ? xb : x, .scale = u8 ? 1 / 255.0 : 0};
-        nb_tensor *a = nb_predict(m, d, N), *b = nb_predict(m, d, 7);
-        assert_non_null(a);
-        assert_non_null(b);
-        for (int i = 0; i < 2 * N; i++)
-            assert_float_equal(((float *)nb_data(a))[i], ((float *)nb_data(b))[i], 1e-6);
-        nb_free(a);
-        nb_free(b);
-    }
-    nb_model_free(m);
-    nb_free(x);
-    nb_free(xb);
-}
-
 /* ---- misuse ---- */
 
 static int failing_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
@@ -666,7 +615,6 @@ int main(void)
         cmocka_unit_test(test_user_layer),
         cmocka_unit_test(test_shape_layers),
         cmocka_unit_test(test_training_mode),
-        cmocka_unit_test(test_predict_batches),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_convnet_shapes),
         cmocka_unit_test(test_convnet_gradcheck),

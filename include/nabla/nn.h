@@ -500,9 +500,7 @@ const nb_history *nb_fit_(nb_model *m, nb_fit_opts opts);
  * entries as there are metrics (one NAN without). 0 or -1. */
 int nb_evaluate(nb_model *m, nb_dataset data, int batch_size, double *loss, double *metric);
 /* The model's outputs for data.x (data.y is not read; u8 x converted as
- * nb_fit does, a batch at a time), in batches of batch_size (0: 32; a
- * model of built-in layers only, whose rows are apart in inference, runs
- * at most 1024 rows at a time, which is faster than more), as a
+ * nb_fit does, a batch at a time), in batches of batch_size (0: 32), as a
  * new (N, outputs) heap tensor (caller frees): nb_predict(m, test, 32), or
  * nb_predict(m, (nb_dataset){.x = x}, 32) for a float tensor. NULL on error. */
 nb_tensor *nb_predict(nb_model *m, nb_dataset data, int batch_size);

@@ -243,10 +243,6 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     return rc ? nn_blame(fn) : 0;
 }
 
-#ifndef PREDICT_ROWS
-#define PREDICT_ROWS 1024
-#endif
-
 nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
 {
     const char *fn = "nb_predict";
@@ -263,18 +259,6 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         return NULL;
     }
     int64_t bs = batch_size ? batch_size : 32, n = nb_dim(d.x, 0);
-    /* Built-in layers in inference give each row an output of its own, so
-     * a batch larger than PREDICT_ROWS runs a slice of that many rows at
-     * a time: the converted images and the activations then stay in the
-     * caches and in pages already touched, where a batch of 10,000 images
-     * (31 MB of f32) would be written to memory and faulted in afresh on
-     * every call (measured: docs/performance.md). A layer of the user's may
-     * look across rows: with one, batches are as given. */
-    bool apart = true;
-    for (int i = 0; i < m->n; i++)
-        apart = apart && m->layers[i]->rows_apart;
-    if (apart && bs > PREDICT_ROWS)
-        bs = PREDICT_ROWS;
     /* The output's shape: (n, the last layer's output shape). */
     const nb_layer *last = m->layers[m->n - 1];
     int64_t shape[NB_MAX_DIMS], units = 1;

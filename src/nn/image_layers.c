@@ -150,7 +150,7 @@ nb_layer *nb_conv2d_(nb_conv2d_opts o)
     conv_ctx *k = copy_of(fn, &c, sizeof c);
     if (k)
         k->o.name = NULL;
-    return k ? nn_builtin(nb_layer_new(&conv_type, k, o.name)) : NULL;
+    return k ? nb_layer_new(&conv_type, k, o.name) : NULL;
 }
 
 /* ---- pooling ---- */
@@ -221,7 +221,7 @@ static nb_layer *pooling(const char *fn, const nb_layer_type *t, nb_pooling_opts
     pool_ctx *k = copy_of(fn, &c, sizeof c);
     if (k)
         k->o.name = NULL;
-    return k ? nn_builtin(nb_layer_new(t, k, o.name)) : NULL;
+    return k ? nb_layer_new(t, k, o.name) : NULL;
 }
 
 nb_layer *nb_max_pooling2d_(nb_pooling_opts o)
@@ -258,5 +258,5 @@ nb_layer *nb_dropout(double rate)
         return NULL;
     }
     double *c = copy_of("nb_dropout", &rate, sizeof rate);
-    return c ? nn_builtin(nb_layer_new(&dropout_type, c, NULL)) : NULL;
+    return c ? nb_layer_new(&dropout_type, c, NULL) : NULL;
 }

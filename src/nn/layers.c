@@ -46,13 +46,6 @@ static nb_layer *layer_new(const char *fn, const nb_layer_type *type, void *ctx,
     return l;
 }
 
-nb_layer *nn_builtin(nb_layer *l)
-{
-    if (l)
-        l->rows_apart = true;
-    return l;
-}
-
 nb_layer *nb_layer_new(const nb_layer_type *type, void *ctx, const char *name)
 {
     return layer_new("nb_layer_new", type, ctx, name);
@@ -186,7 +179,7 @@ const nb_layer_type nn_input_type = {"InputLayer", "input", nn_same_shape_build,
 nb_layer *nb_input_(int ndim, const int64_t *shape)
 {
     nn_shape_ctx *c = shape_of("nb_input", ndim, shape);
-    return c ? nn_builtin(layer_new("nb_input", &nn_input_type, c, NULL)) : NULL;
+    return c ? layer_new("nb_input", &nn_input_type, c, NULL) : NULL;
 }
 
 /* ---- Dense ---- */
@@ -267,7 +260,7 @@ static nb_layer *dense(nb_dense_opts o)
     }
     *c = o;
     c->name = NULL;
-    return nn_builtin(layer_new("nb_dense", &nn_dense_type, c, o.name));
+    return layer_new("nb_dense", &nn_dense_type, c, o.name);
 }
 
 nb_layer *nb_dense_(nb_dense_opts o) { NN_NAMED("nb_dense", nb_layer *, dense(o)); }
@@ -298,10 +291,7 @@ static nb_tensor *reshape_forward(nb_layer *l, nb_tensor *x, bool training)
 static const nb_layer_type flatten_type = {"Flatten", "flatten", flatten_build, reshape_forward,
                                            NULL};
 
-nb_layer *nb_flatten(void)
-{
-    return nn_builtin(layer_new("nb_flatten", &flatten_type, NULL, NULL));
-}
+nb_layer *nb_flatten(void) { return layer_new("nb_flatten", &flatten_type, NULL, NULL); }
 
 static int reshape_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
                          nb_rng *rng)
@@ -327,7 +317,7 @@ static const nb_layer_type reshape_type = {"Reshape", "reshape", reshape_build, 
 nb_layer *nb_reshape_layer_(int ndim, const int64_t *shape)
 {
     nn_shape_ctx *c = shape_of("nb_reshape_layer", ndim, shape);
-    return c ? nn_builtin(layer_new("nb_reshape_layer", &reshape_type, c, NULL)) : NULL;
+    return c ? layer_new("nb_reshape_layer", &reshape_type, c, NULL) : NULL;
 }
 
 /* ---- Activation ---- */
@@ -354,5 +344,5 @@ nb_layer *nb_activation_layer(nb_activation a)
         return NULL;
     }
     *c = a;
-    return nn_builtin(layer_new(fn, &activation_type, c, NULL));
+    return layer_new(fn, &activation_type, c, NULL);
 }

@@ -38,7 +38,6 @@ struct nb_layer {
     const nb_layer_type *type;
     void *ctx;             /* the type's own data */
     bool built, auto_named;
-    bool rows_apart;       /* a built-in: in inference each row's output is its own */
     int in_ndim, out_ndim; /* shapes without the batch axis, once built */
     int64_t in[NB_MAX_DIMS], out[NB_MAX_DIMS];
     int nw;                /* weights (heap tensors), made by build */
@@ -101,8 +100,6 @@ NN_PRIVATE bool nn_valid_name(const char *fn, const char *name);
 /* A layer type's free_ctx for a ctx from nb_mem_alloc. */
 NN_PRIVATE void nn_free_ctx(void *ctx);
 /* A build whose output has the input's shape, and which makes no weights. */
-/* Marks a built-in layer (rows_apart); l may be NULL. */
-NN_PRIVATE nb_layer *nn_builtin(nb_layer *l);
 NN_PRIVATE int nn_same_shape_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim,
                                    int64_t *out, nb_rng *rng);
 

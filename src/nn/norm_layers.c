@@ -95,7 +95,7 @@ static nb_layer *norm(const char *fn, nb_norm_opts o, bool batch)
     }
     *k = c;
     k->o.name = NULL;
-    return nn_builtin(nb_layer_new(batch ? &bn_type : &ln_type, k, o.name));
+    return nb_layer_new(batch ? &bn_type : &ln_type, k, o.name);
 }
 
 nb_layer *nb_batch_normalization_(nb_norm_opts o) { return norm("nb_batch_normalization", o, true); }
@@ -157,5 +157,5 @@ nb_layer *nb_embedding(int64_t input_dim, int64_t output_dim)
     }
     c[0] = input_dim;
     c[1] = output_dim;
-    return nn_builtin(nb_layer_new(&embedding_type, c, NULL));
+    return nb_layer_new(&embedding_type, c, NULL);
 }

@@ -194,7 +194,7 @@ static nb_layer *rnn(const char *fn, int kind, nb_rnn_opts o)
     c->kind = kind;
     c->o = o;
     c->o.name = NULL;
-    return nn_builtin(nb_layer_new(&rnn_types[kind], c, o.name));
+    return nb_layer_new(&rnn_types[kind], c, o.name);
 }
 
 nb_layer *nb_simple_rnn_(nb_rnn_opts o) { return rnn("nb_simple_rnn", SIMPLE, o); }
@@ -226,5 +226,5 @@ static const nb_layer_type gap1_type = {"GlobalAveragePooling1D", "global_averag
 
 nb_layer *nb_global_average_pooling1d(void)
 {
-    return nn_builtin(nb_layer_new(&gap1_type, NULL, NULL));
+    return nb_layer_new(&gap1_type, NULL, NULL);
 }
