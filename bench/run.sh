@@ -10,7 +10,7 @@
 #   --quick          one round, no warm-up round, tiny counts: shows that it
 #                    works, measures nothing
 #   --only LIST      comma-separated groups or workloads: step (seed model,
-#                    batch 32, 128, 1024), wide (wide MLP step and raw sgemm),
+#                    batch 32, 128, 1024, and raw sgemm at 1024), wide (wide MLP step and raw sgemm),
 #                    chain, epoch, predict, rss, adam, cnn (the convnet step
 #                    at batch 128 and its epoch); default all
 #   --rounds N       measured rounds (3), after --warmup-rounds (1) left out
@@ -48,13 +48,13 @@ done
 # workload  warm-up units  reps  units per rep  (the same for every side)
 declare -A COUNTS=(
     [step_seed_b32]="50 10 200" [step_seed_b128]="50 10 50" [step_seed_b1024]="20 10 6"
-    [step_wide_b256]="5 10 5" [gemm_wide_b256]="2 10 5" [chain1000]="5 10 20"
+    [step_wide_b256]="5 10 5" [gemm_wide_b256]="2 10 5" [gemm_seed_b1024]="2 10 20" [chain1000]="5 10 20"
     [epoch_b32]="1 2 1" [predict_b32]="2 10 1" [predict_b10000]="2 10 1"
     [adam_seed]="50 10 400" [adam_wide]="3 10 5" [rss]="0 10 1"
     [step_cnn_b128]="5 10 3" [epoch_cnn_b128]="1 2 1"
 )
 declare -A GROUP=(
-    [step]="step_seed_b32 step_seed_b128 step_seed_b1024" [wide]="step_wide_b256 gemm_wide_b256"
+    [step]="step_seed_b32 step_seed_b128 step_seed_b1024 gemm_seed_b1024" [wide]="step_wide_b256 gemm_wide_b256"
     [chain]=chain1000 [epoch]=epoch_b32 [predict]="predict_b32 predict_b10000"
     [adam]="adam_seed adam_wide" [rss]=rss [cnn]="step_cnn_b128 epoch_cnn_b128"
 )

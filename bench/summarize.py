@@ -24,9 +24,9 @@ from collections import defaultdict
 
 DESCHEDULED = 0.8
 PEERS = ["pytorch", "keras"]
-ORDER = ["step_seed_b32", "step_seed_b128", "step_seed_b1024", "step_wide_b256",
-         "gemm_wide_b256", "chain1000", "epoch_b32", "predict_b32", "predict_b10000",
-         "adam_seed", "adam_wide"]
+ORDER = ["step_seed_b32", "step_seed_b128", "step_seed_b1024", "gemm_seed_b1024",
+         "step_wide_b256", "gemm_wide_b256", "chain1000", "epoch_b32", "predict_b32",
+         "predict_b10000", "adam_seed", "adam_wide", "step_cnn_b128", "epoch_cnn_b128"]
 IMPLS = ["nabla", "pytorch", "keras", "fused_c", "fused_c_undo", "openblas", "onednn"]
 
 
@@ -165,6 +165,22 @@ def main(path, markdown=False):
         if out:
             print("== raw sgemm per product (row-major, M x N x K), GFLOP/s")
             tab.show(["product", "thr", "openblas", "onednn"], out)
+
+    out = []
+    for t in threads:
+        step = med(("step_seed_b1024", "nabla", t))
+        sets = {i: med(("gemm_seed_b1024", i, t)) for i in ("openblas", "onednn")}
+        if step and any(sets.values()):
+            best = min(v for v in sets.values() if v) * 1e3  # ms/set -> us
+            out.append([str(t), fmt(step)] + [fmt(v * 1e3) if v else "-" for v in sets.values()] +
+                       [f"{best / step:.2f}"] +
+                       [f"{med(('step_seed_b1024', p, t)) / best:.2f}"
+                        if med(("step_seed_b1024", p, t)) else "-" for p in PEERS])
+    if out:
+        print("== seed model at batch 1024: the step against raw sgemm of its 8 products "
+              "(us); a peer's step over the raw products bounds its ratio to nabla")
+        tab.show(["thr", "nabla step", "openblas set", "onednn set", "set/step",
+                  "pytorch/set", "keras/set"], out)
 
     out = []
     for w in ("adam_seed", "adam_wide"):
