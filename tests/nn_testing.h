@@ -12,14 +12,7 @@ static int nkeep;
 
 static nb_tensor *T(nb_dtype dt, int ndim, const int64_t *shape, const double *v)
 {
-    nb_tensor *t = nb_zeros(dt, ndim, shape);
-    assert_non_null(t);
-    for (int64_t i = 0; i < nb_numel(t); i++) {
-        if (dt == NB_F64)
-            ((double *)nb_data(t))[i] = v[i];
-        else
-            ((float *)nb_data(t))[i] = (float)v[i];
-    }
+    nb_tensor *t = tensor_of(dt, ndim, shape, v);
     assert_true(nkeep < 128);
     keep[nkeep++] = t;
     return t;

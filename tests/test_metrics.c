@@ -26,20 +26,6 @@
 
 static const nb_dtype dtypes[] = {NB_F32, NB_F64};
 
-/* A heap tensor of dtype from doubles. */
-static nb_tensor *from(nb_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    nb_tensor *t = nb_zeros(dt, ndim, shape);
-    assert_non_null(t);
-    for (int64_t i = 0; i < nb_numel(t); i++) {
-        if (dt == NB_F64)
-            ((double *)nb_data(t))[i] = v[i];
-        else
-            ((float *)nb_data(t))[i] = (float)v[i];
-    }
-    nb_bump_version(t);
-    return t;
-}
 
 /* The value of a metric that must succeed, as a double. */
 static double value(nb_tensor *r)
@@ -68,8 +54,8 @@ static void test_top_k(void **state)
     const double want[] = {0.5, 0.75, 0.75, 1.0, 1.0};
     for (int d = 0; d < 2; d++) {
         nb_graph *g = nb_graph_new();
-        nb_tensor *p = from(dtypes[d], NB_SHAPE(4, 4), scores);
-        nb_tensor *l = from(dtypes[d], NB_SHAPE(4), classes);
+        nb_tensor *p = tensor_of(dtypes[d], NB_SHAPE(4, 4), scores);
+        nb_tensor *l = tensor_of(dtypes[d], NB_SHAPE(4), classes);
         nb_tensor *t = nb_one_hot(l, 4);
         for (int i = 0; i < 5; i++) {
             assert_true(value(nb_sparse_top_k_accuracy(p, l, ks[i])) == want[i]);
@@ -81,21 +67,21 @@ static void test_top_k(void **state)
         assert_true(value(nb_categorical_accuracy(p, t)) == 0.0);
         /* A soft target's class is its first maximum: 0.5/0.5 over classes
          * 1 and 2 is class 1, row 0's best (class 2 would miss the top 1). */
-        nb_tensor *soft = from(dtypes[d], NB_SHAPE(1, 4), (double[]){0, 0.5, 0.5, 0});
+        nb_tensor *soft = tensor_of(dtypes[d], NB_SHAPE(1, 4), (double[]){0, 0.5, 0.5, 0});
         nb_tensor *row0 = nb_slice(p, 0, 0, 1, 1);
         assert_true(value(nb_top_k_accuracy(row0, soft, 1)) == 1.0); /* class 1 scores 0.6 */
         /* NaN: a NaN score of the class is a miss whatever k; a NaN
          * elsewhere does not outrank it. */
-        nb_tensor *pn = from(dtypes[d], NB_SHAPE(2, 3), (double[]){NAN, 0.2, 0.1, 0.3, NAN, 0.1});
-        nb_tensor *ln = from(dtypes[d], NB_SHAPE(2), (double[]){0, 0});
+        nb_tensor *pn = tensor_of(dtypes[d], NB_SHAPE(2, 3), (double[]){NAN, 0.2, 0.1, 0.3, NAN, 0.1});
+        nb_tensor *ln = tensor_of(dtypes[d], NB_SHAPE(2), (double[]){0, 0});
         assert_true(value(nb_sparse_top_k_accuracy(pn, ln, 10)) == 0.5);
         assert_true(value(nb_sparse_top_k_accuracy(pn, ln, 1)) == 0.5);
         /* The result is in pred's dtype. */
         assert_int_equal(nb_dtype_of(nb_top_k_accuracy(p, t, 2)), dtypes[d]);
         /* Keras's examples (TopKCategoricalAccuracy(k=1), SparseTopK...): 0.5. */
-        nb_tensor *kp = from(dtypes[d], NB_SHAPE(2, 3), (double[]){0.1, 0.9, 0.8, 0.05, 0.95, 0});
-        nb_tensor *kt = from(dtypes[d], NB_SHAPE(2, 3), (double[]){0, 0, 1, 0, 1, 0});
-        nb_tensor *kl = from(dtypes[d], NB_SHAPE(2), (double[]){2, 1});
+        nb_tensor *kp = tensor_of(dtypes[d], NB_SHAPE(2, 3), (double[]){0.1, 0.9, 0.8, 0.05, 0.95, 0});
+        nb_tensor *kt = tensor_of(dtypes[d], NB_SHAPE(2, 3), (double[]){0, 0, 1, 0, 1, 0});
+        nb_tensor *kl = tensor_of(dtypes[d], NB_SHAPE(2), (double[]){2, 1});
         assert_true(value(nb_top_k_accuracy(kp, kt, 1)) == 0.5);
         assert_true(value(nb_sparse_top_k_accuracy(kp, kl, 1)) == 0.5);
         assert_true(value(nb_top_k_accuracy(kp, kt, 2)) == 1.0);
@@ -116,9 +102,9 @@ static void test_top_k_batched(void **state)
 {
     (void)state;
     nb_graph *g = nb_graph_new();
-    nb_tensor *p = from(NB_F64, NB_SHAPE(2, 2, 3),
+    nb_tensor *p = tensor_of(NB_F64, NB_SHAPE(2, 2, 3),
                         (double[]){1, 2, 3, 3, 2, 1, 0, 0, 1, 5, 4, 6});
-    nb_tensor *l = from(NB_F64, NB_SHAPE(2, 2), (double[]){1, 1, 0, 0});
+    nb_tensor *l = tensor_of(NB_F64, NB_SHAPE(2, 2), (double[]){1, 1, 0, 0});
     /* Classes scoring higher: 1, 1, 1 (0 ties 0), 1. */
     assert_true(value(nb_sparse_top_k_accuracy(p, l, 1)) == 0.0);
     assert_true(value(nb_sparse_top_k_accuracy(p, l, 2)) == 1.0);
@@ -133,14 +119,14 @@ static void test_binary_accuracy(void **state)
     for (int d = 0; d < 2; d++) {
         nb_graph *g = nb_graph_new();
         /* Keras's example: 0.75. */
-        nb_tensor *t = from(dtypes[d], NB_SHAPE(4, 1), (double[]){1, 1, 0, 0});
-        nb_tensor *p = from(dtypes[d], NB_SHAPE(4, 1), (double[]){0.98, 1, 0, 0.6});
+        nb_tensor *t = tensor_of(dtypes[d], NB_SHAPE(4, 1), (double[]){1, 1, 0, 0});
+        nb_tensor *p = tensor_of(dtypes[d], NB_SHAPE(4, 1), (double[]){0.98, 1, 0, 0.6});
         assert_true(value(nb_binary_accuracy(p, t)) == 0.75);
         /* Exactly 0.5 is class 0 (pred > 0.5 is 1); a target of 0.5 never
          * matches; NaN is class 0. Over every element of (2, 3). */
-        nb_tensor *p2 = from(dtypes[d], NB_SHAPE(2, 3),
+        nb_tensor *p2 = tensor_of(dtypes[d], NB_SHAPE(2, 3),
                              (double[]){0.5, 0.5000001, 0.2, 0.7, NAN, 0.9});
-        nb_tensor *t2 = from(dtypes[d], NB_SHAPE(2, 3), (double[]){0, 1, 0.5, 1, 0, 0});
+        nb_tensor *t2 = tensor_of(dtypes[d], NB_SHAPE(2, 3), (double[]){0, 1, 0.5, 1, 0, 0});
         double hand = 4.0 / 6.0, got = value(nb_binary_accuracy(p2, t2));
         assert_true(d ? got == hand : got == (double)(float)hand);
         assert_int_equal(nb_dtype_of(nb_binary_accuracy(p2, t2)), dtypes[d]);
@@ -158,8 +144,8 @@ static void test_no_gradient(void **state)
 {
     (void)state;
     nb_graph *g = nb_graph_new();
-    nb_tensor *p = nb_param(from(NB_F64, NB_SHAPE(4, 4), scores));
-    nb_tensor *l = from(NB_F64, NB_SHAPE(4), classes);
+    nb_tensor *p = nb_param(tensor_of(NB_F64, NB_SHAPE(4, 4), scores));
+    nb_tensor *l = tensor_of(NB_F64, NB_SHAPE(4), classes);
     int64_t before = nb_graph_nodes(g);
     assert_false(nb_requires_grad(nb_sparse_top_k_accuracy(p, l, 2)));
     assert_false(nb_requires_grad(nb_binary_accuracy(p, p)));
@@ -256,18 +242,6 @@ static int on_epoch(nb_model *m, const nb_logs *lg, void *ctx)
     return 0;
 }
 
-/* The file's text, as a malloc'ed string. */
-static char *text_of(FILE *f)
-{
-    long len = ftell(f);
-    assert_true(len >= 0);
-    char *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    rewind(f);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    return buf;
-}
 
 /* Seven metrics, built-in and custom: their names and order in the
  * history, the logs and fit's lines (sorted by name, as Keras 3 prints

@@ -165,12 +165,10 @@ static inline nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
     return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
 }
 
-/* nb_summary's text, as a malloc'ed string (caller frees). */
-static inline char *summary_of(const nb_model *m)
+/* What was written to f (from its start to where it is), as a malloc'ed
+ * string (caller frees). */
+static inline char *text_of(FILE *f)
 {
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    assert_int_equal(nb_summary(m, f), 0);
     long len = ftell(f);
     assert_true(len >= 0);
     char *buf = malloc((size_t)len + 1);
@@ -178,8 +176,33 @@ static inline char *summary_of(const nb_model *m)
     rewind(f);
     assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
     buf[len] = '\0';
+    return buf;
+}
+
+/* nb_summary's text, as a malloc'ed string (caller frees). */
+static inline char *summary_of(const nb_model *m)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(nb_summary(m, f), 0);
+    char *buf = text_of(f);
     fclose(f);
     return buf;
+}
+
+/* A heap tensor of dtype (f32 or f64) holding the doubles v. */
+static inline nb_tensor *tensor_of(nb_dtype dt, int ndim, const int64_t *shape, const double *v)
+{
+    nb_tensor *t = nb_zeros(dt, ndim, shape);
+    assert_non_null(t);
+    for (int64_t i = 0; i < nb_numel(t); i++) {
+        if (dt == NB_F64)
+            ((double *)nb_data(t))[i] = v[i];
+        else
+            ((float *)nb_data(t))[i] = (float)v[i];
+    }
+    nb_bump_version(t);
+    return t;
 }
 
 #endif
