@@ -226,11 +226,16 @@ PY
     rm -f "$tmp" "$tmp.time"
 }
 
-# ---- the rounds: every workload, each side in turn, the first side rotating -----
+# ---- the rounds: every workload at each thread count, each side in turn -------
+# A workload's thread counts run next to each other, their order reversed
+# every other round, so a slow spell of the shared host cannot pass for a
+# 2-thread/1-thread ratio; the side that goes first rotates.
 for r in $(seq $((1 - WROUNDS)) "$ROUNDS"); do
     echo "== round $r$( ((r < 1)) && echo ' (warm-up, left out)') - load $(load)"
-    for t in $THREADS; do
-        for w in "${WORKLOADS[@]}"; do
+    ts=$THREADS
+    ((r % 2 == 0)) && ts=$(printf '%s\n' $THREADS | tac | tr '\n' ' ')
+    for w in "${WORKLOADS[@]}"; do
+        for t in $ts; do
             list=("${IMPL_LIST[@]}")
             if [[ $w == gemm_* ]]; then list=("${GEMM_IMPLS[@]}"); fi
             n=${#list[@]}
