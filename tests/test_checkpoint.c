@@ -282,20 +282,6 @@ static void test_state_details(void **state)
 
 /* ---- models and data ----------------------------------------------------------------- */
 
-/* A separable 3-class problem of n rows: class = which of three blobs. */
-static void blobs(int64_t n, nb_dtype dt, nb_tensor **x, nb_tensor **y)
-{
-    nb_rng rng = nb_rng_new(11);
-    *x = nb_zeros(dt, NB_SHAPE(n, 4));
-    *y = nb_zeros(dt, NB_SHAPE(n, 3));
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)nb_rng_below(&rng, 3);
-        for (int j = 0; j < 4; j++)
-            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.5 * nb_rng_normal(&rng));
-        nb_set(*y, NB_AT(i, c), 1.0);
-    }
-}
-
 typedef enum { ADAM, SGD_SCHEDULED, SGD_PLAIN } which_opt;
 
 static nb_optimizer *optimizer(which_opt w)
@@ -378,7 +364,7 @@ static bool same_model(nb_model *a, nb_model *b)
 static void resumes_bit_for_bit(nb_dtype dt, which_opt w)
 {
     nb_tensor *x, *y;
-    blobs(100, dt, &x, &y); /* 7 batches of 16 per epoch, the last of 4 */
+    three_blobs(100, 11, dt, 0.5, false, &x, &y); /* 7 batches of 16 per epoch, the last of 4 */
     nb_model *a = model(1, dt, w, 16), *b = model(1, dt, w, 16), *c = model(99, dt, w, 16);
     const nb_history *ha = FIT(a, x, y, .epochs = 4, .seed = 3);
     assert_non_null(ha);
@@ -458,7 +444,7 @@ static void test_resume_from_callback(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(100, NB_F32, &x, &y);
+    three_blobs(100, 11, NB_F32, 0.5, false, &x, &y);
     nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
     assert_non_null(FIT(a, x, y, .epochs = 4, .seed = 3));
 
@@ -516,7 +502,7 @@ static void test_resume_rules(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(100, NB_F32, &x, &y);
+    three_blobs(100, 11, NB_F32, 0.5, false, &x, &y);
     nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
     assert_non_null(FIT(a, x, y, .epochs = 2, .seed = 3));
     assert_non_null(FIT(b, x, y, .epochs = 2, .seed = 3, .resume = true));
@@ -553,14 +539,14 @@ static void test_checkpoint_before_training(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(100, NB_F32, &x, &y);
+    three_blobs(100, 11, NB_F32, 0.5, false, &x, &y);
     nb_model *a = model(1, NB_F32, ADAM, 16), *b = model(1, NB_F32, ADAM, 16);
     assert_int_equal(nb_save_checkpoint(b, P("fresh.ckpt")), 0);
     /* The save made the optimizer's state; before any step the model may
      * still change its dtype, and the first step makes the state anew. */
     assert_int_equal(nb_model_set_dtype(b, NB_F64), 0);
     nb_tensor *x64, *y64;
-    blobs(100, NB_F64, &x64, &y64);
+    three_blobs(100, 11, NB_F64, 0.5, false, &x64, &y64);
     assert_non_null(FIT(b, x64, y64, .epochs = 1));
     nb_tensor *const *st;
     nb_tensor *const *ps;
@@ -605,7 +591,7 @@ static void test_load_errors(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(40, NB_F32, &x, &y);
+    three_blobs(40, 11, NB_F32, 0.5, false, &x, &y);
     nb_model *m = model(1, NB_F32, ADAM, 16);
     assert_non_null(FIT(m, x, y, .epochs = 1, .seed = 3));
     PATH(ck, "m.ckpt");

@@ -22,21 +22,6 @@
 
 #include "nabla/nabla.h"
 
-/* A separable 3-class problem: class = which of three blobs (as in
- * test_model.c). */
-static void blobs(int64_t n, uint64_t seed, nb_tensor **x, nb_tensor **y)
-{
-    nb_rng rng = nb_rng_new(seed);
-    *x = nb_zeros(NB_F32, NB_SHAPE(n, 4));
-    *y = nb_zeros(NB_F32, NB_SHAPE(n, 3));
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)nb_rng_below(&rng, 3);
-        for (int j = 0; j < 4; j++)
-            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.5 * nb_rng_normal(&rng));
-        nb_set(*y, NB_AT(i, c), 1.0);
-    }
-}
-
 static nb_model *small_model(uint64_t seed)
 {
     nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
@@ -55,7 +40,7 @@ static void test_fit_on_strided_views(void **state)
     (void)state;
     const int64_t n = 90;
     nb_tensor *x, *y;
-    blobs(n, 4, &x, &y);
+    three_blobs(n, 4, NB_F32, 0.5, false, &x, &y);
     /* x kept transposed, (4, n), and y interleaved with junk rows, (2n, 3):
      * the training data are views of them, neither contiguous. */
     nb_tensor *xt = nb_zeros(NB_F32, NB_SHAPE(4, n));
@@ -134,7 +119,7 @@ static void test_fit_subnormal_setting(void **state)
 {
     (void)state;
     nb_tensor *x, *y, *bad;
-    blobs(40, 2, &x, &y);
+    three_blobs(40, 2, NB_F32, 0.5, false, &x, &y);
     bad = nb_full(NB_F32, NB_SHAPE(40, 3), 2.0); /* not one-hot: fit fails */
     nb_model *m = small_model(0);
     nb_model *uncompiled = nb_sequential(nb_dense(3, .input = 4));
@@ -232,7 +217,7 @@ static void test_validation_split(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(200, 3, &x, &y);
+    three_blobs(200, 3, NB_F32, 0.5, false, &x, &y);
     nb_graph *g = nb_graph_new();
     nb_tensor *xa = nb_slice(x, 0, 0, 150, 1), *ya = nb_slice(y, 0, 0, 150, 1);
     nb_tensor *xb = nb_slice(x, 0, 150, 200, 1), *yb = nb_slice(y, 0, 150, 200, 1);
@@ -302,7 +287,7 @@ static void test_callbacks(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(200, 4, &x, &y);
+    three_blobs(200, 4, NB_F32, 0.5, false, &x, &y);
     nb_model *m = small_model(2);
     counter c = {0};
     nb_callback cb = {count_batch, count_epoch, &c};
@@ -341,7 +326,7 @@ static void test_early_stopping(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(200, 5, &x, &y);
+    three_blobs(200, 5, NB_F32, 0.5, false, &x, &y);
     nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
                                 nb_dense(3, .activation = NB_SOFTMAX));
     assert_int_equal(nb_build(m, 4, 1), 0);

@@ -158,23 +158,6 @@ static void test_no_gradient(void **state)
 
 /* ---- compiled into a model ---- */
 
-/* A separable 3-class problem (as in test_fit.c): one-hot y, or labels. */
-static void blobs(int64_t n, uint64_t seed, bool labels, nb_tensor **x, nb_tensor **y)
-{
-    nb_rng rng = nb_rng_new(seed);
-    *x = nb_zeros(NB_F32, NB_SHAPE(n, 4));
-    *y = labels ? nb_zeros(NB_F32, NB_SHAPE(n)) : nb_zeros(NB_F32, NB_SHAPE(n, 3));
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)nb_rng_below(&rng, 3);
-        for (int j = 0; j < 4; j++)
-            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + 0.8 * nb_rng_normal(&rng));
-        if (labels)
-            nb_set(*y, NB_AT(i), c);
-        else
-            nb_set(*y, NB_AT(i, c), 1.0);
-    }
-}
-
 static nb_model *classifier(uint64_t seed)
 {
     nb_model *m = nb_sequential(nb_dense(8, .activation = NB_RELU, .input = 4),
@@ -251,7 +234,7 @@ static void test_fit_reports_every_metric(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(120, 3, false, &x, &y);
+    three_blobs(120, 3, NB_F32, 0.8, false, &x, &y);
     nb_model *m = classifier(1);
     int calls = 0;
     assert_int_equal(nb_compile(m, nb_adam(.lr = 0.01), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY,
@@ -460,7 +443,7 @@ static void test_custom_loss_of_labels(void **state)
 {
     (void)state;
     nb_tensor *x, *y;
-    blobs(96, 8, true, &x, &y);
+    three_blobs(96, 8, NB_F32, 0.8, true, &x, &y);
     nb_model *m = classifier(3);
     assert_int_equal(nb_compile(m, nb_adam(.lr = 0.02), .custom_loss = {hand_sparse_ce},
                                 .metric = NB_ACCURACY,
@@ -536,7 +519,7 @@ static void test_progress_bar(void **state)
     assert_non_null(tty);
     assert_true(isatty(fileno(tty)));
     nb_tensor *x, *y;
-    blobs(40, 2, false, &x, &y);
+    three_blobs(40, 2, NB_F32, 0.8, false, &x, &y);
     nb_model *m = classifier(2);
     assert_int_equal(nb_compile(m, nb_sgd(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY,
                                 .custom_metrics = {{my_acc, NULL, "my_acc"}}), 0);
@@ -589,8 +572,8 @@ static void test_custom_functions_that_fail(void **state)
 {
     (void)state;
     nb_tensor *x, *y, *x2, *labels;
-    blobs(32, 1, false, &x, &y);
-    blobs(32, 1, true, &x2, &labels); /* the same rows, labelled */
+    three_blobs(32, 1, NB_F32, 0.8, false, &x, &y);
+    three_blobs(32, 1, NB_F32, 0.8, true, &x2, &labels); /* the same rows, labelled */
     nb_free(x2);
     nb_model *m = classifier(1);
     nb_dataset d = {x, y, 0};

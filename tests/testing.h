@@ -165,6 +165,41 @@ static inline nb_tensor *model_loss(nb_tensor *const params[], int n, void *ctx)
     return nb_model_loss(c->m, nb_model_forward(c->m, c->x), c->y);
 }
 
+/* Gradient-checks c's model in its parameters (there must be np of them;
+ * -1: any number), printing the report to stderr when it fails. */
+static inline bool model_gradcheck(model_ctx *c, int np)
+{
+    nb_tensor *const *p;
+    int n = nb_model_params(c->m, &p);
+    if (np >= 0)
+        assert_int_equal(n, np);
+    nb_check_report rep;
+    bool ok = nb_gradcheck(model_loss, c, n, p, NULL, &rep);
+    if (!ok)
+        nb_check_report_print(&rep, stderr);
+    return ok;
+}
+
+/* A separable 3-class problem of n rows of 4 features: the class is which
+ * of three blobs (spread by noise) a row sits in; y one-hot (n, 3), or
+ * the labels (n,). */
+static inline void three_blobs(int64_t n, uint64_t seed, nb_dtype dt, double noise, bool labels,
+                               nb_tensor **x, nb_tensor **y)
+{
+    nb_rng rng = nb_rng_new(seed);
+    *x = nb_zeros(dt, 2, (const int64_t[]){n, 4});
+    *y = labels ? nb_zeros(dt, 1, &n) : nb_zeros(dt, 2, (const int64_t[]){n, 3});
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)nb_rng_below(&rng, 3);
+        for (int j = 0; j < 4; j++)
+            nb_set(*x, NB_AT(i, j), (j == c ? 2.0 : 0.0) + noise * nb_rng_normal(&rng));
+        if (labels)
+            nb_set(*y, NB_AT(i), c);
+        else
+            nb_set(*y, NB_AT(i, c), 1.0);
+    }
+}
+
 /* What was written to f (from its start to where it is), as a malloc'ed
  * string (caller frees). */
 static inline char *text_of(FILE *f)
