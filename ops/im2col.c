@@ -66,6 +66,12 @@ static int out_hw(const char *fn, const nb_window2d *w, int64_t h, int64_t wd, i
     return 0;
 }
 
+int nb__window_out(const char *fn, const nb_window2d *win, int64_t h, int64_t w, int64_t *oh,
+                   int64_t *ow)
+{
+    return check_window(fn, win) || out_hw(fn, win, h, w, oh, ow) ? -1 : 0;
+}
+
 /* The window with 0 meaning 1 for stride and dilation. */
 static nb_window2d explicit_window(nb_window2d w)
 {
@@ -168,6 +174,12 @@ static int im2col_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     }
 IM2COL_KERNEL(im2col_f32, float)
 IM2COL_KERNEL(im2col_f64, double)
+
+void nb__im2col(const nb_view *cols, const nb_view *x, const nb_window2d *win)
+{
+    win_attr a = {.win = *win};
+    (x->dtype == NB_F64 ? im2col_f64 : im2col_f32)(cols, x, 1, &a);
+}
 
 static void im2col_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                             int n, const void *attr)
@@ -289,6 +301,12 @@ static int col2im_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
     }
 COL2IM_KERNEL(col2im_f32, float)
 COL2IM_KERNEL(col2im_f64, double)
+
+void nb__col2im(const nb_view *img, const nb_view *cols, const nb_window2d *win)
+{
+    win_attr a = {.win = *win};
+    (img->dtype == NB_F64 ? col2im_f64 : col2im_f32)(img, cols, 1, &a);
+}
 
 static void col2im_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                             int n, const void *attr)

@@ -1,8 +1,9 @@
-/* Convolution and pooling, channels-last, as compositions of im2col
- * (ops/im2col.c), reshape/permute, matmul, add and sum. No derivative code
- * here: the gradients, to any order, come from the primitives. Arguments
- * are checked first, so that every misuse names the function called and
- * the values it was given rather than an op inside it. */
+/* Convolution and pooling, channels-last: the convolution is the conv2d
+ * op (ops/conv.c) plus the bias, average pooling a composition of im2col
+ * (ops/im2col.c), reshape and sum. No derivative code here: the gradients,
+ * to any order, come from the primitives. Arguments are checked first, so
+ * that every misuse names the function called and the values it was given
+ * rather than an op inside it. */
 #include "internal.h"
 
 /* ---- one axis of a window ---- */
@@ -169,30 +170,9 @@ static nb_tensor *convolution_impl(nb_conv_args a)
         return NULL;
 
     nb_tensor *x4 = one_d ? nb_reshape(x, NB_SHAPE(N, 1, in[1], C)) : x;
-    nb_tensor *cols = nb_im2col(x4, win); /* (N,OH,OW,T*C), T = kh*kw taps */
-    const int64_t T = k[0] * k[1], Cg = C / g, Fg = F / g, M = N * out[0] * out[1];
-    nb_tensor *y;
-    if (g == 1) {
-        /* One gemm of (M, taps*C) rows, cols viewed 2-D: left 4-D, the
-         * matmul would broadcast w over (N,OH) and its backward make dw as
-         * N*OH small products summed afterwards (5x slower on MNIST's
-         * second layer). */
-        y = nb_reshape(nb_matmul(nb_reshape(cols, NB_SHAPE(M, T * C)),
-                                 nb_reshape(w, NB_SHAPE(T * C, F))),
-                       NB_SHAPE(N, out[0], out[1], F));
-    } else {
-        /* Patch entries (tap, group, channel) -> per group (tap, channel),
-         * the rows of that group's kernel (tap, channel) x Fg; one batched
-         * matmul over the groups. */
-        nb_tensor *pg = nb_reshape(
-            nb_permute(nb_reshape(cols, NB_SHAPE(M, T, g, Cg)), 4, (const int[]){2, 0, 1, 3}),
-            NB_SHAPE(g, M, T * Cg));
-        nb_tensor *wg = nb_permute(nb_reshape(w, NB_SHAPE(T * Cg, g, Fg)), 3,
-                                   (const int[]){1, 0, 2});
-        nb_tensor *yg = nb_matmul(pg, wg); /* (g, M, Fg) */
-        y = nb_reshape(nb_permute(yg, 3, (const int[]){1, 0, 2}),
-                       NB_SHAPE(N, out[0], out[1], F));
-    }
+    nb_tensor *w4 = one_d ? nb_reshape(w, NB_SHAPE(1, k[1], Cg_w, F)) : w;
+    nb__conv_attr ca = {.win = win, .groups = g, .h = in[0], .w = in[1]};
+    nb_tensor *y = nb__conv2d(x4, w4, &ca);
     if (b)
         y = nb_add(y, b);
     return one_d ? nb_reshape(y, NB_SHAPE(N, out[1], F)) : y;

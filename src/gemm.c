@@ -138,8 +138,8 @@ const char *nb_gemm_backend(void)
 
 /* ---- the rule ---- */
 
-/* Threads for a product of `work` multiply-adds. */
-static int threads_for(double work, double mt_work)
+/* Threads for a product of `work` multiply-adds (internal.h). */
+int nb__threads_for(double work, double mt_work)
 {
     int n = nb_num_threads(); /* first: reads the runtimes' defaults before any switch */
 #ifdef _OPENMP
@@ -175,10 +175,10 @@ void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 #ifdef NB_HAVE_ONEDNN
     if (work >= NB__GEMM_ONEDNN_MIN_WORK &&
         onednn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
-                     threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
+                     nb__threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
         return;
 #endif
-    bool entered = openblas_enter(threads_for(work, NB__GEMM_OPENBLAS_S_MT_WORK));
+    bool entered = openblas_enter(nb__threads_for(work, NB__GEMM_OPENBLAS_S_MT_WORK));
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, 1.0f, A, (blasint)lda, B, (blasint)ldb, 0.0f, C,
                 (blasint)ldc);
@@ -188,7 +188,7 @@ void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double *A,
                   int64_t lda, const double *B, int64_t ldb, double *C, int64_t ldc)
 {
-    bool entered = openblas_enter(threads_for(work_of(M, N, K), NB__GEMM_OPENBLAS_D_MT_WORK));
+    bool entered = openblas_enter(nb__threads_for(work_of(M, N, K), NB__GEMM_OPENBLAS_D_MT_WORK));
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, 1.0, A, (blasint)lda, B, (blasint)ldb, 0.0, C,
                 (blasint)ldc);

@@ -375,6 +375,41 @@ void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double *A,
                   int64_t lda, const double *B, int64_t ldb, double *C, int64_t ldc);
 
+/* The thread count for a product (or convolution) of `work` multiply-adds
+ * on a backend whose two-thread threshold is mt_work: 1 inside an OpenMP
+ * parallel region. */
+int nb__threads_for(double work, double mt_work);
+
+/* ---- convolution (ops/conv.c, src/conv_onednn.c) ---- */
+/* The attributes of the three convolution ops: the window (every entry
+ * explicit, stride and dilation >= 1, kernel = w's KH, KW), the groups, and
+ * for conv2d_input_grad the image's H and W. */
+typedef struct nb__conv_attr {
+    nb_window2d win;
+    int64_t groups;
+    int64_t h, w;
+} nb__conv_attr;
+typedef enum { NB__CONV_FORWARD, NB__CONV_INPUT_GRAD, NB__CONV_KERNEL_GRAD } nb__conv_kind;
+/* y = conv2d(x, w), dx = conv2d_input_grad(dy, w), dw = conv2d_kernel_grad(x, dy):
+ * the ops behind nb_convolution, each the others' backward. */
+nb_tensor *nb__conv2d(nb_tensor *x, nb_tensor *w, const nb__conv_attr *a);
+nb_tensor *nb__conv2d_input_grad(nb_tensor *dy, nb_tensor *w, const nb__conv_attr *a);
+nb_tensor *nb__conv2d_kernel_grad(nb_tensor *x, nb_tensor *dy, const nb__conv_attr *a);
+/* The f32 convolution of `kind` by oneDNN's primitives into out from the
+ * contiguous a and b (the op's inputs); false where this build has no
+ * oneDNN or oneDNN refused, and the caller computes it itself. */
+bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, const nb_view *b,
+                     const nb__conv_attr *attr);
+/* im2col and col2im's kernels (ops/im2col.c) on views of either float dtype:
+ * cols (N,OH,OW,kh*kw*C) from x (N,H,W,C); img (N,H,W,C) contiguous from cols.
+ * The window's output size and shapes are the caller's to check. */
+void nb__im2col(const nb_view *cols, const nb_view *x, const nb_window2d *win);
+void nb__col2im(const nb_view *img, const nb_view *cols, const nb_window2d *win);
+/* Checks a window (kernel, stride, dilation >= 1, padding >= 0) and gives the
+ * output size of an h x w image under it; -1 with an error naming fn. */
+int nb__window_out(const char *fn, const nb_window2d *win, int64_t h, int64_t w, int64_t *oh,
+                   int64_t *ow);
+
 /* ---- the op registry (src/registry.c) ---- */
 bool nb__is_builtin(const nb_op *op);
 

@@ -11,7 +11,8 @@
     X(matmul)                                                                  \
     X(reshape) X(permute) X(slice) X(slice_scatter) X(concat)                  \
     X(index_select) X(index_add) X(one_hot)                                    \
-    X(im2col) X(col2im) X(pool_select) X(pool_scatter)
+    X(im2col) X(col2im) X(pool_select) X(pool_scatter)                     \
+    X(conv2d) X(conv2d_input_grad) X(conv2d_kernel_grad)
 
 #define DECLARE(name) extern const nb_op nb_op_##name;
 OPS(DECLARE)

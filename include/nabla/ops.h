@@ -168,8 +168,8 @@ typedef struct nb_conv_args {
     int64_t groups;       /* 0: 1; must divide C and F */
 } nb_conv_args;
 /* Cross-correlation (as Keras's Conv2D/Conv1D) of x with an HWIO kernel w
- * (KH,KW,C/groups,F), plus b: (N,OH,OW,F). Composition: im2col, matmul
- * (batched over groups), add; twice differentiable. */
+ * (KH,KW,C/groups,F), plus b: (N,OH,OW,F). One op (oneDNN's kernels for f32
+ * where built with oneDNN, else im2col and gemm); differentiable to any order. */
 #define nb_convolution(...) nb_convolution_((nb_conv_args){.x = __VA_ARGS__})
 nb_tensor *nb_convolution_(nb_conv_args a);
 

@@ -249,7 +249,7 @@ static int check_row(options *o, const nb_op *op, nb_dtype dtype)
                         : o->at_kinks && !op->kink ? "-"
                                                    : "ok";
         char row[160];
-        snprintf(row, sizeof row, "%-16s %-5s %8d %12s %12s ", op->name, nb_dtype_name(dtype),
+        snprintf(row, sizeof row, "%-18s %-5s %8d %12s %12s ", op->name, nb_dtype_name(dtype),
                  examples, a, b);
         print_columns(row, o->layouts, status);
         if (why)
@@ -279,7 +279,7 @@ static int mutation_row(options *o, const nb_op *op)
         fprintf(o->out, "}");
         return ok ? 0 : 1;
     }
-    printf("%-16s", op->name);
+    printf("%-18s", op->name);
     for (int k = 0; k < NB_MUTATIONS; k++) {
         char cell[32] = "-";
         if (m.mutation[k].applicable)
@@ -315,7 +315,7 @@ static int contract_row(options *o, const nb_op *op)
         fprintf(o->out, "}");
         return ok ? 0 : 1;
     }
-    printf("%-16s", op->name);
+    printf("%-18s", op->name);
     for (int k = 0; k < NB_CONTRACTS; k++)
         printf(k + 1 < NB_CONTRACTS ? " %-14s" : " %s",
                (int)c.status[k] >= 0 && c.status[k] <= 2 ? word[c.status[k]] : "?");
@@ -438,7 +438,7 @@ int cli_gradcheck(int argc, char **argv)
     const char *names[NB_CHECK_LAYOUTS];
     for (int l = 0; l < NB_CHECK_LAYOUTS; l++)
         names[l] = nb_check_layout_name((nb_check_layout)l);
-    snprintf(head, sizeof head, "%-16s %-5s %8s %12s %12s ", "op", "dtype", "examples",
+    snprintf(head, sizeof head, "%-18s %-5s %8s %12s %12s ", "op", "dtype", "examples",
              "max abs err", "max rel err");
     print_columns(head, o.layouts, names);
     for (int i = 0; i < n; i++)
@@ -449,7 +449,7 @@ int cli_gradcheck(int argc, char **argv)
            (unsigned long long)o.seed);
     if (o.mutate) {
         printf("\nmutations caught / applicable (a check must fail on each broken backward)\n");
-        printf("%-16s", "op");
+        printf("%-18s", "op");
         for (int k = 0; k < NB_MUTATIONS; k++)
             printf(" %-9s", nb_mutation_name((nb_mutation)k));
         printf("\n");
@@ -458,7 +458,7 @@ int cli_gradcheck(int argc, char **argv)
         printf("%d of %d ops caught every applicable mutation\n", n - mut_failed, n);
     }
     if (o.contract) {
-        printf("\ncontracts (held, BROKEN, or - when not applicable)\n%-16s", "op");
+        printf("\ncontracts (held, BROKEN, or - when not applicable)\n%-18s", "op");
         for (int k = 0; k < NB_CONTRACTS; k++)
             printf(k + 1 < NB_CONTRACTS ? " %-14s" : " %s", nb_contract_name((nb_contract)k));
         printf("\n");

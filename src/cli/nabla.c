@@ -131,7 +131,7 @@ static int cmd_ops(int argc, char **argv)
         fprintf(stderr, "nabla ops: takes no arguments\n");
         return 2;
     }
-    printf("%-16s %-7s %-9s %-18s %s\n", "op", "inputs", "examples", "gradient", "declares");
+    printf("%-18s %-7s %-9s %-18s %s\n", "op", "inputs", "examples", "gradient", "declares");
     for (const nb_op *const *p = nb_builtin_ops(); *p; p++) {
         const nb_op *op = *p;
         char arity[16], decl[160];
@@ -140,7 +140,7 @@ static int cmd_ops(int argc, char **argv)
         else
             snprintf(arity, sizeof arity, "%d", op->arity);
         declarations(op, decl, sizeof decl);
-        printf("%-16s %-7s %-9d %-18s %s\n", op->name, arity, count_examples(op),
+        printf("%-18s %-7s %-9d %-18s %s\n", op->name, arity, count_examples(op),
                !implemented(op) ? "(no shape rule)"
                : op->backward   ? "differentiable"
                : op->no_gradient ? "none (by design)"
