@@ -1,12 +1,14 @@
 /* The convolution behind nb_convolution, as three ops that are each
  * other's backward. Channels-last x (N,H,W,C), an HWIO kernel w
  * (KH,KW,C/g,F) with g groups, a window (stride, dilation, padding):
- *   y  = conv2d(x, w)                (N,OH,OW,F): the cross-correlation
+ *   y  = conv2d(x, w[, b])           (N,OH,OW,F): the cross-correlation, + b
  *   dx = conv2d_input_grad(dy, w)    (N,H,W,C):   its adjoint in x
  *   dw = conv2d_kernel_grad(x, dy)   (KH,KW,C/g,F): its adjoint in w
- * All three are bilinear, and the adjoint of each in either input is one
- * of the others:
+ * All three are bilinear (conv2d's optional bias aside, added in its
+ * kernel: one pass less than an add), and the adjoint of each in either
+ * input is one of the others:
  *   conv2d:             dx = input_grad(dy, w)     dw = kernel_grad(x, dy)
+ *                       db = sum_to(dy, (F,))
  *   input_grad(d, w):   dd = conv2d(g, w)          dw = kernel_grad(g, d)
  *   kernel_grad(x, d):  dx = input_grad(d, g)      dd = conv2d(x, g)
  * so every derivative, to any order, is made of the three, as PyTorch's
@@ -88,14 +90,23 @@ static int check(const nb_op *op, const nb_tensor *p, const nb_tensor *q, const 
 
 static int conv2d_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr)
 {
-    (void)n;
     const nb__conv_attr *a = attr;
     const nb_tensor *img = x[0], *w = x[1];
+    char s[NB_SHAPE_STR_LEN], t[NB_SHAPE_STR_LEN];
     int64_t o[2];
+    if (n != 2 && n != 3)
+        return nb_op_error(&nb_op_conv2d, "takes x, w and an optional b, got %d inputs", n);
     if (check(&nb_op_conv2d, img, w, a, img->ndim == 4 ? img->shape[1] : 0,
               img->ndim == 4 ? img->shape[2] : 0, img->ndim == 4 ? img->shape[3] : 0,
               w->ndim == 4 ? w->shape[3] : 0, w->shape, o))
         return -1;
+    if (n == 3 && (x[2]->ndim != 1 || x[2]->shape[0] != w->shape[3] ||
+                   x[2]->dtype != w->dtype))
+        return nb__op_error_code(x[2]->dtype != w->dtype ? NB_ERR_DTYPE : NB_ERR_SHAPE,
+                                 &nb_op_conv2d, "b %s %s must be %s (%lld,), one per filter "
+                                 "of w %s", nb_dtype_name(x[2]->dtype), nb_shape_str(x[2], s),
+                                 nb_dtype_name(w->dtype), (long long)w->shape[3],
+                                 nb_shape_str(w, t));
     *out = (nb_meta){.dtype = img->dtype, .ndim = 4,
                      .shape = {img->shape[0], o[0], o[1], w->shape[3]}};
     return 0;
@@ -201,17 +212,38 @@ static const char *group_cols(const nb_view *x, const dims *d, const nb_window2d
     return *buf;
 }
 
+/* y's rows += b, as the add this replaces rounds. */
+static void add_bias(const nb_view *y, const nb_view *b)
+{
+    int64_t F = b->numel, rows = F ? y->numel / F : 0;
+    if (y->dtype == NB_F64) {
+        double *p = y->data;
+        const double *q = b->data;
+        for (int64_t r = 0; r < rows; r++, p += F)
+            for (int64_t f = 0; f < F; f++)
+                p[f] += q[f];
+    } else {
+        float *p = y->data;
+        const float *q = b->data;
+        for (int64_t r = 0; r < rows; r++, p += F)
+            for (int64_t f = 0; f < F; f++)
+                p[f] += q[f];
+    }
+}
+
 static void conv2d_kernel(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
-    (void)n;
     const nb__conv_attr *a = attr;
+    const nb_view *bias = n == 3 ? &x[2] : NULL;
     size_t es = nb__dtype_size(y->dtype);
     if (y->numel == 0 || (y->dtype == NB_F32 && nb__onednn_conv(NB__CONV_FORWARD, y, &x[0],
-                                                                 &x[1], a)))
+                                                                 &x[1], bias, a)))
         return;
     dims d = dims_of(x[0].shape, y->shape, a);
     if (d.Cg == 0) {
         memset(y->data, 0, (size_t)y->numel * es);
+        if (bias)
+            add_bias(y, bias);
         return;
     }
     void *buf = NULL;
@@ -224,6 +256,8 @@ static void conv2d_kernel(const nb_view *y, const nb_view *x, int n, const void 
              (const char *)x[1].data + (size_t)(g * d.Fg) * es, d.F,
              (char *)y->data + (size_t)(g * d.Fg) * es, d.F);
     }
+    if (bias)
+        add_bias(y, bias);
 }
 
 /* dx's group g from dy's: the patches' gradient dy_g @ w_g^T, summed back
@@ -235,7 +269,7 @@ static void input_grad_kernel(const nb_view *y, const nb_view *x, int n, const v
     const nb__conv_attr *a = attr;
     size_t es = nb__dtype_size(y->dtype);
     if (y->numel == 0 || (y->dtype == NB_F32 && nb__onednn_conv(NB__CONV_INPUT_GRAD, y, &x[0],
-                                                                 &x[1], a)))
+                                                                 &x[1], NULL, a)))
         return;
     dims d = dims_of(y->shape, x[0].shape, a);
     if (d.Fg == 0 || d.M == 0) {
@@ -276,7 +310,7 @@ static void kernel_grad_kernel(const nb_view *y, const nb_view *x, int n, const 
     const nb__conv_attr *a = attr;
     size_t es = nb__dtype_size(y->dtype);
     if (y->numel == 0 || (y->dtype == NB_F32 && nb__onednn_conv(NB__CONV_KERNEL_GRAD, y, &x[0],
-                                                                 &x[1], a)))
+                                                                 &x[1], NULL, a)))
         return;
     dims d = dims_of(x[0].shape, x[1].shape, a);
     if (d.M == 0) {
@@ -309,12 +343,14 @@ static nb__conv_attr sized(const void *attr, const nb_tensor *t)
 static void conv2d_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_tensor *const x[],
                             int n, const void *attr)
 {
-    (void)y, (void)n;
+    (void)y;
     nb__conv_attr a = sized(attr, x[0]);
     if (x[0]->requires_grad)
         dx[0] = nb__conv2d_input_grad(dy, x[1], &a);
     if (x[1]->requires_grad)
         dx[1] = nb__conv2d_kernel_grad(x[0], dy, &a);
+    if (n == 3 && x[2]->requires_grad)
+        dx[2] = nb_sum_to(dy, 1, x[2]->shape);
 }
 
 static void input_grad_backward(nb_tensor *dx[], nb_tensor *g, nb_tensor *y,
@@ -322,7 +358,7 @@ static void input_grad_backward(nb_tensor *dx[], nb_tensor *g, nb_tensor *y,
 {
     (void)y, (void)n;
     if (x[0]->requires_grad)
-        dx[0] = nb__conv2d(g, x[1], attr);
+        dx[0] = nb__conv2d(g, x[1], NULL, attr);
     if (x[1]->requires_grad)
         dx[1] = nb__conv2d_kernel_grad(g, x[0], attr);
 }
@@ -335,7 +371,7 @@ static void kernel_grad_backward(nb_tensor *dx[], nb_tensor *g, nb_tensor *y,
     if (x[0]->requires_grad)
         dx[0] = nb__conv2d_input_grad(x[1], g, &a);
     if (x[1]->requires_grad)
-        dx[1] = nb__conv2d(x[0], g, &a);
+        dx[1] = nb__conv2d(x[0], g, NULL, &a);
 }
 
 /* Row b of the output is image b's (the kernel's gradient sums over them). */
@@ -381,9 +417,12 @@ static const nb__conv_attr cA = {WIN(2, 3, 1, 1, 1, 1, 0, 0, 0, 0), 1, 4, 5},
 #define WG {1, 1, 2, 4}
 #define YG {1, 3, 2, 4}
 #define EX(p, q, a) {.n = 2, .ndim = {4, 4}, .shape = {p, q}, .attr = &a}
+/* conv2d with a bias too, on A, D and F */
+#define EXB(p, q, f, a) {.n = 3, .ndim = {4, 4, 1}, .shape = {p, q, {f}}, .attr = &a}
 static const nb_op_example conv2d_examples[] = {
     EX(XA, WA, cA), EX(XB, WB, cB), EX(XC, WC, cC), EX(XD, WD, cD),
-    EX(XE, WE, cE), EX(XF, WF, cF), EX(XG, WG, cG), {.n = 0},
+    EX(XE, WE, cE), EX(XF, WF, cF), EX(XG, WG, cG),
+    EXB(XA, WA, 2, cA), EXB(XD, WD, 6, cD), EXB(XF, WF, 3, cF), {.n = 0},
 };
 static const nb_op_example input_grad_examples[] = {
     EX(YA, WA, cA), EX(YB, WB, cB), EX(YC, WC, cC), EX(YD, WD, cD),
@@ -394,23 +433,23 @@ static const nb_op_example kernel_grad_examples[] = {
     EX(XE, YE, cE), EX(XF, YF, cF), EX(XG, YG, cG), {.n = 0},
 };
 
-#define CONV_OP(NAME, SHAPE, KERNEL, BACKWARD, BATCH, EXAMPLES)                \
-    {.name = NAME, .arity = 2, .attr_size = sizeof(nb__conv_attr), .shape = SHAPE, \
+#define CONV_OP(NAME, ARITY, SHAPE, KERNEL, BACKWARD, BATCH, EXAMPLES)         \
+    {.name = NAME, .arity = ARITY, .attr_size = sizeof(nb__conv_attr), .shape = SHAPE, \
      .forward = {[NB_F32] = KERNEL, [NB_F64] = KERNEL}, .backward = BACKWARD,  \
-     .contiguous = NB_INPUT(0) | NB_INPUT(1), .saves = NB_SAVES_X(0) | NB_SAVES_X(1), \
-     .batch = BATCH, .examples = EXAMPLES}
-const nb_op nb_op_conv2d = CONV_OP("conv2d", conv2d_shape, conv2d_kernel, conv2d_backward,
+     .contiguous = (1u << (ARITY < 0 ? 3 : ARITY)) - 1,                        \
+     .saves = NB_SAVES_X(0) | NB_SAVES_X(1), .batch = BATCH, .examples = EXAMPLES}
+const nb_op nb_op_conv2d = CONV_OP("conv2d", -1, conv2d_shape, conv2d_kernel, conv2d_backward,
                                    first_batch, conv2d_examples);
 const nb_op nb_op_conv2d_input_grad =
-    CONV_OP("conv2d_input_grad", input_grad_shape, input_grad_kernel, input_grad_backward,
+    CONV_OP("conv2d_input_grad", 2, input_grad_shape, input_grad_kernel, input_grad_backward,
             first_batch, input_grad_examples);
 const nb_op nb_op_conv2d_kernel_grad =
-    CONV_OP("conv2d_kernel_grad", kernel_grad_shape, kernel_grad_kernel, kernel_grad_backward,
+    CONV_OP("conv2d_kernel_grad", 2, kernel_grad_shape, kernel_grad_kernel, kernel_grad_backward,
             NULL, kernel_grad_examples);
 
-nb_tensor *nb__conv2d(nb_tensor *x, nb_tensor *w, const nb__conv_attr *a)
+nb_tensor *nb__conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb__conv_attr *a)
 {
-    return nb_apply(&nb_op_conv2d, (nb_tensor *[]){x, w}, 2, a);
+    return nb_apply(&nb_op_conv2d, (nb_tensor *[]){x, w, b}, b ? 3 : 2, a);
 }
 
 nb_tensor *nb__conv2d_input_grad(nb_tensor *dy, nb_tensor *w, const nb__conv_attr *a)

@@ -172,7 +172,9 @@ static int check_op(const nb_op *op, int n)
             return nb_op_error(op, "takes %d inputs, got %d", op->arity, n);
         return nb_op_error(op, "takes 1 to %d inputs, got %d", NB_MAX_INPUTS, n);
     }
-    unsigned inputs = (1u << n) - 1u, all = NB_SAVES_Y | NB_SAVES_NONE | inputs;
+    /* An op of variable arity may name inputs it is not always given. */
+    int most = op->arity > 0 ? n : NB_MAX_INPUTS;
+    unsigned inputs = (1u << most) - 1u, all = NB_SAVES_Y | NB_SAVES_NONE | inputs;
     if ((op->nondiff | op->contiguous) & ~inputs)
         return nb_op_error(op, "its nondiff/contiguous masks name inputs beyond its %d", n);
     if (op->saves & ~all)

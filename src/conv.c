@@ -1,5 +1,5 @@
 /* Convolution and pooling, channels-last: the convolution is the conv2d
- * op (ops/conv.c) plus the bias, average pooling a composition of im2col
+ * op (ops/conv.c), its bias included, average pooling a composition of im2col
  * (ops/im2col.c), reshape and sum. No derivative code here: the gradients,
  * to any order, come from the primitives. Arguments are checked first, so
  * that every misuse names the function called and the values it was given
@@ -172,9 +172,7 @@ static nb_tensor *convolution_impl(nb_conv_args a)
     nb_tensor *x4 = one_d ? nb_reshape(x, NB_SHAPE(N, 1, in[1], C)) : x;
     nb_tensor *w4 = one_d ? nb_reshape(w, NB_SHAPE(1, k[1], Cg_w, F)) : w;
     nb__conv_attr ca = {.win = win, .groups = g, .h = in[0], .w = in[1]};
-    nb_tensor *y = nb__conv2d(x4, w4, &ca);
-    if (b)
-        y = nb_add(y, b);
+    nb_tensor *y = nb__conv2d(x4, w4, b, &ca);
     return one_d ? nb_reshape(y, NB_SHAPE(N, out[1], F)) : y;
 }
 

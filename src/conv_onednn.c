@@ -21,9 +21,9 @@
 
 #ifndef NB_HAVE_ONEDNN
 bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, const nb_view *b,
-                     const nb__conv_attr *attr)
+                     const nb_view *bias, const nb__conv_attr *attr)
 {
-    (void)kind, (void)out, (void)a, (void)b, (void)attr;
+    (void)kind, (void)out, (void)a, (void)b, (void)bias, (void)attr;
     return false;
 }
 #else
@@ -94,8 +94,8 @@ static bool reorder(dnnl_stream_t s, dnnl_memory_t from, dnnl_memory_t to)
 /* The primitive descriptor of kind for the (format "any") descriptors:
  * the forward one is the backward ones' hint. NULL if refused. */
 static dnnl_primitive_desc_t make_pd(nb__conv_kind kind, const dnnl_memory_desc_t *src,
-                                     const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *dst,
-                                     const nb__conv_attr *a)
+                                     const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bia,
+                                     const dnnl_memory_desc_t *dst, const nb__conv_attr *a)
 {
     const nb_window2d *w = &a->win;
     dnnl_dims_t strides = {w->stride[0], w->stride[1]};
@@ -104,7 +104,7 @@ static dnnl_primitive_desc_t make_pd(nb__conv_kind kind, const dnnl_memory_desc_
     dnnl_convolution_desc_t fd, bd;
     dnnl_primitive_desc_t fpd, pd = NULL;
     if (dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                   dnnl_convolution_direct, src, wei, NULL, dst,
+                                                   dnnl_convolution_direct, src, wei, bia, dst,
                                                    strides, dilates, pl, pr) != dnnl_success ||
         dnnl_primitive_desc_create(&fpd, &fd, NULL, engine, NULL) != dnnl_success)
         return NULL;
@@ -123,9 +123,10 @@ static dnnl_primitive_desc_t make_pd(nb__conv_kind kind, const dnnl_memory_desc_
 }
 
 /* Runs pd's primitive on the image, kernel and output memories (in the
- * callers' layouts), reordering into and out of the primitive's. */
-static bool run(nb__conv_kind kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t user[3],
-                const void *data[3])
+ * callers' layouts), reordering into and out of the primitive's, and on
+ * the bias (user[3], data[3]) when data[3] is not NULL. */
+static bool run(nb__conv_kind kind, dnnl_primitive_desc_t pd, const dnnl_memory_desc_t user[4],
+                const void *data[4])
 {
     static const dnnl_query_t fwd[3] = {dnnl_query_src_md, dnnl_query_weights_md,
                                         dnnl_query_dst_md},
@@ -144,7 +145,8 @@ static bool run(nb__conv_kind kind, dnnl_primitive_desc_t pd, const dnnl_memory_
                                                   : bwd_w_id;
     /* which of image (0), kernel (1), output (2) the op writes */
     const int out = kind == NB__CONV_FORWARD ? 2 : kind == NB__CONV_INPUT_GRAD ? 0 : 1;
-    arg m[3] = {{0}};
+    arg m[4] = {{0}};
+    int nargs = data[3] ? 4 : 3;
     dnnl_stream_t s = NULL;
     dnnl_primitive_t p = NULL;
     bool ok = dnnl_stream_create(&s, engine, dnnl_stream_default_flags) == dnnl_success &&
@@ -152,14 +154,16 @@ static bool run(nb__conv_kind kind, dnnl_primitive_desc_t pd, const dnnl_memory_
     for (int i = 0; i < 3 && ok; i++)
         ok = bind(&m[i], &user[i], data[i], dnnl_primitive_desc_query_md(pd, q[i], 0)) &&
              (i == out || reorder(s, m[i].user, m[i].prim));
+    if (ok && nargs == 4) /* the bias is plain (F,), as asked */
+        ok = bind(&m[3], &user[3], data[3], &user[3]);
     if (ok) {
-        dnnl_exec_arg_t args[3];
-        for (int i = 0; i < 3; i++)
-            args[i] = (dnnl_exec_arg_t){id[i], m[i].prim};
-        ok = dnnl_primitive_execute(p, s, 3, args) == dnnl_success &&
+        dnnl_exec_arg_t args[4];
+        for (int i = 0; i < nargs; i++)
+            args[i] = (dnnl_exec_arg_t){i == 3 ? DNNL_ARG_BIAS : id[i], m[i].prim};
+        ok = dnnl_primitive_execute(p, s, nargs, args) == dnnl_success &&
              reorder(s, m[out].prim, m[out].user) && dnnl_stream_wait(s) == dnnl_success;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         release(&m[i]);
     if (p)
         dnnl_primitive_destroy(p);
@@ -169,7 +173,7 @@ static bool run(nb__conv_kind kind, dnnl_primitive_desc_t pd, const dnnl_memory_
 }
 
 bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, const nb_view *b,
-                     const nb__conv_attr *attr)
+                     const nb_view *bias, const nb__conv_attr *attr)
 {
     pthread_once(&engine_once, make_engine);
     if (!engine)
@@ -183,7 +187,7 @@ bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, c
     const int64_t KH = attr->win.kernel[0], KW = attr->win.kernel[1], g = attr->groups;
     if (img->numel == 0 || ker->numel == 0 || res->numel == 0)
         return false; /* oneDNN takes no empty tensors: the portable kernel fills zeros */
-    dnnl_memory_desc_t user[3], asked[3]; /* the callers' layouts; those asked for */
+    dnnl_memory_desc_t user[4], asked[3]; /* the callers' layouts; those asked for */
     bool grouped = g > 1;
     dnnl_dims_t sd = {N, C, H, W}, dd = {N, F, OH, OW};
     dnnl_dims_t wd = {F, C, KH, KW}, gwd = {g, F / g, C / g, KH, KW};
@@ -194,14 +198,16 @@ bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, c
         dnnl_memory_desc_init_by_tag(&asked[0], 4, sd, dnnl_f32, dnnl_nhwc) ||
         dnnl_memory_desc_init_by_tag(&asked[1], grouped ? 5 : 4, grouped ? gwd : wd, dnnl_f32,
                                      dnnl_format_tag_any) ||
-        dnnl_memory_desc_init_by_tag(&asked[2], 4, dd, dnnl_f32, dnnl_nhwc))
+        dnnl_memory_desc_init_by_tag(&asked[2], 4, dd, dnnl_f32, dnnl_nhwc) ||
+        dnnl_memory_desc_init_by_tag(&user[3], 1, (dnnl_dims_t){F}, dnnl_f32, dnnl_a))
         return false;
-    const void *data[3] = {img->data, ker->data, res->data};
+    const void *data[4] = {img->data, ker->data, res->data, bias ? bias->data : NULL};
     double work = (double)N * OH * OW * F * KH * KW * (C / g);
     int t = nb__threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK), prev = omp_get_max_threads();
     if (prev != t)
         omp_set_num_threads(t);
-    dnnl_primitive_desc_t pd = make_pd(kind, &asked[0], &asked[1], &asked[2], attr);
+    dnnl_primitive_desc_t pd =
+        make_pd(kind, &asked[0], &asked[1], bias ? &user[3] : NULL, &asked[2], attr);
     bool ok = pd && run(kind, pd, user, data);
     if (pd)
         dnnl_primitive_desc_destroy(pd);

@@ -39,16 +39,10 @@ static nb_tensor *mask_of(const char *fn, nb_tensor *x, double rate, nb_rng *rng
                              (long long)nb__numel(x->ndim, x->shape));
         return NULL;
     }
-    int64_t n = m->numel;
-    if (x->dtype == NB_F32) {
-        float *p = m->own.data, k = (float)keep;
-        for (int64_t i = 0; i < n; i++)
-            p[i] = nb_rng_uniform(rng) >= rate ? k : 0.0f;
-    } else {
-        double *p = m->own.data;
-        for (int64_t i = 0; i < n; i++)
-            p[i] = nb_rng_uniform(rng) >= rate ? keep : 0.0;
-    }
+    if (x->dtype == NB_F32)
+        nb__rng_mask_f32(rng, m->own.data, m->numel, rate, (float)keep);
+    else
+        nb__rng_mask_f64(rng, m->own.data, m->numel, rate, keep);
     return m;
 }
 

@@ -380,6 +380,12 @@ void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const doubl
  * parallel region. */
 int nb__threads_for(double work, double mt_work);
 
+/* ---- random masks (src/rng.c) ----
+ * p[i] = keep where the i-th nb_rng_uniform(r) is >= rate, else 0: the
+ * same draws, the generator advanced by n. */
+void nb__rng_mask_f32(nb_rng *r, float *p, int64_t n, double rate, float keep);
+void nb__rng_mask_f64(nb_rng *r, double *p, int64_t n, double rate, double keep);
+
 /* ---- convolution (ops/conv.c, src/conv_onednn.c) ---- */
 /* The attributes of the three convolution ops: the window (every entry
  * explicit, stride and dilation >= 1, kernel = w's KH, KW), the groups, and
@@ -390,16 +396,18 @@ typedef struct nb__conv_attr {
     int64_t h, w;
 } nb__conv_attr;
 typedef enum { NB__CONV_FORWARD, NB__CONV_INPUT_GRAD, NB__CONV_KERNEL_GRAD } nb__conv_kind;
-/* y = conv2d(x, w), dx = conv2d_input_grad(dy, w), dw = conv2d_kernel_grad(x, dy):
- * the ops behind nb_convolution, each the others' backward. */
-nb_tensor *nb__conv2d(nb_tensor *x, nb_tensor *w, const nb__conv_attr *a);
+/* y = conv2d(x, w) + b (b may be NULL), dx = conv2d_input_grad(dy, w),
+ * dw = conv2d_kernel_grad(x, dy): the ops behind nb_convolution, each the
+ * others' backward. */
+nb_tensor *nb__conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb__conv_attr *a);
 nb_tensor *nb__conv2d_input_grad(nb_tensor *dy, nb_tensor *w, const nb__conv_attr *a);
 nb_tensor *nb__conv2d_kernel_grad(nb_tensor *x, nb_tensor *dy, const nb__conv_attr *a);
 /* The f32 convolution of `kind` by oneDNN's primitives into out from the
- * contiguous a and b (the op's inputs); false where this build has no
- * oneDNN or oneDNN refused, and the caller computes it itself. */
+ * contiguous a and b (the op's inputs) and, for the forward, the bias (or
+ * NULL); false where this build has no oneDNN or oneDNN refused, and the
+ * caller computes it itself. */
 bool nb__onednn_conv(nb__conv_kind kind, const nb_view *out, const nb_view *a, const nb_view *b,
-                     const nb__conv_attr *attr);
+                     const nb_view *bias, const nb__conv_attr *attr);
 /* im2col and col2im's kernels (ops/im2col.c) on views of either float dtype:
  * cols (N,OH,OW,kh*kw*C) from x (N,H,W,C); img (N,H,W,C) contiguous from cols.
  * The window's output size and shapes are the caller's to check. */

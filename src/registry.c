@@ -5,7 +5,7 @@
 #define OPS(X)                                                                 \
     X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum)                   \
     X(eq) X(ne) X(lt) X(le) X(gt) X(ge) X(where) X(sign)                       \
-    X(neg) X(exp) X(log) X(sqrt) X(abs) X(tanh) X(tanh_grad) X(sigmoid) X(sigmoid_grad) X(erf) X(relu) X(clamp)    \
+    X(neg) X(exp) X(log) X(sqrt) X(abs) X(tanh) X(tanh_grad) X(sigmoid) X(sigmoid_grad) X(erf) X(relu) X(relu_grad) X(clamp)    \
     X(cast) X(detach) X(contiguous) X(full_like)                                         \
     X(sum) X(sum_to) X(broadcast_to) X(max) X(argmax)                          \
     X(matmul)                                                                  \

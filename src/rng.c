@@ -56,6 +56,30 @@ static double uniform(nb_rng *r) { return (double)(next(r) >> 11) * 0x1.0p-53; }
 
 double nb_rng_uniform(nb_rng *r) { return no_rng(r, "nb_rng_uniform") ? NAN : uniform(r); }
 
+/* p[i] = keep where the i-th nb_rng_uniform would be >= rate, else 0, with
+ * the state in registers: that uniform is k * 2^-53 exactly (k the top 53
+ * bits of next), so it is >= rate exactly when k >= ceil(rate * 2^53), an
+ * integer comparison (rate * 2^53 is exact, a power-of-two scaling). */
+#define MASK_FN(name, T)                                                       \
+    void name(nb_rng *r, T *p, int64_t n, double rate, T keep)                 \
+    {                                                                          \
+        uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];       \
+        const uint64_t t = (uint64_t)ceil(rate * 0x1p53);                      \
+        for (int64_t i = 0; i < n; i++) {                                      \
+            uint64_t k = (rotl(s1 * 5, 7) * 9) >> 11, u = s1 << 17;            \
+            s2 ^= s0;                                                          \
+            s3 ^= s1;                                                          \
+            s1 ^= s2;                                                          \
+            s0 ^= s3;                                                          \
+            s2 ^= u;                                                           \
+            s3 = rotl(s3, 45);                                                 \
+            p[i] = k >= t ? keep : 0;                                          \
+        }                                                                      \
+        r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;                \
+    }
+MASK_FN(nb__rng_mask_f32, float)
+MASK_FN(nb__rng_mask_f64, double)
+
 uint64_t nb_rng_below(nb_rng *r, uint64_t n)
 {
     if (no_rng(r, "nb_rng_below"))

@@ -1,6 +1,6 @@
 /* The convolution ops behind nb_convolution (ops/conv.c): in f64 their
- * values and both gradients are the bits of the composition they replaced
- * (im2col, matmul, col2im); in f32 (oneDNN's primitives in a build with
+ * values and gradients are the bits of the composition they replaced
+ * (im2col, matmul, col2im, add for the bias); in f32 (oneDNN's primitives in a build with
  * oneDNN, test_c_args NB_EXPECT_ONEDNN) they agree with f64 at the
  * convnet's real sizes, and oneDNN takes those sizes rather than falling
  * back; misuse through nb_apply is an error naming the op. The gradient
@@ -40,7 +40,7 @@ static const op_case cases[] = {
 
 /* The composition nb_convolution was before the ops: im2col, one matmul
  * (batched over groups), reshapes and permutes. */
-static nb_tensor *composed(nb_tensor *x, nb_tensor *w, const op_case *c)
+static nb_tensor *composed_(nb_tensor *x, nb_tensor *w, const op_case *c)
 {
     int64_t g = c->groups, C = c->c, F = c->f, T = c->win.kernel[0] * c->win.kernel[1];
     nb_tensor *cols = nb_im2col(x, c->win);
@@ -58,22 +58,34 @@ static nb_tensor *composed(nb_tensor *x, nb_tensor *w, const op_case *c)
                       NB_SHAPE(c->n, OH, OW, F));
 }
 
-static nb_tensor *by_op(nb_tensor *x, nb_tensor *w, const op_case *c)
+static nb_tensor *composed(nb_tensor *x, nb_tensor *w, nb_tensor *b, const op_case *c)
 {
-    nb__conv_attr a = {.win = c->win, .groups = c->groups, .h = c->h, .w = c->w};
-    return nb__conv2d(x, w, &a);
+    nb_tensor *y = composed_(x, w, c);
+    return b ? nb_add(y, b) : y;
 }
 
-/* y and the gradients of sum(y * r) in x and w, into out[0..2]. */
-static void run(nb_tensor *(*conv)(nb_tensor *, nb_tensor *, const op_case *), nb_tensor *x,
-                nb_tensor *w, nb_tensor *r, const op_case *c, nb_tensor *out[3])
+static nb_tensor *by_op(nb_tensor *x, nb_tensor *w, nb_tensor *b, const op_case *c)
 {
-    nb_tensor *y = conv(x, w, c);
+    nb__conv_attr a = {.win = c->win, .groups = c->groups, .h = c->h, .w = c->w};
+    return nb__conv2d(x, w, b, &a);
+}
+
+typedef nb_tensor *conv_fn(nb_tensor *, nb_tensor *, nb_tensor *, const op_case *);
+
+/* y and the gradients of sum(y * r) in x, w and b (when not NULL), into
+ * out[0..3]. */
+static void run(conv_fn *conv, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_tensor *r,
+                const op_case *c, nb_tensor *out[4])
+{
+    nb_tensor *y = conv(x, w, b, c);
     assert_non_null(y);
-    nb_tensor *in[2] = {x, w};
-    assert_int_equal(nb_grad(nb_sum(nb_mul(y, r)), .n = 2, .inputs = in, .grads = out + 1), 0);
+    nb_tensor *in[3] = {x, w, b};
+    assert_int_equal(nb_grad(nb_sum(nb_mul(y, r)), .n = b ? 3 : 2, .inputs = in,
+                             .grads = out + 1), 0);
     out[0] = y;
 }
+
+static const char *const what[4] = {"y", "dx", "dw", "db"};
 
 static void test_f64_bits_of_the_composition(void **state)
 {
@@ -87,17 +99,20 @@ static void test_f64_bits_of_the_composition(void **state)
         nb_tensor *w = nb_set_requires_grad(
             nb_randn(NB_F64, NB_SHAPE(c->win.kernel[0], c->win.kernel[1], c->c / c->groups,
                                       c->f), &rng), true);
+        nb_tensor *bias = nb_set_requires_grad(nb_randn(NB_F64, NB_SHAPE(c->f), &rng), true);
         int64_t oh, ow;
         assert_int_equal(nb__window_out("test", &c->win, c->h, c->w, &oh, &ow), 0);
-        nb_tensor *r = nb_randn(NB_F64, NB_SHAPE(c->n, oh, ow, c->f), &rng), *a[3], *b[3];
-        run(by_op, x, w, r, c, a);
-        run(composed, x, w, r, c, b);
-        for (int i = 0; i < 3; i++)
-            if (!same_bits(nb_contiguous(a[i]), nb_contiguous(b[i])))
-                fail_msg("case %d: %s differs from the composition's", k,
-                         (const char *[]){"y", "dx", "dw"}[i]);
+        nb_tensor *r = nb_randn(NB_F64, NB_SHAPE(c->n, oh, ow, c->f), &rng), *a[4], *b[4];
+        for (int with_b = 0; with_b < 2; with_b++) {
+            run(by_op, x, w, with_b ? bias : NULL, r, c, a);
+            run(composed, x, w, with_b ? bias : NULL, r, c, b);
+            for (int i = 0; i < 3 + with_b; i++)
+                if (!same_bits(nb_contiguous(a[i]), nb_contiguous(b[i])))
+                    fail_msg("case %d%s: %s differs from the composition's", k,
+                             with_b ? " with a bias" : "", what[i]);
+        }
         nb_graph_free(g);
-        nb_free(r), nb_free(x), nb_free(w);
+        nb_free(r), nb_free(x), nb_free(w), nb_free(bias);
     }
 }
 
@@ -148,20 +163,22 @@ static void test_f32_against_f64(void **state)
             nb_randn(NB_F64, NB_SHAPE(c->win.kernel[0], c->win.kernel[1], c->c / c->groups,
                                       c->f), &rng), true);
         nb_tensor *r = nb_randn(NB_F64, NB_SHAPE(c->n, oh, ow, c->f), &rng);
+        nb_tensor *b = nb_set_requires_grad(nb_randn(NB_F64, NB_SHAPE(c->f), &rng), true);
         nb_tensor *x32 = nb_set_requires_grad(nb_detach(nb_cast(x, NB_F32)), true);
         nb_tensor *w32 = nb_set_requires_grad(nb_detach(nb_cast(w, NB_F32)), true);
-        nb_tensor *d[3], *s[3];
-        run(by_op, x, w, r, c, d);
-        run(by_op, x32, w32, nb_cast(r, NB_F32), c, s);
-        for (int i = 0; i < 3; i++) {
+        nb_tensor *b32 = nb_set_requires_grad(nb_detach(nb_cast(b, NB_F32)), true);
+        nb_tensor *d[4], *s[4];
+        run(by_op, x, w, b, r, c, d);
+        run(by_op, x32, w32, b32, nb_cast(r, NB_F32), c, s);
+        for (int i = 0; i < 4; i++) {
             assert_int_equal(nb_dtype_of(s[i]), NB_F32);
             double e = rel_err(s[i], d[i]);
             if (!(e < 2e-6))
-                fail_msg("case %d: %s in f32 is off by %.3g of its largest value", k,
-                         (const char *[]){"y", "dx", "dw"}[i], e);
+                fail_msg("case %d: %s in f32 is off by %.3g of its largest value", k, what[i],
+                         e);
         }
         nb_graph_free(g);
-        nb_free(x), nb_free(w), nb_free(r);
+        nb_free(x), nb_free(w), nb_free(b), nb_free(r);
     }
 }
 
@@ -192,17 +209,19 @@ static void test_onednn_takes_them(void **state)
         nb_tensor *w = nb_randn(NB_F64, NB_SHAPE(c->win.kernel[0], c->win.kernel[1],
                                                  c->c / c->groups, c->f), &rng);
         nb_tensor *dy = nb_randn(NB_F64, NB_SHAPE(c->n, oh, ow, c->f), &rng);
-        nb_tensor *want[3] = {nb__conv2d(x, w, &a), nb__conv2d_input_grad(dy, w, &a),
+        nb_tensor *b = nb_randn(NB_F64, NB_SHAPE(c->f), &rng);
+        nb_tensor *want[3] = {nb__conv2d(x, w, b, &a), nb__conv2d_input_grad(dy, w, &a),
                               nb__conv2d_kernel_grad(x, dy, &a)};
         nb_tensor *x32 = nb_cast(x, NB_F32), *w32 = nb_cast(w, NB_F32),
                   *dy32 = nb_cast(dy, NB_F32);
         nb_tensor *got[3] = {nb_zeros_like(nb_cast(want[0], NB_F32)),
                              nb_zeros_like(x32), nb_zeros_like(w32)};
-        nb_view vx = view_of(x32), vw = view_of(w32), vdy = view_of(dy32);
+        nb_view vx = view_of(x32), vw = view_of(w32), vdy = view_of(dy32),
+                vb = view_of(nb_cast(b, NB_F32));
         nb_view out[3] = {view_of(got[0]), view_of(got[1]), view_of(got[2])};
-        bool took[3] = {nb__onednn_conv(NB__CONV_FORWARD, &out[0], &vx, &vw, &a),
-                        nb__onednn_conv(NB__CONV_INPUT_GRAD, &out[1], &vdy, &vw, &a),
-                        nb__onednn_conv(NB__CONV_KERNEL_GRAD, &out[2], &vx, &vdy, &a)};
+        bool took[3] = {nb__onednn_conv(NB__CONV_FORWARD, &out[0], &vx, &vw, &vb, &a),
+                        nb__onednn_conv(NB__CONV_INPUT_GRAD, &out[1], &vdy, &vw, NULL, &a),
+                        nb__onednn_conv(NB__CONV_KERNEL_GRAD, &out[2], &vx, &vdy, NULL, &a)};
         for (int i = 0; i < 3; i++)
             if (!took[i])
                 fail_msg("case %d: oneDNN refused the %s (%s)", k,
@@ -213,7 +232,7 @@ static void test_onednn_takes_them(void **state)
                          (const char *[]){"forward", "input gradient", "kernel gradient"}[i],
                          rel_err(got[i], want[i]));
         nb_graph_free(g);
-        nb_free(x), nb_free(w), nb_free(dy);
+        nb_free(x), nb_free(w), nb_free(dy), nb_free(b);
     }
 }
 #endif
@@ -259,6 +278,12 @@ static void test_op_errors(void **state)
     FAILS(APPLY(kg, x, nb_zeros(NB_F32, NB_SHAPE(2, 3, 3, 2)), &a),
           "nb_conv2d_kernel_grad: dy (2,3,3,2) is not the output of the window over x "
           "(1,5,5,4), (1,3,3,F)");
+    FAILS(nb_apply(conv, (nb_tensor *[]){x, w, nb_zeros(NB_F32, NB_SHAPE(3))}, 3, &a),
+          "nb_conv2d: b f32 (3,) must be f32 (2,), one per filter of w (3,3,4,2)");
+    FAILS(nb_apply(conv, (nb_tensor *[]){x, w, nb_zeros(NB_F64, NB_SHAPE(2))}, 3, &a),
+          "nb_conv2d: b f64 (2,) must be f32 (2,)");
+    FAILS(nb_apply(conv, (nb_tensor *[]){x, w, w, w}, 4, &a),
+          "nb_conv2d: takes x, w and an optional b, got 4 inputs");
     nb_tensor *u8 = nb_zeros(NB_U8, NB_SHAPE(1, 5, 5, 4));
     assert_null(APPLY(conv, u8, nb_zeros(NB_U8, NB_SHAPE(3, 3, 4, 2)), &a));
     assert_non_null(strstr(nb_last_error(), "nb_conv2d"));

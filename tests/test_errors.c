@@ -301,6 +301,11 @@ static const nb_op wide_op = {.name = "wide", .arity = NB_MAX_INPUTS + 1, .shape
                               .forward = NB_KERNELS(copy)};
 static const nb_op vararg_op = {.name = "vararg", .arity = -1, .shape = nb_shape_same,
                                 .forward = NB_KERNELS(copy), .no_gradient = true};
+/* A variable-arity op's masks may name inputs some calls leave out (an
+ * optional bias). */
+static const nb_op optional_op = {.name = "optional", .arity = -1, .shape = nb_shape_same,
+                                  .forward = NB_KERNELS(copy), .no_gradient = true,
+                                  .contiguous = NB_INPUT(0) | NB_INPUT(2)};
 
 static void test_user_ops(void **state)
 {
@@ -315,6 +320,7 @@ static void test_user_ops(void **state)
     assert_non_null(nb_apply(&f64_only, &d23, 1, NULL));
     FAILS(nb_apply(&failing_op, &a23, 1, NULL), "failing: out of scratch");
     FAILS(nb_apply(&masks_op, &a23, 1, NULL), "masks", "beyond");
+    assert_non_null(nb_apply(&optional_op, &a23, 1, NULL));
     FAILS(nb_apply(&wide_op, &a23, 1, NULL), "wide: arity 9");
     nb_tensor *many[NB_MAX_INPUTS + 1];
     for (int i = 0; i <= NB_MAX_INPUTS; i++)

@@ -394,9 +394,31 @@ static void test_dropout_mask(void **state)
     }
     /* Binomial(1e6, 0.7): sd 458; 10 sd never happens by chance. */
     assert_true(kept > 700000 - 4600 && kept < 700000 + 4600);
-    /* The documented rule, element by element: the i-th uniform >= rate. */
-    for (int64_t i = 0; i < 1000; i++)
+    /* The documented rule, element by element: the i-th uniform >= rate,
+     * and the generator advanced by one draw per element. */
+    for (int64_t i = 0; i < n; i++)
         assert_true(p[i] == (nb_rng_uniform(&c) >= 0.3 ? 1.0f : 0.0f));
+    assert_true(nb_rng_next(&a) == nb_rng_next(&c));
+    /* At the edges of the rule: rates a draw equals exactly (kept, as
+     * u >= u), the next double above it (dropped), the smallest and largest
+     * rates, and f64 masks. */
+    nb_rng u = nb_rng_new(7);
+    double d3 = (nb_rng_uniform(&u), nb_rng_uniform(&u), nb_rng_uniform(&u));
+    const double rates[] = {d3, nextafter(d3, 1), 0x1p-53, 1 - 0x1p-53, 1.0 / 3, 0};
+    for (int k = 0; k < 6; k++)
+        for (int dt = 0; dt < 2; dt++) {
+            nb_rng e = nb_rng_new(7), f = nb_rng_new(7);
+            nb_tensor *xs = nb_slice(x, 0, 0, 3, 1);
+            nb_tensor *m = nb_dropout_mask(dt ? nb_cast(xs, NB_F64) : xs, rates[k], &e);
+            assert_non_null(m);
+            for (int64_t i = 0; i < nb_numel(m); i++)
+                if (nb_get_flat(m, i) != (nb_rng_uniform(&f) >= rates[k] ? 1 : 0))
+                    fail_msg("rate %.17g, %s: mask[%lld] = %g", rates[k], dt ? "f64" : "f32",
+                             (long long)i, nb_get_flat(m, i));
+            assert_true(nb_rng_next(&e) == nb_rng_next(&f));
+            if (k < 2) /* the third draw sits on the edge */
+                assert_true(nb_get_flat(m, 2) == (k == 0 ? 1 : 0));
+        }
     /* Pinned bits, so that a change of generator or rule shows: the first 32
      * of seed 42 at rate 0.5, element 0 in the lowest bit. */
     nb_rng s = nb_rng_new(42);

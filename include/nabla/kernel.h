@@ -121,6 +121,8 @@ struct nb_op {
      * requires grad. An op with neither this nor a backward is refused on
      * inputs that require grad ("backward not implemented"). */
     bool no_gradient;
+    /* The masks below name inputs by position (an op of arity -1 may name
+     * inputs a call leaves out). */
     unsigned nondiff;    /* NB_INPUT(i): inputs that get no gradient (indices) */
     bool broadcast;      /* the inputs broadcast to the output (NumPy rules) */
     unsigned contiguous; /* NB_INPUT(i): inputs the kernels need contiguous;

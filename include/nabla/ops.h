@@ -60,6 +60,8 @@ nb_tensor *nb_tanh_grad(nb_tensor *dy, nb_tensor *y);
 nb_tensor *nb_sigmoid_grad(nb_tensor *dy, nb_tensor *y);
 nb_tensor *nb_erf(nb_tensor *x);     /* the error function; gradient 2/sqrt(pi) exp(-x^2) */
 nb_tensor *nb_relu(nb_tensor *x);   /* gradient 0 at 0 */
+/* Its backward as one op (differentiable): dy * (x > 0). */
+nb_tensor *nb_relu_grad(nb_tensor *dy, nb_tensor *x);
 nb_tensor *nb_clamp(nb_tensor *x, double lo, double hi);
 nb_tensor *nb_square(nb_tensor *x); /* composition: x * x */
 /* Converts to dtype, f32 or f64 (differentiable); the one op that takes a
