@@ -204,27 +204,46 @@ ROW_FNS(double)
 ARGMAX_FN(argmax_f32, float)
 ARGMAX_FN(argmax_f64, double)
 
-/* y[n,i,j,:] = g at the maxima of x's window. When g is x itself (max
- * pooling's forward), the maxima are the values: no positions are kept. */
+/* What one thread of a pooling kernel needs: the views, the attributes,
+ * and per-thread scratch of C elements each (arg, tmp, best, dt). */
+typedef struct {
+    const nb_view *y, *x;
+    const pool_attr *a;
+    int32_t *arg;
+    void *tmp, *best, *dt;
+    bool same;
+} pool_job;
+
+/* Scratch for nt threads of C channels: tmp, best and dt of elem bytes and
+ * arg (unless no_arg); false when it fails. */
+static bool pool_scratch(pool_job *j, int nt, int64_t C, size_t elem, bool no_arg)
+{
+    size_t n = (size_t)nt * (size_t)(C > 0 ? C : 1);
+    j->arg = no_arg ? NULL : nb_kernel_scratch(n * sizeof *j->arg);
+    j->tmp = nb_kernel_scratch(n * elem);
+    j->best = nb_kernel_scratch(n * elem);
+    j->dt = nb_kernel_scratch(n * elem);
+    return (no_arg || j->arg) && j->tmp && j->best && j->dt;
+}
+
+/* y[n,i,j,:] = g at the maxima of x's window, for images [b0, b1). When g
+ * is x itself (max pooling's forward), the maxima are the values: no
+ * positions are kept. */
 #define SELECT_KERNEL(fn, T, argmax)                                           \
-    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn##_rows(void *job, int t, int64_t b0, int64_t b1) \
     {                                                                          \
-        (void)n;                                                               \
-        const pool_attr *a = attr;                                             \
-        const nb_view *xv = &x[0], *gv = &x[1];                                \
-        int64_t N = y->shape[0], Ho = y->shape[1], Wo = y->shape[2], C = y->shape[3]; \
+        const pool_job *jb = job;                                              \
+        const nb_view *y = jb->y, *xv = &jb->x[0], *gv = &jb->x[1];            \
+        const pool_attr *a = jb->a;                                            \
+        int64_t Ho = y->shape[1], Wo = y->shape[2], C = y->shape[3];           \
         int64_t H = xv->shape[1], W = xv->shape[2];                            \
         const int64_t *xs = xv->strides, *gs = gv->strides;                    \
-        if (y->numel == 0)                                                     \
-            return;                                                            \
-        bool same = xv->data == gv->data && memcmp(xs, gs, 4 * sizeof *xs) == 0; \
-        int32_t *arg = same ? NULL : nb_kernel_scratch((size_t)C * sizeof *arg); \
-        T *tmp = nb_kernel_scratch((size_t)C * sizeof(T));                     \
-        if ((!same && !arg) || !tmp)                                           \
-            return;                                                            \
+        bool same = jb->same;                                                  \
+        int32_t *arg = same ? NULL : jb->arg + t * C;                          \
+        T *tmp = (T *)jb->tmp + t * C;                                         \
         const T *X = xv->data, *G = gv->data;                                  \
         T *Y = y->data;                                                        \
-        for (int64_t b = 0; b < N; b++)                                        \
+        for (int64_t b = b0; b < b1; b++)                                      \
             for (int64_t i = 0; i < Ho; i++)                                   \
                 for (int64_t j = 0; j < Wo; j++) {                             \
                     window w = window_at(a, H, W, i, j);                       \
@@ -238,39 +257,47 @@ ARGMAX_FN(argmax_f64, double)
                     for (int64_t c = 0; c < C; c++)                            \
                         yo[c] = gw[(arg[c] / wl) * gs[1] + (arg[c] % wl) * gs[2] + c * gs[3]]; \
                 }                                                              \
+    }                                                                          \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n;                                                               \
+        if (y->numel == 0)                                                     \
+            return;                                                            \
+        const int64_t *xs = x[0].strides, *gs = x[1].strides;                  \
+        pool_job j = {.y = y, .x = x, .a = attr,                               \
+                      .same = x[0].data == x[1].data && memcmp(xs, gs, 4 * sizeof *xs) == 0}; \
+        int nt = nb__kernel_threads(x[0].numel, y->shape[0]);                  \
+        if (!pool_scratch(&j, nt, y->shape[3], sizeof(T), j.same))             \
+            return;                                                            \
+        nb__parallel_rows(nt, y->shape[0], fn##_rows, &j);                     \
     }
 SELECT_KERNEL(pool_select_f32, float, argmax_f32)
 SELECT_KERNEL(pool_select_f64, double, argmax_f64)
 
-/* z = 0, then d[n,i,j,:] added at the maxima of each window. Windows that
- * do not overlap store instead of adding, and when they also tile x
- * exactly (stride = kernel, no row or column left over) nothing needs
- * zeroing first: the backward of a 2x2 pool writes z once. */
+/* z = 0, then d[n,i,j,:] added at the maxima of each window, for images
+ * [b0, b1). Windows that do not overlap store instead of adding, and when
+ * they also tile x exactly (stride = kernel, no row or column left over)
+ * nothing needs zeroing first: the backward of a 2x2 pool writes z once. */
 #define SCATTER_KERNEL(fn, T, argmax)                                          \
-    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn##_rows(void *job, int t, int64_t b0, int64_t b1) \
     {                                                                          \
-        (void)n;                                                               \
-        const pool_attr *a = attr;                                             \
-        const nb_view *xv = &x[0], *dv = &x[1];                                \
-        int64_t N = y->shape[0], H = y->shape[1], W = y->shape[2], C = y->shape[3]; \
+        const pool_job *jb = job;                                              \
+        const nb_view *y = jb->y, *xv = &jb->x[0], *dv = &jb->x[1];            \
+        const pool_attr *a = jb->a;                                            \
+        int64_t H = y->shape[1], W = y->shape[2], C = y->shape[3];             \
         int64_t Ho = dv->shape[1], Wo = dv->shape[2];                          \
         const int64_t *xs = xv->strides, *ds = dv->strides;                    \
-        if (y->numel == 0)                                                     \
-            return;                                                            \
         T *Y = y->data;                                                        \
         bool apart = a->s[0] >= a->k[0] && a->s[1] >= a->k[1];                 \
         bool tiles = a->s[0] == a->k[0] && a->s[1] == a->k[1] &&               \
                      Ho * a->k[0] - a->pad[0] >= H && Wo * a->k[1] - a->pad[2] >= W; \
         if (!tiles)                                                            \
-            memset(Y, 0, (size_t)y->numel * sizeof(T));                        \
-        T *best = nb_kernel_scratch((size_t)C * sizeof(T));                    \
-        T *tmp = nb_kernel_scratch((size_t)C * sizeof(T));                     \
-        T *dt = nb_kernel_scratch((size_t)C * sizeof(T));                      \
-        int32_t *arg = nb_kernel_scratch((size_t)C * sizeof *arg);             \
-        if (!best || !tmp || !dt || !arg)                                      \
-            return;                                                            \
+            memset(Y + b0 * H * W * C, 0, (size_t)((b1 - b0) * H * W * C) * sizeof(T)); \
+        T *best = (T *)jb->best + t * C, *tmp = (T *)jb->tmp + t * C;          \
+        T *dt = (T *)jb->dt + t * C;                                           \
+        int32_t *arg = jb->arg + t * C;                                        \
         const T *X = xv->data, *D = dv->data;                                  \
-        for (int64_t b = 0; b < N; b++)                                        \
+        for (int64_t b = b0; b < b1; b++)                                      \
             for (int64_t i = 0; i < Ho; i++)                                   \
                 for (int64_t j = 0; j < Wo; j++) {                             \
                     window w = window_at(a, H, W, i, j);                       \
@@ -292,6 +319,17 @@ SELECT_KERNEL(pool_select_f64, double, argmax_f64)
                                 add_row_##T(C, z, arg, d, p);                  \
                         }                                                      \
                 }                                                              \
+    }                                                                          \
+    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    {                                                                          \
+        (void)n;                                                               \
+        if (y->numel == 0)                                                     \
+            return;                                                            \
+        pool_job j = {.y = y, .x = x, .a = attr};                              \
+        int nt = nb__kernel_threads(y->numel, y->shape[0]);                    \
+        if (!pool_scratch(&j, nt, y->shape[3], sizeof(T), false))              \
+            return;                                                            \
+        nb__parallel_rows(nt, y->shape[0], fn##_rows, &j);                     \
     }
 SCATTER_KERNEL(pool_scatter_f32, float, argmax_f32)
 SCATTER_KERNEL(pool_scatter_f64, double, argmax_f64)

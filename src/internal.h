@@ -380,6 +380,29 @@ void nb__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const doubl
  * parallel region. */
 int nb__threads_for(double work, double mt_work);
 
+/* ---- elementwise kernels on several threads (src/kernel.c) ----
+ * Runs op's kernel k on y split into one block per thread (whole cache
+ * lines), when y has at least NB__ELEMENTWISE_PARALLEL elements,
+ * nb_num_threads() > 1, no OpenMP region runs, and every input is packed
+ * with y's elements or one element: the elementwise contract
+ * (nb_op.elementwise, checked by nb_check_contract) says the blocks give
+ * the whole's bits. False when it does not apply: the caller runs k.
+ * From 2^18 elements two threads were never slower for relu and its
+ * gradient, even with the other core busy (2^16 to 2^17 gained only on an
+ * idle machine; below, the wake-up costs more than the half it takes). */
+#define NB__ELEMENTWISE_PARALLEL (1 << 18)
+bool nb__elementwise_parallel(nb_kernel k, const nb_view *y, const nb_view *x, int n,
+                              const void *attr);
+
+/* Kernels that are not elementwise but independent along rows (images):
+ * the threads for one reading `elems` elements over `rows` rows (the
+ * elementwise rule above, at most one per row), and the rows split among
+ * them, fn(job, thread, r0, r1) on each thread's share (the caller's
+ * subnormal setting on each). */
+int nb__kernel_threads(int64_t elems, int64_t rows);
+void nb__parallel_rows(int nt, int64_t rows, void (*fn)(void *job, int t, int64_t r0, int64_t r1),
+                       void *job);
+
 /* ---- random masks (src/rng.c) ----
  * p[i] = keep where the i-th nb_rng_uniform(r) is >= rate, else 0: the
  * same draws, the generator advanced by n. */

@@ -5,6 +5,9 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---- the iterator ---- */
 
@@ -250,3 +253,93 @@ bool nb_set_flush_subnormals(bool on)
 }
 
 bool nb_flush_subnormals(void) { return nb__thread()->flush; }
+
+/* ---- elementwise kernels on several threads ---- */
+
+bool nb__elementwise_parallel(nb_kernel k, const nb_view *y, const nb_view *x, int n,
+                              const void *attr)
+{
+#ifdef _OPENMP
+    const int64_t N = y->numel;
+    int t = nb_num_threads();
+    if (N < NB__ELEMENTWISE_PARALLEL || t < 2 || omp_in_parallel() || !nb_view_contiguous(y))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (x[i].numel != 1 && (x[i].numel != N || !nb_view_contiguous(&x[i])))
+            return false;
+    int64_t most = N / (NB__ELEMENTWISE_PARALLEL / 2);
+    t = t < most ? t : (int)most;
+    size_t ey = nb__dtype_size(y->dtype);
+#if defined(__SSE2__)
+    unsigned csr = _mm_getcsr(); /* subnormal flushing follows the caller */
+#endif
+#pragma omp parallel num_threads(t)
+    {
+#if defined(__SSE2__)
+        _mm_setcsr(csr);
+#endif
+        int me = omp_get_thread_num(), all = omp_get_num_threads();
+        /* whole cache lines per thread: 16 floats or 8 doubles */
+        int64_t line = 64 / (int64_t)ey, blocks = (N + line - 1) / line;
+        int64_t i0 = blocks * me / all * line, i1 = blocks * (me + 1) / all * line;
+        i1 = i1 < N ? i1 : N;
+        if (i0 < i1) {
+            nb_view yb = {.data = (char *)y->data + (size_t)i0 * ey, .dtype = y->dtype, .ndim = 1,
+                          .numel = i1 - i0, .shape = {i1 - i0}, .strides = {1}};
+            nb_view xb[NB_MAX_INPUTS];
+            for (int i = 0; i < n; i++) {
+                size_t ex = nb__dtype_size(x[i].dtype);
+                xb[i] = x[i].numel == 1 && N != 1
+                            ? (nb_view){.data = x[i].data, .dtype = x[i].dtype, .numel = 1}
+                            : (nb_view){.data = (char *)x[i].data + (size_t)i0 * ex,
+                                        .dtype = x[i].dtype, .ndim = 1, .numel = i1 - i0,
+                                        .shape = {i1 - i0}, .strides = {1}};
+            }
+            k(&yb, xb, n, attr);
+        }
+    }
+    return true;
+#else
+    (void)k, (void)y, (void)x, (void)n, (void)attr;
+    return false;
+#endif
+}
+
+int nb__kernel_threads(int64_t elems, int64_t rows)
+{
+#ifdef _OPENMP
+    int t = nb_num_threads();
+    if (elems < NB__ELEMENTWISE_PARALLEL || t < 2 || omp_in_parallel())
+        return 1;
+    int64_t most = elems / (NB__ELEMENTWISE_PARALLEL / 2);
+    most = most < rows ? most : rows;
+    return t < most ? t : (int)(most > 1 ? most : 1);
+#else
+    (void)elems, (void)rows;
+    return 1;
+#endif
+}
+
+void nb__parallel_rows(int nt, int64_t rows, void (*fn)(void *job, int t, int64_t r0, int64_t r1),
+                       void *job)
+{
+    if (nt <= 1) {
+        fn(job, 0, 0, rows);
+        return;
+    }
+#ifdef _OPENMP
+#if defined(__SSE2__)
+    unsigned csr = _mm_getcsr();
+#endif
+#pragma omp parallel num_threads(nt)
+    {
+#if defined(__SSE2__)
+        _mm_setcsr(csr);
+#endif
+        int me = omp_get_thread_num(), all = omp_get_num_threads();
+        int64_t r0 = rows * me / all, r1 = rows * (me + 1) / all;
+        if (r0 < r1)
+            fn(job, me, r0, r1);
+    }
+#endif
+}

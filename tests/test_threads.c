@@ -298,11 +298,56 @@ static void test_training_and_evaluating_at_once(void **state)
     assert_int_equal(nb_live_tensors(), 0);
 }
 
+/* Large elementwise kernels and the pooling kernels run on
+ * nb_num_threads() threads, a block or a run of images each: the same bits
+ * as on one thread, in f32 and f64, on shapes that split unevenly (and
+ * under ThreadSanitizer, no race). */
+static void test_kernels_on_two_threads(void **state)
+{
+    (void)state;
+    int before = nb_set_num_threads(1);
+    nb_rng rng = nb_rng_new(21);
+    for (int dt = 0; dt < 2; dt++) {
+        nb_dtype type = dt ? NB_F64 : NB_F32;
+        /* 7*37*39*33 = 333,333 elements, above the 2^18 the threads start at */
+        nb_tensor *x = nb_param(nb_randn(type, NB_SHAPE(7, 37, 39, 33), &rng));
+        nb_tensor *d = nb_randn(type, NB_SHAPE(7, 37, 39, 33), &rng);
+        nb_tensor *b = nb_randn(type, NB_SHAPE(33), &rng);
+        nb_tensor *out[2][6];
+        nb_graph *g[2];
+        for (int t = 0; t < 2; t++) {
+            nb_set_num_threads(t + 1);
+            g[t] = nb_graph_new();
+            nb_tensor *y = nb_max_pool2d(nb_relu(nb_add(nb_mul(x, d), b)), {3}, {2},
+                                         .padding = NB_PAD_SAME);
+            nb_tensor *gx;
+            assert_int_equal(nb_grad(nb_sum(nb_square(y)), .n = 1, .inputs = &x, .grads = &gx),
+                             0);
+            out[t][0] = y;
+            out[t][1] = gx;
+            out[t][2] = nb_relu_grad(d, x);
+            out[t][3] = nb_mul(nb_scalar_like(x, 0.5), d);
+            out[t][4] = nb_max_pool2d(x); /* windows that tile: no zeroing */
+            out[t][5] = nb_pool_scatter(d, x, {3}, {1}, .padding = NB_PAD_SAME); /* overlapping */
+            for (int i = 0; i < 6; i++)
+                assert_non_null(out[t][i]);
+        }
+        for (int i = 0; i < 6; i++)
+            if (!same_bits(nb_contiguous(out[0][i]), nb_contiguous(out[1][i])))
+                fail_msg("%s: result %d differs on two threads", nb_dtype_name(type), i);
+        nb_graph_free(g[1]);
+        nb_graph_free(g[0]);
+        nb_free(x), nb_free(d), nb_free(b);
+    }
+    nb_set_num_threads(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_parameters),
         cmocka_unit_test_teardown(test_training_and_evaluating_at_once, cleanup),
+        cmocka_unit_test_teardown(test_kernels_on_two_threads, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
