@@ -212,6 +212,27 @@ static const char *group_cols(const nb_view *x, const dims *d, const nb_window2d
     return *buf;
 }
 
+/* For each group g, c_g = cols_g @ b_g (the forward: b the kernel, c the
+ * output) or cols_g^T @ b_g (the kernel's gradient: b the output's
+ * gradient, c the kernel's); b_g and c_g are the g-th blocks of Fg
+ * columns of F. False when the scratch fails. */
+static bool cols_times(const nb_view *x, const dims *d, const nb_window2d *win, bool t,
+                       const void *b, void *c)
+{
+    size_t es = nb__dtype_size(x->dtype);
+    void *buf = NULL;
+    for (int64_t g = 0; g < d->g; g++) {
+        int64_t ld, K = d->T * d->Cg;
+        const char *A = group_cols(x, d, win, g, &buf, &ld);
+        if (!A)
+            return false;
+        gemm(x->dtype, t, false, t ? K : d->M, d->Fg, t ? d->M : K, A, ld,
+             (const char *)b + (size_t)(g * d->Fg) * es, d->F,
+             (char *)c + (size_t)(g * d->Fg) * es, d->F);
+    }
+    return true;
+}
+
 /* y's rows += b, as the add this replaces rounds. */
 static void add_bias(const nb_view *y, const nb_view *b)
 {
@@ -246,17 +267,7 @@ static void conv2d_kernel(const nb_view *y, const nb_view *x, int n, const void 
             add_bias(y, bias);
         return;
     }
-    void *buf = NULL;
-    for (int64_t g = 0; g < d.g; g++) {
-        int64_t ld;
-        const char *A = group_cols(&x[0], &d, &a->win, g, &buf, &ld);
-        if (!A)
-            return;
-        gemm(y->dtype, false, false, d.M, d.Fg, d.T * d.Cg, A, ld,
-             (const char *)x[1].data + (size_t)(g * d.Fg) * es, d.F,
-             (char *)y->data + (size_t)(g * d.Fg) * es, d.F);
-    }
-    if (bias)
+    if (cols_times(&x[0], &d, &a->win, false, x[1].data, y->data) && bias)
         add_bias(y, bias);
 }
 
@@ -317,16 +328,7 @@ static void kernel_grad_kernel(const nb_view *y, const nb_view *x, int n, const 
         memset(y->data, 0, (size_t)y->numel * es);
         return;
     }
-    void *buf = NULL;
-    for (int64_t g = 0; g < d.g; g++) {
-        int64_t ld;
-        const char *A = group_cols(&x[0], &d, &a->win, g, &buf, &ld);
-        if (!A)
-            return;
-        gemm(y->dtype, true, false, d.T * d.Cg, d.Fg, d.M, A, ld,
-             (const char *)x[1].data + (size_t)(g * d.Fg) * es, d.F,
-             (char *)y->data + (size_t)(g * d.Fg) * es, d.F);
-    }
+    cols_times(&x[0], &d, &a->win, true, x[1].data, y->data);
 }
 
 /* ---- derivatives ---- */
