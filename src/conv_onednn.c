@@ -116,7 +116,8 @@ static dnnl_primitive_desc_t make_pd(nb__conv_kind kind, const dnnl_memory_desc_
                                                                wei, dst, strides, dilates, pl, pr)
             : dnnl_dilated_convolution_backward_weights_desc_init(
                   &bd, dnnl_convolution_direct, src, wei, NULL, dst, strides, dilates, pl, pr);
-    if (s != dnnl_success || dnnl_primitive_desc_create(&pd, &bd, NULL, engine, fpd) != dnnl_success)
+    if (s != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &bd, NULL, engine, fpd) != dnnl_success)
         pd = NULL;
     dnnl_primitive_desc_destroy(fpd);
     return pd;
