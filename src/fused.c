@@ -254,15 +254,19 @@ static unsigned run(const job *j, char *scratch, size_t per_thread, int nt)
 #if defined(__SSE2__)
     unsigned csr = _mm_getcsr(); /* subnormal flushing follows the caller */
 #endif
+    NB__TSAN_RELEASE((void *)j);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
     {
+        NB__TSAN_ACQUIRE((void *)j);
 #if defined(__SSE2__)
         _mm_setcsr(csr);
 #endif
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t b0 = nblocks * t / n, b1 = nblocks * (t + 1) / n;
         bad |= run_blocks(j, b0, b1, scratch + (size_t)t * per_thread);
+        NB__TSAN_RELEASE((char *)j + 1);
     }
+    NB__TSAN_ACQUIRE((char *)j + 1);
 #else
     (void)per_thread;
 #endif

@@ -391,6 +391,28 @@ int nb__threads_for(double work, double mt_work);
  * gradient, even with the other core busy (2^16 to 2^17 gained only on an
  * idle machine; below, the wake-up costs more than the half it takes). */
 #define NB__ELEMENTWISE_PARALLEL (1 << 18)
+/* libgomp's barriers are invisible to ThreadSanitizer (it is not built
+ * with it), so an OpenMP region tells it the edges they make, on two
+ * tokens so that the workers stay unordered among themselves: the fork
+ * (the caller releases p before the region, each worker acquires it at
+ * its start) and the join (each worker releases p + 1 at its end, the
+ * caller acquires it after the region). */
+#if defined(__SANITIZE_THREAD__)
+#define NB__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NB__TSAN 1
+#endif
+#endif
+#ifdef NB__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define NB__TSAN_ACQUIRE(p) __tsan_acquire(p)
+#define NB__TSAN_RELEASE(p) __tsan_release(p)
+#else
+#define NB__TSAN_ACQUIRE(p) ((void)(p))
+#define NB__TSAN_RELEASE(p) ((void)(p))
+#endif
 bool nb__elementwise_parallel(nb_kernel k, const nb_view *y, const nb_view *x, int n,
                               const void *attr);
 

@@ -273,8 +273,10 @@ bool nb__elementwise_parallel(nb_kernel k, const nb_view *y, const nb_view *x, i
 #if defined(__SSE2__)
     unsigned csr = _mm_getcsr(); /* subnormal flushing follows the caller */
 #endif
+    NB__TSAN_RELEASE((void *)y);
 #pragma omp parallel num_threads(t)
     {
+        NB__TSAN_ACQUIRE((void *)y);
 #if defined(__SSE2__)
         _mm_setcsr(csr);
 #endif
@@ -297,7 +299,9 @@ bool nb__elementwise_parallel(nb_kernel k, const nb_view *y, const nb_view *x, i
             }
             k(&yb, xb, n, attr);
         }
+        NB__TSAN_RELEASE((char *)y + 1);
     }
+    NB__TSAN_ACQUIRE((char *)y + 1);
     return true;
 #else
     (void)k, (void)y, (void)x, (void)n, (void)attr;
@@ -331,8 +335,10 @@ void nb__parallel_rows(int nt, int64_t rows, void (*fn)(void *job, int t, int64_
 #if defined(__SSE2__)
     unsigned csr = _mm_getcsr();
 #endif
+    NB__TSAN_RELEASE(job);
 #pragma omp parallel num_threads(nt)
     {
+        NB__TSAN_ACQUIRE(job);
 #if defined(__SSE2__)
         _mm_setcsr(csr);
 #endif
@@ -340,6 +346,8 @@ void nb__parallel_rows(int nt, int64_t rows, void (*fn)(void *job, int t, int64_
         int64_t r0 = rows * me / all, r1 = rows * (me + 1) / all;
         if (r0 < r1)
             fn(job, me, r0, r1);
+        NB__TSAN_RELEASE((char *)job + 1);
     }
+    NB__TSAN_ACQUIRE((char *)job + 1);
 #endif
 }

@@ -500,7 +500,9 @@ int nb_compile_(nb_model *m, nb_optimizer *opt, nb_compile_opts o)
     }
     if (m->opt != opt)
         nb_optimizer_free(m->opt);
+    lock_models(); /* opt_owner reads every live model's optimizer under the lock */
     m->opt = opt;
+    unlock_models();
     m->loss = o.loss;
     m->custom_loss = o.custom_loss;
     snprintf(m->custom_loss_name, sizeof m->custom_loss_name, "%s",
