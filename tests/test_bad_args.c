@@ -220,6 +220,9 @@ OP2(mul, nb_mul(x[0], x[1]))
 OP2(div, nb_div(x[0], x[1]))
 OP2(pow, nb_pow(x[0], x[1]))
 OP2(maximum, nb_maximum(x[0], x[1]))
+OP2(relu_grad, nb_relu_grad(x[0], x[1]))
+OP2(tanh_grad, nb_tanh_grad(x[0], x[1]))
+OP2(sigmoid_grad, nb_sigmoid_grad(x[0], x[1]))
 OP2(minimum, nb_minimum(x[0], x[1]))
 OP2(eq, nb_eq(x[0], x[1]))
 OP2(ne, nb_ne(x[0], x[1]))
@@ -298,6 +301,9 @@ static const op_case op_cases[] = {
     {"nb_div", op_div, 2, {&f23, &f23}},
     {"nb_pow", op_pow, 2, {&f23, &f23}},
     {"nb_maximum", op_maximum, 2, {&f23, &f23}},
+    {"nb_relu_grad", op_relu_grad, 2, {&f23, &f23}},
+    {"nb_tanh_grad", op_tanh_grad, 2, {&f23, &f23}},
+    {"nb_sigmoid_grad", op_sigmoid_grad, 2, {&f23, &f23}},
     {"nb_minimum", op_minimum, 2, {&f23, &f23}},
     {"nb_eq", op_eq, 2, {&f23, &f23}},
     {"nb_ne", op_ne, 2, {&f23, &f23}},
