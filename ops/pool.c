@@ -226,6 +226,23 @@ static bool pool_scratch(pool_job *j, int nt, int64_t C, size_t elem, bool no_ar
     return (no_arg || j->arg) && j->tmp && j->best && j->dt;
 }
 
+/* Runs rows (a select or scatter kernel's images [b0, b1)) on the threads
+ * the work takes, each with its scratch. A select whose g is x itself
+ * keeps no positions (the maxima are the values). */
+static void pool_run(const nb_view *y, const nb_view *x, const pool_attr *a, bool select,
+                     size_t elem, void (*rows)(void *job, int t, int64_t b0, int64_t b1))
+{
+    if (y->numel == 0)
+        return;
+    const int64_t *xs = x[0].strides, *gs = x[1].strides;
+    pool_job j = {.y = y, .x = x, .a = a,
+                  .same = select && x[0].data == x[1].data &&
+                          memcmp(xs, gs, 4 * sizeof *xs) == 0};
+    int nt = nb__kernel_threads(select ? x[0].numel : y->numel, y->shape[0]);
+    if (pool_scratch(&j, nt, y->shape[3], elem, j.same))
+        nb__parallel_rows(nt, y->shape[0], rows, &j);
+}
+
 /* y[n,i,j,:] = g at the maxima of x's window, for images [b0, b1). When g
  * is x itself (max pooling's forward), the maxima are the values: no
  * positions are kept. */
@@ -261,15 +278,7 @@ static bool pool_scratch(pool_job *j, int nt, int64_t C, size_t elem, bool no_ar
     static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
-        if (y->numel == 0)                                                     \
-            return;                                                            \
-        const int64_t *xs = x[0].strides, *gs = x[1].strides;                  \
-        pool_job j = {.y = y, .x = x, .a = attr,                               \
-                      .same = x[0].data == x[1].data && memcmp(xs, gs, 4 * sizeof *xs) == 0}; \
-        int nt = nb__kernel_threads(x[0].numel, y->shape[0]);                  \
-        if (!pool_scratch(&j, nt, y->shape[3], sizeof(T), j.same))             \
-            return;                                                            \
-        nb__parallel_rows(nt, y->shape[0], fn##_rows, &j);                     \
+        pool_run(y, x, attr, true, sizeof(T), fn##_rows);                      \
     }
 SELECT_KERNEL(pool_select_f32, float, argmax_f32)
 SELECT_KERNEL(pool_select_f64, double, argmax_f64)
@@ -323,13 +332,7 @@ SELECT_KERNEL(pool_select_f64, double, argmax_f64)
     static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
-        if (y->numel == 0)                                                     \
-            return;                                                            \
-        pool_job j = {.y = y, .x = x, .a = attr};                              \
-        int nt = nb__kernel_threads(y->numel, y->shape[0]);                    \
-        if (!pool_scratch(&j, nt, y->shape[3], sizeof(T), false))              \
-            return;                                                            \
-        nb__parallel_rows(nt, y->shape[0], fn##_rows, &j);                     \
+        pool_run(y, x, attr, false, sizeof(T), fn##_rows);                     \
     }
 SCATTER_KERNEL(pool_scatter_f32, float, argmax_f32)
 SCATTER_KERNEL(pool_scatter_f64, double, argmax_f64)

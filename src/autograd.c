@@ -375,7 +375,8 @@ shaped:;
         for (int i = 0; i < n; i++)
             nb__view(x[i], &xv[i]);
         uint64_t errors = th->errors;
-        if (!op->elementwise || !nb__elementwise_parallel(k, &yv, xv, n, attr))
+        if (!op->elementwise || yv.numel < NB__ELEMENTWISE_PARALLEL ||
+            !nb__elementwise_parallel(k, &yv, xv, n, attr))
             k(&yv, xv, n, attr);
         if (th->errors != errors)
             return NULL; /* the kernel could not finish and said why */
