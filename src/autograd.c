@@ -516,9 +516,17 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
     memset(acc, 0, (size_t)count * sizeof *acc);
     acc[count - 1] = p->seed; /* the root comes last */
 
+    /* A leaf's consumers all come after it in the order, so its gradient
+     * is complete when the pass reaches it. */
+    bool early = th->grad_ready && p->leaves_grad;
     for (int64_t k = count - 1; k >= 0; k--) {
         nb_tensor *y = order[k];
         nb_node *nd = y->node;
+        if (early && !nd && acc[k]) {
+            if (add_to_grad(g, y, acc[k]))
+                return -1;
+            th->grad_ready(y, th->grad_ready_ctx);
+        }
         if (!nd || !acc[k])
             continue;
         if (nd->released)
@@ -562,9 +570,11 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
         }
         if (!p->retain && !p->create_graph)
             nd->released = true;
+        if (early)
+            th->grad_ready(NULL, th->grad_ready_ctx);
     }
 
-    for (int64_t k = 0; p->leaves_grad && k < count; k++)
+    for (int64_t k = 0; p->leaves_grad && !early && k < count; k++)
         if (!order[k]->node && acc[k] && add_to_grad(g, order[k], acc[k]))
             return -1;
     for (int i = 0; i < p->n; i++) {

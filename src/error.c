@@ -16,7 +16,7 @@ nb_error_code nb_last_error_code(void) { return state.err_set ? state.err_code :
 const char *nb_error_code_name(nb_error_code code)
 {
     static const char *const names[] = {"ok",     "invalid", "shape",   "dtype", "memory",
-                                        "io",     "format",  "numeric", "state"};
+                                        "io",     "format",  "numeric", "state", "dist"};
     return (unsigned)code < sizeof names / sizeof names[0] ? names[code] : "?";
 }
 
@@ -100,7 +100,7 @@ int nb_set_error(const char *fmt, ...)
 
 int nb_set_error_code(nb_error_code code, const char *fmt, ...)
 {
-    if ((unsigned)code > NB_ERR_STATE || code == NB_OK)
+    if ((unsigned)code > NB_ERR_DIST || code == NB_OK)
         code = NB_ERR_INVALID;
     va_list ap;
     va_start(ap, fmt);

@@ -98,6 +98,12 @@ typedef struct nb_thread {
     bool flush;            /* nb_set_flush_subnormals */
     bool anomaly;          /* nb_set_detect_anomaly (cleared while backward rules run) */
     bool tracing;          /* nb_fused_new's trace: every op is recorded (src/fused.c) */
+    /* nb_dist_backward's hook (src/dist.c): while set, a backward pass adds
+     * each leaf's gradient into its .grad as soon as the pass has finished
+     * it and calls this with the leaf, and with NULL after every node, so
+     * that the allreduces in flight make progress. */
+    void (*grad_ready)(nb_tensor *leaf, void *ctx);
+    void *grad_ready_ctx;
     bool err_set;
     nb_error_code err_code;
     char err_msg[512];
@@ -111,6 +117,20 @@ int nb__mutate(const nb_mutant *m, const nb_node *nd, nb_tensor *gi[]);
 /* The broadcast mutation of gradient g of a node's input x: the first
  * position along each broadcast dimension instead of the sum. */
 nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
+
+/* ---- distributed training (src/dist_common.c) ---- */
+struct nb_dist_backward_args;
+/* Contiguous f32 or f64 heap tensors; 0 or -1 naming fn. */
+int nb__dist_check_tensors(const char *fn, int n, nb_tensor *const t[]);
+int nb__dist_check_backward(const char *fn, const struct nb_dist_backward_args *a);
+/* nb_backward(a->loss, .seed = a->weight) with hook as nb_thread.grad_ready
+ * (nothing for a NULL loss). */
+int nb__dist_local_backward(const struct nb_dist_backward_args *a,
+                            void (*hook)(nb_tensor *, void *), void *ctx);
+/* Gives p a zero .grad when it has none. */
+int nb__dist_grad_or_zeros(const char *fn, nb_tensor *p);
+/* nb_dist_backward on one rank. */
+int nb__dist_backward_alone(const char *fn, const struct nb_dist_backward_args *a);
 
 /* ---- anomaly mode (src/anomaly.c) ---- */
 /* The row-major index of the first NaN or infinity of t, or -1. */

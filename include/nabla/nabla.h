@@ -12,6 +12,7 @@
 #include "optim.h"
 #include "nn.h"
 #include "io.h"
+#include "dist.h"
 
 #define NB_VERSION "0.1.0"
 

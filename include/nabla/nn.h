@@ -517,6 +517,21 @@ int nb_model_params(const nb_model *m, nb_tensor *const **params);
 /* The optimizer the model was compiled with, or NULL. */
 nb_optimizer *nb_model_optimizer(const nb_model *m);
 
+/* Makes m data-parallel over the ranks of nb_dist_init (dist.h), as
+ * PyTorch's DistributedDataParallel wraps a model. Collective: every rank
+ * must have built the same model (layers, shapes, dtype; compiled with the
+ * same optimizer, at the same step), which is checked, and every rank's
+ * weights and non-trainable state become rank 0's. Then nb_fit takes each
+ * rank's shard of every global batch (.batch_size rows, as with one
+ * process), sums the gradients over the ranks as the backward goes, and
+ * reports the global loss and metrics on every rank (printing on rank 0
+ * only); the non-trainable state is averaged over the ranks after each
+ * epoch; nb_evaluate and nb_predict shard the rows and gather the results
+ * on every rank; nb_save_weights and nb_save_checkpoint write on rank 0
+ * only. Each rank draws its own dropout masks. With one rank it changes
+ * nothing. 0 or -1. */
+int nb_model_distribute(nb_model *m);
+
 /* Weights (parameters and state) in the safetensors format, named
  * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
  * records nabla's format version and the CRC-32 of its data). 0 or -1. */

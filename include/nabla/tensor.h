@@ -67,6 +67,8 @@ typedef enum nb_error_code {
     NB_ERR_NUMERIC, /* values that are not finite where finite ones are needed */
     NB_ERR_STATE,   /* not valid now: no current graph, a tensor of a reset or freed graph, a
                        graph already backpropagated, a freed tensor, fit before compile */
+    NB_ERR_DIST,    /* distributed training cannot go on: another rank failed or did not answer
+                       in time, MPI reported an error, or nabla was built without MPI */
 } nb_error_code;
 
 /* The message of the last error on this thread, or NULL if none. Messages
@@ -76,7 +78,7 @@ const char *nb_last_error(void);
  * Kept and cleared together with the message. */
 nb_error_code nb_last_error_code(void);
 /* "ok", "invalid", "shape", "dtype", "memory", "io", "format", "numeric",
- * "state"; "?" for anything else. */
+ * "state", "dist"; "?" for anything else. */
 const char *nb_error_code_name(nb_error_code code);
 /* Forget the last error (message and code). */
 void nb_clear_error(void);

@@ -151,6 +151,8 @@ int nb_save_checkpoint(nb_model *m, const char *path)
     const char *fn = "nb_save_checkpoint";
     if (check_model(m, fn, path))
         return -1;
+    if (nn_distributed(m) && nb_dist_rank() != 0)
+        return 0; /* rank 0 writes; the training state is the same on every rank */
     nb_tensor **all = NULL;
     int n = tensors(m, fn, &all);
     if (n < 0)

@@ -137,21 +137,37 @@ typedef struct {
     nb_tensor *x[2], *y[2];
 } batches;
 
-/* Buffers for batches of bs of n rows of d. */
-static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t n, int64_t bs,
-                        const char *fn)
+/* This rank's rows of a batch of k: all of them but in a distributed
+ * model, whose ranks each take their shard (from *off). */
+static int64_t shard(const nb_model *m, int64_t k, int64_t *off)
 {
-    int64_t full = n < bs ? n : bs, rest = n % bs;
+    int64_t start = 0, count = k;
+    if (nn_distributed(m))
+        nb_dist_shard(k, &start, &count);
+    if (off)
+        *off = start;
+    return count;
+}
+
+/* Buffers for batches of bs of n rows of d: x[0] for a full batch, x[1]
+ * for the smaller last one (NULL where there is none); with shards, for
+ * this rank's shards of those batches. */
+static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t n, int64_t bs,
+                        const char *fn, bool shards)
+{
+    int64_t full = n < bs ? n : bs, rest = n % bs && n > bs ? n % bs : 0;
+    if (shards) {
+        full = shard(m, full, NULL);
+        rest = shard(m, rest, NULL);
+    }
     memset(b, 0, sizeof *b);
-    b->x[0] = rows_like(fn, d.x, full, m->dtype);
-    b->y[0] = rows_like(fn, d.y, full, m->dtype);
-    if (rest && n > bs) {
-        b->x[1] = rows_like(fn, d.x, rest, m->dtype);
-        b->y[1] = rows_like(fn, d.y, rest, m->dtype);
-        if (!b->x[1] || !b->y[1])
+    for (int i = 0; i < 2; i++) {
+        int64_t rows = i ? rest : full;
+        if (rows && (!(b->x[i] = rows_like(fn, d.x, rows, m->dtype)) ||
+                     !(b->y[i] = rows_like(fn, d.y, rows, m->dtype))))
             return -1;
     }
-    return b->x[0] && b->y[0] ? 0 : -1;
+    return 0;
 }
 
 static void batches_free(batches *b)
@@ -168,13 +184,17 @@ static void batches_free(batches *b)
 static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *idx, batches *b,
                      double *loss, double *metrics)
 {
-    double ls = 0, ms[NB_MAX_METRICS] = {0}, mv[NB_MAX_METRICS];
+    /* sums[0] the loss's, sums[1 + i] metric i's: each rank's over its
+     * shard of the rows, then summed over the ranks. */
+    double sums[1 + NB_MAX_METRICS] = {0}, mv[NB_MAX_METRICS];
     int nm = m->metrics.n;
+    int64_t off, rows = shard(m, n, &off);
     bool prev = nb_set_grad_enabled(false);
     nb_graph *g = nb_graph_new();
     int rc = g ? 0 : -1;
-    for (int64_t start = 0; rc == 0 && start < n; start += bs) {
-        int64_t k = n - start < bs ? n - start : bs;
+    idx += off;
+    for (int64_t start = 0; rc == 0 && start < rows; start += bs) {
+        int64_t k = rows - start < bs ? rows - start : bs;
         int w = k == bs || !b->x[1] ? 0 : 1;
         gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
         gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
@@ -184,16 +204,29 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *
             rc = -1;
             break;
         }
-        ls += nb_item(l) * (double)k;
+        sums[0] += nb_item(l) * (double)k;
         for (int i = 0; i < nm; i++)
-            ms[i] += mv[i] * (double)k;
+            sums[1 + i] += mv[i] * (double)k;
         nb_graph_reset(g);
     }
     nb_graph_free(g);
     nb_set_grad_enabled(prev);
-    *loss = ls / (double)n;
+    /* A rank that failed still takes part, its error kept (the others
+     * learn of it from the count). */
+    if (nn_distributed(m)) {
+        sums[1 + nm] = rc ? 1 : 0;
+        char why[480];
+        snprintf(why, sizeof why, "%s", rc && nn_has_error() ? nb_last_error() : "");
+        if (nb_dist_allreduce(sums, 2 + nm))
+            return -1;
+        if (rc)
+            return nb_set_error("%s", why);
+        if (sums[1 + nm] > 0)
+            return nb_set_error_code(NB_ERR_DIST, "another rank failed to evaluate its rows");
+    }
+    *loss = sums[0] / (double)n;
     for (int i = 0; i < nm; i++)
-        metrics[i] = ms[i] / (double)n;
+        metrics[i] = sums[1 + i] / (double)n;
     return rc;
 }
 
@@ -226,7 +259,8 @@ int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double 
     memset(&b, 0, sizeof b);
     int rc = pack(&pd, d, fn);
     int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
-    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, nb_dim(pd.d.x, 0), bs, fn)))
+    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, shard(m, nb_dim(pd.d.x, 0), NULL), bs, fn,
+                                         false)))
         rc = -1;
     double l = NAN, mt[NB_MAX_METRICS];
     for (int i = 0; i < NB_MAX_METRICS; i++)
@@ -259,7 +293,10 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         return NULL;
     }
     int64_t bs = batch_size ? batch_size : 32, n = nb_dim(d.x, 0);
-    /* The output's shape: (n, the last layer's output shape). */
+    /* A distributed model's ranks each predict their shard of the rows
+     * [first, end), then gather all. */
+    int64_t first, end = shard(m, n, &first);
+    end += first;
     const nb_layer *last = m->layers[m->n - 1];
     int64_t shape[NB_MAX_DIMS], units = 1;
     shape[0] = n;
@@ -281,8 +318,8 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
     }
     bool prev = nb_set_grad_enabled(false);
     char *dst = nb_data(out);
-    for (int64_t start = 0; start < n; start += bs) {
-        int64_t k = n - start < bs ? n - start : bs;
+    for (int64_t start = first; start < end; start += bs) {
+        int64_t k = end - start < bs ? end - start : bs;
         nb_tensor *xb = d.x;
         if (u8) {
             gather_rows(buf, d.x, NULL, start, k, x_scale(d));
@@ -303,6 +340,23 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
     }
     if (out)
         nb_bump_version(out);
+    if (nn_distributed(m)) { /* every rank gathers, or none: a failed one says so */
+        double failed = !out;
+        char why[480];
+        snprintf(why, sizeof why, "%s", out || !nn_has_error() ? "" : nb_last_error());
+        int rc = nb_dist_allreduce(&failed, 1);
+        if (rc == 0 && out && failed > 0)
+            rc = nb_set_error_code(NB_ERR_DIST, "%s: another rank failed to predict its rows",
+                                   fn);
+        if (rc == 0 && out && nb_dist_gather_rows(out))
+            rc = nn_blame(fn);
+        if (rc == 0 && !out)
+            nb_set_error("%s", why);
+        if (rc) {
+            nb_free(out);
+            out = NULL;
+        }
+    }
     nb_graph_free(g);
     nb_free(buf);
     nb_set_grad_enabled(prev);
@@ -430,22 +484,102 @@ static void shuffle(int64_t *idx, int64_t n, nb_rng *rng)
     }
 }
 
-/* nb_fit without the subnormal setting. */
+/* One step on the global batch idx[0..k), in buffer w: 0 taken, 1 skipped
+ * (a NaN or an infinity, .skip_nonfinite), 2 the loss is not finite (*lv
+ * says how), -1 an error. *lv and mv get the batch's loss and metrics:
+ * the global batch's on every rank of a distributed model, each rank
+ * taking its shard of the rows. */
+static int step(nb_model *m, const nb_fit_opts *o, batches *b, nb_dataset d, const int64_t *idx,
+                int64_t k, int w, double *lv, double *mv)
+{
+    bool dist = nn_distributed(m);
+    int nm = m->metrics.n, st = 0;
+    int64_t off, kr = shard(m, k, &off);
+    nb_tensor *loss = NULL;
+    *lv = 0;
+    for (int i = 0; i < nm; i++)
+        mv[i] = 0;
+    if (kr > 0) {
+        gather_rows(b->x[w], d.x, idx + off, 0, kr, x_scale(d));
+        gather_rows(b->y[w], d.y, idx + off, 0, kr, 1);
+        nb_tensor *output = nn_forward(m, b->x[w], true);
+        loss = nn_model_loss(m, output, b->y[w]);
+        st = loss && nn_batch_metrics(m, output, b->y[w], mv) == 0 ? 0 : -1;
+        *lv = loss ? nb_item(loss) : NAN;
+    }
+    if (dist) {
+        /* Every rank takes part, one that failed too (the last sum counts
+         * those), and the losses and metrics travel with the gradients. */
+        double sums[2 + NB_MAX_METRICS];
+        sums[0] = *lv * (double)kr;
+        for (int i = 0; i < nm; i++)
+            sums[1 + i] = mv[i] * (double)kr;
+        sums[1 + nm] = st < 0;
+        char why[480] = "";
+        nb_error_code code = nb_last_error_code();
+        if (st < 0)
+            snprintf(why, sizeof why, "%s", nn_has_error() ? nb_last_error() : "failed");
+        for (int i = 0; i < m->nparams; i++)
+            nb_zero_grad(m->params[i]);
+        if (nb_dist_backward(st < 0 ? NULL : loss, .weight = (double)kr / (double)k,
+                             .n = m->nparams, .params = m->params, .sums = sums,
+                             .nsums = 2 + nm))
+            return -1;
+        if (st < 0)
+            return nb_set_error_code(code ? code : NB_ERR_INVALID, "%s", why);
+        if (sums[1 + nm] > 0)
+            return nb_set_error_code(NB_ERR_DIST, "another rank failed in this step");
+        *lv = sums[0] / (double)k;
+        for (int i = 0; i < nm; i++)
+            mv[i] = sums[1 + i] / (double)k;
+    }
+    if (st < 0)
+        return -1;
+    if (!isfinite(*lv)) /* a non-finite loss goes no further */
+        return o->skip_nonfinite ? 1 : 2;
+    if (!dist) {
+        for (int i = 0; i < m->nparams; i++)
+            nb_zero_grad(m->params[i]);
+        if (nb_backward(loss))
+            return -1;
+    }
+    return nb_optimizer_step(m->opt, m->nparams, m->params, .loss = dist ? NULL : loss,
+                             .skip_nonfinite = o->skip_nonfinite);
+}
+
 /* The callbacks' on_batch (or on_epoch): 0, with *stop set when one asked
- * to stop; -1 when one failed (its error named as fit's). */
+ * to stop; -1 when one failed (its error named as fit's). The ranks of a
+ * distributed model agree: all stop, or all fail, when one does. */
 static int call_back(nb_model *m, nb_fit_opts o, const nb_logs *lg, bool epoch, bool *stop)
 {
-    for (int c = 0; c < o.ncallbacks; c++) {
+    int rc = 0;
+    bool any = false;
+    for (int c = 0; c < o.ncallbacks && rc == 0; c++) {
         nb_callback_fn f = epoch ? o.callbacks[c].on_epoch : o.callbacks[c].on_batch;
         int r = f ? f(m, lg, o.callbacks[c].ctx) : 0;
+        any |= f != NULL;
         if (r < 0) {
             if (!nn_has_error())
                 nb_set_error("nb_fit: callback %d failed at epoch %d", c + 1, lg->epoch + 1);
-            return -1;
+            rc = -1;
         }
         *stop |= r > 0;
     }
-    return 0;
+    if (!any || !nn_distributed(m))
+        return rc;
+    double v[2] = {rc != 0, *stop};
+    char why[480] = "";
+    nb_error_code code = nb_last_error_code();
+    if (rc)
+        snprintf(why, sizeof why, "%s", nb_last_error());
+    if (nb_dist_allreduce(v, 2))
+        return -1;
+    if (rc)
+        return nb_set_error_code(code, "%s", why);
+    *stop = v[1] > 0;
+    return v[0] > 0 ? nb_set_error_code(NB_ERR_DIST, "nb_fit: a callback failed on another "
+                                        "rank at epoch %d", lg->epoch + 1)
+                    : 0;
 }
 
 static const nb_history *fit(nb_model *m, nb_fit_opts o)
@@ -523,6 +657,20 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     }
     int run = epochs > first ? epochs - first : 0; /* epochs first .. epochs - 1 */
     int64_t bs = o.batch_size ? o.batch_size : 32, steps = (n + bs - 1) / bs;
+    if (nn_distributed(m)) {
+        /* The same training on every rank, or an error on every rank; the
+         * ranks but 0 print nothing. */
+        int64_t v[] = {bs, epochs, first, (int64_t)seed, n, vn, o.no_shuffle,
+                       o.skip_nonfinite, o.keep_subnormals};
+        static const char *const names[] = {
+            "batch_size", "epochs", "the first epoch", "the shuffling seed",
+            "training rows", "validation rows", "no_shuffle", "skip_nonfinite",
+            "keep_subnormals"};
+        if (nb_dist_check(fn, (int)(sizeof v / sizeof v[0]), v, names))
+            return NULL;
+        if (nb_dist_rank() != 0)
+            o.verbose = -1;
+    }
     FILE *out = o.out ? o.out : stdout;
     bool tty = o.verbose == 0 && isatty(fileno(out));
 
@@ -544,9 +692,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     }
     nb_dataset vd = given ? vdata.d : train.d; /* a split validates on the training rows' tail */
     if (rc == 0)
-        rc = batches_make(&b, m, train.d, n, bs, fn);
+        rc = batches_make(&b, m, train.d, n, bs, fn, true);
     if (rc == 0 && val)
-        rc = batches_make(&vb, m, vd, vn, bs, fn);
+        rc = batches_make(&vb, m, vd, shard(m, vn, NULL), bs, fn, false);
     if (rc == 0 && !(g = nb_graph_new()))
         rc = -1;
     nb_rng rng = nb_rng_new(seed);
@@ -576,39 +724,17 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             mean[i] = NAN;
         for (int64_t s = 0; s < steps; s++) {
             int64_t start = s * bs, k = n - start < bs ? n - start : bs;
-            int w = k == bs || !b.x[1] ? 0 : 1;
-            gather_rows(b.x[w], train.d.x, idx + start, 0, k, x_scale(train.d));
-            gather_rows(b.y[w], train.d.y, idx + start, 0, k, 1);
-            nb_tensor *output = nn_forward(m, b.x[w], true);
-            nb_tensor *loss = nn_model_loss(m, output, b.y[w]);
-            /* 0: a step taken; 1: skipped for a NaN or an infinity; -1: error.
-             * A non-finite loss goes no further than here. */
-            double lv = loss ? nb_item(loss) : NAN;
-            int st = loss ? 0 : -1;
-            if (st == 0 && !isfinite(lv)) {
-                if (!o.skip_nonfinite) {
-                    rc = nb_set_error_code(NB_ERR_NUMERIC,
-                                           "nb_fit: epoch %d, batch %lld: the loss is %s (a NaN in "
-                                           "the data, or too high a learning rate?); " KEPT,
-                                      first + e + 1, (long long)s + 1, kind(lv));
-                    break;
-                }
-                st = 1;
-            }
-            if (st == 0) {
-                for (int i = 0; i < m->nparams; i++)
-                    nb_zero_grad(m->params[i]);
-                st = nb_backward(loss) ? -1
-                                       : nb_optimizer_step(m->opt, m->nparams, m->params,
-                                                           .loss = loss,
-                                                           .skip_nonfinite = o.skip_nonfinite);
-            }
-            if (st == 0 && nn_batch_metrics(m, output, b.y[w], mv))
-                st = -1;
-            if (st < 0) {
+            double lv;
+            int st = step(m, &o, &b, train.d, idx + start, k, k == (n < bs ? n : bs) ? 0 : 1,
+                          &lv, mv);
+            if (st == 2)
+                rc = nb_set_error_code(NB_ERR_NUMERIC, "nb_fit: epoch %d, batch %lld: the loss "
+                                       "is %s (a NaN in the data, or too high a learning "
+                                       "rate?); " KEPT, first + e + 1, (long long)s + 1, kind(lv));
+            else if (st < 0)
                 rc = step_error(first + e, s);
+            if (rc)
                 break;
-            }
             if (st == 1) {
                 m->hist.skipped[e]++;
             } else {
@@ -632,6 +758,10 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         if (rc)
             break;
         double secs = now() - t0;
+        if (nn_average_state(m)) {
+            rc = -1;
+            break;
+        }
         /* Means over the batches trained on (all of them unless skipped). */
         m->hist.loss[e] = seen ? ls / (double)seen : NAN;
         for (int i = 0; i < m->metrics.n; i++)

@@ -109,6 +109,8 @@ int nb_save_weights(const nb_model *m, const char *path)
     if (!m->built)
         return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: %s: the model is not built",
                                  path);
+    if (nn_distributed(m) && nb_dist_rank() != 0)
+        return 0; /* rank 0 writes; the weights are the same on every rank */
     if (nb_save_safetensors(path, m->nweights, m->weights) < 0) {
         nn_as_caller("nb_save_safetensors", "nb_save_weights");
         return nn_blame("nb_save_weights");

@@ -67,6 +67,7 @@ struct nb_model {
     int epochs_done;
     uint64_t shuffle_seed;
     int64_t shuffles;
+    bool distributed;   /* nb_model_distribute: fit, evaluate and predict run on every rank */
     nb_optimizer *opt;
     nb_loss loss;            /* 0 with a custom loss */
     nb_custom_fn custom_loss; /* fn NULL: the built-in loss */
@@ -93,6 +94,13 @@ NN_PRIVATE int nn_check_input(const nb_model *m, const nb_tensor *x, const char 
 /* nb_model_forward in training or inference mode, whatever the model's
  * (fit, evaluate and predict: a model shared by threads is not written). */
 NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
+
+/* src/nn/distributed.c: whether m is data-parallel over more than one rank;
+ * its non-trainable weights (into out, room for m->nweights; the count);
+ * those averaged over the ranks (0 or -1). */
+NN_PRIVATE bool nn_distributed(const nb_model *m);
+NN_PRIVATE int nn_state_weights(const nb_model *m, nb_tensor **out);
+NN_PRIVATE int nn_average_state(nb_model *m);
 
 /* A layer name of 1 to 31 characters, or NULL (a default name); false
  * with an error naming fn. */
