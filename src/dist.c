@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 enum { TAG_PROBE = 1, TAG_ALIVE = 2, HOST_LEN = 64 };
+/* How long a rank that timed out waits for the answers to its probes: the
+ * live ranks are polling, and answer within milliseconds. */
+#define PROBE_S 2.0
 
 typedef struct {
     int pid;
@@ -188,7 +191,7 @@ static int lost(const char *fn, const char *what, double waited)
             MPI_Isend(&D.rank, 1, MPI_INT, r, TAG_PROBE, D.probe, &rq[2 * r]);
             MPI_Irecv(&ans[r], 1, MPI_INT, r, TAG_ALIVE, D.probe, &rq[2 * r + 1]);
         }
-        double end = now() + (D.timeout < 5 ? D.timeout : 5);
+        double end = now() + (D.timeout < PROBE_S ? D.timeout : PROBE_S);
         for (int missing = n - 1; missing > 0 && now() < end;) {
             serve_probes();
             missing = 0;

@@ -4,7 +4,8 @@
  * step's graph. The defaults are the classic Keras example: Dense 64 relu
  * -> Dense 32 relu -> Dense 10 softmax, Adam, categorical cross-entropy, 10
  * epochs of batch 32; --model cnn is examples/fashion_cnn.c's convnet, 15
- * epochs of batch 128. */
+ * epochs of batch 128. With --distributed, under mpirun, the ranks train
+ * the model data-parallel (docs/distributed.md) and rank 0 reports. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -21,7 +22,7 @@
 typedef struct {
     const char *data, *out, *optimizer;
     bool cnn, mlp_options;  /* --model cnn; --hidden or --activation given */
-    bool epochs_given, batch_given;
+    bool epochs_given, batch_given, distributed;
     int64_t hidden[16];
     int nhidden;
     nb_activation activation;
@@ -46,6 +47,7 @@ static void train_usage(FILE *f)
             "  --seed N          initialisation and shuffling (default 42)\n"
             "  --limit N         train on the first N examples only\n"
             "  --threads N       threads for the large matrix products (default 1: reproducible)\n"
+            "  --distributed     data-parallel over MPI: mpirun -np N nabla train --distributed\n"
             "  --out DIR         where to write model.safetensors, step.dot, step.svg (default out)\n");
 }
 
@@ -74,6 +76,10 @@ static int parse_args(int argc, char **argv, train_args *a)
                       .seed = 42};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--distributed")) {
+            a->distributed = true;
+            continue;
+        }
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
             train_usage(stdout);
             exit(0);
@@ -237,11 +243,18 @@ static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const cha
     return rc;
 }
 
-int cli_train(int argc, char **argv)
+/* The last error, after "nabla train: " (and the rank, of several). */
+static void report(void)
 {
-    train_args a;
-    if (parse_args(argc, argv, &a))
-        return 2;
+    if (nb_dist_size() > 1)
+        fprintf(stderr, "nabla train: rank %d: %s\n", nb_dist_rank(), nb_last_error());
+    else
+        fprintf(stderr, "nabla train: %s\n", nb_last_error());
+}
+
+static int train(train_args a)
+{
+    bool lead = nb_dist_rank() == 0; /* the rank that prints and writes */
     nb_set_num_threads(a.threads); /* in range: parse_args checked */
     if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "nabla train: cannot create %s: %s\n", a.out, strerror(errno));
@@ -250,12 +263,12 @@ int cli_train(int argc, char **argv)
     nb_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt) {
         if (nb_last_error())
-            fprintf(stderr, "nabla train: %s\n", nb_last_error());
+            report();
         return 2;
     }
     nb_tensor *xtr, *ytr, *xte, *yte;
     if (nb_load_mnist(a.data, &xtr, &ytr, &xte, &yte)) {
-        fprintf(stderr, "nabla train: %s\n", nb_last_error());
+        report();
         nb_optimizer_free(opt);
         return 1;
     }
@@ -282,21 +295,29 @@ int cli_train(int argc, char **argv)
         built = nb_compile(m, opt, NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY);
         opt = NULL; /* the model owns it now, also when compile failed */
     }
+    if (built == 0 && a.distributed)
+        built = nb_model_distribute(m);
     if (built) {
         if (nb_last_error())
-            fprintf(stderr, "nabla train: %s\n", nb_last_error());
+            report();
         goto done;
     }
-    nb_summary(m, stdout);
-    printf("training on %lld examples, testing on %lld (%d thread%s, %s GEMM)\n",
-           (long long)nb_dim(xtr, 0), (long long)nb_dim(xte, 0), nb_num_threads(),
-           nb_num_threads() == 1 ? "" : "s", nb_gemm_backend());
+    if (lead) {
+        nb_summary(m, stdout);
+        printf("training on %lld examples, testing on %lld (%d thread%s, %s GEMM", (long long)nb_dim(xtr, 0),
+               (long long)nb_dim(xte, 0), nb_num_threads(), nb_num_threads() == 1 ? "" : "s",
+               nb_gemm_backend());
+        if (a.distributed)
+            printf("; %d rank%s, each taking its shard of every batch of %d", nb_dist_size(),
+                   nb_dist_size() == 1 ? "" : "s", a.batch);
+        printf(")\n");
+    }
     /* The images stay bytes; fit converts each batch to [0, 1]. */
     nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
     h = nb_fit(m, train, .epochs = a.epochs, .batch_size = a.batch, .validation = test,
                .seed = a.seed);
     if (!h) {
-        fprintf(stderr, "nabla train: %s\n", nb_last_error());
+        report();
         goto done;
     }
     double secs = 0;
@@ -304,14 +325,16 @@ int cli_train(int argc, char **argv)
         secs += h->seconds[e];
     char path[1024];
     snprintf(path, sizeof path, "%s/model.safetensors", a.out);
-    if (nb_save_weights(m, path) || write_step_picture(m, xte, yte, a.out)) {
-        fprintf(stderr, "nabla train: %s\n", nb_last_error());
+    if (nb_save_weights(m, path) || (lead && write_step_picture(m, xte, yte, a.out))) {
+        report();
         goto done;
     }
-    printf("test accuracy: %.4f  test loss: %.4f  (%.2f s per epoch)\n",
-           h->val_metric[h->epochs - 1], h->val_loss[h->epochs - 1], secs / h->epochs);
-    printf("wrote %s/model.safetensors, %s/step.dot%s\n", a.out, a.out,
-           nb_dot_can_render() ? ", step.svg" : "");
+    if (lead) {
+        printf("test accuracy: %.4f  test loss: %.4f  (%.2f s per epoch)\n",
+               h->val_metric[h->epochs - 1], h->val_loss[h->epochs - 1], secs / h->epochs);
+        printf("wrote %s/model.safetensors, %s/step.dot%s\n", a.out, a.out,
+               nb_dot_can_render() ? ", step.svg" : "");
+    }
     rc = 0;
 done:
     nb_optimizer_free(opt);
@@ -320,5 +343,22 @@ done:
     nb_free(ytr);
     nb_free(xte);
     nb_free(yte);
+    return rc;
+}
+
+int cli_train(int argc, char **argv)
+{
+    train_args a;
+    if (parse_args(argc, argv, &a))
+        return 2;
+    if (a.distributed && nb_dist_init(NULL, NULL)) {
+        report();
+        return 1;
+    }
+    int rc = train(a);
+    if (a.distributed && nb_dist_finalize()) {
+        fprintf(stderr, "nabla train: %s\n", nb_last_error());
+        rc = 1;
+    }
     return rc;
 }

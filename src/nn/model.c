@@ -105,8 +105,13 @@ int nn_blame(const char *fn)
         const char *p = e;
         while (isalnum((unsigned char)*p) || *p == '_')
             p++;
+        /* A message that names a function already stays, but for the
+         * collectives nabla's own functions run (nb_dist_*): the user
+         * called fn. */
+        if (p > e && p[0] == ':' && p[1] == ' ' && strncmp(e, "nb_dist_", 8) != 0)
+            return -1;
         if (p > e && p[0] == ':' && p[1] == ' ')
-            return -1; /* names a function already */
+            e = p + 2;
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", e);
