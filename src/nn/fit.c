@@ -363,93 +363,6 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
     return out;
 }
 
-/* ---- progress ---- */
-
-/* " - accuracy: 0.9000 - loss: 0.1000": the loss and the metrics v, in
- * Keras 3's order (by name) and format (%.4f, or %.4e within 1e-3 of 0),
- * each name after prefix ("val_"). */
-static void print_values(FILE *f, const nb_model *m, const char *prefix, double loss,
-                         const double *v)
-{
-    for (int i = 0; i <= m->metrics.n; i++) {
-        int k = m->metrics.order[i];
-        double x = k < 0 ? loss : v[k];
-        fprintf(f, fabs(x) > 1e-3 ? " - %s%s: %.4f" : " - %s%s: %.4e", prefix,
-                k < 0 ? "loss" : m->metrics.m[k].name, x);
-    }
-}
-
-static void progress(FILE *f, const nb_model *m, int64_t done, int64_t total, double elapsed,
-                     double loss, const double *metrics)
-{
-    int width = 30, fill = (int)(width * done / total);
-    double eta = done ? elapsed * (double)(total - done) / (double)done : 0;
-    fprintf(f, "\r%6lld/%lld [", (long long)done, (long long)total);
-    for (int i = 0; i < width; i++)
-        fputc(i < fill ? '=' : i == fill ? '>' : '.', f);
-    fprintf(f, "] - ETA: %3.0fs", eta);
-    print_values(f, m, "", loss, metrics);
-    fflush(f);
-}
-
-static int history_alloc(nb_model *m, int epochs, int first)
-{
-    nb_mem_free(m->hist.loss);
-    memset(&m->hist, 0, sizeof m->hist);
-    m->hist.initial_epoch = first;
-    /* One block: the arrays of doubles (loss, val_loss, seconds, then each
-     * metric's and its validation's; one NAN pair without metrics), the
-     * counts of skipped batches, the metrics' names. A resumed fit with no
-     * epoch left still gets a block. */
-    int nm = m->metrics.n, na = 3 + 2 * (nm ? nm : 1);
-    size_t nums = (size_t)(epochs ? epochs : 1) * ((size_t)na * sizeof(double) + sizeof(int64_t));
-    double *v = nb_mem_alloc(nums + (size_t)nm * NN_NAME_LEN);
-    if (!v)
-        return -1;
-    size_t e = (size_t)epochs;
-    for (size_t i = 0; i < e * (size_t)na; i++)
-        v[i] = NAN;
-    m->hist.loss = v;
-    m->hist.val_loss = v + e;
-    m->hist.seconds = v + 2 * e;
-    for (int i = 0; i < (nm ? nm : 1); i++) {
-        m->hist.metrics[i] = v + (size_t)(3 + 2 * i) * e;
-        m->hist.val_metrics[i] = v + (size_t)(4 + 2 * i) * e;
-    }
-    m->hist.metric = m->hist.metrics[0];
-    m->hist.val_metric = m->hist.val_metrics[0];
-    m->hist.skipped = (int64_t *)(v + (size_t)na * e);
-    memset(m->hist.skipped, 0, (size_t)epochs * sizeof(int64_t));
-    char *names = (char *)v + nums;
-    for (int i = 0; i < nm; i++) {
-        memcpy(names + i * NN_NAME_LEN, m->metrics.m[i].name, NN_NAME_LEN);
-        m->hist.metric_names[i] = names + i * NN_NAME_LEN;
-    }
-    if (!nm) /* the NAN pair is not a metric */
-        m->hist.metrics[0] = m->hist.val_metrics[0] = NULL;
-    m->hist.nmetrics = nm;
-    return 0;
-}
-
-/* The logs after batch (or -1: the epoch) of epoch e: loss, metrics v and
- * the validation's (NULL: none yet). */
-static nb_logs make_logs(const nb_model *m, int e, int64_t batch, double loss, const double *v,
-                         double val_loss, const double *vv)
-{
-    nb_logs lg = {.epoch = e, .batch = batch, .loss = loss, .metric = NAN, .val_loss = val_loss,
-                  .val_metric = NAN, .nmetrics = m->metrics.n,
-                  .metric_names = m->hist.metric_names};
-    for (int i = 0; i < m->metrics.n; i++) {
-        lg.metrics[i] = v[i];
-        lg.val_metrics[i] = vv ? vv[i] : NAN;
-    }
-    if (m->metrics.n) {
-        lg.metric = lg.metrics[0];
-        lg.val_metric = lg.val_metrics[0];
-    }
-    return lg;
-}
-
 /* "NaN", "inf", "-inf". */
 static const char *kind(double v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
 
@@ -672,7 +585,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             o.verbose = -1;
     }
     FILE *out = o.out ? o.out : stdout;
-    bool tty = o.verbose == 0 && isatty(fileno(out));
+    /* Launchers give ranks a pseudo-terminal whatever their own output is:
+     * ranks print lines. */
+    bool tty = o.verbose == 0 && !nn_distributed(m) && isatty(fileno(out));
 
     /* Everything a step needs is made here, once. */
     batches b, vb;
@@ -688,7 +603,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     if (rc == 0) {
         idx = identity_index(n + (split ? vn : 0));
         vidx = given ? identity_index(vn) : split && idx ? idx + n : NULL;
-        rc = idx && (!val || vidx) && history_alloc(m, run, first) == 0 ? 0 : -1;
+        rc = idx && (!val || vidx) && nn_history_alloc(m, run, first) == 0 ? 0 : -1;
     }
     nb_dataset vd = given ? vdata.d : train.d; /* a split validates on the training rows' tail */
     if (rc == 0)
@@ -748,9 +663,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                 mean[i] = seen ? ms[i] / (double)seen : NAN;
             if (tty && seen && (now() - last_print > 0.1 || s == steps - 1)) {
                 last_print = now();
-                progress(out, m, s + 1, steps, last_print - t0, ls / (double)seen, mean);
+                nn_progress(out, m, s + 1, steps, last_print - t0, ls / (double)seen, mean);
             }
-            nb_logs lg = make_logs(m, first + e, s, seen ? ls / (double)seen : NAN, mean, NAN,
+            nb_logs lg = nn_make_logs(m, first + e, s, seen ? ls / (double)seen : NAN, mean, NAN,
                                    NULL);
             if ((rc = call_back(m, o, &lg, false, &stop)) || stop)
                 break;
@@ -779,7 +694,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             /* Done with this epoch (a callback's checkpoint records it). */
             m->epochs_done = first + e + 1;
             m->shuffles += !o.no_shuffle;
-            nb_logs lg = make_logs(m, first + e, -1, m->hist.loss[e], mean, m->hist.val_loss[e],
+            nb_logs lg = nn_make_logs(m, first + e, -1, m->hist.loss[e], mean, m->hist.val_loss[e],
                                    vm);
             rc = call_back(m, o, &lg, true, &stop);
         }
@@ -791,9 +706,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         else
             fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", first + e + 1, epochs, secs,
                     1e6 * secs / (double)steps);
-        print_values(out, m, "", m->hist.loss[e], mean);
+        nn_print_values(out, m, "", m->hist.loss[e], mean);
         if (val)
-            print_values(out, m, "val_", m->hist.val_loss[e], vm);
+            nn_print_values(out, m, "val_", m->hist.val_loss[e], vm);
         fputc('\n', out);
         if (m->hist.skipped[e])
             fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "

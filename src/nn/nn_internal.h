@@ -98,6 +98,18 @@ NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
 /* src/nn/distributed.c: whether m is data-parallel over more than one rank;
  * its non-trainable weights (into out, room for m->nweights; the count);
  * those averaged over the ranks (0 or -1). */
+/* src/nn/fit_report.c: " - accuracy: 0.9000 - loss: 0.1000" (Keras 3's
+ * order and format, names after prefix); the progress bar after done of
+ * total steps; the history for epochs from first (0 or -1); the logs after
+ * batch (-1: the epoch) of epoch e (vv NULL: no validation yet). */
+NN_PRIVATE void nn_print_values(FILE *f, const nb_model *m, const char *prefix, double loss,
+                                const double *v);
+NN_PRIVATE void nn_progress(FILE *f, const nb_model *m, int64_t done, int64_t total,
+                            double elapsed, double loss, const double *metrics);
+NN_PRIVATE int nn_history_alloc(nb_model *m, int epochs, int first);
+NN_PRIVATE nb_logs nn_make_logs(const nb_model *m, int e, int64_t batch, double loss,
+                                const double *v, double val_loss, const double *vv);
+
 NN_PRIVATE bool nn_distributed(const nb_model *m);
 NN_PRIVATE int nn_state_weights(const nb_model *m, nb_tensor **out);
 NN_PRIVATE int nn_average_state(nb_model *m);
