@@ -493,10 +493,10 @@ int nb_dist_average(int n, nb_tensor *const tensors[])
 int nb_dist_gather_rows(nb_tensor *t)
 {
     const char *fn = "nb_dist_gather_rows";
-    if (usable(fn) || check_tensors(fn, t ? 1 : 0, &t))
+    if (!t) /* a pending error made the NULL: it stays */
+        return nb__has_error() ? -1 : nb__error("%s: tensor is NULL", fn);
+    if (usable(fn) || check_tensors(fn, 1, &t))
         return -1;
-    if (!t)
-        return nb__error("%s: tensor is NULL", fn);
     if (t->ndim < 1)
         return nb__error("%s: a 0-d tensor has no rows", fn);
     if (D.size == 1)

@@ -79,8 +79,8 @@ int nb_dist_average(int n, nb_tensor *const tensors[])
 
 int nb_dist_gather_rows(nb_tensor *t)
 {
-    if (!t)
-        return nb__error("nb_dist_gather_rows: tensor is NULL");
+    if (!t) /* a pending error made the NULL: it stays */
+        return nb__has_error() ? -1 : nb__error("nb_dist_gather_rows: tensor is NULL");
     if (nb__dist_check_tensors("nb_dist_gather_rows", 1, &t))
         return -1;
     return t->ndim < 1 ? nb__error("nb_dist_gather_rows: a 0-d tensor has no rows") : 0;

@@ -1,5 +1,5 @@
 /* The counted bad-argument test (test_bad_args.c: factories, inspection,
- * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions,
+ * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions, nb_dist_* on one rank,
  * models, checks, no graph), its case runner and fixtures. Every public function, called with each class of bad argument that
  * applies: NULL (and NULL after a first error, which must be kept), bad
  * shapes and overflowing sizes, wrong dtypes, out-of-range axes, indices and
