@@ -438,10 +438,11 @@ static int check_tensors(const char *fn, int n, nb_tensor *const t[])
 
 static MPI_Datatype mpi_type(nb_dtype d) { return d == NB_F64 ? MPI_DOUBLE : MPI_FLOAT; }
 
-int nb_dist_broadcast(int n, nb_tensor *const tensors[])
+/* One collective per tensor, all in flight at once: rank 0's values
+ * (broadcast) or the sums over the ranks (allreduce). */
+static int each_tensor(const char *fn, int n, nb_tensor *const t[], bool sum)
 {
-    const char *fn = "nb_dist_broadcast";
-    if (usable(fn) || check_tensors(fn, n, tensors))
+    if (usable(fn) || check_tensors(fn, n, t))
         return -1;
     if (D.size == 1 || n == 0)
         return 0;
@@ -449,45 +450,40 @@ int nb_dist_broadcast(int n, nb_tensor *const tensors[])
     if (!r)
         return -1;
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        if ((rc = MPI_Ibcast(nb__ptr(tensors[i]), (int)tensors[i]->numel,
-                             mpi_type(tensors[i]->dtype), 0, D.comm, &r[i])) != MPI_SUCCESS)
-            rc = mpi_failed(fn, "MPI_Ibcast", rc);
-    rc = rc ? rc : wait_all(fn, "rank 0's values", n, r);
+    for (int i = 0; i < n && rc == 0; i++) {
+        void *p = nb__ptr(t[i]);
+        int cnt = (int)t[i]->numel;
+        MPI_Datatype ty = mpi_type(t[i]->dtype);
+        rc = sum ? MPI_Iallreduce(MPI_IN_PLACE, p, cnt, ty, MPI_SUM, D.comm, &r[i])
+                 : MPI_Ibcast(p, cnt, ty, 0, D.comm, &r[i]);
+        if (rc != MPI_SUCCESS)
+            rc = mpi_failed(fn, sum ? "MPI_Iallreduce" : "MPI_Ibcast", rc);
+    }
+    rc = rc ? rc : wait_all(fn, sum ? "an allreduce" : "rank 0's values", n, r);
     for (int i = 0; rc == 0 && i < n; i++)
-        nb__bump(tensors[i]);
+        nb__bump(t[i]);
     nb_mem_free(r);
     return rc;
 }
 
+int nb_dist_broadcast(int n, nb_tensor *const tensors[])
+{
+    return each_tensor("nb_dist_broadcast", n, tensors, false);
+}
+
 int nb_dist_average(int n, nb_tensor *const tensors[])
 {
-    const char *fn = "nb_dist_average";
-    if (usable(fn) || check_tensors(fn, n, tensors))
+    if (each_tensor("nb_dist_average", n, tensors, true))
         return -1;
-    if (D.size == 1 || n == 0)
-        return 0;
-    MPI_Request *r = nb_mem_alloc((size_t)n * sizeof *r);
-    if (!r)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        if ((rc = MPI_Iallreduce(MPI_IN_PLACE, nb__ptr(tensors[i]), (int)tensors[i]->numel,
-                                 mpi_type(tensors[i]->dtype), MPI_SUM, D.comm, &r[i])) !=
-            MPI_SUCCESS)
-            rc = mpi_failed(fn, "MPI_Iallreduce", rc);
-    rc = rc ? rc : wait_all(fn, "an allreduce", n, r);
-    for (int i = 0; rc == 0 && i < n; i++) {
+    for (int i = 0; D.size > 1 && i < n; i++) {
         nb_tensor *t = tensors[i];
         for (int64_t j = 0; j < t->numel; j++)
             if (t->dtype == NB_F64)
                 ((double *)nb__ptr(t))[j] /= D.size;
             else
                 ((float *)nb__ptr(t))[j] /= (float)D.size;
-        nb__bump(t);
     }
-    nb_mem_free(r);
-    return rc;
+    return 0;
 }
 
 int nb_dist_gather_rows(nb_tensor *t)

@@ -100,6 +100,13 @@ static void assert_same_on_every_rank(nb_tensor *const *t, int n)
         fail_msg("%s", nb_last_error());
 }
 
+static void assert_params_same_on_every_rank(const nb_model *m)
+{
+    nb_tensor *const *p;
+    int np = nb_model_params(m, &p);
+    assert_same_on_every_rank(p, np);
+}
+
 /* Global batch bs over rows n for the given epochs: the distributed model
  * against the same one trained alone. */
 static void equivalence(nb_dtype dt, int64_t n, int bs, int epochs, double tol)
@@ -126,9 +133,7 @@ static void equivalence(nb_dtype dt, int64_t n, int bs, int epochs, double tol)
     /* Every rank reports the global figures. */
     assert_true(fabs(h2->loss[epochs - 1] - loss1) <= 1e3 * tol * fmax(1, loss1));
     assert_true(fabs(h2->metric[epochs - 1] - acc1) <= 1e-9);
-    nb_tensor *const *p;
-    int np = nb_model_params(dist, &p);
-    assert_same_on_every_rank(p, np);
+    assert_params_same_on_every_rank(dist);
     nb_model_free(alone);
     nb_model_free(dist);
     free_data(d);
@@ -256,9 +261,7 @@ static void test_evaluate_predict(void **state)
     assert_non_null(bn[0]);
     assert_non_null(bn[1]);
     assert_same_on_every_rank(bn, 2);
-    nb_tensor *const *p;
-    int np = nb_model_params(dist, &p);
-    assert_same_on_every_rank(p, np);
+    assert_params_same_on_every_rank(dist);
     nb_model_free(alone);
     nb_model_free(dist);
     free_data(d);
