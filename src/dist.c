@@ -7,6 +7,7 @@
 #include "nabla/dist.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <mpi.h>
@@ -568,12 +569,17 @@ static int make_plan(plan *pl, int n, nb_tensor *const params[])
     D.bk_cap = bc;
     size_t total = 0;
     int nb = 0;
+    for (int i = 0; i < n; i++)
+        if (params[i]->numel > INT32_MAX) /* MPI counts are ints */
+            return nb__error("nb_dist_backward: param %d has %lld elements; at most 2^31 - 1",
+                             i + 1, (long long)params[i]->numel);
     for (int i = n - 1; i >= 0; i--) {
         nb_tensor *p = params[i];
         size_t es = nb__dtype_size(p->dtype), bytes = (size_t)p->numel * es;
         total = (total + 7) & ~(size_t)7;
         bucket *b = nb ? &D.bk[nb - 1] : NULL;
-        if (!b || b->dtype != p->dtype || b->bytes >= D.bucket_bytes) {
+        if (!b || b->dtype != p->dtype || b->bytes >= D.bucket_bytes ||
+            (b->bytes + bytes) / es > INT32_MAX) {
             b = &D.bk[nb++];
             *b = (bucket){.off = total, .dtype = p->dtype, .req = MPI_REQUEST_NULL};
         } else {
