@@ -518,7 +518,8 @@ int nb_model_params(const nb_model *m, nb_tensor *const **params);
 nb_optimizer *nb_model_optimizer(const nb_model *m);
 
 /* Makes m data-parallel over the ranks of nb_dist_init (dist.h), as
- * PyTorch's DistributedDataParallel wraps a model. Collective: every rank
+ * PyTorch's DistributedDataParallel wraps a model; call it after
+ * nb_compile (and nb_load_checkpoint, on every rank). Collective: every rank
  * must have built the same model (layers, shapes, dtype; compiled with the
  * same optimizer, at the same step), which is checked, and every rank's
  * weights and non-trainable state become rank 0's. Then nb_fit takes each
