@@ -522,11 +522,9 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
     for (int64_t k = count - 1; k >= 0; k--) {
         nb_tensor *y = order[k];
         nb_node *nd = y->node;
-        if (early && !nd && acc[k]) {
-            if (add_to_grad(g, y, acc[k]))
-                return -1;
-            th->grad_ready(y, th->grad_ready_ctx);
-        }
+        if (early && !nd && acc[k] && !th->grad_ready(y, acc[k], th->grad_ready_ctx) &&
+            add_to_grad(g, y, acc[k]))
+            return -1;
         if (!nd || !acc[k])
             continue;
         if (nd->released)
@@ -571,7 +569,7 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
         if (!p->retain && !p->create_graph)
             nd->released = true;
         if (early)
-            th->grad_ready(NULL, th->grad_ready_ctx);
+            th->grad_ready(NULL, NULL, th->grad_ready_ctx);
     }
 
     for (int64_t k = 0; p->leaves_grad && !early && k < count; k++)

@@ -629,31 +629,51 @@ static void progress(plan *pl)
     }
 }
 
-static void put(plan *pl, int i)
+/* A view of parameter i's slot in the flat buffer. */
+static nb_view slot(const plan *pl, int i)
 {
-    nb_tensor *p = pl->params[i];
-    size_t bytes = (size_t)p->numel * nb__dtype_size(p->dtype);
-    if (p->grad)
-        memcpy(D.flat + pl->off[i], nb__ptr(p->grad), bytes);
-    else
-        memset(D.flat + pl->off[i], 0, bytes);
+    const nb_tensor *p = pl->params[i];
+    nb_view v = {.data = D.flat + pl->off[i], .dtype = p->dtype, .ndim = p->ndim,
+                 .numel = p->numel};
+    int64_t st = 1;
+    for (int d = p->ndim - 1; d >= 0; d--) {
+        v.shape[d] = p->shape[d];
+        v.strides[d] = st;
+        st *= p->shape[d];
+    }
+    return v;
+}
+
+/* Parameter i's gradient of this pass (NULL: none) into its slot. */
+static void put(plan *pl, int i, const nb_tensor *g)
+{
+    const nb_tensor *p = pl->params[i];
+    memset(D.flat + pl->off[i], 0, (size_t)p->numel * nb__dtype_size(p->dtype));
+    if (g) {
+        nb_view dst = slot(pl, i), src;
+        nb__view(g, &src);
+        nb__accumulate(&dst, &src);
+    }
     pl->ready[i] = true;
     D.bk[pl->bkt[i]].pending--;
 }
 
-static void on_ready(nb_tensor *leaf, void *ctx)
+static bool on_ready(nb_tensor *leaf, nb_tensor *grad, void *ctx)
 {
     plan *pl = ctx;
+    bool taken = false;
     if (leaf) {
         int i = pl->cursor, n = pl->n;
         for (int k = 0; k < n && pl->params[i] != leaf; k++)
             i = i > 0 ? i - 1 : n - 1;
         if (pl->params[i] != leaf || pl->ready[i])
-            return; /* a leaf that is not one of the parameters */
+            return false; /* not one of the parameters: its .grad as usual */
         pl->cursor = i > 0 ? i - 1 : n - 1;
-        put(pl, i);
+        put(pl, i, grad);
+        taken = true;
     }
     progress(pl);
+    return taken;
 }
 
 int nb_dist_backward_(nb_dist_backward_args a)
@@ -671,11 +691,11 @@ int nb_dist_backward_(nb_dist_backward_args a)
     char why[512] = "";
     if (failed)
         snprintf(why, sizeof why, "%s", nb_last_error() ? nb_last_error() : "failed");
-    /* Every rank takes part whatever happened: the gradients not in yet
-     * (unused parameters, or all after a failure) go in now. */
+    /* Every rank takes part whatever happened: the parameters this pass
+     * gave no gradient (unused, or all of them after a failure) add zeros. */
     for (int i = a.n - 1; i >= 0; i--)
         if (!pl.ready[i])
-            put(&pl, i);
+            put(&pl, i, NULL);
     progress(&pl);
     double t_back = now();
     /* The sums, with a last value counting the ranks that failed. */
@@ -715,11 +735,13 @@ int nb_dist_backward_(nb_dist_backward_args a)
     }
     if (rc == 0) {
         for (int i = 0; i < a.n && rc == 0; i++) {
+            /* .grad accumulates the sum, as nb_backward's would. */
             nb_tensor *p = a.params[i];
             if ((rc = nb__dist_grad_or_zeros(fn, p)))
                 break;
-            memcpy(nb__ptr(p->grad), D.flat + pl.off[i],
-                   (size_t)p->numel * nb__dtype_size(p->dtype));
+            nb_view dst, src = slot(&pl, i);
+            nb__view(p->grad, &dst);
+            nb__accumulate(&dst, &src);
             nb__bump(p->grad);
         }
         if (ns)

@@ -50,8 +50,8 @@ int nb__dist_check_backward(const char *fn, const nb_dist_backward_args *a)
     return 0;
 }
 
-int nb__dist_local_backward(const nb_dist_backward_args *a, void (*hook)(nb_tensor *, void *),
-                            void *ctx)
+int nb__dist_local_backward(const nb_dist_backward_args *a,
+                            bool (*hook)(nb_tensor *, nb_tensor *, void *), void *ctx)
 {
     if (!a->loss)
         return 0; /* no rows on this rank: it adds nothing */

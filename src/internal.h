@@ -98,11 +98,13 @@ typedef struct nb_thread {
     bool flush;            /* nb_set_flush_subnormals */
     bool anomaly;          /* nb_set_detect_anomaly (cleared while backward rules run) */
     bool tracing;          /* nb_fused_new's trace: every op is recorded (src/fused.c) */
-    /* nb_dist_backward's hook (src/dist.c): while set, a backward pass adds
-     * each leaf's gradient into its .grad as soon as the pass has finished
-     * it and calls this with the leaf, and with NULL after every node, so
+    /* nb_dist_backward's hook (src/dist.c): while set, a backward pass
+     * hands it each leaf with this pass's gradient of it as soon as the
+     * pass has finished that gradient (the hook returns true when it takes
+     * it, and the leaf's .grad is then its business; false, and the pass
+     * adds it into .grad), and calls it with NULLs after every node, so
      * that the allreduces in flight make progress. */
-    void (*grad_ready)(nb_tensor *leaf, void *ctx);
+    bool (*grad_ready)(nb_tensor *leaf, nb_tensor *grad, void *ctx);
     void *grad_ready_ctx;
     bool err_set;
     nb_error_code err_code;
@@ -126,7 +128,7 @@ int nb__dist_check_backward(const char *fn, const struct nb_dist_backward_args *
 /* nb_backward(a->loss, .seed = a->weight) with hook as nb_thread.grad_ready
  * (nothing for a NULL loss). */
 int nb__dist_local_backward(const struct nb_dist_backward_args *a,
-                            void (*hook)(nb_tensor *, void *), void *ctx);
+                            bool (*hook)(nb_tensor *, nb_tensor *, void *), void *ctx);
 /* Gives p a zero .grad when it has none. */
 int nb__dist_grad_or_zeros(const char *fn, nb_tensor *p);
 /* nb_dist_backward on one rank. */

@@ -197,6 +197,16 @@ static void test_hand_written_loop(void **state)
         for (int64_t j = 0; j < nb_numel(gr); j++)
             assert_true(fabs(nb_get_flat(gr, j) - nb_get_flat(want[i], j)) < 1e-12);
     }
+    /* Without zeroing, .grad accumulates: the old gradient plus the new
+     * sum (the old one is not summed over the ranks again). */
+    l = nb_model_loss(m, nb_model_forward(m, xs), ys);
+    assert_int_equal(nb_dist_backward(l, .weight = (double)count / 37, .n = np, .params = p), 0);
+    for (int i = 0; i < np; i++) {
+        nb_tensor *gr = nb_grad_of(p[i]);
+        for (int64_t j = 0; j < nb_numel(gr); j++)
+            assert_true(fabs(nb_get_flat(gr, j) - 2 * nb_get_flat(want[i], j)) < 1e-12);
+        nb_zero_grad(p[i]);
+    }
     /* A backward that fails on the last rank (its graph was released by
      * the one above) fails on every rank, the others saying so. */
     bool last = nb_dist_rank() == nb_dist_size() - 1;
