@@ -33,7 +33,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         for ranks in 1 2; do
             mpirun -np "$ranks" "$BUILD/bench/bench_dist" --model "$model" --batch "$batch" \
                 --warmup "$warm" --reps "$reps" --n "$n" | sed "s/}$/, \"round\": $r}/" >>"$OUT"
-            "$py" "$here/torch_ddp_bench.py" --model "$model" --batch "$batch" --ranks "$ranks" \
+            # A fresh port each time: gloo's last one may still be in TIME_WAIT.
+            MASTER_PORT=$((20000 + RANDOM % 20000)) "$py" "$here/torch_ddp_bench.py" --model "$model" --batch "$batch" --ranks "$ranks" \
                 --warmup "$warm" --reps "$reps" --n "$n" | sed "s/}$/, \"round\": $r}/" >>"$OUT"
         done
     done
