@@ -54,8 +54,6 @@ static struct {
     bool on, owns_mpi, broken;
     MPI_Comm comm, probe;
     int rank, size;
-    double timeout;
-    size_t bucket_bytes;
     peer *peers;
     char lost[400]; /* why the last collective failed, repeated by later ones */
     /* nb_dist_backward's buffers, kept from call to call */
@@ -68,44 +66,17 @@ static struct {
     bool *ready;
     int par_cap;
     nb_dist_stats stats;
-} D = {.rank = 0, .size = 1, .timeout = 60, .bucket_bytes = 1u << 20};
+} D = {.rank = 0, .size = 1};
 
 bool nb_dist_built(void) { return true; }
 int nb_dist_rank(void) { return D.rank; }
 int nb_dist_size(void) { return D.size; }
-double nb_dist_timeout(void) { return D.timeout; }
 
 static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-int nb_dist_set_timeout(double seconds)
-{
-    if (!(seconds > 0) || !isfinite(seconds))
-        return nb__error("nb_dist_set_timeout: seconds must be positive and finite, got %g",
-                         seconds);
-    D.timeout = seconds;
-    return 0;
-}
-
-int nb_dist_set_bucket_bytes(size_t bytes)
-{
-    if (bytes < 64)
-        return nb__error("nb_dist_set_bucket_bytes: %zu bytes; at least 64", bytes);
-    D.bucket_bytes = bytes;
-    return 0;
-}
-
-void nb_dist_shard(int64_t n, int64_t *start, int64_t *count)
-{
-    int64_t q = n > 0 ? n / D.size : 0, r = n > 0 ? n % D.size : 0;
-    if (start)
-        *start = D.rank * q + (D.rank < r ? D.rank : r);
-    if (count)
-        *count = q + (D.rank < r);
 }
 
 static int dist_error(const char *fn, const char *fmt, ...)
@@ -192,7 +163,7 @@ static int lost(const char *fn, const char *what, double waited)
             MPI_Isend(&D.rank, 1, MPI_INT, r, TAG_PROBE, D.probe, &rq[2 * r]);
             MPI_Irecv(&ans[r], 1, MPI_INT, r, TAG_ALIVE, D.probe, &rq[2 * r + 1]);
         }
-        double end = now() + (D.timeout < PROBE_S ? D.timeout : PROBE_S);
+        double end = now() + (nb__dist.timeout < PROBE_S ? nb__dist.timeout : PROBE_S);
         for (int missing = n - 1; missing > 0 && now() < end;) {
             serve_probes();
             missing = 0;
@@ -235,7 +206,7 @@ static int lost(const char *fn, const char *what, double waited)
                  D.peers[first].host, D.rank, waited, what);
     else
         snprintf(D.lost, sizeof D.lost, "lost rank%s %s: no answer within %.0f s to rank %d "
-                 "waiting for %s", nlost > 1 ? "s" : "", who, D.timeout, D.rank, what);
+                 "waiting for %s", nlost > 1 ? "s" : "", who, nb__dist.timeout, D.rank, what);
     return dist_error(fn, "%s (nb_dist_set_timeout; distributed training cannot go on)",
                       D.lost);
 }
@@ -253,7 +224,7 @@ static int wait_all(const char *fn, const char *what, int n, MPI_Request *reqs)
         if (spins % 64 == 0) {
             serve_probes();
             t = now();
-            if (t - t0 > D.timeout)
+            if (t - t0 > nb__dist.timeout)
                 return lost(fn, what, t - t0);
         }
         if (t - t0 > 1e-3) { /* past a millisecond, wait without spinning */
@@ -288,7 +259,7 @@ static int attach(const char *fn, MPI_Comm comm)
         double s = strtod(env, &end);
         if (*end || !(s > 0) || !isfinite(s))
             return dist_error(fn, "NB_DIST_TIMEOUT is '%s': seconds > 0 are needed", env);
-        D.timeout = s;
+        nb__dist.timeout = s;
     }
     /* Who is where, to say which process was lost. */
     D.peers = nb_mem_alloc((size_t)D.size * sizeof *D.peers);
@@ -352,12 +323,8 @@ int nb_dist_finalize(void)
     nb_mem_free(D.off);
     nb_mem_free(D.bkt);
     nb_mem_free(D.ready);
-    double timeout = D.timeout;
-    size_t bb = D.bucket_bytes;
     memset(&D, 0, sizeof D);
     D.size = 1;
-    D.timeout = timeout;
-    D.bucket_bytes = bb;
     if (broken)
         return dist_error("nb_dist_finalize", "MPI not finalised after the failure (%s): exit "
                           "the process with a failure status", why);
@@ -548,7 +515,7 @@ static void *grow(void *p, int *cap, int need, size_t each, bool *ok)
 }
 
 /* Lays params out last first in the flat buffer, in buckets of about
- * D.bucket_bytes of one dtype. */
+ * nb__dist.bucket_bytes of one dtype. */
 static int make_plan(plan *pl, int n, nb_tensor *const params[])
 {
     bool ok = true;
@@ -578,7 +545,7 @@ static int make_plan(plan *pl, int n, nb_tensor *const params[])
         size_t es = nb__dtype_size(p->dtype), bytes = (size_t)p->numel * es;
         total = (total + 7) & ~(size_t)7;
         bucket *b = nb ? &D.bk[nb - 1] : NULL;
-        if (!b || b->dtype != p->dtype || b->bytes >= D.bucket_bytes ||
+        if (!b || b->dtype != p->dtype || b->bytes >= nb__dist.bucket_bytes ||
             (b->bytes + bytes) / es > INT32_MAX) {
             b = &D.bk[nb++];
             *b = (bucket){.off = total, .dtype = p->dtype, .req = MPI_REQUEST_NULL};
@@ -687,10 +654,7 @@ int nb_dist_backward_(nb_dist_backward_args a)
     plan pl;
     if (make_plan(&pl, a.n, a.params))
         return -1;
-    int failed = nb__dist_local_backward(&a, on_ready, &pl);
-    char why[512] = "";
-    if (failed)
-        snprintf(why, sizeof why, "%s", nb_last_error() ? nb_last_error() : "failed");
+    int failed = nb__dist_local_backward(&a, on_ready, &pl); /* its error stays set */
     /* Every rank takes part whatever happened: the parameters this pass
      * gave no gradient (unused, or all of them after a failure) add zeros. */
     for (int i = a.n - 1; i >= 0; i--)
@@ -725,10 +689,7 @@ int nb_dist_backward_(nb_dist_backward_args a)
     }
     double t_end = now();
     if (rc == 0 && (failed || sv[ns] > 0)) {
-        if (failed)
-            nb__error_code(nb_last_error_code() ? nb_last_error_code() : NB_ERR_INVALID, "%s",
-                           why);
-        else
+        if (!failed)
             dist_error(fn, "%.0f rank%s failed in the backward (the gradients are not usable)",
                        sv[ns], sv[ns] > 1 ? "s" : "");
         rc = -1;

@@ -1,11 +1,43 @@
 /* What nb_dist_* does the same with MPI (src/dist.c) and without it
- * (src/dist_none.c): argument checks and the backward pass of one rank. */
+ * (src/dist_none.c): the settings, sharding, argument checks and the
+ * backward pass of one rank. */
 #include "internal.h"
 #include "nabla/dist.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+nb_dist_settings nb__dist = {.timeout = 60, .bucket_bytes = 1u << 20};
+
+double nb_dist_timeout(void) { return nb__dist.timeout; }
+
+int nb_dist_set_timeout(double seconds)
+{
+    if (!(seconds > 0) || !isfinite(seconds))
+        return nb__error("nb_dist_set_timeout: seconds must be positive and finite, got %g",
+                         seconds);
+    nb__dist.timeout = seconds;
+    return 0;
+}
+
+int nb_dist_set_bucket_bytes(size_t bytes)
+{
+    if (bytes < 64)
+        return nb__error("nb_dist_set_bucket_bytes: %zu bytes; at least 64", bytes);
+    nb__dist.bucket_bytes = bytes;
+    return 0;
+}
+
+void nb_dist_shard(int64_t n, int64_t *start, int64_t *count)
+{
+    int64_t rank = nb_dist_rank(), size = nb_dist_size();
+    int64_t q = n > 0 ? n / size : 0, r = n > 0 ? n % size : 0;
+    if (start)
+        *start = rank * q + (rank < r ? rank : r);
+    if (count)
+        *count = q + (rank < r);
+}
 
 int nb__dist_check_tensors(const char *fn, int n, nb_tensor *const t[])
 {

@@ -7,9 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-static double timeout = 60;
-static size_t bucket_bytes = 1u << 20;
-
 bool nb_dist_built(void) { return false; }
 
 static int unbuilt(const char *fn)
@@ -33,33 +30,6 @@ int nb_dist_attach(const void *comm)
 int nb_dist_finalize(void) { return 0; }
 int nb_dist_rank(void) { return 0; }
 int nb_dist_size(void) { return 1; }
-double nb_dist_timeout(void) { return timeout; }
-
-int nb_dist_set_timeout(double seconds)
-{
-    if (!(seconds > 0) || !isfinite(seconds))
-        return nb__error("nb_dist_set_timeout: seconds must be positive and finite, got %g",
-                         seconds);
-    timeout = seconds;
-    return 0;
-}
-
-int nb_dist_set_bucket_bytes(size_t bytes)
-{
-    if (bytes < 64)
-        return nb__error("nb_dist_set_bucket_bytes: %zu bytes; at least 64", bytes);
-    bucket_bytes = bytes;
-    return 0;
-}
-
-void nb_dist_shard(int64_t n, int64_t *start, int64_t *count)
-{
-    if (start)
-        *start = 0;
-    if (count)
-        *count = n > 0 ? n : 0;
-}
-
 int nb_dist_allreduce(double *v, int n)
 {
     if (n < 0 || (n > 0 && !v))

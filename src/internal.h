@@ -122,6 +122,12 @@ nb_tensor *nb__mutate_broadcast(nb_tensor *g, const nb_tensor *x);
 
 /* ---- distributed training (src/dist_common.c) ---- */
 struct nb_dist_backward_args;
+/* nb_dist_set_timeout's seconds and nb_dist_set_bucket_bytes's bytes. */
+typedef struct {
+    double timeout;
+    size_t bucket_bytes;
+} nb_dist_settings;
+extern nb_dist_settings nb__dist;
 /* Contiguous f32 or f64 heap tensors; 0 or -1 naming fn. */
 int nb__dist_check_tensors(const char *fn, int n, nb_tensor *const t[]);
 int nb__dist_check_backward(const char *fn, const struct nb_dist_backward_args *a);

@@ -211,16 +211,12 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *
     }
     nb_graph_free(g);
     nb_set_grad_enabled(prev);
-    /* A rank that failed still takes part, its error kept (the others
-     * learn of it from the count). */
+    /* A rank that failed still takes part, its error kept (a collective
+     * that succeeds sets none); the others learn of it from the count. */
     if (nn_distributed(m)) {
         sums[1 + nm] = rc ? 1 : 0;
-        char why[480];
-        snprintf(why, sizeof why, "%s", rc && nn_has_error() ? nb_last_error() : "");
-        if (nb_dist_allreduce(sums, 2 + nm))
+        if (nb_dist_allreduce(sums, 2 + nm) || rc)
             return -1;
-        if (rc)
-            return nb_set_error("%s", why);
         if (sums[1 + nm] > 0)
             return nb_set_error_code(NB_ERR_DIST, "another rank failed to evaluate its rows");
     }
@@ -342,16 +338,12 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         nb_bump_version(out);
     if (nn_distributed(m)) { /* every rank gathers, or none: a failed one says so */
         double failed = !out;
-        char why[480];
-        snprintf(why, sizeof why, "%s", out || !nn_has_error() ? "" : nb_last_error());
         int rc = nb_dist_allreduce(&failed, 1);
         if (rc == 0 && out && failed > 0)
             rc = nb_set_error_code(NB_ERR_DIST, "%s: another rank failed to predict its rows",
                                    fn);
         if (rc == 0 && out && nb_dist_gather_rows(out))
             rc = nn_blame(fn);
-        if (rc == 0 && !out)
-            nb_set_error("%s", why);
         if (rc) {
             nb_free(out);
             out = NULL;
@@ -428,18 +420,13 @@ static int step(nb_model *m, const nb_fit_opts *o, batches *b, nb_dataset d, con
         for (int i = 0; i < nm; i++)
             sums[1 + i] = mv[i] * (double)kr;
         sums[1 + nm] = st < 0;
-        char why[480] = "";
-        nb_error_code code = nb_last_error_code();
-        if (st < 0)
-            snprintf(why, sizeof why, "%s", nn_has_error() ? nb_last_error() : "failed");
         for (int i = 0; i < m->nparams; i++)
             nb_zero_grad(m->params[i]);
         if (nb_dist_backward(st < 0 ? NULL : loss, .weight = (double)kr / (double)k,
                              .n = m->nparams, .params = m->params, .sums = sums,
-                             .nsums = 2 + nm))
+                             .nsums = 2 + nm) ||
+            st < 0) /* this rank's error is still the one set */
             return -1;
-        if (st < 0)
-            return nb_set_error_code(code ? code : NB_ERR_INVALID, "%s", why);
         if (sums[1 + nm] > 0)
             return nb_set_error_code(NB_ERR_DIST, "another rank failed in this step");
         *lv = sums[0] / (double)k;
@@ -481,14 +468,8 @@ static int call_back(nb_model *m, nb_fit_opts o, const nb_logs *lg, bool epoch, 
     if (!any || !nn_distributed(m))
         return rc;
     double v[2] = {rc != 0, *stop};
-    char why[480] = "";
-    nb_error_code code = nb_last_error_code();
-    if (rc)
-        snprintf(why, sizeof why, "%s", nb_last_error());
-    if (nb_dist_allreduce(v, 2))
+    if (nb_dist_allreduce(v, 2) || rc) /* a failed callback's error stays set */
         return -1;
-    if (rc)
-        return nb_set_error_code(code, "%s", why);
     *stop = v[1] > 0;
     return v[0] > 0 ? nb_set_error_code(NB_ERR_DIST, "nb_fit: a callback failed on another "
                                         "rank at epoch %d", lg->epoch + 1)
