@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     for (int e = 1; rc == 0 && e <= total; e++) {
         bench_clock t0 = bench_now();
         const nb_history *h = nb_fit(m, (nb_dataset){d.x_train, d.y_train, BENCH_SCALE}, .epochs = 1,
-                                     .batch_size = a.batch, .seed = (uint64_t)e, .verbose = -1);
+                                     .batch_size = a.batch, .seed = (uint64_t)e);
         bench_clock t = bench_since(t0);
         if (!h) {
             rc = bench_fail(prog);

@@ -59,7 +59,7 @@ int main(void)
     }
     nb_summary(m, stdout);
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 40, .batch_size = 32,
-                                 .seed = 3, .verbose = -1);
+                                 .seed = 3);
     double loss = NAN, acc = NAN;
     if (!h || nb_evaluate(m, (nb_dataset){x, y, 0}, 64, &loss, &acc)) {
         fprintf(stderr, "custom_layer: %s\n", nb_last_error());

@@ -59,7 +59,8 @@ int main(int argc, char **argv)
     nb_compile(model, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY);
     nb_summary(model, stdout);
     const nb_history *history =
-        nb_fit(model, train, .epochs = epochs, .batch_size = 32, .validation = test);
+        nb_fit(model, train, .epochs = epochs, .batch_size = 32, .validation = test,
+               .verbose = NB_VERBOSE_AUTO);
     if (!history) { /* one check covers every call above: the first error is kept */
         fprintf(stderr, "%s\n", nb_last_error());
         return 1;

@@ -47,8 +47,7 @@ int main(int argc, char **argv)
         return 1;
     }
     nb_callback cb = {.on_batch = kill_last};
-    const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1000,
-                                 .verbose = -1, .callbacks = &cb, .ncallbacks = 1);
+    const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1000, .callbacks = &cb, .ncallbacks = 1);
     int rc = 0;
     if (!h) {
         printf("dist_fault: rank %d after %.1f s: %s (%s)\n", nb_dist_rank(), now() - killed_at,

@@ -115,12 +115,10 @@ static void equivalence(nb_dtype dt, int64_t n, int bs, int epochs, double tol)
     nb_model *alone = model(dt, 32), *dist = model(dt, 32);
     assert_int_equal(nb_model_distribute(dist), 0);
     nb_dataset train = {.x = d.x, .y = d.y};
-    const nb_history *h1 = nb_fit(alone, train, .epochs = epochs, .batch_size = bs, .seed = 5,
-                                  .verbose = -1);
+    const nb_history *h1 = nb_fit(alone, train, .epochs = epochs, .batch_size = bs, .seed = 5);
     assert_non_null(h1);
     double loss1 = h1->loss[epochs - 1], acc1 = h1->metric[epochs - 1];
-    const nb_history *h2 = nb_fit(dist, train, .epochs = epochs, .batch_size = bs, .seed = 5,
-                                  .verbose = -1);
+    const nb_history *h2 = nb_fit(dist, train, .epochs = epochs, .batch_size = bs, .seed = 5);
     if (!h2)
         fail_msg("%s", nb_last_error());
     assert_int_equal(nb_optimizer_steps(nb_model_optimizer(dist)),
@@ -266,7 +264,7 @@ static void test_evaluate_predict(void **state)
     nb_free(p1);
     nb_free(p2);
     /* Training keeps the moving statistics the same on every rank. */
-    assert_non_null(nb_fit(dist, all, .epochs = 2, .batch_size = 16, .verbose = -1));
+    assert_non_null(nb_fit(dist, all, .epochs = 2, .batch_size = 16));
     nb_tensor *bn[2] = {nb_layer_get(bnl, 2), nb_layer_get(bnl, 3)};
     assert_non_null(bn[0]);
     assert_non_null(bn[1]);
@@ -293,7 +291,7 @@ static void test_checkpoints(void **state)
     remove(own);
     nb_model_checkpoint ck = {.path = shared, .full = true};
     nb_callback cb = nb_model_checkpoint_callback(&ck);
-    assert_non_null(nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}, .epochs = 2, .verbose = -1,
+    assert_non_null(nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}, .epochs = 2,
                            .callbacks = &cb, .ncallbacks = 1));
     double ok = access(shared, F_OK) == 0;
     assert_int_equal(nb_dist_allreduce(&ok, 1), 0);
@@ -330,15 +328,14 @@ static void test_mismatches(void **state)
     data d = make_data(NB_F32, 64, 6);
     m = model(NB_F32, 8);
     assert_int_equal(nb_model_distribute(m), 0);
-    const nb_history *h = nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}, .batch_size = other ? 16 : 32,
-                                 .verbose = -1);
+    const nb_history *h = nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}, .batch_size = other ? 16 : 32);
     if (nb_dist_size() > 1) {
         assert_null(h);
         assert_non_null(strstr(nb_last_error(), "nb_fit: rank 1 has batch_size 16, rank 0 "
                                                 "has 32"));
     }
     /* The ranks go on together after a refused configuration. */
-    assert_non_null(nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}, .verbose = -1));
+    assert_non_null(nb_fit(m, (nb_dataset){.x = d.x, .y = d.y}));
     nb_model_free(m);
     free_data(d);
 }

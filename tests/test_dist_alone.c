@@ -185,7 +185,7 @@ static void test_model_alone(void **state)
     assert_int_equal(nb_model_distribute(m[1]), 0);
     for (int i = 0; i < 2; i++)
         assert_non_null(nb_fit(m[i], (nb_dataset){.x = x, .y = y}, .epochs = 2,
-                               .batch_size = 7, .verbose = -1));
+                               .batch_size = 7));
     nb_tensor *const *p0, *const *p1;
     int n = nb_model_params(m[0], &p0);
     assert_int_equal(nb_model_params(m[1], &p1), n);

@@ -63,12 +63,12 @@ static void test_fit_on_strided_views(void **state)
     /* The same model, seeds and batches: bit-for-bit the same weights. */
     nb_model *a = small_model(1), *b = small_model(1);
     const nb_history *ha = nb_fit(a, (nb_dataset){.x = xv, .y = yv}, .epochs = 2, .batch_size = 16,
-                                  .seed = 3, .validation = (nb_dataset){.x = xv, .y = yv}, .verbose = -1);
+                                  .seed = 3, .validation = (nb_dataset){.x = xv, .y = yv});
     if (!ha)
         fail_msg("fit on views: %s", nb_last_error());
     double la = ha->loss[1], va = ha->val_loss[1];
     const nb_history *hb = nb_fit(b, (nb_dataset){.x = x, .y = y}, .epochs = 2, .batch_size = 16,
-                                  .seed = 3, .validation = (nb_dataset){.x = x, .y = y}, .verbose = -1);
+                                  .seed = 3, .validation = (nb_dataset){.x = x, .y = y});
     assert_non_null(hb);
     assert_true(la == hb->loss[1] && va == hb->val_loss[1]);
     assert_true(same_weights(a, b));
@@ -129,7 +129,7 @@ static void test_fit_subnormal_setting(void **state)
             seen[0] = seen[1] = 0;
             nb_set_allocator(&spy);
             const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1, .batch_size = 8,
-                                         .keep_subnormals = keep, .verbose = -1);
+                                         .keep_subnormals = keep);
             nb_set_allocator(NULL);
             if (!h)
                 fail_msg("fit: %s", nb_last_error());
@@ -141,9 +141,9 @@ static void test_fit_subnormal_setting(void **state)
         }
         /* also when nb_fit fails, early or after choosing the setting */
         nb_set_flush_subnormals(caller);
-        assert_null(nb_fit(uncompiled, (nb_dataset){.x = x, .y = y}, .verbose = -1));
+        assert_null(nb_fit(uncompiled, (nb_dataset){.x = x, .y = y}));
         assert_int_equal(nb_flush_subnormals(), caller);
-        assert_null(nb_fit(m, (nb_dataset){.x = x, .y = bad}, .verbose = -1));
+        assert_null(nb_fit(m, (nb_dataset){.x = x, .y = bad}));
         ERR_HAS("one-hot");
         assert_int_equal(nb_flush_subnormals(), caller);
         assert_null(nb_fit(NULL, (nb_dataset){.x = x, .y = y}));
@@ -189,7 +189,7 @@ static void test_out_of_memory_names_the_call(void **state)
     ERR_HAS("(300000,3)");
     /* a strided view must be packed: 4.8 MB */
     nb_clear_error();
-    assert_null(nb_fit(m, (nb_dataset){.x = xv, .y = y}, .verbose = -1));
+    assert_null(nb_fit(m, (nb_dataset){.x = xv, .y = y}));
     ERR_HAS("nb_fit: out of memory packing a strided x");
     nb_clear_error();
     assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xv, .y = y}, 0, NULL, NULL), -1);
@@ -223,9 +223,9 @@ static void test_validation_split(void **state)
     nb_tensor *xb = nb_slice(x, 0, 150, 200, 1), *yb = nb_slice(y, 0, 150, 200, 1);
     nb_model *a = small_model(1), *b = small_model(1);
     const nb_history *ha = nb_fit(a, (nb_dataset){x, y, 0}, .epochs = 3, .batch_size = 16,
-                                  .validation_split = 0.25, .seed = 2, .verbose = -1);
+                                  .validation_split = 0.25, .seed = 2);
     const nb_history *hb = nb_fit(b, (nb_dataset){xa, ya, 0}, .epochs = 3, .batch_size = 16,
-                                  .validation = {xb, yb, 0}, .seed = 2, .verbose = -1);
+                                  .validation = {xb, yb, 0}, .seed = 2);
     assert_non_null(ha);
     assert_non_null(hb);
     for (int e = 0; e < 3; e++) {
@@ -234,13 +234,13 @@ static void test_validation_split(void **state)
         assert_memory_equal(&ha->val_metric[e], &hb->val_metric[e], sizeof(double));
     }
     assert_true(same_weights(a, b));
-    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 1.5, .verbose = -1));
+    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 1.5));
     ERR_HAS("nb_fit: validation_split must be in (0, 1) and leave rows on both sides of the "
             "200, got 1.5");
-    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 0.001, .verbose = -1));
+    assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 0.001));
     ERR_HAS("got 0.001");
     assert_null(nb_fit(a, (nb_dataset){x, y, 0}, .validation_split = 0.1,
-                       .validation = {xb, yb, 0}, .verbose = -1));
+                       .validation = {xb, yb, 0}));
     ERR_HAS("nb_fit: validation_split (0.1) and validation data are both given; pass one");
     nb_model_free(a);
     nb_model_free(b);
@@ -292,7 +292,7 @@ static void test_callbacks(void **state)
     counter c = {0};
     nb_callback cb = {count_batch, count_epoch, &c};
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 3, .batch_size = 16,
-                                 .validation_split = 0.25, .verbose = -1, .callbacks = &cb,
+                                 .validation_split = 0.25, .callbacks = &cb,
                                  .ncallbacks = 1);
     assert_non_null(h);
     assert_int_equal(c.batches, 30);
@@ -300,18 +300,17 @@ static void test_callbacks(void **state)
     assert_true(c.last_loss == h->loss[2]); /* the last batch's running mean is the epoch's */
     /* A stop asked in batch 13 (epoch 2) ends training after that epoch. */
     c = (counter){.stop_at_batch = 13};
-    h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16, .validation_split = 0.25,
-               .verbose = -1, .callbacks = &cb, .ncallbacks = 1);
+    h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16, .validation_split = 0.25, .callbacks = &cb, .ncallbacks = 1);
     assert_non_null(h);
     assert_int_equal(h->epochs, 2);
     assert_int_equal(c.batches, 13);
     assert_int_equal(c.epochs, 2);
     /* A failing callback fails the fit with its error. */
     nb_callback bad = {NULL, failing_epoch, NULL};
-    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 3, .verbose = -1, .callbacks = &bad,
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 3, .callbacks = &bad,
                        .ncallbacks = 1));
     ERR_HAS("my callback: enough");
-    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .ncallbacks = 2, .verbose = -1));
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .ncallbacks = 2));
     ERR_HAS("nb_fit: 2 callbacks at");
     nb_model_free(m);
     nb_free(x);
@@ -340,7 +339,7 @@ static void test_early_stopping(void **state)
     nb_model_checkpoint ck = {.path = path, .save_best_only = true};
     nb_callback cbs[2] = {nb_early_stopping_callback(&es), nb_model_checkpoint_callback(&ck)};
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 40, .batch_size = 8,
-                                 .validation_split = 0.25, .verbose = -1, .callbacks = cbs,
+                                 .validation_split = 0.25, .callbacks = cbs,
                                  .ncallbacks = 2);
     assert_non_null(h);
     int best = 0;
@@ -371,7 +370,7 @@ static void test_early_stopping(void **state)
     /* Without validation data, val_loss cannot be watched. */
     nb_early_stopping es2 = {.patience = 1};
     nb_callback cb = nb_early_stopping_callback(&es2);
-    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .verbose = -1, .callbacks = &cb,
+    assert_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .callbacks = &cb,
                        .ncallbacks = 1));
     ERR_HAS("nb_early_stopping: val_loss is NaN at epoch 1 (give nb_fit validation data");
     nb_model_free(m);

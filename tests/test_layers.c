@@ -109,8 +109,7 @@ static void test_user_layer(void **state)
     double before = NAN, after = NAN;
     assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &before, NULL), 0);
     float s0 = ((float *)nb_data(params[2]))[0];
-    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16,
-                                 .verbose = -1);
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16);
     assert_non_null(h);
     assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &after, NULL), 0);
     assert_true(after < before);
@@ -211,7 +210,7 @@ static void test_training_mode(void **state)
     assert_non_null(pr);
     nb_free(pr);
     assert_false(seen_training);
-    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .verbose = -1));
+    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}));
     assert_true(seen_training);
     assert_false(nb_model_training(m));
     nb_graph_free(g);

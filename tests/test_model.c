@@ -248,7 +248,7 @@ static void test_reproducible_bit_for_bit(void **state)
     nb_tensor *w[2];
     for (int run = 0; run < 2; run++) {
         nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
-        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 9, .verbose = -1));
+        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 9));
         nb_tensor *const *p;
         nb_model_params(m, &p);
         w[run] = nb_clone(p[0]);
@@ -257,7 +257,7 @@ static void test_reproducible_bit_for_bit(void **state)
     assert_int_equal(memcmp(nb_data(w[0]), nb_data(w[1]), (size_t)nb_numel(w[0]) * 4), 0);
     /* A different shuffling seed gives different weights. */
     nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 11);
-    assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 10, .verbose = -1));
+    assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .seed = 10));
     nb_tensor *const *p;
     nb_model_params(m, &p);
     assert_int_not_equal(memcmp(nb_data(w[0]), nb_data(p[0]), (size_t)nb_numel(w[0]) * 4), 0);
@@ -449,7 +449,7 @@ static void test_misuse(void **state)
     nb_model *s = small_model(NB_SPARSE_CATEGORICAL_CROSSENTROPY, 0);
     nb_tensor *labels = nb_full(NB_F32, NB_SHAPE(40), 1.0);
     nb_set(labels, NB_AT(7), 3.0);
-    assert_null(nb_fit(s, (nb_dataset){.x = x, .y = labels}, .verbose = -1));
+    assert_null(nb_fit(s, (nb_dataset){.x = x, .y = labels}));
     ERR_HAS("label 3 at row 7");
     /* one-hot targets given to a categorical loss must be in [0, 1] */
     nb_tensor *y2 = nb_full(NB_F32, NB_SHAPE(40, 3), 2.0);
@@ -502,7 +502,7 @@ static void test_seed_model_learns_fashion_mnist_slice(void **state)
     xtr = head(xtr, 3000), ytr = head(ytr, 3000), xte = head(xte, 2000), yte = head(yte, 2000);
     nb_model *m = seed_model();
     nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
-    const nb_history *h = nb_fit(m, train, .epochs = 3, .validation = test, .verbose = -1);
+    const nb_history *h = nb_fit(m, train, .epochs = 3, .validation = test);
     if (!h)
         fail_msg("fit: %s", nb_last_error());
     assert_true(h->loss[2] < h->loss[0]);
@@ -528,7 +528,7 @@ static void test_fit_allocations_do_not_grow_with_steps(void **state)
         three_blobs(k ? 2560 : 640, 1, NB_F32, 0.5, false, &x, &y);
         nb_model *m = small_model(NB_CATEGORICAL_CROSSENTROPY, 0);
         long before = allocs;
-        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1, .verbose = -1));
+        assert_non_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 1));
         counts[k] = allocs - before;
         nb_model_free(m);
         nb_free(x);

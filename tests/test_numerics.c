@@ -645,21 +645,19 @@ static void test_fit_stops_at_nan(void **state)
     regression(64, (const int64_t[]){40}, 1, &x, &y); /* row 40: batch 3 of 16 */
     nb_model *m = reg_model(), *ref = reg_model(), *init = reg_model();
     assert_true(same_weights(m, ref));
-    FAILS(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .batch_size = 16, .no_shuffle = true,
-                 .verbose = -1),
+    FAILS(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .batch_size = 16, .no_shuffle = true),
           "nb_fit: epoch 1, batch 3: the loss is NaN", "the weights are those of the last good "
           "step (.skip_nonfinite skips such batches)");
     assert_true(all_finite(m));
     assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 2);
     nb_tensor *x2 = rows(x, 0, 32), *y2 = rows(y, 0, 32);
-    assert_non_null(nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .batch_size = 16, .no_shuffle = true,
-                           .verbose = -1));
+    assert_non_null(nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .batch_size = 16, .no_shuffle = true));
     assert_true(same_weights(m, ref));
     assert_false(same_weights(m, init)); /* two steps were taken */
     /* With anomaly mode on, the first op to see the NaN says where. */
     nb_model *am = reg_model();
     nb_set_detect_anomaly(true);
-    FAILS(nb_fit(am, (nb_dataset){.x = x, .y = y}, .batch_size = 16, .no_shuffle = true, .verbose = -1),
+    FAILS(nb_fit(am, (nb_dataset){.x = x, .y = y}, .batch_size = 16, .no_shuffle = true),
           "nb_fit: epoch 1, batch 3: nb_matmul: got NaN in the forward at element (8,0) from "
           "input 1 (16,4), which already held NaN at element (8,2) (scope dense_1/matmul, "
           "inputs (16,4), (4,8))");
@@ -693,8 +691,7 @@ static void test_fit_stops_at_infinite_gradient(void **state)
         nb_model_params(m, &p);
         ((float *)nb_data(p[0]))[0] = 2e-38f; /* a normal float; only row 2 has x0 != 0 */
         nb_bump_version(p[0]);
-        const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 1, .no_shuffle = true,
-                                     .verbose = -1, .skip_nonfinite = skip);
+        const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 1, .no_shuffle = true, .skip_nonfinite = skip);
         if (!skip) {
             assert_null(h);
             ERR_HAS("nb_fit: epoch 1, batch 3: the gradient of 'dense_1.kernel' (2,1) is inf at "
@@ -727,7 +724,7 @@ static void test_fit_skips_and_counts(void **state)
     FILE *out = open_memstream(&text, &len);
     assert_non_null(out);
     const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 3, .batch_size = 16,
-                                 .no_shuffle = true, .skip_nonfinite = true, .verbose = 1,
+                                 .no_shuffle = true, .skip_nonfinite = true, .verbose = 2,
                                  .out = out);
     fclose(out);
     if (!h)
@@ -737,7 +734,7 @@ static void test_fit_skips_and_counts(void **state)
     /* A NaN loss is skipped before the backward: the optimizer never sees it. */
     assert_int_equal(nb_optimizer_skipped(nb_model_optimizer(m)), 0);
     assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 6);
-    assert_non_null(strstr(text, "Epoch 1/3 - "));
+    assert_non_null(strstr(text, "Epoch 1/3\n4/4 - "));
     assert_non_null(strstr(text, "\nEpoch 3/3: skipped 2 of 4 batches (a NaN or an infinity in "
                                  "the loss or the gradients)\n"));
     double loss[3];
@@ -753,8 +750,7 @@ static void test_fit_skips_and_counts(void **state)
     memcpy((float *)nb_data(y2) + 32, nb_data(yb), 16 * 2 * sizeof(float));
     nb_bump_version(x2);
     nb_bump_version(y2);
-    h = nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .epochs = 3, .batch_size = 16, .no_shuffle = true,
-               .verbose = -1);
+    h = nb_fit(ref, (nb_dataset){.x = x2, .y = y2}, .epochs = 3, .batch_size = 16, .no_shuffle = true);
     assert_non_null(h);
     assert_true(same_weights(m, ref));
     for (int e = 0; e < 3; e++) {

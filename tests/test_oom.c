@@ -194,7 +194,7 @@ static void scenario(outcome *o)
                                        NB_ACCURACY) == 0))
         goto done;
     /* 7 rows in batches of 3: three steps, the last one of 1 row. */
-    (void)STEP(o, S_FIT, nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 3, .verbose = -1) != NULL);
+    (void)STEP(o, S_FIT, nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 3) != NULL);
     (void)STEP(o, S_PREDICT, (p = nb_predict(m, (nb_dataset){.x = x}, 4)) != NULL);
     bool saved = STEP(o, S_SAVE, nb_save_weights(m, path) == 0);
     if (!STEP(o, S_BUILD2, build_second(&m2)))

@@ -172,7 +172,7 @@ static void test_long_range_task(void **state)
         assert_int_equal(nb_compile(m, nb_adam(.lr = 0.01), NB_CATEGORICAL_CROSSENTROPY,
                                     NB_ACCURACY), 0);
         const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 15, .batch_size = 32,
-                                     .seed = 5, .verbose = -1);
+                                     .seed = 5);
         assert_non_null(h);
         double loss, acc;
         assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, 64, &loss, &acc), 0);
@@ -221,8 +221,7 @@ static void test_text_task(void **state)
     assert_int_equal(nb_build(m, 0, 3), 0);
     assert_int_equal(nb_compile(m, nb_adam(.lr = 0.02), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY),
                      0);
-    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 20, .batch_size = 32, .seed = 1,
-                           .verbose = -1));
+    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 20, .batch_size = 32, .seed = 1));
     double loss, acc;
     assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, 64, &loss, &acc), 0);
     printf("# embedding + pooling: held-out accuracy %.4f after 20 epochs\n", acc);

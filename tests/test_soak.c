@@ -215,7 +215,7 @@ static void test_fit_calls(void **state)
     double t0 = now();
     const nb_history *h = NULL;
     for (int c = 1; c <= calls; c++) {
-        h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = per_call, .batch_size = 4, .verbose = -1);
+        h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = per_call, .batch_size = 4);
         assert_non_null(h);
         if (c == WARMUP / per_call) {
             m0 = resident();

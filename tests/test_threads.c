@@ -172,7 +172,7 @@ static void train_job(result *r)
         job_failed(r, "setup");
     } else if (fit) {
         const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = EPOCHS, .batch_size = 16,
-                                     .seed = (uint64_t)r->id, .verbose = -1);
+                                     .seed = (uint64_t)r->id);
         if (!h)
             job_failed(r, "nb_fit");
         else
@@ -251,8 +251,7 @@ static void test_training_and_evaluating_at_once(void **state)
     dataset(7, &x, &y);
     shared = classifier(8, nb_adam(.lr = 0.05));
     assert_non_null(shared);
-    assert_non_null(nb_fit(shared, (nb_dataset){.x = x, .y = y}, .epochs = 20, .batch_size = 8,
-                           .verbose = -1));
+    assert_non_null(nb_fit(shared, (nb_dataset){.x = x, .y = y}, .epochs = 20, .batch_size = 8));
     nb_free(x);
     nb_free(y);
 

@@ -459,9 +459,9 @@ static void same_training(nb_dtype dtype, double scale, int batch)
     nb_model *a = model_of(dtype, 5), *b = model_of(dtype, 5);
     nb_dataset bytes = {x, y, scale}, floats = {.x = xf, .y = y};
     const nb_history *ha = nb_fit(a, bytes, .epochs = 2, .batch_size = batch, .seed = 3,
-                                  .validation = (nb_dataset){xv, yv, scale}, .verbose = -1);
+                                  .validation = (nb_dataset){xv, yv, scale});
     const nb_history *hb = nb_fit(b, floats, .epochs = 2, .batch_size = batch, .seed = 3,
-                                  .validation = (nb_dataset){.x = xvf, .y = yv}, .verbose = -1);
+                                  .validation = (nb_dataset){.x = xvf, .y = yv});
     assert_non_null(ha);
     assert_non_null(hb);
     for (int e = 0; e < 2; e++) {
@@ -529,7 +529,7 @@ static void test_no_float_copy_of_the_data(void **state)
     nb_dataset d = {x, y, 1 / 255.0};
     largest = 0;
     nb_set_allocator(&max_allocator);
-    assert_non_null(nb_fit(m, d, .validation = d, .verbose = -1));
+    assert_non_null(nb_fit(m, d, .validation = d));
     double l, a;
     assert_int_equal(nb_evaluate(m, d, 32, &l, &a), 0);
     nb_tensor *p = nb_predict(m, d, 32);

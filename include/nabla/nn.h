@@ -392,6 +392,10 @@ typedef struct nb_history {
     double *metrics[NB_MAX_METRICS], *val_metrics[NB_MAX_METRICS]; /* [i][epoch] */
 } nb_history;
 
+/* nb_fit's .verbose as Keras's "auto": a progress bar (1) on a terminal, a
+ * line per epoch (2) otherwise. */
+#define NB_VERBOSE_AUTO (-1)
+
 typedef struct nb_fit_opts {
     nb_dataset data;       /* training data (required) */
     int epochs;            /* default 1 */
@@ -411,10 +415,14 @@ typedef struct nb_fit_opts {
     bool skip_nonfinite;   /* default: a batch whose loss or gradients hold a NaN or
                               an infinity stops the fit with an error; with this it
                               is skipped (no update) and counted in the history */
-    int verbose;           /* 0: progress bar on a terminal, a line per epoch
-                              otherwise, each showing the loss and metrics sorted
-                              by name, then the validation's (Keras 3's order);
-                              -1: silent */
+    int verbose;           /* what fit prints, as Keras 3's verbose: 0 nothing (the
+                              default: Keras's is "auto"), 1 a progress bar (in
+                              Keras's colours on a terminal), 2 a line per epoch
+                              ("188/188 - 1s - 6ms/step - accuracy: 0.8047 - loss:
+                              0.5583 - val_accuracy: ..."; the loss and metrics
+                              sorted by name, then the validation's), or
+                              NB_VERBOSE_AUTO; an "Epoch 2/10" line before each
+                              epoch when there are several */
     FILE *out;             /* default stdout */
     const struct nb_callback *callbacks; /* called as fit goes (below); ncallbacks of them */
     int ncallbacks;

@@ -506,6 +506,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                      o.batch_size);
         return NULL;
     }
+    if (o.verbose < NB_VERBOSE_AUTO || o.verbose > 2) {
+        nb_set_error("nb_fit: verbose is %d; it must be 0 (silent), 1 (a progress bar), 2 (a "
+                     "line per epoch) or NB_VERBOSE_AUTO (-1)", o.verbose);
+        return NULL;
+    }
     if (check_data(m, o.data, fn, "training"))
         return NULL;
     bool given = o.validation.x || o.validation.y, split = o.validation_split != 0;
@@ -562,13 +567,15 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             "keep_subnormals"};
         if (nb_dist_check(fn, (int)(sizeof v / sizeof v[0]), v, names))
             return NULL;
-        if (nb_dist_rank() != 0)
-            o.verbose = -1;
+        /* Launchers give ranks a pseudo-terminal whatever their own
+         * output is: rank 0 prints lines, no bar. */
+        o.verbose = nb_dist_rank() != 0 ? 0 : o.verbose ? 2 : 0;
     }
     FILE *out = o.out ? o.out : stdout;
-    /* Launchers give ranks a pseudo-terminal whatever their own output is:
-     * ranks print lines. */
-    bool tty = o.verbose == 0 && !nn_distributed(m) && isatty(fileno(out));
+    bool tty = isatty(fileno(out));
+    if (o.verbose == NB_VERBOSE_AUTO) /* Keras's "auto" */
+        o.verbose = tty ? 1 : 2;
+    nn_bar bar;
 
     /* Everything a step needs is made here, once. */
     batches b, vb;
@@ -611,10 +618,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     for (int e = 0; rc == 0 && !stop && e < run; e++) {
         if (!o.no_shuffle)
             shuffle(idx, n, &rng);
-        if (o.verbose >= 0 && tty)
+        if (o.verbose && epochs > 1) /* as Keras: none for a single epoch */
             fprintf(out, "Epoch %d/%d\n", first + e + 1, epochs);
         double t0 = now(), ls = 0, ms[NB_MAX_METRICS] = {0}, mean[NB_MAX_METRICS],
-               mv[NB_MAX_METRICS], last_print = 0;
+               mv[NB_MAX_METRICS];
+        nn_bar_start(&bar, out, tty, steps, t0);
         int64_t seen = 0;
         for (int i = 0; i < NB_MAX_METRICS; i++)
             mean[i] = NAN;
@@ -642,10 +650,9 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             nb_graph_reset(g);
             for (int i = 0; i < m->metrics.n; i++)
                 mean[i] = seen ? ms[i] / (double)seen : NAN;
-            if (tty && seen && (now() - last_print > 0.1 || s == steps - 1)) {
-                last_print = now();
-                nn_progress(out, m, s + 1, steps, last_print - t0, ls / (double)seen, mean);
-            }
+            if (o.verbose == 1 && s < steps - 1) /* the last step's drawing waits for val */
+                nn_bar_update(&bar, m, s + 1, now(), seen ? ls / (double)seen : NAN, mean, NULL,
+                              NULL);
             nb_logs lg = nn_make_logs(m, first + e, s, seen ? ls / (double)seen : NAN, mean, NAN,
                                    NULL);
             if ((rc = call_back(m, o, &lg, false, &stop)) || stop)
@@ -679,18 +686,14 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                                    vm);
             rc = call_back(m, o, &lg, true, &stop);
         }
-        if (o.verbose < 0 || rc)
+        if (!o.verbose || rc)
             continue;
-        if (tty)
-            fprintf(out, "\r%6lld/%lld [==============================] - %.1fs %.0fus/step",
-                    (long long)steps, (long long)steps, secs, 1e6 * secs / (double)steps);
+        /* Keras's epoch time takes in the validation. */
+        const double *vl = val ? &m->hist.val_loss[e] : NULL;
+        if (o.verbose == 1)
+            nn_bar_update(&bar, m, steps, now(), m->hist.loss[e], mean, vl, vm);
         else
-            fprintf(out, "Epoch %d/%d - %.2fs - %.0fus/step", first + e + 1, epochs, secs,
-                    1e6 * secs / (double)steps);
-        nn_print_values(out, m, "", m->hist.loss[e], mean);
-        if (val)
-            nn_print_values(out, m, "val_", m->hist.val_loss[e], vm);
-        fputc('\n', out);
+            nn_epoch_line(out, m, steps, now() - t0, m->hist.loss[e], mean, vl, vm);
         if (m->hist.skipped[e])
             fprintf(out, "Epoch %d/%d: skipped %lld of %lld batches (a NaN or an infinity in the "
                     "loss or the gradients)\n", first + e + 1, epochs,

@@ -1,35 +1,136 @@
-/* What nb_fit prints and keeps: Keras's progress bar and epoch lines, the
- * history, and the logs its callbacks get. */
+/* What nb_fit prints and keeps: Keras 3's progress bar and epoch lines
+ * (the layout of keras.utils.Progbar, checked against its output in
+ * tests/test_keras_format.c), the history, and the logs its callbacks get. */
 #include "nn_internal.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
-/* " - accuracy: 0.9000 - loss: 0.1000": the loss and the metrics v, in
- * Keras 3's order (by name) and format (%.4f, or %.4e within 1e-3 of 0),
- * each name after prefix ("val_"). */
-void nn_print_values(FILE *f, const nb_model *m, const char *prefix, double loss,
-                         const double *v)
+/* Text with its width in columns (the bar's "━" is one column, three
+ * bytes), Keras's ANSI codes written only when colour is on. */
+typedef struct {
+    char b[1024];
+    size_t n;
+    int cols;
+    bool colour;
+} text;
+
+static void put(text *t, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    char s[512];
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof s, fmt, ap);
+    va_end(ap);
+    for (const char *c = s; *c; c++)
+        t->cols += ((unsigned char)*c & 0xC0) != 0x80; /* UTF-8 lead bytes */
+    bool esc = t->colour && code;
+    int k = snprintf(t->b + t->n, sizeof t->b - t->n, esc ? "\x1b[%sm%s\x1b[0m" : "%.0s%s",
+                     esc ? code : "", s);
+    if (k > 0)
+        t->n = t->n + (size_t)k < sizeof t->b ? t->n + (size_t)k : sizeof t->b - 1;
+}
+
+/* " - accuracy: 0.9000 - loss: 0.1000": the loss and the metrics v in
+ * Keras 3's order (by name), each name after prefix ("val_"), as %.4f, or
+ * %.4e for a value at most 1e-3 (the progress bar compares |x|, the epoch
+ * line x itself, as Keras's Progbar does). */
+static void values(text *t, const nb_model *m, const char *prefix, double loss, const double *v,
+                   bool bar)
 {
     for (int i = 0; i <= m->metrics.n; i++) {
         int k = m->metrics.order[i];
         double x = k < 0 ? loss : v[k];
-        fprintf(f, fabs(x) > 1e-3 ? " - %s%s: %.4f" : " - %s%s: %.4e", prefix,
-                k < 0 ? "loss" : m->metrics.m[k].name, x);
+        put(t, NULL, (bar ? fabs(x) : x) > 1e-3 ? " - %s%s: %.4f" : " - %s%s: %.4e", prefix,
+            k < 0 ? "loss" : m->metrics.m[k].name, x);
     }
 }
 
-void nn_progress(FILE *f, const nb_model *m, int64_t done, int64_t total, double elapsed,
-                     double loss, const double *metrics)
+/* Keras's Progbar._format_time: " 6ms/step", whole s, ms or us. */
+static void per_step(text *t, double s)
 {
-    int width = 30, fill = (int)(width * done / total);
-    double eta = done ? elapsed * (double)(total - done) / (double)done : 0;
-    fprintf(f, "\r%6lld/%lld [", (long long)done, (long long)total);
-    for (int i = 0; i < width; i++)
-        fputc(i < fill ? '=' : i == fill ? '>' : '.', f);
-    fprintf(f, "] - ETA: %3.0fs", eta);
-    nn_print_values(f, m, "", loss, metrics);
+    if (s >= 1 || s == 0)
+        put(t, NULL, " %.0fs/step", s);
+    else if (s >= 1e-3)
+        put(t, NULL, " %.0fms/step", s * 1e3);
+    else
+        put(t, NULL, " %.0fus/step", s * 1e6);
+}
+
+/* Digits of the step count (Keras: int(log10(target)) + 1). */
+static int digits(int64_t n)
+{
+    char b[24];
+    return snprintf(b, sizeof b, "%lld", (long long)n);
+}
+
+void nn_epoch_line(FILE *f, const nb_model *m, int64_t steps, double secs, double loss,
+                   const double *v, const double *val_loss, const double *vv)
+{
+    text t = {.colour = false};
+    /* Keras times the epoch with its validation, per step over all steps. */
+    put(&t, NULL, "%*lld/%lld - %.0fs -", digits(steps), (long long)steps, (long long)steps, secs);
+    per_step(&t, secs / (double)steps);
+    values(&t, m, "", loss, v, false);
+    if (val_loss)
+        values(&t, m, "val_", *val_loss, vv, false);
+    fprintf(f, "%s\n", t.b);
     fflush(f);
+}
+
+void nn_bar_start(nn_bar *b, FILE *f, bool colour, int64_t target, double now)
+{
+    *b = (nn_bar){.f = f, .colour = colour, .target = target, .start = now, .after_first = -1,
+                  .last = -1e300};
+}
+
+void nn_bar_update(nn_bar *b, const nb_model *m, int64_t current, double now, double loss,
+                   const double *v, const double *val_loss, const double *vv)
+{
+    bool final = current >= b->target;
+    /* Keras's estimate leaves out the first step (compiling, warming up). */
+    double unit = b->after_first >= 0 && current > 1
+                      ? (now - b->after_first) / (double)(current - 1)
+                      : (now - b->start) / (double)current;
+    if (current == 1)
+        b->after_first = now;
+    if (!final && now - b->last < 0.05) /* Keras's interval */
+        return;
+    text t = {.colour = b->colour};
+    int fill = (int)(20 * current / b->target);
+    put(&t, "1", "%*lld/%lld", digits(b->target), (long long)current, (long long)b->target);
+    put(&t, NULL, " ");
+    char done[20 * 3 + 1] = "", rest[20 * 3 + 1] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(i < fill ? done : rest, "\xe2\x94\x81"); /* U+2501 ━ */
+    if (fill > 0)
+        put(&t, "32", "%s", done);
+    put(&t, "37", "%s", rest);
+    put(&t, NULL, " ");
+    if (final) {
+        put(&t, "1", "%.0fs", now - b->start);
+    } else {
+        double eta = unit * (double)(b->target - current);
+        long long s = (long long)eta;
+        if (eta > 3600)
+            put(&t, "1", "%lld:%02lld:%02lld", s / 3600, s % 3600 / 60, s % 60);
+        else if (eta > 60)
+            put(&t, "1", "%lld:%02lld", s / 60, s % 60);
+        else
+            put(&t, "1", "%llds", s);
+    }
+    per_step(&t, unit);
+    values(&t, m, "", loss, v, true);
+    if (val_loss)
+        values(&t, m, "val_", *val_loss, vv, true);
+    for (int i = 0; i < b->prev; i++)
+        fputc('\b', b->f);
+    fprintf(b->f, "\r%s%*s%s", t.b, b->prev > t.cols ? b->prev - t.cols : 0, "",
+            final ? "\n" : "");
+    fflush(b->f);
+    b->prev = t.cols;
+    b->last = now;
 }
 
 int nn_history_alloc(nb_model *m, int epochs, int first)

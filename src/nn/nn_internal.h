@@ -98,14 +98,26 @@ NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
 /* src/nn/distributed.c: whether m is data-parallel over more than one rank;
  * its non-trainable weights (into out, room for m->nweights; the count);
  * those averaged over the ranks (0 or -1). */
-/* src/nn/fit_report.c: " - accuracy: 0.9000 - loss: 0.1000" (Keras 3's
- * order and format, names after prefix); the progress bar after done of
- * total steps; the history for epochs from first (0 or -1); the logs after
- * batch (-1: the epoch) of epoch e (vv NULL: no validation yet). */
-NN_PRIVATE void nn_print_values(FILE *f, const nb_model *m, const char *prefix, double loss,
-                                const double *v);
-NN_PRIVATE void nn_progress(FILE *f, const nb_model *m, int64_t done, int64_t total,
-                            double elapsed, double loss, const double *metrics);
+/* src/nn/fit_report.c: Keras 3's line for an epoch at verbose 2 (steps,
+ * seconds, per step, the loss and metrics sorted by name, then the
+ * validation's when val_loss is not NULL); its progress bar (verbose 1),
+ * redrawn after each step at most every 0.05 s and always at the last,
+ * where the line ends; the history for epochs from first (0 or -1); the
+ * logs after batch (-1: the epoch) of epoch e (vv NULL: no validation yet). */
+NN_PRIVATE void nn_epoch_line(FILE *f, const nb_model *m, int64_t steps, double secs,
+                              double loss, const double *v, const double *val_loss,
+                              const double *vv);
+typedef struct nn_bar {
+    FILE *f;
+    bool colour; /* Keras's ANSI bold and colours (on a terminal) */
+    int64_t target;
+    double start, after_first, last;
+    int prev; /* the last drawing's width, which the next one covers */
+} nn_bar;
+NN_PRIVATE void nn_bar_start(nn_bar *b, FILE *f, bool colour, int64_t target, double now);
+NN_PRIVATE void nn_bar_update(nn_bar *b, const nb_model *m, int64_t current, double now,
+                              double loss, const double *v, const double *val_loss,
+                              const double *vv);
 NN_PRIVATE int nn_history_alloc(nb_model *m, int epochs, int first);
 NN_PRIVATE nb_logs nn_make_logs(const nb_model *m, int e, int64_t batch, double loss,
                                 const double *v, double val_loss, const double *vv);
