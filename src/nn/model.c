@@ -200,11 +200,14 @@ int nb_model_add(nb_model *m, nb_layer *l)
         nb_layer_free(l);
         return nn_blame("nb_model_add");
     }
-    if (!l->name[0]) { /* prefix_k: the model's k-th unnamed layer of the type */
-        int k = 1;
+    if (!l->name[0]) { /* Keras's: "dense", then "dense_1", ... (counted in the model) */
+        int k = 0;
         for (int i = 0; i < m->n; i++)
             k += m->layers[i]->type == l->type && m->layers[i]->auto_named;
-        snprintf(l->name, sizeof l->name, "%s_%d", l->type->prefix, k);
+        if (k)
+            snprintf(l->name, sizeof l->name, "%s_%d", l->type->prefix, k);
+        else
+            snprintf(l->name, sizeof l->name, "%s", l->type->prefix);
         l->auto_named = true;
     }
     for (int i = 0; i < m->n; i++)
