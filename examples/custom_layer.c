@@ -1,7 +1,7 @@
 /* A layer of your own next to the built-in ones: a per-feature affine map
  * y = x * gamma + beta, with both as trainable weights, written with ops.
  * It goes into nb_sequential like any layer, shows in the summary, trains,
- * and is saved with the model's weights ("affine_1.gamma", ...).
+ * and is saved with the model's weights ("affine.gamma", ...).
  *
  *   build/custom_layer            trains on two noisy rings, prints the
  *                                 summary and the accuracy */

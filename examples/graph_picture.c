@@ -64,10 +64,10 @@ int main(int argc, char **argv)
 
     nb_graph *g = nb_graph_new();
     nb_scope_push("model");
-    nb_scope_push("dense_1");
+    nb_scope_push("dense");
     nb_tensor *a1 = nb_relu(nb_add(nb_matmul(x, W1), b1));
     nb_scope_pop();
-    nb_scope_push("dense_2");
+    nb_scope_push("dense_1");
     nb_tensor *logits = nb_set_name(nb_add(nb_matmul(a1, W2), b2), "logits");
     nb_scope_pop();
     nb_scope_pop();

@@ -4,8 +4,8 @@
  *   - a partial load into a fixed set of tensors ("t" f32 (3,), "a" f64
  *     (2,), "s" f32 (), and "w" (2,3), a transposed f32 view of a (3,2)
  *     tensor), the names of the seed corpus;
- *   - nb_load_weights into a built Dense(3 -> 2) model (dense_1.kernel
- *     (3,2), dense_1.bias (2,)): the strict checkpoint path.
+ *   - nb_load_weights into a built Dense(3 -> 2) model (dense.kernel
+ *     (3,2), dense.bias (2,)): the strict checkpoint path.
  * A failure must name the function called and the path. */
 #include "fuzz.h"
 

@@ -82,11 +82,11 @@ put("safetensors", "set_no_metadata", st(ents, data, meta=None))
 put("safetensors", "set_f64", st([("t", "F64", [3], 0, 24), ("w", "F64", [2, 3], 24, 72)],
                                  f64(1, 2, 3) + f64(*range(6))))
 mdata = f32(*range(6)) + f32(0.5, -0.5)
-ment = [("dense_1.kernel", "F32", [3, 2], 0, 24), ("dense_1.bias", "F32", [2], 24, 32)]
+ment = [("dense.kernel", "F32", [3, 2], 0, 24), ("dense.bias", "F32", [2], 24, 32)]
 put("safetensors", "model", st(ment, mdata))
 put("safetensors", "model_reordered", st(ment[::-1], mdata[24:] + mdata[:24]))
 put("safetensors", "model_torch_style", st(sorted(ment), mdata, meta={"format": "pt"}))
-put("safetensors", "model_extra", st(ment + [("dense_2.bias", "F32", [1], 32, 36)], mdata + f32(9)))
+put("safetensors", "model_extra", st(ment + [("dense_1.bias", "F32", [1], 32, 36)], mdata + f32(9)))
 put("safetensors", "model_bad_crc", st(ment, mdata, meta={"nabla_format": "1", "nabla_crc32": "00000000"}))
 put("safetensors", "model_format_2", st(ment, mdata, meta={"nabla_format": "2"}))
 with open(os.path.join(HERE, "..", "tests", "data", "reference.safetensors"), "rb") as f:

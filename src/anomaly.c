@@ -190,7 +190,7 @@ static const char *quoted(const nb_tensor *t, char *buf, size_t n)
     return buf;
 }
 
-/* "(scope dense_2/log, inputs (32,10), (10,))" for an op run in scope. */
+/* "(scope dense_1/log, inputs (32,10), (10,))" for an op run in scope. */
 static void site(char *buf, size_t n, const nb_op *op, const char *scope,
                  nb_tensor *const x[], int nx)
 {

@@ -14,7 +14,7 @@
  *   anomaly (opts)  red box:            as above, then what anomaly mode found
  * A view (permute, slice, broadcast_to ...) is drawn like any op output:
  * its own shape, and with .values its own elements, read through its
- * strides. Edges run input -> op. Scopes ("model/dense_1") become nested
+ * strides. Edges run input -> op. Scopes ("model/dense") become nested
  * clusters; a parameter (or a constant made in the graph) goes into the
  * innermost scope that holds all of its users. With opts->backward, each op
  * gets a dashed red "<op>_backward" node on its rank, and gradient edges

@@ -63,7 +63,7 @@ struct nb_node {
     nb_tensor **x;
     void *attr;
     uint32_t *versions; /* x[0..n) then y, at recording time */
-    const char *scope;  /* "model/dense_1" or NULL */
+    const char *scope;  /* "model/dense" or NULL */
     bool released;      /* backpropagated through without retain_graph */
 };
 

@@ -287,7 +287,7 @@ static void test_scopes(void **state)
     (void)state;
     nb_graph *g = nb_graph_new();
     assert_int_equal(nb_scope_push("model"), 0);
-    assert_int_equal(nb_scope_push("dense_1"), 0);
+    assert_int_equal(nb_scope_push("dense"), 0);
     nb_scope_pop();
     nb_scope_pop();
     nb_scope_pop(); /* extra pops are harmless */

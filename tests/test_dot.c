@@ -161,10 +161,10 @@ static void mlp_build(mlp *m)
     m->g = nb_graph_new();
     assert_non_null(m->g);
     assert_int_equal(nb_scope_push("model"), 0);
-    assert_int_equal(nb_scope_push("dense_1"), 0);
+    assert_int_equal(nb_scope_push("dense"), 0);
     nb_tensor *h = nb_set_name(nb_tanh(nb_add(nb_mul(m->x, m->W1), m->b1)), "h1");
     nb_scope_pop();
-    assert_int_equal(nb_scope_push("dense_2"), 0);
+    assert_int_equal(nb_scope_push("dense_1"), 0);
     nb_tensor *o = nb_add(nb_sum(nb_mul(h, m->W2), .axes = NB_AXES(1), .keepdims = true), m->b2);
     nb_scope_pop();
     nb_scope_pop();
@@ -212,7 +212,7 @@ static void test_forward_text(void **state)
     assert_non_null(strstr(line, "<i>h1</i>"));
     assert_non_null(strstr(line, "(4,3) f32"));
     assert_non_null(strstr(line, "#dae8fc"));
-    assert_non_null(strstr(dot, "<b>sum</b><br/>(4,1) f32")); /* dense_2 */
+    assert_non_null(strstr(dot, "<b>sum</b><br/>(4,1) f32")); /* dense_1 */
     assert_non_null(strstr(dot, "<b>sum</b><br/>() f32"));    /* mean */
     /* The root stands out. */
     assert_non_null(line_with(dot, "<i>loss</i>", line, sizeof line));
@@ -225,13 +225,13 @@ static void test_forward_text(void **state)
     /* Scopes: nested clusters labelled with the last component. */
     assert_int_equal(count(dot, "subgraph cluster_"), 3);
     const char *model = strstr(dot, "label=<<b>model</b>>");
-    const char *d1 = strstr(dot, "label=<<b>dense_1</b>>");
-    const char *d2 = strstr(dot, "label=<<b>dense_2</b>>");
+    const char *d1 = strstr(dot, "label=<<b>dense</b>>");
+    const char *d2 = strstr(dot, "label=<<b>dense_1</b>>");
     assert_non_null(model);
     assert_non_null(d1);
     assert_non_null(d2);
     assert_true(model < d1 && d1 < d2);
-    /* W1 sits in dense_1's cluster, W2 in dense_2's, x outside them all. */
+    /* W1 sits in dense's cluster, W2 in dense_1's, x outside them all. */
     const char *w1 = strstr(dot, "<b>W1</b>"), *w2 = strstr(dot, "<b>W2</b>");
     assert_true(d1 < w1 && w1 < d2);
     assert_true(d2 < w2);
@@ -240,7 +240,7 @@ static void test_forward_text(void **state)
     assert_null(strstr(dot, "_backward"));
     assert_null(strstr(dot, ".grad"));
     assert_null(strstr(dot, "labelloc"));
-    /* Every op input is one edge: 2+2+1 (dense_1) + 2+1+2 (dense_2) + 2+1+2 (loss). */
+    /* Every op input is one edge: 2+2+1 (dense) + 2+1+2 (dense_1) + 2+1+2 (loss). */
     assert_int_equal(count(dot, " -> "), 15);
     nb_dot_free(dot);
     mlp_free(&m);
@@ -299,7 +299,7 @@ static void test_dot_accepts_it(void **state)
         assert_non_null(strstr(svg, ">W1</text>"));
         assert_non_null(strstr(svg, ">tanh</text>"));
         assert_non_null(strstr(svg, ">(4,3) f32</text>"));
-        assert_non_null(strstr(svg, ">dense_1</text>"));
+        assert_non_null(strstr(svg, ">dense</text>"));
         if (opts[i].backward) {
             assert_non_null(strstr(svg, ">tanh_backward</text>"));
             assert_non_null(strstr(svg, ">W1.grad</text>"));

@@ -85,10 +85,10 @@ static void test_user_layer(void **state)
     assert_int_equal(nb_count_params(m), 40 + 17 + 27);
     nb_tensor *const *params = NULL;
     assert_int_equal(nb_model_params(m, &params), 6);
-    assert_string_equal(nb_name(params[2]), "scale_1.scale");
-    assert_string_equal(nb_name(params[3]), "scale_1.shift");
+    assert_string_equal(nb_name(params[2]), "scale.scale");
+    assert_string_equal(nb_name(params[3]), "scale.shift");
     char *s = summary_of(m);
-    if (!strstr(s, "scale_1 (Scale)") || !strstr(s, "(None, 8)") ||
+    if (!strstr(s, "scale (Scale)") || !strstr(s, "(None, 8)") ||
         !strstr(s, "Non-trainable params: 1 (4.00 B)") || !strstr(s, "Trainable params: 83 "))
         fail_msg("summary:\n%s", s);
     free(s);
@@ -125,7 +125,7 @@ static void test_user_layer(void **state)
     assert_int_equal(nb_save_weights(m, path), 0);
     nb_tensor *w[1];
     w[0] = nb_zeros(NB_F32, 0, NULL);
-    assert_int_equal(nb_set_name(w[0], "scale_1.count") != NULL, 1);
+    assert_int_equal(nb_set_name(w[0], "scale.count") != NULL, 1);
     assert_int_equal(nb_load_safetensors(path, 1, w, .partial = true), 0);
     assert_true(nb_item(w[0]) == 20);
     nb_free(w[0]);
@@ -146,9 +146,9 @@ static void test_shape_layers(void **state)
     assert_non_null(m);
     assert_int_equal(nb_compile(m, nb_sgd(), NB_MEAN_SQUARED_ERROR, NB_NO_METRIC), 0);
     char *s = summary_of(m);
-    if (!strstr(s, "flatten_1 (Flatten)") || !strstr(s, "(None, 48)") ||
-        !strstr(s, "reshape_1 (Reshape)") || !strstr(s, "(None, 5, 1)") ||
-        !strstr(s, "flatten_2 (Flatten)") || strstr(s, "InputLayer"))
+    if (!strstr(s, "flatten (Flatten)") || !strstr(s, "(None, 48)") ||
+        !strstr(s, "reshape (Reshape)") || !strstr(s, "(None, 5, 1)") ||
+        !strstr(s, "flatten_1 (Flatten)") || strstr(s, "InputLayer"))
         fail_msg("summary:\n%s", s);
     free(s);
     assert_int_equal(nb_count_params(m), 48 * 5 + 5 + 5 * 2 + 2);
@@ -308,10 +308,10 @@ static void test_convnet_shapes(void **state)
     assert_int_equal(nb_build(m, 0, 7), 0);
     assert_int_equal(nb_count_params(m), 34826);
     char *s = summary_of(m);
-    const char *want[] = {"conv2d_1 (Conv2D)", "(None, 26, 26, 32)", "320",
-                          "max_pooling2d_1 (MaxPooling2D) (None, 13, 13, 32)",
+    const char *want[] = {"conv2d (Conv2D)", "(None, 26, 26, 32)", "320",
+                          "│ max_pooling2d (MaxPooling2D)    │ (None, 13, 13, 32)     │",
                           "(None, 11, 11, 64)", "18,496", "(None, 5, 5, 64)",
-                          "flatten_1 (Flatten)", "(None, 1600)", "dropout_1 (Dropout)",
+                          "flatten (Flatten)", "(None, 1600)", "dropout (Dropout)",
                           "16,010", "Total params: 34,826 (136.04 KB)"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(s, want[i]))
@@ -319,7 +319,7 @@ static void test_convnet_shapes(void **state)
     free(s);
     nb_tensor *const *p;
     assert_int_equal(nb_model_params(m, &p), 6);
-    assert_string_equal(nb_name(p[0]), "conv2d_1.kernel");
+    assert_string_equal(nb_name(p[0]), "conv2d.kernel");
     assert_int_equal(nb_ndim(p[0]), 4);
     assert_int_equal(nb_dim(p[0], 2), 1);
     assert_int_equal(nb_dim(p[2], 2), 32); /* HWIO */
@@ -339,7 +339,7 @@ static void test_convnet_shapes(void **state)
     s = summary_of(m);
     if (!strstr(s, "(None, 5, 4, 4)") || !strstr(s, "(None, 3, 2, 4)") ||
         !strstr(s, "(None, 3, 2, 6)") || !strstr(s, "(None, 6)") ||
-        !strstr(s, "global_average_pooling2d_1 (GlobalAveragePooling2D)"))
+        !strstr(s, "global_average_pooling2d (GlobalAveragePooling2D)"))
         fail_msg("summary:\n%s", s);
     free(s);
     nb_graph *g = nb_graph_new();
@@ -447,11 +447,11 @@ static void test_image_misuse(void **state)
     nb_model *m = nb_sequential(nb_dense(4, .input = 3), nb_conv2d(2, {3}));
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 0), -1);
-    ERR_HAS("nb_build: layer 'conv2d_1' (Conv2D) takes images (height, width, channels), got (4)");
+    ERR_HAS("nb_build: layer 'conv2d' (Conv2D) takes images (height, width, channels), got (4)");
     nb_model_free(m);
     m = nb_sequential(nb_input(4, 4, 3), nb_conv2d(2, {5}));
     assert_int_equal(nb_build(m, 0, 0), -1);
-    ERR_HAS("layer 'conv2d_1' (Conv2D): a window of 5 (dilation 1) does not fit an input of 4");
+    ERR_HAS("layer 'conv2d' (Conv2D): a window of 5 (dilation 1) does not fit an input of 4");
     nb_model_free(m);
     m = nb_sequential(nb_input(4, 4, 3), nb_conv2d(4, {1}, .groups = 2));
     assert_int_equal(nb_build(m, 0, 0), -1);
@@ -472,8 +472,9 @@ static void test_batch_normalization(void **state)
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 1), 0);
     char *s = summary_of(m);
-    if (!strstr(s, "batch_normalization_1 (BatchNormalization) (None, 26, 26, 32)") ||
-        !strstr(s, "activation_1 (Activation)") ||
+    if (!strstr(s, "│ batch_normalization             │ (None, 26, 26, 32)     │           128 │\n"
+                   "│ (BatchNormalization)            │                        │               │\n") ||
+        !strstr(s, "activation (Activation)") ||
         !strstr(s, "Total params: 54,506 (212.91 KB)") ||
         !strstr(s, "Trainable params: 54,442 (212.66 KB)") ||
         !strstr(s, "Non-trainable params: 64 (256.00 B)"))
@@ -514,8 +515,8 @@ static void test_batch_normalization(void **state)
     assert_int_equal(nb_save_weights(m, path), 0);
     mm = nb_zeros(NB_F64, NB_SHAPE(3));
     mv = nb_zeros(NB_F64, NB_SHAPE(3));
-    assert_non_null(nb_set_name(mm, "batch_normalization_1.moving_mean"));
-    assert_non_null(nb_set_name(mv, "batch_normalization_1.moving_variance"));
+    assert_non_null(nb_set_name(mm, "batch_normalization.moving_mean"));
+    assert_non_null(nb_set_name(mv, "batch_normalization.moving_variance"));
     nb_tensor *st[2] = {mm, mv};
     assert_int_equal(nb_load_safetensors(path, 2, st, .partial = true), 0);
     remove(path);
@@ -562,7 +563,7 @@ static void test_embedding(void **state)
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 1), 0);
     char *s = summary_of(m);
-    if (!strstr(s, "embedding_1 (Embedding)") || !strstr(s, "(None, 20, 16)") ||
+    if (!strstr(s, "embedding (Embedding)") || !strstr(s, "(None, 20, 16)") ||
         !strstr(s, "16,000"))
         fail_msg("summary:\n%s", s);
     free(s);

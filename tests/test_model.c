@@ -43,7 +43,7 @@ static void test_summary_of_seed_model(void **state)
     assert_non_null(strstr(buf, "Layer (type)"));
     assert_non_null(strstr(buf, "Output Shape"));
     assert_non_null(strstr(buf, "Param #"));
-    assert_non_null(strstr(buf, "dense_1 (Dense)"));
+    assert_non_null(strstr(buf, "dense (Dense)"));
     assert_non_null(strstr(buf, "(None, 64)"));
     assert_non_null(strstr(buf, "50,240"));
     assert_non_null(strstr(buf, "2,080"));
@@ -54,8 +54,8 @@ static void test_summary_of_seed_model(void **state)
     /* Parameter names and Keras initialisation: zero bias, Glorot bound. */
     nb_tensor *const *p;
     assert_int_equal(nb_model_params(m, &p), 6);
-    assert_string_equal(nb_name(p[0]), "dense_1.kernel");
-    assert_string_equal(nb_name(p[5]), "dense_3.bias");
+    assert_string_equal(nb_name(p[0]), "dense.kernel");
+    assert_string_equal(nb_name(p[5]), "dense_2.bias");
     double limit = sqrt(6.0 / (784 + 64)), maxabs = 0;
     for (int64_t i = 0; i < nb_numel(p[0]); i++) {
         double v = fabs(((float *)nb_data(p[0]))[i]);
@@ -73,7 +73,7 @@ static void test_summary_of_seed_model(void **state)
     assert_int_equal(nb_count_params(m), 4 * 8 + 8 * 2);
     assert_int_equal(nb_model_params(m, &p), 2);
     assert_string_equal(nb_name(p[0]), "encoder.kernel");
-    assert_string_equal(nb_name(p[1]), "dense_1.kernel");
+    assert_string_equal(nb_name(p[1]), "dense.kernel");
     nb_model_free(m);
 }
 
@@ -137,7 +137,7 @@ static void test_loss_logits_only_from_the_same_graph(void **state)
      * of q but a stale tensor, refused; the model must not match by
      * address all the same (an older generation's address may be reused). */
     nb_graph_reset(g);
-    assert_int_equal(nb_scope_push("dense_1"), 0);
+    assert_int_equal(nb_scope_push("dense"), 0);
     nb_tensor *z = nb_matmul(x, kernel);
     nb_tensor *q = nb_softmax(z, -1);
     nb_scope_pop();
@@ -287,7 +287,7 @@ static void test_weights_round_trip(void **state)
     nb_model *c = nb_sequential(nb_dense(8, .input = 4), nb_dense(3));
     assert_int_equal(nb_build(c, 4, 0), 0);
     assert_int_equal(nb_load_weights(c, path), -1);
-    ERR_HAS("dense_1.kernel");
+    ERR_HAS("dense.kernel");
     nb_model_free(a);
     nb_model_free(b);
     nb_model_free(c);
@@ -340,8 +340,8 @@ static void test_checkpoints(void **state)
                                     nb_dense(3), nb_dense(2));
     assert_int_equal(nb_build(extra, 4, 9), 0);
     FAILS_RC(nb_load_weights(extra, path), "nb_load_weights: ", "w.safetensors: tensor "
-             "'dense_3.kernel' is not in the file (it has 4: 'dense_1.bias', 'dense_1.kernel', "
-             "'dense_2.bias', 'dense_2.kernel')");
+             "'dense_2.kernel' is not in the file (it has 4: 'dense.bias', 'dense.kernel', "
+             "'dense_1.bias', 'dense_1.kernel')");
     assert_false(same_params(a, extra, 1)); /* nothing written */
     assert_int_equal(nb_load_weights(extra, path, .partial = true), 0);
     assert_true(same_params(a, extra, 4));
@@ -350,7 +350,7 @@ static void test_checkpoints(void **state)
     nb_model *fewer = nb_sequential(nb_dense(16, .activation = NB_RELU, .input = 4));
     assert_int_equal(nb_build(fewer, 4, 9), 0);
     FAILS_RC(nb_load_weights(fewer, path), "nb_load_weights: ", "the file has 4 tensors, 2 "
-             "asked for: its tensor 2 'dense_2.kernel' F32 (16,3) is not asked for");
+             "asked for: its tensor 2 'dense_1.kernel' F32 (16,3) is not asked for");
     assert_int_equal(nb_load_weights(fewer, path, .partial = true), 0);
     assert_true(same_params(a, fewer, 2));
 
@@ -548,18 +548,18 @@ static void test_ownership(void **state)
     nb_layer *l = nb_dense(3, .input = 4);
     nb_model *m = nb_sequential(l);
     assert_non_null(m);
-    FAILS_RC(nb_model_add(m, l), "nb_model_add: layer 'dense_1' is already in this model");
+    FAILS_RC(nb_model_add(m, l), "nb_model_add: layer 'dense' is already in this model");
     assert_int_equal(nb_last_error_code(), NB_ERR_STATE);
     nb_model *other = nb_sequential(nb_dense(2, .input = 4));
-    FAILS_RC(nb_model_add(other, l), "nb_model_add: layer 'dense_1' belongs to another model");
+    FAILS_RC(nb_model_add(other, l), "nb_model_add: layer 'dense' belongs to another model");
     assert_int_equal(nb_last_error_code(), NB_ERR_STATE);
     nb_clear_error();
     nb_layer_free(l); /* refused: m owns it */
-    ERR_HAS("nb_layer_free: layer 'dense_1' belongs to a model");
+    ERR_HAS("nb_layer_free: layer 'dense' belongs to a model");
     assert_int_equal(nb_last_error_code(), NB_ERR_STATE);
     /* The same layer twice in one nb_sequential. */
     nb_layer *twice = nb_dense(2, .input = 3);
-    FAILS(nb_sequential(twice, twice), "nb_sequential: layer 2: layer 'dense_1' is already");
+    FAILS(nb_sequential(twice, twice), "nb_sequential: layer 2: layer 'dense' is already");
     /* ... after a layer that fails, a repeated one is freed once. */
     nb_layer *rep = nb_dense(2);
     FAILS(nb_sequential(nb_dense(2, .input = 3), nb_dense(5, .input = 9), rep, rep),

@@ -255,12 +255,12 @@ static void test_anomaly_forward(void **state)
     nb_tensor *w = nb_param(nb_ones(NB_F32, NB_SHAPE(10)));
     nb_set_detect_anomaly(true);
 
-    /* log(0) in dense_2: the log is reported, not the ops after it. */
+    /* log(0) in dense_1: the log is reported, not the ops after it. */
     nb_scope_push("model");
-    nb_scope_push("dense_2");
+    nb_scope_push("dense_1");
     FAILS(nb_exp(nb_mul(nb_log(x), w)),
           "nb_log: produced -inf in the forward at element (3,1) "
-          "(scope model/dense_2/log, input (32,10)); anomaly mode is on");
+          "(scope model/dense_1/log, input (32,10)); anomaly mode is on");
     nb_scope_pop();
     nb_scope_pop();
     nb_tensor *a = nb_anomaly_tensor();
@@ -364,7 +364,7 @@ static void test_anomaly_picture(void **state)
     nb_graph *g = nb_graph_new();
     nb_tensor *x = nb_set_name(nb_param(filled(NB_F32, NB_SHAPE(2, 2), 1.0, 3, -1.0)), "x");
     nb_set_detect_anomaly(true);
-    nb_scope_push("dense_1");
+    nb_scope_push("dense");
     assert_null(nb_sqrt(nb_add(x, x)));
     nb_scope_pop();
     nb_tensor *a = nb_anomaly_tensor();
@@ -659,7 +659,7 @@ static void test_fit_stops_at_nan(void **state)
     nb_set_detect_anomaly(true);
     FAILS(nb_fit(am, (nb_dataset){.x = x, .y = y}, .batch_size = 16, .no_shuffle = true),
           "nb_fit: epoch 1, batch 3: nb_matmul: got NaN in the forward at element (8,0) from "
-          "input 1 (16,4), which already held NaN at element (8,2) (scope dense_1/matmul, "
+          "input 1 (16,4), which already held NaN at element (8,2) (scope dense/matmul, "
           "inputs (16,4), (4,8))");
     nb_set_detect_anomaly(false);
     assert_true(all_finite(am));
@@ -694,7 +694,7 @@ static void test_fit_stops_at_infinite_gradient(void **state)
         const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 1, .no_shuffle = true, .skip_nonfinite = skip);
         if (!skip) {
             assert_null(h);
-            ERR_HAS("nb_fit: epoch 1, batch 3: the gradient of 'dense_1.kernel' (2,1) is inf at "
+            ERR_HAS("nb_fit: epoch 1, batch 3: the gradient of 'dense.kernel' (2,1) is inf at "
                     "element (0,0); the weights are those of the last good step");
             assert_int_equal(nb_optimizer_steps(nb_model_optimizer(m)), 2);
         } else {

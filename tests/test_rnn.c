@@ -24,7 +24,7 @@ static void test_summaries(void **state)
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 1), 0);
     char *s = summary_of(m);
-    if (!strstr(s, "lstm_1 (LSTM)") || !strstr(s, "(None, 32)") || !strstr(s, "6,272") ||
+    if (!strstr(s, "lstm (LSTM)") || !strstr(s, "(None, 32)") || !strstr(s, "6,272") ||
         !strstr(s, "Total params: 22,305 (87.13 KB)"))
         fail_msg("summary:\n%s", s);
     free(s);
@@ -33,8 +33,8 @@ static void test_summaries(void **state)
     assert_int_equal(nb_build(m, 0, 1), 0);
     s = summary_of(m);
     /* GRU: 3 * (5*4 + 4*4 + 2*4) = 132; SimpleRNN: 4*3 + 3*3 + 3 = 24 */
-    if (!strstr(s, "gru_1 (GRU)") || !strstr(s, "(None, 7, 4)") || !strstr(s, "132") ||
-        !strstr(s, "simple_rnn_1 (SimpleRNN)") || !strstr(s, "24"))
+    if (!strstr(s, "gru (GRU)") || !strstr(s, "(None, 7, 4)") || !strstr(s, "132") ||
+        !strstr(s, "simple_rnn (SimpleRNN)") || !strstr(s, "24"))
         fail_msg("summary:\n%s", s);
     free(s);
     nb_model_free(m);
@@ -238,7 +238,7 @@ static void test_misuse(void **state)
     nb_model *m = nb_sequential(nb_input(4), nb_gru(2));
     assert_non_null(m);
     assert_int_equal(nb_build(m, 0, 0), -1);
-    ERR_HAS("nb_build: layer 'gru_1' (GRU) takes sequences (timesteps, features), got 1 axes");
+    ERR_HAS("nb_build: layer 'gru' (GRU) takes sequences (timesteps, features), got 1 axes");
     nb_model_free(m);
     m = nb_sequential(nb_input(4, 3, 2), nb_global_average_pooling1d());
     assert_int_equal(nb_build(m, 0, 0), -1);

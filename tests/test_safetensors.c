@@ -62,7 +62,7 @@ static void test_st_round_trip(void **state)
     (void)state;
     nb_rng rng = nb_rng_new(7);
     nb_tensor *src[] = {
-        named(nb_randn(NB_F32, NB_SHAPE(3, 4), &rng), "dense_1.kernel"),
+        named(nb_randn(NB_F32, NB_SHAPE(3, 4), &rng), "dense.kernel"),
         named(nb_randn(NB_F64, NB_SHAPE(5), &rng), "bias"),
         named(nb_scalar(NB_F32, -2.5), "scalar"),
         named(nb_randn(NB_F64, NB_SHAPE(1, 2, 1, 2, 1, 1, 2, 1), &rng), "eight"),
@@ -90,7 +90,7 @@ static void test_st_round_trip(void **state)
                (size_t)nb_numel(rev[i]) * nb_dtype_size(nb_dtype_of(rev[i])));
     }
     FAILS_RC(nb_load_safetensors(P("m.safetensors"), n, rev), "nb_load_safetensors: ",
-             "m.safetensors: tensor 0 is 'quote", "but the file's tensor 0 is 'dense_1.kernel'",
+             "m.safetensors: tensor 0 is 'quote", "but the file's tensor 0 is 'dense.kernel'",
              "is its tensor 5)", ".partial = true");
     assert_true(nb_get(dst[1], NB_AT(0)) == 0.0); /* nothing written */
     assert_int_equal(nb_load_safetensors(P("m.safetensors"), n, rev, .partial = true), 0);
@@ -99,7 +99,7 @@ static void test_st_round_trip(void **state)
 
     /* Across dtypes: F64 in the file into f32 and back. */
     nb_tensor *b32 = named(nb_zeros(NB_F32, NB_SHAPE(5)), "bias");
-    nb_tensor *k64 = named(nb_zeros(NB_F64, NB_SHAPE(3, 4)), "dense_1.kernel");
+    nb_tensor *k64 = named(nb_zeros(NB_F64, NB_SHAPE(3, 4)), "dense.kernel");
     assert_int_equal(
         nb_load_safetensors(P("m.safetensors"), 2, (nb_tensor *[]){b32, k64}, .partial = true), 0);
     for (int i = 0; i < 5; i++)
@@ -111,7 +111,7 @@ static void test_st_round_trip(void **state)
              "for");
     assert_int_equal(nb_load_safetensors(P("m.safetensors"), 0, NULL, .partial = true), 0);
     FAILS_RC(nb_load_safetensors(P("m.safetensors"), 0, NULL), "the file has 6 tensors, 0 "
-             "asked for: its tensor 0 'dense_1.kernel' F32 (3,4) is not asked for");
+             "asked for: its tensor 0 'dense.kernel' F32 (3,4) is not asked for");
 
     /* Overwriting an existing file. */
     assert_int_equal(nb_save_safetensors(P("m.safetensors"), 1, &src[2]), 0);
@@ -247,8 +247,8 @@ static void test_st_load_errors(void **state)
 {
     (void)state;
     nb_tensor *w = named(nb_from_array(NB_F32, NB_SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6}),
-                         "dense_1.kernel");
-    nb_tensor *b = named(nb_full(NB_F32, NB_SHAPE(3), 9), "dense_1.bias");
+                         "dense.kernel");
+    nb_tensor *b = named(nb_full(NB_F32, NB_SHAPE(3), 9), "dense.bias");
     nb_tensor *both[2] = {w, b};
     const char *good = P("good.safetensors");
     assert_int_equal(nb_save_safetensors(good, 2, both), 0);
@@ -272,11 +272,11 @@ static void test_st_load_errors(void **state)
     write_bytes(cut, orig, 8 + hl / 2);
     FAILS_RC(nb_load_safetensors(cut, 2, both), "truncated file: header length");
     write_bytes(cut, orig, 8 + hl);
-    FAILS_RC(nb_load_safetensors(cut, 2, both), "truncated file: tensor 'dense_1.kernel' "
+    FAILS_RC(nb_load_safetensors(cut, 2, both), "truncated file: tensor 'dense.kernel' "
                                                 "needs bytes [0, 24) of the data, which has 0");
     write_bytes(cut, orig, len - 1);
     FAILS_RC(nb_load_safetensors(cut, 2, both),
-             "truncated file: tensor 'dense_1.bias' needs bytes [24, 36)", "which has 35");
+             "truncated file: tensor 'dense.bias' needs bytes [24, 36)", "which has 35");
 
     /* Header length absurd. */
     unsigned char huge[16] = {0, 0, 0, 0, 0, 1, 0, 0};
@@ -292,25 +292,25 @@ static void test_st_load_errors(void **state)
 
     /* Wrong shape, missing tensor: the message names file and tensor, and
      * the load writes nothing (the good tensor first in the list too). */
-    nb_tensor *w32 = named(nb_zeros(NB_F32, NB_SHAPE(2, 4)), "dense_1.kernel");
-    nb_tensor *b0 = named(nb_zeros(NB_F32, NB_SHAPE(3)), "dense_1.bias");
+    nb_tensor *w32 = named(nb_zeros(NB_F32, NB_SHAPE(2, 4)), "dense.kernel");
+    nb_tensor *b0 = named(nb_zeros(NB_F32, NB_SHAPE(3)), "dense.bias");
     FAILS_RC(nb_load_safetensors(good, 2, (nb_tensor *[]){b0, w32}, .partial = true),
-             "nb_load_safetensors: ", "good.safetensors: tensor 'dense_1.kernel' has shape "
+             "nb_load_safetensors: ", "good.safetensors: tensor 'dense.kernel' has shape "
                                       "(2,3) in the file, (2,4) expected");
     FAILS_RC(nb_load_safetensors(good, 2, (nb_tensor *[]){w32, b0}),
-             "good.safetensors: tensor 'dense_1.kernel' has shape (2,3) in the file, (2,4) "
+             "good.safetensors: tensor 'dense.kernel' has shape (2,3) in the file, (2,4) "
              "expected");
     assert_true(nb_get(b0, NB_AT(0)) == 0.0);
-    nb_tensor *v = named(nb_zeros(NB_F32, NB_SHAPE(6)), "dense_1.kernel");
+    nb_tensor *v = named(nb_zeros(NB_F32, NB_SHAPE(6)), "dense.kernel");
     FAILS_RC(nb_load_safetensors(good, 1, &v), "has shape (2,3) in the file, (6,) expected");
-    nb_tensor *s0 = named(nb_scalar(NB_F32, 0), "dense_1.bias");
+    nb_tensor *s0 = named(nb_scalar(NB_F32, 0), "dense.bias");
     FAILS_RC(nb_load_safetensors(good, 1, &s0, .partial = true),
              "has shape (3,) in the file, () expected");
-    nb_tensor *other = named(nb_zeros(NB_F32, NB_SHAPE(3)), "dense_2.bias");
-    nb_tensor *k0 = named(nb_zeros(NB_F32, NB_SHAPE(2, 3)), "dense_1.kernel");
+    nb_tensor *other = named(nb_zeros(NB_F32, NB_SHAPE(3)), "dense_1.bias");
+    nb_tensor *k0 = named(nb_zeros(NB_F32, NB_SHAPE(2, 3)), "dense.kernel");
     FAILS_RC(nb_load_safetensors(good, 2, (nb_tensor *[]){k0, other}),
-             "tensor 'dense_2.bias' is not in the file (it has 2: 'dense_1.bias', "
-             "'dense_1.kernel')");
+             "tensor 'dense_1.bias' is not in the file (it has 2: 'dense.bias', "
+             "'dense.kernel')");
     assert_true(nb_get(k0, NB_AT(0, 0)) == 0.0);
     /* Partial: what the file lacks is left alone; nothing at all is an error. */
     assert_int_equal(nb_load_safetensors(good, 2, (nb_tensor *[]){other, b0}, .partial = true),
@@ -318,8 +318,8 @@ static void test_st_load_errors(void **state)
     assert_true(nb_get(b0, NB_AT(2)) == 9.0);
     assert_true(nb_get(other, NB_AT(2)) == 0.0);
     FAILS_RC(nb_load_safetensors(good, 1, &other, .partial = true),
-             "none of the 1 tensors asked for is in the file (it has 2: 'dense_1.bias', "
-             "'dense_1.kernel')");
+             "none of the 1 tensors asked for is in the file (it has 2: 'dense.bias', "
+             "'dense.kernel')");
     nb_free(k0);
 
     /* Bad arguments. */

@@ -138,8 +138,8 @@ static void test_reshape_is_a_view(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    nb_tensor *w = nb_set_name(nb_zeros(NB_F32, NB_SHAPE(2)), "dense_1.W");
-    assert_string_equal(nb_name(w), "dense_1.W");
+    nb_tensor *w = nb_set_name(nb_zeros(NB_F32, NB_SHAPE(2)), "dense.W");
+    assert_string_equal(nb_name(w), "dense.W");
     nb_set_name(w, "renamed");
     assert_string_equal(nb_name(w), "renamed");
     nb_set_name(w, NULL);

@@ -56,8 +56,8 @@ size_t nb_graph_limit(const nb_graph *g);
  * nb_graph_generation(g) returns what it did when the tensor was made. */
 uint64_t nb_graph_generation(const nb_graph *g);
 
-/* Names the ops recorded until the matching pop ("dense_1"); scopes nest as
- * "model/dense_1" and become clusters in graph pictures. 0 or -1. */
+/* Names the ops recorded until the matching pop ("dense"); scopes nest as
+ * "model/dense" and become clusters in graph pictures. 0 or -1. */
 int nb_scope_push(const char *name);
 void nb_scope_pop(void);
 
@@ -72,7 +72,7 @@ bool nb_is_grad_enabled(void);
  * output holds a NaN or an infinity it produced fails (NULL), and so does
  * the backward (-1) at the first rule whose gradient holds one, with
  *   "nb_log: produced -inf in the forward at element (3,1) (scope
- *    dense_2/log, input (32,10)); anomaly mode is on".
+ *    dense_1/log, input (32,10)); anomaly mode is on".
  * A NaN is reported at the first op that holds one even when an input
  * already held it (data, parameters); an infinity passed on from an input
  * (a mask of -inf) is not. docs/graphs.md has the rule. */

@@ -90,7 +90,7 @@ typedef struct nb_layer nb_layer;
  * (examples/custom_layer.c). Shapes here leave out the batch axis. */
 typedef struct nb_layer_type {
     const char *type;   /* shown in the summary: "Conv2D" */
-    const char *prefix; /* default names: "conv2d_1", "conv2d_2", ... in a model */
+    const char *prefix; /* default names: "conv2d", "conv2d_1", ... in a model */
     /* Called once, by nb_build, with the input's shape: sets the output's
      * (*out_ndim dims in out[0..NB_MAX_DIMS - 1)) and makes the layer's
      * weights with nb_layer_weight, drawing initial values from rng. 0, or
@@ -542,7 +542,7 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
 int nb_model_distribute(nb_model *m);
 
 /* Weights (parameters and state) in the safetensors format, named
- * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
+ * "dense.kernel", "dense.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
  * records nabla's format version and the CRC-32 of its data). 0 or -1. */
 int nb_save_weights(const nb_model *m, const char *path);
 
@@ -552,7 +552,7 @@ int nb_save_weights(const nb_model *m, const char *path);
 
 /* A training checkpoint in one safetensors file (atomic, as nb_save_weights):
  * the weights under their names, the optimizer's state
- * ("optimizer.dense_1.kernel.m", ..., nb_optimizer_state) and, in its
+ * ("optimizer.dense.kernel.m", ..., nb_optimizer_state) and, in its
  * metadata, the optimizer's kind, options and step counts, the model's
  * generator (dropout masks) and where training stands (epochs done, the
  * shuffling stream). Needs a compiled model; makes the optimizer's state if

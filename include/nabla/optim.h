@@ -108,7 +108,7 @@ typedef struct nb_step_args {
  * when the loss (if given), a gradient after clipping, or a new parameter
  * value holds a NaN or an infinity, the step changes nothing (no parameter,
  * no state, no step count) and fails with an error naming the parameter
- * and the element: "nb_optimizer_step: the gradient of 'dense_1.kernel'
+ * and the element: "nb_optimizer_step: the gradient of 'dense.kernel'
  * (4,8) is NaN at element (2,3); nothing was updated". With .skip_nonfinite
  * it returns 1 instead and counts the skip (nb_optimizer_skipped).
  * 0 when updated, 1 when skipped, -1 with an error. */

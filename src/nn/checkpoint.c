@@ -4,7 +4,7 @@
  *
  * Tensors: the weights under their own names, in layer order (as
  * nb_save_weights writes them), then the optimizer's state tensors
- * (nb_optimizer_state: "optimizer.dense_1.kernel.m", ...). Metadata (strings):
+ * (nb_optimizer_state: "optimizer.dense.kernel.m", ...). Metadata (strings):
  *
  *   nabla_checkpoint     NB_CHECKPOINT_FORMAT
  *   dtype                "f32" or "f64", the model's

@@ -172,8 +172,10 @@ int nb_summary(const nb_model *m, FILE *f)
             add(&c[1], "None", C_NONE);
             for (int d = 0; d < nd; d++) {
                 add(&c[1], ", ", 0);
-                add_number(&c[1], l->built ? l->out[d]
-                                           : ((const nb_dense_opts *)l->ctx)->units);
+                char n[24];
+                snprintf(n, sizeof n, "%lld", (long long)(l->built ? l->out[d]
+                                          : ((const nb_dense_opts *)l->ctx)->units));
+                add(&c[1], n, C_NUMBER);
             }
             add(&c[1], ")", 0);
         } else {

@@ -553,7 +553,7 @@ static const char *index_str(const nb_tensor *t, int64_t i, char *buf)
 
 static const char *kind(double v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
 
-/* "'dense_1.kernel' (4,8)", or "params[3] (4,8)" for a tensor without a name. */
+/* "'dense.kernel' (4,8)", or "params[3] (4,8)" for a tensor without a name. */
 static const char *param_str(const nb_optimizer *opt, int i, char *buf, size_t n)
 {
     char b[NB_SHAPE_STR_LEN];
