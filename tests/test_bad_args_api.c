@@ -504,6 +504,8 @@ static void test_nn(void **state)
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = ybad}) == NULL); /* not in [0, 1] */
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .epochs = -1) == NULL);
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .batch_size = -3) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .verbose = 3) == NULL);
+    CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .verbose = -2) == NULL);
     CASE("nb_fit", STA, nb_fit(dead, (nb_dataset){.x = x, .y = yy}) == NULL);
     CASE("nb_evaluate", INV, nb_evaluate(NULL, (nb_dataset){.x = x, .y = yy}, 0, &lossv, &metricv) == -1);
     CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){.x = x5, .y = yy}, 0, &lossv, &metricv) == -1);

@@ -105,7 +105,8 @@ typedef struct nb_layer_type {
 } nb_layer_type;
 
 /* A layer of type (which must outlive it) keeping ctx (freed with it by
- * type->free_ctx, also on error); name NULL: the prefix and a number.
+ * type->free_ctx, also on error); name NULL: the prefix, numbered
+ * from the second of its type in the model ("dense", "dense_1", ...).
  * NULL on error. */
 nb_layer *nb_layer_new(const nb_layer_type *type, void *ctx, const char *name);
 /* The ctx given to nb_layer_new; the layer's name (set once in a model). */
@@ -144,7 +145,7 @@ typedef struct nb_conv2d_opts {
     int64_t groups;           /* default 1; divides the channels and filters */
     nb_activation activation; /* default NB_LINEAR */
     bool no_bias;             /* default: a bias, initialised to zero */
-    const char *name;         /* default "conv2d_<k>" */
+    const char *name;         /* default "conv2d", "conv2d_1", ... */
 } nb_conv2d_opts;
 /* Keras's Conv2D: nb_conv2d(32, {3, 3}, .activation = NB_RELU) (or {3}). The kernel is
  * (kh, kw, channels / groups, filters), Glorot-uniform; the output
@@ -157,7 +158,7 @@ typedef struct nb_pooling_opts {
     int64_t pool_size[2]; /* default 2; {k}: (k, k) */
     int64_t strides[2];   /* default: pool_size */
     nb_padding padding;   /* NB_PAD_VALID (default) or NB_PAD_SAME */
-    const char *name;     /* default "max_pooling2d_<k>", ... */
+    const char *name;     /* default "max_pooling2d", "max_pooling2d_1", ... */
 } nb_pooling_opts;
 /* Keras's MaxPooling2D and AveragePooling2D: nb_max_pooling2d() (2x2),
  * nb_max_pooling2d({3}), nb_max_pooling2d({3, 2}, .strides = {1}). Max
@@ -176,7 +177,7 @@ typedef struct nb_norm_opts {
     int _defaults;    /* reserved: lets nb_batch_normalization() take no arguments */
     double momentum;  /* BatchNormalization: 0.99 (NB_ZERO for 0); in [0, 1) */
     double epsilon;   /* 1e-3 */
-    const char *name; /* default "batch_normalization_<k>", ... */
+    const char *name; /* default "batch_normalization", ... */
 } nb_norm_opts;
 /* Keras's BatchNormalization over the last axis (the channels): in
  * training, x normalised by the batch's mean and (population) variance
@@ -201,7 +202,7 @@ nb_layer *nb_embedding(int64_t input_dim, int64_t output_dim);
 typedef struct nb_rnn_opts {
     int64_t units;         /* the state's size (required) */
     bool return_sequences; /* (N, T, units), every step's output; default (N, units), the last */
-    const char *name;      /* default "lstm_<k>", ... */
+    const char *name;      /* default "lstm", "lstm_1", ... */
 } nb_rnn_opts;
 /* Keras's SimpleRNN (h = tanh(x W + h U + b)), LSTM (gates i, f, c, o;
  * forget bias 1) and GRU (gates z, r, h; reset_after, two biases), unrolled
@@ -234,7 +235,7 @@ typedef struct nb_dense_opts {
     nb_activation activation; /* default NB_LINEAR */
     int64_t input;            /* input features; 0: from the previous layer */
     bool no_bias;             /* default: a bias, initialised to zero */
-    const char *name;         /* default "dense_<k>" */
+    const char *name;         /* default "dense", "dense_1", ... (Keras's) */
 } nb_dense_opts;
 
 /* A fully connected layer y = activation(x @ kernel + bias); kernel is
@@ -371,7 +372,9 @@ typedef struct nb_compile_opts {
     nb_compile_((m), (opt), (nb_compile_opts){._defaults = 0, __VA_ARGS__})
 int nb_compile_(nb_model *m, nb_optimizer *opt, nb_compile_opts opts);
 
-/* Prints the Keras-style table: layers, output shapes, parameter counts. */
+/* Prints Keras 3's summary table: layers, output shapes, parameter counts
+ * (long cells wrapped as Keras wraps them), the totals; on a terminal in
+ * Keras's bold and colours. */
 int nb_summary(const nb_model *m, FILE *f);
 /* Every weight's elements: the parameters and the non-trainable state. */
 int64_t nb_count_params(const nb_model *m);
