@@ -536,8 +536,8 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * weights and non-trainable state become rank 0's. Then nb_fit takes each
  * rank's shard of every global batch (.batch_size rows, as with one
  * process), sums the gradients over the ranks as the backward goes, and
- * reports the global loss and metrics on every rank (rank 0 prints, a line
- * per epoch: no progress bar); the non-trainable state is averaged over the ranks after each
+ * reports the global loss and metrics on every rank (rank 0 prints, with
+ * .verbose 1 or auto a line per epoch: no progress bar); the non-trainable state is averaged over the ranks after each
  * epoch; nb_evaluate and nb_predict shard the rows and gather the results
  * on every rank; nb_save_weights and nb_save_checkpoint write on rank 0
  * only. Each rank draws its own dropout masks. With one rank it changes
