@@ -12,7 +12,8 @@
  * - Epoch lines hold times and values, so both texts are masked first
  *   (mask()): every run of digits becomes '#', and the per-step unit
  *   (s, ms, us: Keras picks it by size) becomes 's'. What is left, the
- *   layout, must match line for line.
+ *   layout, must match line for line. (The reference's last lines, Keras's
+ *   evaluate(verbose=2), have no counterpart: nb_evaluate prints nothing.)
  * - The progress bar (verbose 1) is drawn on a pseudo-terminal, as Keras's
  *   reference was captured, and the last drawing of each line is compared
  *   to Keras's, masked the same way, escape codes and all. */
