@@ -13,7 +13,8 @@
 #include "nn.h"
 #include "io.h"
 #include "dist.h"
-
-#define NB_VERSION "0.1.0"
+/* Generated at build time (meson.build: build/include/nabla/), so named from
+ * the include directory rather than beside this file. */
+#include "nabla/version.h"
 
 #endif
