@@ -533,10 +533,30 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * nothing. 0 or -1. */
 int nb_model_distribute(nb_model *m);
 
-/* Weights (parameters and state) in the safetensors format, named
- * "dense_1.kernel", "dense_1.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
- * records nabla's format version and the CRC-32 of its data). 0 or -1. */
-int nb_save_weights(const nb_model *m, const char *path);
+/* How weights are named and laid out in a file (docs/data.md):
+ * NB_LAYOUT_KERAS (0): nabla's names and Keras's layouts, "dense_1.kernel"
+ *   (in, out), "dense_1.bias", every weight and state;
+ * NB_LAYOUT_PYTORCH: the state_dict of the equivalent torch.nn.Sequential,
+ *   "0.weight" (out, in), "0.bias", "2.weight", ... (an activation is a
+ *   module too), for load_state_dict after safetensors.torch.load_file.
+ *   Dense, Conv2D (weight (out, in, kh, kw)), Embedding, LayerNormalization
+ *   and the layers without weights map; another layer (BatchNormalization,
+ *   the recurrent ones, a custom one) is an error naming it. */
+typedef enum nb_layout { NB_LAYOUT_KERAS = 0, NB_LAYOUT_PYTORCH } nb_layout;
+
+typedef struct nb_save_weights_args {
+    const nb_model *model;
+    const char *path;
+    nb_layout layout; /* default NB_LAYOUT_KERAS */
+} nb_save_weights_args;
+/* Weights (parameters and state) in the safetensors format, f32 (or the
+ * model's dtype), through nb_save_safetensors (atomic; the file records
+ * nabla's format version and the CRC-32 of its data):
+ *   nb_save_weights(m, path)
+ *   nb_save_weights(m, path, .layout = NB_LAYOUT_PYTORCH)
+ * 0 or -1. */
+#define nb_save_weights(...) nb_save_weights_((nb_save_weights_args){.model = __VA_ARGS__})
+int nb_save_weights_(nb_save_weights_args args);
 
 /* The version of nabla's training checkpoints, recorded in their metadata
  * as "nabla_checkpoint". */
@@ -562,11 +582,13 @@ int nb_load_checkpoint(nb_model *m, const char *path);
 typedef struct nb_load_weights_args {
     nb_model *model;
     const char *path;
-    bool partial; /* as nb_load_args.partial */
+    bool partial;     /* as nb_load_args.partial */
+    nb_layout layout; /* the file's, as nb_save_weights wrote it; default NB_LAYOUT_KERAS */
 } nb_load_weights_args;
 /* Loads a checkpoint into a built model, through nb_load_safetensors:
  *   nb_load_weights(m, path)                   every tensor, as saved
  *   nb_load_weights(m, path, .partial = true)  the tensors both have
+ *   nb_load_weights(m, path, .layout = NB_LAYOUT_PYTORCH)  a torch state_dict
  * By default a model whose tensors differ from the file's (extra, missing,
  * reordered, another shape) is an error naming the first difference; the
  * checksum is verified. f32 and f64 in the file convert. 0 or -1. */

@@ -112,6 +112,11 @@ static nb_tensor *conv_forward(nb_layer *l, nb_tensor *x, bool training)
 
 static const nb_layer_type conv_type = {"Conv2D", "conv2d", conv_build, conv_forward, nn_free_ctx};
 
+nb_activation nn_conv_activation(const nb_layer *l)
+{
+    return l->type == &conv_type ? ((const conv_ctx *)l->ctx)->o.activation : NB_LINEAR;
+}
+
 nb_layer *nb_conv2d_(nb_conv2d_opts o)
 {
     const char *fn = "nb_conv2d";
