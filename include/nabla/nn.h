@@ -290,6 +290,40 @@ typedef struct nb_dataset {
     double scale;
 } nb_dataset;
 
+/* Batches of a data set for a training loop of one's own, gathered as
+ * nb_fit gathers them (docs/data.md, examples/custom_loop.c):
+ *   nb_batches *it = nb_batches_new(train, .batch_size = 64, .seed = 1);
+ *   for (int epoch = 0; epoch < 5; epoch++)
+ *       for (nb_tensor *x, *y; nb_batches_next(it, &x, &y) > 0;) { ... }
+ *   nb_batches_free(it);
+ * Each epoch (the first too) shuffles the order the last one left with
+ * Fisher-Yates from the generator of .seed, so the batches are nb_fit's for
+ * the same .seed, .batch_size and .no_shuffle. */
+typedef struct nb_batches nb_batches;
+typedef struct nb_batches_opts {
+    nb_dataset data; /* x required, y optional */
+    int batch_size;  /* default 32 */
+    uint64_t seed;   /* shuffling; default 0 */
+    bool no_shuffle; /* default: shuffle every epoch, as nb_fit */
+    bool drop_last;  /* default: the last batch may be smaller; with this it is skipped */
+    nb_dtype dtype;  /* of the batches of u8 x: NB_F32 (default) or NB_F64 */
+} nb_batches_opts;
+/* An iterator over the data (any tensors or views, which must outlive it:
+ * a strided view is packed once here). Its batches: x's rows, u8 converted
+ * to .dtype with the data's scale (as nb_fit, see nb_dataset), float x as it
+ * is; y's rows (u8 y as f32). NULL on error. */
+#define nb_batches_new(...) nb_batches_new_((nb_batches_opts){.data = __VA_ARGS__})
+nb_batches *nb_batches_new_(nb_batches_opts opts);
+/* The next batch in *x and *y (y may be NULL when d has no y): heap tensors
+ * the iterator owns and rewrites at the next call (the last batch has rows
+ * of its own). 1 with a batch; 0 at the end of an epoch (*x, *y NULL), after
+ * which the next call begins the next epoch; -1 on error. No allocation. */
+int nb_batches_next(nb_batches *it, nb_tensor **x, nb_tensor **y);
+/* Batches per epoch. -1 on error. */
+int64_t nb_batches_count(const nb_batches *it);
+/* Frees the iterator and its batches (NULL is ignored). */
+void nb_batches_free(nb_batches *it);
+
 /* A model of the given layers, in order (it takes ownership of them):
  * nb_sequential(nb_dense(64, ...), nb_dense(10, ...)). NULL on error; the
  * layers are freed then, each once, except any a model already owned. */
