@@ -11,6 +11,7 @@
 #include "dot.h"
 #include "optim.h"
 #include "nn.h"
+#include "init.h"
 #include "io.h"
 #include "dist.h"
 
