@@ -183,6 +183,43 @@ static void test_constants(void **state)
     }
 }
 
+/* A layer's .kernel_initializer draws its kernel from the model's
+ * generator (nb_build's seed); one that fails fails the build. */
+static int refuse(nb_tensor *w, nb_rng *rng)
+{
+    (void)w;
+    (void)rng;
+    return nb_set_error("my_init: no");
+}
+
+static void test_layer_option(void **state)
+{
+    (void)state;
+    nb_model *m = nb_sequential(nb_dense(5, .input = 4, .kernel_initializer = nb_init_he_normal));
+    nb_model *c = nb_sequential(nb_input(6, 6, 2),
+                                nb_conv2d(3, {2}, .kernel_initializer = nb_init_lecun_uniform));
+    assert_int_equal(nb_build(m, 0, 3), 0);
+    assert_int_equal(nb_build(c, 0, 4), 0);
+    nb_tensor *const *p;
+    nb_model_params(m, &p);
+    nb_tensor *want = nb_zeros(NB_F32, NB_SHAPE(4, 5));
+    nb_rng r = nb_rng_new(3);
+    assert_int_equal(nb_init_he_normal(want, &r), 0);
+    assert_true(nb_allclose(p[0], want, 0, 0));
+    nb_free(want);
+    nb_model_params(c, &p);
+    want = nb_zeros(NB_F32, NB_SHAPE(2, 2, 2, 3));
+    r = nb_rng_new(4);
+    assert_int_equal(nb_init_lecun_uniform(want, &r), 0);
+    assert_true(nb_allclose(p[0], want, 0, 0));
+    nb_free(want);
+    nb_model *bad = nb_sequential(nb_dense(5, .input = 4, .kernel_initializer = refuse));
+    FAILS_RC(nb_build(bad, 0, 1), "nb_build: my_init: no");
+    nb_model_free(m);
+    nb_model_free(c);
+    nb_model_free(bad);
+}
+
 static void test_no_leaks(void **state)
 {
     (void)state;
@@ -194,7 +231,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uniform),      cmocka_unit_test(test_normal),
         cmocka_unit_test(test_reproducible), cmocka_unit_test(test_orthogonal),
-        cmocka_unit_test(test_constants),    cmocka_unit_test(test_no_leaks),
+        cmocka_unit_test(test_constants),    cmocka_unit_test(test_layer_option),
+        cmocka_unit_test(test_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,8 @@ typedef struct nb_conv2d_opts {
     int64_t groups;           /* default 1; divides the channels and filters */
     nb_activation activation; /* default NB_LINEAR */
     bool no_bias;             /* default: a bias, initialised to zero */
+    int (*kernel_initializer)(nb_tensor *w, nb_rng *rng); /* default nb_init_glorot_uniform
+                                                             (init.h), Keras's */
     const char *name;         /* default "conv2d_<k>" */
 } nb_conv2d_opts;
 /* Keras's Conv2D: nb_conv2d(32, {3, 3}, .activation = NB_RELU) (or {3}). The kernel is
@@ -234,6 +236,9 @@ typedef struct nb_dense_opts {
     nb_activation activation; /* default NB_LINEAR */
     int64_t input;            /* input features; 0: from the previous layer */
     bool no_bias;             /* default: a bias, initialised to zero */
+    int (*kernel_initializer)(nb_tensor *w, nb_rng *rng); /* default nb_init_glorot_uniform
+                                                             (init.h): .kernel_initializer =
+                                                             nb_init_he_normal */
     const char *name;         /* default "dense_<k>" */
 } nb_dense_opts;
 
