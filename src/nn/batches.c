@@ -69,8 +69,8 @@ static nb_tensor *rows_of(const nb_tensor *src, int64_t rows, nb_dtype dtype)
 
 static int check(nb_dataset d, nb_batches_opts o)
 {
-    if (!d.x)
-        return nn_has_error() ? -1 : nb_set_error("%s: the data set's x is NULL", fn_new);
+    if (nb_check_tensor(fn_new, "x", d.x) < 0 || (d.y && nb_check_tensor(fn_new, "y", d.y) < 0))
+        return -1;
     if (nb_ndim(d.x) < 1)
         return nb_set_error_code(NB_ERR_SHAPE, "%s: x is 0-d; it needs a batch axis", fn_new);
     if (d.y && nb_ndim(d.y) < 1)

@@ -10,10 +10,8 @@
 static int check(const char *fn, const nb_tensor *w, const nb_rng *rng, bool need_rng,
                  int min_dims)
 {
-    if (!w)
-        return nn_has_error() ? -1 : nb_set_error("%s: w is NULL", fn);
-    if (nb_ndim(w) < 0)
-        return -1; /* a freed or stale tensor: its accessor said so */
+    if (nb_check_tensor(fn, "w", w) < 0)
+        return -1;
     if (need_rng && !rng)
         return nb_set_error("%s: rng is NULL", fn);
     nb_dtype d = nb_dtype_of(w);
