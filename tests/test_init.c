@@ -46,10 +46,10 @@ static void test_uniform(void **state)
     (void)state;
     int (*f[3])(nb_tensor *, nb_rng *) = {nb_init_glorot_uniform, nb_init_he_uniform,
                                            nb_init_lecun_uniform};
-    /* (in, out) and a conv kernel (kh, kw, in, out): fans 200/300, 3*3*16 / 3*3*32 */
-    int64_t shapes[2][4] = {{200, 300}, {3, 3, 16, 32}};
+    /* (in, out) and a conv kernel (kh, kw, in, out): fans 200/300, 3*3*64 / 3*3*128 */
+    int64_t shapes[2][4] = {{200, 300}, {3, 3, 64, 128}};
     int nd[2] = {2, 4};
-    double in[2] = {200, 144}, out[2] = {300, 288};
+    double in[2] = {200, 576}, out[2] = {300, 1152};
     for (int k = 0; k < 2; k++)
         for (int j = 0; j < 3; j++) {
             nb_dtype dt = j == 1 ? NB_F32 : NB_F64;
@@ -74,10 +74,10 @@ static void test_normal(void **state)
     int (*f[3])(nb_tensor *, nb_rng *) = {nb_init_glorot_normal, nb_init_he_normal,
                                            nb_init_lecun_normal};
     for (int j = 0; j < 3; j++) {
-        nb_tensor *w = nb_zeros(NB_F64, NB_SHAPE(3, 3, 40, 50));
+        nb_tensor *w = nb_zeros(NB_F64, NB_SHAPE(3, 3, 80, 100));
         nb_rng r = nb_rng_new(20 + (uint64_t)j);
         assert_int_equal(f[j](w, &r), 0);
-        double in = 360, out = 450;
+        double in = 720, out = 900;
         double var = j == 0 ? 2 / (in + out) : j == 1 ? 2 / in : 1 / in;
         double cut = 2 * sqrt(var) / .87962566103423978;
         stats s = stats_of(w);
