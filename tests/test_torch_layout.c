@@ -200,6 +200,11 @@ static void test_unmapped_layers(void **state)
              "nb_save_weights: unknown layout 7");
     FAILS_RC(nb_load_weights(bn, P("bn.safetensors"), .layout = (nb_layout)7),
              "nb_load_weights: unknown layout 7");
+    nb_model *img = nb_sequential(nb_input(4, 4, 2), nb_dense(3));
+    assert_int_equal(nb_build(img, 0, 1), 0);
+    FAILS_RC(nb_save_weights(img, P("bn.safetensors"), .layout = NB_LAYOUT_PYTORCH),
+             "nb_save_weights: ", "dense_1", "channels-last");
+    nb_model_free(img);
     assert_int_equal(access(P("bn.safetensors"), F_OK), -1);
     nb_model_free(bn);
     nb_model_free(rnn);

@@ -108,6 +108,8 @@ int nb_save_weights_(nb_save_weights_args a)
         return -1;
     if (!path)
         return nb_set_error("nb_save_weights: path is NULL");
+    if (a.layout != NB_LAYOUT_KERAS && a.layout != NB_LAYOUT_PYTORCH)
+        return nb_set_error("nb_save_weights: unknown layout %d", (int)a.layout);
     if (!m->built)
         return nb_set_error_code(NB_ERR_STATE, "nb_save_weights: %s: the model is not built",
                                  path);
@@ -115,8 +117,6 @@ int nb_save_weights_(nb_save_weights_args a)
         return 0; /* rank 0 writes; the weights are the same on every rank */
     if (a.layout == NB_LAYOUT_PYTORCH)
         return nn_torch_save(m, path);
-    if (a.layout != NB_LAYOUT_KERAS)
-        return nb_set_error("nb_save_weights: unknown layout %d", (int)a.layout);
     if (nb_save_safetensors(path, m->nweights, m->weights) < 0) {
         nn_as_caller("nb_save_safetensors", "nb_save_weights");
         return nn_blame("nb_save_weights");

@@ -85,7 +85,11 @@ static int torch_entries(const nb_model *m, const char *fn, entry *e)
         nb_activation act = NB_LINEAR;
         if (l->type == &nn_input_type)
             continue;
-        if (l->type == &nn_dense_type) {
+        if (l->type == &nn_dense_type && l->in_ndim == 3) {
+            return nb_set_error_code(NB_ERR_STATE, "%s: layer '%s' (Dense) has no PyTorch layout: "
+                                     "its input is an image, channels-last here, channels-first "
+                                     "in torch (put a Flatten before it)", fn, l->name);
+        } else if (l->type == &nn_dense_type) {
             const nb_dense_opts *o = l->ctx;
             act = o->activation;
             int64_t in = l->in[l->in_ndim - 1];
