@@ -24,7 +24,8 @@ typedef enum nb_fan_mode { NB_FAN_IN = 0, NB_FAN_OUT, NB_FAN_AVG } nb_fan_mode;
 typedef enum nb_init_distribution {
     NB_TRUNCATED_NORMAL = 0, /* N(0, s) cut at 2s, s = sqrt(scale / fan) / .87962566103423978
                                 (the variance after the cut is scale / fan), as Keras */
-    NB_NORMAL,               /* N(0, sqrt(scale / fan)), untruncated, as PyTorch's *_normal_ */
+    NB_NORMAL,               /* N(0, sqrt(scale / fan)), untruncated: PyTorch's *_normal_,
+                                Keras's "untruncated_normal" */
     NB_UNIFORM,              /* U(-sqrt(3 scale / fan), +sqrt(3 scale / fan)) */
 } nb_init_distribution;
 
