@@ -28,7 +28,7 @@
  *   nb_contract_name, nb_shape_str, nb_dims_str, nb_op_find (documented
  *   fallbacks: "?", 0, "(null)", NULL for an unknown name; checked in the
  *   last test, not counted); nb_error_scope_begin/end, nb_mem_free,
- *   nb_dot_free, nb_check_report_free, nb_optimizer_free (NULL is a no-op
+ *   nb_dot_free, nb_check_report_free, nb_optimizer_free, nb_batches_free (NULL is a no-op
  *   like free(NULL)); nb_check_report_print (a NULL file is a no-op, a
  *   NULL report prints "(no report)"); nb_batch_rows, nb_iter_init, nb_iter_next,
  *   nb_reduce_init, nb_view_contiguous and the NB_MAP / NB_REDUCE macros
