@@ -184,6 +184,22 @@ static void test_partial(void **state)
     nb_model_free(b);
 }
 
+/* A layer of one's own calling itself "Conv2D" without a Conv2D's kernel. */
+static int fake_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, int64_t *out,
+                      nb_rng *rng)
+{
+    (void)rng;
+    *out_ndim = ndim;
+    memcpy(out, in, (size_t)ndim * sizeof *in);
+    return nb_layer_weight(l, "w", nb_zeros(NB_F32, NB_SHAPE(3, 3)), true) < 0 ? -1 : 0;
+}
+static nb_tensor *fake_forward(nb_layer *l, nb_tensor *x, bool training)
+{
+    (void)l, (void)training;
+    return x;
+}
+static const nb_layer_type fake_conv = {"Conv2D", "fake", fake_build, fake_forward, NULL};
+
 /* Layers torch's Sequential has no equivalent for are named in the error. */
 static void test_unmapped_layers(void **state)
 {
@@ -205,6 +221,11 @@ static void test_unmapped_layers(void **state)
     FAILS_RC(nb_save_weights(img, P("bn.safetensors"), .layout = NB_LAYOUT_PYTORCH),
              "nb_save_weights: ", "dense_1", "channels-last");
     nb_model_free(img);
+    nb_model *fake = nb_sequential(nb_dense(3, .input = 3), nb_layer_new(&fake_conv, NULL, "mine"));
+    assert_int_equal(nb_build(fake, 0, 1), 0);
+    FAILS_RC(nb_save_weights(fake, P("bn.safetensors"), .layout = NB_LAYOUT_PYTORCH),
+             "nb_save_weights: ", "'mine' (Conv2D)", "no equivalent");
+    nb_model_free(fake);
     assert_int_equal(access(P("bn.safetensors"), F_OK), -1);
     nb_model_free(bn);
     nb_model_free(rnn);

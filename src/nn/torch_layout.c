@@ -69,6 +69,13 @@ static int add_entry(entry *e, int *n, nb_tensor *w, const char *name, int ndim,
     return 0;
 }
 
+/* A layer of that type holding nw weights, the first of ndim axes: a
+ * layer of one's own that took a built-in's name but not its weights is
+ * not taken for it. */
+static bool is_(const nb_layer *l, const char *type, int nw, int ndim)
+{
+    return strcmp(l->type->type, type) == 0 && l->nw == nw && (!nw || nb_ndim(l->w[0]) == ndim);
+}
 static bool is(const nb_layer *l, const char *type) { return strcmp(l->type->type, type) == 0; }
 
 /* The model's weights as torch's tensors, filled with their values: the
@@ -105,21 +112,22 @@ static int torch_entries(const nb_model *m, const char *fn, entry *e)
                 if (add_entry(e, &n, l->w[0], name, 2, nb_shape(l->w[0]), p2, fn) < 0)
                     return -1;
             }
-        } else if (is(l, "Conv2D")) {
+        } else if (is_(l, "Conv2D", 1, 4) || is_(l, "Conv2D", 2, 4)) {
             static const int p4[4] = {3, 2, 0, 1}; /* (kh, kw, in, out) -> (out, in, kh, kw) */
             act = nn_conv_activation(l);
             snprintf(name, sizeof name, "%d.weight", module);
             if (add_entry(e, &n, l->w[0], name, 4, nb_shape(l->w[0]), p4, fn) < 0)
                 return -1;
-        } else if (is(l, "Embedding") || (is(l, "LayerNormalization") && l->in_ndim != 3)) {
+        } else if (is_(l, "Embedding", 1, 2) || (is_(l, "LayerNormalization", 2, 1) && l->in_ndim != 3)) {
             static const int p1[2] = {0, 1};
             snprintf(name, sizeof name, "%d.weight", module);
             if (add_entry(e, &n, l->w[0], name, nb_ndim(l->w[0]), nb_shape(l->w[0]), p1, fn) < 0)
                 return -1;
-        } else if (!(is(l, "Dropout") || is(l, "Activation") || is(l, "Flatten") ||
-                     is(l, "MaxPooling2D") || is(l, "AveragePooling2D") ||
-                     is(l, "GlobalAveragePooling2D") || is(l, "GlobalAveragePooling1D") ||
-                     (is(l, "Reshape") && l->out_ndim != 3))) {
+        } else if (!(is_(l, "Dropout", 0, 0) || is_(l, "Activation", 0, 0) ||
+                     is_(l, "Flatten", 0, 0) || is_(l, "MaxPooling2D", 0, 0) ||
+                     is_(l, "AveragePooling2D", 0, 0) || is_(l, "GlobalAveragePooling2D", 0, 0) ||
+                     is_(l, "GlobalAveragePooling1D", 0, 0) ||
+                     (is_(l, "Reshape", 0, 0) && l->out_ndim != 3))) {
             const char *why =
                 is(l, "BatchNormalization")
                     ? "torch's BatchNorm holds num_batches_tracked as int64, which nabla's "
@@ -134,18 +142,18 @@ static int torch_entries(const nb_model *m, const char *fn, entry *e)
                                      fn, l->name, l->type->type, why);
         }
         /* the bias (Dense, Conv2D, LayerNormalization's beta) follows the weight */
-        if (n && e[n - 1].w == l->w[0] && l->nw > 1) {
+        if (l->nw > 1 && n && e[n - 1].w == l->w[0]) {
             static const int p1[1] = {0};
             snprintf(name, sizeof name, "%d.bias", module);
             if (add_entry(e, &n, l->w[1], name, 1, nb_shape(l->w[1]), p1, fn) < 0)
                 return -1;
         }
         /* Dropout and Activation keep a Flatten's order for the Dense after them */
-        if (is(l, "Flatten")) {
+        if (is_(l, "Flatten", 0, 0)) {
             pending = l->in_ndim == 3;
             if (pending)
                 memcpy(flat, l->in, sizeof flat);
-        } else if (!is(l, "Dropout") && !is(l, "Activation")) {
+        } else if (!is_(l, "Dropout", 0, 0) && !is_(l, "Activation", 0, 0)) {
             pending = false;
         }
         module += 1 + (act != NB_LINEAR);
