@@ -579,8 +579,9 @@ int nb_model_distribute(nb_model *m);
  *   "0.weight" (out, in), "0.bias", "2.weight", ... (an activation is a
  *   module too), for load_state_dict after safetensors.torch.load_file.
  *   Dense, Conv2D (weight (out, in, kh, kw)), Embedding, LayerNormalization
- *   and the layers without weights map; another layer (BatchNormalization,
- *   the recurrent ones, a custom one) is an error naming it. */
+ *   and the layers without weights map (images channels-first, as torch's);
+ *   another layer (BatchNormalization, the recurrent ones, a custom one, a
+ *   Dense on an image) is an error naming it. */
 typedef enum nb_layout { NB_LAYOUT_KERAS = 0, NB_LAYOUT_PYTORCH } nb_layout;
 
 typedef struct nb_save_weights_args {
