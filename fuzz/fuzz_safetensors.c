@@ -5,7 +5,8 @@
  *     (2,), "s" f32 (), and "w" (2,3), a transposed f32 view of a (3,2)
  *     tensor), the names of the seed corpus;
  *   - nb_load_weights into a built Dense(3 -> 2) model (dense.kernel
- *     (3,2), dense.bias (2,)): the strict checkpoint path.
+ *     (3,2), dense.bias (2,)): the strict checkpoint path, and in the
+ *     PyTorch layout (0.weight (2,3), 0.bias (2,)).
  * A failure must name the function called and the path. */
 #include "fuzz.h"
 
@@ -36,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nb_load_safetensors(path, 4, set, .partial = true) != 0)
         fuzz_check_error("nb_load_safetensors", path);
     if (nb_load_weights(model, path) != 0)
+        fuzz_check_error("nb_load_weights", path);
+    if (nb_load_weights(model, path, .layout = NB_LAYOUT_PYTORCH) != 0)
         fuzz_check_error("nb_load_weights", path);
     return 0;
 }

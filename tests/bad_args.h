@@ -1,6 +1,7 @@
 /* The counted bad-argument test (test_bad_args.c: factories, inspection,
  * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions, nb_dist_* on one rank,
- * models, checks, no graph), its case runner and fixtures. Every public function, called with each class of bad argument that
+ * models, checks, no graph; test_bad_args_data.c: the PyTorch layout,
+ * nb_batches, the initialisers), its case runner and fixtures. Every public function, called with each class of bad argument that
  * applies: NULL (and NULL after a first error, which must be kept), bad
  * shapes and overflowing sizes, wrong dtypes, out-of-range axes, indices and
  * labels, and the wrong state (no current graph, a tensor of a reset graph,
@@ -27,7 +28,7 @@
  *   nb_contract_name, nb_shape_str, nb_dims_str, nb_op_find (documented
  *   fallbacks: "?", 0, "(null)", NULL for an unknown name; checked in the
  *   last test, not counted); nb_error_scope_begin/end, nb_mem_free,
- *   nb_dot_free, nb_check_report_free, nb_optimizer_free (NULL is a no-op
+ *   nb_dot_free, nb_check_report_free, nb_optimizer_free, nb_batches_free (NULL is a no-op
  *   like free(NULL)); nb_check_report_print (a NULL file is a no-op, a
  *   NULL report prints "(no report)"); nb_batch_rows, nb_iter_init, nb_iter_next,
  *   nb_reduce_init, nb_view_contiguous and the NB_MAP / NB_REDUCE macros

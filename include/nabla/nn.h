@@ -145,6 +145,8 @@ typedef struct nb_conv2d_opts {
     int64_t groups;           /* default 1; divides the channels and filters */
     nb_activation activation; /* default NB_LINEAR */
     bool no_bias;             /* default: a bias, initialised to zero */
+    int (*kernel_initializer)(nb_tensor *w, nb_rng *rng); /* default nb_init_glorot_uniform
+                                                             (init.h), Keras's */
     const char *name;         /* default "conv2d", "conv2d_1", ... */
 } nb_conv2d_opts;
 /* Keras's Conv2D: nb_conv2d(32, {3, 3}, .activation = NB_RELU) (or {3}). The kernel is
@@ -235,6 +237,9 @@ typedef struct nb_dense_opts {
     nb_activation activation; /* default NB_LINEAR */
     int64_t input;            /* input features; 0: from the previous layer */
     bool no_bias;             /* default: a bias, initialised to zero */
+    int (*kernel_initializer)(nb_tensor *w, nb_rng *rng); /* default nb_init_glorot_uniform
+                                                             (init.h): .kernel_initializer =
+                                                             nb_init_he_normal */
     const char *name;         /* default "dense", "dense_1", ... (Keras's) */
 } nb_dense_opts;
 
@@ -290,6 +295,40 @@ typedef struct nb_dataset {
     nb_tensor *x, *y;
     double scale;
 } nb_dataset;
+
+/* Batches of a data set for a training loop of one's own, gathered as
+ * nb_fit gathers them (docs/data.md, examples/custom_loop.c):
+ *   nb_batches *it = nb_batches_new(train, .batch_size = 64, .seed = 1);
+ *   for (int epoch = 0; epoch < 5; epoch++)
+ *       for (nb_tensor *x, *y; nb_batches_next(it, &x, &y) > 0;) { ... }
+ *   nb_batches_free(it);
+ * Each epoch (the first too) shuffles the order the last one left with
+ * Fisher-Yates from the generator of .seed, so the batches are nb_fit's for
+ * the same .seed, .batch_size and .no_shuffle. */
+typedef struct nb_batches nb_batches;
+typedef struct nb_batches_opts {
+    nb_dataset data; /* x required, y optional */
+    int batch_size;  /* default 32 */
+    uint64_t seed;   /* shuffling; default 0 */
+    bool no_shuffle; /* default: shuffle every epoch, as nb_fit */
+    bool drop_last;  /* default: the last batch may be smaller; with this it is skipped */
+    nb_dtype dtype;  /* of the batches of u8 x: NB_F32 (default) or NB_F64 */
+} nb_batches_opts;
+/* An iterator over the data (any tensors or views, which must outlive it:
+ * a strided view is packed once here). Its batches: x's rows, u8 converted
+ * to .dtype with the data's scale (as nb_fit, see nb_dataset), float x as it
+ * is; y's rows (u8 y as f32). NULL on error. */
+#define nb_batches_new(...) nb_batches_new_((nb_batches_opts){.data = __VA_ARGS__})
+nb_batches *nb_batches_new_(nb_batches_opts opts);
+/* The next batch in *x and *y (y may be NULL when d has no y): heap tensors
+ * the iterator owns and rewrites at the next call (the last batch has rows
+ * of its own). 1 with a batch; 0 at the end of an epoch (*x, *y NULL), after
+ * which the next call begins the next epoch; -1 on error. No allocation. */
+int nb_batches_next(nb_batches *it, nb_tensor **x, nb_tensor **y);
+/* Batches per epoch. -1 on error. */
+int64_t nb_batches_count(const nb_batches *it);
+/* Frees the iterator and its batches (NULL is ignored). */
+void nb_batches_free(nb_batches *it);
 
 /* A model of the given layers, in order (it takes ownership of them):
  * nb_sequential(nb_dense(64, ...), nb_dense(10, ...)). NULL on error; the
@@ -544,10 +583,31 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * nothing. 0 or -1. */
 int nb_model_distribute(nb_model *m);
 
-/* Weights (parameters and state) in the safetensors format, named
- * "dense.kernel", "dense.bias" (f32, little-endian), through nb_save_safetensors (atomic; the file
- * records nabla's format version and the CRC-32 of its data). 0 or -1. */
-int nb_save_weights(const nb_model *m, const char *path);
+/* How weights are named and laid out in a file (docs/data.md):
+ * NB_LAYOUT_KERAS (0): nabla's names and Keras's layouts, "dense.kernel"
+ *   (in, out), "dense.bias", every weight and state;
+ * NB_LAYOUT_PYTORCH: the state_dict of the equivalent torch.nn.Sequential,
+ *   "0.weight" (out, in), "0.bias", "2.weight", ... (an activation is a
+ *   module too), for load_state_dict after safetensors.torch.load_file.
+ *   Dense, Conv2D (weight (out, in, kh, kw)), Embedding, LayerNormalization
+ *   and the layers without weights map (images channels-first, as torch's);
+ *   another layer (BatchNormalization, the recurrent ones, a custom one, a
+ *   Dense on an image) is an error naming it. */
+typedef enum nb_layout { NB_LAYOUT_KERAS = 0, NB_LAYOUT_PYTORCH } nb_layout;
+
+typedef struct nb_save_weights_args {
+    const nb_model *model;
+    const char *path;
+    nb_layout layout; /* default NB_LAYOUT_KERAS */
+} nb_save_weights_args;
+/* Weights (parameters and state) in the safetensors format, f32 (or the
+ * model's dtype), through nb_save_safetensors (atomic; the file records
+ * nabla's format version and the CRC-32 of its data):
+ *   nb_save_weights(m, path)
+ *   nb_save_weights(m, path, .layout = NB_LAYOUT_PYTORCH)
+ * 0 or -1. */
+#define nb_save_weights(...) nb_save_weights_((nb_save_weights_args){.model = __VA_ARGS__})
+int nb_save_weights_(nb_save_weights_args args);
 
 /* The version of nabla's training checkpoints, recorded in their metadata
  * as "nabla_checkpoint". */
@@ -573,11 +633,13 @@ int nb_load_checkpoint(nb_model *m, const char *path);
 typedef struct nb_load_weights_args {
     nb_model *model;
     const char *path;
-    bool partial; /* as nb_load_args.partial */
+    bool partial;     /* as nb_load_args.partial */
+    nb_layout layout; /* the file's, as nb_save_weights wrote it; default NB_LAYOUT_KERAS */
 } nb_load_weights_args;
 /* Loads a checkpoint into a built model, through nb_load_safetensors:
  *   nb_load_weights(m, path)                   every tensor, as saved
  *   nb_load_weights(m, path, .partial = true)  the tensors both have
+ *   nb_load_weights(m, path, .layout = NB_LAYOUT_PYTORCH)  a torch state_dict
  * By default a model whose tensors differ from the file's (extra, missing,
  * reordered, another shape) is an error naming the first difference; the
  * checksum is verified. f32 and f64 in the file convert. 0 or -1. */

@@ -28,38 +28,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Copies rows idx[0..n) of src (contiguous; rows first .. first + n when
- * idx is NULL) into the first n rows of dst, a heap tensor, and bumps dst's
- * version. A u8 src is converted to dst's dtype on the way, each byte b to
- * b * scale in double, then rounded (see the top). */
-static void gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t first,
-                        int64_t n, double scale)
-{
-    int64_t rows = nb_dim(src, 0), cols = nb_numel(src) / (rows ? rows : 1);
-    char *d = nb_data(dst);
-    const char *s = nb_data(src);
-    if (nb_dtype_of(src) != NB_U8) {
-        size_t row = (size_t)cols * nb_dtype_size(nb_dtype_of(src));
-        for (int64_t i = 0; i < n; i++)
-            memcpy(d + (size_t)i * row, s + (size_t)(idx ? idx[i] : first + i) * row, row);
-    } else if (nb_dtype_of(dst) == NB_F32) {
-        for (int64_t i = 0; i < n; i++) {
-            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
-            float *o = (float *)d + i * cols;
-            for (int64_t j = 0; j < cols; j++)
-                o[j] = (float)((double)b[j] * scale);
-        }
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
-            double *o = (double *)d + i * cols;
-            for (int64_t j = 0; j < cols; j++)
-                o[j] = (double)b[j] * scale;
-        }
-    }
-    nb_bump_version(dst);
-}
-
 /* The factor u8 x is converted with: scale, 0 meaning 1. */
 static double x_scale(nb_dataset d) { return d.scale != 0 ? d.scale : 1.0; }
 
@@ -196,8 +164,8 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *
     for (int64_t start = 0; rc == 0 && start < rows; start += bs) {
         int64_t k = rows - start < bs ? rows - start : bs;
         int w = k == bs || !b->x[1] ? 0 : 1;
-        gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
-        gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
+        nn_gather_rows(b->x[w], d.x, idx + start, 0, k, x_scale(d));
+        nn_gather_rows(b->y[w], d.y, idx + start, 0, k, 1);
         nb_tensor *out = nn_forward(m, b->x[w], false);
         nb_tensor *l = nn_model_loss(m, out, b->y[w]);
         if (!l || nn_batch_metrics(m, out, b->y[w], mv)) {
@@ -318,7 +286,7 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         int64_t k = end - start < bs ? end - start : bs;
         nb_tensor *xb = d.x;
         if (u8) {
-            gather_rows(buf, d.x, NULL, start, k, x_scale(d));
+            nn_gather_rows(buf, d.x, NULL, start, k, x_scale(d));
             xb = buf;
         }
         /* The slice is a view, and the output of the last layer's op is a
@@ -379,16 +347,6 @@ static int step_error(int epoch, int64_t batch)
                              epoch + 1, (long long)batch + 1, p, refused ? KEPT : "");
 }
 
-/* Fisher-Yates on idx[0..n), drawing from rng. */
-static void shuffle(int64_t *idx, int64_t n, nb_rng *rng)
-{
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)(i + 1)), t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
-    }
-}
-
 /* One step on the global batch idx[0..k), in buffer w: 0 taken, 1 skipped
  * (a NaN or an infinity, .skip_nonfinite), 2 the loss is not finite (*lv
  * says how), -1 an error. *lv and mv get the batch's loss and metrics:
@@ -405,8 +363,8 @@ static int step(nb_model *m, const nb_fit_opts *o, batches *b, nb_dataset d, con
     for (int i = 0; i < nm; i++)
         mv[i] = 0;
     if (kr > 0) {
-        gather_rows(b->x[w], d.x, idx + off, 0, kr, x_scale(d));
-        gather_rows(b->y[w], d.y, idx + off, 0, kr, 1);
+        nn_gather_rows(b->x[w], d.x, idx + off, 0, kr, x_scale(d));
+        nn_gather_rows(b->y[w], d.y, idx + off, 0, kr, 1);
         nb_tensor *output = nn_forward(m, b->x[w], true);
         loss = nn_model_loss(m, output, b->y[w]);
         st = loss && nn_batch_metrics(m, output, b->y[w], mv) == 0 ? 0 : -1;
@@ -604,7 +562,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
     /* Each epoch permutes the order the last one left: a resumed fit draws
      * the shuffles before it again (n random numbers each). */
     for (int64_t k = 0; rc == 0 && k < shuffles; k++)
-        shuffle(idx, n, &rng);
+        nn_shuffle(idx, n, &rng);
     if (rc == 0) {
         m->trained = true;
         m->shuffle_seed = seed;
@@ -617,7 +575,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
      * is first + e. */
     for (int e = 0; rc == 0 && !stop && e < run; e++) {
         if (!o.no_shuffle)
-            shuffle(idx, n, &rng);
+            nn_shuffle(idx, n, &rng);
         if (o.verbose && epochs > 1) /* as Keras: none for a single epoch */
             fprintf(out, "Epoch %d/%d\n", first + e + 1, epochs);
         double t0 = now(), ls = 0, ms[NB_MAX_METRICS] = {0}, mean[NB_MAX_METRICS],

@@ -80,17 +80,16 @@ static int conv_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, i
             return -1;
     out[2] = f;
     *out_ndim = 3;
-    /* Glorot uniform over the kernel (KH, KW, C/groups, F), Keras's fans:
-     * the receptive field times the input and output channels. */
-    int64_t shape[4] = {c->k[0], c->k[1], ch / g, f}, field = c->k[0] * c->k[1];
+    /* The kernel (KH, KW, C/groups, F); Keras's fans: the receptive field
+     * times the input and output channels. */
+    int64_t shape[4] = {c->k[0], c->k[1], ch / g, f};
     nb_tensor *w = nn_zeros("nb_build", NB_F32, 4, shape);
     if (!w)
         return -1;
-    double lim = sqrt(6.0 / (double)(field * (ch / g) + field * f));
-    float *p = nb_data(w);
-    for (int64_t i = 0; i < nb_numel(w); i++)
-        p[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * lim);
-    nb_bump_version(w);
+    if ((c->o.kernel_initializer ? c->o.kernel_initializer : nb_init_glorot_uniform)(w, rng) < 0) {
+        nb_free(w);
+        return -1;
+    }
     if (nb_layer_weight(l, "kernel", w, true) < 0)
         return -1;
     if (!c->o.no_bias &&
@@ -111,6 +110,11 @@ static nb_tensor *conv_forward(nb_layer *l, nb_tensor *x, bool training)
 }
 
 static const nb_layer_type conv_type = {"Conv2D", "conv2d", conv_build, conv_forward, nn_free_ctx};
+
+nb_activation nn_conv_activation(const nb_layer *l)
+{
+    return l->type == &conv_type ? ((const conv_ctx *)l->ctx)->o.activation : NB_LINEAR;
+}
 
 nb_layer *nb_conv2d_(nb_conv2d_opts o)
 {

@@ -193,15 +193,13 @@ static int dense_build(nb_layer *l, int ndim, const int64_t *in, int *out_ndim, 
         return nb_set_error_code(NB_ERR_SHAPE, "layer '%s' declares %lld inputs, the previous "
                                  "layer gives %lld", l->name, (long long)o->input,
                                  (long long)fan_in);
-    /* Glorot uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)). */
     nb_tensor *k = nn_zeros("nb_build", NB_F32, NB_SHAPE(fan_in, o->units));
     if (!k)
         return -1;
-    double a = sqrt(6.0 / (double)(fan_in + o->units));
-    float *d = nb_data(k);
-    for (int64_t i = 0; i < nb_numel(k); i++)
-        d[i] = (float)((2.0 * nb_rng_uniform(rng) - 1.0) * a);
-    nb_bump_version(k);
+    if ((o->kernel_initializer ? o->kernel_initializer : nb_init_glorot_uniform)(k, rng) < 0) {
+        nb_free(k);
+        return -1;
+    }
     if (nb_layer_weight(l, "kernel", k, true) < 0)
         return -1;
     if (!o->no_bias &&

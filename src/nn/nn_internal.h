@@ -145,6 +145,21 @@ NN_PRIVATE extern const nb_layer_type nn_input_type, nn_dense_type;
 NN_PRIVATE nb_tensor *nn_dense_forward(nb_layer *l, nb_tensor *x, nb_tensor **logits);
 /* A Dense layer's activation (NB_LINEAR for other layers). */
 NN_PRIVATE nb_activation nn_layer_activation(const nb_layer *l);
+/* src/nn/batches.c, the batches of nb_fit and nb_batches: copies rows
+ * idx[0..n) of src (contiguous; rows first .. first + n when idx is NULL)
+ * into the first n rows of dst, a heap tensor, and bumps dst's version. A
+ * u8 src is converted to dst's dtype on the way, each byte b to b * scale in
+ * double, then rounded (src/nn/fit.c's top says why). */
+NN_PRIVATE void nn_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
+                               int64_t first, int64_t n, double scale);
+/* Fisher-Yates on idx[0..n), drawing from rng: an epoch's shuffle. */
+NN_PRIVATE void nn_shuffle(int64_t *idx, int64_t n, nb_rng *rng);
+/* A Conv2D layer's activation (NB_LINEAR for other layers). */
+NN_PRIVATE nb_activation nn_conv_activation(const nb_layer *l);
+/* src/nn/torch_layout.c: nb_save_weights and nb_load_weights in
+ * NB_LAYOUT_PYTORCH, for a built model (0 or -1, errors naming them). */
+NN_PRIVATE int nn_torch_save(const nb_model *m, const char *path);
+NN_PRIVATE int nn_torch_load(nb_model *m, const char *path, bool partial);
 /* The output's features of a model (the last axis of its output shape). */
 static inline int64_t nn_out_features(const nb_model *m)
 {
