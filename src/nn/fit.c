@@ -476,6 +476,23 @@ static int call_back(nb_model *m, nb_fit_opts o, const nb_logs *lg, bool epoch, 
                     : 0;
 }
 
+/* .plot: a picture the curves can be drawn to, checked before training. */
+static int check_plot(const char *path)
+{
+    size_t n = strlen(path);
+    const char *ext = n >= 4 ? path + n - 4 : "";
+    bool ok = ext[0] == '.' && n > 4 && path[n - 5] != '/';
+    char low[4] = {0};
+    for (int i = 0; ok && i < 3; i++)
+        low[i] = (char)(ext[1 + i] >= 'A' && ext[1 + i] <= 'Z' ? ext[1 + i] - 'A' + 'a' : ext[1 + i]);
+    if (!ok || (strcmp(low, "svg") != 0 && strcmp(low, "png") != 0))
+        return nb_set_error("nb_fit: .plot '%s' must end in .svg or .png", path);
+    if (!nb_plot_can_render())
+        return nb_set_error_code(NB_ERR_STATE, "nb_fit: .plot needs PLplot, and this nabla was "
+                                 "built without it");
+    return 0;
+}
+
 static const nb_history *fit(nb_model *m, nb_fit_opts o)
 {
     const char *fn = "nb_fit";
@@ -501,6 +518,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         nb_set_error("nb_fit: %d callbacks at %p", o.ncallbacks, (const void *)o.callbacks);
         return NULL;
     }
+    if (o.plot && check_plot(o.plot))
+        return NULL;
     if (o.epochs < 0 || o.batch_size < 0) {
         nb_set_error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
                      o.batch_size);
@@ -671,6 +690,12 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         for (int i = 0; i < m->metrics.n; i++)
             m->hist.val_metrics[i][e] = vm[i];
         m->hist.epochs = e + 1;
+        if (!rc && o.plot && nb_dist_rank() == 0 && nb_plot_history(&m->hist, o.plot)) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", nb_last_error());
+            rc = nb_set_error_code(nb_last_error_code(), "nb_fit: epoch %d: %s", first + e + 1,
+                                   why);
+        }
         if (!rc) {
             /* Done with this epoch (a callback's checkpoint records it). */
             m->epochs_done = first + e + 1;
