@@ -128,6 +128,34 @@ static void png_facts(const char *path, uint32_t *w, uint32_t *h, int ncol, cons
     free(p);
 }
 
+/* Runs f(arg) with stdout and stderr going to a file; what they got. */
+static long printed_by(int (*f)(void *), void *arg, int *rc)
+{
+    FILE *cap = tmpfile();
+    assert_non_null(cap);
+    fflush(NULL);
+    int o = dup(1), e = dup(2);
+    dup2(fileno(cap), 1);
+    dup2(fileno(cap), 2);
+    *rc = f(arg);
+    fflush(NULL);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(o);
+    close(e);
+    long n = (long)lseek(fileno(cap), 0, SEEK_END);
+    fclose(cap);
+    return n;
+}
+
+static const char *quiet_path;
+static int plot5(void *arg)
+{
+    nb_history h = history5();
+    (void)arg;
+    return nb_plot_history(&h, quiet_path);
+}
+
 /* ---- training curves ---- */
 
 static void test_curves_svg(void **state)
@@ -193,6 +221,14 @@ static void test_curves_png(void **state)
     assert_int_equal(ht, 400 + 56);
     assert_true(near[0] > 300); /* both curves drawn, in their colours */
     assert_true(near[1] > 300);
+    /* PLplot prints nothing, in either format. */
+    int rc;
+    quiet_path = P("quiet.png");
+    assert_int_equal(printed_by(plot5, NULL, &rc), 0);
+    assert_int_equal(rc, 0);
+    quiet_path = P("quiet.svg");
+    assert_int_equal(printed_by(plot5, NULL, &rc), 0);
+    assert_int_equal(rc, 0);
 
     /* Five panels: three columns, two rows; one epoch alone draws too. */
     double m[4][1] = {{0.5}, {0.6}, {0.7}, {0.8}};
