@@ -301,8 +301,8 @@ static void draw(const nb_history *h, const double *x, int cols, int rows, int w
     plschr(CHR_MM, 1.35);
     plptex(0.5, 1 - (TITLE_H * 0.55) / ht, 1, 0, 0.5, title);
     plschr(CHR_MM, 1.0);
-    /* Margins in pixels, as fractions of the page: room for tick labels,
-     * axis labels, the panel title and the legend above it. */
+    /* Margins in pixels, as fractions of the page: room for the tick
+     * labels, the axis labels and the panel's title. */
     double ml = 88.0 / w, mr = 24.0 / w, mt = (TITLE_H + 40.0) / ht, mb = 60.0 / ht;
     double pw = 1.0 / cols, ph = (1.0 - (double)TITLE_H / ht) / rows;
     for (int k = 0; k <= h->nmetrics; k++) {
@@ -319,8 +319,9 @@ static void draw(const nb_history *h, const double *x, int cols, int rows, int w
 /* PNG or SVG bytes of the picture into *out (nb_mem_alloc'd), under
  * pl_lock. The message of a failure into msg. */
 static int render(const nb_history *h, const double *x, const char *fmt, uint8_t **out,
-                  size_t *n, char *msg, size_t cap)
+                  size_t *n, char *msg, size_t cap, int *code_out)
 {
+    *code_out = NB_ERR_STATE; /* PLplot's troubles; allocations say NB_ERR_MEMORY */
     int panels = 1 + h->nmetrics;
     int cols = panels < 3 ? panels : panels == 4 ? 2 : 3, rows = (panels + cols - 1) / cols;
     int w = cols * PANEL_W, ht = rows * PANEL_H + TITLE_H;
@@ -358,6 +359,7 @@ static int render(const nb_history *h, const double *x, const char *fmt, uint8_t
     if (png) {
         size_t bytes = (size_t)w * (size_t)ht * 3;
         if (!(rgb = nb__alloc(bytes))) {
+            *code_out = NB_ERR_MEMORY;
             snprintf(msg, cap, "out of memory for a %dx%d picture", w, ht);
             plsexit(NULL);
             return -1;
@@ -366,6 +368,7 @@ static int render(const nb_history *h, const double *x, const char *fmt, uint8_t
         plsmem(w, ht, rgb);
     } else {
         if (!(stream = open_memstream(&buf, &text_n))) {
+            *code_out = NB_ERR_MEMORY;
             snprintf(msg, cap, "cannot open a memory stream: %s", strerror(errno));
             plsexit(NULL);
             return -1;
@@ -384,11 +387,15 @@ static int render(const nb_history *h, const double *x, const char *fmt, uint8_t
         snprintf(msg, cap, "PLplot: %s", errmsg);
     } else if (png) {
         rc = nb__png_encode(FN, rgb, w, ht, out, n);
-        if (rc)
+        if (rc) {
+            *code_out = (int)nb_last_error_code();
             snprintf(msg, cap, "%s", nb_last_error());
+        }
     } else if (!text || text_n < 8 || !strstr(text + text_n - 8, "</svg>")) {
+        *code_out = NB_ERR_MEMORY; /* a memory stream fails only so */
         snprintf(msg, cap, "the SVG text is incomplete (%zu bytes; out of memory?)", text_n);
     } else if (!(*out = nb__alloc(text_n))) {
+        *code_out = NB_ERR_MEMORY;
         snprintf(msg, cap, "out of memory for %zu bytes of SVG", text_n);
     } else {
         memcpy(*out, text, text_n);
@@ -430,6 +437,7 @@ int nb_plot_history(const nb_history *h, const char *path)
     uint8_t *data = NULL;
     size_t n = 0;
     char msg[400] = "";
+    int code = NB_ERR_STATE;
     mtx_lock(&pl_lock);
     int rc;
     if (pl_broken) {
@@ -438,13 +446,13 @@ int nb_plot_history(const nb_history *h, const char *path)
                  pl_broken_msg);
         rc = -1;
     } else
-        rc = render(h, x, fmt, &data, &n, msg, sizeof msg);
+        rc = render(h, x, fmt, &data, &n, msg, sizeof msg, &code);
     mtx_unlock(&pl_lock);
     nb__free(x);
     if (rc == 0)
         rc = nb__write_file(FN, path, data, n);
     else
-        nb__error(FN ": drawing '%s' failed: %s", path, msg);
+        nb__error_code((nb_error_code)code, FN ": drawing '%s' failed: %s", path, msg);
     nb__free(data);
     return rc;
 #else

@@ -493,13 +493,40 @@ static void test_step_picture(void **state)
     nb_free(p);
 }
 
+/* Out of memory at every allocation in turn: an error saying so, no crash,
+ * nothing left behind (the ASan and valgrind runs see leaks), until one
+ * budget is enough. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    nb_history h = history5();
+    nb_model *m = small_model(NB_SOFTMAX, NB_CATEGORICAL_CROSSENTROPY);
+    for (int which = 0; which < 2; which++) {
+        if (which == 0 && !nb_plot_can_render())
+            continue;
+        int rc = -1;
+        int64_t k;
+        for (k = 0; k < 64 && rc; k++) {
+            alloc_budget = k;
+            nb_set_allocator(&failing_allocator);
+            rc = which ? nb_plot_model(m, P("oom.dot")) : nb_plot_history(&h, P("oom.png"));
+            nb_set_allocator(NULL);
+            if (rc)
+                assert_int_equal(nb_last_error_code(), NB_ERR_MEMORY);
+        }
+        assert_int_equal(rc, 0);
+        assert_true(k > 1); /* some budget was too small */
+    }
+    nb_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_curves_svg),     cmocka_unit_test(test_curves_png),
         cmocka_unit_test(test_curves_threads), cmocka_unit_test(test_fit_plot),
         cmocka_unit_test(test_model_picture),  cmocka_unit_test(test_step_picture),
-        cmocka_unit_test(test_no_leaks),
+        cmocka_unit_test(test_out_of_memory),  cmocka_unit_test(test_no_leaks),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
