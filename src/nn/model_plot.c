@@ -102,8 +102,8 @@ static char *model_dot(const nb_model *m)
             "  node [shape=plain, fontname=\"Helvetica\", fontsize=11];\n"
             "  edge [color=\"#555555\", arrowsize=0.7];\n");
     put(&t, "  input [label=<<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" "
-            "cellpadding=\"3\" color=\"#999999\" bgcolor=\"#f5f5f5\"><tr><td><b>input</b>&#160;"
-            "(InputLayer)</td></tr><tr><td>");
+            "cellpadding=\"3\" color=\"#999999\" bgcolor=\"#f5f5f5\"><tr><td><b>input (InputLayer)</b>"
+            "</td></tr><tr><td>");
     put_shape(&t, m->in_ndim, m->in);
     put(&t, "</td></tr></table>>];\n");
     const char *fused = nn_fused_loss(m);
@@ -126,9 +126,9 @@ static char *model_dot(const nb_model *m)
                 "<tr><td colspan=\"2\" bgcolor=\"#dae8fc\"><b>",
             i);
         put_escaped(&t, l->name);
-        put(&t, "</b>&#160;(");
+        put(&t, " (");
         put_escaped(&t, l->type->type);
-        put(&t, ")</td></tr>");
+        put(&t, ")</b></td></tr>");
         row(&t, "input");
         put_shape(&t, l->in_ndim, l->in);
         put(&t, "</td></tr>");
@@ -159,10 +159,10 @@ static char *model_dot(const nb_model *m)
     }
     if (m->compiled) {
         put(&t, "  loss [label=<<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" "
-                "cellpadding=\"3\" color=\"#d79b00\" bgcolor=\"#ffe6cc\"><tr><td><b>loss</b>&#160;"
-                "(");
+                "cellpadding=\"3\" color=\"#d79b00\" bgcolor=\"#ffe6cc\"><tr><td><b>loss ("
+                "");
         put_escaped(&t, nn_loss_name(m));
-        put(&t, ")</td></tr>");
+        put(&t, ")</b></td></tr>");
         if (fused) {
             put(&t, "<tr><td><font color=\"#a50e0e\">");
             put_escaped(&t, fused);
