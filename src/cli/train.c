@@ -1,9 +1,10 @@
 /* `nabla train`: trains an MLP or the Keras MNIST convnet on
  * (Fashion-)MNIST with the Keras-style API, prints the summary, progress
- * and test accuracy, and writes a checkpoint and a picture of one training
- * step's graph. The defaults are the classic Keras example: Dense 64 relu
- * -> Dense 32 relu -> Dense 10 softmax, Adam, categorical cross-entropy, 10
- * epochs of batch 32; --model cnn is examples/fashion_cnn.c's convnet, 15
+ * and test accuracy, and writes a checkpoint, a picture of one training
+ * step's graph, one of the layers and (--plot) the training curves,
+ * printing each file's full path. The defaults are the classic Keras
+ * example: Dense 64 relu -> Dense 32 relu -> Dense 10 softmax, Adam,
+ * categorical cross-entropy, 10 epochs of batch 32; --model cnn is examples/fashion_cnn.c's convnet, 15
  * epochs of batch 128. With --distributed, under mpirun, the ranks train
  * the model data-parallel (docs/distributed.md) and rank 0 reports. */
 #define _XOPEN_SOURCE 700 /* realpath */
@@ -352,12 +353,17 @@ static int train(train_args a)
     double secs = 0;
     for (int e = 0; e < h->epochs; e++)
         secs += h->seconds[e];
-    if (nb_save_weights(m, file_in(&w, out, "model.safetensors", "the weights")) ||
-        (lead && write_step_picture(m, xte, yte, out, &w)) ||
-        (lead && nb_dot_can_render() &&
-         nb_plot_model(m, file_in(&w, out, "model.svg", "the layers (SVG)"))) ||
-        (lead && a.plot && (!file_in(&w, out, "curves.png", "training curves (PNG)") ||
-                            nb_plot_history(h, file_in(&w, out, "curves.svg", "training curves (SVG)"))))) {
+    int bad = nb_save_weights(m, file_in(&w, out, "model.safetensors", "the weights"));
+    if (!bad && lead) {
+        bad = write_step_picture(m, xte, yte, out, &w);
+        if (!bad && nb_dot_can_render())
+            bad = nb_plot_model(m, file_in(&w, out, "model.svg", "the layers (SVG)"));
+        if (!bad && a.plot) {
+            file_in(&w, out, "curves.png", "training curves (PNG)"); /* fit drew it */
+            bad = nb_plot_history(h, file_in(&w, out, "curves.svg", "training curves (SVG)"));
+        }
+    }
+    if (bad) {
         report();
         goto done;
     }
