@@ -433,7 +433,8 @@ typedef struct nb_fit_opts {
                               -1: silent */
     FILE *out;             /* default stdout */
     const char *plot;      /* .svg or .png: the curves so far (nb_plot_history) drawn
-                              there after every epoch (on rank 0), to watch; needs PLplot */
+                              there after every epoch, to watch; needs PLplot.
+                              Distributed: given on every rank, drawn by rank 0 */
     const struct nb_callback *callbacks; /* called as fit goes (below); ncallbacks of them */
     int ncallbacks;
 } nb_fit_opts;

@@ -345,7 +345,7 @@ static int train(train_args a)
     /* The images stay bytes; fit converts each batch to [0, 1]. */
     nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
     h = nb_fit(m, train, .epochs = a.epochs, .batch_size = a.batch, .validation = test,
-               .seed = a.seed, .plot = lead && a.plot ? curves_png : NULL);
+               .seed = a.seed, .plot = a.plot ? curves_png : NULL); /* rank 0 draws */
     if (!h) {
         report();
         goto done;

@@ -481,7 +481,7 @@ static int check_plot(const char *path)
 {
     size_t n = strlen(path);
     const char *ext = n >= 4 ? path + n - 4 : "";
-    bool ok = ext[0] == '.' && n > 4 && path[n - 5] != '/';
+    bool ok = ext[0] == '.'; /* as nb_plot_history reads it: ".svg" is a name */
     char low[4] = {0};
     for (int i = 0; ok && i < 3; i++)
         low[i] = (char)(ext[1 + i] >= 'A' && ext[1 + i] <= 'Z' ? ext[1 + i] - 'A' + 'a' : ext[1 + i]);
@@ -574,11 +574,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         /* The same training on every rank, or an error on every rank; the
          * ranks but 0 print nothing. */
         int64_t v[] = {bs, epochs, first, (int64_t)seed, n, vn, o.no_shuffle,
-                       o.skip_nonfinite, o.keep_subnormals};
+                       o.skip_nonfinite, o.keep_subnormals, o.plot != NULL};
         static const char *const names[] = {
             "batch_size", "epochs", "the first epoch", "the shuffling seed",
             "training rows", "validation rows", "no_shuffle", "skip_nonfinite",
-            "keep_subnormals"};
+            "keep_subnormals", "a .plot"};
         if (nb_dist_check(fn, (int)(sizeof v / sizeof v[0]), v, names))
             return NULL;
         if (nb_dist_rank() != 0)
@@ -690,11 +690,20 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         for (int i = 0; i < m->metrics.n; i++)
             m->hist.val_metrics[i][e] = vm[i];
         m->hist.epochs = e + 1;
-        if (!rc && o.plot && nb_dist_rank() == 0 && nb_plot_history(&m->hist, o.plot)) {
-            char why[400];
-            snprintf(why, sizeof why, "%s", nb_last_error());
-            rc = nb_set_error_code(nb_last_error_code(), "nb_fit: epoch %d: %s", first + e + 1,
-                                   why);
+        if (!rc && o.plot) {
+            /* Rank 0 draws; the ranks stop together if it failed. */
+            char why[400] = "";
+            int failed = 0;
+            if (nb_dist_rank() == 0 && nb_plot_history(&m->hist, o.plot)) {
+                failed = (int)nb_last_error_code();
+                snprintf(why, sizeof why, "%s", nb_last_error());
+            }
+            static const char *const what[] = {"the error code of drawing .plot"};
+            if (nn_distributed(m) && nb_dist_check(fn, 1, (int64_t[]){failed}, what))
+                rc = -1;
+            if (failed)
+                rc = nb_set_error_code((nb_error_code)failed, "nb_fit: epoch %d: %s",
+                                       first + e + 1, why);
         }
         if (!rc) {
             /* Done with this epoch (a callback's checkpoint records it). */
