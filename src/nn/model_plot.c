@@ -14,6 +14,21 @@
 
 #define FN "nb_plot_model"
 
+/* Also what the scope of nb_model_loss's loss says (model.c). */
+const char *nn_fused_loss(const nb_model *m)
+{
+    if (!m->compiled || m->custom_loss.fn || m->n == 0)
+        return NULL;
+    nb_activation last = nn_layer_activation(m->layers[m->n - 1]);
+    if (last == NB_SOFTMAX && m->loss == NB_CATEGORICAL_CROSSENTROPY)
+        return "softmax + categorical_crossentropy";
+    if (last == NB_SOFTMAX && m->loss == NB_SPARSE_CATEGORICAL_CROSSENTROPY)
+        return "softmax + sparse_categorical_crossentropy";
+    if (last == NB_SIGMOID && m->loss == NB_BINARY_CROSSENTROPY)
+        return "sigmoid + binary_crossentropy";
+    return NULL;
+}
+
 /* A growing text; failed once an allocation failed. */
 typedef struct {
     char *p;
