@@ -133,6 +133,18 @@ static nb_tensor *var_impl(nb_reduce_args a)
     return nb_mean_(a);
 }
 
+/* The max a shift subtracts is computed without recording, so a picture
+ * would show it as a bare constant: named, it says what it is (in the
+ * graph's tensors only; the name is never written through). */
+static char detached_max[] = "max (detached)";
+
+static nb_tensor *named_shift(nb_tensor *m)
+{
+    if (m && m->lifetime == NB_ARENA && !m->name)
+        m->name = detached_max;
+    return m;
+}
+
 static nb_tensor *logsumexp_impl(nb_reduce_args a)
 {
     nb_reduce_attr r;
@@ -151,7 +163,7 @@ static nb_tensor *logsumexp_impl(nb_reduce_args a)
     nb_reduce_args k = a;
     k.keepdims = true;
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *m = nb_max_(k);
+    nb_tensor *m = named_shift(nb_max_(k));
     nb_set_grad_enabled(prev);
     if (m) {
         for (int64_t i = 0; i < m->numel; i++)
@@ -184,7 +196,7 @@ static nb_tensor *softmax_impl(nb_tensor *x, int axis)
     nb_tensor *z = x;
     if (x->shape[a] > 0) {
         bool prev = nb_set_grad_enabled(false);
-        nb_tensor *m = nb_max(x, .axes = NB_AXES(a), .keepdims = true);
+        nb_tensor *m = named_shift(nb_max(x, .axes = NB_AXES(a), .keepdims = true));
         nb_set_grad_enabled(prev);
         z = nb_sub(x, m);
     }

@@ -555,49 +555,14 @@ bool nb_dot_can_render(void)
 #endif
 }
 
-/* "svg" or "png" from path's extension (any case), NULL otherwise. */
-static const char *format_of(const char *path)
-{
-    const char *dot = strrchr(path, '.');
-    const char *slash = strrchr(path, '/');
-    if (!dot || (slash && slash > dot) || strlen(dot + 1) != 3)
-        return NULL;
-    char ext[4];
-    for (int i = 0; i < 4; i++) {
-        char ch = dot[1 + i];
-        ext[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-    }
-    if (strcmp(ext, "svg") == 0)
-        return "svg";
-    if (strcmp(ext, "png") == 0)
-        return "png";
-    return NULL;
-}
-
-int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
-{
-    if (!nb_dot_can_render())
-        return nb__state_error("nb_dot_render: this nabla was built without Graphviz (libgvc); "
-                         "use nb_dot_write and run `dot -Tsvg file.dot -o file.svg`");
-    if (!path)
-        return nb__error("nb_dot_render: path is NULL");
-    const char *fmt = format_of(path);
-    if (!fmt)
-        return nb__error("nb_dot_render: cannot tell the format of '%s': the name must end "
-                         "in .svg or .png",
-                         path);
-    if (nb__usable("nb_dot_render", "root", root))
-        return -1;
 #ifdef NB_HAVE_GRAPHVIZ
-    char *dot = build(root, opts, "nb_dot_render");
-    if (!dot)
-        return -1;
-
+/* Lays out and renders DOT text to path in fmt ("svg", "png"), under the
+ * lock; errors name fn. */
+static int render_text(const char *fn, const char *dot, const char *path, const char *fmt)
+{
     call_once(&gv_once, gv_init);
-    if (!gv_lock_ok || !gv) {
-        nb_dot_free(dot);
-        return nb__error("nb_dot_render: could not start Graphviz (gvContext failed)");
-    }
+    if (!gv_lock_ok || !gv)
+        return nb__error("%s: could not start Graphviz (gvContext failed)", fn);
     mtx_lock(&gv_lock);
     gv_msg[0] = '\0';
     agusererrf prev = agseterrf(gv_catch);
@@ -621,18 +586,67 @@ int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
     char msg[sizeof gv_msg];
     memcpy(msg, gv_msg, sizeof msg);
     mtx_unlock(&gv_lock);
-    nb_dot_free(dot);
 
     if (rc == 0)
-        rc = nb__write_file("nb_dot_render", path, data, len);
+        rc = nb__write_file(fn, path, data, len);
     else
-        nb__error("nb_dot_render: Graphviz failed %s for '%s'%s%s", stage, path,
-                  msg[0] ? ": " : "", msg);
+        nb__error("%s: Graphviz failed %s for '%s'%s%s", fn, stage, path, msg[0] ? ": " : "",
+                  msg);
     if (data)
         gvFreeRenderData(data);
     return rc;
+}
+#endif
+
+/* The format of path for fn ("svg", "png"), or NULL with an error (also
+ * without Graphviz, which is checked first). */
+static const char *render_format(const char *fn, const char *path)
+{
+    if (!nb_dot_can_render()) {
+        nb__state_error("%s: this nabla was built without Graphviz (libgvc); use nb_dot_write "
+                        "and run `dot -Tsvg file.dot -o file.svg`",
+                        fn);
+        return NULL;
+    }
+    if (!path) {
+        nb__error("%s: path is NULL", fn);
+        return NULL;
+    }
+    const char *fmt = nb__picture_format(path);
+    if (!fmt)
+        nb__error("%s: cannot tell the format of '%s': the name must end in .svg or .png", fn,
+                  path);
+    return fmt;
+}
+
+int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts)
+{
+    const char *fmt = render_format("nb_dot_render", path);
+    if (!fmt || nb__usable("nb_dot_render", "root", root))
+        return -1;
+#ifdef NB_HAVE_GRAPHVIZ
+    char *dot = build(root, opts, "nb_dot_render");
+    if (!dot)
+        return -1;
+    int rc = render_text("nb_dot_render", dot, path, fmt);
+    nb_dot_free(dot);
+    return rc;
 #else
     (void)opts;
+    return -1;
+#endif
+}
+
+int nb_dot_render_string(const char *dot, const char *path)
+{
+    const char *fmt = render_format("nb_dot_render_string", path);
+    if (!fmt)
+        return -1;
+    if (!dot)
+        return nb__error("nb_dot_render_string: dot is NULL");
+#ifdef NB_HAVE_GRAPHVIZ
+    return render_text("nb_dot_render_string", dot, path, fmt);
+#else
     return -1;
 #endif
 }

@@ -556,6 +556,9 @@ void nb__sb_printf(nb_sbuf *b, const char *fmt, ...)
 #endif
     ;
 
+/* "svg" or "png" from path's extension (any case), NULL otherwise: the
+ * pictures' formats (nb_dot_render, nb_plot_history). */
+const char *nb__picture_format(const char *path);
 /* Writes n bytes to path; 0, or -1 with an error naming fn and the path. */
 int nb__write_file(const char *fn, const char *path, const void *data, size_t n);
 

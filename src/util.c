@@ -268,6 +268,24 @@ void nb__walk_free(nb_walk *w)
 }
 
 /* Writes n bytes to path (removed again when writing fails). */
+const char *nb__picture_format(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (!dot || (slash && slash > dot) || strlen(dot + 1) != 3)
+        return NULL;
+    char ext[4];
+    for (int i = 0; i < 4; i++) {
+        char ch = dot[1 + i];
+        ext[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+    }
+    if (strcmp(ext, "svg") == 0)
+        return "svg";
+    if (strcmp(ext, "png") == 0)
+        return "png";
+    return NULL;
+}
+
 int nb__write_file(const char *fn, const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");

@@ -1,7 +1,8 @@
 /* The counted bad-argument test (test_bad_args.c: factories, inspection,
  * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions, nb_dist_* on one rank,
  * models, checks, no graph; test_bad_args_data.c: the PyTorch layout,
- * nb_batches, the initialisers), its case runner and fixtures. Every public function, called with each class of bad argument that
+ * nb_batches, the initialisers; test_bad_args_pictures.c: training curves, the
+ * layers, DOT text), its case runner and fixtures. Every public function, called with each class of bad argument that
  * applies: NULL (and NULL after a first error, which must be kept), bad
  * shapes and overflowing sizes, wrong dtypes, out-of-range axes, indices and
  * labels, and the wrong state (no current graph, a tensor of a reset graph,
@@ -22,7 +23,8 @@
  *   nb_set_grad_enabled, nb_is_grad_enabled, nb_set_flush_subnormals,
  *   nb_flush_subnormals, nb_num_threads, nb_gemm_backend, nb_graph_current,
  *   nb_scope_pop, nb_live_tensors,
- *   nb_builtin_ops, nb_dot_can_render (no arguments, or any value is valid);
+ *   nb_builtin_ops, nb_dot_can_render, nb_plot_can_render (no arguments,
+ *   or any value is valid);
  *   nb_error_code_name, nb_dtype_name, nb_dtype_size, nb_check_layout_name,
  *   nb_check_verdict_name, nb_check_pattern_name, nb_mutation_name,
  *   nb_contract_name, nb_shape_str, nb_dims_str, nb_op_find (documented

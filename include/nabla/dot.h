@@ -35,6 +35,10 @@ int nb_dot_write(nb_tensor *root, const char *path, const nb_dot_opts *opts);
 /* Renders to path with Graphviz's library; the format comes from the
  * extension (.svg or .png). -1 with an error when built without Graphviz. */
 int nb_dot_render(nb_tensor *root, const char *path, const nb_dot_opts *opts);
+/* Renders DOT text (nb_dot_string's, nb_plot_model's or any) to path as
+ * nb_dot_render does; Graphviz's complaints about the text come back as the
+ * error. */
+int nb_dot_render_string(const char *dot, const char *path);
 /* Whether this build can render (was built with Graphviz's libgvc). */
 bool nb_dot_can_render(void);
 

@@ -415,6 +415,12 @@ int nb_compile_(nb_model *m, nb_optimizer *opt, nb_compile_opts opts);
  * (long cells wrapped as Keras wraps them), the totals; on a terminal in
  * Keras's bold and colours. */
 int nb_summary(const nb_model *m, FILE *f);
+/* A picture of the layers, as Keras's plot_model: a box per layer with its
+ * name, type, input and output shapes, activation and parameter count,
+ * arrows between them, then the loss (a softmax it takes from the logits
+ * marked as fused into it). path: .dot writes the DOT text; .svg or .png
+ * renders it (needs Graphviz). Needs a built model. 0, or -1. */
+int nb_plot_model(const nb_model *m, const char *path);
 /* Every weight's elements: the parameters and the non-trainable state. */
 int64_t nb_count_params(const nb_model *m);
 
@@ -437,6 +443,16 @@ typedef struct nb_history {
 /* nb_fit's .verbose as Keras's "auto": a progress bar (1) on a terminal, a
  * line per epoch (2) otherwise. */
 #define NB_VERBOSE_AUTO (-1)
+
+/* Draws h's training curves with PLplot to path, .svg or .png by the
+ * extension: a panel for the loss and one per metric, training and
+ * validation (if any) against the epoch (initial_epoch + 1 on), with a
+ * legend. Non-finite values leave gaps. 0, or -1 with an error (NB_ERR_STATE
+ * when built without PLplot). One plot at a time: calls from several
+ * threads wait for each other. */
+int nb_plot_history(const nb_history *h, const char *path);
+/* Whether this build can draw curves (was built with PLplot). */
+bool nb_plot_can_render(void);
 
 typedef struct nb_fit_opts {
     nb_dataset data;       /* training data (required) */
@@ -466,6 +482,9 @@ typedef struct nb_fit_opts {
                               NB_VERBOSE_AUTO; an "Epoch 2/10" line before each
                               epoch when there are several */
     FILE *out;             /* default stdout */
+    const char *plot;      /* .svg or .png: the curves so far (nb_plot_history) drawn
+                              there after every epoch, to watch; needs PLplot.
+                              Distributed: given on every rank, drawn by rank 0 */
     const struct nb_callback *callbacks; /* called as fit goes (below); ncallbacks of them */
     int ncallbacks;
 } nb_fit_opts;

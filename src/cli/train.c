@@ -1,14 +1,16 @@
 /* `nabla train`: trains an MLP or the Keras MNIST convnet on
  * (Fashion-)MNIST with the Keras-style API, prints the summary, progress
- * and test accuracy, and writes a checkpoint and a picture of one training
- * step's graph. The defaults are the classic Keras example: Dense 64 relu
- * -> Dense 32 relu -> Dense 10 softmax, Adam, categorical cross-entropy, 10
- * epochs of batch 32; --model cnn is examples/fashion_cnn.c's convnet, 15
+ * and test accuracy, and writes a checkpoint, a picture of one training
+ * step's graph, one of the layers and (--plot) the training curves,
+ * printing each file's full path. The defaults are the classic Keras
+ * example: Dense 64 relu -> Dense 32 relu -> Dense 10 softmax, Adam,
+ * categorical cross-entropy, 10 epochs of batch 32; --model cnn is examples/fashion_cnn.c's convnet, 15
  * epochs of batch 128. With --distributed, under mpirun, the ranks train
  * the model data-parallel (docs/distributed.md) and rank 0 reports. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 typedef struct {
     const char *data, *out, *optimizer;
     bool cnn, mlp_options;  /* --model cnn; --hidden or --activation given */
-    bool epochs_given, batch_given, distributed;
+    bool epochs_given, batch_given, distributed, plot;
     int64_t hidden[16];
     int nhidden;
     nb_activation activation;
@@ -48,7 +50,10 @@ static void train_usage(FILE *f)
             "  --limit N         train on the first N examples only\n"
             "  --threads N       threads for the large matrix products (default 1: reproducible)\n"
             "  --distributed     data-parallel over MPI: mpirun -np N nabla train --distributed\n"
-            "  --out DIR         where to write model.safetensors, step.dot, step.svg (default out)\n");
+            "  --plot            also draw the training curves: curves.png (redrawn after every\n"
+            "                    epoch) and curves.svg, with PLplot\n"
+            "  --out DIR         where to write model.safetensors, step.dot, step.svg, model.svg\n"
+            "                    (the layers) and the curves (default out)\n");
 }
 
 static int parse_hidden(const char *s, train_args *a)
@@ -78,6 +83,10 @@ static int parse_args(int argc, char **argv, train_args *a)
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(k, "--distributed")) {
             a->distributed = true;
+            continue;
+        }
+        if (!strcmp(k, "--plot")) {
+            a->plot = true;
             continue;
         }
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
@@ -217,11 +226,26 @@ static nb_tensor *first_rows(nb_tensor *t, int64_t n)
     return c;
 }
 
+/* The files written, with what each is, printed at the end. */
+typedef struct {
+    int n;
+    const char *what[8];
+    char path[8][PATH_MAX + 32];
+} written;
+
+/* dir/name into w's next slot; its path. */
+static const char *file_in(written *w, const char *dir, const char *name, const char *what)
+{
+    w->what[w->n] = what;
+    snprintf(w->path[w->n], sizeof w->path[0], "%s/%s", dir, name);
+    return w->path[w->n++];
+}
+
 /* Writes a picture of one training step (forward, loss) of the model, on
  * the first 32 images (u8 x, scaled to [0, 1] as nb_fit does). */
-static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const char *dir)
+static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const char *dir,
+                              written *w)
 {
-    char path[1024];
     nb_graph *g = nb_graph_new();
     nb_tensor *first = first_rows(nb_clone(x), 32);
     nb_tensor *xs = first ? nb_scale_images(first) : NULL;
@@ -231,13 +255,10 @@ static int write_step_picture(nb_model *m, nb_tensor *x, nb_tensor *y, const cha
     nb_tensor *loss = nb_model_loss(m, nb_model_forward(m, xb), yb);
     nb_dot_opts opts = {.title = "one training step (a batch of 32)"};
     int rc = loss ? 0 : -1;
-    snprintf(path, sizeof path, "%s/step.dot", dir);
     if (rc == 0)
-        rc = nb_dot_write(loss, path, &opts);
-    if (rc == 0 && nb_dot_can_render()) {
-        snprintf(path, sizeof path, "%s/step.svg", dir);
-        rc = nb_dot_render(loss, path, &opts);
-    }
+        rc = nb_dot_write(loss, file_in(w, dir, "step.dot", "one step's graph (DOT)"), &opts);
+    if (rc == 0 && nb_dot_can_render())
+        rc = nb_dot_render(loss, file_in(w, dir, "step.svg", "one step's graph (SVG)"), &opts);
     nb_graph_free(g);
     nb_free(xs);
     return rc;
@@ -256,10 +277,19 @@ static int train(train_args a)
 {
     bool lead = nb_dist_rank() == 0; /* the rank that prints and writes */
     nb_set_num_threads(a.threads); /* in range: parse_args checked */
-    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
+    char out[PATH_MAX];
+    if ((mkdir(a.out, 0777) != 0 && errno != EEXIST) || !realpath(a.out, out)) {
         fprintf(stderr, "nabla train: cannot create %s: %s\n", a.out, strerror(errno));
         return 1;
     }
+    if (a.plot && !nb_plot_can_render()) {
+        fprintf(stderr, "nabla train: --plot needs PLplot, and this nabla was built without it "
+                        "(libplplot-dev and plplot-driver-cairo, meson -Dplplot=enabled)\n");
+        return 1;
+    }
+    written w = {0};
+    char curves_png[sizeof w.path[0]]; /* redrawn by fit after every epoch */
+    snprintf(curves_png, sizeof curves_png, "%s/curves.png", out);
     nb_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt) {
         if (nb_last_error())
@@ -315,7 +345,8 @@ static int train(train_args a)
     /* The images stay bytes; fit converts each batch to [0, 1]. */
     nb_dataset train = {xtr, ytr, .scale = 1 / 255.0}, test = {xte, yte, .scale = 1 / 255.0};
     h = nb_fit(m, train, .epochs = a.epochs, .batch_size = a.batch, .validation = test,
-               .seed = a.seed, .verbose = NB_VERBOSE_AUTO);
+               .seed = a.seed, .verbose = NB_VERBOSE_AUTO,
+               .plot = a.plot ? curves_png : NULL); /* rank 0 draws */
     if (!h) {
         report();
         goto done;
@@ -323,17 +354,25 @@ static int train(train_args a)
     double secs = 0;
     for (int e = 0; e < h->epochs; e++)
         secs += h->seconds[e];
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", a.out);
-    if (nb_save_weights(m, path) || (lead && write_step_picture(m, xte, yte, a.out))) {
+    int bad = nb_save_weights(m, file_in(&w, out, "model.safetensors", "the weights"));
+    if (!bad && lead) {
+        bad = write_step_picture(m, xte, yte, out, &w);
+        if (!bad && nb_dot_can_render())
+            bad = nb_plot_model(m, file_in(&w, out, "model.svg", "the layers (SVG)"));
+        if (!bad && a.plot) {
+            file_in(&w, out, "curves.png", "training curves (PNG)"); /* fit drew it */
+            bad = nb_plot_history(h, file_in(&w, out, "curves.svg", "training curves (SVG)"));
+        }
+    }
+    if (bad) {
         report();
         goto done;
     }
     if (lead) {
         printf("test accuracy: %.4f  test loss: %.4f  (%.2f s per epoch)\n",
                h->val_metric[h->epochs - 1], h->val_loss[h->epochs - 1], secs / h->epochs);
-        printf("wrote %s/model.safetensors, %s/step.dot%s\n", a.out, a.out,
-               nb_dot_can_render() ? ", step.svg" : "");
+        for (int i = 0; i < w.n; i++)
+            printf("wrote %-24s %s\n", w.what[i], w.path[i]);
     }
     rc = 0;
 done:

@@ -434,6 +434,23 @@ static int call_back(nb_model *m, nb_fit_opts o, const nb_logs *lg, bool epoch, 
                     : 0;
 }
 
+/* .plot: a picture the curves can be drawn to, checked before training. */
+static int check_plot(const char *path)
+{
+    size_t n = strlen(path);
+    const char *ext = n >= 4 ? path + n - 4 : "";
+    bool ok = ext[0] == '.'; /* as nb_plot_history reads it: ".svg" is a name */
+    char low[4] = {0};
+    for (int i = 0; ok && i < 3; i++)
+        low[i] = (char)(ext[1 + i] >= 'A' && ext[1 + i] <= 'Z' ? ext[1 + i] - 'A' + 'a' : ext[1 + i]);
+    if (!ok || (strcmp(low, "svg") != 0 && strcmp(low, "png") != 0))
+        return nb_set_error("nb_fit: .plot '%s' must end in .svg or .png", path);
+    if (!nb_plot_can_render())
+        return nb_set_error_code(NB_ERR_STATE, "nb_fit: .plot needs PLplot, and this nabla was "
+                                 "built without it");
+    return 0;
+}
+
 static const nb_history *fit(nb_model *m, nb_fit_opts o)
 {
     const char *fn = "nb_fit";
@@ -459,6 +476,8 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         nb_set_error("nb_fit: %d callbacks at %p", o.ncallbacks, (const void *)o.callbacks);
         return NULL;
     }
+    if (o.plot && check_plot(o.plot))
+        return NULL;
     if (o.epochs < 0 || o.batch_size < 0) {
         nb_set_error("nb_fit: epochs and batch_size must be positive, got %d and %d", o.epochs,
                      o.batch_size);
@@ -518,11 +537,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         /* The same training on every rank, or an error on every rank; the
          * ranks but 0 print nothing. */
         int64_t v[] = {bs, epochs, first, (int64_t)seed, n, vn, o.no_shuffle,
-                       o.skip_nonfinite, o.keep_subnormals};
+                       o.skip_nonfinite, o.keep_subnormals, o.plot != NULL};
         static const char *const names[] = {
             "batch_size", "epochs", "the first epoch", "the shuffling seed",
             "training rows", "validation rows", "no_shuffle", "skip_nonfinite",
-            "keep_subnormals"};
+            "keep_subnormals", "a .plot"};
         if (nb_dist_check(fn, (int)(sizeof v / sizeof v[0]), v, names))
             return NULL;
         /* Launchers give ranks a pseudo-terminal whatever their own
@@ -636,6 +655,21 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         for (int i = 0; i < m->metrics.n; i++)
             m->hist.val_metrics[i][e] = vm[i];
         m->hist.epochs = e + 1;
+        if (!rc && o.plot) {
+            /* Rank 0 draws; the ranks stop together if it failed. */
+            char why[400] = "";
+            int failed = 0;
+            if (nb_dist_rank() == 0 && nb_plot_history(&m->hist, o.plot)) {
+                failed = (int)nb_last_error_code();
+                snprintf(why, sizeof why, "%s", nb_last_error());
+            }
+            static const char *const what[] = {"the error code of drawing .plot"};
+            if (nn_distributed(m) && nb_dist_check(fn, 1, (int64_t[]){failed}, what))
+                rc = -1;
+            if (failed)
+                rc = nb_set_error_code((nb_error_code)failed, "nb_fit: epoch %d: %s",
+                                       first + e + 1, why);
+        }
         if (!rc) {
             /* Done with this epoch (a callback's checkpoint records it). */
             m->epochs_done = first + e + 1;

@@ -680,7 +680,7 @@ int nn_check_targets(const nb_model *m, const nb_tensor *y, int64_t rows, const 
     return 0;
 }
 
-static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y);
+static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y, nb_tensor *logits);
 
 nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
@@ -699,13 +699,43 @@ nb_tensor *nb_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
     return l;
 }
 
+const char *nn_loss_name(const nb_model *m)
+{
+    if (m->custom_loss.fn)
+        return m->custom_loss_name[0] ? m->custom_loss_name : "custom";
+    int n = (int)(sizeof loss_names / sizeof loss_names[0]);
+    return (int)m->loss > 0 && (int)m->loss < n ? loss_names[m->loss] : "?";
+}
+
+/* The logits of output if it is the last forward's result: the same
+ * tensor, in the graph that is current, which has not been reset since (a
+ * reset or a new graph may put another tensor at the same address). */
+static nb_tensor *logits_of(const nb_model *m, const nb_tensor *output)
+{
+    nb_graph *g = nb_graph_current();
+    bool fresh = g && last_forward.m == m && g == last_forward.graph &&
+                 nb_graph_generation(g) == last_forward.generation;
+    return fresh && output == last_forward.out ? last_forward.logits : NULL;
+}
+
 nb_tensor *nn_model_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
 {
     /* Softmax / sigmoid outputs take the loss from their logits, so that a
-     * confident wrong prediction costs a large finite loss, never NaN. */
-    if (nb_scope_push("loss"))
+     * confident wrong prediction costs a large finite loss, never NaN. The
+     * scope says so, and the logits get their name, so that a picture of
+     * the step shows where the activation went: the loss box reads
+     * "loss: softmax + categorical_crossentropy (fused)". */
+    nb_tensor *logits = logits_of(m, output);
+    const char *fused = logits ? nn_fused_loss(m) : NULL;
+    char scope[80] = "loss";
+    if (fused) {
+        snprintf(scope, sizeof scope, "loss: %s (fused)", fused);
+        if (!nb_name(logits) && !nb_set_name(logits, "logits"))
+            return NULL;
+    }
+    if (nb_scope_push(scope))
         return NULL;
-    nb_tensor *l = compiled_loss(m, output, y);
+    nb_tensor *l = compiled_loss(m, output, y, fused ? logits : NULL);
     nb_scope_pop();
     return l;
 }
@@ -725,20 +755,14 @@ static nb_tensor *custom_loss(const nb_model *m, nb_tensor *output, nb_tensor *y
     return l;
 }
 
-static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y)
+static nb_tensor *compiled_loss(nb_model *m, nb_tensor *output, nb_tensor *y, nb_tensor *logits)
 {
     if (m->custom_loss.fn)
         return custom_loss(m, output, y);
     nb_activation last = nn_layer_activation(m->layers[m->n - 1]);
-    /* The logits are those of the last forward only if output is that
-     * forward's result: the same tensor, in the graph that is current, which
-     * has not been reset since (a reset or a new graph may put another
-     * tensor at the same address). Otherwise the loss is taken from the
-     * output itself, which is right, only less robust for softmax. */
-    nb_graph *g = nb_graph_current();
-    bool fresh = g && last_forward.m == m && g == last_forward.graph &&
-                 nb_graph_generation(g) == last_forward.generation;
-    nb_tensor *logits = fresh && output == last_forward.out ? last_forward.logits : NULL;
+    /* Without the logits (another tensor than the last forward's output),
+     * the loss is taken from the output itself, which is right, only less
+     * robust for softmax. */
     switch (m->loss) {
     case NB_MEAN_SQUARED_ERROR:
         return nb_mse(output, y);

@@ -143,6 +143,11 @@ NN_PRIVATE void nn_layer_unbuild(nb_layer *l);
 NN_PRIVATE extern const nb_layer_type nn_input_type, nn_dense_type;
 /* A Dense layer's forward, with the pre-activation in *logits. */
 NN_PRIVATE nb_tensor *nn_dense_forward(nb_layer *l, nb_tensor *x, nb_tensor **logits);
+/* "softmax + categorical_crossentropy" when the loss of a compiled m is
+ * taken from the last layer's logits (the activation fused into it), else
+ * NULL; the loss's name, Keras's or the custom one's. */
+NN_PRIVATE const char *nn_fused_loss(const nb_model *m);
+NN_PRIVATE const char *nn_loss_name(const nb_model *m);
 /* A Dense layer's activation (NB_LINEAR for other layers). */
 NN_PRIVATE nb_activation nn_layer_activation(const nb_layer *l);
 /* src/nn/batches.c, the batches of nb_fit and nb_batches: copies rows
