@@ -5,7 +5,8 @@
 # ```c block after a `<!-- file: NAME -->` line) written where the shell is
 # when the page shows it. The apt-get line is not run (CI's setup installs
 # the packages): instead each package it names must be in .ci/setup's list.
-#   tests/tutorial.sh [checkout]       exit status 0 when every step worked
+#   tests/tutorial.sh [checkout]       exit status 0 when every step worked;
+# a failing run prints the end of what the steps printed.
 set -euo pipefail
 src=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 home=$(mktemp -d)
@@ -40,4 +41,8 @@ for line in page:
 print("\n".join(out))
 PY
 cd "$home"
-HOME=$home PKG_CONFIG_PATH= bash -x "$home/tutorial-script.sh"
+if ! HOME=$home PKG_CONFIG_PATH= bash -x "$home/tutorial-script.sh" >"$home/log" 2>&1; then
+    tail -40 "$home/log"
+    echo "tutorial.sh: a step of docs/tutorial.md failed (its last lines above)"
+    exit 1
+fi
