@@ -253,10 +253,13 @@ static void test_evaluate_predict(void **state)
     assert_int_equal(nb_model_distribute(dist), 0);
     double l1, l2, a1, a2;
     nb_dataset all = {.x = d.x, .y = d.y};
-    assert_int_equal(nb_evaluate(alone, all, 10, &l1, &a1), 0);
-    assert_int_equal(nb_evaluate(dist, all, 10, &l2, &a2), 0);
+    assert_int_equal(
+        nb_evaluate(alone, all, .batch_size = 10, .loss = &l1, .metrics = &a1, .nmetrics = 1), 0);
+    assert_int_equal(
+        nb_evaluate(dist, all, .batch_size = 10, .loss = &l2, .metrics = &a2, .nmetrics = 1), 0);
     assert_true(fabs(l1 - l2) < 1e-12 && a1 == a2);
-    nb_tensor *p1 = nb_predict(alone, all, 7), *p2 = nb_predict(dist, all, 7);
+    nb_tensor *p1 = nb_predict(alone, all, .batch_size = 7),
+              *p2 = nb_predict(dist, all, .batch_size = 7);
     assert_non_null(p1);
     assert_non_null(p2);
     for (int64_t j = 0; j < nb_numel(p1); j++)
