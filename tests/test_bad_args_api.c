@@ -738,55 +738,10 @@ static void test_checks(void **state)
     SECTION_END();
 }
 
-/* ---- distributed training (one rank: MPI not started) ---- */
-
-static void test_dist(void **state)
-{
-    (void)state;
-    SECTION_BEGIN();
-    double v[1] = {0};
-    nb_tensor *ps[] = {p23}, *two[] = {p23, p23}, *data[] = {f23}, *none[] = {NULL};
-    int64_t c[1] = {1};
-    const char *names[1] = {"c"};
-    CASE("nb_dist_set_timeout", INV, nb_dist_set_timeout(-1) == -1);
-    CASE("nb_dist_set_timeout", INV, nb_dist_set_timeout(NAN) == -1);
-    CASE("nb_dist_set_bucket_bytes", INV, nb_dist_set_bucket_bytes(0) == -1);
-    CASE("nb_dist_allreduce", INV, nb_dist_allreduce(NULL, 1) == -1);
-    CASE("nb_dist_allreduce", INV, nb_dist_allreduce(v, -1) == -1);
-    CASE("nb_dist_check", INV, nb_dist_check(NULL, 1, NULL, names) == -1);
-    CASE("nb_dist_check", INV, nb_dist_check(NULL, 0, c, names) == -1);
-    CASE("nb_dist_broadcast", INV, nb_dist_broadcast(1, NULL) == -1);
-    CASE("nb_dist_broadcast", INV, nb_dist_broadcast(1, none) == -1);
-    CASE("nb_dist_broadcast", STA, nb_dist_broadcast(1, (nb_tensor *[]){stale}) == -1);
-    CASE("nb_dist_average", INV, nb_dist_average(-2, data) == -1);
-    CASE("nb_dist_average", INV, nb_dist_average(1, (nb_tensor *[]){bcast}) == -1);
-    CASE("nb_dist_gather_rows", INV, nb_dist_gather_rows(NULL) == -1);
-    CASE("nb_dist_gather_rows", INV, nb_dist_gather_rows(s0) == -1);
-    KEEP(nb_dist_gather_rows(NULL) == -1);
-    KEEP(nb_dist_broadcast(1, none) == -1);
-    KEEP(nb_dist_backward(NULL, .weight = 1, .n = 1, .params = none) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 0, .params = ps) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = INFINITY, .n = 1,
-                                                   .params = ps) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 2, .params = two) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 1, .params = data) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 1, .params = ps,
-                                                   .nsums = 1) == -1);
-    CASE("nb_dist_backward", STA, nb_dist_backward(stale, .weight = 1, .n = 1, .params = ps) == -1);
-    CASE("nb_model_distribute", INV, nb_model_distribute(NULL) == -1);
-#ifdef NB_EXPECT_MPI
-    CASE("nb_dist_attach", INV, nb_dist_attach(NULL) == -1);
-#else /* a build without MPI refuses these, whatever the arguments */
-    CASE("nb_dist_init", NB_ERR_DIST, nb_dist_init(NULL, NULL) == -1);
-    CASE("nb_dist_attach", NB_ERR_DIST, nb_dist_attach(NULL) == -1);
-#endif
-    SECTION_END();
-}
-
 static void test_summary(void **state)
 {
     (void)state;
-    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks, fused functions, distributed"
+    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks, fused functions"
            "): %d cases tried, %d gave the documented error\n", tried, passed);
     assert_int_equal(passed, tried);
     assert_true(tried >= 300);
@@ -799,7 +754,6 @@ int main(void)
         cmocka_unit_test(test_memory),  cmocka_unit_test(test_dot),
         cmocka_unit_test(test_io),      cmocka_unit_test(test_nn),
         cmocka_unit_test(test_checks),  cmocka_unit_test(test_fused),
-        cmocka_unit_test(test_dist),
         cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
