@@ -561,7 +561,7 @@ nb_optimizer *nb_model_optimizer(const nb_model *m);
  * reports the global loss and metrics on every rank (rank 0 prints, with
  * .verbose 1 or auto a line per epoch: no progress bar); the non-trainable state is averaged over the ranks after each
  * epoch; nb_evaluate and nb_predict shard the rows and gather the results
- * on every rank; nb_save_weights and nb_save_checkpoint write on rank 0
+ * on every rank (rank 0 prints their line); nb_save_weights and nb_save_checkpoint write on rank 0
  * only. Each rank draws its own dropout masks. With one rank it changes
  * nothing. 0 or -1. */
 int nb_model_distribute(nb_model *m);
