@@ -266,6 +266,29 @@ static void test_evaluate_predict(void **state)
         assert_true(fabs(nb_get_flat(p1, j) - nb_get_flat(p2, j)) < 1e-12);
     nb_free(p1);
     nb_free(p2);
+    /* With .verbose, rank 0 prints one line for all the rows (101 in
+     * batches of 10: 11 steps), the others nothing; a bar (auto on a
+     * terminal) becomes the line. */
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(nb_evaluate(dist, all, .batch_size = 10, .verbose = 1, .out = f), 0);
+    assert_non_null(p2 = nb_predict(dist, all, .batch_size = 10, .verbose = 2, .out = f));
+    nb_free(p2);
+    char text[512] = "";
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    if (nb_dist_rank() == 0) {
+        assert_true(strncmp(text, "11/11 - ", 8) == 0 && strstr(text, " - accuracy: "));
+        assert_non_null(strstr(text, "\n11/11 - "));
+        assert_int_equal(lines, 2);
+    } else {
+        assert_int_equal(n, 0);
+    }
     /* Training keeps the moving statistics the same on every rank. */
     assert_non_null(nb_fit(dist, all, .epochs = 2, .batch_size = 16));
     nb_tensor *bn[2] = {nb_layer_get(bnl, 2), nb_layer_get(bnl, 3)};
