@@ -521,7 +521,8 @@ typedef struct nb_evaluate_opts {
 } nb_evaluate_opts;
 /* Mean loss and metrics over data, as Keras's evaluate:
  * nb_evaluate(m, test, .loss = &loss, .metrics = &acc, .nmetrics = 1). Needs
- * a compiled model. On error the results asked for get NAN. 0 or -1. */
+ * a compiled model. Bad arguments leave the results untouched; a failed
+ * evaluation gives them NAN. 0 or -1. */
 #define nb_evaluate(m, ...) nb_evaluate_((m), (nb_evaluate_opts){.data = __VA_ARGS__})
 int nb_evaluate_(nb_model *m, nb_evaluate_opts opts);
 
