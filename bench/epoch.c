@@ -81,7 +81,8 @@ int main(int argc, char **argv)
                            e <= a.warmup ? ", \"warmup\": true" : "");
         double acc = 0, test_loss = 0;
         if (e == total) {
-            if (nb_evaluate(m, (nb_dataset){d.x_test, d.y_test, BENCH_SCALE}, 32, &test_loss, &acc)) {
+            if (nb_evaluate(m, (nb_dataset){d.x_test, d.y_test, BENCH_SCALE}, .batch_size = 32,
+                            .loss = &test_loss, .metrics = &acc, .nmetrics = 1)) {
                 rc = bench_fail(prog);
                 break;
             }

@@ -4,11 +4,11 @@
  *   bench_predict [--batch B=32] [--threads N] [--warmup PASSES=2]
  *                 [--reps R=10] [--n PASSES=1] [--quick] [--data DIR]
  *
- * One pass = nb_predict(model, test images, B): every image through the model
- * in batches of B, the (10000, 10) softmax output as a new heap tensor
- * (freed inside the clock, as a caller would once done with it). The weights are the untrained Glorot
- * ones: the time does not depend on them. Workload "predict_b<B>", unit
- * ms/pass. */
+ * One pass = nb_predict(model, test images, .batch_size = B): every image
+ * through the model in batches of B, the (10000, 10) softmax output as a new
+ * heap tensor (freed inside the clock, as a caller would once done with it).
+ * The weights are the untrained Glorot ones: the time does not depend on
+ * them. Workload "predict_b<B>", unit ms/pass. */
 #include <stdio.h>
 
 #include "bench.h"
@@ -34,7 +34,8 @@ int main(int argc, char **argv)
     snprintf(workload, sizeof workload, "predict_b%d", a.batch);
     int64_t images = nb_dim(d.x_test, 0);
     for (int i = 0; i < a.warmup; i++) {
-        nb_tensor *p = nb_predict(m, (nb_dataset){.x = d.x_test, .scale = BENCH_SCALE}, a.batch);
+        nb_tensor *p =
+            nb_predict(m, (nb_dataset){.x = d.x_test, .scale = BENCH_SCALE}, .batch_size = a.batch);
         if (!p)
             return bench_fail(prog);
         nb_free(p);
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
         double first = 0;
         bench_clock t0 = bench_now();
         for (int i = 0; i < a.n; i++) {
-            nb_tensor *y = nb_predict(m, (nb_dataset){.x = d.x_test, .scale = BENCH_SCALE}, a.batch);
+            nb_tensor *y = nb_predict(m, (nb_dataset){.x = d.x_test, .scale = BENCH_SCALE},
+                                      .batch_size = a.batch);
             if (!y)
                 return bench_fail(prog);
             first = ((const float *)nb_data(y))[0];

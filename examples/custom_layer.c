@@ -61,7 +61,8 @@ int main(void)
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 40, .batch_size = 32,
                                  .seed = 3);
     double loss = NAN, acc = NAN;
-    if (!h || nb_evaluate(m, (nb_dataset){x, y, 0}, 64, &loss, &acc)) {
+    if (!h || nb_evaluate(m, (nb_dataset){x, y, 0}, .batch_size = 64, .loss = &loss,
+                          .metrics = &acc, .nmetrics = 1)) {
         fprintf(stderr, "custom_layer: %s\n", nb_last_error());
         return 1;
     }

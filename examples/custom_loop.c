@@ -74,7 +74,8 @@ int main(int argc, char **argv)
     }
     double loss = 0, acc = 0;
     if (rc == 0)
-        rc = nb_evaluate(model, (nb_dataset){x_test, y_test, .scale = 1 / 255.0}, 0, &loss, &acc);
+        rc = nb_evaluate(model, (nb_dataset){x_test, y_test, .scale = 1 / 255.0}, .loss = &loss,
+                         .metrics = &acc, .nmetrics = 1);
     if (rc == 0)
         printf("test loss %.4f, accuracy %.4f\n", loss, acc);
     else

@@ -97,7 +97,7 @@ static int save(const char *dir, const char *data)
         nb_tensor *xt = rows(xs, 1000, k ? 3 : 1, k ? img : (int64_t[]){784});
         const nb_history *h = nb_fit(m, (nb_dataset){x, y, .scale = 1 / 255.0}, .seed = 1,
                                      .verbose = -1);
-        nb_tensor *pred = nb_predict(m, (nb_dataset){.x = xt}, 100), *x64 = f64(xt), *p64 = NULL;
+        nb_tensor *pred = nb_predict(m, (nb_dataset){.x = xt}, .batch_size = 100), *x64 = f64(xt), *p64 = NULL;
         nb_set_name(xt, "x");
         nb_set_name(pred, "pred");
         rc = !h || !pred ||
@@ -105,7 +105,7 @@ static int save(const char *dir, const char *data)
                      nb_save_weights(m, path(dir, net[k], "keras")) ||
                      nb_model_set_dtype(m64, NB_F64) ||
                      nb_load_weights(m64, path(dir, net[k], "keras")) ||
-                     !(p64 = nb_set_name(nb_predict(m64, (nb_dataset){.x = x64}, 100), "pred64")) ||
+                     !(p64 = nb_set_name(nb_predict(m64, (nb_dataset){.x = x64}, .batch_size = 100), "pred64")) ||
                      nb_save_safetensors(path(dir, net[k], "pred"), 3,
                                          (nb_tensor *[]){xt, pred, p64})
                  ? -1
@@ -143,9 +143,9 @@ static int check(const char *dir)
         if (nb_load_weights(m, path(dir, net[k], "back"), .layout = NB_LAYOUT_PYTORCH) ||
             nb_load_safetensors(path(dir, net[k], "pred"), 1, &x, .partial = true) ||
             nb_load_safetensors(path(dir, net[k], "back_pred"), 2, (nb_tensor *[]){want, want64}) ||
-            !(got = nb_predict(m, (nb_dataset){.x = x}, 100)) || nb_model_set_dtype(m64, NB_F64) ||
+            !(got = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 100)) || nb_model_set_dtype(m64, NB_F64) ||
             nb_load_weights(m64, path(dir, net[k], "back"), .layout = NB_LAYOUT_PYTORCH) ||
-            !(x64 = f64(x)) || !(got64 = nb_predict(m64, (nb_dataset){.x = x64}, 100))) {
+            !(x64 = f64(x)) || !(got64 = nb_predict(m64, (nb_dataset){.x = x64}, .batch_size = 100))) {
             rc = -1;
         } else {
             double w32 = worst(got, want), w64 = worst(got64, want64);

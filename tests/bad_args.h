@@ -1,8 +1,9 @@
 /* The counted bad-argument test (test_bad_args.c: factories, inspection,
- * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions, nb_dist_* on one rank,
+ * ops; test_bad_args_api.c: nb_apply, autograd, memory and threads, pictures, files, fused functions,
  * models, checks, no graph; test_bad_args_data.c: the PyTorch layout,
  * nb_batches, the initialisers; test_bad_args_pictures.c: training curves, the
- * layers, DOT text), its case runner and fixtures. Every public function, called with each class of bad argument that
+ * layers, DOT text; test_bad_args_eval.c: nb_dist_* on one rank, nb_evaluate's
+ * and nb_predict's options), its case runner and fixtures. Every public function, called with each class of bad argument that
  * applies: NULL (and NULL after a first error, which must be kept), bad
  * shapes and overflowing sizes, wrong dtypes, out-of-range axes, indices and
  * labels, and the wrong state (no current graph, a tensor of a reset graph,

@@ -430,9 +430,11 @@ static void test_nn(void **state)
     /* Before compile (and before build). */
     nb_tensor *x = nb_ones(NB_F32, NB_SHAPE(5, 4)), *yy = nb_zeros(NB_F32, NB_SHAPE(5, 3));
     CASE("nb_fit", STA, nb_fit(m, (nb_dataset){.x = x, .y = yy}) == NULL);
-    CASE("nb_evaluate", STA, nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, 0, &lossv, &metricv) == -1);
+    CASE("nb_evaluate", STA,
+         nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
     CASE("nb_model_loss", STA, nb_model_loss(m, f23, f23) == NULL);
-    CASE("nb_predict", STA, nb_predict(unbuilt, (nb_dataset){.x = x}, 0) == NULL);
+    CASE("nb_predict", STA, nb_predict(unbuilt, (nb_dataset){.x = x}) == NULL);
     CASE("nb_model_forward", STA, nb_model_forward(unbuilt, x) == NULL);
     CASE("nb_save_weights", STA, nb_save_weights(unbuilt, "/tmp/w.st") == -1);
     CASE("nb_save_checkpoint", STA, nb_save_checkpoint(unbuilt, "/tmp/w.st") == -1);
@@ -507,36 +509,49 @@ static void test_nn(void **state)
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .verbose = 3) == NULL);
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .verbose = -2) == NULL);
     CASE("nb_fit", STA, nb_fit(dead, (nb_dataset){.x = x, .y = yy}) == NULL);
-    CASE("nb_evaluate", INV, nb_evaluate(NULL, (nb_dataset){.x = x, .y = yy}, 0, &lossv, &metricv) == -1);
-    CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){.x = x5, .y = yy}, 0, &lossv, &metricv) == -1);
-    CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, -1, &lossv, &metricv) == -1);
-    CASE("nb_predict", INV, nb_predict(NULL, (nb_dataset){.x = x}, 0) == NULL);
-    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = NULL}, 0) == NULL);
-    CASE("nb_predict", DTY, nb_predict(m, (nb_dataset){.x = x64}, 0) == NULL);
-    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = x5}, 0) == NULL);
+    CASE("nb_evaluate", INV,
+         nb_evaluate(NULL, (nb_dataset){.x = x, .y = yy}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
+    CASE("nb_evaluate", SHP,
+         nb_evaluate(m, (nb_dataset){.x = x5, .y = yy}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
+    CASE("nb_evaluate", INV,
+         nb_evaluate(m, (nb_dataset){.x = x, .y = yy}, .batch_size = -1, .loss = &lossv,
+                     .metrics = &metricv, .nmetrics = 1) == -1);
+    CASE("nb_predict", INV, nb_predict(NULL, (nb_dataset){.x = x}) == NULL);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = NULL}) == NULL);
+    CASE("nb_predict", DTY, nb_predict(m, (nb_dataset){.x = x64}) == NULL);
+    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = x5}) == NULL);
     /* u8 x and its scale; y stays in the model's dtype. */
     nb_tensor *u4 = nb_ones(NB_U8, NB_SHAPE(5, 4)), *u5 = nb_ones(NB_U8, NB_SHAPE(5, 5));
     nb_tensor *yu = nb_zeros(NB_U8, NB_SHAPE(5, 3));
     const double bad_scales[] = {NAN, INFINITY, -INFINITY};
     for (int i = 0; i < 3; i++) {
         CASE("nb_fit", INV, nb_fit(m, (nb_dataset){u4, yy, bad_scales[i]}) == NULL);
-        CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){u4, yy, bad_scales[i]}, 0, &lossv,
-                                             &metricv) == -1);
-        CASE("nb_predict", INV, nb_predict(m, (nb_dataset){u4, NULL, bad_scales[i]}, 0) == NULL);
+        CASE("nb_evaluate", INV,
+             nb_evaluate(m, (nb_dataset){u4, yy, bad_scales[i]}, .loss = &lossv,
+                         .metrics = &metricv, .nmetrics = 1) == -1);
+        CASE("nb_predict", INV, nb_predict(m, (nb_dataset){u4, NULL, bad_scales[i]}) == NULL);
     }
     /* A scale for float x (it converts u8 only). */
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){x, yy, 1 / 255.0}) == NULL);
     CASE("nb_fit", INV, nb_fit(m, (nb_dataset){.x = x, .y = yy}, .validation = {x, yy, 2})
                             == NULL);
-    CASE("nb_evaluate", INV, nb_evaluate(m, (nb_dataset){x, yy, 0.5}, 0, &lossv, &metricv) == -1);
-    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){x, NULL, -1}, 0) == NULL);
+    CASE("nb_evaluate", INV,
+         nb_evaluate(m, (nb_dataset){x, yy, 0.5}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){x, NULL, -1}) == NULL);
     CASE("nb_fit", SHP, nb_fit(m, (nb_dataset){u5, yy, 1 / 255.0}) == NULL);
     CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){u4, yu, 1 / 255.0}) == NULL);
     CASE("nb_fit", DTY, nb_fit(m, (nb_dataset){u4, yy, 1}, .validation = {u4, yu, 1}) == NULL);
-    CASE("nb_evaluate", SHP, nb_evaluate(m, (nb_dataset){u5, yy, 1}, 0, &lossv, &metricv) == -1);
-    CASE("nb_evaluate", DTY, nb_evaluate(m, (nb_dataset){u4, yu, 1}, 0, &lossv, &metricv) == -1);
-    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = u5}, 0) == NULL);
-    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = u4}, -2) == NULL);
+    CASE("nb_evaluate", SHP,
+         nb_evaluate(m, (nb_dataset){u5, yy, 1}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
+    CASE("nb_evaluate", DTY,
+         nb_evaluate(m, (nb_dataset){u4, yu, 1}, .loss = &lossv, .metrics = &metricv,
+                     .nmetrics = 1) == -1);
+    CASE("nb_predict", SHP, nb_predict(m, (nb_dataset){.x = u5}) == NULL);
+    CASE("nb_predict", INV, nb_predict(m, (nb_dataset){.x = u4}, .batch_size = -2) == NULL);
     CASE("nb_model_forward", DTY, nb_model_forward(m, u4) == NULL);
     nb_free(u4);
     nb_free(u5);
@@ -723,55 +738,10 @@ static void test_checks(void **state)
     SECTION_END();
 }
 
-/* ---- distributed training (one rank: MPI not started) ---- */
-
-static void test_dist(void **state)
-{
-    (void)state;
-    SECTION_BEGIN();
-    double v[1] = {0};
-    nb_tensor *ps[] = {p23}, *two[] = {p23, p23}, *data[] = {f23}, *none[] = {NULL};
-    int64_t c[1] = {1};
-    const char *names[1] = {"c"};
-    CASE("nb_dist_set_timeout", INV, nb_dist_set_timeout(-1) == -1);
-    CASE("nb_dist_set_timeout", INV, nb_dist_set_timeout(NAN) == -1);
-    CASE("nb_dist_set_bucket_bytes", INV, nb_dist_set_bucket_bytes(0) == -1);
-    CASE("nb_dist_allreduce", INV, nb_dist_allreduce(NULL, 1) == -1);
-    CASE("nb_dist_allreduce", INV, nb_dist_allreduce(v, -1) == -1);
-    CASE("nb_dist_check", INV, nb_dist_check(NULL, 1, NULL, names) == -1);
-    CASE("nb_dist_check", INV, nb_dist_check(NULL, 0, c, names) == -1);
-    CASE("nb_dist_broadcast", INV, nb_dist_broadcast(1, NULL) == -1);
-    CASE("nb_dist_broadcast", INV, nb_dist_broadcast(1, none) == -1);
-    CASE("nb_dist_broadcast", STA, nb_dist_broadcast(1, (nb_tensor *[]){stale}) == -1);
-    CASE("nb_dist_average", INV, nb_dist_average(-2, data) == -1);
-    CASE("nb_dist_average", INV, nb_dist_average(1, (nb_tensor *[]){bcast}) == -1);
-    CASE("nb_dist_gather_rows", INV, nb_dist_gather_rows(NULL) == -1);
-    CASE("nb_dist_gather_rows", INV, nb_dist_gather_rows(s0) == -1);
-    KEEP(nb_dist_gather_rows(NULL) == -1);
-    KEEP(nb_dist_broadcast(1, none) == -1);
-    KEEP(nb_dist_backward(NULL, .weight = 1, .n = 1, .params = none) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 0, .params = ps) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = INFINITY, .n = 1,
-                                                   .params = ps) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 2, .params = two) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 1, .params = data) == -1);
-    CASE("nb_dist_backward", INV, nb_dist_backward(NULL, .weight = 1, .n = 1, .params = ps,
-                                                   .nsums = 1) == -1);
-    CASE("nb_dist_backward", STA, nb_dist_backward(stale, .weight = 1, .n = 1, .params = ps) == -1);
-    CASE("nb_model_distribute", INV, nb_model_distribute(NULL) == -1);
-#ifdef NB_EXPECT_MPI
-    CASE("nb_dist_attach", INV, nb_dist_attach(NULL) == -1);
-#else /* a build without MPI refuses these, whatever the arguments */
-    CASE("nb_dist_init", NB_ERR_DIST, nb_dist_init(NULL, NULL) == -1);
-    CASE("nb_dist_attach", NB_ERR_DIST, nb_dist_attach(NULL) == -1);
-#endif
-    SECTION_END();
-}
-
 static void test_summary(void **state)
 {
     (void)state;
-    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks, fused functions, distributed"
+    printf("# bad arguments (nb_apply, autograd, memory and threads, pictures, files, models, checks, fused functions"
            "): %d cases tried, %d gave the documented error\n", tried, passed);
     assert_int_equal(passed, tried);
     assert_true(tried >= 300);
@@ -784,7 +754,6 @@ int main(void)
         cmocka_unit_test(test_memory),  cmocka_unit_test(test_dot),
         cmocka_unit_test(test_io),      cmocka_unit_test(test_nn),
         cmocka_unit_test(test_checks),  cmocka_unit_test(test_fused),
-        cmocka_unit_test(test_dist),
         cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -253,16 +253,42 @@ static void test_evaluate_predict(void **state)
     assert_int_equal(nb_model_distribute(dist), 0);
     double l1, l2, a1, a2;
     nb_dataset all = {.x = d.x, .y = d.y};
-    assert_int_equal(nb_evaluate(alone, all, 10, &l1, &a1), 0);
-    assert_int_equal(nb_evaluate(dist, all, 10, &l2, &a2), 0);
+    assert_int_equal(
+        nb_evaluate(alone, all, .batch_size = 10, .loss = &l1, .metrics = &a1, .nmetrics = 1), 0);
+    assert_int_equal(
+        nb_evaluate(dist, all, .batch_size = 10, .loss = &l2, .metrics = &a2, .nmetrics = 1), 0);
     assert_true(fabs(l1 - l2) < 1e-12 && a1 == a2);
-    nb_tensor *p1 = nb_predict(alone, all, 7), *p2 = nb_predict(dist, all, 7);
+    nb_tensor *p1 = nb_predict(alone, all, .batch_size = 7),
+              *p2 = nb_predict(dist, all, .batch_size = 7);
     assert_non_null(p1);
     assert_non_null(p2);
     for (int64_t j = 0; j < nb_numel(p1); j++)
         assert_true(fabs(nb_get_flat(p1, j) - nb_get_flat(p2, j)) < 1e-12);
     nb_free(p1);
     nb_free(p2);
+    /* With .verbose, rank 0 prints one line for all the rows (101 in
+     * batches of 10: 11 steps), the others nothing; a bar (auto on a
+     * terminal) becomes the line. */
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(nb_evaluate(dist, all, .batch_size = 10, .verbose = 1, .out = f), 0);
+    assert_non_null(p2 = nb_predict(dist, all, .batch_size = 10, .verbose = 2, .out = f));
+    nb_free(p2);
+    char text[512] = "";
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    if (nb_dist_rank() == 0) {
+        assert_true(strncmp(text, "11/11 - ", 8) == 0 && strstr(text, " - accuracy: "));
+        assert_non_null(strstr(text, "\n11/11 - "));
+        assert_int_equal(lines, 2);
+    } else {
+        assert_int_equal(n, 0);
+    }
     /* Training keeps the moving statistics the same on every rank. */
     assert_non_null(nb_fit(dist, all, .epochs = 2, .batch_size = 16));
     nb_tensor *bn[2] = {nb_layer_get(bnl, 2), nb_layer_get(bnl, 3)};

@@ -76,10 +76,15 @@ static void test_fit_on_strided_views(void **state)
 
     /* evaluate and predict read views too. */
     double l1, m1, l2, m2;
-    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = xv, .y = yv}, 7, &l1, &m1), 0);
-    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = x, .y = y}, 7, &l2, &m2), 0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = xv, .y = yv}, .batch_size = 7, .loss = &l1,
+                                 .metrics = &m1, .nmetrics = 1),
+                     0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = x, .y = y}, .batch_size = 7, .loss = &l2,
+                                 .metrics = &m2, .nmetrics = 1),
+                     0);
     assert_true(l1 == l2 && m1 == m2);
-    nb_tensor *p1 = nb_predict(a, (nb_dataset){.x = xv}, 7), *p2 = nb_predict(a, (nb_dataset){.x = x}, 7);
+    nb_tensor *p1 = nb_predict(a, (nb_dataset){.x = xv}, .batch_size = 7),
+              *p2 = nb_predict(a, (nb_dataset){.x = x}, .batch_size = 7);
     assert_non_null(p1);
     assert_non_null(p2);
     assert_true(nb_is_heap(p1) && nb_is_contiguous(p1));
@@ -184,7 +189,7 @@ static void test_out_of_memory_names_the_call(void **state)
     nb_set_allocator(&small);
     nb_clear_error();
     /* the (300000, 3) output is 3.6 MB */
-    assert_null(nb_predict(m, (nb_dataset){.x = x}, 0));
+    assert_null(nb_predict(m, (nb_dataset){.x = x}));
     ERR_HAS("nb_predict: out of memory");
     ERR_HAS("(300000,3)");
     /* a strided view must be packed: 4.8 MB */
@@ -192,7 +197,7 @@ static void test_out_of_memory_names_the_call(void **state)
     assert_null(nb_fit(m, (nb_dataset){.x = xv, .y = y}));
     ERR_HAS("nb_fit: out of memory packing a strided x");
     nb_clear_error();
-    assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xv, .y = y}, 0, NULL, NULL), -1);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xv, .y = y}), -1);
     ERR_HAS("nb_evaluate: out of memory packing a strided x");
     nb_graph_free(g);
     nb_set_allocator(NULL);
@@ -354,7 +359,7 @@ static void test_early_stopping(void **state)
     double loss;
     nb_graph *g = nb_graph_new();
     nb_tensor *xv = nb_slice(x, 0, 150, 200, 1), *yv = nb_slice(y, 0, 150, 200, 1);
-    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, 32, &loss, NULL), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, .batch_size = 32, .loss = &loss), 0);
     assert_true(loss == h->val_loss[best]); /* the best epoch's weights are back */
     /* The best-only checkpoint holds the same weights. */
     assert_int_equal(ck.saved_epoch, best);

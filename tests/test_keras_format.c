@@ -9,14 +9,15 @@
  *   third reference models those names are put back to a first model's
  *   ("conv2d", "sequential"), their cells re-padded to the same width
  *   (rename() below), and everything else must match.
- * - Epoch lines hold times and values, so both texts are masked first
- *   (mask()): every run of digits becomes '#', and the per-step unit
- *   (s, ms, us: Keras picks it by size) becomes 's'. What is left, the
- *   layout, must match line for line. (The reference's last lines, Keras's
- *   evaluate(verbose=2), have no counterpart: nb_evaluate prints nothing.)
+ * - Epoch lines and evaluate's line hold times and values, so both texts
+ *   are masked first (mask()): every run of digits becomes '#', and the
+ *   per-step unit (s, ms, us: Keras picks it by size) becomes 's'. What is
+ *   left, the layout, must match line for line. (The reference's last line,
+ *   the list Python prints of what evaluate returned, is not nabla's.)
  * - The progress bar (verbose 1) is drawn on a pseudo-terminal, as Keras's
  *   reference was captured, and the last drawing of each line is compared
- *   to Keras's, masked the same way, escape codes and all. */
+ *   to Keras's, masked the same way, escape codes and all: fit's epochs,
+ *   then evaluate's. */
 #define _GNU_SOURCE /* posix_openpt, strndup */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,9 +201,17 @@ static void test_epoch_lines_are_keras(void **state)
     FILE *f = tmpfile();
     assert_non_null(f);
     assert_int_equal(nb_summary(m, f), 0);
-    assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .validation = {vx, vy, 0},
-                           .verbose = 2, .out = f));
-    char *got = text_of(f), *v2 = read_file("keras3_seed_verbose2.txt"), *want = lines(v2, 0, 17);
+    const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2,
+                                 .validation = {vx, vy, 0}, .verbose = 2, .out = f);
+    assert_non_null(h);
+    /* Keras's evaluate(verbose=2) line, with the values of the last
+     * epoch's validation, as in Keras's run. */
+    double loss, acc;
+    assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy, 0}, .verbose = 2, .out = f,
+                                 .loss = &loss, .metrics = &acc, .nmetrics = 1),
+                     0);
+    assert_true(loss == h->val_loss[1] && acc == h->val_metric[1]);
+    char *got = text_of(f), *v2 = read_file("keras3_seed_verbose2.txt"), *want = lines(v2, 0, 18);
     fclose(f);
     f = tmpfile();
     mask(got);
@@ -225,6 +234,36 @@ static void test_epoch_lines_are_keras(void **state)
     fclose(f);
     mask(got);
     assert_string_equal(got, "#/# - #s - #s/step - accuracy: #.# - loss: #.#\n");
+    free(got);
+
+    /* evaluate and predict: verbose as fit's, and predict's line has no
+     * values, as Keras's ("313/313 - 0s - 1ms/step"); auto is a line off a
+     * terminal. */
+    f = tmpfile();
+    assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy, 0}, .verbose = 3, .out = f), -1);
+    ERR_HAS("nb_evaluate: verbose is 3; it must be 0 (silent), 1 (a progress bar), 2 (a line "
+            "per call, at the end) or NB_VERBOSE_AUTO (-1)");
+    assert_null(nb_predict(m, (nb_dataset){.x = vx}, .verbose = -2, .out = f));
+    ERR_HAS("nb_predict: verbose is -2; it must be 0");
+    nb_tensor *p = nb_predict(m, (nb_dataset){.x = vx}, .verbose = 2, .out = f);
+    assert_non_null(p);
+    nb_free(p);
+    assert_non_null(p = nb_predict(m, (nb_dataset){.x = vx}, .batch_size = 7, .out = f));
+    nb_free(p);
+    assert_non_null(p = nb_predict(m, (nb_dataset){.x = vx}, .verbose = NB_VERBOSE_AUTO,
+                                   .batch_size = 7, .out = f));
+    nb_free(p);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy, 0}, .verbose = NB_VERBOSE_AUTO,
+                                 .batch_size = 50, .out = f),
+                     0);
+    got = text_of(f);
+    fclose(f);
+    assert_true(strncmp(got, "4/4 - ", 6) == 0); /* 100 rows in batches of 32 */
+    assert_non_null(strstr(got, "\n15/15 - "));
+    assert_non_null(strstr(got, "\n2/2 - "));
+    mask(got);
+    assert_string_equal(got, "#/# - #s - #s/step\n#/# - #s - #s/step\n"
+                             "#/# - #s - #s/step - accuracy: #.# - loss: #.#\n");
     free(got);
     nb_model_free(m);
     nb_free(x);
@@ -270,6 +309,9 @@ static void test_progress_bar_is_keras(void **state)
     assert_int_equal(nb_summary(m, tty), 0);
     assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 2, .validation = {vx, vy, 0},
                            .verbose = NB_VERBOSE_AUTO, .out = tty));
+    assert_int_equal(nb_evaluate(m, (nb_dataset){vx, vy, 0}, .verbose = NB_VERBOSE_AUTO,
+                                 .out = tty),
+                     0);
     fclose(tty);
     static char text[1 << 16];
     size_t n = 0;
@@ -286,7 +328,7 @@ static void test_progress_bar_is_keras(void **state)
      * backspaces and a carriage return, as Keras's does. */
     assert_non_null(strstr(text, "\b\r\x1b[1m10/10\x1b[0m \x1b[32m"));
     char *raw = read_file("keras3_seed_verbose1_tty.raw");
-    char *got = screen(text), *all = screen(raw), *want = lines(all, 0, 17);
+    char *got = screen(text), *all = screen(raw), *want = lines(all, 0, 18);
     mask(got);
     mask(want);
     if (strcmp(got, want) != 0)

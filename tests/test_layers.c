@@ -107,14 +107,14 @@ static void test_user_layer(void **state)
     nb_bump_version(x);
     nb_bump_version(y);
     double before = NAN, after = NAN;
-    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &before, NULL), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, .batch_size = 16, .loss = &before), 0);
     float s0 = ((float *)nb_data(params[2]))[0];
     const nb_history *h = nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 5, .batch_size = 16);
     assert_non_null(h);
-    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &after, NULL), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, .batch_size = 16, .loss = &after), 0);
     assert_true(after < before);
     assert_true(((float *)nb_data(params[2]))[0] != s0);
-    nb_tensor *out = nb_predict(m, (nb_dataset){.x = x}, 16);
+    nb_tensor *out = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 16);
     assert_non_null(out);
     nb_free(out);
     /* 5 epochs of 4 batches trained; evaluate and predict do not count. */
@@ -206,7 +206,7 @@ static void test_training_mode(void **state)
     assert_true(seen_training);
     nb_model_set_training(m, false);
     seen_training = false;
-    nb_tensor *pr = nb_predict(m, (nb_dataset){.x = x}, 2);
+    nb_tensor *pr = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 2);
     assert_non_null(pr);
     nb_free(pr);
     assert_false(seen_training);

@@ -306,20 +306,23 @@ static void test_fit_reports_every_metric(void **state)
     }
     free(text);
 
-    /* nb_evaluate fills the seven in order, no more; with fit's batch size
-     * the validation's values again, bit for bit. */
+    /* nb_evaluate fills the seven in order and NAN in the entries past
+     * them; with fit's batch size the validation's values again, bit for
+     * bit. */
     nb_graph *g = nb_graph_new();
     nb_tensor *xv = nb_slice(x, 0, 90, 120, 1), *yv = nb_slice(y, 0, 90, 120, 1);
     double loss, ev[NB_MAX_METRICS + 1];
     for (int i = 0; i <= NB_MAX_METRICS; i++)
         ev[i] = 42;
-    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, 16, &loss, ev), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xv, yv, 0}, .batch_size = 16, .loss = &loss,
+                                 .metrics = ev, .nmetrics = NB_MAX_METRICS + 1),
+                     0);
     assert_true(loss == h->val_loss[2]);
     for (int i = 0; i < 7; i++)
         assert_true(ev[i] == h->val_metrics[i][2]);
-    assert_true(ev[7] == 42 && ev[8] == 42);
+    assert_true(isnan(ev[7]) && isnan(ev[8]));
     /* ... and what the predictions give, computed here in double. */
-    nb_tensor *p = nb_predict(m, (nb_dataset){.x = xv}, 0);
+    nb_tensor *p = nb_predict(m, (nb_dataset){.x = xv});
     assert_non_null(p);
     double hits = 0, top2 = 0, se = 0, ae = 0;
     for (int64_t i = 0; i < 30; i++) {
@@ -412,7 +415,8 @@ static void test_custom_loss_is_the_builtin(void **state)
     nb_tensor *out = nb_model_forward(b, x);
     assert_true(nb_item(nb_model_loss(b, out, y)) == nb_item(nb_mse(out, y)));
     nb_graph_free(g);
-    /* No metrics: none in the history, a NAN from nb_evaluate. */
+    /* No metrics: none in the history, a NAN from nb_evaluate, which
+     * writes no more than the .nmetrics entries it is given. */
     assert_int_equal(nb_compile(b, nb_model_optimizer(b), .custom_loss = {hand_mse}), 0);
     const nb_history *h0 = nb_fit(b, (nb_dataset){x, y, 0});
     assert_non_null(h0);
@@ -420,7 +424,8 @@ static void test_custom_loss_is_the_builtin(void **state)
     assert_null(h0->metrics[0]);
     assert_true(isnan(h0->metric[0]));
     double l0, m0[2] = {1, 42};
-    assert_int_equal(nb_evaluate(b, (nb_dataset){x, y, 0}, 0, &l0, m0), 0);
+    assert_int_equal(
+        nb_evaluate(b, (nb_dataset){x, y, 0}, .loss = &l0, .metrics = m0, .nmetrics = 1), 0);
     assert_true(isnan(m0[0]) && m0[1] == 42);
     nb_model_free(a);
     nb_model_free(b);
@@ -482,8 +487,10 @@ static void test_accuracy_of_one_output(void **state)
                                 .metrics = {NB_BINARY_ACCURACY}), 0);
     for (int round = 0; round < 2; round++) {
         double loss, acc[2];
-        assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, 16, &loss, acc), 0);
-        nb_tensor *p = nb_predict(m, (nb_dataset){.x = x}, 0);
+        assert_int_equal(nb_evaluate(m, (nb_dataset){x, y, 0}, .batch_size = 16, .loss = &loss,
+                                     .metrics = acc, .nmetrics = 2),
+                         0);
+        nb_tensor *p = nb_predict(m, (nb_dataset){.x = x});
         assert_non_null(p);
         double hits = 0;
         for (int64_t i = 0; i < 40; i++)
@@ -583,7 +590,7 @@ static void test_custom_functions_that_fail(void **state)
     FAILS(nb_fit(m, d), "nb_fit: epoch 1, batch 1: ",
           "the loss \"rows\" gave a (32,) tensor; a loss gives a 0-d tensor");
     assert_int_equal(nb_last_error_code(), NB_ERR_SHAPE);
-    FAILS_RC(nb_evaluate(m, d, 0, NULL, NULL), "nb_evaluate: ", "the loss \"rows\" gave a (32,)");
+    FAILS_RC(nb_evaluate(m, d), "nb_evaluate: ", "the loss \"rows\" gave a (32,)");
     nb_graph *g = nb_graph_new();
     FAILS(nb_model_loss(m, nb_model_forward(m, x), y), "nb_model_loss: the loss \"rows\"");
     nb_graph_free(g);
@@ -591,7 +598,7 @@ static void test_custom_functions_that_fail(void **state)
                                 .custom_metrics = {{silent, NULL, "silent"}}), 0);
     FAILS(nb_fit(m, d), "nb_fit: epoch 1, batch 1: ",
           "the metric \"silent\" gave NULL and set no error");
-    FAILS_RC(nb_evaluate(m, d, 0, NULL, NULL), "nb_evaluate: the metric \"silent\" gave NULL");
+    FAILS_RC(nb_evaluate(m, d), "nb_evaluate: the metric \"silent\" gave NULL");
     assert_int_equal(nb_compile(m, nb_model_optimizer(m), NB_CATEGORICAL_CROSSENTROPY,
                                 .custom_metrics = {{loud, NULL, "loud"}}), 0);
     FAILS(nb_fit(m, d), "nb_fit: epoch 1, batch 1: loud: broken on purpose");

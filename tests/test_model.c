@@ -164,7 +164,7 @@ static void test_loss_logits_only_from_the_same_graph(void **state)
     nb_graph *inner = nb_graph_new();
     assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
     nb_graph_free(inner);
-    nb_tensor *pred = nb_predict(m, (nb_dataset){.x = x}, 0);
+    nb_tensor *pred = nb_predict(m, (nb_dataset){.x = x});
     assert_non_null(pred);
     assert_float_equal(nb_item(nb_model_loss(m, out, y)), from_probs, 1e-6);
     nb_free(pred);
@@ -205,11 +205,13 @@ static void test_fit_learns(void **state)
         assert_true(h->val_metric[4] > 0.9);
         assert_true(h->seconds[0] >= 0);
         double loss, acc;
-        assert_int_equal(nb_evaluate(m, (nb_dataset){.x = vx, .y = vy}, 0, &loss, &acc), 0);
+        assert_int_equal(nb_evaluate(m, (nb_dataset){.x = vx, .y = vy}, .loss = &loss,
+                                     .metrics = &acc, .nmetrics = 1),
+                         0);
         assert_true(fabs(loss - h->val_loss[4]) < 1e-6);
         assert_true(fabs(acc - h->val_metric[4]) < 1e-9);
         /* predict: probabilities per row that agree with evaluate's accuracy. */
-        nb_tensor *p = nb_predict(m, (nb_dataset){.x = vx}, 7);
+        nb_tensor *p = nb_predict(m, (nb_dataset){.x = vx}, .batch_size = 7);
         assert_non_null(p);
         assert_int_equal(nb_dim(p, 0), 200);
         assert_int_equal(nb_dim(p, 1), 3);
@@ -457,7 +459,7 @@ static void test_misuse(void **state)
     ERR_HAS("one-hot");
     /* f64 data for an f32 model */
     nb_tensor *x64 = nb_zeros(NB_F64, NB_SHAPE(40, 4));
-    assert_null(nb_predict(m, (nb_dataset){.x = x64}, 0));
+    assert_null(nb_predict(m, (nb_dataset){.x = x64}));
     ERR_HAS("f64");
     /* bad layers and constructors */
     assert_null(nb_dense(0));

@@ -195,13 +195,14 @@ static void scenario(outcome *o)
         goto done;
     /* 7 rows in batches of 3: three steps, the last one of 1 row. */
     (void)STEP(o, S_FIT, nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 3) != NULL);
-    (void)STEP(o, S_PREDICT, (p = nb_predict(m, (nb_dataset){.x = x}, 4)) != NULL);
+    (void)STEP(o, S_PREDICT, (p = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 4)) != NULL);
     bool saved = STEP(o, S_SAVE, nb_save_weights(m, path) == 0);
     if (!STEP(o, S_BUILD2, build_second(&m2)))
         goto done;
     if (!saved || !STEP(o, S_LOAD, nb_load_weights(m2, path) == 0))
         goto done;
-    if (STEP(o, S_PREDICT2, (p2 = nb_predict(m2, (nb_dataset){.x = x}, 4)) != NULL) && p) {
+    if (STEP(o, S_PREDICT2, (p2 = nb_predict(m2, (nb_dataset){.x = x}, .batch_size = 4)) != NULL) &&
+        p) {
         /* The loaded weights predict what the saved ones did. */
         for (int64_t i = 0; i < 7; i++)
             assert_true(nb_get_flat(p, i) == nb_get_flat(p2, i));
@@ -211,7 +212,8 @@ static void scenario(outcome *o)
         goto done;
     if (!ck || !STEP(o, S_CKLOAD, nb_load_checkpoint(m3, ckpath) == 0))
         goto done;
-    if (STEP(o, S_PREDICT3, (p3 = nb_predict(m3, (nb_dataset){.x = x}, 4)) != NULL) && p) {
+    if (STEP(o, S_PREDICT3, (p3 = nb_predict(m3, (nb_dataset){.x = x}, .batch_size = 4)) != NULL) &&
+        p) {
         for (int64_t i = 0; i < 7; i++)
             assert_true(nb_get_flat(p, i) == nb_get_flat(p3, i));
     }

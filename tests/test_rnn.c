@@ -175,7 +175,9 @@ static void test_long_range_task(void **state)
                                      .seed = 5);
         assert_non_null(h);
         double loss, acc;
-        assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, 64, &loss, &acc), 0);
+        assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, .batch_size = 64, .loss = &loss,
+                                     .metrics = &acc, .nmetrics = 1),
+                         0);
         printf("# %s over %lld steps: held-out accuracy %.4f after 15 epochs\n",
                kind ? "GRU" : "LSTM", (long long)T, acc);
         assert_true(acc >= 0.95);
@@ -223,7 +225,9 @@ static void test_text_task(void **state)
                      0);
     assert_non_null(nb_fit(m, (nb_dataset){x, y, 0}, .epochs = 20, .batch_size = 32, .seed = 1));
     double loss, acc;
-    assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, 64, &loss, &acc), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){xt, yt, 0}, .batch_size = 64, .loss = &loss,
+                                 .metrics = &acc, .nmetrics = 1),
+                     0);
     printf("# embedding + pooling: held-out accuracy %.4f after 20 epochs\n", acc);
     assert_true(acc >= 0.95);
     nb_model_free(m);

@@ -114,7 +114,7 @@ static void xor_data(nb_tensor **x, nb_tensor **y)
 /* Every prediction on the right side of 0.5. */
 static void expect_learned(nb_model *m, nb_tensor *x, nb_tensor *y)
 {
-    nb_tensor *p = nb_predict(m, (nb_dataset){.x = x}, 0);
+    nb_tensor *p = nb_predict(m, (nb_dataset){.x = x});
     assert_non_null(p);
     for (int i = 0; i < 4; i++)
         assert_true((nb_get_flat(p, i) > 0.5) == (nb_get_flat(y, i) > 0.5));

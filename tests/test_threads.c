@@ -209,9 +209,10 @@ static void eval_job(result *r)
     dataset(300 + (uint64_t)r->id, &x, &y);
     for (int e = 0; e < EVALS && r->rc == 0 && x && y; e++) {
         nb_tensor *p = NULL;
-        if (nb_evaluate(shared, (nb_dataset){.x = x, .y = y}, 7 + e % 3, &r->eval_loss[e], &r->eval_acc[e]))
+        if (nb_evaluate(shared, (nb_dataset){.x = x, .y = y}, .batch_size = 7 + e % 3,
+                        .loss = &r->eval_loss[e], .metrics = &r->eval_acc[e], .nmetrics = 1))
             job_failed(r, "nb_evaluate");
-        else if (!(p = nb_predict(shared, (nb_dataset){.x = x}, 5 + e % 4)))
+        else if (!(p = nb_predict(shared, (nb_dataset){.x = x}, .batch_size = 5 + e % 4)))
             job_failed(r, "nb_predict");
         else
             memcpy(r->pred[e], nb_data(p), sizeof r->pred[e]);

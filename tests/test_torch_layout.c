@@ -101,13 +101,13 @@ static void round_trip(nb_model *(*make)(uint64_t), int ndim, const int64_t *xsh
 {
     nb_model *a = make(1), *b = make(2);
     nb_tensor *x = inputs(ndim, xshape);
-    nb_tensor *pa = nb_predict(a, (nb_dataset){.x = x}, 8);
-    nb_tensor *pb = nb_predict(b, (nb_dataset){.x = x}, 8);
+    nb_tensor *pa = nb_predict(a, (nb_dataset){.x = x}, .batch_size = 8);
+    nb_tensor *pb = nb_predict(b, (nb_dataset){.x = x}, .batch_size = 8);
     assert_false(nb_allclose(pa, pb, 0, 0));
     assert_int_equal(nb_save_weights(a, P("rt.safetensors"), .layout = NB_LAYOUT_PYTORCH), 0);
     assert_int_equal(nb_load_weights(b, P("rt.safetensors"), .layout = NB_LAYOUT_PYTORCH), 0);
     nb_free(pb);
-    pb = nb_predict(b, (nb_dataset){.x = x}, 8);
+    pb = nb_predict(b, (nb_dataset){.x = x}, .batch_size = 8);
     assert_true(nb_allclose(pa, pb, 0, 0));
     /* The Keras layout does not read a torch file. */
     FAILS_RC(nb_load_weights(b, P("rt.safetensors")), "nb_load_weights");

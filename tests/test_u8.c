@@ -134,20 +134,20 @@ static void test_every_byte_gives_the_same_float(void **state)
     nb_tensor *want = nb_scale_images(x);
     assert_non_null(want);
     nb_model *m = identity_model(NB_F32);
-    nb_tensor *got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0}, 0);
+    nb_tensor *got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0});
     assert_non_null(got);
     assert_true(same_bits(got, want));
     nb_free(got);
     /* Scale 0 means 1: the bytes themselves; any other scale multiplies. */
-    got = nb_predict(m, (nb_dataset){.x = x}, 1);
+    got = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 1);
     for (int64_t j = 0; j < F; j++)
         assert_true(nb_get(got, NB_AT(0, j)) == (double)(j % 256));
     nb_free(got);
-    got = nb_predict(m, (nb_dataset){x, NULL, .scale = -0.5}, 0);
+    got = nb_predict(m, (nb_dataset){x, NULL, .scale = -0.5});
     assert_true(nb_get(got, NB_AT(1, 3)) == -126.0);
     nb_free(got);
     nb_tensor *none = nb_zeros(NB_U8, NB_SHAPE(0, F)); /* no rows: no outputs */
-    got = nb_predict(m, (nb_dataset){none, NULL, .scale = 1 / 255.0}, 0);
+    got = nb_predict(m, (nb_dataset){none, NULL, .scale = 1 / 255.0});
     assert_non_null(got);
     assert_int_equal(nb_dim(got, 0), 0);
     assert_int_equal(nb_dim(got, 1), F);
@@ -156,7 +156,7 @@ static void test_every_byte_gives_the_same_float(void **state)
     nb_model_free(m);
     /* f64: b * scale in double, exactly. */
     m = identity_model(NB_F64);
-    got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0}, 0);
+    got = nb_predict(m, (nb_dataset){x, NULL, .scale = 1 / 255.0});
     nb_tensor *want64 = converted(x, NB_F64, 1 / 255.0);
     assert_true(same_bits(got, want64));
     nb_free(got);
@@ -472,14 +472,18 @@ static void same_training(nb_dtype dtype, double scale, int batch)
     }
     assert_true(same_weights(a, b));
     double la, ma, lb, mb;
-    assert_int_equal(nb_evaluate(a, (nb_dataset){xv, yv, scale}, 7, &la, &ma), 0);
-    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = xvf, .y = yv}, 7, &lb, &mb), 0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){xv, yv, scale}, .batch_size = 7, .loss = &la,
+                                 .metrics = &ma, .nmetrics = 1),
+                     0);
+    assert_int_equal(nb_evaluate(a, (nb_dataset){.x = xvf, .y = yv}, .batch_size = 7, .loss = &lb,
+                                 .metrics = &mb, .nmetrics = 1),
+                     0);
     assert_true(la == lb && ma == mb);
     /* Batches that divide the rows or not, one batch, more than all rows. */
     const int sizes[] = {0, 7, 37, 1000};
     for (int i = 0; i < 4; i++) {
-        nb_tensor *pa = nb_predict(a, (nb_dataset){xv, NULL, scale}, sizes[i]);
-        nb_tensor *pb = nb_predict(a, (nb_dataset){.x = xvf}, sizes[i]);
+        nb_tensor *pa = nb_predict(a, (nb_dataset){xv, NULL, scale}, .batch_size = sizes[i]);
+        nb_tensor *pb = nb_predict(a, (nb_dataset){.x = xvf}, .batch_size = sizes[i]);
         assert_non_null(pa);
         assert_int_equal(nb_dim(pa, 0), nv);
         assert_true(same_bits(pa, pb));
@@ -531,8 +535,9 @@ static void test_no_float_copy_of_the_data(void **state)
     nb_set_allocator(&max_allocator);
     assert_non_null(nb_fit(m, d, .validation = d));
     double l, a;
-    assert_int_equal(nb_evaluate(m, d, 32, &l, &a), 0);
-    nb_tensor *p = nb_predict(m, d, 32);
+    assert_int_equal(nb_evaluate(m, d, .batch_size = 32, .loss = &l, .metrics = &a, .nmetrics = 1),
+                     0);
+    nb_tensor *p = nb_predict(m, d, .batch_size = 32);
     assert_non_null(p);
     nb_set_allocator(NULL);
     /* Nothing near even the bytes' size: batches, arenas, the output. */
@@ -577,13 +582,16 @@ static void test_fashion_mnist_as_bytes(void **state)
     assert_int_equal(nb_compile(m, nb_adam(), NB_CATEGORICAL_CROSSENTROPY, NB_ACCURACY), 0);
     nb_dataset test = {xv, yv, .scale = 1 / 255.0};
     double l1, a1, l2, a2;
-    assert_int_equal(nb_evaluate(m, test, 32, &l1, &a1), 0);
-    assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xvf, .y = yv}, 32, &l2, &a2), 0);
+    assert_int_equal(
+        nb_evaluate(m, test, .batch_size = 32, .loss = &l1, .metrics = &a1, .nmetrics = 1), 0);
+    assert_int_equal(nb_evaluate(m, (nb_dataset){.x = xvf, .y = yv}, .batch_size = 32, .loss = &l2,
+                                 .metrics = &a2, .nmetrics = 1),
+                     0);
     assert_true(l1 == l2 && a1 == a2);
     const int sizes[] = {32, (int)rows};
     for (int i = 0; i < 2; i++) {
-        nb_tensor *p1 = nb_predict(m, test, sizes[i]);
-        nb_tensor *p2 = nb_predict(m, (nb_dataset){.x = xvf}, sizes[i]);
+        nb_tensor *p1 = nb_predict(m, test, .batch_size = sizes[i]);
+        nb_tensor *p2 = nb_predict(m, (nb_dataset){.x = xvf}, .batch_size = sizes[i]);
         assert_non_null(p1);
         assert_true(same_bits(p1, p2));
         nb_free(p1);

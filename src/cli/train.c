@@ -1,6 +1,6 @@
 /* `nabla train`: trains an MLP or the Keras MNIST convnet on
  * (Fashion-)MNIST with the Keras-style API, prints the summary, progress
- * and test accuracy, and writes a checkpoint, a picture of one training
+ * and test accuracy (Keras's evaluate line, then its own), and writes a checkpoint, a picture of one training
  * step's graph, one of the layers and (--plot) the training curves,
  * printing each file's full path. The defaults are the classic Keras
  * example: Dense 64 relu -> Dense 32 relu -> Dense 10 softmax, Adam,
@@ -368,9 +368,17 @@ static int train(train_args a)
         report();
         goto done;
     }
+    /* Keras's evaluate line (a bar on a terminal), as a Keras script ends;
+     * every rank takes part, rank 0 prints. */
+    double test_loss, test_acc;
+    if (nb_evaluate(m, test, .batch_size = a.batch, .verbose = NB_VERBOSE_AUTO,
+                    .loss = &test_loss, .metrics = &test_acc, .nmetrics = 1)) {
+        report();
+        goto done;
+    }
     if (lead) {
-        printf("test accuracy: %.4f  test loss: %.4f  (%.2f s per epoch)\n",
-               h->val_metric[h->epochs - 1], h->val_loss[h->epochs - 1], secs / h->epochs);
+        printf("test accuracy: %.4f  test loss: %.4f  (%.2f s per epoch)\n", test_acc, test_loss,
+               secs / h->epochs);
         for (int i = 0; i < w.n; i++)
             printf("wrote %-24s %s\n", w.what[i], w.path[i]);
     }

@@ -19,7 +19,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
-#include <unistd.h>
 
 static double now(void)
 {
@@ -148,9 +147,10 @@ static void batches_free(batches *b)
 
 /* Evaluates contiguous data in batches with recording off: the means of
  * the loss and of each metric (into metrics[0 .. nmetrics)) over the n rows
- * idx[0..n) of d. */
+ * idx[0..n) of d. A bar (not NULL: one process) is drawn after each batch
+ * but the last, whose drawing the caller makes with the means. */
 static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *idx, batches *b,
-                     double *loss, double *metrics)
+                     double *loss, double *metrics, nn_bar *bar)
 {
     /* sums[0] the loss's, sums[1 + i] metric i's: each rank's over its
      * shard of the rows, then summed over the ranks. */
@@ -176,6 +176,12 @@ static int eval_sums(nb_model *m, nb_dataset d, int64_t n, int64_t bs, int64_t *
         for (int i = 0; i < nm; i++)
             sums[1 + i] += mv[i] * (double)k;
         nb_graph_reset(g);
+        if (bar && start + k < rows) {
+            double seen = (double)(start + k);
+            for (int i = 0; i < nm; i++)
+                mv[i] = sums[1 + i] / seen;
+            nn_bar_update(bar, m, start / bs + 1, now(), sums[0] / seen, mv, NULL, NULL);
+        }
     }
     nb_graph_free(g);
     nb_set_grad_enabled(prev);
@@ -203,47 +209,72 @@ static int64_t *identity_index(int64_t n)
     return idx;
 }
 
-int nb_evaluate(nb_model *m, nb_dataset d, int batch_size, double *loss, double *metric)
+/* The end of an evaluate's or a predict's report: the bar's last drawing
+ * (verbose 1) or Keras's line (2), over steps batches from t0; m NULL: no
+ * values (predict's). */
+static void report_end(int verbose, nn_bar *bar, FILE *out, const nb_model *m, int64_t steps,
+                       double t0, double loss, const double *v)
 {
-    if (nn_bad_model(m, "nb_evaluate"))
+    if (verbose == 1)
+        nn_bar_update(bar, m, steps, now(), loss, v, NULL, NULL);
+    else if (verbose == 2)
+        nn_epoch_line(out, m, steps, now() - t0, loss, v, NULL, NULL);
+}
+
+int nb_evaluate_(nb_model *m, nb_evaluate_opts o)
+{
+    const char *fn = "nb_evaluate";
+    if (nn_bad_model(m, fn))
         return -1;
     if (!m->compiled)
         return nb_set_error_code(NB_ERR_STATE, "nb_evaluate: the model is not compiled (call "
                                  "nb_compile)");
     if (!m->built)
         return nb_set_error_code(NB_ERR_STATE, "nb_evaluate: the model is not built");
-    if (batch_size < 0)
-        return nb_set_error("nb_evaluate: batch_size must be positive, got %d", batch_size);
-    if (check_data(m, d, "nb_evaluate", "the"))
+    if (o.batch_size < 0)
+        return nb_set_error("nb_evaluate: batch_size must be positive, got %d", o.batch_size);
+    /* A metrics array without its length (the old signature's) is refused
+     * rather than written to any guessed length. */
+    if (o.nmetrics < 0 || (o.metrics && o.nmetrics < 1) || (!o.metrics && o.nmetrics))
+        return nb_set_error("nb_evaluate: .metrics is %s with .nmetrics %d: give an array and "
+                            "how many entries it has, at least 1 (the model has %d metrics)",
+                            o.metrics ? "an array" : "NULL", o.nmetrics, m->metrics.n);
+    FILE *out = o.out ? o.out : stdout;
+    bool tty;
+    if (nn_verbose(fn, m, &o.verbose, out, &tty) || check_data(m, o.data, fn, "the"))
         return -1;
-    const char *fn = "nb_evaluate";
-    int64_t bs = batch_size ? batch_size : 32;
+    int64_t bs = o.batch_size ? o.batch_size : 32, n = nb_dim(o.data.x, 0);
     batches b;
     packed pd;
     memset(&b, 0, sizeof b);
-    int rc = pack(&pd, d, fn);
-    int64_t *idx = rc == 0 ? identity_index(nb_dim(d.x, 0)) : NULL;
-    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, shard(m, nb_dim(pd.d.x, 0), NULL), bs, fn,
-                                         false)))
+    int rc = pack(&pd, o.data, fn);
+    int64_t *idx = rc == 0 ? identity_index(n) : NULL;
+    if (rc == 0 && (!idx || batches_make(&b, m, pd.d, shard(m, n, NULL), bs, fn, false)))
         rc = -1;
     double l = NAN, mt[NB_MAX_METRICS];
     for (int i = 0; i < NB_MAX_METRICS; i++)
         mt[i] = NAN;
+    nn_bar bar;
+    double t0 = now();
+    nn_bar_start(&bar, out, tty, (n + bs - 1) / bs, t0);
     if (rc == 0)
-        rc = eval_sums(m, pd.d, nb_dim(pd.d.x, 0), bs, idx, &b, &l, mt);
+        rc = eval_sums(m, pd.d, n, bs, idx, &b, &l, mt, o.verbose == 1 ? &bar : NULL);
+    if (rc == 0)
+        report_end(o.verbose, &bar, out, m, (n + bs - 1) / bs, t0, l, mt);
     batches_free(&b);
     packed_free(&pd);
     nb_mem_free(idx);
-    if (loss)
-        *loss = l;
-    if (metric) /* one NAN without metrics, as the single metric was */
-        memcpy(metric, mt, (size_t)(m->metrics.n ? m->metrics.n : 1) * sizeof *metric);
+    if (o.loss)
+        *o.loss = rc ? NAN : l;
+    for (int i = 0; i < o.nmetrics; i++)
+        o.metrics[i] = rc || i >= m->metrics.n ? NAN : mt[i];
     return rc ? nn_blame(fn) : 0;
 }
 
-nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
+nb_tensor *nb_predict_(nb_model *m, nb_predict_opts o)
 {
     const char *fn = "nb_predict";
+    nb_dataset d = o.data;
     if (nn_bad_model(m, fn))
         return NULL;
     if (!m->built) {
@@ -252,11 +283,15 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
     }
     if (check_x(m, d, fn, "the"))
         return NULL;
-    if (batch_size < 0) {
-        nb_set_error("nb_predict: batch_size must be positive, got %d", batch_size);
+    if (o.batch_size < 0) {
+        nb_set_error("nb_predict: batch_size must be positive, got %d", o.batch_size);
         return NULL;
     }
-    int64_t bs = batch_size ? batch_size : 32, n = nb_dim(d.x, 0);
+    FILE *fo = o.out ? o.out : stdout;
+    bool tty;
+    if (nn_verbose(fn, m, &o.verbose, fo, &tty))
+        return NULL;
+    int64_t bs = o.batch_size ? o.batch_size : 32, n = nb_dim(d.x, 0);
     /* A distributed model's ranks each predict their shard of the rows
      * [first, end), then gather all. */
     int64_t first, end = shard(m, n, &first);
@@ -282,6 +317,9 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
     }
     bool prev = nb_set_grad_enabled(false);
     char *dst = nb_data(out);
+    nn_bar bar;
+    double t0 = now();
+    nn_bar_start(&bar, fo, tty, (n + bs - 1) / bs, t0);
     for (int64_t start = first; start < end; start += bs) {
         int64_t k = end - start < bs ? end - start : bs;
         nb_tensor *xb = d.x;
@@ -301,6 +339,8 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
         }
         memcpy(dst + (size_t)(start * units) * es, nb_data(y), (size_t)(k * units) * es);
         nb_graph_reset(g);
+        if (o.verbose == 1 && start + k < end)
+            nn_bar_update(&bar, NULL, (start - first) / bs + 1, now(), NAN, NULL, NULL, NULL);
     }
     if (out)
         nb_bump_version(out);
@@ -317,6 +357,8 @@ nb_tensor *nb_predict(nb_model *m, nb_dataset d, int batch_size)
             out = NULL;
         }
     }
+    if (out)
+        report_end(o.verbose, &bar, fo, NULL, (n + bs - 1) / bs, t0, NAN, NULL);
     nb_graph_free(g);
     nb_free(buf);
     nb_set_grad_enabled(prev);
@@ -483,11 +525,10 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
                      o.batch_size);
         return NULL;
     }
-    if (o.verbose < NB_VERBOSE_AUTO || o.verbose > 2) {
-        nb_set_error("nb_fit: verbose is %d; it must be 0 (silent), 1 (a progress bar), 2 (a "
-                     "line per epoch) or NB_VERBOSE_AUTO (-1)", o.verbose);
+    FILE *out = o.out ? o.out : stdout;
+    bool tty;
+    if (nn_verbose(fn, m, &o.verbose, out, &tty))
         return NULL;
-    }
     if (check_data(m, o.data, fn, "training"))
         return NULL;
     bool given = o.validation.x || o.validation.y, split = o.validation_split != 0;
@@ -544,14 +585,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             "keep_subnormals", "a .plot"};
         if (nb_dist_check(fn, (int)(sizeof v / sizeof v[0]), v, names))
             return NULL;
-        /* Launchers give ranks a pseudo-terminal whatever their own
-         * output is: rank 0 prints lines, no bar. */
-        o.verbose = nb_dist_rank() != 0 ? 0 : o.verbose ? 2 : 0;
     }
-    FILE *out = o.out ? o.out : stdout;
-    bool tty = isatty(fileno(out));
-    if (o.verbose == NB_VERBOSE_AUTO) /* Keras's "auto" */
-        o.verbose = tty ? 1 : 2;
     nn_bar bar;
 
     /* Everything a step needs is made here, once. */
@@ -650,7 +684,7 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
         double vm[NB_MAX_METRICS];
         for (int i = 0; i < m->metrics.n; i++)
             vm[i] = NAN;
-        if (val && eval_sums(m, vd, vn, bs, vidx, &vb, &m->hist.val_loss[e], vm))
+        if (val && eval_sums(m, vd, vn, bs, vidx, &vb, &m->hist.val_loss[e], vm, NULL))
             rc = -1;
         for (int i = 0; i < m->metrics.n; i++)
             m->hist.val_metrics[i][e] = vm[i];

@@ -1,11 +1,13 @@
-/* What nb_fit prints and keeps: Keras 3's progress bar and epoch lines
- * (the layout of keras.utils.Progbar, checked against its output in
- * tests/test_keras_format.c), the history, and the logs its callbacks get. */
+/* What nb_fit, nb_evaluate and nb_predict print, and what nb_fit keeps:
+ * Keras 3's progress bar and lines (the layout of keras.utils.Progbar,
+ * checked against its output in tests/test_keras_format.c), the history,
+ * and the logs fit's callbacks get. */
 #include "nn_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* Text with its width in columns (the bar's "━" is one column, three
  * bytes), Keras's ANSI codes written only when colour is on. */
@@ -39,6 +41,8 @@ static void put(text *t, const char *code, const char *fmt, ...)
 static void values(text *t, const nb_model *m, const char *prefix, double loss, const double *v,
                    bool bar)
 {
+    if (!m) /* predict's: no values */
+        return;
     for (int i = 0; i <= m->metrics.n; i++) {
         int k = m->metrics.order[i];
         double x = k < 0 ? loss : v[k];
@@ -63,6 +67,22 @@ static int digits(int64_t n)
 {
     char b[24];
     return snprintf(b, sizeof b, "%lld", (long long)n);
+}
+
+int nn_verbose(const char *fn, const nb_model *m, int *verbose, FILE *out, bool *tty)
+{
+    if (*verbose < NB_VERBOSE_AUTO || *verbose > 2)
+        return nb_set_error("%s: verbose is %d; it must be 0 (silent), 1 (a progress bar), 2 (a "
+                            "line per %s) or NB_VERBOSE_AUTO (-1)", fn, *verbose,
+                            strcmp(fn, "nb_fit") == 0 ? "epoch" : "call, at the end");
+    *tty = isatty(fileno(out));
+    /* Launchers give ranks a pseudo-terminal whatever their own output
+     * is: rank 0 of a distributed model prints lines, no bar. */
+    if (nn_distributed(m))
+        *verbose = nb_dist_rank() != 0 ? 0 : *verbose ? 2 : 0;
+    if (*verbose == NB_VERBOSE_AUTO) /* Keras's "auto" */
+        *verbose = *tty ? 1 : 2;
+    return 0;
 }
 
 void nn_epoch_line(FILE *f, const nb_model *m, int64_t steps, double secs, double loss,

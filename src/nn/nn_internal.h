@@ -98,12 +98,17 @@ NN_PRIVATE nb_tensor *nn_forward(nb_model *m, nb_tensor *x, bool training);
 /* src/nn/distributed.c: whether m is data-parallel over more than one rank;
  * its non-trainable weights (into out, room for m->nweights; the count);
  * those averaged over the ranks (0 or -1). */
-/* src/nn/fit_report.c: Keras 3's line for an epoch at verbose 2 (steps,
- * seconds, per step, the loss and metrics sorted by name, then the
- * validation's when val_loss is not NULL); its progress bar (verbose 1),
+/* src/nn/fit_report.c: fn's .verbose checked (-1 with an error naming fn)
+ * and made 0, 1 or 2 (auto: a bar on a terminal; a distributed model's
+ * rank 0 prints lines, the others nothing), *tty whether out is one;
+ * Keras 3's line for an epoch (or an evaluate or predict) at verbose 2
+ * (steps, seconds, per step, the loss and metrics sorted by name, then the
+ * validation's when val_loss is not NULL; m NULL: no values, predict's); its progress bar (verbose 1),
  * redrawn after each step at most every 0.05 s and always at the last,
  * where the line ends; the history for epochs from first (0 or -1); the
  * logs after batch (-1: the epoch) of epoch e (vv NULL: no validation yet). */
+NN_PRIVATE int nn_verbose(const char *fn, const nb_model *m, int *verbose, FILE *out,
+                           bool *tty);
 NN_PRIVATE void nn_epoch_line(FILE *f, const nb_model *m, int64_t steps, double secs,
                               double loss, const double *v, const double *val_loss,
                               const double *vv);
