@@ -95,9 +95,9 @@ static int save(const char *dir, const char *data)
         nb_tensor *x = rows(xtr, n, k ? 3 : 1, k ? img : (int64_t[]){784});
         nb_tensor *y = rows(ytr, n, 1, (int64_t[]){10});
         nb_tensor *xt = rows(xs, 1000, k ? 3 : 1, k ? img : (int64_t[]){784});
-        const nb_history *h = nb_fit(m, (nb_dataset){x, y, .scale = 1 / 255.0}, .seed = 1,
-                                     .verbose = -1);
-        nb_tensor *pred = nb_predict(m, (nb_dataset){.x = xt}, .batch_size = 100), *x64 = f64(xt), *p64 = NULL;
+        const nb_history *h = nb_fit(m, (nb_dataset){x, y, .scale = 1 / 255.0}, .seed = 1);
+        nb_tensor *pred = nb_predict(m, (nb_dataset){.x = xt}, .batch_size = 100);
+        nb_tensor *x64 = f64(xt), *p64 = NULL;
         nb_set_name(xt, "x");
         nb_set_name(pred, "pred");
         rc = !h || !pred ||

@@ -68,15 +68,15 @@ static void test_fit_plot(void **state)
     nb_dataset d = {.x = x, .y = y};
     /* Trained once first: the optimizer's state is made, not a partial
      * result of a failing fit. */
-    assert_non_null(nb_fit(m, d, .verbose = -1));
-    CASE("nb_fit", INV, nb_fit(m, d, .verbose = -1, .plot = "/tmp/c.pdf") == NULL);
-    CASE("nb_fit", INV, nb_fit(m, d, .verbose = -1, .plot = "") == NULL);
-    CASE("nb_fit", INV, nb_fit(m, d, .verbose = -1, .plot = "/tmp/.png/x") == NULL);
-    CASE("nb_fit", INV, nb_fit(m, d, .verbose = -1, .plot = "/tmp/c.sv") == NULL);
+    assert_non_null(nb_fit(m, d));
+    CASE("nb_fit", INV, nb_fit(m, d, .plot = "/tmp/c.pdf") == NULL);
+    CASE("nb_fit", INV, nb_fit(m, d, .plot = "") == NULL);
+    CASE("nb_fit", INV, nb_fit(m, d, .plot = "/tmp/.png/x") == NULL);
+    CASE("nb_fit", INV, nb_fit(m, d, .plot = "/tmp/c.sv") == NULL);
     /* A picture it cannot write: an I/O error after the first epoch (with
      * PLplot), refused before training without it. */
     CASE("nb_fit", nb_plot_can_render() ? IOE : STA,
-         nb_fit(m, d, .verbose = -1, .plot = "/nonexistent-dir/c.png") == NULL);
+         nb_fit(m, d, .plot = "/nonexistent-dir/c.png") == NULL);
     nb_model_free(m);
     nb_free(x);
     nb_free(y);

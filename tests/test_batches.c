@@ -196,7 +196,7 @@ static void test_same_as_fit(void **state)
     nb_rng r = nb_rng_new(5);
     nb_tensor *x = nb_randn(NB_F32, NB_SHAPE(40, 3), &r), *y = nb_randn(NB_F32, NB_SHAPE(40, 2), &r);
     nb_model *f = net();
-    assert_non_null(nb_fit(f, (nb_dataset){.x = x, .y = y}, .batch_size = 7, .seed = 9, .verbose = -1));
+    assert_non_null(nb_fit(f, (nb_dataset){.x = x, .y = y}, .batch_size = 7, .seed = 9));
     nb_model *same = by_hand(x, y, 9), *other = by_hand(x, y, 10);
     nb_tensor *const *pf, *const *ps, *const *po;
     int n = nb_model_params(f, &pf);

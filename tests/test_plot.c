@@ -330,7 +330,7 @@ static void test_fit_plot(void **state)
     watch w = {.path = P("fit.svg")};
     nb_callback cb = {.on_epoch = on_epoch, .ctx = &w};
     const nb_history *h = nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 3, .validation_split = 0.25,
-                                 .verbose = -1, .plot = w.path, .callbacks = &cb,
+                                 .plot = w.path, .callbacks = &cb,
                                  .ncallbacks = 1);
     if (!nb_plot_can_render()) {
         assert_null(h);
@@ -352,14 +352,14 @@ static void test_fit_plot(void **state)
         /* A path it cannot write stops the fit at the first epoch, with an
          * error naming the epoch. */
         w.epochs_seen = 0;
-        assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2, .verbose = -1,
+        assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .epochs = 2,
                            .plot = "/nonexistent-dir/c.png", .callbacks = &cb, .ncallbacks = 1));
         ERR_HAS("nb_fit: epoch 1: nb_plot_history: cannot open '/nonexistent-dir/c.png'");
         assert_int_equal(nb_last_error_code(), NB_ERR_IO);
         assert_int_equal(w.epochs_seen, 0);
     }
     /* A name that is no picture is refused before training, in any build. */
-    assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .verbose = -1, .plot = P("c.pdf")));
+    assert_null(nb_fit(m, (nb_dataset){.x = x, .y = y}, .plot = P("c.pdf")));
     ERR_HAS("nb_fit: .plot '");
     ERR_HAS("must end in .svg or .png");
     nb_free(x);
