@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "testing.h"
+#include "pty_testing.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -298,10 +299,8 @@ static char *screen(const char *s)
 static void test_progress_bar_is_keras(void **state)
 {
     (void)state;
-    int master = posix_openpt(O_RDWR | O_NOCTTY);
-    assert_true(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0);
-    FILE *tty = fopen(ptsname(master), "w");
-    assert_non_null(tty);
+    int master;
+    FILE *tty = pty_open(&master);
     nb_tensor *x, *y, *vx, *vy;
     noise(300, &x, &y);
     noise(100, &vx, &vy);
@@ -314,16 +313,7 @@ static void test_progress_bar_is_keras(void **state)
                      0);
     fclose(tty);
     static char text[1 << 16];
-    size_t n = 0;
-    struct pollfd pf = {master, POLLIN, 0};
-    while (n < sizeof text - 1 && poll(&pf, 1, 2000) > 0) {
-        ssize_t k = read(master, text + n, sizeof text - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-    }
-    close(master);
-    text[n] = '\0';
+    pty_drain(master, text, sizeof text);
     /* The first step is drawn at once; the last one covers it with
      * backspaces and a carriage return, as Keras's does. */
     assert_non_null(strstr(text, "\b\r\x1b[1m10/10\x1b[0m \x1b[32m"));

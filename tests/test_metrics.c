@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "testing.h"
+#include "pty_testing.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -514,12 +515,8 @@ static void test_accuracy_of_one_output(void **state)
 static void test_progress_bar(void **state)
 {
     (void)state;
-    int master = posix_openpt(O_RDWR | O_NOCTTY);
-    if (master < 0 || grantpt(master) || unlockpt(master))
-        fail_msg("no pseudo-terminal (posix_openpt): the bar cannot be tested");
-    FILE *tty = fopen(ptsname(master), "w");
-    assert_non_null(tty);
-    assert_true(isatty(fileno(tty)));
+    int master;
+    FILE *tty = pty_open(&master);
     nb_tensor *x, *y;
     three_blobs(40, 2, NB_F32, 0.8, false, &x, &y);
     nb_model *m = classifier(2);
@@ -531,16 +528,7 @@ static void test_progress_bar(void **state)
     fclose(tty);
     /* Everything written, until the closed side reads as the end (EIO). */
     char text[8192];
-    size_t n = 0;
-    struct pollfd pf = {master, POLLIN, 0};
-    while (n < sizeof text - 1 && poll(&pf, 1, 2000) > 0) {
-        ssize_t k = read(master, text + n, sizeof text - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-    }
-    close(master);
-    text[n] = '\0';
+    pty_drain(master, text, sizeof text);
     char want[256], b[3][32];
     /* Keras's bold count and green bar; no "Epoch 1/1" for a single epoch. */
     snprintf(want, sizeof want, "\x1b[1m5/5\x1b[0m \x1b[32m%s\x1b[0m\x1b[37m\x1b[0m \x1b[1m0s\x1b[0m ",
