@@ -96,10 +96,8 @@ static void put_shape(text *t, int ndim, const int64_t *d)
 
 static void put_count(text *t, int64_t v)
 {
-    char raw[32];
-    int n = snprintf(raw, sizeof raw, "%lld", (long long)v);
-    for (int i = 0; i < n; i++)
-        put(t, i > 0 && (n - i) % 3 == 0 ? ",%c" : "%c", raw[i]);
+    char b[NN_THOUSANDS_LEN];
+    put(t, "%s", nn_thousands(b, v));
 }
 
 static void row(text *t, const char *key)

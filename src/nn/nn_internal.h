@@ -153,6 +153,9 @@ NN_PRIVATE nb_tensor *nn_dense_forward(nb_layer *l, nb_tensor *x, nb_tensor **lo
  * NULL; the loss's name, Keras's or the custom one's. */
 NN_PRIVATE const char *nn_fused_loss(const nb_model *m);
 NN_PRIVATE const char *nn_loss_name(const nb_model *m);
+/* v with Keras's thousands separators, "52,650", into b; returns b. */
+#define NN_THOUSANDS_LEN 32
+NN_PRIVATE char *nn_thousands(char b[NN_THOUSANDS_LEN], int64_t v);
 /* A Dense layer's activation (NB_LINEAR for other layers). */
 NN_PRIVATE nb_activation nn_layer_activation(const nb_layer *l);
 /* src/nn/batches.c, the batches of nb_fit and nb_batches: copies rows

@@ -32,9 +32,9 @@ static void add(cell *c, const char *s, int colour)
     c->s[c->n] = '\0';
 }
 
-static void add_number(cell *c, int64_t v)
+char *nn_thousands(char b[NN_THOUSANDS_LEN], int64_t v)
 {
-    char raw[32], b[40];
+    char raw[24];
     int n = snprintf(raw, sizeof raw, "%lld", (long long)v), k = 0;
     for (int i = 0; i < n; i++) {
         if (i > 0 && (n - i) % 3 == 0 && raw[i - 1] != '-')
@@ -42,7 +42,13 @@ static void add_number(cell *c, int64_t v)
         b[k++] = raw[i];
     }
     b[k] = '\0';
-    add(c, b, C_NUMBER);
+    return b;
+}
+
+static void add_number(cell *c, int64_t v)
+{
+    char b[NN_THOUSANDS_LEN];
+    add(c, nn_thousands(b, v), C_NUMBER);
 }
 
 /* The lines of c in a column of w: [start[i], start[i] + len[i]). */
