@@ -126,26 +126,25 @@ static unsigned run_blocks(const job *j, int64_t b0, int64_t b1, char *scratch)
     const program *p = j->p;
     unsigned bad = 0;
     if (p->compiled) {
-        /* One loop over the blocks at once; beyond the caches, a block at
-         * a time into scratch, then stored with streaming stores (a plain
-         * store that misses first reads the line it fills). */
+        /* One loop over the blocks at once. Beyond the caches, the outputs
+         * not written over an input go out with streaming stores (a plain
+         * store that misses first reads the line it fills); an output
+         * written over an input was just read, its lines are in cache. */
         int64_t off = b0 * NB_FUSED_BLOCK, end = b1 * NB_FUSED_BLOCK;
         end = end < j->numel ? end : j->numel;
-        int64_t step = j->stream ? NB_FUSED_BLOCK : end - off;
-        for (; off < end; off += step) {
-            int64_t len = end - off < step ? end - off : step;
-            char *in[NB_FUSED_MAX], *out[NB_FUSED_MAX];
-            for (int s = 0; s < p->n_in; s++)
-                in[s] = j->in[s] ? j->in[s] + (size_t)off * j->es : NULL;
-            for (int k = 0; k < j->n_out; k++)
-                out[k] = j->stream ? scratch + (size_t)k * NB_FUSED_BLOCK * j->es
-                                   : j->out[k] + (size_t)off * j->es;
-            bad |= p->compiled(in, out, j->scal, p->attrs, len);
-            for (int k = 0; j->stream && k < j->n_out; k++)
-                store(j, k, j->out[k] + (size_t)off * j->es, out[k], (size_t)len * j->es, false);
+        char *in[NB_FUSED_MAX] = {0}, *out[NB_FUSED_MAX] = {0};
+        unsigned nt = 0;
+        for (int s = 0; s < p->n_in; s++)
+            in[s] = j->in[s] ? j->in[s] + (size_t)off * j->es : NULL;
+        for (int k = 0; k < j->n_out; k++) {
+            out[k] = j->out[k] + (size_t)off * j->es;
+            if (j->stream && !(j->inplace >> k & 1u) && ((uintptr_t)out[k] & 63) == 0)
+                nt |= 1u << k;
         }
+        bad = p->compiled(in, out, j->scal, p->attrs, end - off, nt);
 #if defined(__SSE2__)
-        _mm_sfence();
+        if (nt)
+            _mm_sfence();
 #endif
         return bad;
     }
@@ -509,7 +508,7 @@ static int apply(nb_fused *fn, nb_tensor *const in_[], nb_tensor *out[])
              .scal = scal, .out = outp};
     run_scalars(&j);
     int nt = threads_for(numel);
-    size_t bufs = p->compiled ? (size_t)fn->n_out : (size_t)p->nbuf + (stage ? (size_t)fn->n_out : 0);
+    size_t bufs = p->compiled ? 0 : (size_t)p->nbuf + (stage ? (size_t)fn->n_out : 0);
     size_t per_thread = ((bufs ? bufs : 1) * NB_FUSED_BLOCK * es + 63) & ~(size_t)63;
     char *scratch = nb__arena_alloc(g, per_thread * (size_t)nt);
     if (!scratch)

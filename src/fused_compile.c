@@ -118,85 +118,130 @@ static void expand(text *t, const program *p, int i, const char *e)
     }
 }
 
-int nb__program_emit(const program *p, const char *fname, FILE *f)
+/* The body for element `ix`: the inputs read, every op's expression, the
+ * computed outputs' NaN/inf checks, then the stores (into the line's
+ * locals t<k>[e] when `local`). */
+static void emit_element(text *t, const program *p, const char *ix, const char *ind, bool local)
 {
-    size_t cap = 1 << 16;
-    char *body = nb__alloc(cap);
-    if (!body)
-        return -1;
-    text t = {body, 0, cap, false};
     bool f64 = p->dtype == NB_F64;
     const char *T = f64 ? "double" : "float", *U = f64 ? "uint64_t" : "uint32_t";
     const char *exp = f64 ? "0x7ff0000000000000u" : "0x7f800000u";
-    put(&t, "NB_KERNEL_TARGETS static unsigned %s(char *const *in, char *const *out, "
-            "const char *scal, const void *const *attr, int64_t n)\n{\n", fname);
-    put(&t, "    (void)in, (void)scal, (void)attr;\n");
     for (int s = 0; s < p->n_in; s++)
         if (p->kind[s] == FULL)
-            put(&t, "    const %s *x%d = (const %s *)(const void *)in[%d];\n", T, s, T, s);
-    /* The one-element values the loop reads. */
-    bool *used = nb__alloc((size_t)p->nslots);
-    if (!used) {
-        nb__free(body);
-        return -1;
-    }
-    memset(used, 0, (size_t)p->nslots);
-    for (int i = 0; i < p->ninstr; i++)
-        for (int k = 0; p->kind[p->ins[i].out] == FULL && k < p->ins[i].n; k++)
-            used[p->ins[i].in[k]] = true;
-    for (int k = 0; k < p->n_out; k++)
-        used[p->outs[k]] = true;
-    for (int s = 0; s < p->nslots; s++)
-        if (p->kind[s] != FULL && used[s])
-            put(&t, "    const %s s%d = *(const %s *)(const void *)(scal + %d);\n", T, s, T,
-                8 * s);
-    nb__free(used);
-    for (int k = 0; k < p->n_out; k++)
-        put(&t, "    %s *y%d = (%s *)(void *)out[%d];\n", T, k, T, k);
-    /* Clamp's bounds, as its kernel takes them: (T)lo, (T)hi. */
-    for (int i = 0; i < p->ninstr; i++)
-        if (p->ins[i].op == &nb_op_clamp && p->kind[p->ins[i].out] == FULL)
-            put(&t, "    const %s lo%d = (%s)((const double *)attr[%d])[0], hi%d = (%s)((const "
-                    "double *)attr[%d])[1];\n", T, i, T, i, i, T, i);
-    /* Computed outputs are checked for NaN/inf; copies of inputs are not. */
-    for (int k = 0; k < p->n_out; k++)
-        if (p->outs[k] >= p->n_in || p->kind[p->outs[k]] != FULL)
-            put(&t, "    %s b%d = 0;\n", U, k);
-    /* Reads of element i come before its writes: an output written over
-     * an input (exactly, as nb_fused_apply allows) reads it first, and no
-     * element depends on another. */
-    put(&t, "    NB_IVDEP\n    for (int64_t i = 0; i < n; i++) {\n");
-    for (int s = 0; s < p->n_in; s++)
-        if (p->kind[s] == FULL)
-            put(&t, "        const %s v%d = x%d[i];\n", T, s, s);
+            put(t, "%sconst %s v%d = x%d[%s];\n", ind, T, s, s, ix);
     for (int i = 0; i < p->ninstr; i++) {
         const instr *in = &p->ins[i];
         if (p->kind[in->out] != FULL)
             continue;
-        put(&t, "        const %s v%d = ", T, in->out);
-        expand(&t, p, i, expr_of(in->op)->expr[f64]);
-        put(&t, ";\n");
+        put(t, "%sconst %s v%d = ", ind, T, in->out);
+        expand(t, p, i, expr_of(in->op)->expr[f64]);
+        put(t, ";\n");
     }
     for (int k = 0; k < p->n_out; k++) {
         if (p->outs[k] >= p->n_in || p->kind[p->outs[k]] != FULL) {
-            put(&t, "        %s u%d;\n        memcpy(&u%d, &", U, k, k);
-            slot_name(&t, p, p->outs[k]);
-            put(&t, ", sizeof u%d);\n        b%d |= (u%d & %s) == %s;\n", k, k, k, exp, exp);
+            put(t, "%s%s u%d;\n%smemcpy(&u%d, &", ind, U, k, ind, k);
+            slot_name(t, p, p->outs[k]);
+            put(t, ", sizeof u%d);\n%sb%d |= (u%d & %s) == %s;\n", k, ind, k, k, exp, exp);
         }
     }
     for (int k = 0; k < p->n_out; k++) {
-        put(&t, "        y%d[i] = ", k);
-        slot_name(&t, p, p->outs[k]);
-        put(&t, ";\n");
+        if (local)
+            put(t, "%st%d[e] = ", ind, k);
+        else
+            put(t, "%sy%d[%s] = ", ind, k, ix);
+        slot_name(t, p, p->outs[k]);
+        put(t, ";\n");
     }
-    put(&t, "    }\n    return 0");
+}
+
+/* The loop named fname, with the function attribute attr, storing whole
+ * lines with `stream`. */
+static void emit_fn(text *t, const program *p, const char *fname, const char *attr,
+                    const char *stream)
+{
+    bool f64 = p->dtype == NB_F64;
+    const char *T = f64 ? "double" : "float", *U = f64 ? "uint64_t" : "uint32_t";
+    put(t, "%s static unsigned %s(char *const *in, char *const *out, const char *scal, "
+           "const void *const *attr, int64_t n, unsigned nt)\n{\n", attr, fname);
+    put(t, "    (void)in, (void)scal, (void)attr;\n");
+    for (int s = 0; s < p->n_in; s++)
+        if (p->kind[s] == FULL)
+            put(t, "    const %s *x%d = (const %s *)(const void *)in[%d];\n", T, s, T, s);
+    /* The one-element values the loop reads. */
+    for (int s = 0; s < p->nslots; s++) {
+        bool used = false;
+        for (int i = 0; i < p->ninstr && !used; i++)
+            for (int k = 0; p->kind[p->ins[i].out] == FULL && k < p->ins[i].n; k++)
+                used |= p->ins[i].in[k] == s;
+        for (int k = 0; k < p->n_out; k++)
+            used |= p->outs[k] == s;
+        if (p->kind[s] != FULL && used)
+            put(t, "    const %s s%d = *(const %s *)(const void *)(scal + %d);\n", T, s, T, 8 * s);
+    }
+    for (int k = 0; k < p->n_out; k++)
+        put(t, "    %s *y%d = (%s *)(void *)out[%d];\n", T, k, T, k);
+    /* Clamp's bounds, as its kernel takes them: (T)lo, (T)hi. */
+    for (int i = 0; i < p->ninstr; i++)
+        if (p->ins[i].op == &nb_op_clamp && p->kind[p->ins[i].out] == FULL)
+            put(t, "    const %s lo%d = (%s)((const double *)attr[%d])[0], hi%d = (%s)((const "
+                   "double *)attr[%d])[1];\n", T, i, T, i, i, T, i);
+    /* Computed outputs are checked for NaN/inf; copies of inputs are not. */
     for (int k = 0; k < p->n_out; k++)
         if (p->outs[k] >= p->n_in || p->kind[p->outs[k]] != FULL)
-            put(&t, " | (unsigned)(b%d != 0) << %d", k, k);
-    put(&t, ";\n}\n\n");
+            put(t, "    %s b%d = 0;\n", U, k);
+    /* Reads of element i come before its writes: an output written over
+     * an input (exactly, as nb_fused_apply allows) reads it first, and no
+     * element depends on another. With streaming stores (nt), whole lines
+     * of each output are computed into locals, which stay in registers,
+     * and stored at once; the rest, and everything without nt, element by
+     * element. */
+    int line = f64 ? 8 : 16;
+    put(t, "    int64_t i = 0;\n    if (nt) {\n        for (; i + %d <= n; i += %d) {\n", line, line);
+    for (int k = 0; k < p->n_out; k++)
+        put(t, "            %s t%d[%d] __attribute__((aligned(64)));\n", T, k, line);
+    put(t, "            NB_IVDEP\n            for (int e = 0; e < %d; e++) {\n", line);
+    emit_element(t, p, "i + e", "                ", true);
+    put(t, "            }\n");
+    for (int k = 0; k < p->n_out; k++)
+        put(t, "            if (nt >> %d & 1u)\n                %s(y%d + i, t%d);\n"
+               "            else\n                memcpy(y%d + i, t%d, sizeof t%d);\n",
+            k, stream, k, k, k, k, k);
+    put(t, "        }\n    }\n    NB_IVDEP\n    for (; i < n; i++) {\n");
+    emit_element(t, p, "i", "        ", false);
+    put(t, "    }\n    return 0");
+    for (int k = 0; k < p->n_out; k++)
+        if (p->outs[k] >= p->n_in || p->kind[p->outs[k]] != FULL)
+            put(t, " | (unsigned)(b%d != 0) << %d", k, k);
+    put(t, ";\n}\n\n");
+}
+
+int nb__program_emit(const program *p, const char *fname, FILE *f)
+{
+    size_t cap = 1 << 17;
+    char *body = nb__alloc(cap);
+    if (!body)
+        return -1;
+    text t = {body, 0, cap, false};
+    char name512[64];
+    snprintf(name512, sizeof name512, "%s_512", fname);
+    put(&t, "#ifdef NB_KERNEL_AVX512\n");
+    emit_fn(&t, p, name512, "NB_KERNEL_AVX512", "nb__stream_line512");
+    put(&t, "#endif\n");
+    emit_fn(&t, p, fname, "NB_FUSED_TARGETS", "nb__stream_line");
     int rc = !t.over && fwrite(body, 1, t.n, f) == t.n ? 0 : -1;
     nb__free(body);
     return rc;
+}
+
+bool nb__fused_portable;
+
+static bool cpu_avx512(void)
+{
+#ifdef NB_KERNEL_AVX512
+    return __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
 }
 
 int nb__program_compile(program *p)
@@ -208,7 +253,7 @@ int nb__program_compile(program *p)
     if (nb__program_key(p, key, sizeof key) >= 0)
         for (const nb_compiled *c = nb__compiled_programs; c->key && !fn; c++)
             if (strcmp(c->key, key) == 0)
-                fn = c->fn;
+                fn = c->fn512 && !nb__fused_portable && cpu_avx512() ? c->fn512 : c->fn;
     pthread_mutex_unlock(&lock);
     if (!fn)
         return 0;

@@ -70,7 +70,8 @@ int main(int argc, char **argv)
     }
     fprintf(out, "/* Written by nabla-fusegen (src/fused_gen.c) at build time: the built-in\n"
                  " * optimizers' fused updates as loops (src/fused_compile.c). */\n"
-                 "#include \"fused_internal.h\"\n\n#include <math.h>\n\n");
+                 "#include \"fused_internal.h\"\n\n#include <math.h>\n\n"
+                 "#ifdef NB_KERNEL_AVX512\n#define AVX512(k) k\n#else\n#define AVX512(k) NULL\n#endif\n\n");
     nb__traced_hook = emit;
     for (int dt = 0; dt < 2; dt++) {
         nb_dtype d = dt ? NB_F64 : NB_F32;
@@ -90,10 +91,10 @@ int main(int argc, char **argv)
     nb__traced_hook = NULL;
     fprintf(out, "const nb_compiled nb__compiled_programs[] = {\n");
     for (int i = 0; i < count; i++) {
-        fprintf(out, "    {\"%s\", k%d},\n", keys[i], i);
+        fprintf(out, "    {\"%s\", k%d, AVX512(k%d_512)},\n", keys[i], i, i);
         free(keys[i]);
     }
-    fprintf(out, "    {NULL, NULL},\n};\n");
+    fprintf(out, "    {NULL, NULL, NULL},\n};\n");
     if (fclose(out) != 0 || failed) {
         fprintf(stderr, "nabla-fusegen: writing %s failed\n", argv[1]);
         return 1;

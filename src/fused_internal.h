@@ -7,10 +7,18 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#ifdef NB_KERNEL_AVX512
+#include <immintrin.h>
+#endif
 
-/* Elements per block: Adam's update keeps about six scratch buffers, 24 KiB
- * in f32 of this machine's 32 KiB L1 (bench/adam.c: 512 and 2048 were no
- * faster, within the noise). */
+/* Elements per block of the interpreter (and of the thread split): a
+ * dozen-op chain keeps about six scratch buffers, 24 KiB in f32 of this
+ * machine's 32 KiB L1 (bench/adam.c: 512 and 2048 were no faster, within
+ * the noise). */
 #define NB_FUSED_BLOCK 1024
 /* Outputs of at least this many bytes are stored with streaming stores. */
 #define NB_FUSED_STREAM (1u << 20)
@@ -30,14 +38,41 @@ typedef struct {
 
 /* A compiled program's loop over n elements (src/fused_compile.c): in[i]
  * input i's data (full inputs), out[k] output k's, scal the one-element
- * slots' values (8 bytes apart), attr[i] instruction i's attributes; the
+ * slots' values (8 bytes apart), attr[i] instruction i's attributes, nt
+ * the outputs to store with streaming stores (each 64-byte aligned); the
  * mask of outputs given a NaN or an inf. */
 typedef unsigned (*nb_compiled_fn)(char *const *in, char *const *out, const char *scal,
-                                   const void *const *attr, int64_t n);
+                                   const void *const *attr, int64_t n, unsigned nt);
 typedef struct {
     const char *key;
-    nb_compiled_fn fn;
+    nb_compiled_fn fn, fn512; /* fn512: the AVX-512 build of it, or NULL */
 } nb_compiled;
+
+/* 64 bytes from src to dst (both 64-byte aligned) with streaming stores:
+ * a store that misses the caches then does not first read the line it
+ * fills. The portable loops use SSE2's (every x86-64 has it); the AVX-512
+ * loops store a whole line at once, which on this machine's Zen 4 is some
+ * 10% faster for Adam beyond the caches (docs/performance.md). */
+static inline void nb__stream_line(void *dst, const void *src)
+{
+#if defined(__SSE2__)
+    for (int q = 0; q < 64; q += 16)
+        _mm_stream_ps((float *)(void *)((char *)dst + q),
+                      _mm_load_ps((const float *)(const void *)((const char *)src + q)));
+#else
+    memcpy(dst, src, 64);
+#endif
+}
+#ifdef NB_KERNEL_AVX512
+NB_KERNEL_AVX512 static inline void nb__stream_line512(void *dst, const void *src)
+{
+    _mm512_stream_ps((float *)dst, _mm512_load_ps((const float *)src));
+}
+/* The portable loops, beside the hand-picked AVX-512 ones. */
+#define NB_FUSED_TARGETS __attribute__((target_clones("avx2", "default")))
+#else
+#define NB_FUSED_TARGETS NB_KERNEL_TARGETS
+#endif
 /* The build's compiled programs, ending with {NULL, NULL}: written by
  * nabla-fusegen (src/fused_gen.c); none in the generator itself. */
 extern const nb_compiled nb__compiled_programs[];
@@ -111,5 +146,8 @@ int nb__program_compile(program *p);
 extern void (*nb__traced_hook)(const program *p, const char *name);
 /* Tests: while true, programs traced are interpreted, not compiled. */
 extern bool nb__fused_interpret;
+/* Tests: while true, programs compiled take the portable loop, not the
+ * AVX-512 one. */
+extern bool nb__fused_portable;
 
 #endif

@@ -2,4 +2,4 @@
  * links, since it writes the library's own. */
 #include "fused_internal.h"
 
-const nb_compiled nb__compiled_programs[] = {{NULL, NULL}};
+const nb_compiled nb__compiled_programs[] = {{NULL, NULL, NULL}};

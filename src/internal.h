@@ -11,6 +11,8 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(__SANITIZE_THREAD__) && !defined(NB_KERNEL_TARGETS)
 #define NB_KERNEL_TARGETS __attribute__((target_clones("avx512f", "avx2", "default")))
+/* Kernels may also be written for AVX-512 by hand, picked at run time. */
+#define NB_KERNEL_AVX512 __attribute__((target("avx512f")))
 #endif
 #include "nabla/nabla.h"
 

@@ -451,8 +451,9 @@ static nb_optimizer *make_opt(int algo, int c)
  * threads: the compiled update stores the interpreter's bits, step after
  * step, and refuses the same steps. Parameters of 1003 elements (not a
  * multiple of any vector width), 300001 (split between the threads and
- * stored with streaming stores; 2001 but for the first options pattern)
- * and 1 (interpreted on both sides). */
+ * stored with streaming stores; 2001 but for the first two options
+ * patterns) and 1 (interpreted on both sides). Odd patterns take the
+ * portable loops, even ones the AVX-512 loops where the CPU has them. */
 static void test_compiled_like_interpreted(void **state)
 {
     (void)state;
@@ -464,8 +465,10 @@ static void test_compiled_like_interpreted(void **state)
         nb_dtype dt = dti ? NB_F64 : NB_F32;
         for (int algo = 0; algo < 7; algo++)
             for (int c = 0; c < 8; c++) {
-                /* The thread split and streaming stores (over 1 MiB), once per algorithm. */
-                sizes[1] = c == 0 ? 300001 : 2001;
+                /* The thread split and streaming stores (over 1 MiB), in both
+                 * loops, once per algorithm. */
+                sizes[1] = c < 2 ? 300001 : 2001;
+                nb__fused_portable = c & 1;
                 nb_optimizer *opt[2] = {make_opt(algo, c), make_opt(algo, c)};
                 assert_non_null(opt[0]);
                 assert_non_null(opt[1]);
@@ -515,6 +518,7 @@ static void test_compiled_like_interpreted(void **state)
             }
     }
     nb__traced_hook = NULL;
+    nb__fused_portable = false;
     nb_set_num_threads(1);
     /* Per optimizer, a program for the large parameters and one for the
      * one-element parameter, on each side: only the compiled side's first
