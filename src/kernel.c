@@ -206,15 +206,40 @@ void nb__copy(const nb_view *dst, const nb_view *src)
         }                                                                      \
     } while (0)
 
+NB_KERNEL_TARGETS static void add_into_f32(float *restrict d, const float *restrict s, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] += s[i];
+}
+
+NB_KERNEL_TARGETS static void add_into_f64(double *restrict d, const double *restrict s, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] += s[i];
+}
+
+/* Lines [r0, r1) of 64 bytes of a contiguous accumulation. */
+static void add_into_lines(void *job, int t, int64_t r0, int64_t r1)
+{
+    (void)t;
+    const nb_view *const *v = job;
+    int64_t line = 64 / (int64_t)nb__dtype_size(v[0]->dtype), n = v[0]->numel;
+    int64_t i0 = r0 * line, i1 = r1 * line < n ? r1 * line : n;
+    if (v[0]->dtype == NB_F64)
+        add_into_f64((double *)v[0]->data + i0, (const double *)v[1]->data + i0, i1 - i0);
+    else
+        add_into_f32((float *)v[0]->data + i0, (const float *)v[1]->data + i0, i1 - i0);
+}
+
+/* Leaves' gradients are summed here every step (a wide model's are
+ * megabytes): contiguous ones in vector loops, and on threads when large. */
 void nb__accumulate(const nb_view *dst, const nb_view *src)
 {
     if (nb_view_contiguous(dst) && nb_view_contiguous(src) && dst->numel == src->numel) {
-        if (dst->dtype == NB_F64)
-            for (int64_t i = 0; i < dst->numel; i++)
-                ((double *)dst->data)[i] += ((const double *)src->data)[i];
-        else
-            for (int64_t i = 0; i < dst->numel; i++)
-                ((float *)dst->data)[i] += ((const float *)src->data)[i];
+        const nb_view *job[2] = {dst, src};
+        int64_t line = 64 / (int64_t)nb__dtype_size(dst->dtype);
+        int64_t lines = (dst->numel + line - 1) / line;
+        nb__parallel_rows(nb__kernel_threads(dst->numel, lines), lines, add_into_lines, job);
         return;
     }
     if (dst->dtype == NB_F64)

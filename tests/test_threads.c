@@ -342,12 +342,58 @@ static void test_kernels_on_two_threads(void **state)
     nb_set_num_threads(before);
 }
 
+/* A large leaf's gradient is summed into .grad and zeroed on
+ * nb_num_threads() threads: exactly d, 2d after a second backward, zeros
+ * after nb_zero_grad, on one thread and on two (an uneven split). */
+static void test_gradients_on_two_threads(void **state)
+{
+    (void)state;
+    int before = nb_set_num_threads(1);
+    nb_rng rng = nb_rng_new(22);
+    for (int dt = 0; dt < 2; dt++) {
+        nb_dtype type = dt ? NB_F64 : NB_F32;
+        nb_tensor *d = nb_randn(type, NB_SHAPE(333333), &rng), *twice[2];
+        for (int t = 0; t < 2; t++) {
+            nb_set_num_threads(t + 1);
+            nb_tensor *x = nb_param(nb_zeros(type, NB_SHAPE(333333)));
+            twice[t] = nb_zeros(type, NB_SHAPE(333333));
+            nb_graph *g = nb_graph_new();
+            for (int k = 0; k < 3; k++) {
+                if (k == 2) {
+                    nb_zero_grad(x);
+                    for (int64_t i = 0; i < 333333; i++)
+                        if (nb_get_flat(nb_grad_of(x), i) != 0)
+                            fail_msg("%s, %d threads: nb_zero_grad left %g at %lld",
+                                     nb_dtype_name(type), t + 1, nb_get_flat(nb_grad_of(x), i),
+                                     (long long)i);
+                }
+                assert_int_equal(nb_backward(nb_sum(nb_mul(x, d))), 0);
+                nb_graph_reset(g);
+                if (k == 1)
+                    memcpy(nb_data(twice[t]), nb_data(nb_grad_of(x)),
+                           333333 * nb_dtype_size(type));
+            }
+            assert_true(same_bits(nb_grad_of(x), d));
+            nb_graph_free(g);
+            nb_free(x);
+        }
+        nb_graph *g = nb_graph_new();
+        nb_tensor *two_d = nb_add(d, d);
+        assert_true(same_bits(twice[0], two_d));
+        assert_true(same_bits(twice[1], two_d));
+        nb_graph_free(g);
+        nb_free(twice[0]), nb_free(twice[1]), nb_free(d);
+    }
+    nb_set_num_threads(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_parameters),
         cmocka_unit_test_teardown(test_training_and_evaluating_at_once, cleanup),
         cmocka_unit_test_teardown(test_kernels_on_two_threads, cleanup),
+        cmocka_unit_test_teardown(test_gradients_on_two_threads, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

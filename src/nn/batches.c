@@ -5,29 +5,35 @@
 #include <math.h>
 #include <stdio.h>
 
+/* A row of bytes to floats (the rounding: nn_internal.h). */
+NB_KERNEL_TARGETS static void row_u8_f32(float *o, const uint8_t *b, int64_t n, double scale)
+{
+    for (int64_t j = 0; j < n; j++)
+        o[j] = (float)((double)b[j] * scale);
+}
+
+NB_KERNEL_TARGETS static void row_u8_f64(double *o, const uint8_t *b, int64_t n, double scale)
+{
+    for (int64_t j = 0; j < n; j++)
+        o[j] = (double)b[j] * scale;
+}
+
 void nn_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, int64_t first,
                     int64_t n, double scale)
 {
     int64_t rows = nb_dim(src, 0), cols = nb_numel(src) / (rows ? rows : 1);
     char *d = nb_data(dst);
     const char *s = nb_data(src);
-    if (nb_dtype_of(src) != NB_U8) {
-        size_t row = (size_t)cols * nb_dtype_size(nb_dtype_of(src));
-        for (int64_t i = 0; i < n; i++)
-            memcpy(d + (size_t)i * row, s + (size_t)(idx ? idx[i] : first + i) * row, row);
-    } else if (nb_dtype_of(dst) == NB_F32) {
-        for (int64_t i = 0; i < n; i++) {
-            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
-            float *o = (float *)d + i * cols;
-            for (int64_t j = 0; j < cols; j++)
-                o[j] = (float)((double)b[j] * scale);
-        }
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            const uint8_t *b = (const uint8_t *)s + (idx ? idx[i] : first + i) * cols;
-            double *o = (double *)d + i * cols;
-            for (int64_t j = 0; j < cols; j++)
-                o[j] = (double)b[j] * scale;
+    bool f32 = nb_dtype_of(dst) == NB_F32;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = idx ? idx[i] : first + i;
+        if (nb_dtype_of(src) != NB_U8) {
+            size_t row = (size_t)cols * nb_dtype_size(nb_dtype_of(src));
+            memcpy(d + (size_t)i * row, s + (size_t)r * row, row);
+        } else if (f32) {
+            row_u8_f32((float *)(void *)d + i * cols, (const uint8_t *)s + r * cols, cols, scale);
+        } else {
+            row_u8_f64((double *)(void *)d + i * cols, (const uint8_t *)s + r * cols, cols, scale);
         }
     }
     nb_bump_version(dst);

@@ -4,6 +4,7 @@
 #ifndef NABLA_NN_INTERNAL_H
 #define NABLA_NN_INTERNAL_H
 
+#include "../targets.h" /* before nabla.h: the kernels' vector widths */
 #include "nabla/nabla.h"
 
 #include <string.h>
