@@ -30,7 +30,7 @@ static int max_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
 
 /* A NaN wins (and stays): (u > acc || u != u) picks it, nothing beats it. */
 #define MAX_KERNEL(fn, T)                                                      \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         unsigned mask = ((const nb_reduce_attr *)attr)->mask;                  \
@@ -151,7 +151,7 @@ static int argmax_shape(nb_meta *out, nb_tensor *const x[], int n, const void *a
 /* For each output position, the first j along the axis with the largest
  * value; the other dimensions are walked with an odometer (any strides). */
 #define ARGMAX_KERNEL(fn, T)                                                   \
-    static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
+    NB_KERNEL_TARGETS static void fn(const nb_view *y, const nb_view *x, int n, const void *attr) \
     {                                                                          \
         (void)n;                                                               \
         int ax = nb__axis(((const argmax_attr *)attr)->axis, x->ndim);         \

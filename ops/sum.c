@@ -14,13 +14,13 @@ static int sum_shape(nb_meta *out, nb_tensor *const x[], int n, const void *attr
     return nb__reduce_shape(out, x[0], attr);
 }
 
-static void sum_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
+NB_KERNEL_TARGETS static void sum_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
     NB_REDUCE(float, double, y, &x[0], ((const nb_reduce_attr *)attr)->mask, 0.0, acc + u);
 }
 
-static void sum_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+NB_KERNEL_TARGETS static void sum_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
     NB_REDUCE(double, double, y, &x[0], ((const nb_reduce_attr *)attr)->mask, 0.0, acc + u);
@@ -93,13 +93,13 @@ static unsigned sum_to_mask(const nb_view *x, const shape_attr *s)
     return mask;
 }
 
-static void sum_to_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
+NB_KERNEL_TARGETS static void sum_to_f32(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
     NB_REDUCE(float, double, y, &x[0], sum_to_mask(&x[0], attr), 0.0, acc + u);
 }
 
-static void sum_to_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
+NB_KERNEL_TARGETS static void sum_to_f64(const nb_view *y, const nb_view *x, int n, const void *attr)
 {
     (void)n;
     NB_REDUCE(double, double, y, &x[0], sum_to_mask(&x[0], attr), 0.0, acc + u);
