@@ -39,6 +39,23 @@ void nn_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx, in
     nb_bump_version(dst);
 }
 
+void nn_prefetch_rows(const nb_tensor *src, const int64_t *idx, int64_t n)
+{
+#if defined(__GNUC__)
+    int64_t rows = nb_dim(src, 0);
+    size_t row = (size_t)(nb_numel(src) / (rows ? rows : 1)) * nb_dtype_size(nb_dtype_of(src));
+    const char *s = nb_data(src);
+    for (int64_t i = 0; i < n && row; i++) {
+        const char *r = s + (size_t)idx[i] * row;
+        for (size_t o = 0; o < row; o += 64)
+            __builtin_prefetch(r + o);
+        __builtin_prefetch(r + row - 1);
+    }
+#else
+    (void)src, (void)idx, (void)n;
+#endif
+}
+
 void nn_shuffle(int64_t *idx, int64_t n, nb_rng *rng)
 {
     for (int64_t i = n - 1; i > 0; i--) {
@@ -191,6 +208,10 @@ int nb_batches_next(nb_batches *b, nb_tensor **x, nb_tensor **y)
         *y = b->y[w];
     }
     b->next += k;
+    int64_t ahead = b->n - b->next < b->o.batch_size ? b->n - b->next : b->o.batch_size;
+    nn_prefetch_rows(b->d.x, b->idx + b->next, ahead);
+    if (b->d.y)
+        nn_prefetch_rows(b->d.y, b->idx + b->next, ahead);
     return 1;
 }
 

@@ -639,6 +639,11 @@ static const nb_history *fit(nb_model *m, nb_fit_opts o)
             mean[i] = NAN;
         for (int64_t s = 0; s < steps; s++) {
             int64_t start = s * bs, k = n - start < bs ? n - start : bs;
+            if (start + k < n) { /* the next batch's rows, on their way while this one trains */
+                int64_t kn = n - start - k < bs ? n - start - k : bs, off, kr = shard(m, kn, &off);
+                nn_prefetch_rows(train.d.x, idx + start + k + off, kr);
+                nn_prefetch_rows(train.d.y, idx + start + k + off, kr);
+            }
             double lv;
             int st = step(m, &o, &b, train.d, idx + start, k, k == (n < bs ? n : bs) ? 0 : 1,
                           &lv, mv);

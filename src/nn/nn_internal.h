@@ -166,6 +166,9 @@ NN_PRIVATE nb_activation nn_layer_activation(const nb_layer *l);
  * double, then rounded (src/nn/fit.c's top says why). */
 NN_PRIVATE void nn_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
                                int64_t first, int64_t n, double scale);
+/* Asks for rows idx[0..n) of src to be fetched into the caches: the next
+ * batch's, while this one trains (its rows are scattered over the data). */
+NN_PRIVATE void nn_prefetch_rows(const nb_tensor *src, const int64_t *idx, int64_t n);
 /* Fisher-Yates on idx[0..n), drawing from rng: an epoch's shuffle. */
 NN_PRIVATE void nn_shuffle(int64_t *idx, int64_t n, nb_rng *rng);
 /* A Conv2D layer's activation (NB_LINEAR for other layers). */
