@@ -73,7 +73,7 @@ NB_KERNEL_AVX512 static inline void nb__stream_line512(void *dst, const void *sr
 #else
 #define NB_FUSED_TARGETS NB_KERNEL_TARGETS
 #endif
-/* The build's compiled programs, ending with {NULL, NULL}: written by
+/* The build's compiled programs, ending with {NULL, ...}: written by
  * nabla-fusegen (src/fused_gen.c); none in the generator itself. */
 extern const nb_compiled nb__compiled_programs[];
 
