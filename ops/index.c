@@ -188,7 +188,7 @@ static void add_kernel(const nb_view *y, const nb_view *x, int n, const void *at
     nb__copy(y, &x[0]);
     for (int64_t j = 0; j < idx->numel; j++) {
         nb_view d = at_index(y, ax, index_at(idx, j)), s = at_index(src, ax, j);
-        nb__accumulate(&d, &s);
+        nb__accumulate(&d, &s, false);
     }
 }
 

@@ -474,6 +474,8 @@ static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor
 /* Adds a leaf's gradient of this pass into its .grad (made on first use). */
 static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
 {
+    /* Zeros that nothing wrote over since nb_zero_grad need not be read. */
+    bool zero = t->grad && t->grad_zero && t->grad->storage->version == t->grad_zero_version;
     if (!t->grad) {
         t->grad = t->lifetime == NB_HEAP
                       ? nb__new_heap_tensor("nb_backward", t->dtype, t->ndim, t->shape)
@@ -485,8 +487,9 @@ static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
     nb_view gv, av;
     nb__view(t->grad, &gv);
     nb__view(a, &av);
-    nb__accumulate(&gv, &av);
+    nb__accumulate(&gv, &av, zero);
     nb__bump(t->grad);
+    t->grad_zero = false;
     return 0;
 }
 

@@ -619,7 +619,7 @@ static void put(plan *pl, int i, const nb_tensor *g)
     if (g) {
         nb_view dst = slot(pl, i), src;
         nb__view(g, &src);
-        nb__accumulate(&dst, &src);
+        nb__accumulate(&dst, &src, false);
     }
     pl->ready[i] = true;
     D.bk[pl->bkt[i]].pending--;
@@ -702,7 +702,7 @@ int nb_dist_backward_(nb_dist_backward_args a)
                 break;
             nb_view dst, src = slot(&pl, i);
             nb__view(p->grad, &dst);
-            nb__accumulate(&dst, &src);
+            nb__accumulate(&dst, &src, false);
             nb__bump(p->grad);
         }
         if (ns)

@@ -44,6 +44,8 @@ struct nb_tensor {
     bool requires_grad;
     bool param;
     nb_tensor *grad; /* leaves only: accumulated by nb_backward */
+    bool grad_zero;  /* .grad holds nb_zero_grad's zeros while its version is */
+    uint32_t grad_zero_version;
     nb_node *node;   /* the op that made it; NULL for leaves */
     char *name;
     int64_t id; /* creation order within its graph, for pictures */
@@ -369,8 +371,9 @@ static inline void nb__bump(nb_tensor *t) { t->storage->version++; }
 /* dst = src elementwise (src broadcast to dst, dtypes may differ, but a u8
  * dst only takes a u8 src). dst must not overlap src. */
 void nb__copy(const nb_view *dst, const nb_view *src);
-/* dst += src elementwise (src broadcast to dst, one dtype). */
-void nb__accumulate(const nb_view *dst, const nb_view *src);
+/* dst += src elementwise (src broadcast to dst, one dtype); zero: dst holds
+ * zeros, which are then not read. */
+void nb__accumulate(const nb_view *dst, const nb_view *src, bool zero);
 
 /* NumPy broadcast of two shapes into out (ndim returned), -1 if they clash. */
 int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,

@@ -206,40 +206,59 @@ void nb__copy(const nb_view *dst, const nb_view *src)
         }                                                                      \
     } while (0)
 
-NB_KERNEL_TARGETS static void add_into_f32(float *restrict d, const float *restrict s, int64_t n)
+/* d += s, or d = s + 0 (the bits of 0 + s: -0 becomes +0, subnormals are
+ * flushed as the thread flushes them) where d holds zeros. */
+NB_KERNEL_TARGETS static void add_into_f32(float *restrict d, const float *restrict s, int64_t n,
+                                           bool zero)
 {
-    for (int64_t i = 0; i < n; i++)
-        d[i] += s[i];
+    if (zero)
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i] + 0.0f;
+    else
+        for (int64_t i = 0; i < n; i++)
+            d[i] += s[i];
 }
 
-NB_KERNEL_TARGETS static void add_into_f64(double *restrict d, const double *restrict s, int64_t n)
+NB_KERNEL_TARGETS static void add_into_f64(double *restrict d, const double *restrict s,
+                                           int64_t n, bool zero)
 {
-    for (int64_t i = 0; i < n; i++)
-        d[i] += s[i];
+    if (zero)
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i] + 0.0;
+    else
+        for (int64_t i = 0; i < n; i++)
+            d[i] += s[i];
 }
+
+typedef struct {
+    const nb_view *dst, *src;
+    bool zero;
+} add_into_job;
 
 /* Lines [r0, r1) of 64 bytes of a contiguous accumulation. */
 static void add_into_lines(void *job, int t, int64_t r0, int64_t r1)
 {
     (void)t;
-    const nb_view *const *v = job;
-    int64_t line = 64 / (int64_t)nb__dtype_size(v[0]->dtype), n = v[0]->numel;
+    const add_into_job *j = job;
+    int64_t line = 64 / (int64_t)nb__dtype_size(j->dst->dtype), n = j->dst->numel;
     int64_t i0 = r0 * line, i1 = r1 * line < n ? r1 * line : n;
-    if (v[0]->dtype == NB_F64)
-        add_into_f64((double *)v[0]->data + i0, (const double *)v[1]->data + i0, i1 - i0);
+    if (j->dst->dtype == NB_F64)
+        add_into_f64((double *)j->dst->data + i0, (const double *)j->src->data + i0, i1 - i0,
+                     j->zero);
     else
-        add_into_f32((float *)v[0]->data + i0, (const float *)v[1]->data + i0, i1 - i0);
+        add_into_f32((float *)j->dst->data + i0, (const float *)j->src->data + i0, i1 - i0,
+                     j->zero);
 }
 
 /* Leaves' gradients are summed here every step (a wide model's are
  * megabytes): contiguous ones in vector loops, and on threads when large. */
-void nb__accumulate(const nb_view *dst, const nb_view *src)
+void nb__accumulate(const nb_view *dst, const nb_view *src, bool zero)
 {
     if (nb_view_contiguous(dst) && nb_view_contiguous(src) && dst->numel == src->numel) {
-        const nb_view *job[2] = {dst, src};
+        add_into_job job = {dst, src, zero};
         int64_t line = 64 / (int64_t)nb__dtype_size(dst->dtype);
         int64_t lines = (dst->numel + line - 1) / line;
-        nb__parallel_rows(nb__kernel_threads(dst->numel, lines), lines, add_into_lines, job);
+        nb__parallel_rows(nb__kernel_threads(dst->numel, lines), lines, add_into_lines, &job);
         return;
     }
     if (dst->dtype == NB_F64)

@@ -242,6 +242,8 @@ void nb_zero_grad(nb_tensor *t)
         int64_t lines = (t->grad->numel * (int64_t)nb__dtype_size(t->grad->dtype) + 63) / 64;
         nb__parallel_rows(nb__kernel_threads(t->grad->numel, lines), lines, zero_lines, t->grad);
         nb__bump(t->grad);
+        t->grad_zero = true;
+        t->grad_zero_version = t->grad->storage->version;
     }
 }
 

@@ -42,6 +42,38 @@ static void test_backward_accumulates(void **state)
     nb_free(x);
 }
 
+/* After nb_zero_grad, the next backward writes its gradient without
+ * reading the zeros: the bits of 0 + g (a -0 becomes +0; NaN and
+ * subnormals kept), as on first use; a write through nb_data (with its
+ * version bumped) after the zeroing is added to, not written over. */
+static void test_accumulate_after_zero_grad(void **state)
+{
+    (void)state;
+    uint64_t first[4], again[4];
+    nb_tensor *x = nb_param(vec((double[]){1, 2, 3, 4}, 4));
+    nb_tensor *c = vec((double[]){-0.0, NAN, 5e-324, 2}, 4);
+    nb_graph *g = nb_graph_new();
+    for (int k = 0; k < 3; k++) {
+        if (k > 0)
+            nb_zero_grad(x);
+        if (k == 2) {
+            ((double *)nb_data(nb_grad_of(x)))[3] = 10;
+            nb_bump_version(nb_grad_of(x));
+        }
+        assert_int_equal(nb_backward(nb_sum(nb_mul(x, c))), 0);
+        nb_graph_reset(g);
+        if (k < 2)
+            memcpy(k ? again : first, nb_data(nb_grad_of(x)), sizeof first);
+    }
+    assert_true(first[0] == 0 && isnan(nb_get(nb_grad_of(x), NB_AT(1))));
+    assert_true(nb_get(nb_grad_of(x), NB_AT(2)) == 5e-324);
+    assert_memory_equal(first, again, sizeof first);
+    assert_true(nb_get(nb_grad_of(x), NB_AT(3)) == 12);
+    nb_graph_free(g);
+    nb_free(x);
+    nb_free(c);
+}
+
 static void test_shared_subexpression_and_seed(void **state)
 {
     (void)state;
@@ -365,6 +397,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_accumulate_after_zero_grad),
         cmocka_unit_test(test_shared_subexpression_and_seed),
         cmocka_unit_test(test_retain_graph),
         cmocka_unit_test(test_version_counter),
