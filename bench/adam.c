@@ -23,9 +23,9 @@
  * to undo a step whose new parameter is not finite (src/optim/optimizers.c):
  * it copies p's old value aside, writes the new m and v to second buffers
  * (swapped in after the step) and checks the new p, in the same pass, and
- * stores those three with streaming stores where the CPU has AVX-512, as
- * nabla's compiled update does beyond the caches; it is the cost of that
- * guarantee written by hand.
+ * for a tensor of 1 MiB or more stores those three with streaming stores
+ * where the CPU has AVX-512, as nabla's compiled update does beyond the
+ * caches; it is the cost of that guarantee written by hand.
  * Workload "adam_<model>", impls "nabla", "fused_c" and "fused_c_undo",
  * unit us/step; the nabla line carries "ratio_vs_fused" and
  * "ratio_vs_undo" (its time / theirs, in the same repetition). */
@@ -200,8 +200,8 @@ static int undo_step(fused *f, nb_tensor *const *params)
     int bad = 0;
     for (int i = 0; i < f->n && !bad; i++) {
 #ifdef UNDO_NT
-        if (__builtin_cpu_supports("avx512f") && ((uintptr_t)f->p[i] & 63) == 0 &&
-            ((uintptr_t)f->g[i] & 63) == 0)
+        if (f->len[i] * (int64_t)sizeof(float) >= (1 << 20) && __builtin_cpu_supports("avx512f") &&
+            ((uintptr_t)f->p[i] & 63) == 0 && ((uintptr_t)f->g[i] & 63) == 0)
             bad = undo_row_nt(f->p[i], f->old[i], f->m[i], f->v[i], f->m2[i], f->v2[i], f->g[i],
                               f->len[i], alpha);
         else
