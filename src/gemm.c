@@ -7,7 +7,11 @@
  * with oneDNN (meson -Donednn=auto|enabled, which needs OpenMP: oneDNN's
  * threads are OpenMP's) sends f32 products of at least NB__GEMM_ONEDNN_MIN_WORK
  * multiply-adds to dnnl_sgemm; smaller ones stay with OpenBLAS, whose calls
- * cost less. oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's everywhere.
+ * cost less, where OpenBLAS runs its AVX-512 kernels. On a CPU it does not
+ * know (a newer one) it falls back to generic SSE3 kernels ("Prescott")
+ * that are 2-6 times slower than oneDNN at every size, and then every f32
+ * product goes to oneDNN. oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's
+ * everywhere.
  *
  * Threads. A product of fewer than NB__GEMM_*_MT_WORK multiply-adds (m*n*k)
  * runs on one thread, a larger one on nb_num_threads(): every product
@@ -34,6 +38,7 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #ifdef NB_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -168,12 +173,37 @@ static bool onednn_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
 }
 #endif
 
+bool nb__openblas_small_wins(const char *core)
+{
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    for (size_t i = 0; core && i < sizeof avx512 / sizeof *avx512; i++)
+        if (!strcmp(core, avx512[i]))
+            return true;
+    return false;
+}
+
+#ifdef NB_HAVE_ONEDNN
+/* Whether products below NB__GEMM_ONEDNN_MIN_WORK go to OpenBLAS. Its
+ * kernel is fixed for the process (picked when it loads), so this is asked
+ * once: 0 not yet, 1 yes, 2 no. */
+static bool small_on_openblas(void)
+{
+    static _Atomic int rule;
+    int r = atomic_load_explicit(&rule, memory_order_relaxed);
+    if (!r) {
+        r = nb__openblas_small_wins(openblas_get_corename()) ? 1 : 2;
+        atomic_store_explicit(&rule, r, memory_order_relaxed);
+    }
+    return r == 1;
+}
+#endif
+
 void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float *C, int64_t ldc)
 {
     double work = work_of(M, N, K);
 #ifdef NB_HAVE_ONEDNN
-    if (work >= NB__GEMM_ONEDNN_MIN_WORK &&
+    if ((work >= NB__GEMM_ONEDNN_MIN_WORK || !small_on_openblas()) &&
         onednn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
                      nb__threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
         return;

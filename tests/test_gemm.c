@@ -372,12 +372,29 @@ static void test_backend(void **state)
     print_message("# gemm backend: %s\n", nb_gemm_backend());
 }
 
+/* Small f32 products stay with OpenBLAS only where it runs its AVX-512
+ * kernels; its generic fallback on a CPU it does not know, and kernels not
+ * measured against oneDNN, send them to oneDNN. */
+static void test_small_product_rule(void **state)
+{
+    (void)state;
+    assert_true(nb__openblas_small_wins("Cooperlake"));
+    assert_true(nb__openblas_small_wins("SkylakeX"));
+    assert_true(nb__openblas_small_wins("SapphireRapids"));
+    assert_false(nb__openblas_small_wins("Prescott"));
+    assert_false(nb__openblas_small_wins("Haswell"));
+    assert_false(nb__openblas_small_wins("Cooperlake2"));
+    assert_false(nb__openblas_small_wins(""));
+    assert_false(nb__openblas_small_wins(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_setting),
         cmocka_unit_test(test_setting_process_wide),
         cmocka_unit_test(test_backend),
+        cmocka_unit_test(test_small_product_rule),
         cmocka_unit_test(test_products_one_thread),
         cmocka_unit_test(test_products_two_threads),
         cmocka_unit_test(test_products_concurrent),
