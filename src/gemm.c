@@ -9,8 +9,10 @@
  * multiply-adds to dnnl_sgemm; smaller ones stay with OpenBLAS, whose calls
  * cost less, where OpenBLAS runs its AVX-512 kernels. On a CPU it does not
  * know (a newer one) it falls back to generic SSE3 kernels ("Prescott")
- * that are 2-6 times slower than oneDNN at every size, and then every f32
- * product goes to oneDNN. oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's
+ * that are 2-6 times slower than oneDNN from about 4096 multiply-adds (16^3)
+ * on, and then only products smaller than that stay with OpenBLAS (a call
+ * of oneDNN costs some 0.3 us more: 8x8x8 took 0.23 us there, 0.50 on
+ * oneDNN). oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's
  * everywhere.
  *
  * Threads. A product of fewer than NB__GEMM_*_MT_WORK multiply-adds (m*n*k)
@@ -183,10 +185,10 @@ bool nb__openblas_small_wins(const char *core)
 }
 
 #ifdef NB_HAVE_ONEDNN
-/* Whether products below NB__GEMM_ONEDNN_MIN_WORK go to OpenBLAS. Its
- * kernel is fixed for the process (picked when it loads), so this is asked
- * once: 0 not yet, 1 yes, 2 no. */
-static bool small_on_openblas(void)
+/* The fewest multiply-adds an f32 product needs to go to oneDNN.
+ * OpenBLAS's kernel is fixed for the process (picked when it loads), so
+ * it is asked once: 0 not yet, 1 its AVX-512 kernels, 2 generic ones. */
+static double onednn_min_work(void)
 {
     static _Atomic int rule;
     int r = atomic_load_explicit(&rule, memory_order_relaxed);
@@ -194,7 +196,7 @@ static bool small_on_openblas(void)
         r = nb__openblas_small_wins(openblas_get_corename()) ? 1 : 2;
         atomic_store_explicit(&rule, r, memory_order_relaxed);
     }
-    return r == 1;
+    return r == 1 ? NB__GEMM_ONEDNN_MIN_WORK : NB__GEMM_ONEDNN_MIN_WORK_GENERIC;
 }
 #endif
 
@@ -203,7 +205,7 @@ void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 {
     double work = work_of(M, N, K);
 #ifdef NB_HAVE_ONEDNN
-    if ((work >= NB__GEMM_ONEDNN_MIN_WORK || !small_on_openblas()) &&
+    if (work >= onednn_min_work() &&
         onednn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
                      nb__threads_for(work, NB__GEMM_ONEDNN_S_MT_WORK)))
         return;

@@ -393,9 +393,13 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
 #define NB__GEMM_OPENBLAS_D_MT_WORK 4.0e6
 #define NB__GEMM_ONEDNN_S_MT_WORK 2.0e6
 #define NB__GEMM_ONEDNN_MIN_WORK 1.1e6
+/* The same where OpenBLAS runs generic kernels (below): only products of
+ * fewer multiply-adds, whose call costs more on oneDNN, stay with it. */
+#define NB__GEMM_ONEDNN_MIN_WORK_GENERIC 4096.0
 /* Whether OpenBLAS's kernel `core` (openblas_get_corename()) is one whose
  * small f32 products beat oneDNN's, so that products below
- * NB__GEMM_ONEDNN_MIN_WORK stay with OpenBLAS: its AVX-512 kernels. */
+ * NB__GEMM_ONEDNN_MIN_WORK stay with OpenBLAS: its AVX-512 kernels;
+ * otherwise the bound is NB__GEMM_ONEDNN_MIN_WORK_GENERIC. */
 bool nb__openblas_small_wins(const char *core);
 void nb__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float *C, int64_t ldc);

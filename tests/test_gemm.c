@@ -191,11 +191,11 @@ static const mkn odd_sizes[] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {3, 5, 7}, {17,
  * change anything when more than one thread is set). */
 static int threshold_sizes(nb_dtype dt, bool mt, mkn *out)
 {
-    const double f32[] = {NB__GEMM_ONEDNN_MIN_WORK, NB__GEMM_OPENBLAS_S_MT_WORK,
-                          NB__GEMM_ONEDNN_S_MT_WORK};
+    const double f32[] = {NB__GEMM_ONEDNN_MIN_WORK, NB__GEMM_ONEDNN_MIN_WORK_GENERIC,
+                          NB__GEMM_OPENBLAS_S_MT_WORK, NB__GEMM_ONEDNN_S_MT_WORK};
     const double f64[] = {NB__GEMM_OPENBLAS_D_MT_WORK};
     const double *t = dt == NB_F32 ? f32 : f64;
-    int nt = !mt ? (dt == NB_F32 ? 1 : 0) : dt == NB_F32 ? 3 : 1, n = 0;
+    int nt = !mt ? (dt == NB_F32 ? 2 : 0) : dt == NB_F32 ? 4 : 1, n = 0;
     for (int i = 0; i < nt; i++) {
         bool seen = false;
         for (int j = 0; j < i; j++)
