@@ -12,8 +12,7 @@
  * that are 2-6 times slower than oneDNN from about 4096 multiply-adds (16^3)
  * on, and then only products smaller than that stay with OpenBLAS (a call
  * of oneDNN costs some 0.3 us more: 8x8x8 took 0.23 us there, 0.50 on
- * oneDNN). oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's
- * everywhere.
+ * oneDNN). oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's everywhere.
  *
  * Threads. A product of fewer than NB__GEMM_*_MT_WORK multiply-adds (m*n*k)
  * runs on one thread, a larger one on nb_num_threads(): every product

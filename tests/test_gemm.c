@@ -372,9 +372,10 @@ static void test_backend(void **state)
     print_message("# gemm backend: %s\n", nb_gemm_backend());
 }
 
-/* Small f32 products stay with OpenBLAS only where it runs its AVX-512
- * kernels; its generic fallback on a CPU it does not know, and kernels not
- * measured against oneDNN, send them to oneDNN. */
+/* Products below NB__GEMM_ONEDNN_MIN_WORK stay with OpenBLAS only where it
+ * runs its AVX-512 kernels; with any other kernel (its generic fallback on
+ * a CPU it does not know, or one not measured against oneDNN) only those
+ * below NB__GEMM_ONEDNN_MIN_WORK_GENERIC do. */
 static void test_small_product_rule(void **state)
 {
     (void)state;
