@@ -62,6 +62,11 @@ nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value)
     return filled("nb_full", dtype, ndim, shape, value);
 }
 
+nb_tensor *nb_empty(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return nb__new_heap_tensor("nb_empty", dtype, ndim, shape);
+}
+
 nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape)
 {
     return filled("nb_zeros", dtype, ndim, shape, 0.0);

@@ -8,6 +8,7 @@
 
 static nb_rng rng_;
 static nb_tensor *mk_zeros(nb_dtype d, int n, const int64_t *s) { return nb_zeros(d, n, s); }
+static nb_tensor *mk_empty(nb_dtype d, int n, const int64_t *s) { return nb_empty(d, n, s); }
 static nb_tensor *mk_ones(nb_dtype d, int n, const int64_t *s) { return nb_ones(d, n, s); }
 static nb_tensor *mk_full(nb_dtype d, int n, const int64_t *s) { return nb_full(d, n, s, 2); }
 static nb_tensor *mk_rand(nb_dtype d, int n, const int64_t *s) { return nb_rand(d, n, s, &rng_); }
@@ -23,6 +24,7 @@ static const struct {
 } factories[] = {
     {"nb_zeros", mk_zeros}, {"nb_ones", mk_ones},   {"nb_full", mk_full},
     {"nb_rand", mk_rand},   {"nb_randn", mk_randn}, {"nb_from_array", mk_array},
+    {"nb_empty", mk_empty},
 };
 #define NFACT (int)(sizeof factories / sizeof factories[0])
 
@@ -42,6 +44,7 @@ static void test_factories(void **state)
      * out of memory, cleanly (the arrays are not filled). */
     CASE("nb_zeros", MEM, nb_zeros(NB_F32, NB_SHAPE(BIG, 128)) == NULL);
     CASE("nb_full", MEM, nb_full(NB_F64, NB_SHAPE(BIG, 64), 1) == NULL);
+    CASE("nb_empty", MEM, nb_empty(NB_F32, NB_SHAPE(BIG, 128)) == NULL);
     CASE("nb_rand", INV, nb_rand(NB_F32, NB_SHAPE(2), NULL) == NULL);
     CASE("nb_randn", INV, nb_randn(NB_F32, NB_SHAPE(2), NULL) == NULL);
     CASE("nb_from_array", INV, nb_from_array(NB_F32, NB_SHAPE(2), NULL) == NULL);

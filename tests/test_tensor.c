@@ -61,7 +61,16 @@ static void test_factories(void **state)
     nb_set(c, NB_AT(0, 0), 7.0);
     assert_false(nb_allclose(c, m, 0, 0));
 
-    nb_tensor *all[] = {z, f, o, a, d, m, c};
+    /* Unfilled: only its shape is known until it is written. */
+    nb_tensor *e = nb_empty(NB_U8, NB_SHAPE(5, 7));
+    assert_non_null(e);
+    assert_int_equal(nb_numel(e), 35);
+    assert_int_equal(nb_dtype_of(e), NB_U8);
+    assert_false(nb_requires_grad(e));
+    memset(nb_data(e), 200, 35);
+    assert_true(nb_get(e, NB_AT(4, 6)) == 200.0);
+
+    nb_tensor *all[] = {z, f, o, a, d, m, c, e};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         nb_free(all[i]);
 }

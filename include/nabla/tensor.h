@@ -142,6 +142,9 @@ uint64_t nb_rng_below(nb_rng *rng, uint64_t n);
 nb_tensor *nb_zeros(nb_dtype dtype, int ndim, const int64_t *shape);
 nb_tensor *nb_ones(nb_dtype dtype, int ndim, const int64_t *shape);
 nb_tensor *nb_full(nb_dtype dtype, int ndim, const int64_t *shape, double value);
+/* Unfilled, like torch.empty: the values are unspecified until written. For
+ * buffers about to be overwritten whole, saving nb_zeros' pass over them. */
+nb_tensor *nb_empty(nb_dtype dtype, int ndim, const int64_t *shape);
 /* Values of u8 tensors must be whole numbers in [0, 255] (nb_full,
  * nb_arange, nb_set); nb_rand and nb_randn make f32 and f64 only. */
 /* Copies numel elements of `dtype` (float, double or uint8_t) from data. */

@@ -30,13 +30,16 @@ static double now(void)
 /* The factor u8 x is converted with: scale, 0 meaning 1. */
 static double x_scale(nb_dataset d) { return d.scale != 0 ? d.scale : 1.0; }
 
-/* A heap tensor of dtype shaped like src with `rows` rows; errors name fn. */
-static nb_tensor *rows_like(const char *fn, const nb_tensor *src, int64_t rows, nb_dtype dtype)
+/* A heap tensor of dtype shaped like src with `rows` rows, zero-filled or
+ * unfilled (predict's, whose rows are written before a slice reads them);
+ * errors name fn. */
+static nb_tensor *rows_like(const char *fn, const nb_tensor *src, int64_t rows, nb_dtype dtype,
+                            bool zeroed)
 {
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, nb_shape(src), (size_t)nb_ndim(src) * sizeof(int64_t));
     shape[0] = rows;
-    return nn_zeros(fn, dtype, nb_ndim(src), shape);
+    return (zeroed ? nn_zeros : nn_empty)(fn, dtype, nb_ndim(src), shape);
 }
 
 /* The data as contiguous tensors: d itself, or packed copies of the parts
@@ -130,8 +133,8 @@ static int batches_make(batches *b, const nb_model *m, nb_dataset d, int64_t n, 
     memset(b, 0, sizeof *b);
     for (int i = 0; i < 2; i++) {
         int64_t rows = i ? rest : full;
-        if (rows && (!(b->x[i] = rows_like(fn, d.x, rows, m->dtype)) ||
-                     !(b->y[i] = rows_like(fn, d.y, rows, m->dtype))))
+        if (rows && (!(b->x[i] = rows_like(fn, d.x, rows, m->dtype, true)) ||
+                     !(b->y[i] = rows_like(fn, d.y, rows, m->dtype, true))))
             return -1;
     }
     return 0;
@@ -307,7 +310,7 @@ nb_tensor *nb_predict_(nb_model *m, nb_predict_opts o)
      * into its first rows, seen through a slice). Float x is read in place
      * through slices, whatever its strides. */
     nb_tensor *out = nn_zeros(fn, m->dtype, last->out_ndim + 1, shape);
-    nb_tensor *buf = out && u8 ? rows_like(fn, d.x, n < bs ? n : bs, m->dtype) : NULL;
+    nb_tensor *buf = out && u8 ? rows_like(fn, d.x, n < bs ? n : bs, m->dtype, false) : NULL;
     nb_graph *g = out && (buf || !u8) ? nb_graph_new() : NULL;
     if (!g) {
         nb_free(out);

@@ -77,19 +77,31 @@ static void drop_layer(nb_layer *l)
 
 /* ---- shared by nn/ (nn_internal.h) ---- */
 
-nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
+/* t, or NULL with "<factory>: out of memory ..." renamed "<fn>: ...". */
+static nb_tensor *renamed(const char *fn, const char *factory, nb_tensor *t)
 {
-    nb_tensor *t = nb_zeros(dtype, ndim, shape);
     if (!t) {
-        /* "nb_zeros: out of memory ..." becomes "<fn>: out of memory ...". */
         char msg[512];
         const char *e = nb_last_error();
         snprintf(msg, sizeof msg, "%s", e ? e : "out of memory");
-        const char *rest = strncmp(msg, "nb_zeros: ", 10) == 0 ? msg + 10 : msg;
+        size_t n = strlen(factory);
+        const char *rest = strncmp(msg, factory, n) == 0 && strncmp(msg + n, ": ", 2) == 0
+                               ? msg + n + 2
+                               : msg;
         nb_set_error_code(nb_last_error_code() ? nb_last_error_code() : NB_ERR_MEMORY, "%s: %s",
                           fn, rest);
     }
     return t;
+}
+
+nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return renamed(fn, "nb_zeros", nb_zeros(dtype, ndim, shape));
+}
+
+nb_tensor *nn_empty(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return renamed(fn, "nb_empty", nb_empty(dtype, ndim, shape));
 }
 
 int nn_blame(const char *fn)

@@ -214,6 +214,8 @@ static inline bool nn_same_shape(const nb_tensor *a, const nb_tensor *b)
 /* A zero-filled heap tensor (nb_zeros) whose error, if any, names fn, the
  * function the user called: "nb_predict: out of memory for ...". */
 NN_PRIVATE nb_tensor *nn_zeros(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape);
+/* The same, unfilled (nb_empty), for buffers written before they are read. */
+NN_PRIVATE nb_tensor *nn_empty(const char *fn, nb_dtype dtype, int ndim, const int64_t *shape);
 
 /* After a failure deep inside (out of memory), the message names fn, the
  * function the user called, unless it names one already: "out of memory
