@@ -80,10 +80,11 @@ static void arm(int64_t at, bool all_after)
 
 /* ---- the scenario ---- */
 
-enum { S_DATA, S_BUILD, S_COMPILE, S_FIT, S_PREDICT, S_SAVE, S_BUILD2, S_LOAD, S_PREDICT2,
-       S_CKSAVE, S_MODEL3, S_CKLOAD, S_PREDICT3, S_COUNT };
+enum { S_DATA, S_BUILD, S_COMPILE, S_FIT, S_PREDICT, S_PREDICT_U8, S_SAVE, S_BUILD2, S_LOAD,
+       S_PREDICT2, S_CKSAVE, S_MODEL3, S_CKLOAD, S_PREDICT3, S_COUNT };
 static const char *const step_name[S_COUNT] = {"data", "build", "compile", "fit", "predict",
-                                               "save", "build a second model", "load",
+                                               "predict from bytes", "save",
+                                               "build a second model", "load",
                                                "predict with the loaded weights",
                                                "save a checkpoint", "compile a third model",
                                                "load the checkpoint",
@@ -146,15 +147,19 @@ static nb_model *make_model(void)
                          nb_dense(1, .activation = NB_SIGMOID));
 }
 
-static bool make_data(nb_tensor **x, nb_tensor **y)
+/* x, y and x's values times 10 as bytes (predicted with scale 0.1). */
+static bool make_data(nb_tensor **x, nb_tensor **y, nb_tensor **xu)
 {
     static const float xs[] = {0, 0, 0, 1, 1, 0, 1, 1, 0.5f, 0.5f, 0.2f, 0.9f, 0.9f, 0.1f};
+    static const uint8_t xb[] = {0, 0, 0, 10, 10, 0, 10, 10, 5, 5, 2, 9, 9, 1};
     static const float ys[] = {0, 1, 1, 0, 1, 1, 1};
     nb_free(*x);
     nb_free(*y);
+    nb_free(*xu);
     *x = nb_from_array(NB_F32, NB_SHAPE(7, 2), xs);
     *y = nb_from_array(NB_F32, NB_SHAPE(7, 1), ys);
-    return *x && *y;
+    *xu = nb_from_array(NB_U8, NB_SHAPE(7, 2), xb);
+    return *x && *y && *xu;
 }
 
 /* The second model is built by hand (nb_build on the same model when it is
@@ -183,10 +188,10 @@ static void scenario(outcome *o)
 {
     memset(o, 0, sizeof *o);
     nb_clear_error();
-    nb_tensor *x = NULL, *y = NULL;
+    nb_tensor *x = NULL, *y = NULL, *xu = NULL;
     nb_model *m = NULL, *m2 = NULL, *m3 = NULL;
-    nb_tensor *p = NULL, *p2 = NULL, *p3 = NULL;
-    if (!STEP(o, S_DATA, make_data(&x, &y)))
+    nb_tensor *p = NULL, *pu = NULL, *p2 = NULL, *p3 = NULL;
+    if (!STEP(o, S_DATA, make_data(&x, &y, &xu)))
         goto done;
     if (!STEP(o, S_BUILD, (m = make_model()) != NULL))
         goto done;
@@ -196,6 +201,14 @@ static void scenario(outcome *o)
     /* 7 rows in batches of 3: three steps, the last one of 1 row. */
     (void)STEP(o, S_FIT, nb_fit(m, (nb_dataset){.x = x, .y = y}, .batch_size = 3) != NULL);
     (void)STEP(o, S_PREDICT, (p = nb_predict(m, (nb_dataset){.x = x}, .batch_size = 4)) != NULL);
+    /* Batches of 4 converted into one buffer, the last 3 rows through a
+     * slice of it: the same predictions to within the rounding of 0.1. */
+    if (STEP(o, S_PREDICT_U8,
+             (pu = nb_predict(m, (nb_dataset){.x = xu, .scale = 0.1}, .batch_size = 4)) != NULL) &&
+        p) {
+        for (int64_t i = 0; i < 7; i++)
+            assert_true(fabs(nb_get_flat(p, i) - nb_get_flat(pu, i)) < 1e-6);
+    }
     bool saved = STEP(o, S_SAVE, nb_save_weights(m, path) == 0);
     if (!STEP(o, S_BUILD2, build_second(&m2)))
         goto done;
@@ -219,6 +232,7 @@ static void scenario(outcome *o)
     }
 done:
     nb_free(p);
+    nb_free(pu);
     nb_free(p2);
     nb_free(p3);
     nb_model_free(m);
@@ -226,6 +240,7 @@ done:
     nb_model_free(m3);
     nb_free(x);
     nb_free(y);
+    nb_free(xu);
     unlink(path);
     unlink(ckpath);
 }
