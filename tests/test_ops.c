@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nabla/nabla.h"
@@ -239,13 +240,56 @@ static void test_f32_matches_f64(void **state)
     release();
 }
 
+/* exp in f32 gives the C library's expf bit for bit (ops/exp.c computes
+ * glibc's algorithm as a vector loop): a million bit patterns spread over
+ * all of them (every sign and exponent; NaNs, infinities, subnormals), the
+ * edges where expf overflows and underflows, and the only two floats whose
+ * exp comes out differently when the reduction x*32/ln2 - k is not one fused
+ * multiply-add (found by trying all 2^32); packed and as a strided view
+ * (which calls expf itself). */
+static void test_exp_f32_is_expf(void **state)
+{
+    (void)state;
+    enum { N = 1 << 20, EDGES = 12 };
+    float *x = malloc((N + EDGES) * sizeof *x);
+    assert_non_null(x);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t u = i * 4099u + (i & 7);
+        memcpy(&x[i], &u, sizeof u);
+    }
+    const float edges[EDGES] = {0x1.62e42ep6f, 0x1.62e430p6f, -0x1.9fe368p6f, -0x1.9fe36ap6f,
+                                -0x1.9d1d9ep6f, 88.0f, -88.0f, 0x1.5ffffep6f, -INFINITY, -0.0f,
+                                0x1.04845ep+5f, -0x1.f8cbb2p+5f};
+    memcpy(x + N, edges, sizeof edges);
+    nb_tensor *t = nb_from_array(NB_F32, 1, (const int64_t[]){N + EDGES}, x);
+    keep[nkeep++] = t;
+    nb_tensor *packed = nb_exp(t);
+    nb_tensor *strided = nb_exp(nb_slice(t, 0, 1, N + EDGES, 3));
+    assert_non_null(packed);
+    assert_non_null(strided);
+    const float *y = nb_data(packed), *z = nb_data(strided);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < N + EDGES; i++) {
+        float want = expf(x[i]);
+        bool same = isnan(want) ? isnan(y[i]) : memcmp(&want, &y[i], sizeof want) == 0;
+        bool same_strided = (i - 1) % 3 != 0 || (isnan(want) ? isnan(z[(i - 1) / 3])
+                                                 : memcmp(&want, &z[(i - 1) / 3], sizeof want) == 0);
+        if ((!same || !same_strided) && bad++ < 5)
+            print_error("exp(%a): %a (strided %a), expf gives %a\n", (double)x[i], (double)y[i],
+                        (i - 1) % 3 ? 0.0 : (double)z[(i - 1) / 3], (double)want);
+    }
+    assert_int_equal(bad, 0);
+    free(x);
+    release();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broadcast_arith), cmocka_unit_test(test_unary),
         cmocka_unit_test(test_reductions),      cmocka_unit_test(test_softmax_family),
         cmocka_unit_test(test_matmul),          cmocka_unit_test(test_shape_ops),
-        cmocka_unit_test(test_f32_matches_f64),
+        cmocka_unit_test(test_f32_matches_f64), cmocka_unit_test(test_exp_f32_is_expf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
