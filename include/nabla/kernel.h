@@ -434,6 +434,36 @@ void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask);
                 Y_[j_] = (T)(INIT);                                            \
             break;                                                             \
         }                                                                      \
+        if (p_.inner_reduced && p_.nk == 1 && p_.nr == 0) {                    \
+            /* Rows of x reduced along their length (a softmax's max and   \
+             * sum): four rows at a time, whose chains of COMBINE do not   \
+             * wait on each other; each row in its own order as below. */  \
+            const int64_t s_ = p_.inner_xs, kx_ = p_.kxs[0], ky_ = p_.kys[0]; \
+            int64_t k_ = 0;                                                    \
+            for (; k_ + 4 <= p_.kcount; k_ += 4) {                             \
+                const T *q_ = X_ + k_ * kx_;                                   \
+                ACC r0_ = (INIT), r1_ = (INIT), r2_ = (INIT), r3_ = (INIT);    \
+                for (int64_t i_ = 0; i_ < p_.inner; i_++) {                    \
+                    { ACC acc = r0_; T u = q_[i_ * s_]; r0_ = (COMBINE); }     \
+                    { ACC acc = r1_; T u = q_[kx_ + i_ * s_]; r1_ = (COMBINE); } \
+                    { ACC acc = r2_; T u = q_[2 * kx_ + i_ * s_]; r2_ = (COMBINE); } \
+                    { ACC acc = r3_; T u = q_[3 * kx_ + i_ * s_]; r3_ = (COMBINE); } \
+                }                                                              \
+                Y_[k_ * ky_] = (T)r0_;                                         \
+                Y_[(k_ + 1) * ky_] = (T)r1_;                                   \
+                Y_[(k_ + 2) * ky_] = (T)r2_;                                   \
+                Y_[(k_ + 3) * ky_] = (T)r3_;                                   \
+            }                                                                  \
+            for (; k_ < p_.kcount; k_++) {                                     \
+                ACC acc = (INIT);                                              \
+                for (int64_t i_ = 0; i_ < p_.inner; i_++) {                    \
+                    T u = X_[k_ * kx_ + i_ * s_];                              \
+                    acc = (COMBINE);                                           \
+                }                                                              \
+                Y_[k_ * ky_] = (T)acc;                                         \
+            }                                                                  \
+            break;                                                             \
+        }                                                                      \
         int64_t ki_[NB_MAX_DIMS] = {0}, xo_ = 0, yo_ = 0;                      \
         for (int64_t k_ = 0; k_ < p_.kcount; k_++) {                           \
             if (p_.inner_reduced) {                                            \
