@@ -206,6 +206,19 @@ typedef struct nb_iter {
 
 void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[]);
 void nb_iter_next(nb_iter *it); /* to the next row */
+/* nb_iter_next for the loops below, with nop known where they expand: one
+ * outer dimension (a matrix and its broadcast row or column) steps inline,
+ * since rows can be as short as a softmax's ten classes. Past the last row
+ * only the off[] of that row plus a stride are left; nothing reads them. */
+static inline void nb_iter_advance_(nb_iter *it, int nop)
+{
+    if (it->ndim != 1) {
+        nb_iter_next(it);
+        return;
+    }
+    for (int k = 0; k < nop; k++)
+        it->off[k] += it->stride[k][0];
+}
 
 /* True when v is packed row-major (data[i] is element i), whatever the
  * strides of its size-1 dimensions. */
@@ -251,7 +264,7 @@ static inline bool nb_view_contiguous(const nb_view *v)
         }                                                                      \
         nb_iter it_;                                                           \
         nb_iter_init(&it_, 2, v_);                                             \
-        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_advance_(&it_, 2)) { \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *restrict pa_ = A_ + it_.off[1];                           \
             int64_t n_ = it_.len, sy_ = it_.step[0], sa_ = it_.step[1];        \
@@ -312,7 +325,7 @@ static inline bool nb_view_contiguous(const nb_view *v)
         }                                                                      \
         nb_iter it_;                                                           \
         nb_iter_init(&it_, 3, v_);                                             \
-        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_advance_(&it_, 3)) { \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *restrict pa_ = A_ + it_.off[1];                           \
             const T *restrict pb_ = B_ + it_.off[2];                           \
@@ -345,7 +358,7 @@ static inline bool nb_view_contiguous(const nb_view *v)
         }                                                                      \
         nb_iter it_;                                                           \
         nb_iter_init(&it_, 4, v_);                                             \
-        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_next(&it_)) {        \
+        for (int64_t r_ = 0; r_ < it_.rows; r_++, nb_iter_advance_(&it_, 4)) { \
             T *restrict py_ = Y_ + it_.off[0];                                 \
             const T *pa_ = A_ + it_.off[1], *pb_ = B_ + it_.off[2],            \
                     *pc_ = C_ + it_.off[3];                                    \
