@@ -88,6 +88,12 @@ static void test_broadcast_arith(void **state)
         expect(nb_eq(a, c), NB_SHAPE(2, 3), V(0, 1, 0, 1, 0, 0), 0);
         expect(nb_le(a, c), NB_SHAPE(2, 3), V(1, 1, 0, 1, 0, 0), 0);
         expect(nb_where(nb_lt(a, c), a, r), NB_SHAPE(2, 3), V(1, 20, 30, 10, 20, 30), 0);
+        /* Rows of one outer dimension step inline, strided ones too; two
+         * outer dimensions go through nb_iter_next. */
+        nb_tensor *at = nb_transpose(T(d, NB_SHAPE(3, 2), V(1, 2, 3, 4, 5, 6)), 0, 1);
+        expect(nb_sub(at, c), NB_SHAPE(2, 3), V(-1, 1, 3, -2, 0, 2), 0);
+        nb_tensor *a3 = T(d, NB_SHAPE(2, 2, 3), V(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12));
+        expect(nb_sub(a3, c), NB_SHAPE(2, 2, 3), V(-1, 0, 1, 0, 1, 2, 5, 6, 7, 6, 7, 8), 0);
         release();
     }
 }
