@@ -145,7 +145,7 @@ void nb_reduce_init(nb_reduce_plan *p, const nb_view *x, unsigned mask)
         const nb_view *v_[2] = {(dst), (src)};                                 \
         nb_iter it;                                                            \
         nb_iter_init(&it, 2, v_);                                              \
-        for (int64_t r = 0; r < it.rows; r++, nb_iter_next(&it)) {             \
+        for (int64_t r = 0; r < it.rows; r++, nb_iter_advance_(&it, 2)) {     \
             TD *restrict d = (TD *)(dst)->data + it.off[0];                    \
             const TS *restrict s = (const TS *)(src)->data + it.off[1];        \
             int64_t sd = it.step[0], ss = it.step[1];                          \
@@ -193,7 +193,7 @@ void nb__copy(const nb_view *dst, const nb_view *src)
         const nb_view *v_[2] = {(dst), (src)};                                 \
         nb_iter it;                                                            \
         nb_iter_init(&it, 2, v_);                                              \
-        for (int64_t r = 0; r < it.rows; r++, nb_iter_next(&it)) {             \
+        for (int64_t r = 0; r < it.rows; r++, nb_iter_advance_(&it, 2)) {     \
             T *d = (T *)(dst)->data + it.off[0];                               \
             const T *s = (const T *)(src)->data + it.off[1];                   \
             int64_t sd = it.step[0], ss = it.step[1];                          \

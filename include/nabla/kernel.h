@@ -206,10 +206,11 @@ typedef struct nb_iter {
 
 void nb_iter_init(nb_iter *it, int nop, const nb_view *const views[]);
 void nb_iter_next(nb_iter *it); /* to the next row */
-/* nb_iter_next for the loops below, with nop known where they expand: one
- * outer dimension (a matrix and its broadcast row or column) steps inline,
- * since rows can be as short as a softmax's ten classes. Past the last row
- * only the off[] of that row plus a stride are left; nothing reads them. */
+/* nb_iter_next for loops that know nop where they expand (the maps below,
+ * the library's copies and sums): one outer dimension (a matrix and its
+ * broadcast row or column) steps inline, since rows can be as short as a
+ * softmax's ten classes. Past the last row only the off[] of that row plus
+ * a stride are left; nothing reads them. */
 static inline void nb_iter_advance_(nb_iter *it, int nop)
 {
     if (it->ndim != 1) {
