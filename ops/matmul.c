@@ -166,10 +166,13 @@ static void matmul_backward(nb_tensor *dx[], nb_tensor *dy, nb_tensor *y, nb_ten
                             int n, const void *attr)
 {
     (void)y, (void)n, (void)attr;
+    /* A weight's gradient goes straight into its .grad when offered. */
     if (x[0]->requires_grad)
-        dx[0] = nb_matmul(dy, mT(x[1]));
+        dx[0] = nb__apply_into(nb__grad_into(0), &nb_op_matmul, (nb_tensor *[]){dy, mT(x[1])},
+                               2, NULL);
     if (x[1]->requires_grad)
-        dx[1] = nb_matmul(mT(x[0]), dy);
+        dx[1] = nb__apply_into(nb__grad_into(1), &nb_op_matmul, (nb_tensor *[]){mT(x[0]), dy},
+                               2, NULL);
 }
 
 /* Row b of y: row b of a when b is a matrix (y's rows are a's), else batch b

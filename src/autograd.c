@@ -259,6 +259,25 @@ static void input_error(const nb_op *op, nb_tensor *const x_in[], int n)
         }
 }
 
+/* op's kernel k from x into y; -1 when the kernel could not finish (it
+ * set the error). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int run_kernel(nb_thread *th, const nb_op *op, nb_kernel k, nb_tensor *y,
+                             nb_tensor *const x[], int n, const void *attr)
+{
+    nb_view yv, xv[NB_MAX_INPUTS];
+    nb__view(y, &yv);
+    for (int i = 0; i < n; i++)
+        nb__view(x[i], &xv[i]);
+    uint64_t errors = th->errors;
+    if (!op->elementwise || yv.numel < NB__ELEMENTWISE_PARALLEL ||
+        !nb__elementwise_parallel(k, &yv, xv, n, attr))
+        k(&yv, xv, n, attr);
+    return th->errors != errors ? -1 : 0;
+}
+
 /* Inlined into nb_apply, its only caller: no second call per op. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
@@ -370,15 +389,7 @@ shaped:;
         }
         if (!(y = nb__new_graph_tensor(g, m.dtype, m.ndim, m.shape, true)))
             return NULL;
-        nb_view yv, xv[NB_MAX_INPUTS];
-        nb__view(y, &yv);
-        for (int i = 0; i < n; i++)
-            nb__view(x[i], &xv[i]);
-        uint64_t errors = th->errors;
-        if (!op->elementwise || yv.numel < NB__ELEMENTWISE_PARALLEL ||
-            !nb__elementwise_parallel(k, &yv, xv, n, attr))
-            k(&yv, xv, n, attr);
-        if (th->errors != errors)
+        if (run_kernel(th, op, k, y, x, n, attr))
             return NULL; /* the kernel could not finish and said why */
     }
     if (((need && op->backward) || th->tracing) && nb__record(g, op, y, x, n, attr))
@@ -405,6 +416,31 @@ nb_tensor *nb_apply(const nb_op *op, nb_tensor *const x[], int n, const void *at
         char f[64];
         nb__name_error(fn_name(op, f));
     }
+    return y;
+}
+
+nb_tensor *nb__apply_into(nb_tensor *y, const nb_op *op, nb_tensor *const x[], int n,
+                          const void *attr)
+{
+    nb_thread *th = nb__thread();
+    if (!y || !th->grad_disabled || th->tracing || !y->contiguous || !op->forward[y->dtype])
+        return nb_apply(op, x, n, attr);
+    for (int i = 0; i < n; i++)
+        if (!x[i] || x[i]->storage == y->storage ||
+            ((op->contiguous & NB_INPUT(i)) && !x[i]->contiguous))
+            return nb_apply(op, x, n, attr);
+    nb_meta m;
+    memset(&m, 0, sizeof m);
+    const nb_op *outer = th->applying;
+    th->applying = op;
+    int rc = op->shape(&m, x, n, attr);
+    th->applying = outer;
+    if (rc || m.view || m.dtype != y->dtype || m.ndim != y->ndim ||
+        memcmp(m.shape, y->shape, sizeof(int64_t) * (size_t)m.ndim) != 0)
+        return nb_apply(op, x, n, attr); /* which says what is wrong, if anything */
+    if (run_kernel(th, op, op->forward[y->dtype], y, x, n, attr))
+        return NULL;
+    nb__bump(y);
     return y;
 }
 
@@ -474,8 +510,17 @@ static nb_tensor *input_grad(const char *fn, const nb_node *nd, int i, nb_tensor
 /* Adds a leaf's gradient of this pass into its .grad (made on first use). */
 static int add_to_grad(nb_graph *g, nb_tensor *t, nb_tensor *a)
 {
-    /* Zeros that nothing wrote over since nb_zero_grad need not be read. */
+    /* Zeros that nothing wrote over since nb_zero_grad need not be read,
+     * nor a part of this very gradient that a rule wrote there. */
     bool zero = t->grad && t->grad_zero && t->grad->storage->version == t->grad_zero_version;
+    if (t->grad_partial) {
+        t->grad_partial = false;
+        zero = true;
+        if (a == t->grad) { /* all of it */
+            t->grad_zero = false;
+            return 0;
+        }
+    }
     if (!t->grad) {
         t->grad = t->lifetime == NB_HEAP
                       ? nb__new_heap_tensor("nb_backward", t->dtype, t->ndim, t->shape)
@@ -505,6 +550,22 @@ typedef struct {
     bool allow_unused;
 } pass_args;
 
+/* The .grad a rule may write x's gradient straight into (nb__grad_into):
+ * a leaf's, holding nb_zero_grad's zeros, with no gradient of x yet in this
+ * pass (acc), and not offered for an earlier input of the same node. */
+static nb_tensor *grad_into(const nb_node *nd, int i, nb_tensor *const *acc, const nb_walk *w)
+{
+    const nb_tensor *x = nd->x[i];
+    if (x->node || !x->requires_grad || (nd->op->nondiff & NB_INPUT(i)) || !x->grad ||
+        x->grad_partial || !x->grad_zero || x->grad->storage->version != x->grad_zero_version)
+        return NULL;
+    for (int k = 0; k < i; k++)
+        if (nd->x[k] == x)
+            return NULL;
+    int64_t j = nb__walk_pos(w, x);
+    return j >= 0 && !acc[j] ? x->grad : NULL;
+}
+
 /* One backward pass from root: the tensors that require grad in reverse
  * topological order, each node's rule called with the sum of the gradients
  * reaching its output. */
@@ -522,6 +583,9 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
     /* A leaf's consumers all come after it in the order, so its gradient
      * is complete when the pass reaches it. */
     bool early = th->grad_ready && p->leaves_grad;
+    /* Gradients written into .grad: nb_backward's leaves, but not those
+     * nb_dist_backward's hook takes, nor broken ones of mutation testing. */
+    bool into = p->leaves_grad && !early && !p->create_graph && !th->mutant;
     for (int64_t k = count - 1; k >= 0; k--) {
         nb_tensor *y = order[k];
         nb_node *nd = y->node;
@@ -538,7 +602,16 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
         if (check_versions(y, p->fn))
             return -1;
         nb_tensor *dx[NB_MAX_INPUTS] = {0}, *gi[NB_MAX_INPUTS] = {0};
+        bool offered = false;
+        for (int i = 0; into && i < nd->n; i++)
+            offered |= (th->grad_into[i] = grad_into(nd, i, acc, w)) != NULL;
         nd->op->backward(dx, acc[k], y, nd->x, nd->n, nd->attr);
+        if (offered) {
+            for (int i = 0; i < nd->n; i++)
+                if (th->grad_into[i] && dx[i] == th->grad_into[i])
+                    nd->x[i]->grad_partial = true;
+            memset(th->grad_into, 0, sizeof th->grad_into);
+        }
         for (int i = 0; i < nd->n; i++) {
             nb_tensor *x = nd->x[i];
             if (!x->requires_grad || (nd->op->nondiff & NB_INPUT(i)))
@@ -589,6 +662,15 @@ static int backward_pass(nb_graph *g, const pass_args *p)
 {
     nb_walk w;
     int rc = nb__walk(&w, p->root, true, g) ? -1 : run_pass(g, p, &w);
+    /* A pass that failed leaves .grad as it found it: zeros where a rule
+     * had written part of its gradient. */
+    for (int64_t k = 0; rc && k < w.order.n; k++) {
+        nb_tensor *t = ((nb_tensor **)w.order.v)[k];
+        if (t->grad_partial) {
+            t->grad_partial = false;
+            nb_zero_grad(t);
+        }
+    }
     nb__walk_free(&w); /* gives g's walk table back, for the next pass */
     return rc;
 }

@@ -43,8 +43,10 @@ struct nb_tensor {
     bool contiguous;  /* cached nb_is_contiguous */
     bool requires_grad;
     bool param;
-    nb_tensor *grad; /* leaves only: accumulated by nb_backward */
-    bool grad_zero;  /* .grad holds nb_zero_grad's zeros while its version is */
+    bool grad_zero;    /* .grad holds nb_zero_grad's zeros while its version is */
+    bool grad_partial; /* .grad holds a rule's gradient of the pass under way
+                          (nb__grad_into), to be written over at its end */
+    nb_tensor *grad;   /* leaves only: accumulated by nb_backward */
     uint32_t grad_zero_version;
     nb_node *node;   /* the op that made it; NULL for leaves */
     char *name;
@@ -100,11 +102,25 @@ typedef struct nb_thread {
      * that the allreduces in flight make progress. */
     bool (*grad_ready)(nb_tensor *leaf, nb_tensor *grad, void *ctx);
     void *grad_ready_ctx;
+    nb_tensor *grad_into[NB_MAX_INPUTS]; /* while a rule runs: nb__grad_into */
     bool err_set;
     nb_error_code err_code;
     char err_msg[512];
 } nb_thread;
 nb_thread *nb__thread(void);
+
+/* For backward rules: the .grad that input i's gradient may be written
+ * straight into with nb__apply_into, or NULL. nb_backward offers a leaf's
+ * .grad when nb_zero_grad's zeros are in it and this is the leaf's first
+ * gradient of the pass: a weight's gradient then skips a copy as large as
+ * the weight. */
+static inline nb_tensor *nb__grad_into(int i) { return nb__thread()->grad_into[i]; }
+/* nb_apply(op, x, n, attr), with the output written into y (recording
+ * nothing) when y is not NULL, gradients are off, and y is contiguous, of
+ * the dtype and shape op gives, and in no input's storage; else as
+ * nb_apply. */
+nb_tensor *nb__apply_into(nb_tensor *y, const nb_op *op, nb_tensor *const x[], int n,
+                          const void *attr);
 
 /* Applies m to the gradients gi[0..nd->n) of a node of m->op, already
  * summed to its inputs' shapes (NULL for inputs that get none). 0, or -1

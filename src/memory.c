@@ -237,6 +237,8 @@ static inline void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int
     t->requires_grad = false;
     t->param = false;
     t->grad = NULL;
+    t->grad_zero = false;
+    t->grad_partial = false;
     t->node = NULL;
     t->name = NULL;
     t->id = 0;

@@ -393,6 +393,67 @@ static void test_engine_declarations(void **state)
     nb_free(c);
 }
 
+/* sum(x @ w), sum((x @ w) @ w) (w's gradient in two parts) or sum(w @ w)
+ * (w as both operands of one product). */
+static nb_tensor *product(int k, nb_tensor *x, nb_tensor *w)
+{
+    return nb_sum(k == 0 ? nb_matmul(x, w) : k == 1 ? nb_matmul(nb_matmul(x, w), w)
+                                                    : nb_matmul(w, w));
+}
+
+/* After nb_zero_grad, a product writes a weight's gradient straight into its
+ * .grad: the pass makes no graph tensor of the weight's size, and the bits
+ * are those of nb_grad's gradient. Without nb_zero_grad it adds; a pass
+ * that fails after the write leaves the zeros. */
+static void test_gradient_written_into_grad(void **state)
+{
+    (void)state;
+    nb_rng rng = nb_rng_new(3);
+    for (int t = 0; t < 2; t++) {
+        nb_dtype dt = t ? NB_F64 : NB_F32;
+        size_t es = nb_dtype_size(dt);
+        nb_tensor *w = nb_param(nb_randn(dt, NB_SHAPE(6, 6), &rng));
+        nb_tensor *a = nb_param(nb_randn(dt, NB_SHAPE(5, 6), &rng));
+        nb_tensor *x = nb_randn(dt, NB_SHAPE(5, 6), &rng);
+        nb_graph *g = nb_graph_new();
+        size_t bytes[2];
+        for (int k = 0; k < 2; k++) { /* the first pass makes .grad, the second is offered it */
+            nb_zero_grad(w);
+            assert_int_equal(nb_backward(product(0, x, w)), 0);
+            bytes[k] = nb_graph_bytes(g);
+            nb_graph_reset(g);
+        }
+        assert_true(bytes[0] >= bytes[1] + 36 * es);
+        nb_tensor *gw = nb_grad_of(w);
+        for (int k = 0; k < 3; k++) {
+            nb_tensor *want;
+            assert_int_equal(nb_grad(product(k, x, w), .n = 1, .inputs = &w, .grads = &want), 0);
+            nb_zero_grad(w);
+            assert_int_equal(nb_backward(product(k, x, w)), 0);
+            assert_ptr_equal(nb_grad_of(w), gw);
+            assert_memory_equal(nb_data(gw), nb_data(want), 36 * es);
+            assert_int_equal(nb_backward(product(k, x, w)), 0); /* adds: twice as much */
+            for (int i = 0; i < 36; i++)
+                assert_true(nb_get_flat(gw, i) == 2 * nb_get_flat(want, i));
+            nb_graph_reset(g);
+        }
+        nb_zero_grad(w);
+        nb_tensor *y = nb_sum(nb_matmul(nb_apply(&lazy, (nb_tensor *[]){a, a}, 2, NULL), w));
+        FAILS_RC(nb_backward(y), "nb_backward: backward of lazy gave no gradient for input 1");
+        for (int i = 0; i < 36; i++)
+            assert_true(nb_get_flat(gw, i) == 0.0);
+        nb_graph_reset(g);
+        nb_tensor *want;
+        assert_int_equal(nb_grad(product(0, x, w), .n = 1, .inputs = &w, .grads = &want), 0);
+        assert_int_equal(nb_backward(product(0, x, w)), 0);
+        assert_memory_equal(nb_data(gw), nb_data(want), 36 * es);
+        nb_graph_free(g);
+        nb_free(w);
+        nb_free(a);
+        nb_free(x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_nested_graphs),
         cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_engine_declarations),
+        cmocka_unit_test(test_gradient_written_into_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
