@@ -259,6 +259,19 @@ static void input_error(const nb_op *op, nb_tensor *const x_in[], int n)
         }
 }
 
+/* op's shape rule into a zeroed m, with op named as the one applying (its
+ * messages). */
+static inline int shape_rule(nb_thread *th, const nb_op *op, nb_meta *m, nb_tensor *const x[],
+                             int n, const void *attr)
+{
+    memset(m, 0, sizeof *m);
+    const nb_op *outer = th->applying;
+    th->applying = op;
+    int rc = op->shape(m, x, n, attr);
+    th->applying = outer;
+    return rc;
+}
+
 /* op's kernel k from x into y; -1 when the kernel could not finish (it
  * set the error). */
 #if defined(__GNUC__)
@@ -327,12 +340,7 @@ static inline nb_tensor *apply(nb_thread *th, const nb_op *op, nb_tensor *const 
             goto bad_meta; /* u8: refused as from the rule */
         goto shaped;
     }
-    memset(&m, 0, sizeof m);
-    const nb_op *outer = th->applying;
-    th->applying = op;
-    int rc = op->shape(&m, x, n, attr);
-    th->applying = outer;
-    if (rc != 0) {
+    if (shape_rule(th, op, &m, x, n, attr) != 0) {
         if (!nb__has_error())
             nb_op_error(op, "invalid inputs");
         return NULL;
@@ -430,12 +438,7 @@ nb_tensor *nb__apply_into(nb_tensor *y, const nb_op *op, nb_tensor *const x[], i
             ((op->contiguous & NB_INPUT(i)) && !x[i]->contiguous))
             return nb_apply(op, x, n, attr);
     nb_meta m;
-    memset(&m, 0, sizeof m);
-    const nb_op *outer = th->applying;
-    th->applying = op;
-    int rc = op->shape(&m, x, n, attr);
-    th->applying = outer;
-    if (rc || m.view || m.dtype != y->dtype || m.ndim != y->ndim ||
+    if (shape_rule(th, op, &m, x, n, attr) || m.view || m.dtype != y->dtype || m.ndim != y->ndim ||
         memcmp(m.shape, y->shape, sizeof(int64_t) * (size_t)m.ndim) != 0)
         return nb_apply(op, x, n, attr); /* which says what is wrong, if anything */
     if (run_kernel(th, op, op->forward[y->dtype], y, x, n, attr))
@@ -603,8 +606,13 @@ static int run_pass(nb_graph *g, const pass_args *p, const nb_walk *w)
             return -1;
         nb_tensor *dx[NB_MAX_INPUTS] = {0}, *gi[NB_MAX_INPUTS] = {0};
         bool offered = false;
-        for (int i = 0; into && i < nd->n; i++)
-            offered |= (th->grad_into[i] = grad_into(nd, i, acc, w)) != NULL;
+        for (int i = 0; into && i < nd->n; i++) {
+            nb_tensor *d = nd->x[i]->node ? NULL : grad_into(nd, i, acc, w);
+            if (d) { /* th->grad_into is all NULL but while a rule runs */
+                th->grad_into[i] = d;
+                offered = true;
+            }
+        }
         nd->op->backward(dx, acc[k], y, nd->x, nd->n, nd->attr);
         if (offered) {
             for (int i = 0; i < nd->n; i++)
