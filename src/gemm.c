@@ -15,10 +15,14 @@
  * oneDNN). oneDNN 2.6 has no f64 GEMM, so f64 is OpenBLAS's everywhere.
  *
  * Threads. A product of fewer than NB__GEMM_*_MT_WORK multiply-adds (m*n*k)
- * runs on one thread, a larger one on nb_num_threads(): every product
- * measured at or above that size ran at least 15% faster on two threads
- * than on one, and below it some ran slower (waking the second thread,
- * splitting and joining cost more than the half of the work it takes).
+ * runs on one thread, a larger one on nb_num_threads(). Alone, products
+ * from about 2e6 on gain from a second thread; inside a training step a
+ * split product also leaves its operands in the other core's cache, and
+ * the single-thread ops after it (the optimizer writing the weights,
+ * zeroing the gradients) pay to fetch them back: some 200 us a step of the
+ * seed model while the two cores exchange a cache line in ~200 ns rather
+ * than ~40 (the virtual cores here switch between the two every few
+ * hundred ms). 1.5e7 is where the steps measured stopped losing then.
  * How each backend is told, per call:
  *   - oneDNN reads the calling thread's OpenMP count, which is per thread
  *     (an ICV of the thread's task): set for the call and put back, so no

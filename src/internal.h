@@ -401,13 +401,13 @@ int nb__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
  * Picks the backend and the thread count for the size (docs/design.md);
  * dimensions and leading dimensions must fit an int (nb_matmul checks). */
 /* Multiply-adds (m*n*k) from which a product runs on nb_num_threads()
- * rather than one thread, per backend and dtype (every measured product of
- * at least that size gained 15% or more from a second thread), and from
- * which an f32 product goes to oneDNN in builds with it (measured:
- * docs/design.md, "GEMM backend and threads"). */
-#define NB__GEMM_OPENBLAS_S_MT_WORK 4.0e6
-#define NB__GEMM_OPENBLAS_D_MT_WORK 4.0e6
-#define NB__GEMM_ONEDNN_S_MT_WORK 2.0e6
+ * rather than one thread, per backend and dtype: the smallest at which the
+ * training steps measured never lost to one thread, also while the cores
+ * exchanged cache lines slowly; and from which an f32 product goes to
+ * oneDNN in builds with it (docs/design.md, "GEMM backend and threads"). */
+#define NB__GEMM_OPENBLAS_S_MT_WORK 1.5e7
+#define NB__GEMM_OPENBLAS_D_MT_WORK 1.5e7
+#define NB__GEMM_ONEDNN_S_MT_WORK 1.5e7
 #define NB__GEMM_ONEDNN_MIN_WORK 1.1e6
 /* The same where OpenBLAS runs generic kernels (below): only products of
  * fewer multiply-adds, whose call costs more on oneDNN, stay with it. */
